@@ -1,0 +1,123 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sqair.Data;
+
+/// <summary>
+/// A batch of sequences, time-major as the model consumes them.
+/// Frames [T, B, C, H, W] float in [0, 1]; Boxes [T, B, M, 4] (y, x, h, w) pixels;
+/// Present and Visible [T, B, M] float 0/1; Labels and Ids [B, M] int64 (−1 absent).
+/// </summary>
+public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, Tensor visible, Tensor labels, Tensor ids) : IDisposable
+{
+    public Tensor Frames { get; } = frames;
+    public Tensor Boxes { get; } = boxes;
+    public Tensor Present { get; } = present;
+    public Tensor Visible { get; } = visible;
+    public Tensor Labels { get; } = labels;
+    public Tensor Ids { get; } = ids;
+
+    public int T => (int)Frames.shape[0];
+    public int B => (int)Frames.shape[1];
+
+    /// <summary>Builds a batch from sequences, keeping the first <paramref name="seqLen"/> frames.</summary>
+    public static SequenceBatch From(IReadOnlyList<Sequence> seqs, MovingMnistConfig c, int seqLen, Device? device = null)
+    {
+        int b = seqs.Count, side = c.CanvasSize, m = c.MaxDigits, hw = side * side;
+        if (seqLen < 1 || seqLen > c.SeqLen) throw new ArgumentOutOfRangeException(nameof(seqLen), $"sequence length {seqLen} outside 1..{c.SeqLen}");
+        int t = seqLen;
+        var frames = new float[t * b * hw];
+        var boxes = new float[t * b * m * 4];
+        var present = new float[t * b * m];
+        var visible = new float[t * b * m];
+        var labels = new long[b * m];
+        var ids = new long[b * m];
+        for (int i = 0; i < b; i++)
+        {
+            var s = seqs[i];
+            for (int f = 0; f < t; f++)
+            {
+                var src = s.Frames.AsSpan(f * hw, hw);
+                var dst = frames.AsSpan((f * b + i) * hw, hw);
+                for (int p = 0; p < hw; p++) dst[p] = src[p] / 255f;
+                s.Boxes.AsSpan(f * m * 4, m * 4).CopyTo(boxes.AsSpan((f * b + i) * m * 4));
+                for (int k = 0; k < m; k++)
+                {
+                    present[(f * b + i) * m + k] = s.Present[f * m + k];
+                    visible[(f * b + i) * m + k] = s.Visible[f * m + k];
+                }
+            }
+            for (int k = 0; k < m; k++) { labels[i * m + k] = s.Labels[k]; ids[i * m + k] = s.Ids[k]; }
+        }
+        device ??= CPU;
+        return new SequenceBatch(
+            tensor(frames, [t, b, 1, side, side]).to(device),
+            tensor(boxes, [t, b, m, 4]).to(device),
+            tensor(present, [t, b, m]).to(device),
+            tensor(visible, [t, b, m]).to(device),
+            tensor(labels, [b, m]).to(device),
+            tensor(ids, [b, m]).to(device));
+    }
+
+    public void Dispose()
+    {
+        Frames.Dispose(); Boxes.Dispose(); Present.Dispose(); Visible.Dispose(); Labels.Dispose(); Ids.Dispose();
+    }
+}
+
+/// <summary>
+/// Cuts a sequence source into batches. Batch b is a pure function of (seed, b): element j = b·B + i
+/// of the stream is sequence perm_e[j mod N] with e = j div N and perm_e a seeded permutation per
+/// epoch (identity without shuffling, and plain j for an unbounded source). Resuming training
+/// therefore needs only the iteration number.
+/// </summary>
+public sealed class BatchLoader(ISequenceSource source, int batchSize, bool shuffle, ulong seed, Device? device = null)
+{
+    public ISequenceSource Source { get; } = source;
+    public int BatchSize { get; } = batchSize > 0 ? batchSize : throw new ArgumentOutOfRangeException(nameof(batchSize));
+    readonly object _lock = new();
+    long _permEpoch = -1;
+    int[]? _perm;
+
+    /// <summary>Number of whole batches in one pass over a finite source.</summary>
+    public long? BatchesPerEpoch => Source.Count is long n ? (n + BatchSize - 1) / BatchSize : null;
+
+    public long SequenceIndex(long j)
+    {
+        if (Source.Count is not long n) return j;
+        long epoch = j / n, pos = j % n;
+        if (!shuffle) return pos;
+        lock (_lock)
+        {
+            if (_permEpoch != epoch)
+            {
+                _perm = new Rng(seed, (ulong)epoch).Permutation((int)n);
+                _permEpoch = epoch;
+            }
+            return _perm![pos];
+        }
+    }
+
+    /// <summary>Batch number <paramref name="b"/>, truncated to <paramref name="seqLen"/> frames (the curriculum).</summary>
+    public SequenceBatch Get(long b, int? seqLen = null)
+    {
+        var indices = Enumerable.Range(0, BatchSize).Select(i => SequenceIndex(b * BatchSize + i)).ToArray();
+        var seqs = new Sequence[indices.Length];
+        Parallel.For(0, indices.Length, i => seqs[i] = Source.Get(indices[i]));
+        return SequenceBatch.From(seqs, Source.Config, seqLen ?? Source.Config.SeqLen, device);
+    }
+
+    /// <summary>One ordered pass over a finite source (the last batch may be smaller), for evaluation.</summary>
+    public IEnumerable<SequenceBatch> Ordered(long? limit = null, int? seqLen = null)
+    {
+        long n = Math.Min(Source.Count ?? limit ?? throw new InvalidOperationException("an unbounded source needs a limit"), limit ?? long.MaxValue);
+        for (long start = 0; start < n; start += BatchSize)
+        {
+            int len = (int)Math.Min(BatchSize, n - start);
+            var seqs = new Sequence[len];
+            long s0 = start;
+            Parallel.For(0, len, i => seqs[i] = Source.Get(s0 + i));
+            yield return SequenceBatch.From(seqs, Source.Config, seqLen ?? Source.Config.SeqLen, device);
+        }
+    }
+}

@@ -1,0 +1,46 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+
+namespace Sqair.Data;
+
+/// <summary>
+/// The standard datasets, kept in the cache folder under a name derived from their parameters, so
+/// that a dataset is generated once and reused by every later run with the same parameters.
+/// </summary>
+public static class Datasets
+{
+    /// <summary>The original's sizes: 60 000 training sequences (train pool), 10 000 validation (validation pool).</summary>
+    public static long DefaultCount(Pool pool) => pool == Pool.Train ? 60_000 : 10_000;
+
+    public static string CachePath(string cacheRoot, MovingMnistConfig config, Pool pool, long count, ulong seed)
+    {
+        var key = $"{JsonSerializer.Serialize(config)}|{pool}|{count}|{seed}|{SequenceFile.Format}";
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)))[..12];
+        return Path.Combine(cacheRoot, "datasets", $"moving-mnist-{pool.ToString().ToLowerInvariant()}-{count}-{hash}.safetensors");
+    }
+
+    /// <summary>The generator for a pool of MNIST (from the verified MNIST folder).</summary>
+    public static MovingMnist Generator(string mnistDir, MovingMnistConfig config, Pool pool, ulong seed)
+    {
+        var split = Mnist.LoadSplit(mnistDir, train: pool != Pool.Test);
+        // Each pool gets its own stream of sequences, even from the same seed.
+        ulong poolSalt = (ulong)(pool + 1) * 0xD1B54A32D192ED03UL;
+        return new MovingMnist(config, MovingMnist.BuildPool(split, pool, config.DigitScale), seed ^ poolSalt);
+    }
+
+    /// <summary>Opens the cached dataset, generating it first if it is missing.</summary>
+    public static SequenceFile Ensure(string cacheRoot, string mnistDir, MovingMnistConfig config, Pool pool, long count, ulong seed,
+                                      Action<string>? log = null, Action<long, long>? progress = null)
+    {
+        var path = CachePath(cacheRoot, config, pool, count, seed);
+        if (File.Exists(path))
+        {
+            try { return SequenceFile.Open(path); }
+            catch (InvalidDataException e) { log?.Invoke($"regenerating {path}: {e.Message}"); }
+        }
+        log?.Invoke($"generating {count} {pool.ToString().ToLowerInvariant()} sequences into {path}");
+        SequenceFile.Write(path, Generator(mnistDir, config, pool, seed), count, pool, done => progress?.Invoke(done, count));
+        return SequenceFile.Open(path);
+    }
+}

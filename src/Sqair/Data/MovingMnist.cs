@@ -1,0 +1,271 @@
+using System.Text.Json.Serialization;
+
+namespace Sqair.Data;
+
+/// <summary>A digit template: an MNIST image cropped to the bounding box of its non-zero pixels.</summary>
+public sealed record Template(byte[] Pixels, int Height, int Width, int Label);
+
+/// <summary>Which MNIST images a dataset draws its digits from (SPEC §1).</summary>
+public enum Pool { Train, Validation, Test }
+
+/// <summary>
+/// Parameters of moving multi-MNIST. The defaults are the original release's
+/// (<c>create_seq_mnist.py</c>): 50×50 canvas, 10 frames, 0–2 digits, noisy-acceleration motion.
+/// </summary>
+public sealed record MovingMnistConfig
+{
+    [JsonPropertyName("canvas_size")] public int CanvasSize { get; init; } = 50;
+    [JsonPropertyName("seq_len")] public int SeqLen { get; init; } = 10;
+    [JsonPropertyName("min_digits")] public int MinDigits { get; init; } = 0;
+    [JsonPropertyName("max_digits")] public int MaxDigits { get; init; } = 2;
+    [JsonPropertyName("digit_scale")] public double DigitScale { get; init; } = 1.0;
+    /// <summary>Standard deviation of the per-step acceleration noise.</summary>
+    [JsonPropertyName("acc_noise_std")] public double AccNoiseStd { get; init; } = 0.01;
+    [JsonPropertyName("max_speed")] public double MaxSpeed { get; init; } = 10;
+    [JsonPropertyName("max_acc")] public double MaxAcc { get; init; } = 3;
+    [JsonPropertyName("placement_tries")] public int PlacementTries { get; init; } = 5;
+
+    public void Validate()
+    {
+        static void Check(bool ok, string key, object value, string rule)
+        {
+            if (!ok) throw new ArgumentException($"moving-MNIST parameter '{key}' = {value}: {rule}");
+        }
+        Check(CanvasSize >= 28 * DigitScale, "canvas_size", CanvasSize, "must hold a whole digit");
+        Check(SeqLen >= 1, "seq_len", SeqLen, "must be at least 1");
+        Check(MinDigits >= 0, "min_digits", MinDigits, "must be at least 0");
+        Check(MaxDigits >= MinDigits, "max_digits", MaxDigits, "must be at least min_digits");
+        Check(DigitScale is > 0 and <= 4, "digit_scale", DigitScale, "must be in (0, 4]");
+        Check(AccNoiseStd >= 0, "acc_noise_std", AccNoiseStd, "must be non-negative");
+        Check(MaxSpeed >= 0, "max_speed", MaxSpeed, "must be non-negative");
+        Check(MaxAcc >= 0, "max_acc", MaxAcc, "must be non-negative");
+        Check(PlacementTries >= 1, "placement_tries", PlacementTries, "must be at least 1");
+    }
+}
+
+/// <summary>
+/// One generated sequence and its ground truth. Slots 0..MaxDigits-1; slot k holds the k-th digit
+/// drawn, absent slots have present = 0, label = -1, id = -1.
+/// </summary>
+public sealed class Sequence(int seqLen, int side, int slots)
+{
+    /// <summary>[T, H, W] uint8.</summary>
+    public byte[] Frames { get; } = new byte[seqLen * side * side];
+    /// <summary>[T, slots, 4] as (y, x, h, w) in pixels of the unclipped template placement.</summary>
+    public float[] Boxes { get; } = new float[seqLen * slots * 4];
+    /// <summary>[T, slots]: the digit exists in the sequence.</summary>
+    public byte[] Present { get; } = new byte[seqLen * slots];
+    /// <summary>[T, slots]: at least one non-zero pixel of the digit is on the canvas.</summary>
+    public byte[] Visible { get; } = new byte[seqLen * slots];
+    /// <summary>[slots] digit class, -1 when absent.</summary>
+    public int[] Labels { get; } = Enumerable.Repeat(-1, slots).ToArray();
+    /// <summary>[slots] object id stable over the sequence, -1 when absent.</summary>
+    public int[] Ids { get; } = Enumerable.Repeat(-1, slots).ToArray();
+    /// <summary>[slots] index of each digit's template in the generator's pool (not stored in files), -1 when absent.</summary>
+    public int[] TemplateIndices { get; } = Enumerable.Repeat(-1, slots).ToArray();
+}
+
+/// <summary>
+/// The moving multi-MNIST generator of SPEC §1. Sequence i of a dataset is a pure function of
+/// (seed, pool, i): it has its own random stream, so generation is parallel and gives identical
+/// bytes at any thread count.
+/// </summary>
+public sealed class MovingMnist
+{
+    public MovingMnistConfig Config { get; }
+    public IReadOnlyList<Template> Templates { get; }
+    public ulong Seed { get; }
+
+    public MovingMnist(MovingMnistConfig config, IReadOnlyList<Template> templates, ulong seed)
+    {
+        config.Validate();
+        if (templates.Count < config.MaxDigits)
+            throw new ArgumentException($"the template pool has {templates.Count} digits, fewer than max_digits = {config.MaxDigits}");
+        Config = config;
+        Templates = templates;
+        Seed = seed;
+    }
+
+    /// <summary>The template pool of SPEC §1: train = first 55 000 training images, validation = last 5 000, test = t10k.</summary>
+    public static List<Template> BuildPool(MnistSplit split, Pool pool, double digitScale)
+    {
+        var (start, count) = pool switch
+        {
+            Pool.Train => (0, Math.Min(55_000, split.Count)),
+            Pool.Validation => (Math.Min(55_000, split.Count), Math.Max(0, split.Count - 55_000)),
+            _ => (0, split.Count),
+        };
+        var result = new List<Template>(count);
+        for (int i = start; i < start + count; i++)
+        {
+            var t = Crop(split.Image(i), MnistSplit.Side, split.Labels[i]);
+            if (t is null) continue;
+            result.Add(digitScale == 1.0 ? t : Rescale(t, digitScale));
+        }
+        return result;
+    }
+
+    /// <summary>Crops a square image to the bounding box of its non-zero pixels (null if blank).</summary>
+    public static Template? Crop(ReadOnlySpan<byte> image, int side, int label)
+    {
+        int y0 = side, y1 = -1, x0 = side, x1 = -1;
+        for (int y = 0; y < side; y++)
+            for (int x = 0; x < side; x++)
+                if (image[y * side + x] != 0)
+                {
+                    y0 = Math.Min(y0, y); y1 = Math.Max(y1, y);
+                    x0 = Math.Min(x0, x); x1 = Math.Max(x1, x);
+                }
+        if (y1 < 0) return null;
+        int h = y1 - y0 + 1, w = x1 - x0 + 1;
+        var pixels = new byte[h * w];
+        for (int y = 0; y < h; y++)
+            image.Slice((y0 + y) * side + x0, w).CopyTo(pixels.AsSpan(y * w, w));
+        return new Template(pixels, h, w, label);
+    }
+
+    /// <summary>Bilinear rescale of a template by a factor (half-pixel-centre convention).</summary>
+    public static Template Rescale(Template t, double scale)
+    {
+        int h = Math.Max(1, (int)Math.Round(t.Height * scale)), w = Math.Max(1, (int)Math.Round(t.Width * scale));
+        var pixels = new byte[h * w];
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++)
+            {
+                double sy = Math.Clamp((y + 0.5) * t.Height / h - 0.5, 0, t.Height - 1);
+                double sx = Math.Clamp((x + 0.5) * t.Width / w - 0.5, 0, t.Width - 1);
+                int iy = (int)sy, ix = (int)sx;
+                int jy = Math.Min(iy + 1, t.Height - 1), jx = Math.Min(ix + 1, t.Width - 1);
+                double fy = sy - iy, fx = sx - ix;
+                double v = (1 - fy) * ((1 - fx) * t.Pixels[iy * t.Width + ix] + fx * t.Pixels[iy * t.Width + jx])
+                         + fy * ((1 - fx) * t.Pixels[jy * t.Width + ix] + fx * t.Pixels[jy * t.Width + jx]);
+                pixels[y * w + x] = (byte)Math.Clamp(Math.Round(v), 0, 255);
+            }
+        return new Template(pixels, h, w, t.Label);
+    }
+
+    /// <summary>Generates sequence <paramref name="index"/> of the stream with this generator's seed.</summary>
+    public Sequence Generate(long index, ulong streamSalt = 0)
+    {
+        var c = Config;
+        var rng = new Rng(Seed ^ streamSalt, (ulong)index);
+        int side = c.CanvasSize, slots = c.MaxDigits, T = c.SeqLen;
+        int n = rng.NextInt(c.MinDigits, c.MaxDigits);
+
+        var chosen = new int[n];
+        var start = new (int Y, int X)[n];
+        while (!TryPlace(rng, n, chosen, start)) { }
+
+        var seq = new Sequence(T, side, slots);
+        var pos = new double[n, 2];
+        var vel = new double[n, 2];
+        var acc = new double[n, 2];
+        for (int k = 0; k < n; k++)
+        {
+            seq.Labels[k] = Templates[chosen[k]].Label;
+            seq.Ids[k] = k;
+            seq.TemplateIndices[k] = chosen[k];
+            pos[k, 0] = start[k].Y; pos[k, 1] = start[k].X;
+            for (int d = 0; d < 2; d++)
+            {
+                vel[k, d] = rng.Uniform(-c.MaxSpeed, c.MaxSpeed);
+                acc[k, d] = rng.Uniform(-c.MaxAcc, c.MaxAcc);
+            }
+        }
+
+        for (int t = 0; t < T; t++)
+        {
+            if (t > 0)
+                for (int k = 0; k < n; k++)
+                    for (int d = 0; d < 2; d++)
+                        Step(ref pos[k, d], ref vel[k, d], ref acc[k, d], rng.Normal(0, c.AccNoiseStd), c);
+            var frame = seq.Frames.AsSpan(t * side * side, side * side);
+            for (int k = 0; k < n; k++)
+            {
+                // Banker's rounding, as numpy's round in the original renderer.
+                int y = (int)Math.Round(pos[k, 0], MidpointRounding.ToEven);
+                int x = (int)Math.Round(pos[k, 1], MidpointRounding.ToEven);
+                var template = Templates[chosen[k]];
+                int b = (t * slots + k) * 4;
+                seq.Boxes[b] = y; seq.Boxes[b + 1] = x; seq.Boxes[b + 2] = template.Height; seq.Boxes[b + 3] = template.Width;
+                seq.Present[t * slots + k] = 1;
+                seq.Visible[t * slots + k] = (byte)(Paste(frame, side, template, y, x) ? 1 : 0);
+            }
+        }
+        return seq;
+    }
+
+    /// <summary>Draws n distinct templates and non-overlapping in-canvas corners; false asks for a redraw.</summary>
+    bool TryPlace(Rng rng, int n, int[] chosen, (int Y, int X)[] start)
+    {
+        var picked = new HashSet<int>();
+        for (int k = 0; k < n; k++)
+        {
+            int idx;
+            do idx = rng.NextInt(0, Templates.Count - 1); while (!picked.Add(idx));
+            chosen[k] = idx;
+        }
+        int side = Config.CanvasSize;
+        for (int k = 0; k < n; k++)
+        {
+            var t = Templates[chosen[k]];
+            bool placed = false;
+            for (int attempt = 0; attempt < Config.PlacementTries && !placed; attempt++)
+            {
+                int y = rng.NextInt(0, side - t.Height), x = rng.NextInt(0, side - t.Width);
+                placed = true;
+                for (int j = 0; j < k && placed; j++)
+                    placed = !Overlap(y, x, t.Height, t.Width, start[j].Y, start[j].X, Templates[chosen[j]].Height, Templates[chosen[j]].Width);
+                if (placed) start[k] = (y, x);
+            }
+            if (!placed) return false;
+        }
+        return true;
+    }
+
+    static bool Overlap(int y0, int x0, int h0, int w0, int y1, int x1, int h1, int w1) =>
+        y0 < y1 + h1 && y1 < y0 + h0 && x0 < x1 + w1 && x1 < x0 + w0;
+
+    /// <summary>
+    /// One step of the noisy-acceleration trajectory for one axis: move, bounce off the position
+    /// bounds [0, canvas_size] (reflect the position, flip velocity and acceleration), then clip the
+    /// state to its bounds.
+    /// </summary>
+    public static void Step(ref double pos, ref double vel, ref double acc, double noise, MovingMnistConfig c)
+    {
+        pos += vel;
+        vel += acc;
+        acc += noise;
+        double lo = 0, hi = c.CanvasSize;
+        if (pos < lo || pos > hi)
+        {
+            pos = pos < lo ? 2 * lo - pos : 2 * hi - pos;
+            vel = -vel;
+            acc = -acc;
+        }
+        pos = Math.Clamp(pos, lo, hi);
+        vel = Math.Clamp(vel, -c.MaxSpeed, c.MaxSpeed);
+        acc = Math.Clamp(acc, -c.MaxAcc, c.MaxAcc);
+    }
+
+    /// <summary>Blends a template into a frame at (y, x) by per-pixel max, clipped to the canvas. Returns whether a non-zero pixel landed.</summary>
+    public static bool Paste(Span<byte> frame, int side, Template t, int y, int x)
+    {
+        bool visible = false;
+        int ty0 = Math.Max(0, -y), ty1 = Math.Min(t.Height, side - y);
+        int tx0 = Math.Max(0, -x), tx1 = Math.Min(t.Width, side - x);
+        for (int ty = ty0; ty < ty1; ty++)
+        {
+            var src = t.Pixels.AsSpan(ty * t.Width, t.Width);
+            var row = frame.Slice((y + ty) * side, side);
+            for (int tx = tx0; tx < tx1; tx++)
+            {
+                byte v = src[tx];
+                if (v == 0) continue;
+                visible = true;
+                if (v > row[x + tx]) row[x + tx] = v;
+            }
+        }
+        return visible;
+    }
+}

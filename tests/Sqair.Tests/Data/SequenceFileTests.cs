@@ -1,0 +1,111 @@
+using Sqair.Data;
+using TorchSharp;
+
+namespace Sqair.Tests.Data;
+
+public class SequenceFileTests
+{
+    static string WriteSmall(out MovingMnist gen, int count = 40)
+    {
+        gen = TestUtil.Generator(seed: 11);
+        var path = Path.Combine(TestUtil.TempDir(), "small.safetensors");
+        SequenceFile.Write(path, gen, count, Pool.Validation);
+        return path;
+    }
+
+    [Fact]
+    public void Round_trip_gives_back_every_sequence_and_the_header()
+    {
+        var path = WriteSmall(out var gen);
+        using var file = SequenceFile.Open(path);
+        Assert.Equal(40, file.Count);
+        Assert.Equal(gen.Config, file.Config);
+        Assert.Equal(gen.Seed, file.Seed);
+        Assert.Equal(Pool.Validation, file.Pool);
+        for (int i = 0; i < 40; i++)
+        {
+            var a = gen.Generate(i);
+            var b = file.Get(i);
+            Assert.Equal(a.Frames, b.Frames);
+            Assert.Equal(a.Boxes, b.Boxes);
+            Assert.Equal(a.Present, b.Present);
+            Assert.Equal(a.Visible, b.Visible);
+            Assert.Equal(a.Labels, b.Labels);
+            Assert.Equal(a.Ids, b.Ids);
+        }
+    }
+
+    [Fact]
+    public void PyTorch_safetensors_readers_see_the_same_tensors()
+    {
+        var path = WriteSmall(out var gen, 5);
+        var tensors = TorchSharp.PyBridge.Safetensors.LoadStateDict(path);
+        Assert.Equal(new long[] { 5, 10, 1, 50, 50 }, tensors["frames"].shape);
+        Assert.Equal(torch.ScalarType.Byte, tensors["frames"].dtype);
+        var s3 = gen.Generate(3);
+        Assert.Equal(s3.Frames, tensors["frames"][3].flatten().data<byte>().ToArray());
+        Assert.Equal(s3.Ids, tensors["ids"][3].data<int>().ToArray());
+    }
+
+    [Fact]
+    public void A_truncated_file_gives_an_error_naming_it()
+    {
+        var path = WriteSmall(out _);
+        var bytes = File.ReadAllBytes(path);
+        File.WriteAllBytes(path, bytes[..(bytes.Length - 100)]);
+        var e = Assert.Throws<InvalidDataException>(() => SequenceFile.Open(path));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("truncated", e.Message);
+    }
+
+    [Fact]
+    public void A_garbage_file_gives_an_error_naming_it()
+    {
+        var path = Path.Combine(TestUtil.TempDir(), "junk.safetensors");
+        File.WriteAllBytes(path, Enumerable.Range(0, 4000).Select(i => (byte)(i * 31)).ToArray());
+        var e = Assert.Throws<InvalidDataException>(() => SequenceFile.Open(path));
+        Assert.Contains(path, e.Message);
+    }
+
+    [Fact]
+    public void Loader_batches_are_time_major_scaled_and_truncated()
+    {
+        var path = WriteSmall(out var gen);
+        using var file = SequenceFile.Open(path);
+        var loader = new BatchLoader(file, 8, shuffle: false, seed: 0);
+        using var batch = loader.Get(1, seqLen: 3);
+        Assert.Equal(new long[] { 3, 8, 1, 50, 50 }, batch.Frames.shape);
+        Assert.Equal(new long[] { 3, 8, 2, 4 }, batch.Boxes.shape);
+        Assert.Equal(new long[] { 3, 8, 2 }, batch.Visible.shape);
+        Assert.Equal(new long[] { 8, 2 }, batch.Ids.shape);
+        var s = gen.Generate(8 + 5);
+        var frame = batch.Frames[2, 5].flatten().data<float>().ToArray();
+        Assert.Equal(s.Frames.AsSpan(2 * 2500, 2500).ToArray().Select(v => v / 255f), frame);
+        Assert.InRange(batch.Frames.max().item<float>(), 0.5f, 1f);
+    }
+
+    [Fact]
+    public void Shuffled_epochs_are_permutations_fixed_by_the_seed()
+    {
+        var path = WriteSmall(out _);
+        using var file = SequenceFile.Open(path);
+        var a = new BatchLoader(file, 8, shuffle: true, seed: 5);
+        var b = new BatchLoader(file, 8, shuffle: true, seed: 5);
+        var epoch0 = Enumerable.Range(0, 40).Select(j => a.SequenceIndex(j)).ToArray();
+        var epoch1 = Enumerable.Range(40, 40).Select(j => a.SequenceIndex(j)).ToArray();
+        Assert.Equal(Enumerable.Range(0, 40).Select(i => (long)i), epoch0.Order());
+        Assert.Equal(Enumerable.Range(0, 40).Select(i => (long)i), epoch1.Order());
+        Assert.NotEqual(epoch0, epoch1);
+        Assert.Equal(epoch1, Enumerable.Range(40, 40).Select(j => b.SequenceIndex(j)).ToArray());
+    }
+
+    [Fact]
+    public void The_generated_stream_is_unbounded_and_matches_the_generator()
+    {
+        var gen = TestUtil.Generator(seed: 2);
+        var loader = new BatchLoader(new GeneratedSource(gen), 4, shuffle: true, seed: 0);
+        using var batch = loader.Get(1_000_000);
+        var s = gen.Generate(4_000_002);
+        Assert.Equal(s.Frames.AsSpan(0, 2500).ToArray().Select(v => v / 255f), batch.Frames[0, 2].flatten().data<float>().ToArray());
+    }
+}
