@@ -1,1 +1,7 @@
-return 0;
+using System.CommandLine;
+using Sqair.Cli;
+
+var root = new RootCommand("SQAIR for .NET: Sequential Attend, Infer, Repeat (Kosiorek et al., NeurIPS 2018).");
+root.Subcommands.Add(DataCommands.Build());
+root.Subcommands.Add(TrainCommand.Build());
+return Cli.Run(root, args);

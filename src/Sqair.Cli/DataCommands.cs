@@ -1,0 +1,120 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Spectre.Console;
+using Sqair.Data;
+using Sqair.Visualisation;
+
+namespace Sqair.Cli;
+
+/// <summary><c>sqair data generate</c> and <c>sqair data show</c>.</summary>
+static class DataCommands
+{
+    static readonly Option<int> SeqLen = new("--seq-len") { Description = "Frames per sequence", DefaultValueFactory = _ => 10 };
+    static readonly Option<int> MinDigits = new("--min-digits") { Description = "Fewest digits in a sequence", DefaultValueFactory = _ => 0 };
+    static readonly Option<int> MaxDigits = new("--max-digits") { Description = "Most digits in a sequence", DefaultValueFactory = _ => 2 };
+    static readonly Option<double> DigitScale = new("--digit-scale") { Description = "Rescale digit templates by this factor", DefaultValueFactory = _ => 1.0 };
+    static readonly Option<int> CanvasSize = new("--canvas-size") { Description = "Side of the square canvas", DefaultValueFactory = _ => 50 };
+
+    public static MovingMnistConfig ConfigFrom(ParseResult r) => new()
+    {
+        SeqLen = r.GetValue(SeqLen),
+        MinDigits = r.GetValue(MinDigits),
+        MaxDigits = r.GetValue(MaxDigits),
+        DigitScale = r.GetValue(DigitScale),
+        CanvasSize = r.GetValue(CanvasSize),
+    };
+
+    static void AddGeneratorOptions(Command c)
+    {
+        foreach (var o in new Option[] { SeqLen, MinDigits, MaxDigits, DigitScale, CanvasSize, Cli.Cache, Cli.MnistDir, Cli.DataSeed }) c.Options.Add(o);
+    }
+
+    public static Command Build()
+    {
+        var data = new Command("data", "Moving multi-MNIST: generate datasets and look at them");
+
+        var split = new Option<string[]>("--split") { Description = "Pools to generate: train, validation, test", DefaultValueFactory = _ => ["train", "validation"], AllowMultipleArgumentsPerToken = true };
+        var count = new Option<long?>("--count") { Description = "Sequences per split (default: train 60000, validation and test 10000)" };
+        var generate = new Command("generate", "Generate datasets into the cache (or --out) and print their paths") { split, count };
+        var outPath = new Option<string?>("--out") { Description = "Write to this file instead of the cache (one split only)" };
+        generate.Options.Add(outPath);
+        AddGeneratorOptions(generate);
+        generate.SetAction(r =>
+        {
+            var config = ConfigFrom(r);
+            config.Validate();
+            var cache = r.GetValue(Cli.Cache)!;
+            var pools = r.GetValue(split)!.Select(ParsePool).ToArray();
+            var output = r.GetValue(outPath);
+            if (output is not null && pools.Length != 1) throw new UserError("--out takes exactly one --split");
+            var mnist = Cli.EnsureMnist(cache, r.GetValue(Cli.MnistDir));
+            foreach (var pool in pools)
+            {
+                long n = r.GetValue(count) ?? Datasets.DefaultCount(pool);
+                var sw = Stopwatch.StartNew();
+                if (output is null)
+                {
+                    using var file = Cli.Dataset(cache, mnist, config, pool, n, r.GetValue(Cli.DataSeed));
+                    Report(file.Path, sw);
+                }
+                else
+                {
+                    var gen = Datasets.Generator(mnist, config, pool, r.GetValue(Cli.DataSeed));
+                    AnsiConsole.Progress().Start(ctx =>
+                    {
+                        var task = ctx.AddTask(pool.ToString().ToLowerInvariant(), maxValue: n);
+                        SequenceFile.Write(output, gen, n, pool, done => task.Value = done);
+                    });
+                    Report(output, sw);
+                }
+            }
+            return 0;
+        });
+
+        var file = new Option<string?>("--file") { Description = "A dataset file (default: the cached dataset of --split)" };
+        var showSplit = new Option<string>("--split") { Description = "Pool of the cached dataset to show", DefaultValueFactory = _ => "validation" };
+        var rows = new Option<int>("--rows") { Description = "Number of sequences to show", DefaultValueFactory = _ => 8 };
+        var first = new Option<long>("--first") { Description = "Index of the first sequence shown", DefaultValueFactory = _ => 0 };
+        var png = new Option<string>("--out") { Description = "PNG to write", DefaultValueFactory = _ => "data-preview.png" };
+        var show = new Command("show", "Draw sequences with their ground-truth boxes (coloured by object id) into a PNG") { file, showSplit, rows, first, png, count };
+        AddGeneratorOptions(show);
+        show.SetAction(r =>
+        {
+            var path = r.GetValue(file);
+            SequenceFile source;
+            if (path is not null) source = SequenceFile.Open(path);
+            else
+            {
+                var cache = r.GetValue(Cli.Cache)!;
+                var pool = ParsePool(r.GetValue(showSplit)!);
+                var mnist = Cli.EnsureMnist(cache, r.GetValue(Cli.MnistDir));
+                source = Cli.Dataset(cache, mnist, ConfigFrom(r), pool, r.GetValue(count) ?? Datasets.DefaultCount(pool), r.GetValue(Cli.DataSeed));
+            }
+            using (source)
+            {
+                long start = r.GetValue(first), n = Math.Min(r.GetValue(rows), source.Count!.Value - start);
+                if (n <= 0) throw new UserError($"--first {start} is past the {source.Count} sequences of {source.Path}");
+                var output = r.GetValue(png)!;
+                DataFigures.Show(source, Enumerable.Range(0, (int)n).Select(i => start + i).ToArray(), output);
+                Console.WriteLine(Path.GetFullPath(output));
+            }
+            return 0;
+        });
+
+        data.Subcommands.Add(generate);
+        data.Subcommands.Add(show);
+        return data;
+    }
+
+    // Plain output, not markup, so that paths are never wrapped and scripts can read them.
+    static void Report(string path, Stopwatch sw) =>
+        Console.WriteLine($"{Path.GetFullPath(path)}\t{new FileInfo(path).Length / 1e6:N1} MB\t{sw.Elapsed.TotalSeconds:N1} s");
+
+    public static Pool ParsePool(string s) => s.ToLowerInvariant() switch
+    {
+        "train" => Pool.Train,
+        "validation" or "valid" => Pool.Validation,
+        "test" => Pool.Test,
+        _ => throw new UserError($"unknown split '{s}' (train, validation or test)"),
+    };
+}
