@@ -1,0 +1,106 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sqair.Model;
+
+/// <summary>
+/// Conversions between <c>where</c> logits, transformer coordinates and pixel boxes (SPEC §2).
+/// <c>where</c> = (sx, sy, tx, ty) logits; scale = sigmoid, shift = tanh, in normalised [−1, 1]
+/// coordinates with the align-corners convention. Pixel boxes are (y, x, h, w).
+/// </summary>
+public static class Boxes
+{
+    public const double MinScale = 1e-4;
+
+    /// <summary>[..., 4] logits → [..., 4] (sx, sy, tx, ty) coordinates, scales clipped below at 1e−4 with a straight-through gradient.</summary>
+    public static Tensor Coords(Tensor whereLogits)
+    {
+        var parts = whereLogits.split([2, 2], -1);
+        var scale = parts[0].sigmoid();
+        scale = scale + (scale.clamp_min(MinScale) - scale).detach();
+        return cat([scale, parts[1].tanh()], -1);
+    }
+
+    /// <summary>Pixel extent of one axis in an image of side L: size = (L + 1)s, top-left = (L − 1)(t − s + 1)/2.</summary>
+    public static (double Top, double Size) ToPixels(double s, double t, int side) =>
+        (0.5 * (side - 1) * (t - s + 1), (side + 1) * s);
+
+    /// <summary>Inverse of <see cref="ToPixels"/>: s = size/(L + 1), t = 2·top/(L − 1) + s − 1.</summary>
+    public static (double S, double T) FromPixels(double top, double size, int side)
+    {
+        double s = size / (side + 1);
+        return (s, 2 * top / (side - 1) + s - 1);
+    }
+
+    /// <summary>[..., 4] (sx, sy, tx, ty) coordinates → [..., 4] pixel boxes (y, x, h, w) in an H×W image.</summary>
+    public static Tensor CoordsToPixelBoxes(Tensor coords, int height, int width)
+    {
+        var c = coords.unbind(-1);
+        Tensor sx = c[0], sy = c[1], tx = c[2], ty = c[3];
+        return stack([
+            0.5 * (height - 1) * (ty - sy + 1),
+            0.5 * (width - 1) * (tx - sx + 1),
+            (height + 1) * sy,
+            (width + 1) * sx,
+        ], -1);
+    }
+
+    /// <summary>[..., 4] pixel boxes (y, x, h, w) → [..., 4] coordinates (sx, sy, tx, ty).</summary>
+    public static Tensor PixelBoxesToCoords(Tensor boxes, int height, int width)
+    {
+        var b = boxes.unbind(-1);
+        var sy = b[2] / (height + 1);
+        var sx = b[3] / (width + 1);
+        return stack([sx, sy, 2 * b[1] / (width - 1) + sx - 1, 2 * b[0] / (height - 1) + sy - 1], -1);
+    }
+
+    /// <summary>Intersection over union of two pixel boxes (y, x, h, w).</summary>
+    public static double IoU(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        double iy = Math.Max(0, Math.Min(a[0] + a[2], b[0] + b[2]) - Math.Max(a[0], b[0]));
+        double ix = Math.Max(0, Math.Min(a[1] + a[3], b[1] + b[3]) - Math.Max(a[1], b[1]));
+        double inter = iy * ix, union = a[2] * a[3] + b[2] * b[3] - inter;
+        return union <= 0 ? 0 : inter / union;
+    }
+}
+
+/// <summary>
+/// The spatial transformer: bilinear glimpse extraction and writing, batched over every object and
+/// particle in one affine_grid and one grid_sample.
+/// </summary>
+public static class SpatialTransformer
+{
+    /// <summary>
+    /// Glimpses of <paramref name="images"/> [n, C, H, W] at <paramref name="coords"/> [n, 4] → [n, C, G, G]:
+    /// x_img = sx·x_g + tx, y_img = sy·y_g + ty, zeros outside.
+    /// </summary>
+    public static Tensor Extract(Tensor images, Tensor coords, int glimpseSize)
+    {
+        var theta = Theta(coords, inverse: false);
+        var grid = nn.functional.affine_grid(theta, [images.shape[0], images.shape[1], glimpseSize, glimpseSize], align_corners: true);
+        return nn.functional.grid_sample(images, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Zeros, align_corners: true);
+    }
+
+    /// <summary>Writes glimpses [n, C, G, G] into [n, C, H, W] canvases by the inverse map x_g = (x_img − tx)/sx.</summary>
+    public static Tensor Write(Tensor glimpses, Tensor coords, int height, int width)
+    {
+        var theta = Theta(coords, inverse: true);
+        var grid = nn.functional.affine_grid(theta, [glimpses.shape[0], glimpses.shape[1], height, width], align_corners: true);
+        return nn.functional.grid_sample(glimpses, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Zeros, align_corners: true);
+    }
+
+    /// <summary>[n, 2, 3] affine matrices (rows x then y, as affine_grid expects).</summary>
+    static Tensor Theta(Tensor coords, bool inverse)
+    {
+        var c = coords.unbind(-1);
+        Tensor sx = c[0], sy = c[1], tx = c[2], ty = c[3];
+        var zero = zeros_like(sx);
+        if (inverse)
+        {
+            var isx = 1 / sx;
+            var isy = 1 / sy;
+            return stack([isx, zero, -tx * isx, zero, isy, -ty * isy], -1).view(-1, 2, 3);
+        }
+        return stack([sx, zero, tx, zero, sy, ty], -1).view(-1, 2, 3);
+    }
+}

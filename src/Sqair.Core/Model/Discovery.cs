@@ -1,0 +1,141 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+using static Sqair.Model.Distributions;
+
+namespace Sqair.Model;
+
+/// <summary>
+/// Discovery (SPEC §2): AIR-style sequential inference of up to A = N − (propagated objects
+/// present) new objects, conditioned on a DeepSet summary of the propagated ones, with its priors:
+/// a categorical number of steps, N(0, 1) for what and an autoregressive Gaussian for where.
+/// Shapes: x [R, C, H, W]; propagated slots [R, N, ·]; outputs [R, N, ·].
+/// </summary>
+public sealed class Discovery : Module
+{
+    readonly SqairConfig c;
+    readonly Module<Tensor, Tensor> input_encoder;
+    readonly Mlp conditioning, presence;
+    readonly VanillaRnn rnn;
+    readonly TransformEstimator transform;
+    // priors
+    readonly Parameter steps_bias, steps_time_bias;
+    readonly Mlp steps_mlp;
+    readonly Linear where_prior_cond, where_prior_readout;
+    readonly VanillaRnn where_prior_rnn;
+    readonly Mlp where_prior_cond_hidden;
+    readonly Parameter where_prior_init_sample;
+
+    public Discovery(SqairConfig c) : base("discovery")
+    {
+        this.c = c;
+        int h = c.NHidden, d = c.NWhat, n = c.MaxObjects;
+        input_encoder = Encoders.Input(c);
+        conditioning = new Mlp("conditioning", d + 4, [h, h]);
+        rnn = new VanillaRnn("rnn", h + h + d + 5, h);
+        transform = new TransformEstimator("transform", h, h, c.TransformVarBias);
+        presence = new Mlp("presence", h + d, [128], 1).WithOutputBias(c.DiscStepBias);
+
+        steps_bias = Parameter(zeros(n + 1));
+        var timeBias = zeros(n + 1);
+        timeBias[0] = 10f;
+        steps_time_bias = Parameter(timeBias);
+        steps_mlp = new Mlp("steps_mlp", 1, [10], n + 1);
+
+        where_prior_cond_hidden = new Mlp("where_prior_cond", h + 1, [128]);
+        where_prior_cond = Linear(128, 4);
+        where_prior_rnn = new VanillaRnn("where_prior_rnn", 4, 4);
+        where_prior_readout = Linear(4, 8);
+        using (no_grad())
+            where_prior_readout.bias!.copy_(tensor(new float[] { (float)c.ScalePrior, (float)c.ScalePrior, 0, 0, 1, 1, 1, 1 }));
+        where_prior_init_sample = Parameter(zeros(4));
+        RegisterComponents();
+    }
+
+    /// <summary>
+    /// Discovers new objects. <paramref name="priorPresenceLogit"/> [R, N] are the propagation
+    /// prior's gated presence logits (e in SPEC §2); <paramref name="later"/> is t &gt; 0.
+    /// </summary>
+    public (ObjectSlots Slots, StepTerms Terms) Forward(Tensor x, ObjectSlots propagated, Tensor priorPresenceLogit, bool later,
+                                                        Module<Tensor, Tensor> glimpseEncoder, (Tensor Temporal, Tensor Prior) initialStates,
+                                                        Tensor lastId)
+    {
+        long r = x.shape[0];
+        int n = c.MaxObjects, d = c.NWhat, g = c.GlimpseSize;
+        var cond = (conditioning.forward(cat([propagated.What, propagated.Where], -1)) * propagated.Presence.unsqueeze(-1)).sum(1);
+        var allowed = n - propagated.Presence.sum(1);
+        var features = input_encoder.forward(x);
+
+        var s = rnn.InitialState(r);
+        Tensor whatJ = zeros(r, d, device: x.device), whereJ = zeros(r, 4, device: x.device), presJ = ones(r, 1, device: x.device);
+        var what = new Tensor[n]; var where = new Tensor[n]; var pres = new Tensor[n]; var logits = new Tensor[n]; var prob = new Tensor[n];
+        var logqCont = zeros(r, device: x.device);
+        var logpWhat = zeros(r, device: x.device);
+        for (int j = 0; j < n; j++)
+        {
+            s = rnn.forward(cat([features, cond, whatJ, whereJ, presJ], -1), s);
+            var (loc, scaleLogit) = transform.forward(s);
+            var (whereK, logqWhere) = NormalSample(loc, nn.functional.softplus(scaleLogit) + 0.01, randn_like(loc));
+            var enc = glimpseEncoder.forward(SpatialTransformer.Extract(x, Boxes.Coords(whereK), g)).split([d, d], -1);
+            var (whatK, logqWhat) = NormalSample(enc[0], nn.functional.softplus(enc[1]) + 0.01, randn_like(enc[0]));
+
+            var logit = presence.forward(cat([s, whatK], -1));
+            // Steps past the cap are forced absent, so q(n) has no mass beyond A.
+            var gate = presJ * allowed.gt(j).to(presJ.dtype).unsqueeze(-1);
+            var gated = GateLogits(logit, gate);
+            Tensor z;
+            using (no_grad()) z = bernoulli(gated.sigmoid());
+            presJ = z * gate;
+
+            var present = presJ.squeeze(-1);
+            logqCont = logqCont + present * (logqWhere.sum(-1) + logqWhat.sum(-1));
+            logpWhat = logpWhat + present * NormalLogProb(whatK, zeros_like(whatK), ones_like(whatK)).sum(-1);
+            what[j] = whatJ = whatK;
+            where[j] = whereJ = whereK;
+            pres[j] = present;
+            logits[j] = logit.squeeze(-1);
+            prob[j] = gated.sigmoid().squeeze(-1);
+        }
+        var presence_ = stack(pres, 1);
+        var whereAll = stack(where, 1);
+        var count = presence_.sum(1).to(ScalarType.Int64);
+        var logqN = NumStepsLogProbs(stack(logits, 1), allowed).gather(1, count.unsqueeze(1)).squeeze(1);
+
+        // priors
+        var e = (priorPresenceLogit.sigmoid() - 0.5).sum(1, keepdim: true) / n;
+        var stepLogits = nn.functional.elu(steps_bias + (later ? steps_time_bias : zeros_like(steps_time_bias)) + steps_mlp.forward(e), 1.0);
+        var logpN = nn.functional.log_softmax(stepLogits, 1).gather(1, count.unsqueeze(1)).squeeze(1);
+        var logpWhere = WherePriorLogProb(whereAll, presence_, cat([cond, e], -1));
+
+        var ids = (lastId.unsqueeze(1) + presence_.cumsum(1).to(ScalarType.Int64)).where(presence_.gt(0.5), full_like(lastId.unsqueeze(1), -1).expand(r, n));
+        var slots = new ObjectSlots(stack(what, 1), whereAll, presence_, stack(prob, 1), ids, initialStates.Temporal, initialStates.Prior);
+        var logq = logqCont + logqN;
+        return (slots, new StepTerms(logq, logpWhat + logpWhere + logpN, logqN));
+    }
+
+    /// <summary>log p(where) of the discovered objects [R, N, 4] under the (recurrent) where prior, counting present ones.</summary>
+    Tensor WherePriorLogProb(Tensor where, Tensor presence_, Tensor conditioning_)
+    {
+        long r = where.shape[0];
+        if (!c.RecWherePrior)
+        {
+            var bias = where_prior_readout.bias!.detach().split([4, 4]);
+            var loc = bias[0].expand(r, c.MaxObjects, 4);
+            var scale = (nn.functional.softplus(bias[1]) + 0.01).expand(r, c.MaxObjects, 4);
+            return (NormalLogProb(where, loc, scale).sum(-1) * presence_).sum(1);
+        }
+        var state = where_prior_rnn.InitialState(r) + where_prior_cond.forward(where_prior_cond_hidden.forward(conditioning_));
+        var input = where_prior_init_sample.expand(r, 4);
+        var total = zeros(r, device: where.device);
+        for (int j = 0; j < c.MaxObjects; j++)
+        {
+            state = where_prior_rnn.forward(input, state);
+            var stats = where_prior_readout.forward(state).split([4, 4], -1);
+            var w = where.select(1, j);
+            total = total + NormalLogProb(w, stats[0], nn.functional.softplus(stats[1]) + 0.01).sum(-1) * presence_.select(1, j);
+            input = w;
+        }
+        return total;
+    }
+}

@@ -1,0 +1,58 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sqair.Model;
+
+/// <summary>
+/// The log-densities the model needs, written out in closed form (TorchSharp's RelaxedBernoulli is
+/// broken and its distributions cost extra ops per call), and the AIR posterior over the number of
+/// discovery steps.
+/// </summary>
+public static class Distributions
+{
+    public static readonly double HalfLog2Pi = 0.5 * Math.Log(2 * Math.PI);
+
+    /// <summary>Elementwise log N(x; loc, scale).</summary>
+    public static Tensor NormalLogProb(Tensor x, Tensor loc, Tensor scale)
+    {
+        var z = (x - loc) / scale;
+        return -0.5 * z * z - scale.log() - HalfLog2Pi;
+    }
+
+    /// <summary>A reparameterised Normal sample and its log-density, from standard noise eps.</summary>
+    public static (Tensor Sample, Tensor LogProb) NormalSample(Tensor loc, Tensor scale, Tensor eps) =>
+        (loc + scale * eps, -0.5 * eps * eps - scale.log() - HalfLog2Pi);
+
+    /// <summary>Elementwise log Bernoulli(x; sigmoid(logits)), stable for large |logits|.</summary>
+    public static Tensor BernoulliLogProb(Tensor x, Tensor logits) =>
+        x * nn.functional.logsigmoid(logits) + (1 - x) * nn.functional.logsigmoid(-logits);
+
+    /// <summary>
+    /// Presence gating of SPEC §2: logit ← gate·logit + (gate − 1)·88, so an absent gate gives
+    /// probability e^−88 ≈ 0 while a present one leaves the logit as it is.
+    /// </summary>
+    public static Tensor GateLogits(Tensor logits, Tensor gate) => gate * logits + (gate - 1) * 88.0;
+
+    /// <summary>
+    /// log q(n) for n = 0..N of AIR's number-of-steps posterior: with step probabilities
+    /// p_j = sigmoid(logits_j) and at most <paramref name="allowed"/> steps A,
+    /// q(n) = Π_{j≤n} p_j · (1 − p_{n+1}) for n &lt; A, Π_{j≤A} p_j for n = A, and 0 for n &gt; A.
+    /// logits [..., N], allowed [...] (integer-valued float) → [..., N + 1].
+    /// </summary>
+    public static Tensor NumStepsLogProbs(Tensor logits, Tensor allowed)
+    {
+        long n = logits.shape[^1];
+        var logP = nn.functional.logsigmoid(logits);
+        var log1mP = nn.functional.logsigmoid(-logits);
+        var zerosCol = zeros_like(logP.narrow(-1, 0, 1));
+        // cumulative Σ_{j≤n} log p_j for n = 0..N
+        var cum = cat([zerosCol, logP.cumsum(-1)], -1);
+        // log(1 − p_{n+1}) for n = 0..N−1; the last count has no further step
+        var stop = cat([log1mP, zerosCol], -1);
+        var counts = arange(n + 1, dtype: logits.dtype, device: logits.device);
+        var a = allowed.unsqueeze(-1);
+        var stopTerm = where(counts.lt(a), stop, zeros_like(stop));
+        var logq = cum + stopTerm;
+        return where(counts.gt(a), full_like(logq, double.NegativeInfinity), logq);
+    }
+}

@@ -1,0 +1,145 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+using static Sqair.Model.Distributions;
+
+namespace Sqair.Model;
+
+/// <summary>Log-density terms of one time step, per particle row [R].</summary>
+public sealed record StepTerms(Tensor LogQ, Tensor LogP, Tensor LogQDiscrete);
+
+/// <summary>
+/// Propagation (SPEC §2): the posterior q(z_t | x_t, z_{t−1}) of every object present at t − 1,
+/// slot by slot so that each object sees what the previous slots explained, and the prior
+/// p(z_t | z_{t−1}) that treats objects independently.
+/// Shapes: x [R, C, H, W]; previous slots [R, N, ·]; outputs [R, N, ·].
+/// </summary>
+public sealed class Propagation : Module
+{
+    readonly SqairConfig c;
+    readonly Mlp where_bias, glimpse_mask, presence;
+    readonly VanillaRnn rnn;
+    readonly TransformEstimator transform;
+    /// <summary>Strictly lower-triangular part gives the correlation of the where posterior.</summary>
+    readonly Parameter where_tril;
+    readonly GRUCell temporal;
+    readonly Linear what_temporal, gates;
+    // prior
+    readonly GRUCell prior_rnn;
+    readonly Linear prior_stats;
+    readonly Parameter temporal_init, prior_init;
+
+    public Propagation(SqairConfig c) : base("propagation")
+    {
+        this.c = c;
+        int h = c.NHidden, d = c.NWhat, g = c.GlimpseSize;
+        where_bias = new Mlp("where_bias", h, [128], 4);
+        glimpse_mask = new Mlp("glimpse_mask", h, [128], (long)g * g).WithOutputBias(1.0);
+        rnn = new VanillaRnn("rnn", d + (d + 5) + (d + 5) + h, h);
+        transform = new TransformEstimator("transform", h + 4 + h, h, c.TransformVarBias);
+        where_tril = Parameter(zeros(4, 4));
+        temporal = GRUCell(h + 4 + 2 * d, h);
+        what_temporal = Linear(h, 2 * d);
+        gates = Linear(h, 3 * d);
+        using (no_grad()) gates.bias!.fill_(1.0);
+        presence = new Mlp("presence", 2 * h + d, [128], 1).WithOutputBias(c.PropStepBias);
+        prior_rnn = GRUCell(d + 4, h);
+        prior_stats = Linear(h, 1 + 2 * (4 + d));
+        temporal_init = Parameter(zeros(h));
+        prior_init = Parameter(zeros(h));
+        RegisterComponents();
+    }
+
+    /// <summary>Learned initial temporal and prior RNN states for <paramref name="rows"/>×<paramref name="slots"/> new objects.</summary>
+    public (Tensor Temporal, Tensor Prior) InitialStates(long rows, long slots) =>
+        (temporal_init.expand(rows, slots, -1), prior_init.expand(rows, slots, -1));
+
+    /// <summary>The propagation prior: per-object presence logits (gated), where/what Gaussians, next prior state.</summary>
+    public (Tensor PresenceLogit, Tensor WhereLoc, Tensor WhereScale, Tensor WhatLoc, Tensor WhatScale, Tensor State) Prior(ObjectSlots prev)
+    {
+        long r = prev.What.shape[0], n = prev.What.shape[1];
+        int h = c.NHidden, d = c.NWhat;
+        var state = prior_rnn.forward(cat([prev.What, prev.Where], -1).view(r * n, d + 4), prev.Prior.reshape(r * n, h));
+        var stats = prior_stats.forward(state).view(r, n, -1).split([1, 4, d, 4, d], -1);
+        var logit = GateLogits(stats[0].squeeze(-1) + c.PropPriorStepBias, prev.Presence);
+        return (logit, stats[1], nn.functional.softplus(stats[3]) + 0.01, stats[2], nn.functional.softplus(stats[4]) + 0.01, state.view(r, n, h));
+    }
+
+    public (ObjectSlots Slots, StepTerms Terms, Tensor PriorPresenceLogit) Forward(Tensor x, ObjectSlots prev, Module<Tensor, Tensor> glimpseEncoder)
+    {
+        long r = x.shape[0];
+        int n = c.MaxObjects, d = c.NWhat, g = c.GlimpseSize;
+        var prior = Prior(prev);
+        var tril = where_tril.tril(-1).t();
+
+        var s = rnn.InitialState(r);
+        Tensor whatK = zeros(r, d, device: x.device), whereK = zeros(r, 4, device: x.device), presK = zeros(r, 1, device: x.device);
+        var what = new Tensor[n]; var where = new Tensor[n]; var pres = new Tensor[n]; var prob = new Tensor[n]; var temporalState = new Tensor[n];
+        var logq = zeros(r, device: x.device);
+        var logp = zeros(r, device: x.device);
+        var logqDiscrete = zeros(r, device: x.device);
+        for (int k = 0; k < n; k++)
+        {
+            var hk = prev.Temporal.select(1, k);
+            var whatP = prev.What.select(1, k);
+            var whereP = prev.Where.select(1, k);
+            var presP = prev.Presence.narrow(1, k, 1);
+            var mask = c.MaskedGlimpse ? glimpse_mask.forward(hk).sigmoid().view(r, 1, g, g) : null;
+
+            var bias = 0.1 * where_bias.forward(hk);
+            var glimpse = SpatialTransformer.Extract(x, Boxes.Coords(whereP + bias), g);
+            if (mask is not null) glimpse = glimpse * mask;
+            var feature = glimpseEncoder.forward(glimpse).narrow(-1, 0, d);
+
+            s = rnn.forward(cat([feature, whatK, whereK, presK, whatP, whereP, presP, hk], -1), s);
+
+            // where ~ N(where_{t−1} + loc, L Lᵀ), L = diag(scale) + scale ⊙ strict-lower(M)
+            var (locDelta, scaleLogit) = transform.forward(cat([s, whereP, hk], -1));
+            var loc = whereP + locDelta;
+            var scale = nn.functional.softplus(scaleLogit - 1) + 0.01;
+            var eps = randn_like(loc);
+            var whereK1 = loc + scale * (eps + eps.matmul(tril));
+            var logqWhere = (-0.5 * eps * eps - scale.log() - HalfLog2Pi).sum(-1);
+
+            var glimpse2 = SpatialTransformer.Extract(x, Boxes.Coords(whereK1), g);
+            if (mask is not null) glimpse2 = glimpse2 * mask;
+            var enc = glimpseEncoder.forward(glimpse2).split([d, d], -1);
+            var encLoc = enc[0];
+            var encScale = nn.functional.softplus(enc[1]) + 0.01;
+
+            var hNew = temporal.forward(cat([s, whereK1, encLoc, encScale], -1), hk);
+            var tStats = what_temporal.forward(hNew).split([d, d], -1);
+            var tScale = nn.functional.softplus(tStats[1]) + 0.01;
+            var gate = (gates.forward(hNew).sigmoid() * 0.9999).split([d, d, d], -1);
+            Tensor f = gate[0], i = gate[1], gg = gate[2];
+            var whatLoc = f * whatP + (1 - i) * encLoc + (1 - gg) * tStats[0];
+            var whatScale = (1 - i) * encScale + (1 - gg) * tScale;
+            var (whatK1, logqWhat) = NormalSample(whatLoc, whatScale, randn_like(whatLoc));
+
+            var logit = GateLogits(presence.forward(cat([s, hNew, whatK1], -1)), presP);
+            Tensor z;
+            using (no_grad()) z = bernoulli(logit.sigmoid());
+            var presK1 = z * presP;
+            var logqPres = (BernoulliLogProb(presK1, logit) * presP).squeeze(-1);
+
+            var present = presK1.squeeze(-1);
+            logq = logq + present * (logqWhere + logqWhat.sum(-1)) + logqPres;
+            logqDiscrete = logqDiscrete + logqPres;
+            logp = logp + present * (NormalLogProb(whereK1, prior.WhereLoc.select(1, k), prior.WhereScale.select(1, k)).sum(-1)
+                                     + NormalLogProb(whatK1, prior.WhatLoc.select(1, k), prior.WhatScale.select(1, k)).sum(-1))
+                        + BernoulliLogProb(present, prior.PresenceLogit.select(1, k)) * presP.squeeze(-1);
+
+            what[k] = whatK = whatK1;
+            where[k] = whereK = whereK1;
+            presK = presK1;
+            pres[k] = present;
+            prob[k] = logit.sigmoid().squeeze(-1);
+            temporalState[k] = hNew;
+        }
+        var presence_ = stack(pres, 1);
+        var ids = prev.Ids.where(presence_.gt(0.5), full_like(prev.Ids, -1));
+        var slots = new ObjectSlots(stack(what, 1), stack(where, 1), presence_, stack(prob, 1), ids, stack(temporalState, 1), prior.State);
+        return (slots, new StepTerms(logq, logp, logqDiscrete), prior.PresenceLogit);
+    }
+}

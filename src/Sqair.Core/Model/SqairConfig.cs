@@ -1,0 +1,224 @@
+using System.Reflection;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+
+namespace Sqair.Model;
+
+/// <summary>Which encoders and decoders, and whether objects are propagated (SPEC §3).</summary>
+public enum ModelKind { Mlp, Conv, Air }
+
+/// <summary>
+/// Every hyperparameter of a run, model and training alike, under the original release's flag
+/// names (<c>common_model_flags.py</c>, <c>mlp_mnist_model.py</c>, the training script). It is
+/// written into every run folder and checkpoint, so a checkpoint always knows how to rebuild its
+/// model. Defaults are the original's, i.e. the <c>paper</c> preset.
+/// </summary>
+public sealed record SqairConfig
+{
+    // ---- model ----
+    /// <summary>mlp (MLP-SQAIR), conv (CONV-SQAIR) or air (discovery only, the MLP-AIR baseline).</summary>
+    [JsonPropertyName("model")] public string Model { get; init; } = "mlp";
+    /// <summary>N: objects per frame, discovery steps and propagated slots (original: n_steps_per_image).</summary>
+    [JsonPropertyName("max_objects")] public int MaxObjects { get; init; } = 3;
+    [JsonPropertyName("img_size")] public int ImgSize { get; init; } = 50;
+    [JsonPropertyName("channels")] public int Channels { get; init; } = 1;
+    [JsonPropertyName("glimpse_size")] public int GlimpseSize { get; init; } = 20;
+    [JsonPropertyName("n_what")] public int NWhat { get; init; } = 50;
+    /// <summary>Hidden width = 32·n_units (256 with the default 8).</summary>
+    [JsonPropertyName("n_units")] public int NUnits { get; init; } = 8;
+    /// <summary>Standard deviation of the Gaussian p(x|z).</summary>
+    [JsonPropertyName("output_std")] public double OutputStd { get; init; } = 0.3;
+    /// <summary>Initial value of the learned scale of decoded glimpses.</summary>
+    [JsonPropertyName("output_scale")] public double OutputScale { get; init; } = 0.25;
+    /// <summary>Initial bias of the discovery presence logit.</summary>
+    [JsonPropertyName("disc_step_bias")] public double DiscStepBias { get; init; } = 1.0;
+    /// <summary>Initial bias of the propagation presence logit.</summary>
+    [JsonPropertyName("prop_step_bias")] public double PropStepBias { get; init; } = 5.0;
+    /// <summary>Initial offset of the where scale logits of both transform estimators.</summary>
+    [JsonPropertyName("transform_var_bias")] public double TransformVarBias { get; init; } = -3.0;
+    /// <summary>Prior mean of the two scale logits of discovered objects.</summary>
+    [JsonPropertyName("scale_prior")] public double ScalePrior { get; init; } = -2.0;
+    /// <summary>Bias added to the propagation prior's presence logit.</summary>
+    [JsonPropertyName("prop_prior_step_bias")] public double PropPriorStepBias { get; init; } = 10.0;
+    [JsonPropertyName("masked_glimpse")] public bool MaskedGlimpse { get; init; } = true;
+    [JsonPropertyName("rec_where_prior")] public bool RecWherePrior { get; init; } = true;
+    [JsonPropertyName("k_particles")] public int KParticles { get; init; } = 5;
+
+    // ---- data ----
+    [JsonPropertyName("seq_len")] public int SeqLen { get; init; } = 10;
+    [JsonPropertyName("min_digits")] public int MinDigits { get; init; } = 0;
+    [JsonPropertyName("max_digits")] public int MaxDigits { get; init; } = 2;
+    [JsonPropertyName("digit_scale")] public double DigitScale { get; init; } = 1.0;
+    [JsonPropertyName("train_size")] public long TrainSize { get; init; } = 60_000;
+    [JsonPropertyName("valid_size")] public long ValidSize { get; init; } = 10_000;
+    /// <summary>Train on freshly generated sequences instead of the fixed training set.</summary>
+    [JsonPropertyName("on_the_fly")] public bool OnTheFly { get; init; } = false;
+    [JsonPropertyName("data_seed")] public ulong DataSeed { get; init; } = 0;
+
+    // ---- training ----
+    [JsonPropertyName("seed")] public ulong Seed { get; init; } = 0;
+    [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 32;
+    /// <summary>rmsprop (momentum 0.9, the original) or adam.</summary>
+    [JsonPropertyName("optimizer")] public string Optimizer { get; init; } = "rmsprop";
+    [JsonPropertyName("learning_rate")] public double LearningRate { get; init; } = 1e-5;
+    [JsonPropertyName("max_train_iter")] public long MaxTrainIter { get; init; } = 2_000_000;
+    /// <summary>Relative lengths of the learning-rate stages; the rate is divided by <c>lr_decay</c> at each boundary.</summary>
+    [JsonPropertyName("lr_schedule")] public double[] LrSchedule { get; init; } = [4, 6, 10];
+    [JsonPropertyName("lr_decay")] public double LrDecay { get; init; } = 3;
+    /// <summary>Curriculum start length (0: always seq_len).</summary>
+    [JsonPropertyName("curriculum_start")] public int CurriculumStart { get; init; } = 3;
+    /// <summary>Iterations between curriculum increments (original: stage_itr).</summary>
+    [JsonPropertyName("stage_itr")] public long StageItr { get; init; } = 100_000;
+    [JsonPropertyName("clip_grad_norm")] public double ClipGradNorm { get; init; } = 0;
+    [JsonPropertyName("log_itr")] public long LogItr { get; init; } = 1_000;
+    [JsonPropertyName("eval_itr")] public long EvalItr { get; init; } = 10_000;
+    [JsonPropertyName("fig_itr")] public long FigItr { get; init; } = 10_000;
+    [JsonPropertyName("ckpt_itr")] public long CkptItr { get; init; } = 100_000;
+    /// <summary>Sequences of the validation set used by each periodic evaluation (0: all).</summary>
+    [JsonPropertyName("eval_size")] public long EvalSize { get; init; } = 1_000;
+    /// <summary>Stop after this many minutes of training (0: no limit).</summary>
+    [JsonPropertyName("time_limit_min")] public double TimeLimitMin { get; init; } = 0;
+
+    [JsonIgnore] public int NHidden => 32 * NUnits;
+    [JsonIgnore] public ModelKind Kind => Model.ToLowerInvariant() switch
+    {
+        "mlp" => ModelKind.Mlp,
+        "conv" => ModelKind.Conv,
+        "air" => ModelKind.Air,
+        _ => throw new ArgumentException($"config key 'model' = '{Model}': expected mlp, conv or air"),
+    };
+
+    static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>The JSON names of every key, for validation and for the CLI.</summary>
+    public static IReadOnlyDictionary<string, PropertyInfo> Keys { get; } =
+        typeof(SqairConfig).GetProperties()
+            .Where(p => p.GetCustomAttribute<JsonPropertyNameAttribute>() is not null)
+            .ToDictionary(p => p.GetCustomAttribute<JsonPropertyNameAttribute>()!.Name, p => p);
+
+    /// <summary>
+    /// Applies overrides given as a JSON object on top of this config. Unknown keys and values of
+    /// the wrong type are errors that name the key (and the source, e.g. the file).
+    /// </summary>
+    public SqairConfig With(JsonObject overrides, string source)
+    {
+        var node = JsonNode.Parse(ToJson())!.AsObject();
+        foreach (var (key, value) in overrides)
+        {
+            if (!Keys.ContainsKey(key))
+            {
+                var near = Keys.Keys.OrderBy(k => Levenshtein(k, key)).First();
+                throw new ArgumentException($"{source}: unknown config key '{key}' (did you mean '{near}'?)");
+            }
+            node[key] = value?.DeepClone();
+        }
+        SqairConfig result;
+        try { result = JsonSerializer.Deserialize<SqairConfig>(node.ToJsonString())!; }
+        catch (JsonException e)
+        {
+            var key = e.Path?.TrimStart('$', '.') ?? "?";
+            throw new ArgumentException($"{source}: bad value for config key '{key}': {overrides[key]?.ToJsonString() ?? "null"} ({e.Message.Split('.')[0]})");
+        }
+        result.Validate(source);
+        return result;
+    }
+
+    /// <summary>Applies <c>key=value</c> overrides (values parsed as JSON, else taken as strings).</summary>
+    public SqairConfig With(IEnumerable<string> assignments, string source = "command line")
+    {
+        var o = new JsonObject();
+        foreach (var a in assignments)
+        {
+            int eq = a.IndexOf('=');
+            if (eq <= 0) throw new ArgumentException($"{source}: '{a}' is not key=value");
+            var key = a[..eq].Trim().TrimStart('-').Replace('-', '_');
+            var text = a[(eq + 1)..].Trim();
+            JsonNode? value;
+            try { value = JsonNode.Parse(text); }
+            catch (JsonException) { value = JsonValue.Create(text); }
+            o[key] = value;
+        }
+        return With(o, source);
+    }
+
+    public static SqairConfig FromJsonFile(string path, SqairConfig? baseConfig = null)
+    {
+        JsonObject o;
+        try { o = JsonNode.Parse(File.ReadAllText(path))?.AsObject() ?? throw new ArgumentException($"{path}: empty config"); }
+        catch (JsonException e) { throw new ArgumentException($"{path}: not valid JSON ({e.Message})", e); }
+        catch (InvalidOperationException) { throw new ArgumentException($"{path}: the config must be a JSON object"); }
+        return (baseConfig ?? new SqairConfig()).With(o, path);
+    }
+
+    public void Validate(string source = "config")
+    {
+        void Check(bool ok, string key, object value, string rule)
+        {
+            if (!ok) throw new ArgumentException($"{source}: config key '{key}' = {value}: {rule}");
+        }
+        _ = Kind;
+        Check(MaxObjects >= 1, "max_objects", MaxObjects, "must be at least 1");
+        Check(ImgSize >= 8, "img_size", ImgSize, "must be at least 8");
+        Check(Channels is 1 or 3, "channels", Channels, "must be 1 or 3");
+        Check(GlimpseSize >= 4, "glimpse_size", GlimpseSize, "must be at least 4");
+        Check(Kind != ModelKind.Conv || GlimpseSize % 4 == 0, "glimpse_size", GlimpseSize, "must be a multiple of 4 for the conv model");
+        Check(NWhat >= 1, "n_what", NWhat, "must be at least 1");
+        Check(NUnits >= 1, "n_units", NUnits, "must be at least 1");
+        Check(OutputStd > 0, "output_std", OutputStd, "must be positive");
+        Check(KParticles >= 1, "k_particles", KParticles, "must be at least 1");
+        Check(SeqLen >= 1, "seq_len", SeqLen, "must be at least 1");
+        Check(MaxDigits >= MinDigits && MinDigits >= 0, "max_digits", MaxDigits, "must be at least min_digits ≥ 0");
+        Check(TrainSize >= BatchSize, "train_size", TrainSize, "must be at least batch_size");
+        Check(ValidSize >= 1, "valid_size", ValidSize, "must be at least 1");
+        Check(BatchSize >= 1, "batch_size", BatchSize, "must be at least 1");
+        Check(Optimizer is "rmsprop" or "adam", "optimizer", Optimizer, "must be rmsprop or adam");
+        Check(LearningRate > 0, "learning_rate", LearningRate, "must be positive");
+        Check(MaxTrainIter >= 1, "max_train_iter", MaxTrainIter, "must be at least 1");
+        Check(LrSchedule.Length >= 1 && LrSchedule.All(x => x > 0), "lr_schedule", $"[{string.Join(", ", LrSchedule)}]", "must be positive stage lengths");
+        Check(LrDecay >= 1, "lr_decay", LrDecay, "must be at least 1");
+        Check(CurriculumStart >= 0 && CurriculumStart <= SeqLen, "curriculum_start", CurriculumStart, "must be in 0..seq_len");
+        Check(StageItr >= 1, "stage_itr", StageItr, "must be at least 1");
+        Check(ClipGradNorm >= 0, "clip_grad_norm", ClipGradNorm, "must be non-negative");
+        foreach (var (k, v) in new[] { ("log_itr", LogItr), ("eval_itr", EvalItr), ("fig_itr", FigItr), ("ckpt_itr", CkptItr) })
+            Check(v >= 1, k, v, "must be at least 1");
+        Check(EvalSize >= 0, "eval_size", EvalSize, "must be non-negative");
+        Check(TimeLimitMin >= 0, "time_limit_min", TimeLimitMin, "must be non-negative");
+    }
+
+    /// <summary>The generator parameters of the data this config trains on.</summary>
+    public Data.MovingMnistConfig DataConfig() => new()
+    {
+        CanvasSize = ImgSize, SeqLen = SeqLen, MinDigits = MinDigits, MaxDigits = MaxDigits, DigitScale = DigitScale,
+    };
+
+    /// <summary>Sequence length of the curriculum at an iteration.</summary>
+    public int SeqLenAt(long iteration) =>
+        CurriculumStart == 0 ? SeqLen : (int)Math.Min(SeqLen, CurriculumStart + iteration / StageItr);
+
+    /// <summary>Learning rate at an iteration: stages proportional to lr_schedule over max_train_iter.</summary>
+    public double LearningRateAt(long iteration)
+    {
+        double total = LrSchedule.Sum(), boundary = 0;
+        int stage = 0;
+        for (int i = 0; i < LrSchedule.Length - 1; i++)
+        {
+            boundary += LrSchedule[i] / total * MaxTrainIter;
+            if (iteration >= boundary) stage = i + 1;
+        }
+        return LearningRate / Math.Pow(LrDecay, stage);
+    }
+
+    static int Levenshtein(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
+        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
+        for (int i = 1; i <= a.Length; i++)
+            for (int j = 1; j <= b.Length; j++)
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+        return d[a.Length, b.Length];
+    }
+}

@@ -1,0 +1,108 @@
+using Sqair.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sqair.Tests.Model;
+
+public class TransformerTests
+{
+    /// <summary>Coordinates whose 20×20 glimpse samples exactly the pixels [top, top + 20) of a 50×50 image.</summary>
+    static Tensor PixelAlignedCoords(int topY, int topX)
+    {
+        double s = 19.0 / 49.0;
+        double ty = 2.0 * topY / 49 + s - 1, tx = 2.0 * topX / 49 + s - 1;
+        return tensor(new[] { s, s, tx, ty }, dtype: ScalarType.Float64).unsqueeze(0);
+    }
+
+    static Tensor KnownImage()
+    {
+        var img = arange(2500, dtype: ScalarType.Float64).view(1, 1, 50, 50);
+        return (img * 7 % 101) / 100;
+    }
+
+    [Fact]
+    public void Extracting_a_pixel_aligned_glimpse_lands_the_known_pixels()
+    {
+        var img = KnownImage();
+        var glimpse = SpatialTransformer.Extract(img, PixelAlignedCoords(12, 5), 20);
+        var expected = img[.., .., 12..32, 5..25];
+        Assert.True(glimpse.allclose(expected, rtol: 0, atol: 1e-9));
+    }
+
+    [Fact]
+    public void Writing_inverts_extraction_on_the_glimpse_support_and_is_zero_elsewhere()
+    {
+        var img = KnownImage();
+        var coords = PixelAlignedCoords(20, 30);
+        var glimpse = SpatialTransformer.Extract(img, coords, 20);
+        var canvas = SpatialTransformer.Write(glimpse, coords, 50, 50);
+        Assert.True(canvas[.., .., 20..40, 30..50].allclose(img[.., .., 20..40, 30..50], rtol: 0, atol: 1e-9));
+        Assert.Equal(0.0, canvas[.., .., 0..19, ..].abs().max().item<double>(), 12);
+        Assert.Equal(0.0, canvas[.., .., .., 0..29].abs().max().item<double>(), 12);
+    }
+
+    [Fact]
+    public void Pixel_box_formulas_round_trip_and_match_the_tensor_versions()
+    {
+        var rng = new Random(3);
+        for (int i = 0; i < 200; i++)
+        {
+            double s = 0.05 + rng.NextDouble(), t = rng.NextDouble() * 2 - 1;
+            int side = rng.Next(10, 100);
+            var (top, size) = Boxes.ToPixels(s, t, side);
+            var (s2, t2) = Boxes.FromPixels(top, size, side);
+            Assert.Equal(s, s2, 10);
+            Assert.Equal(t, t2, 10);
+        }
+        var coords = tensor(new[] { 0.3, 0.5, -0.2, 0.4 }, dtype: ScalarType.Float64);
+        var box = Boxes.CoordsToPixelBoxes(coords, 50, 40).data<double>().ToArray();
+        var (y, h) = Boxes.ToPixels(0.5, 0.4, 50);
+        var (x, w) = Boxes.ToPixels(0.3, -0.2, 40);
+        Assert.Equal(new[] { y, x, h, w }, box, new ToleranceComparer(1e-9));
+        var back = Boxes.PixelBoxesToCoords(tensor(box, dtype: ScalarType.Float64), 50, 40);
+        Assert.True(back.allclose(coords, atol: 1e-9));
+    }
+
+    [Fact]
+    public void Pixel_aligned_glimpse_box_starts_at_the_sampled_pixel()
+    {
+        var box = Boxes.CoordsToPixelBoxes(PixelAlignedCoords(12, 5), 50, 50).data<double>().ToArray();
+        Assert.Equal(12, box[0], 9);
+        Assert.Equal(5, box[1], 9);
+    }
+
+    [Fact]
+    public void Scale_is_clipped_below_with_a_straight_through_gradient()
+    {
+        var logits = tensor(new[] { -30.0, 0.0, 0.3, -0.1 }, dtype: ScalarType.Float64, requires_grad: true);
+        var coords = Boxes.Coords(logits);
+        Assert.Equal(Boxes.MinScale, coords[0].item<double>(), 12);
+        coords[0].backward();
+        var expected = Math.Exp(-30) / Math.Pow(1 + Math.Exp(-30), 2); // sigmoid'(−30)
+        Assert.Equal(1.0, logits.grad![0].item<double>() / expected, 9);
+    }
+
+    [Fact]
+    public void Extraction_gradient_matches_finite_differences()
+    {
+        var img = KnownImage();
+        var logits = tensor(new[] { -0.3, 0.2, 0.1, -0.25 }, dtype: ScalarType.Float64).unsqueeze(0).requires_grad_();
+        Tensor F(Tensor l) => (SpatialTransformer.Extract(img, Boxes.Coords(l), 20) * img[.., .., 0..20, 0..20]).sum();
+        F(logits).backward();
+        var analytic = logits.grad!.data<double>().ToArray();
+        for (int i = 0; i < 4; i++)
+        {
+            const double h = 1e-6;
+            var plus = logits.detach().clone(); plus[0, i] += h;
+            var minus = logits.detach().clone(); minus[0, i] -= h;
+            double numeric = (F(plus).item<double>() - F(minus).item<double>()) / (2 * h);
+            Assert.Equal(numeric, analytic[i], 5);
+        }
+    }
+}
+
+sealed class ToleranceComparer(double tolerance) : IEqualityComparer<double>
+{
+    public bool Equals(double a, double b) => Math.Abs(a - b) <= tolerance;
+    public int GetHashCode(double x) => 0;
+}
