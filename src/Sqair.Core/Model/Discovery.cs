@@ -53,6 +53,9 @@ public sealed class Discovery : Module
         RegisterComponents();
     }
 
+    /// <summary>Parameters that only matter when objects are propagated (frozen in the AIR baseline).</summary>
+    public IEnumerable<Parameter> PropagationOnlyParameters() => conditioning.parameters().Append(steps_time_bias);
+
     /// <summary>
     /// Discovers new objects. <paramref name="priorPresenceLogit"/> [R, N] are the propagation
     /// prior's gated presence logits (e in SPEC §2); <paramref name="later"/> is t &gt; 0.

@@ -63,9 +63,9 @@ public sealed class SqairModel : Module
         propagation = new Propagation(config);
         discovery = new Discovery(config);
         decoder = new Decoder(config);
-        if (config.Kind == ModelKind.Air)
-            foreach (var p in propagation.parameters()) p.requires_grad = false;
         RegisterComponents();
+        if (config.Kind == ModelKind.Air)
+            foreach (var p in propagation.parameters().Concat(discovery.PropagationOnlyParameters())) p.requires_grad = false;
     }
 
     public Decoder Decoder => decoder;

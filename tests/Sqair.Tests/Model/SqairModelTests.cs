@@ -1,0 +1,161 @@
+using Sqair.Model;
+using Sqair.Objective;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sqair.Tests.Model;
+
+public class SqairModelTests
+{
+    internal static SqairConfig Tiny(string model = "mlp", double discBias = 1.0, int channels = 1) => new()
+    {
+        Model = model, ImgSize = 24, GlimpseSize = 8, NWhat = 4, NUnits = 1, MaxObjects = 3, Channels = channels,
+        DiscStepBias = discBias, KParticles = 2, BatchSize = 2, TrainSize = 2,
+    };
+
+    internal static Tensor Frames(int t, int b, int channels = 1, int side = 24, int seed = 0)
+    {
+        var g = new Generator((ulong)seed);
+        return rand([t, b, channels, side, side], generator: g);
+    }
+
+    [Theory]
+    [InlineData("mlp", 1)]
+    [InlineData("conv", 1)]
+    [InlineData("air", 1)]
+    [InlineData("mlp", 3)]
+    public void Every_trainable_parameter_gets_a_gradient(string model, int channels)
+    {
+        manual_seed(1);
+        // A mix of rows with and without room for discovery after t = 0, so every path is used.
+        var m = new SqairModel(Tiny(model, discBias: 0.5, channels: channels));
+        var output = m.Forward(Frames(3, 8, channels), k: 2);
+        var (loss, _) = Iwae.Surrogate(output.LogWeights, output.LogQDiscrete, 3);
+        loss.backward();
+        var missing = m.named_parameters()
+            .Where(p => p.parameter.requires_grad && (p.parameter.grad is null || p.parameter.grad.abs().sum().item<float>() == 0))
+            .Select(p => p.name).ToList();
+        Assert.Empty(missing);
+        Assert.True(float.IsFinite(loss.item<float>()));
+        if (model == "air")
+            Assert.All(m.named_parameters().Where(p => p.name.StartsWith("propagation")), p => Assert.False(p.parameter.requires_grad));
+    }
+
+    [Fact]
+    public void Outputs_have_the_documented_shapes()
+    {
+        manual_seed(2);
+        var c = Tiny();
+        var m = new SqairModel(c);
+        var o = m.Forward(Frames(4, 3), k: 2, keepFrames: true);
+        Assert.Equal(new long[] { 3, 2 }, o.LogWeights.shape);
+        Assert.Equal(new long[] { 4, 3, 2 }, o.Counts.shape);
+        Assert.Equal(4, o.Frames!.Count);
+        var f = o.Frames[1];
+        Assert.Equal(new long[] { 6, 1, 24, 24 }, f.Canvas.shape);
+        Assert.Equal(new long[] { 6, 3, 1, 8, 8 }, f.Glimpses.shape);
+        Assert.Equal(new long[] { 6, 3, 4 }, f.Where.shape);
+        Assert.Equal(new long[] { 6, 3 }, f.Ids.shape);
+    }
+
+    [Fact]
+    public void The_cap_is_never_exceeded_even_when_every_step_wants_an_object()
+    {
+        manual_seed(3);
+        var c = Tiny(discBias: 30.0) with { PropStepBias = 30.0 };
+        var m = new SqairModel(c);
+        using var _ = no_grad();
+        var o = m.Forward(Frames(6, 8), k: 2, keepFrames: true);
+        Assert.True(o.Counts.max().item<float>() <= c.MaxObjects);
+        Assert.Equal(c.MaxObjects, o.Counts[0].min().item<float>());
+        var total = o.Propagated + o.Discovered;
+        Assert.True(total.max().item<float>() <= c.MaxObjects);
+        // everything found at t = 0 is propagated, leaving no room for discovery
+        Assert.Equal(0f, o.Discovered[1..].max().item<float>());
+    }
+
+    [Fact]
+    public void Ids_follow_objects_are_unique_and_new_ones_are_larger_than_any_before()
+    {
+        manual_seed(4);
+        var m = new SqairModel(Tiny(discBias: 2.0));
+        using var _ = no_grad();
+        var o = m.Forward(Frames(8, 6), k: 2, keepFrames: true);
+        int rows = 12;
+        for (int r = 0; r < rows; r++)
+        {
+            var seen = new HashSet<long>();
+            long maxId = -1;
+            for (int t = 0; t < o.Frames!.Count; t++)
+            {
+                var ids = o.Frames[t].Ids[r].data<long>().ToArray();
+                var pres = o.Frames[t].Presence[r].data<float>().ToArray();
+                var present = ids.Where((id, i) => pres[i] > 0.5).ToArray();
+                Assert.All(ids.Where((id, i) => pres[i] < 0.5), id => Assert.Equal(-1, id));
+                Assert.Equal(present.Length, present.Distinct().Count());
+                // present slots come first
+                Assert.Equal(pres.OrderByDescending(p => p), pres);
+                var old = present.Where(id => id <= maxId).ToArray();
+                Assert.All(old, id => Assert.Contains(id, seen));
+                var fresh = present.Where(id => id > maxId).ToArray();
+                Assert.Equal(Enumerable.Range(0, fresh.Length).Select(i => maxId + 1 + i), fresh.Order());
+                Assert.Equal((float)fresh.Length, o.Discovered[t].flatten()[r].item<float>());
+                if (fresh.Length > 0) maxId = fresh.Max();
+                seen.Clear();
+                foreach (var id in present) seen.Add(id);
+            }
+        }
+    }
+
+    [Fact]
+    public void Compaction_is_a_stable_partition_and_moves_everything_with_its_object()
+    {
+        var presence = tensor(new float[] { 0, 1, 0, 1, 1, 0 }).view(1, 6);
+        var ids = tensor(new long[] { -1, 7, -1, 3, 9, -1 }).view(1, 6);
+        var what = arange(6, dtype: ScalarType.Float32).view(1, 6, 1).expand(1, 6, 2).contiguous();
+        var slots = new ObjectSlots(what, what.repeat(1, 1, 2), presence, presence, ids, what, what);
+        var compact = slots.CompactFirst(3);
+        Assert.Equal(new long[] { 7, 3, 9 }, compact.Ids.data<long>().ToArray());
+        Assert.Equal(new float[] { 1, 1, 3, 3, 4, 4 }, compact.What.data<float>().ToArray());
+        Assert.Equal(new long[] { 1, 3, 4 }, compact.Where.shape);
+    }
+
+    [Fact]
+    public void Same_seed_gives_the_same_output()
+    {
+        Tensor Run()
+        {
+            manual_seed(9);
+            var m = new SqairModel(Tiny());
+            return m.Forward(Frames(3, 2), k: 2).LogWeights.detach();
+        }
+        var a = Run();
+        var b = Run();
+        Assert.True(a.allclose(b, rtol: 0, atol: 0));
+        Assert.True(a.isfinite().all().item<bool>());
+    }
+
+    [Fact]
+    public void Log_weight_is_likelihood_plus_prior_minus_posterior_summed_over_time()
+    {
+        manual_seed(5);
+        var m = new SqairModel(Tiny());
+        using var _ = no_grad();
+        var o = m.Forward(Frames(3, 2), k: 2, keepFrames: true);
+        var sum = o.Frames!.Select(f => f.LogLikelihood + f.LogP - f.LogQ).Aggregate((x, y) => x + y).view(2, 2);
+        Assert.True(sum.allclose(o.LogWeights, rtol: 1e-4, atol: 1e-2));
+        var kl = o.Frames!.Select(f => f.LogQ - f.LogP).Aggregate((x, y) => x + y).view(2, 2);
+        Assert.True(kl.allclose(o.Kl, rtol: 1e-4, atol: 1e-2));
+    }
+
+    [Fact]
+    public void Resampling_picks_one_row_of_each_sequence()
+    {
+        manual_seed(6);
+        var m = new SqairModel(Tiny());
+        using var _ = no_grad();
+        var o = m.Forward(Frames(2, 5), k: 2);
+        var rows = o.ResampleRows().data<long>().ToArray();
+        for (int b = 0; b < 5; b++) Assert.InRange(rows[b], 2 * b, 2 * b + 1);
+    }
+}
