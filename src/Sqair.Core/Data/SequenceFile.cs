@@ -1,8 +1,5 @@
-using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
-using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 
 namespace Sqair.Data;
 
@@ -53,9 +50,7 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     readonly byte* _base;
     readonly long _frames, _boxes, _present, _visible, _labels, _ids;
 
-    record TensorSpec(string Name, string Dtype, long[] Shape);
-
-    static TensorSpec[] Specs(long n, int t, int side, int m) =>
+    static Safetensors.Entry[] Specs(long n, int t, int side, int m) =>
     [
         new("frames", "U8", [n, t, 1, side, side]),
         new("boxes", "F32", [n, t, m, 4]),
@@ -64,8 +59,6 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         new("labels", "I32", [n, m]),
         new("ids", "I32", [n, m]),
     ];
-
-    static int ElementSize(string dtype) => dtype switch { "U8" => 1, "F32" or "I32" => 4, _ => throw new ArgumentException(dtype) };
 
     /// <summary>
     /// Generates <paramref name="count"/> sequences in parallel and writes them atomically to
@@ -76,32 +69,14 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         var c = generator.Config;
         int t = c.SeqLen, side = c.CanvasSize, m = c.MaxDigits;
         var specs = Specs(count, t, side, m);
-        var meta = new JsonObject
+        var metadata = new Dictionary<string, string>
         {
             ["format"] = Format,
             ["config"] = JsonSerializer.Serialize(c),
             ["seed"] = generator.Seed.ToString(),
             ["pool"] = pool.ToString().ToLowerInvariant(),
         };
-        var header = new JsonObject { ["__metadata__"] = meta };
-        long offset = 0;
-        foreach (var s in specs)
-        {
-            long bytes = s.Shape.Aggregate(1L, (a, b) => a * b) * ElementSize(s.Dtype);
-            header[s.Name] = new JsonObject
-            {
-                ["dtype"] = s.Dtype,
-                ["shape"] = new JsonArray(s.Shape.Select(x => (JsonNode)x).ToArray()),
-                ["data_offsets"] = new JsonArray(offset, offset + bytes),
-            };
-            offset += bytes;
-        }
-        var json = Encoding.UTF8.GetBytes(header.ToJsonString());
-        int padded = (json.Length + 7) / 8 * 8;
-        var headerBytes = new byte[8 + padded];
-        BinaryPrimitives.WriteUInt64LittleEndian(headerBytes, (ulong)padded);
-        json.CopyTo(headerBytes, 8);
-        headerBytes.AsSpan(8 + json.Length).Fill((byte)' ');
+        var headerBytes = Safetensors.EncodeHeader(specs, metadata);
 
         // Sequences are generated in chunks in parallel, then each tensor is streamed out in order:
         // per-sequence random streams make the bytes independent of the chunking and thread count.
@@ -152,59 +127,34 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     SequenceFile(string path)
     {
         Path = path;
-        var length = new FileInfo(path).Length;
-        if (length < 8) throw new InvalidDataException($"{path}: {length} bytes is too short for a safetensors file");
-        ulong headerLength;
-        byte[] json;
-        using (var fs = File.OpenRead(path))
-        {
-            var lenBytes = new byte[8];
-            fs.ReadExactly(lenBytes);
-            headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
-            if (headerLength > (ulong)(length - 8) || headerLength > 100_000_000)
-                throw new InvalidDataException($"{path}: header length {headerLength} exceeds the file ({length} bytes): truncated or not a safetensors file");
-            json = new byte[headerLength];
-            fs.ReadExactly(json);
-        }
-        JsonObject header;
-        try { header = JsonNode.Parse(json)?.AsObject() ?? throw new InvalidDataException("empty header"); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: unreadable safetensors header ({e.Message})", e); }
-
-        var meta = header["__metadata__"]?.AsObject() ?? throw new InvalidDataException($"{path}: no __metadata__ in the header; not a SQAIR dataset");
-        if ((string?)meta["format"] != Format)
-            throw new InvalidDataException($"{path}: format '{(string?)meta["format"]}' is not {Format}");
+        var header = Safetensors.ReadHeader(path);
+        var meta = header.Metadata;
+        if (meta.GetValueOrDefault("format") != Format)
+            throw new InvalidDataException($"{path}: format '{meta.GetValueOrDefault("format")}' is not {Format}; not a SQAIR dataset");
         try
         {
-            Config = JsonSerializer.Deserialize<MovingMnistConfig>((string)meta["config"]!) ?? throw new InvalidDataException("null config");
-            Seed = ulong.Parse((string)meta["seed"]!);
-            Pool = Enum.Parse<Pool>((string)meta["pool"]!, ignoreCase: true);
+            Config = JsonSerializer.Deserialize<MovingMnistConfig>(meta["config"]) ?? throw new InvalidDataException("null config");
+            Seed = ulong.Parse(meta["seed"]);
+            Pool = Enum.Parse<Pool>(meta["pool"], ignoreCase: true);
         }
-        catch (Exception e) when (e is JsonException or FormatException or ArgumentException or InvalidCastException or NullReferenceException)
+        catch (Exception e) when (e is JsonException or FormatException or ArgumentException or KeyNotFoundException)
         {
             throw new InvalidDataException($"{path}: bad metadata ({e.Message})", e);
         }
-
-        var frames = header["frames"]?["shape"]?.AsArray() ?? throw new InvalidDataException($"{path}: no 'frames' tensor");
-        _n = (long)frames[0]!;
+        if (!header.Entries.TryGetValue("frames", out var frames))
+            throw new InvalidDataException($"{path}: no 'frames' tensor");
+        _n = frames.Entry.Shape[0];
         _t = Config.SeqLen; _side = Config.CanvasSize; _m = Config.MaxDigits;
-        long dataStart = 8 + (long)headerLength;
         var offsets = new Dictionary<string, long>();
         foreach (var s in Specs(_n, _t, _side, _m))
         {
-            var node = header[s.Name] ?? throw new InvalidDataException($"{path}: no '{s.Name}' tensor");
-            var dtype = (string?)node["dtype"];
-            var shape = node["shape"]!.AsArray().Select(x => (long)x!).ToArray();
-            var range = node["data_offsets"]!.AsArray().Select(x => (long)x!).ToArray();
-            if (dtype != s.Dtype) throw new InvalidDataException($"{path}: tensor '{s.Name}' has dtype {dtype}, expected {s.Dtype}");
-            if (!shape.SequenceEqual(s.Shape))
-                throw new InvalidDataException($"{path}: tensor '{s.Name}' has shape [{string.Join(", ", shape)}], expected [{string.Join(", ", s.Shape)}] from the header's config");
-            long bytes = s.Shape.Aggregate(1L, (a, b) => a * b) * ElementSize(s.Dtype);
-            if (range.Length != 2 || range[1] - range[0] != bytes || range[0] < 0)
-                throw new InvalidDataException($"{path}: tensor '{s.Name}' has data offsets [{string.Join(", ", range)}] for {bytes} bytes");
-            if (dataStart + range[1] > length)
-                throw new InvalidDataException($"{path}: truncated: tensor '{s.Name}' ends at byte {dataStart + range[1]}, the file has {length}");
-            offsets[s.Name] = dataStart + range[0];
+            if (!header.Entries.TryGetValue(s.Name, out var found)) throw new InvalidDataException($"{path}: no '{s.Name}' tensor");
+            if (found.Entry.Dtype != s.Dtype) throw new InvalidDataException($"{path}: tensor '{s.Name}' has dtype {found.Entry.Dtype}, expected {s.Dtype}");
+            if (!found.Entry.Shape.SequenceEqual(s.Shape))
+                throw new InvalidDataException($"{path}: tensor '{s.Name}' has shape [{string.Join(", ", found.Entry.Shape)}], expected [{string.Join(", ", s.Shape)}] from the header's config");
+            offsets[s.Name] = found.Offset;
         }
+        long length = new FileInfo(path).Length;
         _mmf = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         _view = _mmf.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
         byte* p = null;
@@ -214,11 +164,7 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
             (offsets["frames"], offsets["boxes"], offsets["present"], offsets["visible"], offsets["labels"], offsets["ids"]);
     }
 
-    public static SequenceFile Open(string path)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"dataset file {path} does not exist", path);
-        return new SequenceFile(path);
-    }
+    public static SequenceFile Open(string path) => new(path);
 
     public Sequence Get(long index)
     {

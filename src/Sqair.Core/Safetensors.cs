@@ -1,0 +1,167 @@
+using System.Buffers.Binary;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sqair;
+
+/// <summary>
+/// The safetensors format (8-byte little-endian header length, a JSON header, raw little-endian
+/// tensor bytes), used for datasets and checkpoints so that PyTorch, numpy and TorchSharp users
+/// open them with their usual tools. We write it ourselves for the <c>__metadata__</c> map
+/// (config, step, generator parameters), which TorchSharp.PyBridge does not write.
+/// </summary>
+public static class Safetensors
+{
+    public sealed record Entry(string Name, string Dtype, long[] Shape)
+    {
+        public long Bytes => Shape.Aggregate(1L, (a, b) => a * b) * ElementSize(Dtype);
+    }
+
+    /// <summary>A parsed header: entries with absolute file offsets of their data, and the metadata.</summary>
+    public sealed record Header(IReadOnlyDictionary<string, (Entry Entry, long Offset)> Entries, IReadOnlyDictionary<string, string> Metadata);
+
+    public static int ElementSize(string dtype) => dtype switch
+    {
+        "U8" or "BOOL" => 1,
+        "F32" or "I32" => 4,
+        "F64" or "I64" => 8,
+        _ => throw new ArgumentException($"unsupported safetensors dtype {dtype}"),
+    };
+
+    static string DtypeOf(ScalarType t) => t switch
+    {
+        ScalarType.Byte => "U8",
+        ScalarType.Float32 => "F32",
+        ScalarType.Float64 => "F64",
+        ScalarType.Int32 => "I32",
+        ScalarType.Int64 => "I64",
+        _ => throw new ArgumentException($"unsupported tensor dtype {t}"),
+    };
+
+    static ScalarType ScalarTypeOf(string dtype) => dtype switch
+    {
+        "U8" => ScalarType.Byte,
+        "F32" => ScalarType.Float32,
+        "F64" => ScalarType.Float64,
+        "I32" => ScalarType.Int32,
+        "I64" => ScalarType.Int64,
+        _ => throw new ArgumentException($"unsupported safetensors dtype {dtype}"),
+    };
+
+    /// <summary>The header bytes (length prefix included, padded to 8 bytes) for entries laid out in order.</summary>
+    public static byte[] EncodeHeader(IEnumerable<Entry> entries, IReadOnlyDictionary<string, string> metadata)
+    {
+        var meta = new JsonObject();
+        foreach (var (k, v) in metadata) meta[k] = v;
+        var header = new JsonObject { ["__metadata__"] = meta };
+        long offset = 0;
+        foreach (var e in entries)
+        {
+            header[e.Name] = new JsonObject
+            {
+                ["dtype"] = e.Dtype,
+                ["shape"] = new JsonArray(e.Shape.Select(x => (JsonNode)x).ToArray()),
+                ["data_offsets"] = new JsonArray(offset, offset + e.Bytes),
+            };
+            offset += e.Bytes;
+        }
+        var json = Encoding.UTF8.GetBytes(header.ToJsonString());
+        int padded = (json.Length + 7) / 8 * 8;
+        var bytes = new byte[8 + padded];
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)padded);
+        json.CopyTo(bytes, 8);
+        bytes.AsSpan(8 + json.Length).Fill((byte)' ');
+        return bytes;
+    }
+
+    /// <summary>Reads and checks a header: every entry's offsets must fit its dtype and shape and lie inside the file.</summary>
+    public static Header ReadHeader(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path} does not exist", path);
+        long length = new FileInfo(path).Length;
+        if (length < 8) throw new InvalidDataException($"{path}: {length} bytes is too short for a safetensors file");
+        byte[] json;
+        using (var fs = File.OpenRead(path))
+        {
+            var lenBytes = new byte[8];
+            fs.ReadExactly(lenBytes);
+            ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
+            if (headerLength > (ulong)(length - 8) || headerLength > 100_000_000)
+                throw new InvalidDataException($"{path}: header length {headerLength} exceeds the file ({length} bytes): truncated or not a safetensors file");
+            json = new byte[headerLength];
+            fs.ReadExactly(json);
+        }
+        JsonObject header;
+        try { header = JsonNode.Parse(json)?.AsObject() ?? throw new InvalidDataException($"{path}: empty safetensors header"); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"{path}: unreadable safetensors header ({e.Message})", e);
+        }
+        long dataStart = 8 + json.Length;
+        var entries = new Dictionary<string, (Entry, long)>();
+        var metadata = new Dictionary<string, string>();
+        foreach (var (name, node) in header)
+        {
+            try
+            {
+                if (name == "__metadata__")
+                {
+                    foreach (var (k, v) in node!.AsObject()) metadata[k] = (string)v!;
+                    continue;
+                }
+                var dtype = (string)node!["dtype"]!;
+                var shape = node["shape"]!.AsArray().Select(x => (long)x!).ToArray();
+                var range = node["data_offsets"]!.AsArray().Select(x => (long)x!).ToArray();
+                var entry = new Entry(name, dtype, shape);
+                if (range.Length != 2 || range[0] < 0 || range[1] - range[0] != entry.Bytes)
+                    throw new InvalidDataException($"{path}: tensor '{name}' has data offsets [{string.Join(", ", range)}] for {entry.Bytes} bytes of {dtype} [{string.Join(", ", shape)}]");
+                if (dataStart + range[1] > length)
+                    throw new InvalidDataException($"{path}: truncated: tensor '{name}' ends at byte {dataStart + range[1]}, the file has {length}");
+                entries[name] = (entry, dataStart + range[0]);
+            }
+            catch (Exception e) when (e is InvalidOperationException or NullReferenceException or FormatException or ArgumentException)
+            {
+                throw new InvalidDataException($"{path}: malformed header entry '{name}' ({e.Message})", e);
+            }
+        }
+        return new Header(entries, metadata);
+    }
+
+    /// <summary>Writes tensors (copied to the CPU) and metadata atomically.</summary>
+    public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string> metadata)
+    {
+        var ordered = tensors.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
+        var entries = ordered.Select(kv => new Entry(kv.Key, DtypeOf(kv.Value.dtype), kv.Value.shape)).ToList();
+        var header = EncodeHeader(entries, metadata);
+        AtomicFile.Write(path, s =>
+        {
+            s.Write(header);
+            foreach (var (_, t) in ordered)
+            {
+                using var cpu = t.detach().cpu().contiguous();
+                s.Write(cpu.bytes);
+            }
+        });
+    }
+
+    /// <summary>Loads every tensor onto the CPU, with the metadata.</summary>
+    public static (Dictionary<string, Tensor> Tensors, IReadOnlyDictionary<string, string> Metadata) Load(string path)
+    {
+        var header = ReadHeader(path);
+        var result = new Dictionary<string, Tensor>();
+        using var fs = File.OpenRead(path);
+        foreach (var (name, (entry, offset)) in header.Entries)
+        {
+            var bytes = new byte[entry.Bytes];
+            fs.Position = offset;
+            fs.ReadExactly(bytes);
+            var t = empty(entry.Shape, ScalarTypeOf(entry.Dtype));
+            if (bytes.Length > 0) t.bytes = bytes;
+            result[name] = t;
+        }
+        return (result, header.Metadata);
+    }
+}
