@@ -1,0 +1,101 @@
+using System.Globalization;
+using Sqair.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sqair.Training;
+
+/// <summary>
+/// A checkpoint is one safetensors file: every model parameter under "model/&lt;name&gt;", the
+/// optimiser state under "optimizer/…", the torch RNG state under "rng/torch", and in the
+/// metadata the format, the full config (JSON), the iteration and the optimiser's step count.
+/// </summary>
+public static class Checkpoint
+{
+    public const string Format = "sqair.checkpoint.v1";
+
+    public sealed record Contents(SqairConfig Config, long Iteration, long OptimizerSteps, Dictionary<string, Tensor> Tensors, string Path);
+
+    public static void Save(string path, SqairModel model, Optimizer? optimizer, long iteration)
+    {
+        var tensors = new Dictionary<string, Tensor>();
+        foreach (var (name, p) in model.named_parameters()) tensors[$"model/{name}"] = p;
+        if (optimizer is not null)
+            foreach (var (key, value) in optimizer.State()) tensors[key] = value;
+        tensors["rng/torch"] = get_rng_state();
+        var metadata = new Dictionary<string, string>
+        {
+            ["format"] = Format,
+            ["config"] = model.Config.ToJson(),
+            ["iteration"] = iteration.ToString(CultureInfo.InvariantCulture),
+            ["optimizer_steps"] = (optimizer?.Steps ?? 0).ToString(CultureInfo.InvariantCulture),
+        };
+        Safetensors.Save(path, tensors, metadata);
+    }
+
+    /// <summary>Reads and checks a checkpoint file; every problem names the file and the key.</summary>
+    public static Contents Read(string path)
+    {
+        var (tensors, meta) = Safetensors.Load(path);
+        if (meta.GetValueOrDefault("format") != Format)
+            throw new InvalidDataException($"{path}: format '{meta.GetValueOrDefault("format")}' is not {Format}; not a SQAIR checkpoint");
+        SqairConfig config;
+        try { config = new SqairConfig().With(System.Text.Json.Nodes.JsonNode.Parse(meta["config"])!.AsObject(), $"{path} (config)"); }
+        catch (Exception e) when (e is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"{path}: unreadable config in the metadata ({e.Message})", e);
+        }
+        if (!long.TryParse(meta.GetValueOrDefault("iteration"), out var iteration) || !long.TryParse(meta.GetValueOrDefault("optimizer_steps"), out var steps))
+            throw new InvalidDataException($"{path}: no iteration number in the metadata");
+        foreach (var (key, t) in tensors)
+            if (t.is_floating_point() && !t.isfinite().all().item<bool>())
+                throw new InvalidDataException($"{path}: tensor '{key}' holds NaN or infinite values");
+        return new Contents(config, iteration, steps, tensors, path);
+    }
+
+    /// <summary>Copies the checkpoint's parameters into <paramref name="model"/> (same architecture).</summary>
+    public static void LoadInto(Contents c, SqairModel model, Optimizer? optimizer = null, bool restoreRng = false)
+    {
+        using (no_grad())
+            foreach (var (name, p) in model.named_parameters())
+            {
+                if (!c.Tensors.TryGetValue($"model/{name}", out var saved))
+                    throw new InvalidDataException($"{c.Path}: no parameter 'model/{name}'");
+                if (!saved.shape.SequenceEqual(p.shape))
+                    throw new InvalidDataException($"{c.Path}: parameter 'model/{name}' has shape [{string.Join(", ", saved.shape)}], the model expects [{string.Join(", ", p.shape)}]");
+                p.copy_(saved);
+            }
+        if (optimizer is not null)
+        {
+            try { optimizer.Load(c.Tensors, c.OptimizerSteps); }
+            catch (InvalidDataException e) { throw new InvalidDataException($"{c.Path}: {e.Message}", e); }
+        }
+        if (restoreRng)
+        {
+            if (!c.Tensors.TryGetValue("rng/torch", out var rng)) throw new InvalidDataException($"{c.Path}: no 'rng/torch' state");
+            set_rng_state(rng);
+        }
+    }
+
+    /// <summary>Builds the model a checkpoint describes and loads its parameters.</summary>
+    public static SqairModel LoadModel(string path, Device? device = null)
+    {
+        var c = Read(path);
+        var model = new SqairModel(c.Config);
+        LoadInto(c, model);
+        if (device is not null) model.to(device);
+        return model;
+    }
+
+    /// <summary>Checkpoints of a run folder, newest first.</summary>
+    public static IEnumerable<string> InRun(string runDir)
+    {
+        var dir = Path.Combine(runDir, "checkpoints");
+        return Directory.Exists(dir)
+            ? Directory.GetFiles(dir, "step-*.safetensors").OrderByDescending(f => f, StringComparer.Ordinal)
+            : [];
+    }
+
+    public static string PathFor(string runDir, long iteration) =>
+        Path.Combine(runDir, "checkpoints", $"step-{iteration:D9}.safetensors");
+}

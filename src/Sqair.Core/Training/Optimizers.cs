@@ -1,0 +1,104 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sqair.Training;
+
+/// <summary>
+/// The optimisers, written out so that their whole state is a set of named tensors that go into
+/// the safetensors checkpoint next to the parameters (and can be inspected from Python).
+/// </summary>
+public abstract class Optimizer(IReadOnlyList<(string Name, Tensor Param)> parameters)
+{
+    protected IReadOnlyList<(string Name, Tensor Param)> Parameters { get; } = parameters;
+    public long Steps { get; protected set; }
+
+    public static Optimizer Create(string name, IEnumerable<(string, Tensor)> parameters)
+    {
+        var list = parameters.ToList();
+        return name switch
+        {
+            "rmsprop" => new RmsProp(list),
+            "adam" => new Adam(list),
+            _ => throw new ArgumentException($"config key 'optimizer' = '{name}': expected rmsprop or adam"),
+        };
+    }
+
+    public void Step(double learningRate)
+    {
+        using var _ = no_grad();
+        Steps++;
+        foreach (var (name, p) in Parameters)
+            if (p.grad is { } g) Update(name, p, g, learningRate);
+    }
+
+    protected abstract void Update(string name, Tensor param, Tensor grad, double lr);
+
+    /// <summary>Every state tensor under "optimizer/&lt;slot&gt;/&lt;parameter&gt;".</summary>
+    public abstract IEnumerable<(string Key, Tensor Value)> State();
+
+    /// <summary>Restores the state written by <see cref="State"/>.</summary>
+    public void Load(IReadOnlyDictionary<string, Tensor> tensors, long steps)
+    {
+        Steps = steps;
+        using var _ = no_grad();
+        foreach (var (key, value) in State())
+        {
+            if (!tensors.TryGetValue(key, out var saved)) throw new InvalidDataException($"checkpoint lacks optimizer state '{key}'");
+            if (!saved.shape.SequenceEqual(value.shape)) throw new InvalidDataException($"optimizer state '{key}' has shape [{string.Join(", ", saved.shape)}], expected [{string.Join(", ", value.shape)}]");
+            value.copy_(saved);
+        }
+    }
+
+    protected Dictionary<string, Tensor> Slot() => Parameters.ToDictionary(p => p.Name, p => zeros_like(p.Param).DetachFromDisposeScope());
+}
+
+/// <summary>
+/// RMSProp with momentum as in TensorFlow 1.x (the original's optimiser): ms ← ρ·ms + (1 − ρ)g²,
+/// mom ← μ·mom + lr·g/√(ms + ε), θ ← θ − mom; ρ = 0.9, μ = 0.9, ε = 1e−10. TensorFlow starts ms at 1.
+/// </summary>
+public sealed class RmsProp : Optimizer
+{
+    const double Decay = 0.9, Momentum = 0.9, Epsilon = 1e-10;
+    readonly Dictionary<string, Tensor> ms, mom;
+
+    public RmsProp(IReadOnlyList<(string, Tensor)> parameters) : base(parameters)
+    {
+        ms = Slot();
+        foreach (var t in ms.Values) t.fill_(1.0);
+        mom = Slot();
+    }
+
+    protected override void Update(string name, Tensor p, Tensor g, double lr)
+    {
+        var m = ms[name].mul_(Decay).addcmul_(g, g, value: 1 - Decay);
+        var v = mom[name].mul_(Momentum).addcdiv_(g, (m + Epsilon).sqrt_(), value: lr);
+        p.sub_(v);
+    }
+
+    public override IEnumerable<(string, Tensor)> State() =>
+        ms.Select(kv => ($"optimizer/ms/{kv.Key}", kv.Value)).Concat(mom.Select(kv => ($"optimizer/mom/{kv.Key}", kv.Value)));
+}
+
+/// <summary>Adam (Kingma &amp; Ba) with β = (0.9, 0.999), ε = 1e−8.</summary>
+public sealed class Adam : Optimizer
+{
+    const double Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8;
+    readonly Dictionary<string, Tensor> m, v;
+
+    public Adam(IReadOnlyList<(string, Tensor)> parameters) : base(parameters)
+    {
+        m = Slot();
+        v = Slot();
+    }
+
+    protected override void Update(string name, Tensor p, Tensor g, double lr)
+    {
+        var mt = m[name].mul_(Beta1).add_(g, alpha: 1 - Beta1);
+        var vt = v[name].mul_(Beta2).addcmul_(g, g, value: 1 - Beta2);
+        double c1 = 1 - Math.Pow(Beta1, Steps), c2 = 1 - Math.Pow(Beta2, Steps);
+        p.addcdiv_(mt, (vt / c2).sqrt_().add_(Epsilon), value: -lr / c1);
+    }
+
+    public override IEnumerable<(string, Tensor)> State() =>
+        m.Select(kv => ($"optimizer/m/{kv.Key}", kv.Value)).Concat(v.Select(kv => ($"optimizer/v/{kv.Key}", kv.Value)));
+}

@@ -1,0 +1,38 @@
+using Sqair.Model;
+
+namespace Sqair.Training;
+
+/// <summary>Named starting points for a config; any key can still be overridden.</summary>
+public static class Presets
+{
+    /// <summary>
+    /// paper: SPEC §4 exactly, the original's settings (RMSProp, lr 1e−5, 2·10⁶ iterations, batch 32,
+    /// K = 5, curriculum from 3 frames growing every 100 000 iterations). cpu: our preset for two
+    /// CPU cores and an hour: Adam with a larger rate, a short curriculum, frequent logging.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, SqairConfig> All = new Dictionary<string, SqairConfig>
+    {
+        ["paper"] = new SqairConfig(),
+        ["cpu"] = new SqairConfig
+        {
+            Optimizer = "adam",
+            LearningRate = 1e-4,
+            MaxTrainIter = 20_000,
+            LrSchedule = [1],
+            BatchSize = 32,
+            KParticles = 5,
+            CurriculumStart = 3,
+            StageItr = 2_000,
+            ClipGradNorm = 1000,
+            LogItr = 50,
+            EvalItr = 1_000,
+            FigItr = 1_000,
+            CkptItr = 1_000,
+            EvalSize = 500,
+            TimeLimitMin = 60,
+        },
+    };
+
+    public static SqairConfig Get(string name) =>
+        All.TryGetValue(name, out var c) ? c : throw new ArgumentException($"unknown preset '{name}' (choose from {string.Join(", ", All.Keys)})");
+}
