@@ -26,11 +26,19 @@ static class TrainCommand
     {
         var train = new Command("train", "Train SQAIR on moving multi-MNIST (a run folder with checkpoints, figures, TensorBoard events)")
         {
-            Preset, ConfigFile, RunDir, Resume, DeviceOption, Threads, Cli.Cache, Cli.MnistDir,
+            RunDir, Resume, DeviceOption, Threads, Cli.Cache, Cli.MnistDir,
         };
-        foreach (var o in KeyOptions.Values) train.Options.Add(o);
+        AddConfigOptions(train);
         train.SetAction(Run);
         return train;
+    }
+
+    /// <summary>--preset, --config and one option per config key.</summary>
+    public static void AddConfigOptions(Command command)
+    {
+        command.Options.Add(Preset);
+        command.Options.Add(ConfigFile);
+        foreach (var o in KeyOptions.Values) command.Options.Add(o);
     }
 
     /// <summary>The config from preset, then file, then command-line keys; validated with the source of every bad key named.</summary>

@@ -105,6 +105,24 @@ public sealed class MovingMnist
         return result;
     }
 
+    /// <summary>
+    /// Digit-sized random blobs (8–28 px high, 6–28 px wide, every pixel non-zero): templates for
+    /// tests and benchmarks that must not depend on MNIST being available.
+    /// </summary>
+    public static List<Template> SyntheticTemplates(int n, ulong seed)
+    {
+        var rng = new Rng(seed);
+        var list = new List<Template>(n);
+        for (int i = 0; i < n; i++)
+        {
+            int h = rng.NextInt(8, 28), w = rng.NextInt(6, 28);
+            var px = new byte[h * w];
+            for (int p = 0; p < px.Length; p++) px[p] = (byte)rng.NextInt(1, 255);
+            list.Add(new Template(px, h, w, i % 10));
+        }
+        return list;
+    }
+
     /// <summary>Crops a square image to the bounding box of its non-zero pixels (null if blank).</summary>
     public static Template? Crop(ReadOnlySpan<byte> image, int side, int label)
     {

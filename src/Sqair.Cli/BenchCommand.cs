@@ -1,0 +1,57 @@
+using System.CommandLine;
+using System.Text.Json;
+using Spectre.Console;
+using Sqair.Data;
+using Sqair.Training;
+
+namespace Sqair.Cli;
+
+/// <summary><c>sqair bench train</c>: iterations per second, time per phase, memory and FLOPs of a config.</summary>
+static class BenchCommand
+{
+    public static Command Build()
+    {
+        var bench = new Command("bench", "Benchmarks");
+        var seqLen = new Option<int?>("--seq-len") { Description = "Sequence length (default: the config's seq_len)" };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed iterations first", DefaultValueFactory = _ => 3 };
+        var iterations = new Option<int>("--iterations") { Description = "Timed iterations", DefaultValueFactory = _ => 20 };
+        var synthetic = new Option<bool>("--synthetic") { Description = "Random digit-sized blobs instead of MNIST (no download)" };
+        var json = new Option<string?>("--json") { Description = "Also write the result as JSON to this file" };
+        var train = new Command("train", "Time training iterations of a config (forward, backward, optimiser step)")
+        {
+            seqLen, warmup, iterations, synthetic, json, TrainCommand.DeviceOption, TrainCommand.Threads, Cli.Cache, Cli.MnistDir,
+        };
+        TrainCommand.AddConfigOptions(train);
+        train.SetAction(r =>
+        {
+            var config = TrainCommand.ConfigFrom(r);
+            var device = TrainCommand.Device(r);
+            var dataConfig = config.DataConfig();
+            var templates = r.GetValue(synthetic)
+                ? MovingMnist.SyntheticTemplates(1000, 0)
+                : MovingMnist.BuildPool(Mnist.LoadSplit(Cli.EnsureMnist(r.GetValue(Cli.Cache)!, r.GetValue(Cli.MnistDir)), train: true), Pool.Train, dataConfig.DigitScale);
+            var source = new GeneratedSource(new MovingMnist(dataConfig, templates, config.DataSeed));
+            int len = r.GetValue(seqLen) ?? config.SeqLen;
+            BenchResult result = null!;
+            AnsiConsole.Status().Start($"timing {r.GetValue(iterations)} iterations at T = {len}, batch {config.BatchSize}, K = {config.KParticles}", _ =>
+                result = Bench.Train(config, source, len, r.GetValue(warmup), r.GetValue(iterations), device));
+
+            var table = new Table().AddColumns("measure", "value");
+            table.AddRow("model", $"{config.Model}, T = {len}, batch {config.BatchSize}, K = {config.KParticles}");
+            table.AddRow("threads / device", $"{result.Threads} / {result.Device}");
+            table.AddRow("iterations/s", $"{result.IterationsPerSecond:F3}");
+            table.AddRow("ms data / forward / backward / step", $"{result.DataMs:F1} / {result.ForwardMs:F1} / {result.BackwardMs:F1} / {result.OptimizerMs:F1}");
+            table.AddRow("peak memory (RSS)", $"{result.PeakRssMb:N0} MB");
+            table.AddRow("GFLOP per iteration (fwd + 2×fwd for bwd)", $"{result.GflopsPerIteration:F2}");
+            table.AddRow("achieved GFLOP/s", $"{result.AchievedGflopsPerSecond:F1}");
+            foreach (var (module, count) in result.ParametersPerModule) table.AddRow($"parameters: {module}", $"{count:N0}");
+            table.AddRow("parameters: total", $"{result.ParametersPerModule.Values.Sum():N0}");
+            AnsiConsole.Write(table);
+            if (r.GetValue(json) is { } path)
+                AtomicFile.WriteAllText(path, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+            return 0;
+        });
+        bench.Subcommands.Add(train);
+        return bench;
+    }
+}
