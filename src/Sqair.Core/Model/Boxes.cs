@@ -53,15 +53,6 @@ public static class Boxes
         var sx = b[3] / (width + 1);
         return stack([sx, sy, 2 * b[1] / (width - 1) + sx - 1, 2 * b[0] / (height - 1) + sy - 1], -1);
     }
-
-    /// <summary>Intersection over union of two pixel boxes (y, x, h, w).</summary>
-    public static double IoU(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        double iy = Math.Max(0, Math.Min(a[0] + a[2], b[0] + b[2]) - Math.Max(a[0], b[0]));
-        double ix = Math.Max(0, Math.Min(a[1] + a[3], b[1] + b[3]) - Math.Max(a[1], b[1]));
-        double inter = iy * ix, union = a[2] * a[3] + b[2] * b[3] - inter;
-        return union <= 0 ? 0 : inter / union;
-    }
 }
 
 /// <summary>

@@ -1,0 +1,122 @@
+namespace Sqair.Evaluation;
+
+/// <summary>One box of one frame: an object (or hypothesis) id and its pixel box (y, x, h, w).</summary>
+public readonly record struct TrackBox(long Id, float Y, float X, float H, float W)
+{
+    public double IoU(TrackBox o)
+    {
+        double iy = Math.Max(0, Math.Min(Y + H, o.Y + o.H) - Math.Max(Y, o.Y));
+        double ix = Math.Max(0, Math.Min(X + W, o.X + o.W) - Math.Max(X, o.X));
+        double inter = iy * ix, union = H * W + o.H * o.W - inter;
+        return union <= 0 ? 0 : inter / union;
+    }
+}
+
+/// <summary>CLEAR MOT and identity measures over every sequence added.</summary>
+public sealed record MotSummary(long GroundTruth, long Hypotheses, long Matches, long FalsePositives, long Misses, long IdSwitches,
+                                double Mota, double Motp, double Idf1, double Idp, double Idr);
+
+/// <summary>
+/// Tracking measures as py-motmetrics computes them, with IoU ≥ <see cref="Threshold"/> as the
+/// match criterion. Per frame, a ground-truth object keeps its hypothesis from the previous frame
+/// while they still overlap enough; the rest are matched by the Hungarian method on 1 − IoU. An
+/// identity switch is a ground-truth object matched to a different hypothesis than at its last
+/// match. MOTA = 1 − (misses + false positives + switches) / ground truth. MOTP is reported as
+/// the mean IoU of matched pairs (py-motmetrics reports the mean distance 1 − IoU). IDF1 comes from
+/// the one-to-one assignment of whole ground-truth and hypothesis tracks that maximises the
+/// number of frames where they match (IDTP): IDF1 = 2·IDTP / (ground truth + hypotheses).
+/// </summary>
+public sealed class MotAccumulator
+{
+    public double Threshold { get; }
+    long gt, hyp, matches, fp, misses, switches, idtp;
+    double iouSum;
+
+    public MotAccumulator(double threshold = 0.5) => Threshold = threshold;
+
+    /// <summary>Adds one sequence: per frame, the visible ground-truth boxes and the present hypotheses.</summary>
+    public void AddSequence(IReadOnlyList<IReadOnlyList<TrackBox>> truth, IReadOnlyList<IReadOnlyList<TrackBox>> hypotheses)
+    {
+        if (truth.Count != hypotheses.Count) throw new ArgumentException($"{truth.Count} ground-truth frames but {hypotheses.Count} hypothesis frames");
+        var current = new Dictionary<long, long>();   // gt id → hypothesis id it is matched to now
+        var last = new Dictionary<long, long>();      // gt id → hypothesis id of its last match
+        for (int f = 0; f < truth.Count; f++)
+        {
+            var g = truth[f];
+            var h = hypotheses[f];
+            gt += g.Count;
+            hyp += h.Count;
+            var matched = new Dictionary<int, int>();
+            var usedH = new HashSet<int>();
+            // continuity: keep last frame's pairs that still overlap
+            for (int i = 0; i < g.Count; i++)
+            {
+                if (!current.TryGetValue(g[i].Id, out var hid)) continue;
+                int j = IndexOf(h, hid);
+                if (j >= 0 && !usedH.Contains(j) && g[i].IoU(h[j]) >= Threshold) { matched[i] = j; usedH.Add(j); }
+            }
+            var freeG = Enumerable.Range(0, g.Count).Where(i => !matched.ContainsKey(i)).ToList();
+            var freeH = Enumerable.Range(0, h.Count).Where(j => !usedH.Contains(j)).ToList();
+            var cost = new double[freeG.Count, freeH.Count];
+            for (int a = 0; a < freeG.Count; a++)
+                for (int b = 0; b < freeH.Count; b++)
+                {
+                    double iou = g[freeG[a]].IoU(h[freeH[b]]);
+                    cost[a, b] = iou >= Threshold ? 1 - iou : double.PositiveInfinity;
+                }
+            var assignment = Hungarian.Solve(cost);
+            for (int a = 0; a < freeG.Count; a++)
+                if (assignment[a] >= 0) matched[freeG[a]] = freeH[assignment[a]];
+
+            current.Clear();
+            foreach (var (i, j) in matched)
+            {
+                long gid = g[i].Id, hid = h[j].Id;
+                if (last.TryGetValue(gid, out var prev) && prev != hid) switches++;
+                last[gid] = hid;
+                current[gid] = hid;
+                iouSum += g[i].IoU(h[j]);
+            }
+            matches += matched.Count;
+            misses += g.Count - matched.Count;
+            fp += h.Count - matched.Count;
+        }
+        idtp += IdentityTruePositives(truth, hypotheses);
+    }
+
+    static int IndexOf(IReadOnlyList<TrackBox> boxes, long id)
+    {
+        for (int j = 0; j < boxes.Count; j++) if (boxes[j].Id == id) return j;
+        return -1;
+    }
+
+    /// <summary>Frames matched under the best one-to-one pairing of whole tracks.</summary>
+    long IdentityTruePositives(IReadOnlyList<IReadOnlyList<TrackBox>> truth, IReadOnlyList<IReadOnlyList<TrackBox>> hypotheses)
+    {
+        var gIds = truth.SelectMany(f => f.Select(b => b.Id)).Distinct().ToList();
+        var hIds = hypotheses.SelectMany(f => f.Select(b => b.Id)).Distinct().ToList();
+        if (gIds.Count == 0 || hIds.Count == 0) return 0;
+        var overlap = new long[gIds.Count, hIds.Count];
+        for (int f = 0; f < truth.Count; f++)
+            foreach (var gb in truth[f])
+                foreach (var hb in hypotheses[f])
+                    if (gb.IoU(hb) >= Threshold) overlap[gIds.IndexOf(gb.Id), hIds.IndexOf(hb.Id)]++;
+        var cost = new double[gIds.Count, hIds.Count];
+        for (int i = 0; i < gIds.Count; i++)
+            for (int j = 0; j < hIds.Count; j++) cost[i, j] = -overlap[i, j];
+        var assignment = Hungarian.Solve(cost);
+        long total = 0;
+        for (int i = 0; i < gIds.Count; i++) if (assignment[i] >= 0) total += overlap[i, assignment[i]];
+        return total;
+    }
+
+    public MotSummary Summary()
+    {
+        double mota = gt == 0 ? double.NaN : 1 - (double)(misses + fp + switches) / gt;
+        double motp = matches == 0 ? double.NaN : iouSum / matches;
+        double idf1 = gt + hyp == 0 ? double.NaN : 2.0 * idtp / (gt + hyp);
+        double idp = hyp == 0 ? double.NaN : (double)idtp / hyp;
+        double idr = gt == 0 ? double.NaN : (double)idtp / gt;
+        return new MotSummary(gt, hyp, matches, fp, misses, switches, mota, motp, idf1, idp, idr);
+    }
+}

@@ -1,0 +1,109 @@
+using CsCheck;
+using Sqair.Evaluation;
+
+namespace Sqair.Tests.Evaluation;
+
+public class TrackingTests
+{
+    static TrackBox B(long id, float y, float x) => new(id, y, x, 10, 10);
+
+    static IReadOnlyList<IReadOnlyList<TrackBox>> Frames(params TrackBox[][] frames) => frames;
+
+    [Fact]
+    public void Perfect_tracks_give_MOTA_1_IDF1_1_and_MOTP_1()
+    {
+        var truth = Frames([B(0, 0, 0), B(1, 30, 30)], [B(0, 2, 1), B(1, 28, 31)], [B(0, 4, 2), B(1, 26, 32)]);
+        var hyp = Frames([B(7, 0, 0), B(9, 30, 30)], [B(7, 2, 1), B(9, 28, 31)], [B(7, 4, 2), B(9, 26, 32)]);
+        var acc = new MotAccumulator();
+        acc.AddSequence(truth, hyp);
+        var s = acc.Summary();
+        Assert.Equal((1.0, 1.0, 1.0), (s.Mota, s.Idf1, s.Motp));
+        Assert.Equal((0L, 0L, 0L, 6L), (s.FalsePositives, s.Misses, s.IdSwitches, s.Matches));
+    }
+
+    [Fact]
+    public void A_track_whose_id_changes_once_gives_exactly_one_switch()
+    {
+        var truth = Frames([B(0, 0, 0)], [B(0, 1, 1)], [B(0, 2, 2)], [B(0, 3, 3)]);
+        var hyp = Frames([B(5, 0, 0)], [B(5, 1, 1)], [B(6, 2, 2)], [B(6, 3, 3)]);
+        var acc = new MotAccumulator();
+        acc.AddSequence(truth, hyp);
+        var s = acc.Summary();
+        Assert.Equal(1, s.IdSwitches);
+        Assert.Equal(1 - 1 / 4.0, s.Mota, 12);
+        // the best single pairing covers two of the four frames
+        Assert.Equal(2 * 2 / 8.0, s.Idf1, 12);
+    }
+
+    [Fact]
+    public void An_extra_box_is_one_false_positive_and_a_far_box_is_a_miss_and_a_false_positive()
+    {
+        var acc = new MotAccumulator();
+        acc.AddSequence(Frames([B(0, 0, 0)]), Frames([B(1, 0, 0), B(2, 30, 30)]));
+        var s = acc.Summary();
+        Assert.Equal((1L, 0L, 0L), (s.FalsePositives, s.Misses, s.IdSwitches));
+        Assert.Equal(0.0, s.Mota, 12);
+
+        acc = new MotAccumulator();
+        acc.AddSequence(Frames([B(0, 0, 0)]), Frames([B(1, 6, 6)])); // IoU 16/184 < 0.5
+        s = acc.Summary();
+        Assert.Equal((1L, 1L), (s.FalsePositives, s.Misses));
+    }
+
+    [Fact]
+    public void Continuity_keeps_an_existing_match_over_a_slightly_better_newcomer()
+    {
+        // gt 0 is matched to hypothesis 1; at frame 2 hypothesis 2 overlaps more, but 1 still overlaps enough: no switch.
+        var truth = Frames([B(0, 0, 0)], [B(0, 0, 0)]);
+        var hyp = Frames([B(1, 1, 0)], [B(1, 2, 0), B(2, 0, 0)]);
+        var acc = new MotAccumulator();
+        acc.AddSequence(truth, hyp);
+        Assert.Equal(0, acc.Summary().IdSwitches);
+        Assert.Equal(1, acc.Summary().FalsePositives);
+    }
+
+    [Fact]
+    public void Hungarian_finds_the_minimum_cost_assignment()
+    {
+        var cost = new double[,] { { 4, 1, 3 }, { 2, 0, 5 }, { 3, 2, 2 } };
+        Assert.Equal(new[] { 1, 0, 2 }, Hungarian.Solve(cost));
+        var rect = new double[,] { { 1, double.PositiveInfinity }, { double.PositiveInfinity, double.PositiveInfinity }, { 0.5, 3 } };
+        Assert.Equal(new[] { 0, -1, 1 }, Hungarian.Solve(rect));
+    }
+
+    [Fact]
+    public void Hungarian_matches_brute_force_on_random_matrices()
+    {
+        Gen.Int[1, 5].SelectMany(n => Gen.Int[1, 5].SelectMany(m => Gen.Double[0, 10].Array[n * m].Select(v => (n, m, v))))
+            .Sample(t =>
+            {
+                var (n, m, v) = t;
+                var cost = new double[n, m];
+                for (int i = 0; i < n; i++) for (int j = 0; j < m; j++) cost[i, j] = v[i * m + j];
+                var a = Hungarian.Solve(cost);
+                double total = Enumerable.Range(0, n).Where(i => a[i] >= 0).Sum(i => cost[i, a[i]]);
+                Assert.Equal(Math.Min(n, m), a.Count(x => x >= 0));
+                Assert.Equal(a.Where(x => x >= 0).Count(), a.Where(x => x >= 0).Distinct().Count());
+                Assert.True(Math.Abs(total - BruteForce(cost)) < 1e-9, $"{total} vs {BruteForce(cost)}");
+            }, iter: 300);
+    }
+
+    static double BruteForce(double[,] cost)
+    {
+        int n = cost.GetLength(0), m = cost.GetLength(1);
+        double best = double.PositiveInfinity;
+        void Go(int i, bool[] used, double sum, int assigned)
+        {
+            if (i == n)
+            {
+                if (assigned == Math.Min(n, m)) best = Math.Min(best, sum);
+                return;
+            }
+            if (n - i > m - assigned) Go(i + 1, used, sum, assigned); // row may stay free only if rows outnumber columns
+            for (int j = 0; j < m; j++)
+                if (!used[j]) { used[j] = true; Go(i + 1, used, sum + cost[i, j], assigned + 1); used[j] = false; }
+        }
+        Go(0, new bool[m], 0, 0);
+        return best;
+    }
+}
