@@ -4,5 +4,6 @@ using Sqair.Cli;
 var root = new RootCommand("SQAIR for .NET: Sequential Attend, Infer, Repeat (Kosiorek et al., NeurIPS 2018).");
 root.Subcommands.Add(DataCommands.Build());
 root.Subcommands.Add(TrainCommand.Build());
+root.Subcommands.Add(EvalCommand.Build());
 root.Subcommands.Add(BenchCommand.Build());
 return Cli.Run(root, args);

@@ -5,15 +5,35 @@ using static TorchSharp.torch;
 
 namespace Sqair.Evaluation;
 
+/// <summary>Everything SPEC §5 measures on a set of sequences.</summary>
+public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking)
+{
+    public IReadOnlyDictionary<string, double> Flat()
+    {
+        var d = new Dictionary<string, double>(Totals.Means())
+        {
+            ["mota"] = Tracking.Mota,
+            ["motp_iou"] = Tracking.Motp,
+            ["idf1"] = Tracking.Idf1,
+            ["id_switches"] = Tracking.IdSwitches,
+            ["false_positives"] = Tracking.FalsePositives,
+            ["misses"] = Tracking.Misses,
+            ["gt_boxes"] = Tracking.GroundTruth,
+            ["sequences"] = Totals.Sequences,
+        };
+        return d;
+    }
+}
+
 /// <summary>Runs a model over (part of) a dataset in inference mode and adds up the SPEC §5 measurements.</summary>
 public static class Evaluator
 {
-    /// <param name="onBatch">Called after each batch with the batch, the model output (frames kept) and the resampled rows [B].</param>
-    public static BatchMetrics Run(SqairModel model, ISequenceSource source, long sequences, int k, int batchSize, Device device,
-                                   Action<long>? progress = null, Action<SequenceBatch, SequenceOutput, Tensor>? onBatch = null)
+    public static EvaluationReport Run(SqairModel model, ISequenceSource source, long sequences, int k, int batchSize, Device device,
+                                       Action<long>? progress = null)
     {
         var loader = new BatchLoader(source, batchSize, shuffle: false, seed: 0, device);
         var total = new BatchMetrics();
+        var mot = new MotAccumulator();
         long done = 0;
         bool wasTraining = model.training;
         model.eval();
@@ -27,7 +47,10 @@ public static class Evaluator
                 {
                     var output = model.Forward(batch.Frames, k, keepFrames: true);
                     total += BatchMetrics.Of(output, batch);
-                    onBatch?.Invoke(batch, output, output.ResampleRows());
+                    var rows = output.ResampleRows(new Generator((ulong)done)).data<long>().ToArray();
+                    var truth = TrackExtraction.Truth(batch);
+                    var hyps = TrackExtraction.Hypotheses(output.Frames!, rows, model.Config.ImgSize);
+                    for (int b = 0; b < batch.B; b++) mot.AddSequence(truth[b], hyps[b]);
                     done += batch.B;
                     progress?.Invoke(done);
                 }
@@ -37,6 +60,64 @@ public static class Evaluator
         {
             if (wasTraining) model.train();
         }
-        return total;
+        return new EvaluationReport(total, mot.Summary());
+    }
+}
+
+/// <summary>Turns ground truth and model outputs into per-sequence, per-frame box lists for tracking measures.</summary>
+public static class TrackExtraction
+{
+    /// <summary>Visible ground-truth boxes with their object ids, [B][T][boxes].</summary>
+    public static List<IReadOnlyList<TrackBox>>[] Truth(SequenceBatch batch)
+    {
+        int t = batch.T, b = batch.B, m = (int)batch.Ids.shape[1];
+        var boxes = batch.Boxes.cpu().data<float>().ToArray();
+        var visible = batch.Visible.cpu().data<float>().ToArray();
+        var ids = batch.Ids.cpu().data<long>().ToArray();
+        var result = new List<IReadOnlyList<TrackBox>>[b];
+        for (int s = 0; s < b; s++)
+        {
+            result[s] = [];
+            for (int f = 0; f < t; f++)
+            {
+                var frame = new List<TrackBox>();
+                for (int k = 0; k < m; k++)
+                {
+                    if (visible[(f * b + s) * m + k] < 0.5f) continue;
+                    int o = ((f * b + s) * m + k) * 4;
+                    frame.Add(new TrackBox(ids[s * m + k], boxes[o], boxes[o + 1], boxes[o + 2], boxes[o + 3]));
+                }
+                result[s].Add(frame);
+            }
+        }
+        return result;
+    }
+
+    /// <summary>Present inferred boxes with their ids for the chosen particle row of each sequence, [B][T][boxes].</summary>
+    public static List<IReadOnlyList<TrackBox>>[] Hypotheses(IReadOnlyList<FrameOutput> frames, long[] rows, int side)
+    {
+        var result = rows.Select(_ => new List<IReadOnlyList<TrackBox>>()).ToArray();
+        using var index = tensor(rows);
+        foreach (var step in frames)
+        {
+            using var scope = NewDisposeScope();
+            var sel = index.to(step.Where.device);
+            var boxes = Boxes.CoordsToPixelBoxes(Boxes.Coords(step.Where[sel]), side, side).cpu().data<float>().ToArray();
+            var presence = step.Presence[sel].cpu().data<float>().ToArray();
+            var ids = step.Ids[sel].cpu().data<long>().ToArray();
+            int n = (int)step.Presence.shape[1];
+            for (int s = 0; s < rows.Length; s++)
+            {
+                var frame = new List<TrackBox>();
+                for (int k = 0; k < n; k++)
+                {
+                    if (presence[s * n + k] < 0.5f) continue;
+                    int o = (s * n + k) * 4;
+                    frame.Add(new TrackBox(ids[s * n + k], boxes[o], boxes[o + 1], boxes[o + 2], boxes[o + 3]));
+                }
+                result[s].Add(frame);
+            }
+        }
+        return result;
     }
 }

@@ -234,7 +234,7 @@ public sealed class Trainer
     public IReadOnlyDictionary<string, double> Evaluate()
     {
         var n = Config.EvalSize == 0 ? valid!.Count ?? 1000 : Math.Min(Config.EvalSize, valid!.Count ?? Config.EvalSize);
-        var metrics = Evaluator.Run(Model, valid, n, Config.KParticles, 50, device).Means();
+        var metrics = Evaluator.Run(Model, valid, n, Config.KParticles, 50, device).Flat();
         Record("valid", metrics);
         return metrics;
     }
@@ -246,7 +246,7 @@ public sealed class Trainer
         foreach (var (k, v) in values) line[k] = double.IsFinite(v) ? Math.Round(v, 6) : v.ToString();
         File.AppendAllText(Path.Combine(RunDir, "metrics.jsonl"), JsonSerializer.Serialize(line) + "\n");
         if (split == "valid" || Iteration % (Config.LogItr * 10) == 0 || Iteration == Config.LogItr)
-            log($"{split} @ {Iteration}: " + string.Join("  ", values.Where(kv => kv.Key is "loss" or "iwae" or "kl" or "log_p_x_given_z" or "count_acc_present" or "count_acc_visible" or "ess")
+            log($"{split} @ {Iteration}: " + string.Join("  ", values.Where(kv => kv.Key is "loss" or "iwae" or "kl" or "log_p_x_given_z" or "count_acc_present" or "count_acc_visible" or "ess" or "mota" or "idf1")
                                                                   .Select(kv => $"{kv.Key} {kv.Value:G5}")));
     }
 
