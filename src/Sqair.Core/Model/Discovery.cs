@@ -106,39 +106,83 @@ public sealed class Discovery : Module
         var logqN = NumStepsLogProbs(stack(logits, 1), allowed).gather(1, count.unsqueeze(1)).squeeze(1);
 
         // priors
-        var e = (priorPresenceLogit.sigmoid() - 0.5).sum(1, keepdim: true) / n;
-        var stepLogits = nn.functional.elu(steps_bias + (later ? steps_time_bias : zeros_like(steps_time_bias)) + steps_mlp.forward(e), 1.0);
+        var (stepLogits, e) = StepsPrior(priorPresenceLogit, later);
         var logpN = nn.functional.log_softmax(stepLogits, 1).gather(1, count.unsqueeze(1)).squeeze(1);
-        var logpWhere = WherePriorLogProb(whereAll, presence_, cat([cond, e], -1));
+        var (_, logpWhere) = WherePrior(cat([cond, e], -1), presence_, (j, _, _) => whereAll.select(1, j));
 
-        var ids = (lastId.unsqueeze(1) + presence_.cumsum(1).to(ScalarType.Int64)).where(presence_.gt(0.5), full_like(lastId.unsqueeze(1), -1).expand(r, n));
-        var slots = new ObjectSlots(stack(what, 1), whereAll, presence_, stack(prob, 1), ids, initialStates.Temporal, initialStates.Prior);
+        var slots = new ObjectSlots(stack(what, 1), whereAll, presence_, stack(prob, 1), NewIds(lastId, presence_), initialStates.Temporal, initialStates.Prior);
         var logq = logqCont + logqN;
         return (slots, new StepTerms(logq, logpWhat + logpWhere + logpN, logqN));
     }
 
-    /// <summary>log p(where) of the discovered objects [R, N, 4] under the (recurrent) where prior, counting present ones.</summary>
-    Tensor WherePriorLogProb(Tensor where, Tensor presence_, Tensor conditioning_)
+    /// <summary>
+    /// Logits [R, N + 1] of the categorical prior on the number of new objects,
+    /// elu(b + (t &gt; 0)·b_t + MLP(e)), with e = Σ_k (sigmoid(prior presence logit_k) − 0.5)/N [R, 1].
+    /// </summary>
+    (Tensor Logits, Tensor E) StepsPrior(Tensor priorPresenceLogit, bool later)
     {
-        long r = where.shape[0];
-        if (!c.RecWherePrior)
+        var e = (priorPresenceLogit.sigmoid() - 0.5).sum(1, keepdim: true) / c.MaxObjects;
+        var logits = nn.functional.elu(steps_bias + (later ? steps_time_bias : zeros_like(steps_time_bias)) + steps_mlp.forward(e), 1.0);
+        return (logits, e);
+    }
+
+    /// <summary>
+    /// The where prior over discovered objects, step by step: <paramref name="pick"/> gives step j's
+    /// value from its prior (loc, scale), either the posterior sample being scored or a new prior
+    /// sample. Returns the values [R, N, 4] and log p of the present ones [R].
+    /// </summary>
+    (Tensor Where, Tensor LogProb) WherePrior(Tensor conditioning_, Tensor presence_, Func<int, Tensor, Tensor, Tensor> pick)
+    {
+        long r = presence_.shape[0];
+        var values = new Tensor[c.MaxObjects];
+        var total = zeros(r, device: presence_.device);
+        Tensor? state = null, input = null;
+        if (c.RecWherePrior)
         {
-            var bias = where_prior_readout.bias!.detach().split([4, 4]);
-            var loc = bias[0].expand(r, c.MaxObjects, 4);
-            var scale = (nn.functional.softplus(bias[1]) + 0.01).expand(r, c.MaxObjects, 4);
-            return (NormalLogProb(where, loc, scale).sum(-1) * presence_).sum(1);
+            state = where_prior_rnn.InitialState(r) + where_prior_cond.forward(where_prior_cond_hidden.forward(conditioning_));
+            input = where_prior_init_sample.expand(r, 4);
         }
-        var state = where_prior_rnn.InitialState(r) + where_prior_cond.forward(where_prior_cond_hidden.forward(conditioning_));
-        var input = where_prior_init_sample.expand(r, 4);
-        var total = zeros(r, device: where.device);
         for (int j = 0; j < c.MaxObjects; j++)
         {
-            state = where_prior_rnn.forward(input, state);
-            var stats = where_prior_readout.forward(state).split([4, 4], -1);
-            var w = where.select(1, j);
-            total = total + NormalLogProb(w, stats[0], nn.functional.softplus(stats[1]) + 0.01).sum(-1) * presence_.select(1, j);
+            Tensor loc, scale;
+            if (c.RecWherePrior)
+            {
+                state = where_prior_rnn.forward(input!, state!);
+                var stats = where_prior_readout.forward(state).split([4, 4], -1);
+                (loc, scale) = (stats[0], nn.functional.softplus(stats[1]) + 0.01);
+            }
+            else
+            {
+                // Fixed prior at the readout's initial bias: loc (scale_prior, scale_prior, 0, 0), scale softplus(1) + 0.01.
+                var bias = where_prior_readout.bias!.detach().split([4, 4]);
+                (loc, scale) = (bias[0].expand(r, 4), (nn.functional.softplus(bias[1]) + 0.01).expand(r, 4));
+            }
+            var w = pick(j, loc, scale);
+            total = total + NormalLogProb(w, loc, scale).sum(-1) * presence_.select(1, j);
+            values[j] = w;
             input = w;
         }
-        return total;
+        return (stack(values, 1), total);
     }
+
+    /// <summary>Samples new objects from the discovery priors, at most N − (propagated objects present).</summary>
+    public ObjectSlots SamplePrior(ObjectSlots propagated, Tensor priorPresenceLogit, bool later, (Tensor Temporal, Tensor Prior) initialStates, Tensor lastId)
+    {
+        long r = propagated.Presence.shape[0];
+        int n = c.MaxObjects;
+        var cond = (conditioning.forward(cat([propagated.What, propagated.Where], -1)) * propagated.Presence.unsqueeze(-1)).sum(1);
+        var allowed = n - propagated.Presence.sum(1);
+        var (logits, e) = StepsPrior(priorPresenceLogit, later);
+        var counts = arange(n + 1, dtype: logits.dtype, device: logits.device);
+        var capped = logits.masked_fill(counts.gt(allowed.unsqueeze(1)), double.NegativeInfinity);
+        var count = multinomial(nn.functional.softmax(capped, 1), 1);
+        var presence_ = arange(n, device: logits.device).lt(count).to(logits.dtype);
+        var (where, _) = WherePrior(cat([cond, e], -1), presence_, (_, loc, scale) => loc + scale * randn_like(loc));
+        var what = randn(r, n, c.NWhat, device: logits.device);
+        return new ObjectSlots(what, where, presence_, presence_, NewIds(lastId, presence_), initialStates.Temporal, initialStates.Prior);
+    }
+
+    /// <summary>Discovered objects get ids last_used + 1, 2, … in slot order; absent slots −1.</summary>
+    static Tensor NewIds(Tensor lastId, Tensor presence_) =>
+        (lastId.unsqueeze(1) + presence_.cumsum(1).to(ScalarType.Int64)).where(presence_.gt(0.5), full_like(presence_, -1, dtype: ScalarType.Int64));
 }

@@ -66,6 +66,17 @@ public sealed class Propagation : Module
         return (logit, stats[1], nn.functional.softplus(stats[3]) + 0.01, stats[2], nn.functional.softplus(stats[4]) + 0.01, state.view(r, n, h));
     }
 
+    /// <summary>Samples z_t ~ p(z_t | z_{t−1}) for every object: presence (only for objects present at t − 1), where and what.</summary>
+    public (ObjectSlots Slots, Tensor PriorPresenceLogit) SamplePrior(ObjectSlots prev)
+    {
+        var prior = Prior(prev);
+        var presence_ = bernoulli(prior.PresenceLogit.sigmoid()) * prev.Presence;
+        var where = prior.WhereLoc + prior.WhereScale * randn_like(prior.WhereLoc);
+        var what = prior.WhatLoc + prior.WhatScale * randn_like(prior.WhatLoc);
+        var ids = prev.Ids.where(presence_.gt(0.5), full_like(prev.Ids, -1));
+        return (new ObjectSlots(what, where, presence_, prior.PresenceLogit.sigmoid(), ids, prev.Temporal, prior.State), prior.PresenceLogit);
+    }
+
     public (ObjectSlots Slots, StepTerms Terms, Tensor PriorPresenceLogit) Forward(Tensor x, ObjectSlots prev, Module<Tensor, Tensor> glimpseEncoder)
     {
         long r = x.shape[0];

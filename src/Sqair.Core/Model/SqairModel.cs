@@ -70,22 +70,44 @@ public sealed class SqairModel : Module
 
     public Decoder Decoder => decoder;
 
+    /// <summary>The N slots of every row and the last object id used in the row, carried from frame to frame.</summary>
+    public sealed record SequenceState(ObjectSlots Slots, Tensor LastId);
+
+    public SequenceState InitialState(long rows, Device device)
+    {
+        int n = Config.MaxObjects;
+        var (temporal0, prior0) = propagation.InitialStates(rows, n);
+        var slots = new ObjectSlots(zeros(rows, n, Config.NWhat, device: device), zeros(rows, n, 4, device: device), zeros(rows, n, device: device),
+                                    zeros(rows, n, device: device), full(rows, n, -1L, device: device), temporal0, prior0);
+        return new SequenceState(slots, full(rows, -1L, device: device));
+    }
+
+    /// <summary>Nothing to propagate (t = 0, or the AIR baseline): every slot absent, prior presence logits gated to "absent".</summary>
+    ObjectSlots NonePropagated(ObjectSlots state, out Tensor priorPresenceLogit)
+    {
+        long r = state.Presence.shape[0];
+        priorPresenceLogit = full(r, Config.MaxObjects, -88.0, device: state.Presence.device);
+        return state with { Presence = zeros_like(state.Presence), Ids = full_like(state.Ids, -1) };
+    }
+
+    /// <summary>Merges propagated and discovered slots into the next state.</summary>
+    SequenceState Merge(ObjectSlots propagated, ObjectSlots discovered, Tensor lastId) =>
+        new(ObjectSlots.Cat(propagated, discovered).CompactFirst(Config.MaxObjects), lastId + discovered.Presence.sum(1).to(ScalarType.Int64));
+
     /// <summary>
     /// Runs the model on frames [T, B, C, H, W] with <paramref name="k"/> particles per sequence.
     /// With <paramref name="keepFrames"/> every step's outputs are kept (detached) for evaluation and figures.
     /// </summary>
-    public SequenceOutput Forward(Tensor frames, int k, bool keepFrames = false)
+    public SequenceOutput Forward(Tensor frames, int k, bool keepFrames = false) => Infer(frames, k, keepFrames).Output;
+
+    (SequenceOutput Output, SequenceState Final) Infer(Tensor frames, int k, bool keepFrames)
     {
         var c = Config;
         long t = frames.shape[0], b = frames.shape[1], r = b * k;
-        int n = c.MaxObjects, d = c.NWhat, h = c.NHidden;
         var device = frames.device;
         bool air = c.Kind == ModelKind.Air;
 
-        var (temporal0, prior0) = propagation.InitialStates(r, n);
-        var state = new ObjectSlots(zeros(r, n, d, device: device), zeros(r, n, 4, device: device), zeros(r, n, device: device),
-                                    zeros(r, n, device: device), full(r, n, -1L, device: device), temporal0, prior0);
-        var lastId = full(r, -1L, device: device);
+        var state = InitialState(r, device);
         var logW = zeros(r, device: device);
         var logQDisc = zeros(r, device: device);
         var logLik = zeros(r, device: device);
@@ -101,24 +123,18 @@ public sealed class SqairModel : Module
             ObjectSlots propagated;
             StepTerms? propTerms = null;
             Tensor priorPresenceLogit;
-            if (step == 0 || air)
-            {
-                // Nothing to propagate: every slot absent, and the prior's presence logits gated to "absent".
-                propagated = state with { Presence = zeros(r, n, device: device), Ids = full(r, n, -1L, device: device) };
-                priorPresenceLogit = full(r, n, -88.0, device: device);
-            }
+            if (step == 0 || air) propagated = NonePropagated(state.Slots, out priorPresenceLogit);
             else
             {
-                (propagated, var terms, priorPresenceLogit) = propagation.Forward(x, state, glimpse_encoder);
+                (propagated, var terms, priorPresenceLogit) = propagation.Forward(x, state.Slots, glimpse_encoder);
                 propTerms = terms;
             }
             var (discovered, discTerms) = discovery.Forward(x, propagated, priorPresenceLogit, later: step > 0 && !air, glimpse_encoder,
-                                                            propagation.InitialStates(r, n), lastId);
-            var numDiscovered = discovered.Presence.sum(1);
-            lastId = lastId + numDiscovered.to(ScalarType.Int64);
-            state = ObjectSlots.Cat(propagated, discovered).CompactFirst(n);
+                                                            propagation.InitialStates(r, c.MaxObjects), state.LastId);
+            state = Merge(propagated, discovered, state.LastId);
 
-            var (canvas, glimpses) = decoder.Forward(state.What, state.Where, state.Presence);
+            var slots = state.Slots;
+            var (canvas, glimpses) = decoder.Forward(slots.What, slots.Where, slots.Presence);
             var ll = decoder.LogLikelihood(x, canvas);
             var logq = discTerms.LogQ + (propTerms?.LogQ ?? zeros_like(ll));
             var logp = discTerms.LogP + (propTerms?.LogP ?? zeros_like(ll));
@@ -126,15 +142,61 @@ public sealed class SqairModel : Module
             logQDisc = logQDisc + discTerms.LogQDiscrete + (propTerms?.LogQDiscrete ?? zeros_like(ll));
             logLik = logLik + ll.detach();
             kl = kl + (logq - logp).detach();
-            var count = state.Presence.sum(1).detach();
             var numPropagated = propagated.Presence.sum(1).detach();
-            counts.Add(count);
+            var numDiscovered = discovered.Presence.sum(1).detach();
+            counts.Add(slots.Presence.sum(1).detach());
             propagatedCounts.Add(numPropagated);
-            discoveredCounts.Add(numDiscovered.detach());
-            kept?.Add(new FrameOutput(canvas.detach(), glimpses.detach(), state.Where.detach(), state.Presence.detach(), state.PresenceProb.detach(),
-                                      state.Ids, ll.detach(), logp.detach(), logq.detach(), numPropagated, numDiscovered.detach()));
+            discoveredCounts.Add(numDiscovered);
+            kept?.Add(new FrameOutput(canvas.detach(), glimpses.detach(), slots.Where.detach(), slots.Presence.detach(), slots.PresenceProb.detach(),
+                                      slots.Ids, ll.detach(), logp.detach(), logq.detach(), numPropagated, numDiscovered));
         }
-        return new SequenceOutput(logW.view(b, k), logQDisc.view(b, k), logLik.view(b, k), kl.view(b, k),
-                                  stack(counts).view(t, b, k), stack(propagatedCounts).view(t, b, k), stack(discoveredCounts).view(t, b, k), kept);
+        var output = new SequenceOutput(logW.view(b, k), logQDisc.view(b, k), logLik.view(b, k), kl.view(b, k),
+                                        stack(counts).view(t, b, k), stack(propagatedCounts).view(t, b, k), stack(discoveredCounts).view(t, b, k), kept);
+        return (output, state);
+    }
+
+    /// <summary>
+    /// Generates sequences from the model: with <paramref name="observed"/> frames [T_obs, B, C, H, W]
+    /// the first T_obs steps are inferred from them (one particle, chosen by importance resampling
+    /// among <paramref name="k"/>) and the rest continue from the prior; without, all
+    /// <paramref name="length"/> steps are sampled from the prior for <paramref name="sequences"/>
+    /// sequences. Returns every step's outputs (canvas = the mean of p(x | z)).
+    /// </summary>
+    public IReadOnlyList<FrameOutput> Generate(int length, int sequences = 1, Tensor? observed = null, int k = 5, Device? device = null)
+    {
+        using var _ = no_grad();
+        var steps = new List<FrameOutput>();
+        SequenceState state;
+        int start = 0;
+        if (observed is not null)
+        {
+            var (output, final) = Infer(observed, k, keepFrames: true);
+            var rows = output.ResampleRows();
+            steps.AddRange(output.Frames!.Select(f => f.Select(rows)));
+            var s = final.Slots;
+            state = new SequenceState(new ObjectSlots(s.What[rows], s.Where[rows], s.Presence[rows], s.PresenceProb[rows], s.Ids[rows],
+                                                      s.Temporal[rows], s.Prior[rows]), final.LastId[rows]);
+            start = (int)observed.shape[0];
+        }
+        else state = InitialState(sequences, device ?? CPU);
+
+        for (int step = start; step < length; step++)
+        {
+            ObjectSlots propagated;
+            Tensor priorPresenceLogit;
+            bool air = Config.Kind == ModelKind.Air;
+            if (step == 0 || air) propagated = NonePropagated(state.Slots, out priorPresenceLogit);
+            else (propagated, priorPresenceLogit) = propagation.SamplePrior(state.Slots);
+            long r = propagated.Presence.shape[0];
+            var discovered = discovery.SamplePrior(propagated, priorPresenceLogit, later: step > 0 && !air,
+                                                   propagation.InitialStates(r, Config.MaxObjects), state.LastId);
+            state = Merge(propagated, discovered, state.LastId);
+            var slots = state.Slots;
+            var (canvas, glimpses) = decoder.Forward(slots.What, slots.Where, slots.Presence);
+            var zero = zeros(r, device: canvas.device);
+            steps.Add(new FrameOutput(canvas, glimpses, slots.Where, slots.Presence, slots.PresenceProb, slots.Ids, zero, zero, zero,
+                                      propagated.Presence.sum(1), discovered.Presence.sum(1)));
+        }
+        return steps;
     }
 }
