@@ -47,10 +47,13 @@ public static class Gif
             o.Write((ushort)w); o.Write((ushort)h);
             o.Write((byte)0xF7); o.Write((byte)0); o.Write((byte)0);   // global 256-colour table
             foreach (var c in Palette) { o.Write(c.Red); o.Write(c.Green); o.Write(c.Blue); }
-            o.Write("\x21\xFF\x0BNETSCAPE2.0\x03\x01\x00\x00\x00"u8);  // loop forever
+            // Application extension NETSCAPE2.0: loop forever. (Byte arrays, not u8 strings: \xFF would be UTF-8 encoded.)
+            o.Write(new byte[] { 0x21, 0xFF, 0x0B });
+            o.Write("NETSCAPE2.0"u8);
+            o.Write(new byte[] { 0x03, 0x01, 0x00, 0x00, 0x00 });
             foreach (var frame in frames)
             {
-                o.Write("\x21\xF9\x04\x00"u8); o.Write((ushort)delayCs); o.Write((byte)0); o.Write((byte)0);
+                o.Write(new byte[] { 0x21, 0xF9, 0x04, 0x00 }); o.Write((ushort)delayCs); o.Write((byte)0); o.Write((byte)0);
                 o.Write((byte)0x2C); o.Write((ushort)0); o.Write((ushort)0); o.Write((ushort)w); o.Write((ushort)h); o.Write((byte)0);
                 var indices = new byte[w * h];
                 for (int y = 0; y < h; y++)

@@ -159,3 +159,50 @@ public class SqairModelTests
         for (int b = 0; b < 5; b++) Assert.InRange(rows[b], 2 * b, 2 * b + 1);
     }
 }
+
+public class GenerationTests
+{
+    [Theory]
+    [InlineData("mlp")]
+    [InlineData("air")]
+    public void Prior_samples_respect_the_cap_and_keep_ids_of_propagated_objects(string model)
+    {
+        manual_seed(7);
+        var c = SqairModelTests.Tiny(model, discBias: 1.0);
+        var m = new SqairModel(c);
+        var steps = m.Generate(length: 12, sequences: 16);
+        Assert.Equal(12, steps.Count);
+        Assert.Equal(new long[] { 16, 1, 24, 24 }, steps[0].Canvas.shape);
+        foreach (var s in steps)
+        {
+            Assert.True(s.Presence.sum(1).max().item<float>() <= c.MaxObjects);
+            var pres = s.Presence.data<float>().ToArray();
+            var ids = s.Ids.data<long>().ToArray();
+            for (int i = 0; i < pres.Length; i++) Assert.Equal(pres[i] > 0.5f, ids[i] >= 0);
+        }
+        // objects kept from one frame to the next keep their id; new ones get larger ids
+        for (int t = 1; t < steps.Count; t++)
+            for (int r = 0; r < 16; r++)
+            {
+                var before = steps[t - 1].Ids[r].data<long>().Where(i => i >= 0).ToHashSet();
+                var maxBefore = before.Count == 0 ? -1 : before.Max();
+                foreach (var id in steps[t].Ids[r].data<long>().Where(i => i >= 0))
+                    Assert.True(before.Contains(id) || id > maxBefore);
+                if (model == "air") Assert.True(steps[t].Propagated[r].item<float>() == 0);
+            }
+    }
+
+    [Fact]
+    public void Conditional_generation_infers_the_observed_frames_then_continues()
+    {
+        manual_seed(8);
+        var m = new SqairModel(SqairModelTests.Tiny());
+        var observed = SqairModelTests.Frames(3, 2);
+        var steps = m.Generate(length: 6, observed: observed, k: 3);
+        Assert.Equal(6, steps.Count);
+        Assert.All(steps, s => Assert.Equal(new long[] { 2, 1, 24, 24 }, s.Canvas.shape));
+        // the observed part carries the inference's log-likelihood, the continuation none
+        Assert.True(steps[0].LogLikelihood.abs().sum().item<float>() > 0);
+        Assert.Equal(0f, steps[5].LogLikelihood.abs().sum().item<float>());
+    }
+}
