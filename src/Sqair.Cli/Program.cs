@@ -5,5 +5,8 @@ var root = new RootCommand("SQAIR for .NET: Sequential Attend, Infer, Repeat (Ko
 root.Subcommands.Add(DataCommands.Build());
 root.Subcommands.Add(TrainCommand.Build());
 root.Subcommands.Add(EvalCommand.Build());
+root.Subcommands.Add(TrackCommand.Build());
+root.Subcommands.Add(FigureCommands.BuildRender());
+root.Subcommands.Add(FigureCommands.BuildGenerate());
 root.Subcommands.Add(BenchCommand.Build());
 return Cli.Run(root, args);

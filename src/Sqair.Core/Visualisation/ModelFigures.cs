@@ -1,3 +1,4 @@
+using SkiaSharp;
 using Sqair.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -14,17 +15,21 @@ public static class ModelFigures
     public sealed record Track(float[][] Inputs, float[][] Recons, float[][][] Boxes, float[][] Presence, float[][] Probs,
                                long[][] Ids, float[][][] Glimpses, int Channels, int Side, int GlimpseSide);
 
-    /// <summary>Extracts sequence <paramref name="b"/> at row <paramref name="row"/> of each kept step.</summary>
+    /// <summary>
+    /// Extracts sequence <paramref name="b"/> at row <paramref name="row"/> of each kept step. Steps
+    /// past the last input frame (generated ones) get a blank input.
+    /// </summary>
     public static Track Extract(Tensor frames, IReadOnlyList<FrameOutput> steps, int b, long row)
     {
         int t = steps.Count, ch = (int)frames.shape[2], side = (int)frames.shape[3];
+        long observed = frames.shape[0];
         int g = (int)steps[0].Glimpses.shape[^1];
         var inputs = new float[t][]; var recons = new float[t][]; var boxes = new float[t][]; var pres = new float[t][];
         var probs = new float[t][]; var ids = new long[t][]; var glimpses = new float[t][][];
         for (int i = 0; i < t; i++)
         {
             var s = steps[i];
-            inputs[i] = frames[i, b].cpu().flatten().data<float>().ToArray();
+            inputs[i] = i < observed ? frames[i, b].cpu().flatten().data<float>().ToArray() : new float[ch * side * side];
             recons[i] = s.Canvas[row].clamp(0, 1).cpu().flatten().data<float>().ToArray();
             boxes[i] = Boxes.CoordsToPixelBoxes(Boxes.Coords(s.Where[row]), side, side).cpu().flatten().data<float>().ToArray();
             pres[i] = s.Presence[row].cpu().data<float>().ToArray();
@@ -61,6 +66,30 @@ public static class ModelFigures
             labels.Add($"#{s} recon");
         }
         Grid.SavePng(Grid.Render(rows, 2, title, labels), path);
+    }
+
+    /// <summary>
+    /// An animated GIF: per frame, a row of inputs and a row of reconstructions with id-coloured
+    /// boxes, one column per sequence.
+    /// </summary>
+    public static void Animation(IReadOnlyList<Track> tracks, string path, string title, int delayCs = 20)
+    {
+        int t = tracks.Max(tr => tr.Inputs.Length);
+        var frames = new List<SKBitmap>();
+        try
+        {
+            for (int i = 0; i < t; i++)
+            {
+                var inputs = tracks.Select(tr => new Cell(tr.Inputs[i], tr.Channels, tr.Side, tr.Side, null, $"t={i}")).ToList();
+                var recons = tracks.Select(tr => new Cell(tr.Recons[i], tr.Channels, tr.Side, tr.Side, PresentBoxes(tr, i), CountCaption(tr, i))).ToList();
+                frames.Add(Grid.Render([inputs, recons], 3, title, ["input", "model"]));
+            }
+            Gif.Write(path, frames, delayCs);
+        }
+        finally
+        {
+            foreach (var f in frames) f.Dispose();
+        }
     }
 
     /// <summary>Inputs, reconstructions with boxes, and each slot's decoded glimpse with its presence probability, at frame <paramref name="t"/>.</summary>

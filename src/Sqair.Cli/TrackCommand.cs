@@ -1,0 +1,90 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Sqair.Data;
+using Sqair.Model;
+using Sqair.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sqair.Cli;
+
+/// <summary><c>sqair track</c>: runs a trained model on new sequences and writes its tracks as CSV and JSON.</summary>
+static class TrackCommand
+{
+    public static Command Build()
+    {
+        var input = new Argument<string>("input") { Description = "A dataset file of ours (.safetensors) or a folder of PNG frames (one sequence, in name order)" };
+        var count = new Option<int?>("--count") { Description = "Track the first N sequences of a dataset file (default: all)" };
+        var output = new Option<string>("--out") { Description = "Output prefix: writes PREFIX.csv and PREFIX.json", DefaultValueFactory = _ => "tracks" };
+        var batch = new Option<int>("--batch-size") { Description = "Sequences per batch", DefaultValueFactory = _ => 32 };
+        var track = new Command("track", "Detect and track objects in new sequences; writes frame, id, box and presence probability")
+        {
+            EvalCommand.CheckpointArg, input, count, EvalCommand.K, output, batch, TrainCommand.DeviceOption, TrainCommand.Threads,
+        };
+        track.SetAction(r =>
+        {
+            var device = TrainCommand.Device(r);
+            var model = Checkpoint.LoadModel(EvalCommand.ResolveCheckpoint(r.GetValue(EvalCommand.CheckpointArg)!), device);
+            model.eval();
+            var path = r.GetValue(input)!;
+            var sequences = Directory.Exists(path)
+                ? [PngFrames.Load(path, model.Config.ImgSize, model.Config.Channels).to(device)]
+                : FileBatches(path, r.GetValue(count), r.GetValue(batch), device);
+
+            var csv = new StringBuilder("sequence,frame,id,y,x,h,w,presence_prob\n");
+            var json = new List<object>();
+            int index = 0;
+            using var _ = no_grad();
+            foreach (var frames in sequences)
+            {
+                using var scope = NewDisposeScope();
+                var out_ = model.Forward(frames, r.GetValue(EvalCommand.K), keepFrames: true);
+                var rows = out_.ResampleRows(new Generator(0)).data<long>().ToArray();
+                var perFrame = out_.Frames!.Select(f => (
+                    Boxes: Boxes.CoordsToPixelBoxes(Boxes.Coords(f.Where), model.Config.ImgSize, model.Config.ImgSize).cpu().data<float>().ToArray(),
+                    Presence: f.Presence.cpu().data<float>().ToArray(), Prob: f.PresenceProb.cpu().data<float>().ToArray(),
+                    Ids: f.Ids.cpu().data<long>().ToArray())).ToList();
+                int n = model.Config.MaxObjects;
+                foreach (var row in rows)
+                {
+                    var seqFrames = new List<object>();
+                    for (int t = 0; t < perFrame.Count; t++)
+                    {
+                        var f = perFrame[t];
+                        var objects = new List<object>();
+                        for (int k = 0; k < n; k++)
+                        {
+                            long slot = row * n + k;
+                            if (f.Presence[slot] < 0.5f) continue;
+                            var box = f.Boxes.AsSpan((int)slot * 4, 4).ToArray();
+                            csv.AppendLine(string.Join(",", new object[] { index, t, f.Ids[slot], box[0], box[1], box[2], box[3], f.Prob[slot] }
+                                .Select(v => Convert.ToString(v, CultureInfo.InvariantCulture))));
+                            objects.Add(new { id = f.Ids[slot], box, presence_prob = f.Prob[slot] });
+                        }
+                        seqFrames.Add(new { frame = t, objects });
+                    }
+                    json.Add(new { sequence = index++, frames = seqFrames });
+                }
+            }
+            var prefix = r.GetValue(output)!;
+            AtomicFile.WriteAllText(prefix + ".csv", csv.ToString());
+            AtomicFile.WriteAllText(prefix + ".json", JsonSerializer.Serialize(new { input = Path.GetFullPath(path), box_format = "y,x,h,w pixels", sequences = json },
+                                                                               new JsonSerializerOptions { WriteIndented = true }));
+            Console.WriteLine(Path.GetFullPath(prefix + ".csv"));
+            Console.WriteLine(Path.GetFullPath(prefix + ".json"));
+            return 0;
+        });
+        return track;
+    }
+
+    static IEnumerable<Tensor> FileBatches(string path, int? count, int batchSize, Device device)
+    {
+        using var file = SequenceFile.Open(path);
+        var loader = new BatchLoader(file, batchSize, shuffle: false, seed: 0, device);
+        foreach (var batch in loader.Ordered(Math.Min(count ?? file.Count!.Value, file.Count!.Value)))
+            using (batch)
+                yield return batch.Frames.clone();
+    }
+}
