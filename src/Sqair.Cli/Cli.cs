@@ -50,7 +50,7 @@ static class Cli
     {
         try
         {
-            return root.Parse(args).Invoke();
+            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or UserError or UnauthorizedAccessException)
         {

@@ -120,7 +120,10 @@ public sealed record SqairConfig
         catch (JsonException e)
         {
             var key = e.Path?.TrimStart('$', '.') ?? "?";
-            throw new ArgumentException($"{source}: bad value for config key '{key}': {overrides[key]?.ToJsonString() ?? "null"} ({e.Message.Split('.')[0]})");
+            var type = Keys.TryGetValue(key, out var prop) ? prop.PropertyType : typeof(object);
+            var expected = type == typeof(bool) ? "true or false" : type == typeof(string) ? "text" : type.IsArray ? "a list of numbers" :
+                           type == typeof(int) || type == typeof(long) || type == typeof(ulong) ? "a whole number" : "a number";
+            throw new ArgumentException($"{source}: bad value for config key '{key}': {(overrides[key] is { } v ? v.ToJsonString() : "null")} (expected {expected})");
         }
         result.Validate(source);
         return result;
