@@ -101,8 +101,43 @@ static class DataCommands
             return 0;
         });
 
+        var statsFile = new Option<string?>("--file") { Description = "A dataset file (default: the cached dataset of --split)" };
+        var statsSplit = new Option<string>("--split") { Description = "Pool of the cached dataset", DefaultValueFactory = _ => "validation" };
+        var stats = new Command("stats", "Distribution of digits per sequence and of visible digits per frame") { statsFile, statsSplit, count };
+        AddGeneratorOptions(stats);
+        stats.SetAction(r =>
+        {
+            SequenceFile source;
+            if (r.GetValue(statsFile) is { } path) source = SequenceFile.Open(path);
+            else
+            {
+                var cache = r.GetValue(Cli.Cache)!;
+                var pool = ParsePool(r.GetValue(statsSplit)!);
+                source = Cli.Dataset(cache, Cli.EnsureMnist(cache, r.GetValue(Cli.MnistDir)), ConfigFrom(r), pool, r.GetValue(count) ?? Datasets.DefaultCount(pool), r.GetValue(Cli.DataSeed));
+            }
+            using (source)
+            {
+                var c = source.Config;
+                var digits = new long[c.MaxDigits + 1];
+                var visible = new long[c.MaxDigits + 1];
+                for (long i = 0; i < source.Count; i++)
+                {
+                    var s = source.Get(i);
+                    digits[s.Ids.Count(id => id >= 0)]++;
+                    for (int t = 0; t < c.SeqLen; t++) visible[s.Visible.AsSpan(t * c.MaxDigits, c.MaxDigits).ToArray().Sum(v => v)]++;
+                }
+                var table = new Table().Title($"{Path.GetFileName(source.Path)}: {source.Count:N0} sequences of {c.SeqLen} frames")
+                    .AddColumns("n", "sequences with n digits", "frames with n visible digits");
+                for (int n = 0; n <= c.MaxDigits; n++)
+                    table.AddRow($"{n}", $"{digits[n]:N0} ({100.0 * digits[n] / source.Count:F2}%)", $"{visible[n]:N0} ({100.0 * visible[n] / (source.Count * c.SeqLen):F2}%)");
+                AnsiConsole.Write(table);
+            }
+            return 0;
+        });
+
         data.Subcommands.Add(generate);
         data.Subcommands.Add(show);
+        data.Subcommands.Add(stats);
         return data;
     }
 
