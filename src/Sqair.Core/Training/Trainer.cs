@@ -212,10 +212,9 @@ public sealed class Trainer
 
     TrainOutcome Diverged()
     {
-        var last = Checkpoint.InRun(RunDir).FirstOrDefault();
-        if (last is not null)
+        var (last, contents) = Checkpoint.InRun(RunDir).Select(path => (path, Readable(path))).FirstOrDefault(x => x.Item2 is not null);
+        if (last is not null && contents is not null)
         {
-            var contents = Checkpoint.Read(last);
             Checkpoint.LoadInto(contents, Model, optimizer, restoreRng: true);
             Iteration = contents.Iteration;
             StopMessage = $"training diverged: {MaxBadSteps} non-finite steps in a row; restored {last} (iteration {contents.Iteration}) and stopped. " +
@@ -272,8 +271,25 @@ public sealed class Trainer
         tensorboard.add_img("figures/still", still, (int)Iteration);
     }
 
-    public string SaveCheckpoint()
+    Checkpoint.Contents? Readable(string path)
     {
+        try { return Checkpoint.Read(path); }
+        catch (InvalidDataException e)
+        {
+            log($"skipping unreadable checkpoint: {e.Message}");
+            return null;
+        }
+    }
+
+    /// <summary>Saves a checkpoint unless a parameter is not finite (a bad checkpoint must never replace good ones).</summary>
+    public string? SaveCheckpoint()
+    {
+        using (no_grad())
+            if (trainable.Any(p => !p.Param.isfinite().all().item<bool>()))
+            {
+                log($"iteration {Iteration}: parameters are not finite, checkpoint not written");
+                return null;
+            }
         var path = Checkpoint.PathFor(RunDir, Iteration);
         Checkpoint.Save(path, Model, optimizer, Iteration);
         // Keep the two newest checkpoints and every one on the checkpoint cadence.

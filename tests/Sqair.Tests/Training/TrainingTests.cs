@@ -94,6 +94,29 @@ public class TrainingTests
     }
 
     [Fact]
+    public void Repeated_non_finite_steps_are_skipped_then_the_last_good_checkpoint_is_restored()
+    {
+        var c = TinyTraining() with { MaxTrainIter = 30, CkptItr = 2, EvalItr = 100, FigItr = 100 };
+        var (train, valid) = Data(c);
+        var dir = TestUtil.TempDir();
+        var messages = new List<string>();
+        var trainer = new Trainer(c, dir, train, valid, CPU, messages.Add);
+        var poisoned = trainer.Model.named_parameters().First(p => p.name.Contains("output_scale")).parameter;
+        var outcome = trainer.Run(CancellationToken.None, p =>
+        {
+            if (p.Iteration == 3)
+                using (no_grad()) poisoned.fill_(float.NaN);
+        });
+        Assert.Equal(TrainOutcome.Diverged, outcome);
+        Assert.Equal(Trainer.MaxBadSteps, messages.Count(m => m.Contains("non-finite") && m.Contains("skipped")));
+        Assert.Contains("restored", trainer.StopMessage);
+        Assert.Contains("step-000000002", trainer.StopMessage);
+        Assert.Equal(2, trainer.Iteration);
+        Assert.All(trainer.Model.parameters(), p => Assert.True(p.isfinite().all().item<bool>()));
+        Assert.All(Checkpoint.InRun(dir), f => Checkpoint.Read(f));
+    }
+
+    [Fact]
     public void Checkpoints_round_trip_the_model_and_open_in_pytorch_readers()
     {
         manual_seed(3);
