@@ -91,6 +91,19 @@ static class FigureCommands
         return render;
     }
 
+    public static Command BuildPlot()
+    {
+        var runs = new Argument<string[]>("runs") { Description = "Run folders", Arity = ArgumentArity.OneOrMore };
+        var outDir = new Option<string>("--out") { Description = "Output folder", DefaultValueFactory = _ => "curves" };
+        var plot = new Command("plot", "Learning curves (IWAE, count accuracy, MOTA, KL, log p(x|z), loss) of one or more runs, as PNGs") { runs, outDir };
+        plot.SetAction(r =>
+        {
+            foreach (var f in Curves.Plot(r.GetValue(runs)!, r.GetValue(outDir)!)) Console.WriteLine(Path.GetFullPath(f));
+            return 0;
+        });
+        return plot;
+    }
+
     public static Command BuildGenerate()
     {
         var length = new Option<int>("--length") { Description = "Frames per generated sequence", DefaultValueFactory = _ => 10 };

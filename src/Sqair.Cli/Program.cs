@@ -8,5 +8,6 @@ root.Subcommands.Add(EvalCommand.Build());
 root.Subcommands.Add(TrackCommand.Build());
 root.Subcommands.Add(FigureCommands.BuildRender());
 root.Subcommands.Add(FigureCommands.BuildGenerate());
+root.Subcommands.Add(FigureCommands.BuildPlot());
 root.Subcommands.Add(BenchCommand.Build());
 return Cli.Run(root, args);

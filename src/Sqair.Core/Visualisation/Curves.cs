@@ -1,0 +1,56 @@
+using System.Text.Json.Nodes;
+
+namespace Sqair.Visualisation;
+
+/// <summary>Learning curves from the metrics.jsonl of one or more runs, one PNG per measure.</summary>
+public static class Curves
+{
+    /// <summary>The measures drawn, with their labels; train and validation series share a plot.</summary>
+    public static readonly (string Key, string Label)[] Measures =
+    [
+        ("iwae", "IWAE bound (per sequence)"),
+        ("count_acc_visible", "count accuracy (visible digits)"),
+        ("mota", "MOTA"),
+        ("kl_per_frame", "KL per frame"),
+        ("log_p_x_given_z_per_frame", "log p(x|z) per frame"),
+        ("loss", "training loss"),
+    ];
+
+    public static IReadOnlyList<string> Plot(IReadOnlyList<string> runDirs, string outDir)
+    {
+        Directory.CreateDirectory(outDir);
+        var series = runDirs.Select(dir => (Name: Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/')), Lines: Read(dir))).ToList();
+        var written = new List<string>();
+        foreach (var (key, label) in Measures)
+        {
+            var plot = new ScottPlot.Plot();
+            bool any = false;
+            foreach (var (name, lines) in series)
+                foreach (var split in new[] { "train", "valid" })
+                {
+                    var points = lines.Where(l => (string?)l["split"] == split && l[key] is JsonValue v && v.TryGetValue<double>(out _))
+                        .Select(l => ((double)l["iteration"]!, (double)l[key]!)).ToArray();
+                    if (points.Length == 0) continue;
+                    var scatter = plot.Add.Scatter(points.Select(p => p.Item1).ToArray(), points.Select(p => p.Item2).ToArray());
+                    scatter.LegendText = $"{name} {split}";
+                    scatter.MarkerSize = split == "valid" ? 5 : 0;
+                    any = true;
+                }
+            if (!any) continue;
+            plot.Title(label);
+            plot.XLabel("iteration");
+            plot.ShowLegend();
+            var path = Path.Combine(outDir, $"{key}.png");
+            plot.SavePng(path, 800, 450);
+            written.Add(path);
+        }
+        return written;
+    }
+
+    static List<JsonNode> Read(string runDir)
+    {
+        var path = Path.Combine(runDir, "metrics.jsonl");
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path} does not exist: not a run folder?", path);
+        return File.ReadLines(path).Where(l => l.Length > 0).Select(l => JsonNode.Parse(l)!).ToList();
+    }
+}
