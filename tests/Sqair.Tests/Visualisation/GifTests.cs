@@ -1,7 +1,7 @@
 using SkiaSharp;
 using Sqair.Visualisation;
 
-namespace Sqair.Tests.Evaluation;
+namespace Sqair.Tests.Visualisation;
 
 public class GifTests
 {
