@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Sqair.Data;
-using Sqair.Model;
+using Sqair.Evaluation;
 using Sqair.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -33,7 +33,7 @@ static class TrackCommand
                 ? [PngFrames.Load(path, model.Config.ImgSize, model.Config.Channels).to(device)]
                 : FileBatches(path, r.GetValue(count), r.GetValue(batch), device);
 
-            var csv = new StringBuilder("sequence,frame,id,y,x,h,w,presence_prob\n");
+            var csv = new StringBuilder("sequence,frame,id,y,x,h,w,window_y,window_x,window_h,window_w,presence_prob\n");
             var json = new List<object>();
             int index = 0;
             using var _ = no_grad();
@@ -42,35 +42,28 @@ static class TrackCommand
                 using var scope = NewDisposeScope();
                 var out_ = model.Forward(frames, r.GetValue(EvalCommand.K), keepFrames: true);
                 var rows = out_.ResampleRows(new Generator(0)).data<long>().ToArray();
-                var perFrame = out_.Frames!.Select(f => (
-                    Boxes: Boxes.CoordsToPixelBoxes(Boxes.Coords(f.Where), model.Config.ImgSize, model.Config.ImgSize).cpu().data<float>().ToArray(),
-                    Presence: f.Presence.cpu().data<float>().ToArray(), Prob: f.PresenceProb.cpu().data<float>().ToArray(),
-                    Ids: f.Ids.cpu().data<long>().ToArray())).ToList();
-                int n = model.Config.MaxObjects;
-                foreach (var row in rows)
+                var content = TrackExtraction.Hypotheses(out_.Frames!, rows, model.Config.ImgSize, BoxKind.Content);
+                var windows = TrackExtraction.Hypotheses(out_.Frames!, rows, model.Config.ImgSize, BoxKind.Glimpse);
+                for (int b = 0; b < rows.Length; b++, index++)
                 {
                     var seqFrames = new List<object>();
-                    for (int t = 0; t < perFrame.Count; t++)
+                    for (int t = 0; t < content[b].Count; t++)
                     {
-                        var f = perFrame[t];
                         var objects = new List<object>();
-                        for (int k = 0; k < n; k++)
+                        foreach (var (box, window) in content[b][t].Zip(windows[b][t]))
                         {
-                            long slot = row * n + k;
-                            if (f.Presence[slot] < 0.5f) continue;
-                            var box = f.Boxes.AsSpan((int)slot * 4, 4).ToArray();
-                            csv.AppendLine(string.Join(",", new object[] { index, t, f.Ids[slot], box[0], box[1], box[2], box[3], f.Prob[slot] }
+                            csv.AppendLine(string.Join(",", new object[] { index, t, box.Id, box.Y, box.X, box.H, box.W, window.Y, window.X, window.H, window.W, box.Probability }
                                 .Select(v => Convert.ToString(v, CultureInfo.InvariantCulture))));
-                            objects.Add(new { id = f.Ids[slot], box, presence_prob = f.Prob[slot] });
+                            objects.Add(new { id = box.Id, box = new[] { box.Y, box.X, box.H, box.W }, window = new[] { window.Y, window.X, window.H, window.W }, presence_prob = box.Probability });
                         }
                         seqFrames.Add(new { frame = t, objects });
                     }
-                    json.Add(new { sequence = index++, frames = seqFrames });
+                    json.Add(new { sequence = index, frames = seqFrames });
                 }
             }
             var prefix = r.GetValue(output)!;
             AtomicFile.WriteAllText(prefix + ".csv", csv.ToString());
-            AtomicFile.WriteAllText(prefix + ".json", JsonSerializer.Serialize(new { input = Path.GetFullPath(path), box_format = "y,x,h,w pixels", sequences = json },
+            AtomicFile.WriteAllText(prefix + ".json", JsonSerializer.Serialize(new { input = Path.GetFullPath(path), box_format = "y,x,h,w pixels; box: tight box of what the object draws, window: its attention glimpse", sequences = json },
                                                                                new JsonSerializerOptions { WriteIndented = true }));
             Console.WriteLine(Path.GetFullPath(prefix + ".csv"));
             Console.WriteLine(Path.GetFullPath(prefix + ".json"));

@@ -1,7 +1,7 @@
 namespace Sqair.Evaluation;
 
-/// <summary>One box of one frame: an object (or hypothesis) id and its pixel box (y, x, h, w).</summary>
-public readonly record struct TrackBox(long Id, float Y, float X, float H, float W)
+/// <summary>One box of one frame: an object (or hypothesis) id, its pixel box (y, x, h, w) and, for inferred objects, the presence probability.</summary>
+public readonly record struct TrackBox(long Id, float Y, float X, float H, float W, float Probability = 1)
 {
     public double IoU(TrackBox o)
     {

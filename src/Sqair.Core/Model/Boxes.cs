@@ -45,6 +45,37 @@ public static class Boxes
         ], -1);
     }
 
+    /// <summary>
+    /// The tight pixel box (y, x, h, w) of what an object draws: the glimpse pixels whose decoded
+    /// value exceeds <paramref name="threshold"/> in any channel, mapped into the image. SQAIR's
+    /// where is an attention window, usually larger than the object inside it; this box is the
+    /// object's extent, comparable to ground-truth bounding boxes. Null when nothing exceeds it.
+    /// <paramref name="glimpse"/> is C×G×G; <paramref name="coords"/> (sx, sy, tx, ty).
+    /// </summary>
+    public static (float Y, float X, float H, float W)? ContentBox(ReadOnlySpan<float> glimpse, int g, ReadOnlySpan<float> coords,
+                                                                int height, int width, float threshold)
+    {
+        int r0 = g, r1 = -1, c0 = g, c1 = -1;
+        for (int i = 0; i < glimpse.Length; i++)
+        {
+            if (glimpse[i] <= threshold) continue;
+            int row = i / g % g, col = i % g;
+            r0 = Math.Min(r0, row); r1 = Math.Max(r1, row);
+            c0 = Math.Min(c0, col); c1 = Math.Max(c1, col);
+        }
+        if (r1 < 0) return null;
+        // glimpse pixel j sits at x_g = −1 + 2j/(G − 1), i.e. image pixel (s·x_g + t + 1)(L − 1)/2
+        static (float Start, float Size) Axis(int j0, int j1, int g, float s, float t, int side)
+        {
+            float Pixel(int j) => (s * (-1f + 2f * j / (g - 1)) + t + 1) * (side - 1) / 2;
+            float step = s * (side - 1) / (g - 1);
+            return (Pixel(j0), Pixel(j1) - Pixel(j0) + step);
+        }
+        var (y, h) = Axis(r0, r1, g, coords[1], coords[3], height);
+        var (x, w) = Axis(c0, c1, g, coords[0], coords[2], width);
+        return (y, x, h, w);
+    }
+
     /// <summary>[..., 4] pixel boxes (y, x, h, w) → [..., 4] coordinates (sx, sy, tx, ty).</summary>
     public static Tensor PixelBoxesToCoords(Tensor boxes, int height, int width)
     {

@@ -106,3 +106,36 @@ sealed class ToleranceComparer(double tolerance) : IEqualityComparer<double>
     public bool Equals(double a, double b) => Math.Abs(a - b) <= tolerance;
     public int GetHashCode(double x) => 0;
 }
+
+public class ContentBoxTests
+{
+    [Fact]
+    public void The_content_box_of_a_pixel_aligned_glimpse_is_the_drawn_pixels()
+    {
+        double s = 19.0 / 49.0;
+        int top = 12, left = 5;
+        var coords = new[] { (float)s, (float)s, (float)(2.0 * left / 49 + s - 1), (float)(2.0 * top / 49 + s - 1) };
+        var glimpse = new float[20 * 20];
+        for (int r = 3; r <= 9; r++)
+            for (int c = 6; c <= 10; c++) glimpse[r * 20 + c] = 0.9f;
+        glimpse[0] = 0.1f; // below the threshold
+        var box = Boxes.ContentBox(glimpse, 20, coords, 50, 50, 0.25f)!.Value;
+        Assert.Equal(top + 3, box.Y, 4);
+        Assert.Equal(left + 6, box.X, 4);
+        Assert.Equal(7, box.H, 4);
+        Assert.Equal(5, box.W, 4);
+        Assert.Null(Boxes.ContentBox(new float[400], 20, coords, 50, 50, 0.25f));
+    }
+
+    [Fact]
+    public void A_full_glimpse_content_box_is_the_sampled_span_plus_one_glimpse_pixel()
+    {
+        var coords = new[] { 0.5f, 0.4f, 0.1f, -0.2f };
+        var glimpse = Enumerable.Repeat(1f, 2 * 20 * 20).ToArray(); // two channels
+        var box = Boxes.ContentBox(glimpse, 20, coords, 50, 40, 0.25f)!.Value;
+        Assert.Equal(0.5 * 49 * (-0.2 - 0.4 + 1), box.Y, 4);
+        Assert.Equal(0.4 * 49 * (1 + 1.0 / 19), box.H, 4);
+        Assert.Equal(0.5 * 39 * (0.1 - 0.5 + 1), box.X, 4);
+        Assert.Equal(0.5 * 39 * (1 + 1.0 / 19), box.W, 4);
+    }
+}
