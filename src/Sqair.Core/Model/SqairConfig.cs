@@ -77,7 +77,7 @@ public sealed record SqairConfig
     [JsonPropertyName("ckpt_itr")] public long CkptItr { get; init; } = 100_000;
     /// <summary>Sequences of the validation set used by each periodic evaluation (0: all).</summary>
     [JsonPropertyName("eval_size")] public long EvalSize { get; init; } = 1_000;
-    /// <summary>Stop after this many minutes of training (0: no limit).</summary>
+    /// <summary>Stop after this many minutes of training in one invocation, saving a checkpoint (0: no limit).</summary>
     [JsonPropertyName("time_limit_min")] public double TimeLimitMin { get; init; } = 0;
 
     [JsonIgnore] public int NHidden => 32 * NUnits;
