@@ -50,6 +50,17 @@ static class TrainCommand
         return assignments.Count > 0 ? config.With(assignments) : config;
     }
 
+    /// <summary>A resumed run's config: its checkpoint's, with only the resumable keys overridable.</summary>
+    static SqairConfig ResumeConfig(ParseResult r, string runDir)
+    {
+        var config = Checkpoint.Read(Checkpoint.InRun(runDir).FirstOrDefault() ?? throw new UserError($"{runDir} has no checkpoints to resume from")).Config;
+        var assignments = KeyOptions.Where(kv => r.GetValue(kv.Value) is not null).ToList();
+        var fixedKeys = assignments.Select(kv => kv.Key).Where(k => !SqairConfig.ResumableKeys.Contains(k)).ToList();
+        if (fixedKeys.Count > 0 || r.GetValue(ConfigFile) is not null)
+            throw new UserError($"--resume keeps the run's config; only {string.Join(", ", SqairConfig.ResumableKeys)} may be given (not {string.Join(", ", fixedKeys.DefaultIfEmpty("--config"))})");
+        return assignments.Count > 0 ? config.With(assignments.Select(kv => $"{kv.Key}={r.GetValue(kv.Value)}")) : config;
+    }
+
     public static torch.Device Device(ParseResult r)
     {
         torch.set_num_threads(r.GetValue(Threads));
@@ -63,8 +74,7 @@ static class TrainCommand
     {
         var device = Device(r);
         var resume = r.GetValue(Resume);
-        var config = resume is null ? ConfigFrom(r) : Checkpoint.Read(Checkpoint.InRun(resume).FirstOrDefault()
-            ?? throw new UserError($"{resume} has no checkpoints to resume from")).Config;
+        var config = resume is null ? ConfigFrom(r) : ResumeConfig(r, resume);
         var runDir = resume ?? r.GetValue(RunDir) ?? Path.Combine("runs", $"{r.GetValue(Preset)}-{DateTime.Now:yyyyMMdd-HHmmss}");
         var cache = r.GetValue(Cli.Cache)!;
         var mnist = Cli.EnsureMnist(cache, r.GetValue(Cli.MnistDir));

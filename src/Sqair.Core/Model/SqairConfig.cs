@@ -89,6 +89,20 @@ public sealed record SqairConfig
         _ => throw new ArgumentException($"config key 'model' = '{Model}': expected mlp, conv or air"),
     };
 
+    /// <summary>Keys a resumed run may change: how long it runs and how often it reports, nothing that shapes the model or the data.</summary>
+    public static readonly IReadOnlySet<string> ResumableKeys = new HashSet<string>
+    {
+        "max_train_iter", "time_limit_min", "log_itr", "eval_itr", "fig_itr", "ckpt_itr", "eval_size",
+    };
+
+    /// <summary>The keys whose values differ between two configs.</summary>
+    public IEnumerable<string> DifferingKeys(SqairConfig other)
+    {
+        var a = JsonNode.Parse(ToJson())!.AsObject();
+        var b = JsonNode.Parse(other.ToJson())!.AsObject();
+        return a.Where(kv => !JsonNode.DeepEquals(kv.Value, b[kv.Key])).Select(kv => kv.Key);
+    }
+
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);

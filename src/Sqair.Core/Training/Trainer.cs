@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Sqair.Data;
 using Sqair.Evaluation;
@@ -44,7 +45,8 @@ public sealed class Trainer
 
     /// <summary>
     /// Sets up a new run in <paramref name="runDir"/>, or resumes it from its newest checkpoint when
-    /// <paramref name="resume"/> is set (the run's own config is then used).
+    /// <paramref name="resume"/> is set; a resumed run's config may differ from its checkpoint's only
+    /// in <see cref="SqairConfig.ResumableKeys"/>.
     /// </summary>
     public Trainer(SqairConfig config, string runDir, ISequenceSource trainSource, ISequenceSource? validSource, Device device,
                    Action<string>? log = null, bool resume = false)
@@ -59,7 +61,9 @@ public sealed class Trainer
             var path = Checkpoint.InRun(RunDir).FirstOrDefault()
                 ?? throw new FileNotFoundException($"{RunDir} has no checkpoints to resume from");
             start = Checkpoint.Read(path);
-            config = start.Config;
+            var changed = config.DifferingKeys(start.Config).Where(k => !SqairConfig.ResumableKeys.Contains(k)).ToList();
+            if (changed.Count > 0)
+                throw new ArgumentException($"cannot resume {path} with a different {string.Join(", ", changed)}; a resumed run may only change {string.Join(", ", SqairConfig.ResumableKeys)}");
             this.log($"resuming {path} at iteration {start.Iteration}");
         }
         Config = config;
@@ -128,9 +132,11 @@ public sealed class Trainer
 
             int seqLen = c.SeqLenAt(Iteration);
             double lr = c.LearningRateAt(Iteration);
-            using (var scope = NewDisposeScope())
-            using (var batch = train.Get(Iteration, seqLen))
+            string? failure = null;
+            try
             {
+                using var scope = NewDisposeScope();
+                using var batch = train.Get(Iteration, seqLen);
                 var output = Model.Forward(batch.Frames, c.KParticles);
                 var (loss, _) = Iwae.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen);
                 double lossValue = loss.ToDouble();
@@ -141,27 +147,38 @@ public sealed class Trainer
                     gradNorm = GradNorm();
                 }
                 if (!double.IsFinite(lossValue) || !double.IsFinite(gradNorm))
+                    failure = $"non-finite {(double.IsFinite(lossValue) ? "gradient" : "loss")}";
+                else
                 {
-                    Model.zero_grad();
-                    badSteps++;
-                    var what = double.IsFinite(lossValue) ? "gradient" : "loss";
-                    log($"iteration {Iteration}: non-finite {what}, step skipped ({badSteps} in a row)");
-                    tensorboard.add_scalar("train/skipped_steps", badSteps, (int)Iteration);
-                    if (badSteps >= MaxBadSteps) return Diverged();
-                    Iteration++;
-                    continue;
+                    if (c.ClipGradNorm > 0 && gradNorm > c.ClipGradNorm)
+                        using (no_grad())
+                            foreach (var (_, p) in trainable) p.grad?.mul_(c.ClipGradNorm / gradNorm);
+                    optimizer.Step(lr);
+                    window += BatchMetrics.Of(output, batch);
+                    windowLoss += lossValue;
+                    windowGradNorm += gradNorm;
+                    windowSteps++;
                 }
-                badSteps = 0;
-                if (c.ClipGradNorm > 0 && gradNorm > c.ClipGradNorm)
-                    using (no_grad())
-                        foreach (var (_, p) in trainable) p.grad?.mul_(c.ClipGradNorm / gradNorm);
-                optimizer.Step(lr);
-                Model.zero_grad();
-                window += BatchMetrics.Of(output, batch);
-                windowLoss += lossValue;
-                windowGradNorm += gradNorm;
-                windowSteps++;
             }
+            catch (ExternalException e)
+            {
+                // TorchSharp frees the native scalars of implicit double→Scalar conversions in
+                // finalizers, and a garbage collection triggered on another thread can free one
+                // while libtorch still reads it (the error is then "Expected false to be true").
+                // The step is lost, not the run: skip it like a non-finite one.
+                failure = $"libtorch error ({e.Message.Split('\n')[0].Trim()})";
+            }
+            Model.zero_grad();
+            if (failure is not null)
+            {
+                badSteps++;
+                log($"iteration {Iteration}: {failure}, step skipped ({badSteps} in a row)");
+                tensorboard.add_scalar("train/skipped_steps", badSteps, (int)Iteration);
+                if (badSteps >= MaxBadSteps) return Diverged();
+                Iteration++;
+                continue;
+            }
+            badSteps = 0;
             Iteration++;
 
             long now = Stopwatch.GetTimestamp();
@@ -185,8 +202,8 @@ public sealed class Trainer
                 windowLoss = windowGradNorm = 0;
                 windowSteps = 0;
             }
-            if (Iteration % c.EvalItr == 0 && valid is not null) Evaluate();
-            if (Iteration % c.FigItr == 0 && valid is not null) Figures();
+            if (Iteration % c.EvalItr == 0 && valid is not null) Safely("evaluation", () => Evaluate());
+            if (Iteration % c.FigItr == 0 && valid is not null) Safely("figures", Figures);
             if (Iteration % c.CkptItr == 0) SaveCheckpoint();
 
             var etaSeconds = rate > 0 ? (c.MaxTrainIter - Iteration) / rate : 0;
@@ -197,10 +214,17 @@ public sealed class Trainer
                 TimeSpan.FromSeconds(Math.Min(etaSeconds, TimeSpan.MaxValue.TotalSeconds / 2)), lr));
         }
         if (Iteration % c.CkptItr != 0) SaveCheckpoint();
-        if (valid is not null && Iteration % c.EvalItr != 0) Evaluate();
-        if (valid is not null && Iteration % c.FigItr != 0) Figures();
+        if (valid is not null && Iteration % c.EvalItr != 0) Safely("evaluation", () => Evaluate());
+        if (valid is not null && Iteration % c.FigItr != 0) Safely("figures", Figures);
         StopMessage = $"finished {Iteration} iterations";
         return TrainOutcome.Completed;
+    }
+
+    /// <summary>Periodic side work must not end a run: a libtorch error there is logged and training goes on.</summary>
+    void Safely(string what, Action action)
+    {
+        try { action(); }
+        catch (ExternalException e) { log($"iteration {Iteration}: {what} failed ({e.Message.Split('\n')[0].Trim()}); training continues"); }
     }
 
     double GradNorm()

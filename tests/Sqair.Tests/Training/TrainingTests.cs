@@ -70,6 +70,20 @@ public class TrainingTests
     }
 
     [Fact]
+    public void A_resumed_run_may_run_longer_but_not_change_its_model()
+    {
+        var c = TinyTraining() with { MaxTrainIter = 2, CkptItr = 100, EvalItr = 100, FigItr = 100 };
+        var (train, valid) = Data(c);
+        var dir = TestUtil.TempDir();
+        new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
+        var longer = new Trainer(c with { MaxTrainIter = 4, TimeLimitMin = 5 }, dir, train, valid, CPU, resume: true);
+        Assert.Equal(TrainOutcome.Completed, longer.Run(CancellationToken.None));
+        Assert.Equal(4, longer.Iteration);
+        var e = Assert.Throws<ArgumentException>(() => new Trainer(c with { MaxTrainIter = 6, OutputStd = 0.2 }, dir, train, valid, CPU, resume: true));
+        Assert.Contains("output_std", e.Message);
+    }
+
+    [Fact]
     public void A_corrupt_checkpoint_gives_a_clear_error_and_overwrites_nothing()
     {
         var c = TinyTraining() with { MaxTrainIter = 2, CkptItr = 1, EvalItr = 100, FigItr = 100 };
