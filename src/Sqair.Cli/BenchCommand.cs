@@ -32,9 +32,9 @@ static class BenchCommand
                 : MovingMnist.BuildPool(Mnist.LoadSplit(Cli.EnsureMnist(r.GetValue(Cli.Cache)!, r.GetValue(Cli.MnistDir)), train: true), Pool.Train, dataConfig.DigitScale);
             var source = new GeneratedSource(new MovingMnist(dataConfig, templates, config.DataSeed));
             int len = r.GetValue(seqLen) ?? config.SeqLen;
-            BenchResult result = null!;
-            AnsiConsole.Status().Start($"timing {r.GetValue(iterations)} iterations at T = {len}, batch {config.BatchSize}, K = {config.KParticles}", _ =>
-                result = Bench.Train(config, source, len, r.GetValue(warmup), r.GetValue(iterations), device));
+            // No spinner: an animation thread allocating while libtorch runs is exactly what TorchSharp's scalar finalizer race needs.
+            AnsiConsole.MarkupLine($"[grey]timing {r.GetValue(iterations)} iterations at T = {len}, batch {config.BatchSize}, K = {config.KParticles}…[/]");
+            var result = Bench.Train(config, source, len, r.GetValue(warmup), r.GetValue(iterations), device);
 
             var table = new Table().AddColumns("measure", "value");
             table.AddRow("model", $"{config.Model}, T = {len}, batch {config.BatchSize}, K = {config.KParticles}");

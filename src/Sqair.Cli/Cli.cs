@@ -45,6 +45,15 @@ static class Cli
         return file!;
     }
 
+    /// <summary>
+    /// A progress display for work that runs libtorch: refreshed only from the calling thread
+    /// (<c>ctx.Refresh()</c>), never by Spectre's timer thread. Allocation on another thread while
+    /// libtorch runs lets the GC finalize TorchSharp's temporary scalars mid-call (a TorchSharp
+    /// 0.107 race that fails with "Expected false to be true").
+    /// </summary>
+    public static Progress ModelProgress() => AnsiConsole.Progress().AutoRefresh(false)
+        .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn());
+
     /// <summary>Runs the command line, turning the errors users cause into one clear line and exit code 1.</summary>
     public static int Run(RootCommand root, string[] args)
     {

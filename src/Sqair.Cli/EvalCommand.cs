@@ -53,12 +53,11 @@ static class EvalCommand
             long n = Math.Min(r.GetValue(Count) ?? data.Count!.Value, data.Count!.Value);
             int k = r.GetValue(K);
             EvaluationReport report = null!;
-            AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-                .Start(ctx =>
-                {
-                    var task = ctx.AddTask($"{split}, {n} sequences, K = {k}", maxValue: n);
-                    report = Evaluator.Run(model, data, n, k, r.GetValue(batch), device, done => task.Value = done);
-                });
+            Cli.ModelProgress().Start(ctx =>
+            {
+                var task = ctx.AddTask($"{split}, {n} sequences, K = {k}", maxValue: n);
+                report = Evaluator.Run(model, data, n, k, r.GetValue(batch), device, done => { task.Value = done; ctx.Refresh(); });
+            });
 
             var flat = report.Flat();
             var table = new Table().Title($"{Path.GetFileName(path)} (iteration {contents.Iteration}) on {split}").AddColumns("measure", "value");

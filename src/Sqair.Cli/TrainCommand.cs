@@ -96,8 +96,7 @@ static class TrainCommand
         if (AnsiConsole.Profile.Capabilities.Interactive)
         {
             outcome = TrainOutcome.Completed;
-            AnsiConsole.Progress()
-                .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            Cli.ModelProgress()
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask("starting", maxValue: config.MaxTrainIter);
@@ -106,6 +105,7 @@ static class TrainCommand
                     {
                         task.Value = p.Iteration;
                         task.Description = Markup.Escape(Line(p));
+                        ctx.Refresh();
                     });
                 });
         }
