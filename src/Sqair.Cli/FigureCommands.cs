@@ -49,7 +49,7 @@ static class FigureCommands
         return (model, contents.Iteration);
     }
 
-    static void Write(IReadOnlyList<ModelFigures.Track> tracks, string dir, string name, string title, int delay)
+    static void Write(IReadOnlyList<ModelFigures.Track> tracks, string dir, string name, string title, int delay, bool showInputs = true)
     {
         Directory.CreateDirectory(dir);
         // A PNG row of more than 20 frames is unreadable; the GIF has them all.
@@ -59,8 +59,8 @@ static class FigureCommands
         }).ToList();
         var png = Path.Combine(dir, $"{name}.png");
         var gif = Path.Combine(dir, $"{name}.gif");
-        ModelFigures.SequenceFigure(shortTracks, png, title);
-        ModelFigures.Animation(tracks, gif, title, delay);
+        ModelFigures.SequenceFigure(shortTracks, png, title, showInputs);
+        ModelFigures.Animation(tracks, gif, title, delay, showInputs);
         var still = Path.Combine(dir, $"{name}-still.png");
         ModelFigures.StillFigure(tracks, tracks[0].Inputs.Length - 1, still, $"{title}, last frame");
         foreach (var f in new[] { png, still, gif }) Console.WriteLine(Path.GetFullPath(f));
@@ -129,7 +129,7 @@ static class FigureCommands
             var tracks = Enumerable.Range(0, count).Select(b => ModelFigures.Extract(inputs, steps, b, b)).ToList();
             var what = k > 0 ? $"{k} observed frames, then the prior" : "samples from the prior";
             Write(tracks, r.GetValue(Out)!, k > 0 ? $"generate-observe{k}-T{len}" : $"generate-prior-T{len}",
-                  $"iteration {iteration}: {what} ({len} frames; caption: count: ids)", r.GetValue(Delay));
+                  $"iteration {iteration}: {what} ({len} frames; caption: count: ids)", r.GetValue(Delay), showInputs: k > 0);
             return 0;
         });
         return generate;

@@ -53,17 +53,20 @@ public static class ModelFigures
     }
 
     /// <summary>Per sequence a row of inputs and a row of reconstructions with id-coloured boxes, captioned "count: ids".</summary>
-    public static void SequenceFigure(IReadOnlyList<Track> tracks, string path, string title)
+    public static void SequenceFigure(IReadOnlyList<Track> tracks, string path, string title, bool showInputs = true)
     {
         var rows = new List<IReadOnlyList<Cell>>();
         var labels = new List<string>();
         for (int s = 0; s < tracks.Count; s++)
         {
             var tr = tracks[s];
-            rows.Add(tr.Inputs.Select((px, t) => new Cell(px, tr.Channels, tr.Side, tr.Side, null, $"t={t}")).ToList());
+            if (showInputs)
+            {
+                rows.Add(tr.Inputs.Select((px, t) => new Cell(px, tr.Channels, tr.Side, tr.Side, null, $"t={t}")).ToList());
+                labels.Add($"#{s} input");
+            }
             rows.Add(tr.Recons.Select((px, t) => new Cell(px, tr.Channels, tr.Side, tr.Side, PresentBoxes(tr, t), CountCaption(tr, t))).ToList());
-            labels.Add($"#{s} input");
-            labels.Add($"#{s} recon");
+            labels.Add(showInputs ? $"#{s} recon" : $"#{s}");
         }
         Grid.SavePng(Grid.Render(rows, 2, title, labels), path);
     }
@@ -72,7 +75,7 @@ public static class ModelFigures
     /// An animated GIF: per frame, a row of inputs and a row of reconstructions with id-coloured
     /// boxes, one column per sequence.
     /// </summary>
-    public static void Animation(IReadOnlyList<Track> tracks, string path, string title, int delayCs = 20)
+    public static void Animation(IReadOnlyList<Track> tracks, string path, string title, int delayCs = 20, bool showInputs = true)
     {
         int t = tracks.Max(tr => tr.Inputs.Length);
         var frames = new List<SKBitmap>();
@@ -82,7 +85,7 @@ public static class ModelFigures
             {
                 var inputs = tracks.Select(tr => new Cell(tr.Inputs[i], tr.Channels, tr.Side, tr.Side, null, $"t={i}")).ToList();
                 var recons = tracks.Select(tr => new Cell(tr.Recons[i], tr.Channels, tr.Side, tr.Side, PresentBoxes(tr, i), CountCaption(tr, i))).ToList();
-                frames.Add(Grid.Render([inputs, recons], 3, title, ["input", "model"]));
+                frames.Add(showInputs ? Grid.Render([inputs, recons], 3, title, ["input", "model"]) : Grid.Render([recons], 3, $"{title}, t={i}", ["model"]));
             }
             Gif.Write(path, frames, delayCs);
         }
