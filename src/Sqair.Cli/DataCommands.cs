@@ -80,24 +80,12 @@ static class DataCommands
         AddGeneratorOptions(show);
         show.SetAction(r =>
         {
-            var path = r.GetValue(file);
-            SequenceFile source;
-            if (path is not null) source = SequenceFile.Open(path);
-            else
-            {
-                var cache = r.GetValue(Cli.Cache)!;
-                var pool = ParsePool(r.GetValue(showSplit)!);
-                var mnist = Cli.EnsureMnist(cache, r.GetValue(Cli.MnistDir));
-                source = Cli.Dataset(cache, mnist, ConfigFrom(r), pool, r.GetValue(count) ?? Datasets.DefaultCount(pool), r.GetValue(Cli.DataSeed));
-            }
-            using (source)
-            {
-                long start = r.GetValue(first), n = Math.Min(r.GetValue(rows), source.Count!.Value - start);
-                if (n <= 0) throw new UserError($"--first {start} is past the {source.Count} sequences of {source.Path}");
-                var output = r.GetValue(png)!;
-                DataFigures.Show(source, Enumerable.Range(0, (int)n).Select(i => start + i).ToArray(), output);
-                Console.WriteLine(Path.GetFullPath(output));
-            }
+            using var source = Open(r, r.GetValue(file), r.GetValue(showSplit)!, r.GetValue(count));
+            long start = r.GetValue(first), n = Math.Min(r.GetValue(rows), source.Count!.Value - start);
+            if (n <= 0) throw new UserError($"--first {start} is past the {source.Count} sequences of {source.Path}");
+            var output = r.GetValue(png)!;
+            DataFigures.Show(source, Enumerable.Range(0, (int)n).Select(i => start + i).ToArray(), output);
+            Console.WriteLine(Path.GetFullPath(output));
             return 0;
         });
 
@@ -107,31 +95,21 @@ static class DataCommands
         AddGeneratorOptions(stats);
         stats.SetAction(r =>
         {
-            SequenceFile source;
-            if (r.GetValue(statsFile) is { } path) source = SequenceFile.Open(path);
-            else
+            using var source = Open(r, r.GetValue(statsFile), r.GetValue(statsSplit)!, r.GetValue(count));
+            var c = source.Config;
+            var digits = new long[c.MaxDigits + 1];
+            var visible = new long[c.MaxDigits + 1];
+            for (long i = 0; i < source.Count; i++)
             {
-                var cache = r.GetValue(Cli.Cache)!;
-                var pool = ParsePool(r.GetValue(statsSplit)!);
-                source = Cli.Dataset(cache, Cli.EnsureMnist(cache, r.GetValue(Cli.MnistDir)), ConfigFrom(r), pool, r.GetValue(count) ?? Datasets.DefaultCount(pool), r.GetValue(Cli.DataSeed));
+                var s = source.Get(i);
+                digits[s.Ids.Count(id => id >= 0)]++;
+                for (int t = 0; t < c.SeqLen; t++) visible[s.Visible.AsSpan(t * c.MaxDigits, c.MaxDigits).ToArray().Sum(v => v)]++;
             }
-            using (source)
-            {
-                var c = source.Config;
-                var digits = new long[c.MaxDigits + 1];
-                var visible = new long[c.MaxDigits + 1];
-                for (long i = 0; i < source.Count; i++)
-                {
-                    var s = source.Get(i);
-                    digits[s.Ids.Count(id => id >= 0)]++;
-                    for (int t = 0; t < c.SeqLen; t++) visible[s.Visible.AsSpan(t * c.MaxDigits, c.MaxDigits).ToArray().Sum(v => v)]++;
-                }
-                var table = new Table().Title($"{Path.GetFileName(source.Path)}: {source.Count:N0} sequences of {c.SeqLen} frames")
-                    .AddColumns("n", "sequences with n digits", "frames with n visible digits");
-                for (int n = 0; n <= c.MaxDigits; n++)
-                    table.AddRow($"{n}", $"{digits[n]:N0} ({100.0 * digits[n] / source.Count:F2}%)", $"{visible[n]:N0} ({100.0 * visible[n] / (source.Count * c.SeqLen):F2}%)");
-                AnsiConsole.Write(table);
-            }
+            var table = new Table().Title($"{Path.GetFileName(source.Path)}: {source.Count:N0} sequences of {c.SeqLen} frames")
+                .AddColumns("n", "sequences with n digits", "frames with n visible digits");
+            for (int n = 0; n <= c.MaxDigits; n++)
+                table.AddRow($"{n}", $"{digits[n]:N0} ({100.0 * digits[n] / source.Count:F2}%)", $"{visible[n]:N0} ({100.0 * visible[n] / (source.Count * c.SeqLen):F2}%)");
+            AnsiConsole.Write(table);
             return 0;
         });
 
@@ -142,6 +120,15 @@ static class DataCommands
     }
 
     // Plain output, not markup, so that paths are never wrapped and scripts can read them.
+    /// <summary>A dataset file the user names, else the cached dataset of a split (generated once if missing).</summary>
+    static SequenceFile Open(ParseResult r, string? file, string split, long? count)
+    {
+        if (file is not null) return SequenceFile.Open(file);
+        var cache = r.GetValue(Cli.Cache)!;
+        var pool = ParsePool(split);
+        return Cli.Dataset(cache, Cli.EnsureMnist(cache, r.GetValue(Cli.MnistDir)), ConfigFrom(r), pool, count ?? Datasets.DefaultCount(pool), r.GetValue(Cli.DataSeed));
+    }
+
     static void Report(string path, Stopwatch sw) =>
         Console.WriteLine($"{Path.GetFullPath(path)}\t{new FileInfo(path).Length / 1e6:N1} MB\t{sw.Elapsed.TotalSeconds:N1} s");
 

@@ -44,12 +44,9 @@ static class EvalCommand
         {
             var device = TrainCommand.Device(r);
             var path = ResolveCheckpoint(r.GetValue(CheckpointArg)!);
-            var contents = Checkpoint.Read(path);
-            var model = new SqairModel(contents.Config);
-            Checkpoint.LoadInto(contents, model);
-            model.to(device);
+            var (model, iteration) = Checkpoint.LoadModel(path, device);
             var split = r.GetValue(Split)!;
-            using var data = Dataset(r, contents.Config, split, r.GetValue(Count));
+            using var data = Dataset(r, model.Config, split, r.GetValue(Count));
             long n = Math.Min(r.GetValue(Count) ?? data.Count!.Value, data.Count!.Value);
             int k = r.GetValue(K);
             EvaluationReport report = null!;
@@ -60,13 +57,13 @@ static class EvalCommand
             });
 
             var flat = report.Flat();
-            var table = new Table().Title($"{Path.GetFileName(path)} (iteration {contents.Iteration}) on {split}").AddColumns("measure", "value");
+            var table = new Table().Title($"{Path.GetFileName(path)} (iteration {iteration}) on {split}").AddColumns("measure", "value");
             foreach (var (key, value) in flat) table.AddRow(key, value.ToString("G6"));
             AnsiConsole.Write(table);
-            var output = r.GetValue(json) ?? Path.Combine(Path.GetDirectoryName(path)!, $"eval-{split}-{contents.Iteration:D9}.json");
+            var output = r.GetValue(json) ?? Path.Combine(Path.GetDirectoryName(path)!, $"eval-{split}-{iteration:D9}.json");
             var doc = new Dictionary<string, object>
             {
-                ["checkpoint"] = Path.GetFullPath(path), ["iteration"] = contents.Iteration, ["split"] = split, ["k"] = k,
+                ["checkpoint"] = Path.GetFullPath(path), ["iteration"] = iteration, ["split"] = split, ["k"] = k,
                 ["metrics"] = flat.ToDictionary(kv => kv.Key, kv => double.IsFinite(kv.Value) ? (object)kv.Value : kv.Value.ToString()),
             };
             AtomicFile.WriteAllText(output, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));

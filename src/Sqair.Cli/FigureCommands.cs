@@ -38,16 +38,8 @@ static class FigureCommands
         }
     }
 
-    static (SqairModel Model, long Iteration) Load(ParseResult r, Device device)
-    {
-        var path = EvalCommand.ResolveCheckpoint(r.GetValue(EvalCommand.CheckpointArg)!);
-        var contents = Checkpoint.Read(path);
-        var model = new SqairModel(contents.Config);
-        Checkpoint.LoadInto(contents, model);
-        model.to(device);
-        model.eval();
-        return (model, contents.Iteration);
-    }
+    static (SqairModel Model, long Iteration) Load(ParseResult r, Device device) =>
+        Checkpoint.LoadModel(EvalCommand.ResolveCheckpoint(r.GetValue(EvalCommand.CheckpointArg)!), device);
 
     static void Write(IReadOnlyList<ModelFigures.Track> tracks, string dir, string name, string title, int delay, bool showInputs = true)
     {

@@ -26,8 +26,7 @@ static class TrackCommand
         track.SetAction(r =>
         {
             var device = TrainCommand.Device(r);
-            var model = Checkpoint.LoadModel(EvalCommand.ResolveCheckpoint(r.GetValue(EvalCommand.CheckpointArg)!), device);
-            model.eval();
+            var (model, _) = Checkpoint.LoadModel(EvalCommand.ResolveCheckpoint(r.GetValue(EvalCommand.CheckpointArg)!), device);
             var path = r.GetValue(input)!;
             var sequences = Directory.Exists(path)
                 ? [PngFrames.Load(path, model.Config.ImgSize, model.Config.Channels).to(device)]

@@ -77,14 +77,15 @@ public static class Checkpoint
         }
     }
 
-    /// <summary>Builds the model a checkpoint describes and loads its parameters.</summary>
-    public static SqairModel LoadModel(string path, Device? device = null)
+    /// <summary>Builds the model a checkpoint describes, loads its parameters and puts it in evaluation mode.</summary>
+    public static (SqairModel Model, long Iteration) LoadModel(string path, Device? device = null)
     {
         var c = Read(path);
         var model = new SqairModel(c.Config);
         LoadInto(c, model);
         if (device is not null) model.to(device);
-        return model;
+        model.eval();
+        return (model, c.Iteration);
     }
 
     /// <summary>Checkpoints of a run folder, newest first.</summary>

@@ -137,7 +137,8 @@ public class TrainingTests
         var model = new SqairModel(TinyTraining());
         var path = Path.Combine(TestUtil.TempDir(), "m.safetensors");
         Checkpoint.Save(path, model, null, 17);
-        var loaded = Checkpoint.LoadModel(path);
+        var (loaded, iteration) = Checkpoint.LoadModel(path);
+        Assert.Equal(17, iteration);
         Assert.Equal(model.Config, loaded.Config with { LrSchedule = model.Config.LrSchedule });
         var a = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, p) in loaded.named_parameters()) Assert.True(p.allclose(a[name], rtol: 0, atol: 0));
