@@ -14,6 +14,10 @@ static class DataCommands
     static readonly Option<int> MaxDigits = new("--max-digits") { Description = "Most digits in a sequence", DefaultValueFactory = _ => 2 };
     static readonly Option<double> DigitScale = new("--digit-scale") { Description = "Rescale digit templates by this factor", DefaultValueFactory = _ => 1.0 };
     static readonly Option<int> CanvasSize = new("--canvas-size") { Description = "Side of the square canvas", DefaultValueFactory = _ => 50 };
+    static readonly Option<double> AccNoise = new("--acc-noise-std") { Description = "Standard deviation of the per-step acceleration noise", DefaultValueFactory = _ => 0.01 };
+    static readonly Option<double> MaxSpeed = new("--max-speed") { Description = "Speed bound per axis (pixels per frame)", DefaultValueFactory = _ => 10.0 };
+    static readonly Option<double> MaxAcc = new("--max-acc") { Description = "Acceleration bound per axis", DefaultValueFactory = _ => 3.0 };
+    static readonly Option<int> PlacementTries = new("--placement-tries") { Description = "Placements tried per digit before the sequence is redrawn", DefaultValueFactory = _ => 5 };
 
     public static MovingMnistConfig ConfigFrom(ParseResult r) => new()
     {
@@ -22,11 +26,16 @@ static class DataCommands
         MaxDigits = r.GetValue(MaxDigits),
         DigitScale = r.GetValue(DigitScale),
         CanvasSize = r.GetValue(CanvasSize),
+        AccNoiseStd = r.GetValue(AccNoise),
+        MaxSpeed = r.GetValue(MaxSpeed),
+        MaxAcc = r.GetValue(MaxAcc),
+        PlacementTries = r.GetValue(PlacementTries),
     };
 
     static void AddGeneratorOptions(Command c)
     {
-        foreach (var o in new Option[] { SeqLen, MinDigits, MaxDigits, DigitScale, CanvasSize, Cli.Cache, Cli.MnistDir, Cli.DataSeed }) c.Options.Add(o);
+        foreach (var o in new Option[] { SeqLen, MinDigits, MaxDigits, DigitScale, CanvasSize, AccNoise, MaxSpeed, MaxAcc, PlacementTries, Cli.Cache, Cli.MnistDir, Cli.DataSeed })
+            c.Options.Add(o);
     }
 
     public static Command Build()
