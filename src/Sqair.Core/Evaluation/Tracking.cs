@@ -10,6 +10,17 @@ public readonly record struct TrackBox(long Id, float Y, float X, float H, float
         double inter = iy * ix, union = H * W + o.H * o.W - inter;
         return union <= 0 ? 0 : inter / union;
     }
+
+    /// <summary>
+    /// The part of the box inside a height×width image (zero-sized when it lies outside). Tracking
+    /// compares what is visible: a digit half off the canvas has only its visible half to be found.
+    /// </summary>
+    public TrackBox ClipTo(int height, int width)
+    {
+        float y0 = Math.Clamp(Y, 0, height), y1 = Math.Clamp(Y + H, 0, height);
+        float x0 = Math.Clamp(X, 0, width), x1 = Math.Clamp(X + W, 0, width);
+        return this with { Y = y0, X = x0, H = y1 - y0, W = x1 - x0 };
+    }
 }
 
 /// <summary>CLEAR MOT and identity measures over every sequence added.</summary>

@@ -1,5 +1,7 @@
 using CsCheck;
+using Sqair.Data;
 using Sqair.Evaluation;
+using TorchSharp;
 
 namespace Sqair.Tests.Evaluation;
 
@@ -19,6 +21,25 @@ public class TrackingTests
         var s = acc.Summary();
         Assert.Equal((1.0, 1.0, 1.0), (s.Mota, s.Idf1, s.Motp));
         Assert.Equal((0L, 0L, 0L, 6L), (s.FalsePositives, s.Misses, s.IdSwitches, s.Matches));
+    }
+
+    [Fact]
+    public void Clipping_keeps_the_visible_part_of_a_box()
+    {
+        Assert.Equal(new TrackBox(3, 40, 0, 10, 6), new TrackBox(3, 40, -4, 28, 10).ClipTo(50, 50));
+        Assert.Equal(new TrackBox(1, 5, 6, 7, 8), new TrackBox(1, 5, 6, 7, 8).ClipTo(50, 50));
+        var outside = new TrackBox(2, 60, 10, 5, 5).ClipTo(50, 50);
+        Assert.Equal(0, outside.H * outside.W);
+    }
+
+    [Fact]
+    public void Ground_truth_of_a_digit_leaving_the_canvas_is_its_visible_part()
+    {
+        // one sequence, one frame, one digit whose 20×20 box hangs 10 pixels off the bottom
+        using var batch = new SequenceBatch(torch.zeros([1, 1, 1, 50, 50]), torch.tensor(new float[] { 40, 5, 20, 20 }).reshape(1, 1, 1, 4),
+                                            torch.ones(1, 1, 1), torch.ones(1, 1, 1), torch.zeros(1, 1, torch.int64), torch.zeros(1, 1, torch.int64));
+        var truth = TrackExtraction.Truth(batch);
+        Assert.Equal(new TrackBox(0, 40, 5, 10, 20), Assert.Single(truth[0][0]));
     }
 
     [Fact]
