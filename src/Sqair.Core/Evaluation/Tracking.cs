@@ -24,8 +24,14 @@ public readonly record struct TrackBox(long Id, float Y, float X, float H, float
 }
 
 /// <summary>CLEAR MOT and identity measures over every sequence added.</summary>
+/// <remarks>
+/// <see cref="MissesBoxOff"/> and <see cref="FalsePositivesBoxOff"/> are the misses and false
+/// positives that overlap a box of the other side by IoU ≥ <see cref="MotAccumulator.Overlap"/>:
+/// the object was found but its box does not fit; the rest are objects missed or invented outright.
+/// </remarks>
 public sealed record MotSummary(long GroundTruth, long Hypotheses, long Matches, long FalsePositives, long Misses, long IdSwitches,
-                                double Mota, double Motp, double Idf1, double Idp, double Idr);
+                                double Mota, double Motp, double Idf1, double Idp, double Idr,
+                                long MissesBoxOff, long FalsePositivesBoxOff);
 
 /// <summary>
 /// Tracking measures as py-motmetrics computes them, with IoU ≥ <see cref="Threshold"/> as the
@@ -39,8 +45,11 @@ public sealed record MotSummary(long GroundTruth, long Hypotheses, long Matches,
 /// </summary>
 public sealed class MotAccumulator
 {
+    /// <summary>IoU above which an unmatched box still overlaps one of the other side (a box misfit, not a missed object).</summary>
+    public const double Overlap = 0.1;
+
     public double Threshold { get; }
-    long gt, hyp, matches, fp, misses, switches, idtp;
+    long gt, hyp, matches, fp, misses, switches, idtp, missesBoxOff, fpBoxOff;
     double iouSum;
 
     public MotAccumulator(double threshold = 0.5) => Threshold = threshold;
@@ -91,6 +100,11 @@ public sealed class MotAccumulator
             matches += matched.Count;
             misses += g.Count - matched.Count;
             fp += h.Count - matched.Count;
+            var matchedH = matched.Values.ToHashSet();
+            for (int i = 0; i < g.Count; i++)
+                if (!matched.ContainsKey(i) && h.Any(x => g[i].IoU(x) >= Overlap)) missesBoxOff++;
+            for (int j = 0; j < h.Count; j++)
+                if (!matchedH.Contains(j) && g.Any(x => h[j].IoU(x) >= Overlap)) fpBoxOff++;
         }
         idtp += IdentityTruePositives(truth, hypotheses);
     }
@@ -128,6 +142,6 @@ public sealed class MotAccumulator
         double idf1 = gt + hyp == 0 ? double.NaN : 2.0 * idtp / (gt + hyp);
         double idp = hyp == 0 ? double.NaN : (double)idtp / hyp;
         double idr = gt == 0 ? double.NaN : (double)idtp / gt;
-        return new MotSummary(gt, hyp, matches, fp, misses, switches, mota, motp, idf1, idp, idr);
+        return new MotSummary(gt, hyp, matches, fp, misses, switches, mota, motp, idf1, idp, idr, missesBoxOff, fpBoxOff);
     }
 }

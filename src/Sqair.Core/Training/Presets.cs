@@ -16,13 +16,13 @@ public static class Presets
         ["cpu"] = new SqairConfig
         {
             Optimizer = "adam",
-            LearningRate = 1e-4,
+            LearningRate = 3e-4,
             MaxTrainIter = 20_000,
             LrSchedule = [1],
             BatchSize = 32,
             KParticles = 5,
             CurriculumStart = 3,
-            StageItr = 2_000,
+            StageItr = 1_000,
             ClipGradNorm = 1000,
             LogItr = 50,
             EvalItr = 1_000,

@@ -24,6 +24,17 @@ public class TrackingTests
     }
 
     [Fact]
+    public void Unmatched_boxes_that_still_overlap_are_counted_as_box_misfits()
+    {
+        var acc = new MotAccumulator();
+        // digit 0: a box shifted by half its width (IoU 1/3); digit 1: nothing near; one invented box far away
+        acc.AddSequence(Frames([B(0, 0, 0), B(1, 30, 0)]), Frames([B(5, 0, 5), B(6, 30, 38)]));
+        var s = acc.Summary();
+        Assert.Equal((2L, 2L), (s.Misses, s.FalsePositives));
+        Assert.Equal((1L, 1L), (s.MissesBoxOff, s.FalsePositivesBoxOff));
+    }
+
+    [Fact]
     public void Clipping_keeps_the_visible_part_of_a_box()
     {
         Assert.Equal(new TrackBox(3, 40, 0, 10, 6), new TrackBox(3, 40, -4, 28, 10).ClipTo(50, 50));
