@@ -125,7 +125,7 @@ public sealed class Trainer
             }
             if (c.TimeLimitMin > 0 && clock.Elapsed.TotalMinutes >= c.TimeLimitMin)
             {
-                SaveCheckpoint();
+                Finish();
                 StopMessage = $"time limit of {c.TimeLimitMin} min reached at iteration {Iteration}";
                 return TrainOutcome.TimeLimit;
             }
@@ -213,11 +213,21 @@ public sealed class Trainer
                 shown?["iwae"] ?? double.NaN, shown?["count_acc_visible"] ?? double.NaN, rate,
                 TimeSpan.FromSeconds(Math.Min(etaSeconds, TimeSpan.MaxValue.TotalSeconds / 2)), lr));
         }
+        Finish();
+        StopMessage = $"finished {Iteration} iterations";
+        return TrainOutcome.Completed;
+    }
+
+    /// <summary>
+    /// The end of a run that was not interrupted (done, or out of time): the final model is saved,
+    /// measured and drawn unless that just happened at this iteration.
+    /// </summary>
+    void Finish()
+    {
+        var c = Config;
         if (Iteration % c.CkptItr != 0) SaveCheckpoint();
         if (valid is not null && Iteration % c.EvalItr != 0) Safely("evaluation", () => Evaluate());
         if (valid is not null && Iteration % c.FigItr != 0) Safely("figures", Figures);
-        StopMessage = $"finished {Iteration} iterations";
-        return TrainOutcome.Completed;
     }
 
     /// <summary>Periodic side work must not end a run: a libtorch error there is logged and training goes on.</summary>

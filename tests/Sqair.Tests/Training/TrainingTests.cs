@@ -84,6 +84,22 @@ public class TrainingTests
     }
 
     [Fact]
+    public void A_run_out_of_time_still_saves_measures_and_draws_its_final_model()
+    {
+        var c = TinyTraining() with { TimeLimitMin = 0.0005, MaxTrainIter = 1000, CkptItr = 100, EvalItr = 100, FigItr = 100 };
+        var (train, valid) = Data(c);
+        var dir = TestUtil.TempDir();
+        var trainer = new Trainer(c, dir, train, valid, CPU);
+        // sleeping past the 30 ms limit after the first step makes the run stop at iteration 1
+        Assert.Equal(TrainOutcome.TimeLimit, trainer.Run(CancellationToken.None, _ => Thread.Sleep(50)));
+        Assert.Equal(1, trainer.Iteration);
+        Assert.EndsWith("step-000000001.safetensors", Checkpoint.InRun(dir).Single());
+        var valids = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).Where(n => (string)n["split"]! == "valid");
+        Assert.Equal(1, (long)Assert.Single(valids)["iteration"]!);
+        Assert.Single(Directory.GetFiles(Path.Combine(dir, "figures"), "sequence-*.png"));
+    }
+
+    [Fact]
     public void A_corrupt_checkpoint_gives_a_clear_error_and_overwrites_nothing()
     {
         var c = TinyTraining() with { MaxTrainIter = 2, CkptItr = 1, EvalItr = 100, FigItr = 100 };
