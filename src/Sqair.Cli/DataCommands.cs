@@ -128,7 +128,6 @@ static class DataCommands
         return data;
     }
 
-    // Plain output, not markup, so that paths are never wrapped and scripts can read them.
     /// <summary>A dataset file the user names, else the cached dataset of a split (generated once if missing).</summary>
     static SequenceFile Open(ParseResult r, string? file, string split, long? count)
     {
@@ -138,6 +137,7 @@ static class DataCommands
         return Cli.Dataset(cache, Cli.EnsureMnist(cache, r.GetValue(Cli.MnistDir)), ConfigFrom(r), pool, count ?? Datasets.DefaultCount(pool), r.GetValue(Cli.DataSeed));
     }
 
+    // Plain output, not markup, so that paths are never wrapped and scripts can read them.
     static void Report(string path, Stopwatch sw) =>
         Console.WriteLine($"{Path.GetFullPath(path)}\t{new FileInfo(path).Length / 1e6:N1} MB\t{sw.Elapsed.TotalSeconds:N1} s");
 
