@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Sqair.Cli;
 
+Sqair.NativeAllocator.Configure();
 var root = new RootCommand("SQAIR for .NET: Sequential Attend, Infer, Repeat (Kosiorek et al., NeurIPS 2018).");
 root.Subcommands.Add(DataCommands.Build());
 root.Subcommands.Add(TrainCommand.Build());

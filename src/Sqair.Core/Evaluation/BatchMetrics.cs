@@ -49,7 +49,8 @@ public sealed record BatchMetrics
             for (int i = 0; i < frames.Count; i++)
             {
                 var x = batch.Frames[i].to(frames[i].Canvas.device).repeat_interleave(o.K, 0);
-                var err = (frames[i].Canvas - x).pow(2).flatten(1).mean([1]).to(ScalarType.Float64).view(b, o.K);
+                var diff = frames[i].Canvas - x;
+                var err = (diff * diff).flatten(1).mean([1]).to(ScalarType.Float64).view(b, o.K);
                 mse += (err * w).sum().item<double>();
             }
         }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static Sqair.KeptScalars;
 
 namespace Sqair.Model;
 
@@ -17,7 +18,7 @@ public static class Boxes
     {
         var parts = whereLogits.split([2, 2], -1);
         var scale = parts[0].sigmoid();
-        scale = scale + (scale.clamp_min(MinScale) - scale).detach();
+        scale = scale.Plus((scale.clamp_min(Kept(MinScale)) - scale).detach());
         return cat([scale, parts[1].tanh()], -1);
     }
 
@@ -38,10 +39,10 @@ public static class Boxes
         var c = coords.unbind(-1);
         Tensor sx = c[0], sy = c[1], tx = c[2], ty = c[3];
         return stack([
-            0.5 * (height - 1) * (ty - sy + 1),
-            0.5 * (width - 1) * (tx - sx + 1),
-            (height + 1) * sy,
-            (width + 1) * sx,
+            (ty - sy).Plus(Kept(1L)).mul(Kept(0.5 * (height - 1))),
+            (tx - sx).Plus(Kept(1L)).mul(Kept(0.5 * (width - 1))),
+            sy.mul(Kept((long)height + 1)),
+            sx.mul(Kept((long)width + 1)),
         ], -1);
     }
 
@@ -80,49 +81,9 @@ public static class Boxes
     public static Tensor PixelBoxesToCoords(Tensor boxes, int height, int width)
     {
         var b = boxes.unbind(-1);
-        var sy = b[2] / (height + 1);
-        var sx = b[3] / (width + 1);
-        return stack([sx, sy, 2 * b[1] / (width - 1) + sx - 1, 2 * b[0] / (height - 1) + sy - 1], -1);
-    }
-}
-
-/// <summary>
-/// The spatial transformer: bilinear glimpse extraction and writing, batched over every object and
-/// particle in one affine_grid and one grid_sample.
-/// </summary>
-public static class SpatialTransformer
-{
-    /// <summary>
-    /// Glimpses of <paramref name="images"/> [n, C, H, W] at <paramref name="coords"/> [n, 4] → [n, C, G, G]:
-    /// x_img = sx·x_g + tx, y_img = sy·y_g + ty, zeros outside.
-    /// </summary>
-    public static Tensor Extract(Tensor images, Tensor coords, int glimpseSize)
-    {
-        var theta = Theta(coords, inverse: false);
-        var grid = nn.functional.affine_grid(theta, [images.shape[0], images.shape[1], glimpseSize, glimpseSize], align_corners: true);
-        return nn.functional.grid_sample(images, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Zeros, align_corners: true);
-    }
-
-    /// <summary>Writes glimpses [n, C, G, G] into [n, C, H, W] canvases by the inverse map x_g = (x_img − tx)/sx.</summary>
-    public static Tensor Write(Tensor glimpses, Tensor coords, int height, int width)
-    {
-        var theta = Theta(coords, inverse: true);
-        var grid = nn.functional.affine_grid(theta, [glimpses.shape[0], glimpses.shape[1], height, width], align_corners: true);
-        return nn.functional.grid_sample(glimpses, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Zeros, align_corners: true);
-    }
-
-    /// <summary>[n, 2, 3] affine matrices (rows x then y, as affine_grid expects).</summary>
-    static Tensor Theta(Tensor coords, bool inverse)
-    {
-        var c = coords.unbind(-1);
-        Tensor sx = c[0], sy = c[1], tx = c[2], ty = c[3];
-        var zero = zeros_like(sx);
-        if (inverse)
-        {
-            var isx = 1 / sx;
-            var isy = 1 / sy;
-            return stack([isx, zero, -tx * isx, zero, isy, -ty * isy], -1).view(-1, 2, 3);
-        }
-        return stack([sx, zero, tx, zero, sy, ty], -1).view(-1, 2, 3);
+        var sy = b[2].div(Kept((long)height + 1));
+        var sx = b[3].div(Kept((long)width + 1));
+        Tensor Shift(Tensor top, Tensor s, int side) => top.mul(Kept(2L)).div(Kept((long)side - 1)).Plus(s).sub(Kept(1L));
+        return stack([sx, sy, Shift(b[1], sx, width), Shift(b[0], sy, height)], -1);
     }
 }

@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using static Sqair.KeptScalars;
 
 namespace Sqair.Model;
 
@@ -36,21 +37,23 @@ public sealed class Decoder : Module
     {
         long r = what.shape[0], n = what.shape[1];
         int ch = c.Channels, g = c.GlimpseSize, side = c.ImgSize;
-        var glimpses = glimpse_decoder.forward(what.reshape(r * n, c.NWhat)) * output_scale;
-        // One grid_sample writes the glimpses and the ones of the write mask together.
-        var both = cat([glimpses, ones(r * n, 1, g, g, device: what.device)], 1);
-        var written = SpatialTransformer.Write(both, Boxes.Coords(where.reshape(r * n, 4)), side, side)
-            .view(r, n, ch + 1, side, side) * presence.view(r, n, 1, 1, 1);
-        var summed = written.sum(1);
-        var canvas = summed.narrow(1, 0, ch);
-        var mask = (summed.narrow(1, ch, 1) * 20 - 10).sigmoid();
-        return (canvas + mean_img * mask, glimpses.view(r, n, ch, g, g));
+        var glimpses = (glimpse_decoder.call(what.reshape(r * n, c.NWhat)) * output_scale).view(r, n, ch, g, g);
+        var (canvas, coverage) = SpatialTransformer.WriteSum(glimpses, Boxes.Coords(where), presence, side);
+        var mask = coverage.mul(Kept(MaskSharpness)).sub_(Kept(MaskSharpness / 2)).sigmoid();
+        return (canvas.Plus(mean_img * mask), glimpses);
     }
+
+    /// <summary>
+    /// The write mask is sigmoid(20·coverage − 10) (the original's): about 0 where no object writes
+    /// and 1 where one covers a pixel fully, so the mean image shows only under objects.
+    /// </summary>
+    const double MaskSharpness = 20;
 
     /// <summary>log p(x | z) = Σ_pixels log N(x; canvas, output_std), per row [R].</summary>
     public Tensor LogLikelihood(Tensor x, Tensor canvas)
     {
-        var z = (x - canvas) / c.OutputStd;
-        return (-0.5 * z * z).sum([1, 2, 3]) - x[0].numel() * (Math.Log(c.OutputStd) + Distributions.HalfLog2Pi);
+        var z = (x - canvas).div(Kept(c.OutputStd));
+        long pixels = x.shape[1] * x.shape[2] * x.shape[3];
+        return (z * z).mul(Kept(-0.5)).sum([1, 2, 3]).sub(Kept(pixels * (Math.Log(c.OutputStd) + Distributions.HalfLog2Pi)));
     }
 }

@@ -3,6 +3,8 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 using static Sqair.Model.Distributions;
+using static Sqair.Model.Activations;
+using static Sqair.KeptScalars;
 
 namespace Sqair.Model;
 
@@ -39,7 +41,7 @@ public sealed class Discovery : Module
 
         steps_bias = Parameter(zeros(n + 1));
         var timeBias = zeros(n + 1);
-        timeBias[0] = 10f;
+        timeBias[0] = FirstFrameEmptyBias;
         steps_time_bias = Parameter(timeBias);
         steps_mlp = new Mlp("steps_mlp", 1, [10], n + 1);
 
@@ -53,22 +55,33 @@ public sealed class Discovery : Module
         RegisterComponents();
     }
 
+    /// <summary>
+    /// Initial bias of "no new object" after the first frame (the original's 10): objects present
+    /// at t − 1 are propagated, so discovery starts out expecting to find nothing new.
+    /// </summary>
+    const float FirstFrameEmptyBias = 10f;
+
     /// <summary>Parameters that only matter when objects are propagated (frozen in the AIR baseline).</summary>
     public IEnumerable<Parameter> PropagationOnlyParameters() => conditioning.parameters().Append(steps_time_bias);
 
     /// <summary>
-    /// Discovers new objects. <paramref name="priorPresenceLogit"/> [R, N] are the propagation
+    /// Features [B·K, hidden] of frames [B, C, H, W] for K particles each: the encoder runs once per
+    /// frame, not once per identical particle row (a K-fold saving on the largest layer).
+    /// </summary>
+    public Tensor EncodeFrames(Tensor frames, int k) => input_encoder.call(frames).repeat_interleave(k, 0);
+
+    /// <summary>
+    /// Discovers new objects in x [R, C, H, W], whose <see cref="EncodeFrames"/> features are
+    /// <paramref name="features"/>. <paramref name="priorPresenceLogit"/> [R, N] are the propagation
     /// prior's gated presence logits (e in SPEC §2); <paramref name="later"/> is t &gt; 0.
     /// </summary>
-    public (ObjectSlots Slots, StepTerms Terms) Forward(Tensor x, ObjectSlots propagated, Tensor priorPresenceLogit, bool later,
+    public (ObjectSlots Slots, StepTerms Terms) Forward(Tensor x, Tensor features, ObjectSlots propagated, Tensor priorPresenceLogit, bool later,
                                                         Module<Tensor, Tensor> glimpseEncoder, (Tensor Temporal, Tensor Prior) initialStates,
                                                         Tensor lastId)
     {
         long r = x.shape[0];
         int n = c.MaxObjects, d = c.NWhat, g = c.GlimpseSize;
-        var cond = (conditioning.forward(cat([propagated.What, propagated.Where], -1)) * propagated.Presence.unsqueeze(-1)).sum(1);
-        var allowed = n - propagated.Presence.sum(1);
-        var features = input_encoder.forward(x);
+        var (cond, allowed) = Conditioning(propagated);
 
         var s = rnn.InitialState(r);
         Tensor whatJ = zeros(r, d, device: x.device), whereJ = zeros(r, 4, device: x.device), presJ = ones(r, 1, device: x.device);
@@ -77,23 +90,23 @@ public sealed class Discovery : Module
         var logpWhat = zeros(r, device: x.device);
         for (int j = 0; j < n; j++)
         {
-            s = rnn.forward(cat([features, cond, whatJ, whereJ, presJ], -1), s);
-            var (loc, scaleLogit) = transform.forward(s);
-            var (whereK, logqWhere) = NormalSample(loc, nn.functional.softplus(scaleLogit) + 0.01, randn_like(loc));
-            var enc = glimpseEncoder.forward(SpatialTransformer.Extract(x, Boxes.Coords(whereK), g)).split([d, d], -1);
-            var (whatK, logqWhat) = NormalSample(enc[0], nn.functional.softplus(enc[1]) + 0.01, randn_like(enc[0]));
+            s = rnn.call(cat([features, cond, whatJ, whereJ, presJ], -1), s);
+            var (loc, scaleLogit) = transform.call(s);
+            var (whereK, logqWhere) = NormalSample(loc, PositiveScale(scaleLogit), randn_like(loc));
+            var enc = glimpseEncoder.call(SpatialTransformer.Extract(x, Boxes.Coords(whereK), g)).split([d, d], -1);
+            var (whatK, logqWhat) = NormalSample(enc[0], PositiveScale(enc[1]), randn_like(enc[0]));
 
-            var logit = presence.forward(cat([s, whatK], -1));
+            var logit = presence.call(cat([s, whatK], -1));
             // Steps past the cap are forced absent, so q(n) has no mass beyond A.
-            var gate = presJ * allowed.gt(j).to(presJ.dtype).unsqueeze(-1);
+            var gate = presJ * allowed.gt(Kept((long)j)).to(presJ.dtype).unsqueeze(-1);
             var gated = GateLogits(logit, gate);
             Tensor z;
             using (no_grad()) z = bernoulli(gated.sigmoid());
             presJ = z * gate;
 
             var present = presJ.squeeze(-1);
-            logqCont = logqCont + present * (logqWhere.sum(-1) + logqWhat.sum(-1));
-            logpWhat = logpWhat + present * NormalLogProb(whatK, zeros_like(whatK), ones_like(whatK)).sum(-1);
+            logqCont = logqCont.Plus(present * logqWhere.sum(-1).Plus(logqWhat.sum(-1)));
+            logpWhat = logpWhat.Plus(present * StandardNormalLogProb(whatK).sum(-1));
             what[j] = whatJ = whatK;
             where[j] = whereJ = whereK;
             pres[j] = present;
@@ -111,8 +124,8 @@ public sealed class Discovery : Module
         var (_, logpWhere) = WherePrior(cat([cond, e], -1), presence_, (j, _, _) => whereAll.select(1, j));
 
         var slots = new ObjectSlots(stack(what, 1), whereAll, presence_, stack(prob, 1), NewIds(lastId, presence_), initialStates.Temporal, initialStates.Prior);
-        var logq = logqCont + logqN;
-        return (slots, new StepTerms(logq, logpWhat + logpWhere + logpN, logqN));
+        var logq = logqCont.Plus(logqN);
+        return (slots, new StepTerms(logq, logpWhat.Plus(logpWhere).Plus(logpN), logqN));
     }
 
     /// <summary>
@@ -121,8 +134,8 @@ public sealed class Discovery : Module
     /// </summary>
     (Tensor Logits, Tensor E) StepsPrior(Tensor priorPresenceLogit, bool later)
     {
-        var e = (priorPresenceLogit.sigmoid() - 0.5).sum(1, keepdim: true) / c.MaxObjects;
-        var logits = nn.functional.elu(steps_bias + (later ? steps_time_bias : zeros_like(steps_time_bias)) + steps_mlp.forward(e), 1.0);
+        var e = (priorPresenceLogit.sigmoid() - Kept(0.5)).sum(1, keepdim: true).div(Kept((long)c.MaxObjects));
+        var logits = Elu((later ? steps_bias.Plus(steps_time_bias) : steps_bias).Plus(steps_mlp.call(e)));
         return (logits, e);
     }
 
@@ -139,7 +152,7 @@ public sealed class Discovery : Module
         Tensor? state = null, input = null;
         if (c.RecWherePrior)
         {
-            state = where_prior_rnn.InitialState(r) + where_prior_cond.forward(where_prior_cond_hidden.forward(conditioning_));
+            state = where_prior_rnn.InitialState(r).Plus(where_prior_cond.call(where_prior_cond_hidden.call(conditioning_)));
             input = where_prior_init_sample.expand(r, 4);
         }
         for (int j = 0; j < c.MaxObjects; j++)
@@ -147,18 +160,18 @@ public sealed class Discovery : Module
             Tensor loc, scale;
             if (c.RecWherePrior)
             {
-                state = where_prior_rnn.forward(input!, state!);
-                var stats = where_prior_readout.forward(state).split([4, 4], -1);
-                (loc, scale) = (stats[0], nn.functional.softplus(stats[1]) + 0.01);
+                state = where_prior_rnn.call(input!, state!);
+                var stats = where_prior_readout.call(state).split([4, 4], -1);
+                (loc, scale) = (stats[0], PositiveScale(stats[1]));
             }
             else
             {
                 // Fixed prior at the readout's initial bias: loc (scale_prior, scale_prior, 0, 0), scale softplus(1) + 0.01.
                 var bias = where_prior_readout.bias!.detach().split([4, 4]);
-                (loc, scale) = (bias[0].expand(r, 4), (nn.functional.softplus(bias[1]) + 0.01).expand(r, 4));
+                (loc, scale) = (bias[0].expand(r, 4), PositiveScale(bias[1]).expand(r, 4));
             }
             var w = pick(j, loc, scale);
-            total = total + NormalLogProb(w, loc, scale).sum(-1) * presence_.select(1, j);
+            total = total.Plus(NormalLogProb(w, loc, scale).sum(-1) * presence_.select(1, j));
             values[j] = w;
             input = w;
         }
@@ -170,19 +183,28 @@ public sealed class Discovery : Module
     {
         long r = propagated.Presence.shape[0];
         int n = c.MaxObjects;
-        var cond = (conditioning.forward(cat([propagated.What, propagated.Where], -1)) * propagated.Presence.unsqueeze(-1)).sum(1);
-        var allowed = n - propagated.Presence.sum(1);
+        var (cond, allowed) = Conditioning(propagated);
         var (logits, e) = StepsPrior(priorPresenceLogit, later);
-        var counts = arange(n + 1, dtype: logits.dtype, device: logits.device);
-        var capped = logits.masked_fill(counts.gt(allowed.unsqueeze(1)), double.NegativeInfinity);
+        var counts = Arange(n + 1, logits.dtype, logits.device);
+        var capped = logits.masked_fill(counts.gt(allowed.unsqueeze(1)), Kept(double.NegativeInfinity));
         var count = multinomial(nn.functional.softmax(capped, 1), 1);
-        var presence_ = arange(n, device: logits.device).lt(count).to(logits.dtype);
-        var (where, _) = WherePrior(cat([cond, e], -1), presence_, (_, loc, scale) => loc + scale * randn_like(loc));
+        var presence_ = Arange(n, ScalarType.Int64, logits.device).lt(count).to(logits.dtype);
+        var (where, _) = WherePrior(cat([cond, e], -1), presence_, (_, loc, scale) => loc.Plus(scale * randn_like(loc)));
         var what = randn(r, n, c.NWhat, device: logits.device);
         return new ObjectSlots(what, where, presence_, presence_, NewIds(lastId, presence_), initialStates.Temporal, initialStates.Prior);
     }
 
+    /// <summary>
+    /// The DeepSet summary Σ_k presence_k · MLP(what_k, where_k) [R, hidden] of the propagated
+    /// objects, and how many new ones fit beside them, A = N − Σ_k presence_k [R].
+    /// </summary>
+    (Tensor Summary, Tensor Allowed) Conditioning(ObjectSlots propagated)
+    {
+        var summary = (conditioning.call(cat([propagated.What, propagated.Where], -1)) * propagated.Presence.unsqueeze(-1)).sum(1);
+        return (summary, propagated.Presence.sum(1).neg().Plus(Kept((long)c.MaxObjects)));
+    }
+
     /// <summary>Discovered objects get ids last_used + 1, 2, … in slot order; absent slots −1.</summary>
     static Tensor NewIds(Tensor lastId, Tensor presence_) =>
-        (lastId.unsqueeze(1) + presence_.cumsum(1).to(ScalarType.Int64)).where(presence_.gt(0.5), full_like(presence_, -1, dtype: ScalarType.Int64));
+        lastId.unsqueeze(1).Plus(presence_.cumsum(1).to(ScalarType.Int64)).masked_fill(presence_.lt(Kept(0.5)), Kept(-1L));
 }

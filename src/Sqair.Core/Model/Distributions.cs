@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static Sqair.KeptScalars;
 
 namespace Sqair.Model;
 
@@ -16,22 +17,31 @@ public static class Distributions
     public static Tensor NormalLogProb(Tensor x, Tensor loc, Tensor scale)
     {
         var z = (x - loc) / scale;
-        return -0.5 * z * z - scale.log() - HalfLog2Pi;
+        return (z * z).mul(Kept(-0.5)) - scale.log() - Kept(HalfLog2Pi);
     }
+
+    /// <summary>Elementwise log N(x; 0, 1).</summary>
+    public static Tensor StandardNormalLogProb(Tensor x) => (x * x).mul(Kept(-0.5)) - Kept(HalfLog2Pi);
 
     /// <summary>A reparameterised Normal sample and its log-density, from standard noise eps.</summary>
     public static (Tensor Sample, Tensor LogProb) NormalSample(Tensor loc, Tensor scale, Tensor eps) =>
-        (loc + scale * eps, -0.5 * eps * eps - scale.log() - HalfLog2Pi);
+        (loc.Plus(scale * eps), (eps * eps).mul(Kept(-0.5)) - scale.log() - Kept(HalfLog2Pi));
 
     /// <summary>Elementwise log Bernoulli(x; sigmoid(logits)), stable for large |logits|.</summary>
     public static Tensor BernoulliLogProb(Tensor x, Tensor logits) =>
-        x * nn.functional.logsigmoid(logits) + (1 - x) * nn.functional.logsigmoid(-logits);
+        (x * logits.log_sigmoid()).Plus(x.OneMinus() * logits.neg().log_sigmoid());
 
     /// <summary>
     /// Presence gating of SPEC §2: logit ← gate·logit + (gate − 1)·88, so an absent gate gives
     /// probability e^−88 ≈ 0 while a present one leaves the logit as it is.
     /// </summary>
-    public static Tensor GateLogits(Tensor logits, Tensor gate) => gate * logits + (gate - 1) * 88.0;
+    public static Tensor GateLogits(Tensor logits, Tensor gate) => (gate * logits).Plus((gate - Kept(1.0)).mul(Kept(-AbsentLogit)));
+
+    /// <summary>
+    /// The logit of a presence that is ruled out: sigmoid(−88) = e^−88 ≈ 6·10⁻³⁹ is 0 for all
+    /// purposes, yet, unlike −∞, it keeps every product with a zero gate finite (the original's value).
+    /// </summary>
+    public const double AbsentLogit = -88.0;
 
     /// <summary>
     /// log q(n) for n = 0..N of AIR's number-of-steps posterior: with step probabilities
@@ -42,17 +52,17 @@ public static class Distributions
     public static Tensor NumStepsLogProbs(Tensor logits, Tensor allowed)
     {
         long n = logits.shape[^1];
-        var logP = nn.functional.logsigmoid(logits);
-        var log1mP = nn.functional.logsigmoid(-logits);
+        var logP = logits.log_sigmoid();
+        var log1mP = logits.neg().log_sigmoid();
         var zerosCol = zeros_like(logP.narrow(-1, 0, 1));
         // cumulative Σ_{j≤n} log p_j for n = 0..N
         var cum = cat([zerosCol, logP.cumsum(-1)], -1);
         // log(1 − p_{n+1}) for n = 0..N−1; the last count has no further step
         var stop = cat([log1mP, zerosCol], -1);
-        var counts = arange(n + 1, dtype: logits.dtype, device: logits.device);
+        var counts = Arange(n + 1, logits.dtype, logits.device);
         var a = allowed.unsqueeze(-1);
         var stopTerm = where(counts.lt(a), stop, zeros_like(stop));
-        var logq = cum + stopTerm;
-        return where(counts.gt(a), full_like(logq, double.NegativeInfinity), logq);
+        var logq = cum.Plus(stopTerm);
+        return logq.masked_fill(counts.gt(a), Kept(double.NegativeInfinity));
     }
 }

@@ -2,6 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using static Sqair.KeptScalars;
 
 namespace Sqair.Model;
 
@@ -18,7 +19,7 @@ public sealed class Mlp : Module<Tensor, Tensor>
         for (int i = 0; i < hidden.Length; i++)
         {
             modules.Add(($"linear{i}", Linear(width, hidden[i])));
-            modules.Add(($"elu{i}", ELU()));
+            modules.Add(($"elu{i}", new Elu()));
             width = hidden[i];
         }
         if (output is long o)
@@ -33,11 +34,11 @@ public sealed class Mlp : Module<Tensor, Tensor>
     /// <summary>Sets the output bias to a constant (presence biases, gate and mask initialisation).</summary>
     public Mlp WithOutputBias(double value)
     {
-        using (no_grad()) Output!.bias!.fill_(value);
+        using (no_grad()) Output!.bias!.fill_(Kept(value));
         return this;
     }
 
-    public override Tensor forward(Tensor x) => layers.forward(x);
+    public override Tensor forward(Tensor x) => layers.call(x);
 }
 
 /// <summary>Vanilla tanh RNN cell with a learned initial state: s' = tanh(W [x, s] + b).</summary>
@@ -55,7 +56,7 @@ public sealed class VanillaRnn : Module<Tensor, Tensor, Tensor>
 
     public Tensor InitialState(long rows) => init.unsqueeze(0).expand(rows, -1);
 
-    public override Tensor forward(Tensor input, Tensor state) => linear.forward(cat([input, state], -1)).tanh();
+    public override Tensor forward(Tensor input, Tensor state) => linear.call(cat([input, state], -1)).tanh();
 }
 
 /// <summary>Encodes a frame [n, C, H, W] into features [n, hidden] (discovery's input encoder).</summary>
@@ -67,7 +68,7 @@ public static class Encoders
 
     /// <summary>Glimpse [n, C, G, G] → [n, 2·D_what] (loc, raw scale).</summary>
     public static Module<Tensor, Tensor> Glimpse(SqairConfig c) => c.Kind == ModelKind.Conv
-        ? Sequential(("conv", new ConvEncoder("conv", c.Channels, c.GlimpseSize, c.NHidden)), ("elu", ELU()), ("output", Linear(c.NHidden, 2 * c.NWhat)))
+        ? Sequential(("conv", new ConvEncoder("conv", c.Channels, c.GlimpseSize, c.NHidden)), ("elu", new Elu()), ("output", Linear(c.NHidden, 2 * c.NWhat)))
         : new FlattenThen("glimpse_encoder", new Mlp("mlp", (long)c.Channels * c.GlimpseSize * c.GlimpseSize, [c.NHidden, c.NHidden], 2 * c.NWhat));
 
     /// <summary>what [n, D_what] → glimpse [n, C, G, G] (before output_scale).</summary>
@@ -80,7 +81,7 @@ sealed class FlattenThen : Module<Tensor, Tensor>
 {
     readonly Module<Tensor, Tensor> inner;
     public FlattenThen(string name, Module<Tensor, Tensor> inner) : base(name) { this.inner = inner; RegisterComponents(); }
-    public override Tensor forward(Tensor x) => inner.forward(x.flatten(1));
+    public override Tensor forward(Tensor x) => inner.call(x.flatten(1));
 }
 
 sealed class UnflattenAfter : Module<Tensor, Tensor>
@@ -92,7 +93,7 @@ sealed class UnflattenAfter : Module<Tensor, Tensor>
         this.inner = inner; this.channels = channels; this.side = side;
         RegisterComponents();
     }
-    public override Tensor forward(Tensor x) => inner.forward(x).view(-1, channels, side, side);
+    public override Tensor forward(Tensor x) => inner.call(x).view(-1, channels, side, side);
 }
 
 /// <summary>CONV-SQAIR encoder: three stride-2 3×3 convolutions (ELU) and a linear layer to <c>output</c> features.</summary>
@@ -104,16 +105,16 @@ sealed class ConvEncoder : Module<Tensor, Tensor>
     public ConvEncoder(string name, int channels, int side, int output) : base(name)
     {
         convs = Sequential(
-            Conv2d(channels, 16, 3, stride: 2, padding: 1), ELU(),
-            Conv2d(16, 32, 3, stride: 2, padding: 1), ELU(),
-            Conv2d(32, 32, 3, stride: 2, padding: 1), ELU());
+            Conv2d(channels, 16, 3, stride: 2, padding: 1), new Elu(),
+            Conv2d(16, 32, 3, stride: 2, padding: 1), new Elu(),
+            Conv2d(32, 32, 3, stride: 2, padding: 1), new Elu());
         int s = side;
         for (int i = 0; i < 3; i++) s = (s + 1) / 2;
         linear = Linear(32L * s * s, output);
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => linear.forward(convs.forward(x).flatten(1));
+    public override Tensor forward(Tensor x) => linear.call(convs.call(x).flatten(1));
 }
 
 /// <summary>CONV-SQAIR glimpse decoder: linear layers to a 32×(G/4)² map, then two stride-2 transposed convolutions.</summary>
@@ -125,14 +126,14 @@ sealed class ConvDecoder : Module<Tensor, Tensor>
     public ConvDecoder(string name, int nWhat, int hidden, int channels, int glimpse) : base(name)
     {
         quarter = glimpse / 4;
-        dense = Sequential(Linear(nWhat, hidden), ELU(), Linear(hidden, 32L * quarter * quarter), ELU());
+        dense = Sequential(Linear(nWhat, hidden), new Elu(), Linear(hidden, 32L * quarter * quarter), new Elu());
         deconvs = Sequential(
-            ConvTranspose2d(32, 16, 4, stride: 2, padding: 1), ELU(),
+            ConvTranspose2d(32, 16, 4, stride: 2, padding: 1), new Elu(),
             ConvTranspose2d(16, channels, 4, stride: 2, padding: 1));
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => deconvs.forward(dense.forward(x).view(-1, 32, quarter, quarter));
+    public override Tensor forward(Tensor x) => deconvs.call(dense.call(x).view(-1, 32, quarter, quarter));
 }
 
 /// <summary>
@@ -153,7 +154,7 @@ public sealed class TransformEstimator : Module<Tensor, (Tensor Loc, Tensor Scal
 
     public override (Tensor Loc, Tensor ScaleLogit) forward(Tensor x)
     {
-        var parts = mlp.forward(x).split([4, 4], -1);
-        return (parts[0], parts[1] + offset);
+        var parts = mlp.call(x).split([4, 4], -1);
+        return (parts[0], parts[1].Plus(offset));
     }
 }

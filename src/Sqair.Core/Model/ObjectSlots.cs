@@ -1,4 +1,5 @@
 using static TorchSharp.torch;
+using static Sqair.KeptScalars;
 
 namespace Sqair.Model;
 
@@ -21,8 +22,8 @@ public sealed record ObjectSlots(Tensor What, Tensor Where, Tensor Presence, Ten
     public ObjectSlots CompactFirst(int n)
     {
         long slots = Presence.shape[1];
-        var order = arange(slots, dtype: ScalarType.Float32, device: Presence.device);
-        var key = (1 - Presence) * slots + order;
+        var order = Arange(slots, ScalarType.Float32, Presence.device);
+        var key = Presence.OneMinus().mul(Kept(slots)).Plus(order);
         var index = key.argsort(1).narrow(1, 0, n);
         Tensor Take(Tensor t)
         {

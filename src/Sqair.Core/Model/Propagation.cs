@@ -3,6 +3,8 @@ using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 using static Sqair.Model.Distributions;
+using static Sqair.Model.Activations;
+using static Sqair.KeptScalars;
 
 namespace Sqair.Model;
 
@@ -42,7 +44,7 @@ public sealed class Propagation : Module
         temporal = GRUCell(h + 4 + 2 * d, h);
         what_temporal = Linear(h, 2 * d);
         gates = Linear(h, 3 * d);
-        using (no_grad()) gates.bias!.fill_(1.0);
+        using (no_grad()) gates.bias!.fill_(Kept(1.0));
         presence = new Mlp("presence", 2 * h + d, [128], 1).WithOutputBias(c.PropStepBias);
         prior_rnn = GRUCell(d + 4, h);
         prior_stats = Linear(h, 1 + 2 * (4 + d));
@@ -60,10 +62,10 @@ public sealed class Propagation : Module
     {
         long r = prev.What.shape[0], n = prev.What.shape[1];
         int h = c.NHidden, d = c.NWhat;
-        var state = prior_rnn.forward(cat([prev.What, prev.Where], -1).view(r * n, d + 4), prev.Prior.reshape(r * n, h));
-        var stats = prior_stats.forward(state).view(r, n, -1).split([1, 4, d, 4, d], -1);
-        var logit = GateLogits(stats[0].squeeze(-1) + c.PropPriorStepBias, prev.Presence);
-        return (logit, stats[1], nn.functional.softplus(stats[3]) + 0.01, stats[2], nn.functional.softplus(stats[4]) + 0.01, state.view(r, n, h));
+        var state = prior_rnn.call(cat([prev.What, prev.Where], -1).view(r * n, d + 4), prev.Prior.reshape(r * n, h));
+        var stats = prior_stats.call(state).view(r, n, -1).split([1, 4, d, 4, d], -1);
+        var logit = GateLogits(stats[0].squeeze(-1).Plus(Kept(c.PropPriorStepBias)), prev.Presence);
+        return (logit, stats[1], PositiveScale(stats[3]), stats[2], PositiveScale(stats[4]), state.view(r, n, h));
     }
 
     /// <summary>Samples z_t ~ p(z_t | z_{t−1}) for every object: presence (only for objects present at t − 1), where and what.</summary>
@@ -71,18 +73,28 @@ public sealed class Propagation : Module
     {
         var prior = Prior(prev);
         var presence_ = bernoulli(prior.PresenceLogit.sigmoid()) * prev.Presence;
-        var where = prior.WhereLoc + prior.WhereScale * randn_like(prior.WhereLoc);
-        var what = prior.WhatLoc + prior.WhatScale * randn_like(prior.WhatLoc);
-        var ids = prev.Ids.where(presence_.gt(0.5), full_like(prev.Ids, -1));
+        var where = prior.WhereLoc.Plus(prior.WhereScale * randn_like(prior.WhereLoc));
+        var what = prior.WhatLoc.Plus(prior.WhatScale * randn_like(prior.WhatLoc));
+        var ids = prev.Ids.masked_fill(presence_.lt(Kept(0.5)), Kept(-1L));
         return (new ObjectSlots(what, where, presence_, prior.PresenceLogit.sigmoid(), ids, prev.Temporal, prior.State), prior.PresenceLogit);
     }
 
     public (ObjectSlots Slots, StepTerms Terms, Tensor PriorPresenceLogit) Forward(Tensor x, ObjectSlots prev, Module<Tensor, Tensor> glimpseEncoder)
     {
         long r = x.shape[0];
-        int n = c.MaxObjects, d = c.NWhat, g = c.GlimpseSize;
+        int n = c.MaxObjects, d = c.NWhat, g = c.GlimpseSize, h = c.NHidden;
+        long ch = x.shape[1];
         var prior = Prior(prev);
         var tril = where_tril.tril(-1).t();
+
+        // What depends only on the previous step is computed for all N objects at once: the
+        // glimpse mask, the where bias, and the first glimpse (at where_{t−1} + bias) with its features.
+        var hPrev = prev.Temporal.reshape(r * n, h);
+        var masks = c.MaskedGlimpse ? glimpse_mask.call(hPrev).sigmoid().view(r, n, 1, g, g) : null;
+        var bias = where_bias.call(hPrev).view(r, n, 4).mul(Kept(WhereBiasScale));
+        var firstGlimpses = SpatialTransformer.Extract(x, Boxes.Coords(prev.Where.Plus(bias)), g);   // [R, N, C, G, G]
+        if (masks is not null) firstGlimpses = firstGlimpses * masks;
+        var features = glimpseEncoder.call(firstGlimpses.reshape(r * n, ch, g, g)).view(r, n, -1).narrow(-1, 0, d);
 
         var s = rnn.InitialState(r);
         Tensor whatK = zeros(r, d, device: x.device), whereK = zeros(r, 4, device: x.device), presK = zeros(r, 1, device: x.device);
@@ -96,50 +108,48 @@ public sealed class Propagation : Module
             var whatP = prev.What.select(1, k);
             var whereP = prev.Where.select(1, k);
             var presP = prev.Presence.narrow(1, k, 1);
-            var mask = c.MaskedGlimpse ? glimpse_mask.forward(hk).sigmoid().view(r, 1, g, g) : null;
 
-            var bias = 0.1 * where_bias.forward(hk);
-            var glimpse = SpatialTransformer.Extract(x, Boxes.Coords(whereP + bias), g);
-            if (mask is not null) glimpse = glimpse * mask;
-            var feature = glimpseEncoder.forward(glimpse).narrow(-1, 0, d);
-
-            s = rnn.forward(cat([feature, whatK, whereK, presK, whatP, whereP, presP, hk], -1), s);
+            s = rnn.call(cat([features.select(1, k), whatK, whereK, presK, whatP, whereP, presP, hk], -1), s);
 
             // where ~ N(where_{t−1} + loc, L Lᵀ), L = diag(scale) + scale ⊙ strict-lower(M)
-            var (locDelta, scaleLogit) = transform.forward(cat([s, whereP, hk], -1));
-            var loc = whereP + locDelta;
-            var scale = nn.functional.softplus(scaleLogit - 1) + 0.01;
+            var (locDelta, scaleLogit) = transform.call(cat([s, whereP, hk], -1));
+            var loc = whereP.Plus(locDelta);
+            var scale = PositiveScale(scaleLogit.sub(Kept(1.0)));
             var eps = randn_like(loc);
-            var whereK1 = loc + scale * (eps + eps.matmul(tril));
-            var logqWhere = (-0.5 * eps * eps - scale.log() - HalfLog2Pi).sum(-1);
+            var whereK1 = loc.Plus(scale * eps.Plus(eps.matmul(tril)));
+            var logqWhere = ((eps * eps).mul(Kept(-0.5)) - scale.log() - Kept(HalfLog2Pi)).sum(-1);
 
-            var glimpse2 = SpatialTransformer.Extract(x, Boxes.Coords(whereK1), g);
-            if (mask is not null) glimpse2 = glimpse2 * mask;
-            var enc = glimpseEncoder.forward(glimpse2).split([d, d], -1);
+            var glimpse = SpatialTransformer.Extract(x, Boxes.Coords(whereK1), g);
+            if (masks is not null) glimpse = glimpse * masks.select(1, k);
+            var enc = glimpseEncoder.call(glimpse).split([d, d], -1);
             var encLoc = enc[0];
-            var encScale = nn.functional.softplus(enc[1]) + 0.01;
+            var encScale = PositiveScale(enc[1]);
 
-            var hNew = temporal.forward(cat([s, whereK1, encLoc, encScale], -1), hk);
-            var tStats = what_temporal.forward(hNew).split([d, d], -1);
-            var tScale = nn.functional.softplus(tStats[1]) + 0.01;
-            var gate = (gates.forward(hNew).sigmoid() * 0.9999).split([d, d, d], -1);
-            Tensor f = gate[0], i = gate[1], gg = gate[2];
-            var whatLoc = f * whatP + (1 - i) * encLoc + (1 - gg) * tStats[0];
-            var whatScale = (1 - i) * encScale + (1 - gg) * tScale;
+            var hNew = temporal.call(cat([s, whereK1, encLoc, encScale], -1), hk);
+            var tStats = what_temporal.call(hNew).split([d, d], -1);
+            var tScale = PositiveScale(tStats[1]);
+            // forget, input and temporal gates, kept below 1 so that 1 − gate never vanishes
+            var gate = gates.call(hNew).sigmoid().mul(Kept(GateCeiling)).split([d, d, d], -1);
+            Tensor forget = gate[0], input = gate[1], temporalGate = gate[2];
+            var oneMinusInput = input.OneMinus();
+            var oneMinusTemporal = temporalGate.OneMinus();
+            var whatLoc = (forget * whatP).Plus(oneMinusInput * encLoc).Plus(oneMinusTemporal * tStats[0]);
+            var whatScale = (oneMinusInput * encScale).Plus(oneMinusTemporal * tScale);
             var (whatK1, logqWhat) = NormalSample(whatLoc, whatScale, randn_like(whatLoc));
 
-            var logit = GateLogits(presence.forward(cat([s, hNew, whatK1], -1)), presP);
+            var logit = GateLogits(presence.call(cat([s, hNew, whatK1], -1)), presP);
             Tensor z;
             using (no_grad()) z = bernoulli(logit.sigmoid());
             var presK1 = z * presP;
             var logqPres = (BernoulliLogProb(presK1, logit) * presP).squeeze(-1);
 
             var present = presK1.squeeze(-1);
-            logq = logq + present * (logqWhere + logqWhat.sum(-1)) + logqPres;
-            logqDiscrete = logqDiscrete + logqPres;
-            logp = logp + present * (NormalLogProb(whereK1, prior.WhereLoc.select(1, k), prior.WhereScale.select(1, k)).sum(-1)
-                                     + NormalLogProb(whatK1, prior.WhatLoc.select(1, k), prior.WhatScale.select(1, k)).sum(-1))
-                        + BernoulliLogProb(present, prior.PresenceLogit.select(1, k)) * presP.squeeze(-1);
+            logq = logq.Plus(present * logqWhere.Plus(logqWhat.sum(-1))).Plus(logqPres);
+            logqDiscrete = logqDiscrete.Plus(logqPres);
+            var logpWhere = NormalLogProb(whereK1, prior.WhereLoc.select(1, k), prior.WhereScale.select(1, k)).sum(-1);
+            var logpWhat = NormalLogProb(whatK1, prior.WhatLoc.select(1, k), prior.WhatScale.select(1, k)).sum(-1);
+            logp = logp.Plus(present * logpWhere.Plus(logpWhat))
+                       .Plus(BernoulliLogProb(present, prior.PresenceLogit.select(1, k)) * presP.squeeze(-1));
 
             what[k] = whatK = whatK1;
             where[k] = whereK = whereK1;
@@ -149,8 +159,14 @@ public sealed class Propagation : Module
             temporalState[k] = hNew;
         }
         var presence_ = stack(pres, 1);
-        var ids = prev.Ids.where(presence_.gt(0.5), full_like(prev.Ids, -1));
+        var ids = prev.Ids.masked_fill(presence_.lt(Kept(0.5)), Kept(-1L));
         var slots = new ObjectSlots(stack(what, 1), stack(where, 1), presence_, stack(prob, 1), ids, stack(temporalState, 1), prior.State);
         return (slots, new StepTerms(logq, logp, logqDiscrete), prior.PresenceLogit);
     }
+
+    /// <summary>The learned correction of where_{t−1} before the first glimpse is scaled down (the original's 0.1) so it starts small.</summary>
+    const double WhereBiasScale = 0.1;
+
+    /// <summary>The what gates are sigmoid · 0.9999 (the original's), so the posterior scale (1 − i)·σ stays positive.</summary>
+    const double GateCeiling = 0.9999;
 }

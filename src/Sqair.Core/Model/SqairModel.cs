@@ -1,6 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using static Sqair.KeptScalars;
 
 namespace Sqair.Model;
 
@@ -38,7 +39,7 @@ public sealed record SequenceOutput(Tensor LogWeights, Tensor LogQDiscrete, Tens
     {
         var probs = nn.functional.softmax(LogWeights.detach(), 1);
         var k = multinomial(probs, 1, generator: generator).squeeze(1);
-        return arange(B, device: k.device) * K + k;
+        return Arange(B, ScalarType.Int64, k.device).mul(Kept(K)).Plus(k);
     }
 }
 
@@ -78,21 +79,21 @@ public sealed class SqairModel : Module
         int n = Config.MaxObjects;
         var (temporal0, prior0) = propagation.InitialStates(rows, n);
         var slots = new ObjectSlots(zeros(rows, n, Config.NWhat, device: device), zeros(rows, n, 4, device: device), zeros(rows, n, device: device),
-                                    zeros(rows, n, device: device), full(rows, n, -1L, device: device), temporal0, prior0);
-        return new SequenceState(slots, full(rows, -1L, device: device));
+                                    zeros(rows, n, device: device), full(rows, n, Kept(-1L), device: device), temporal0, prior0);
+        return new SequenceState(slots, full(rows, Kept(-1L), device: device));
     }
 
     /// <summary>Nothing to propagate (t = 0, or the AIR baseline): every slot absent, prior presence logits gated to "absent".</summary>
     ObjectSlots NonePropagated(ObjectSlots state, out Tensor priorPresenceLogit)
     {
         long r = state.Presence.shape[0];
-        priorPresenceLogit = full(r, Config.MaxObjects, -88.0, device: state.Presence.device);
-        return state with { Presence = zeros_like(state.Presence), Ids = full_like(state.Ids, -1) };
+        priorPresenceLogit = full(r, Config.MaxObjects, Kept(Distributions.AbsentLogit), device: state.Presence.device);
+        return state with { Presence = zeros_like(state.Presence), Ids = full_like(state.Ids, Kept(-1L)) };
     }
 
     /// <summary>Merges propagated and discovered slots into the next state.</summary>
     SequenceState Merge(ObjectSlots propagated, ObjectSlots discovered, Tensor lastId) =>
-        new(ObjectSlots.Cat(propagated, discovered).CompactFirst(Config.MaxObjects), lastId + discovered.Presence.sum(1).to(ScalarType.Int64));
+        new(ObjectSlots.Cat(propagated, discovered).CompactFirst(Config.MaxObjects), lastId.Plus(discovered.Presence.sum(1).to(ScalarType.Int64)));
 
     /// <summary>
     /// Runs the model on frames [T, B, C, H, W] with <paramref name="k"/> particles per sequence.
@@ -120,6 +121,7 @@ public sealed class SqairModel : Module
         for (int step = 0; step < t; step++)
         {
             var x = frames[step].repeat_interleave(k, 0);
+            var features = discovery.EncodeFrames(frames[step], k);
             ObjectSlots propagated;
             StepTerms? propTerms = null;
             Tensor priorPresenceLogit;
@@ -129,19 +131,19 @@ public sealed class SqairModel : Module
                 (propagated, var terms, priorPresenceLogit) = propagation.Forward(x, state.Slots, glimpse_encoder);
                 propTerms = terms;
             }
-            var (discovered, discTerms) = discovery.Forward(x, propagated, priorPresenceLogit, later: step > 0 && !air, glimpse_encoder,
+            var (discovered, discTerms) = discovery.Forward(x, features, propagated, priorPresenceLogit, later: step > 0 && !air, glimpse_encoder,
                                                             propagation.InitialStates(r, c.MaxObjects), state.LastId);
             state = Merge(propagated, discovered, state.LastId);
 
             var slots = state.Slots;
             var (canvas, glimpses) = decoder.Forward(slots.What, slots.Where, slots.Presence);
             var ll = decoder.LogLikelihood(x, canvas);
-            var logq = discTerms.LogQ + (propTerms?.LogQ ?? zeros_like(ll));
-            var logp = discTerms.LogP + (propTerms?.LogP ?? zeros_like(ll));
-            logW = logW + ll + logp - logq;
-            logQDisc = logQDisc + discTerms.LogQDiscrete + (propTerms?.LogQDiscrete ?? zeros_like(ll));
-            logLik = logLik + ll.detach();
-            kl = kl + (logq - logp).detach();
+            var logq = propTerms is null ? discTerms.LogQ : discTerms.LogQ.Plus(propTerms.LogQ);
+            var logp = propTerms is null ? discTerms.LogP : discTerms.LogP.Plus(propTerms.LogP);
+            logW = logW.Plus(ll).Plus(logp) - logq;
+            logQDisc = logQDisc.Plus(propTerms is null ? discTerms.LogQDiscrete : discTerms.LogQDiscrete.Plus(propTerms.LogQDiscrete));
+            logLik = logLik.Plus(ll.detach());
+            kl = kl.Plus((logq - logp).detach());
             var numPropagated = propagated.Presence.sum(1).detach();
             var numDiscovered = discovered.Presence.sum(1).detach();
             counts.Add(slots.Presence.sum(1).detach());

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static Sqair.KeptScalars;
 
 namespace Sqair.Objective;
 
@@ -10,7 +11,7 @@ namespace Sqair.Objective;
 public static class Iwae
 {
     /// <summary>log (1/K) Σ_k exp(x_k) along the last dimension.</summary>
-    public static Tensor LogMeanExp(Tensor x) => x.logsumexp(-1) - Math.Log(x.shape[^1]);
+    public static Tensor LogMeanExp(Tensor x) => x.logsumexp(-1).sub(Kept(Math.Log(x.shape[^1])));
 
     /// <summary>
     /// VIMCO's leave-one-out bounds L_{−k} [B, K]: the IWAE bound with log w_k replaced by the
@@ -20,7 +21,7 @@ public static class Iwae
     {
         long k = logW.shape[^1];
         if (k < 2) throw new ArgumentException("VIMCO needs at least two particles");
-        var othersMean = (logW.sum(-1, keepdim: true) - logW) / (k - 1);
+        var othersMean = (logW.sum(-1, keepdim: true) - logW).div(Kept(k - 1));
         var eye = torch.eye(k, dtype: ScalarType.Bool, device: logW.device);
         // row k of the last two dims: the K log weights with the k-th replaced
         var replaced = where(eye, othersMean.unsqueeze(-1), logW.unsqueeze(-2));
@@ -48,13 +49,13 @@ public static class Iwae
         var bound = LogMeanExp(logW);
         var signal = LearningSignal(logW);
         var surrogate = -bound - (signal * logQDiscrete).sum(-1);
-        return (surrogate.mean() / seqLen, bound);
+        return (surrogate.mean().div(Kept((long)seqLen)), bound);
     }
 
     /// <summary>Effective sample size of the normalised importance weights, per sequence [B].</summary>
     public static Tensor EffectiveSampleSize(Tensor logW)
     {
         var w = nn.functional.softmax(logW, -1);
-        return 1 / (w * w).sum(-1);
+        return (w * w).sum(-1).reciprocal();
     }
 }

@@ -1,5 +1,6 @@
 using TorchSharp;
 using static TorchSharp.torch;
+using static Sqair.KeptScalars;
 
 namespace Sqair.Training;
 
@@ -64,14 +65,15 @@ public sealed class RmsProp : Optimizer
     public RmsProp(IReadOnlyList<(string, Tensor)> parameters) : base(parameters)
     {
         ms = Slot();
-        foreach (var t in ms.Values) t.fill_(1.0);
+        foreach (var t in ms.Values) t.fill_(Kept(1.0));
         mom = Slot();
     }
 
     protected override void Update(string name, Tensor p, Tensor g, double lr)
     {
-        var m = ms[name].mul_(Decay).addcmul_(g, g, value: 1 - Decay);
-        var v = mom[name].mul_(Momentum).addcdiv_(g, (m + Epsilon).sqrt_(), value: lr);
+        using var rate = lr.ToScalar();
+        var m = ms[name].mul_(Kept(Decay)).addcmul_(g, g, value: Kept(1 - Decay));
+        var v = mom[name].mul_(Kept(Momentum)).addcdiv_(g, m.Plus(Kept(Epsilon)).sqrt_(), value: rate);
         p.sub_(v);
     }
 
@@ -93,10 +95,12 @@ public sealed class Adam : Optimizer
 
     protected override void Update(string name, Tensor p, Tensor g, double lr)
     {
-        var mt = m[name].mul_(Beta1).add_(g, alpha: 1 - Beta1);
-        var vt = v[name].mul_(Beta2).addcmul_(g, g, value: 1 - Beta2);
-        double c1 = 1 - Math.Pow(Beta1, Steps), c2 = 1 - Math.Pow(Beta2, Steps);
-        p.addcdiv_(mt, (vt / c2).sqrt_().add_(Epsilon), value: -lr / c1);
+        var mt = m[name].mul_(Kept(Beta1)).add_(g, alpha: Kept(1 - Beta1));
+        var vt = v[name].mul_(Kept(Beta2)).addcmul_(g, g, value: Kept(1 - Beta2));
+        // bias corrections change every step, so these scalars live only for this call
+        using var c2 = (1 - Math.Pow(Beta2, Steps)).ToScalar();
+        using var step = (-lr / (1 - Math.Pow(Beta1, Steps))).ToScalar();
+        p.addcdiv_(mt, vt.div(c2).sqrt_().add_(Kept(Epsilon), Kept(1L)), value: step);
     }
 
     public override IEnumerable<(string, Tensor)> State() =>

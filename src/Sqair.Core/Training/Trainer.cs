@@ -152,7 +152,8 @@ public sealed class Trainer
                 {
                     if (c.ClipGradNorm > 0 && gradNorm > c.ClipGradNorm)
                         using (no_grad())
-                            foreach (var (_, p) in trainable) p.grad?.mul_(c.ClipGradNorm / gradNorm);
+                        using (var factor = (c.ClipGradNorm / gradNorm).ToScalar())
+                            foreach (var (_, p) in trainable) p.grad?.mul_(factor);
                     optimizer.Step(lr);
                     window += BatchMetrics.Of(output, batch);
                     windowLoss += lossValue;
@@ -240,7 +241,7 @@ public sealed class Trainer
     double GradNorm()
     {
         using var _ = no_grad();
-        var squares = trainable.Where(p => p.Param.grad is not null).Select(p => p.Param.grad!.pow(2).sum()).ToArray();
+        var squares = trainable.Where(p => p.Param.grad is not null).Select(p => (p.Param.grad! * p.Param.grad!).sum()).ToArray();
         return stack(squares).sum().sqrt().ToDouble();
     }
 

@@ -2,6 +2,7 @@ using SkiaSharp;
 using Sqair.Model;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Sqair.KeptScalars;
 
 namespace Sqair.Visualisation;
 
@@ -30,12 +31,12 @@ public static class ModelFigures
         {
             var s = steps[i];
             inputs[i] = i < observed ? frames[i, b].cpu().flatten().data<float>().ToArray() : new float[ch * side * side];
-            recons[i] = s.Canvas[row].clamp(0, 1).cpu().flatten().data<float>().ToArray();
+            recons[i] = s.Canvas[row].clamp(Kept(0.0), Kept(1.0)).cpu().flatten().data<float>().ToArray();
             boxes[i] = Boxes.CoordsToPixelBoxes(Boxes.Coords(s.Where[row]), side, side).cpu().flatten().data<float>().ToArray();
             pres[i] = s.Presence[row].cpu().data<float>().ToArray();
             probs[i] = s.PresenceProb[row].cpu().data<float>().ToArray();
             ids[i] = s.Ids[row].cpu().data<long>().ToArray();
-            var gl = s.Glimpses[row].clamp(0, 1).cpu();
+            var gl = s.Glimpses[row].clamp(Kept(0.0), Kept(1.0)).cpu();
             glimpses[i] = Enumerable.Range(0, (int)gl.shape[0]).Select(k => gl[k].flatten().data<float>().ToArray()).ToArray();
         }
         return new Track(inputs, recons, [.. boxes.Select(bx => Enumerable.Range(0, bx.Length / 4).Select(k => bx[(4 * k)..(4 * k + 4)]).ToArray())],

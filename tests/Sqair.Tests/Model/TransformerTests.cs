@@ -35,7 +35,7 @@ public class TransformerTests
         var img = KnownImage();
         var coords = PixelAlignedCoords(20, 30);
         var glimpse = SpatialTransformer.Extract(img, coords, 20);
-        var canvas = SpatialTransformer.Write(glimpse, coords, 50, 50);
+        var canvas = SpatialTransformer.Write(glimpse, coords, 50);
         Assert.True(canvas[.., .., 20..40, 30..50].allclose(img[.., .., 20..40, 30..50], rtol: 0, atol: 1e-9));
         Assert.Equal(0.0, canvas[.., .., 0..19, ..].abs().max().item<double>(), 12);
         Assert.Equal(0.0, canvas[.., .., .., 0..29].abs().max().item<double>(), 12);

@@ -1,0 +1,31 @@
+using TorchSharp;
+using static TorchSharp.torch;
+using static Sqair.KeptScalars;
+
+namespace Sqair.Model;
+
+/// <summary>
+/// The nonlinearities of the model, written so that they create no temporary native scalars:
+/// TorchSharp's own <c>elu(double)</c> and <c>softplus(double, double)</c> convert their arguments
+/// into scalars that a finalizer may free mid-call (see <see cref="KeptScalars"/>).
+/// </summary>
+public static class Activations
+{
+    /// <summary>The floor added to every softplus scale (the original's 1e−2): keeps standard deviations away from 0.</summary>
+    public const double MinScale = 0.01;
+
+    /// <summary>ELU with α = 1.</summary>
+    public static Tensor Elu(Tensor x) => x.elu(Kept(1.0), Kept(1.0), Kept(1.0));
+
+    /// <summary>softplus(x) = log(1 + eˣ), as −logsigmoid(−x), which is stable for large |x|.</summary>
+    public static Tensor Softplus(Tensor x) => x.neg().log_sigmoid().neg();
+
+    /// <summary>A standard deviation from an unconstrained value: softplus(x) + 0.01.</summary>
+    public static Tensor PositiveScale(Tensor x) => Softplus(x).Plus(Kept(MinScale));
+}
+
+/// <summary>ELU as a layer, for <see cref="Mlp"/> and the convolutional stacks.</summary>
+public sealed class Elu() : nn.Module<Tensor, Tensor>("elu")
+{
+    public override Tensor forward(Tensor x) => Activations.Elu(x);
+}
