@@ -19,7 +19,7 @@ static class BenchCommand
         var json = new Option<string?>("--json") { Description = "Also write the result as JSON to this file" };
         var train = new Command("train", "Time training iterations of a config (forward, backward, optimiser step)")
         {
-            seqLen, warmup, iterations, synthetic, json, TrainCommand.DeviceOption, TrainCommand.Threads, Cli.Cache, Cli.MnistDir,
+            seqLen, warmup, iterations, synthetic, json, TrainCommand.DeviceOption, TrainCommand.Threads, TrainCommand.Shards, Cli.Cache, Cli.MnistDir,
         };
         TrainCommand.AddConfigOptions(train);
         train.SetAction(r =>
@@ -34,13 +34,14 @@ static class BenchCommand
             int len = r.GetValue(seqLen) ?? config.SeqLen;
             // No spinner: an animation thread allocating while libtorch runs is exactly what TorchSharp's scalar finalizer race needs.
             AnsiConsole.MarkupLine($"[grey]timing {r.GetValue(iterations)} iterations at T = {len}, batch {config.BatchSize}, K = {config.KParticles}…[/]");
-            var result = Bench.Train(config, source, len, r.GetValue(warmup), r.GetValue(iterations), device);
+            var result = Bench.Train(config, source, len, r.GetValue(warmup), r.GetValue(iterations), device, TrainCommand.ShardCount(r));
 
             var table = new Table().AddColumns("measure", "value");
             table.AddRow("model", $"{config.Model}, T = {len}, batch {config.BatchSize}, K = {config.KParticles}");
-            table.AddRow("threads / device", $"{result.Threads} / {result.Device}");
+            table.AddRow("threads / shards / device", $"{result.Threads} / {result.Shards} / {result.Device}");
             table.AddRow("iterations/s", $"{result.IterationsPerSecond:F3}");
-            table.AddRow("ms data / forward / backward / step", $"{result.DataMs:F1} / {result.ForwardMs:F1} / {result.BackwardMs:F1} / {result.OptimizerMs:F1}");
+            table.AddRow("ms data / forward + backward / step", $"{result.DataMs:F1} / {result.GradientMs:F1} / {result.OptimizerMs:F1}");
+            if (result.Shards == 1) table.AddRow("ms forward / backward", $"{result.ForwardMs:F1} / {result.BackwardMs:F1}");
             table.AddRow("peak memory (RSS)", $"{result.PeakRssMb:N0} MB");
             table.AddRow("GFLOP per iteration (fwd + 2×fwd for bwd)", $"{result.GflopsPerIteration:F2}");
             table.AddRow("achieved GFLOP/s", $"{result.AchievedGflopsPerSecond:F1}");

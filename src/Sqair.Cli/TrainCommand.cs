@@ -17,6 +17,14 @@ static class TrainCommand
     static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this folder from its newest checkpoint" };
     public static readonly Option<string> DeviceOption = new("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
     public static readonly Option<int> Threads = new("--threads") { Description = "CPU threads for libtorch (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
+    public static readonly Option<int?> Shards = new("--shards")
+    {
+        Description = "Split each training batch over this many threads, each with threads/shards libtorch threads " +
+                      "(default: one per thread; 1: the whole batch at once, sampling from libtorch's global generator)",
+    };
+
+    /// <summary>The number of shards a training batch is split into (at least 1).</summary>
+    public static int ShardCount(ParseResult r) => Math.Max(1, r.GetValue(Shards) ?? r.GetValue(Threads));
 
     /// <summary>One string option per config key, so "--learning_rate 3e-4" works like the original's flags.</summary>
     static readonly Dictionary<string, Option<string?>> KeyOptions =
@@ -26,7 +34,7 @@ static class TrainCommand
     {
         var train = new Command("train", "Train SQAIR on moving multi-MNIST (a run folder with checkpoints, figures, TensorBoard events)")
         {
-            RunDir, Resume, DeviceOption, Threads, Cli.Cache, Cli.MnistDir,
+            RunDir, Resume, DeviceOption, Threads, Shards, Cli.Cache, Cli.MnistDir,
         };
         AddConfigOptions(train);
         train.SetAction(Run);
@@ -84,9 +92,9 @@ static class TrainCommand
             : Cli.Dataset(cache, mnist, dataConfig, Pool.Train, config.TrainSize, config.DataSeed);
         var validSource = Cli.Dataset(cache, mnist, dataConfig, Pool.Validation, config.ValidSize, config.DataSeed);
 
-        var trainer = new Trainer(config, runDir, trainSource, validSource, device, Cli.Log, resume is not null);
+        var trainer = new Trainer(config, runDir, trainSource, validSource, device, Cli.Log, resume is not null, ShardCount(r));
         AnsiConsole.MarkupLine($"run folder [green]{Markup.Escape(trainer.RunDir)}[/]  (tensorboard --logdir {Markup.Escape(trainer.RunDir)})");
-        AnsiConsole.MarkupLine($"[grey]model {config.Model}, {trainer.Model.parameters().Sum(p => p.numel()):N0} parameters, optimizer {config.Optimizer} lr {config.LearningRate}, batch {config.BatchSize}, K {config.KParticles}, {torch.get_num_threads()} threads on {device}[/]");
+        AnsiConsole.MarkupLine($"[grey]model {config.Model}, {trainer.Model.parameters().Sum(p => p.numel()):N0} parameters, optimizer {config.Optimizer} lr {config.LearningRate}, batch {config.BatchSize}, K {config.KParticles}, {torch.get_num_threads()} threads in {ShardCount(r)} shard(s) on {device}[/]");
 
         using var cts = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };

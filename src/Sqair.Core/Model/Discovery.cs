@@ -73,11 +73,12 @@ public sealed class Discovery : Module
     /// <summary>
     /// Discovers new objects in x [R, C, H, W], whose <see cref="EncodeFrames"/> features are
     /// <paramref name="features"/>. <paramref name="priorPresenceLogit"/> [R, N] are the propagation
-    /// prior's gated presence logits (e in SPEC §2); <paramref name="later"/> is t &gt; 0.
+    /// prior's gated presence logits (e in SPEC §2); <paramref name="later"/> is t &gt; 0. Noise comes
+    /// from <paramref name="generator"/> (null: the global one).
     /// </summary>
     public (ObjectSlots Slots, StepTerms Terms) Forward(Tensor x, Tensor features, ObjectSlots propagated, Tensor priorPresenceLogit, bool later,
                                                         Module<Tensor, Tensor> glimpseEncoder, (Tensor Temporal, Tensor Prior) initialStates,
-                                                        Tensor lastId)
+                                                        Tensor lastId, Generator? generator = null)
     {
         long r = x.shape[0];
         int n = c.MaxObjects, d = c.NWhat, g = c.GlimpseSize;
@@ -92,16 +93,16 @@ public sealed class Discovery : Module
         {
             s = rnn.call(cat([features, cond, whatJ, whereJ, presJ], -1), s);
             var (loc, scaleLogit) = transform.call(s);
-            var (whereK, logqWhere) = NormalSample(loc, PositiveScale(scaleLogit), randn_like(loc));
+            var (whereK, logqWhere) = NormalSample(loc, PositiveScale(scaleLogit), StandardNormal(loc, generator));
             var enc = glimpseEncoder.call(SpatialTransformer.Extract(x, Boxes.Coords(whereK), g)).split([d, d], -1);
-            var (whatK, logqWhat) = NormalSample(enc[0], PositiveScale(enc[1]), randn_like(enc[0]));
+            var (whatK, logqWhat) = NormalSample(enc[0], PositiveScale(enc[1]), StandardNormal(enc[0], generator));
 
             var logit = presence.call(cat([s, whatK], -1));
             // Steps past the cap are forced absent, so q(n) has no mass beyond A.
             var gate = presJ * allowed.gt(Kept((long)j)).to(presJ.dtype).unsqueeze(-1);
             var gated = GateLogits(logit, gate);
             Tensor z;
-            using (no_grad()) z = bernoulli(gated.sigmoid());
+            using (no_grad()) z = bernoulli(gated.sigmoid(), generator);
             presJ = z * gate;
 
             var present = presJ.squeeze(-1);

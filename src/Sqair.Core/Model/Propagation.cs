@@ -79,7 +79,9 @@ public sealed class Propagation : Module
         return (new ObjectSlots(what, where, presence_, prior.PresenceLogit.sigmoid(), ids, prev.Temporal, prior.State), prior.PresenceLogit);
     }
 
-    public (ObjectSlots Slots, StepTerms Terms, Tensor PriorPresenceLogit) Forward(Tensor x, ObjectSlots prev, Module<Tensor, Tensor> glimpseEncoder)
+    /// <summary>The posterior of every object present at t − 1, with noise from <paramref name="generator"/> (null: the global one).</summary>
+    public (ObjectSlots Slots, StepTerms Terms, Tensor PriorPresenceLogit) Forward(Tensor x, ObjectSlots prev, Module<Tensor, Tensor> glimpseEncoder,
+                                                                                 Generator? generator = null)
     {
         long r = x.shape[0];
         int n = c.MaxObjects, d = c.NWhat, g = c.GlimpseSize, h = c.NHidden;
@@ -115,7 +117,7 @@ public sealed class Propagation : Module
             var (locDelta, scaleLogit) = transform.call(cat([s, whereP, hk], -1));
             var loc = whereP.Plus(locDelta);
             var scale = PositiveScale(scaleLogit.sub(Kept(1.0)));
-            var eps = randn_like(loc);
+            var eps = StandardNormal(loc, generator);
             var whereK1 = loc.Plus(scale * eps.Plus(eps.matmul(tril)));
             var logqWhere = ((eps * eps).mul(Kept(-0.5)) - scale.log() - Kept(HalfLog2Pi)).sum(-1);
 
@@ -135,11 +137,11 @@ public sealed class Propagation : Module
             var oneMinusTemporal = temporalGate.OneMinus();
             var whatLoc = (forget * whatP).Plus(oneMinusInput * encLoc).Plus(oneMinusTemporal * tStats[0]);
             var whatScale = (oneMinusInput * encScale).Plus(oneMinusTemporal * tScale);
-            var (whatK1, logqWhat) = NormalSample(whatLoc, whatScale, randn_like(whatLoc));
+            var (whatK1, logqWhat) = NormalSample(whatLoc, whatScale, StandardNormal(whatLoc, generator));
 
             var logit = GateLogits(presence.call(cat([s, hNew, whatK1], -1)), presP);
             Tensor z;
-            using (no_grad()) z = bernoulli(logit.sigmoid());
+            using (no_grad()) z = bernoulli(logit.sigmoid(), generator);
             var presK1 = z * presP;
             var logqPres = (BernoulliLogProb(presK1, logit) * presP).squeeze(-1);
 

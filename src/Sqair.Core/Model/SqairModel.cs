@@ -31,6 +31,21 @@ public sealed record SequenceOutput(Tensor LogWeights, Tensor LogQDiscrete, Tens
     public long B => LogWeights.shape[0];
     public long K => LogWeights.shape[1];
 
+    /// <summary>The outputs of consecutive shards of a batch as one output (without kept frames).</summary>
+    public static SequenceOutput Concat(IReadOnlyList<SequenceOutput> parts)
+    {
+        Tensor Cat(Func<SequenceOutput, Tensor> field, int dim) => cat(parts.Select(field).ToArray(), dim);
+        return new SequenceOutput(Cat(o => o.LogWeights, 0), Cat(o => o.LogQDiscrete, 0), Cat(o => o.LogLikelihood, 0), Cat(o => o.Kl, 0),
+                                  Cat(o => o.Counts, 1), Cat(o => o.Propagated, 1), Cat(o => o.Discovered, 1), null);
+    }
+
+    /// <summary>The same outputs cut off from the autograd graph.</summary>
+    public SequenceOutput Detached() => new(LogWeights.detach(), LogQDiscrete.detach(), LogLikelihood.detach(), Kl.detach(),
+                                           Counts.detach(), Propagated.detach(), Discovered.detach(), null);
+
+    /// <summary>Every tensor this output holds (kept frames aside).</summary>
+    public IEnumerable<Tensor> Tensors() => [LogWeights, LogQDiscrete, LogLikelihood, Kl, Counts, Propagated, Discovered];
+
     /// <summary>
     /// Importance resampling: one particle per sequence drawn with probability ∝ w_k, as row
     /// indices [B] into the B·K rows.
@@ -98,10 +113,12 @@ public sealed class SqairModel : Module
     /// <summary>
     /// Runs the model on frames [T, B, C, H, W] with <paramref name="k"/> particles per sequence.
     /// With <paramref name="keepFrames"/> every step's outputs are kept (detached) for evaluation and figures.
+    /// Samples are drawn from <paramref name="generator"/> (null: libtorch's global generator).
     /// </summary>
-    public SequenceOutput Forward(Tensor frames, int k, bool keepFrames = false) => Infer(frames, k, keepFrames).Output;
+    public SequenceOutput Forward(Tensor frames, int k, bool keepFrames = false, Generator? generator = null) =>
+        Infer(frames, k, keepFrames, generator).Output;
 
-    (SequenceOutput Output, SequenceState Final) Infer(Tensor frames, int k, bool keepFrames)
+    (SequenceOutput Output, SequenceState Final) Infer(Tensor frames, int k, bool keepFrames, Generator? generator = null)
     {
         var c = Config;
         long t = frames.shape[0], b = frames.shape[1], r = b * k;
@@ -128,11 +145,11 @@ public sealed class SqairModel : Module
             if (step == 0 || air) propagated = NonePropagated(state.Slots, out priorPresenceLogit);
             else
             {
-                (propagated, var terms, priorPresenceLogit) = propagation.Forward(x, state.Slots, glimpse_encoder);
+                (propagated, var terms, priorPresenceLogit) = propagation.Forward(x, state.Slots, glimpse_encoder, generator);
                 propTerms = terms;
             }
             var (discovered, discTerms) = discovery.Forward(x, features, propagated, priorPresenceLogit, later: step > 0 && !air, glimpse_encoder,
-                                                            propagation.InitialStates(r, c.MaxObjects), state.LastId);
+                                                            propagation.InitialStates(r, c.MaxObjects), state.LastId, generator);
             state = Merge(propagated, discovered, state.LastId);
 
             var slots = state.Slots;

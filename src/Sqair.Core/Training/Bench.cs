@@ -8,9 +8,13 @@ using static TorchSharp.torch;
 
 namespace Sqair.Training;
 
-/// <summary>Timing of training iterations, split by phase, with an estimate of the arithmetic done.</summary>
-public sealed record BenchResult(int Iterations, int SeqLen, int Threads, string Device, double IterationsPerSecond,
-                                 double DataMs, double ForwardMs, double BackwardMs, double OptimizerMs,
+/// <summary>
+/// Timing of training iterations, split by phase, with the arithmetic done. Forward and backward
+/// are timed apart only for an unsharded step (<see cref="GradientStep"/>); sharded, they overlap
+/// on two threads and only their sum is measured.
+/// </summary>
+public sealed record BenchResult(int Iterations, int SeqLen, int Threads, int Shards, string Device, double IterationsPerSecond,
+                                 double DataMs, double? ForwardMs, double? BackwardMs, double GradientMs, double OptimizerMs,
                                  double PeakRssMb, double ForwardGflops, IReadOnlyDictionary<string, long> ParametersPerModule)
 {
     /// <summary>Forward plus backward, counting the backward pass as twice the forward's matmul/conv FLOPs.</summary>
@@ -20,7 +24,7 @@ public sealed record BenchResult(int Iterations, int SeqLen, int Threads, string
 
 public static class Bench
 {
-    public static BenchResult Train(SqairConfig c, ISequenceSource source, int seqLen, int warmup, int iterations, Device device)
+    public static BenchResult Train(SqairConfig c, ISequenceSource source, int seqLen, int warmup, int iterations, Device device, int shards = 1)
     {
         manual_seed((long)c.Seed);
         var model = new SqairModel(c);
@@ -28,37 +32,46 @@ public static class Bench
         var parameters = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
         var optimizer = Optimizer.Create(c.Optimizer, parameters);
         var loader = new BatchLoader(source, c.BatchSize, shuffle: true, seed: c.Seed, device);
-        double data = 0, forward = 0, backward = 0, step = 0;
+        var gradientStep = new GradientStep(model, shards);
+        double data = 0, forward = 0, gradient = 0, step = 0;
         double forwardGflops = 0;
-        // FLOPs are counted on the last warm-up iteration, so the hooks never slow a timed one.
         warmup = Math.Max(1, warmup);
         for (int i = 0; i < warmup + iterations; i++)
         {
             bool timed = i >= warmup;
-            bool count = i == warmup - 1;
             using var scope = NewDisposeScope();
-            var sw = Stopwatch.StartNew();
             using var batch = loader.Get(i, seqLen);
-            double t0 = sw.Elapsed.TotalMilliseconds;
-            var hooks = count ? FlopCounter.Attach(model) : null;
-            var output = model.Forward(batch.Frames, c.KParticles);
-            var (loss, _) = Iwae.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen);
-            loss.ToDouble();
-            double t1 = sw.Elapsed.TotalMilliseconds;
-            if (hooks is not null) forwardGflops = hooks.Detach() / 1e9;
-            loss.backward();
+            // FLOPs are counted once, before the timed iterations, so the hooks never slow a timed one.
+            if (i == 0) forwardGflops = FlopCounter.Forward(model, batch.Frames, c.KParticles) / 1e9;
+            var sw = Stopwatch.StartNew();
+            double t0 = 0, t1 = double.NaN;
+            if (gradientStep.Shards == 1)
+            {
+                // the unsharded step, with the forward pass timed on its own
+                var output = model.Forward(batch.Frames, c.KParticles);
+                var (loss, _) = Iwae.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen);
+                loss.ToDouble();
+                t1 = sw.Elapsed.TotalMilliseconds;
+                loss.backward();
+            }
+            else gradientStep.Run(batch.Frames, c.KParticles, c.Seed, i);
             double t2 = sw.Elapsed.TotalMilliseconds;
             optimizer.Step(c.LearningRate);
             model.zero_grad();
             double t3 = sw.Elapsed.TotalMilliseconds;
             if (!timed) continue;
-            data += t0; forward += t1 - t0; backward += t2 - t1; step += t3 - t2;
+            forward += t1 - t0; gradient += t2 - t0; step += t3 - t2;
         }
-        double total = data + forward + backward + step;
+        // Batches come from the loader in a few ms; timed apart so they do not hide in the step.
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < iterations; i++) { using var scope = NewDisposeScope(); using var batch = loader.Get(warmup + i, seqLen); }
+        data = clock.Elapsed.TotalMilliseconds;
+        double total = data + gradient + step;
+        bool split = gradientStep.Shards == 1;
         var perModule = model.named_children().ToDictionary(m => m.name, m => m.module.parameters().Sum(p => p.numel()));
-        return new BenchResult(iterations, seqLen, get_num_threads(), device.ToString(), iterations / (total / 1000),
-                               data / iterations, forward / iterations, backward / iterations, step / iterations,
-                               PeakRssMb(), forwardGflops, perModule);
+        return new BenchResult(iterations, seqLen, get_num_threads(), gradientStep.Shards, device.ToString(), iterations / (total / 1000),
+                               data / iterations, split ? forward / iterations : null, split ? (gradient - forward) / iterations : null, gradient / iterations,
+                               step / iterations, PeakRssMb(), forwardGflops, perModule);
     }
 
     /// <summary>Peak resident memory of this process (VmHWM), in MB; 0 where /proc is not available.</summary>
@@ -73,19 +86,31 @@ public static class Bench
 
 /// <summary>
 /// Counts the multiply-add FLOPs of linear, convolutional and GRU layers through forward hooks
-/// (2 per multiply-accumulate). Elementwise ops and grid sampling are left out, so this is a
-/// slight underestimate.
+/// (2 per multiply-accumulate); every layer is called through <c>Module.call</c>, so every call is
+/// seen. Elementwise ops and the spatial transformer are left out, so this counts the essential
+/// arithmetic of the networks (docs/performance.md checks one layer of each kind by hand).
 /// </summary>
 sealed class FlopCounter
 {
     double flops;
     readonly List<Action> removers = [];
 
+    /// <summary>The FLOPs of one forward pass of <paramref name="model"/> on <paramref name="frames"/> (no gradient kept).</summary>
+    public static double Forward(SqairModel model, Tensor frames, int k)
+    {
+        var counter = Attach(model);
+        using (no_grad()) model.Forward(frames, k);
+        return counter.Detach();
+    }
+
     public static FlopCounter Attach(nn.Module model)
     {
         var counter = new FlopCounter();
+        // A module reachable under two names (an auto-property and the Sequential holding it) is hooked once.
+        var seen = new HashSet<nn.Module>(ReferenceEqualityComparer.Instance);
         foreach (var (_, m) in model.named_modules())
         {
+            if (!seen.Add(m)) continue;
             switch (m)
             {
                 case Linear l:

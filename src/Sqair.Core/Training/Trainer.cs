@@ -42,14 +42,16 @@ public sealed class Trainer
     readonly Action<string> log;
     readonly SummaryWriter tensorboard;
     readonly List<(string Name, Parameter Param)> trainable;
+    readonly GradientStep step;
 
     /// <summary>
     /// Sets up a new run in <paramref name="runDir"/>, or resumes it from its newest checkpoint when
     /// <paramref name="resume"/> is set; a resumed run's config may differ from its checkpoint's only
-    /// in <see cref="SqairConfig.ResumableKeys"/>.
+    /// in <see cref="SqairConfig.ResumableKeys"/>. Each batch is split over <paramref name="shards"/>
+    /// threads (<see cref="GradientStep"/>).
     /// </summary>
     public Trainer(SqairConfig config, string runDir, ISequenceSource trainSource, ISequenceSource? validSource, Device device,
-                   Action<string>? log = null, bool resume = false)
+                   Action<string>? log = null, bool resume = false, int shards = 1)
     {
         this.log = log ?? (_ => { });
         this.device = device;
@@ -72,6 +74,7 @@ public sealed class Trainer
         Model.to(device);
         trainable = Model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
         optimizer = Optimizer.Create(config.Optimizer, trainable.Select(p => (p.Name, (Tensor)p.Param)));
+        step = new GradientStep(Model, shards);
         train = new BatchLoader(trainSource, config.BatchSize, shuffle: true, seed: config.Seed, device);
         valid = validSource;
         if (trainSource.Config.CanvasSize != config.ImgSize || trainSource.Config.SeqLen < config.SeqLen)
@@ -137,15 +140,8 @@ public sealed class Trainer
             {
                 using var scope = NewDisposeScope();
                 using var batch = train.Get(Iteration, seqLen);
-                var output = Model.Forward(batch.Frames, c.KParticles);
-                var (loss, _) = Iwae.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen);
-                double lossValue = loss.ToDouble();
-                double gradNorm = double.NaN;
-                if (double.IsFinite(lossValue))
-                {
-                    loss.backward();
-                    gradNorm = GradNorm();
-                }
+                var (lossValue, output) = step.Run(batch.Frames, c.KParticles, c.Seed, Iteration);
+                double gradNorm = double.IsFinite(lossValue) ? GradNorm() : double.NaN;
                 if (!double.IsFinite(lossValue) || !double.IsFinite(gradNorm))
                     failure = $"non-finite {(double.IsFinite(lossValue) ? "gradient" : "loss")}";
                 else

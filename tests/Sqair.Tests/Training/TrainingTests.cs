@@ -44,29 +44,34 @@ public class TrainingTests
         Assert.NotEmpty(Directory.GetFiles(dir, "events.out.tfevents.*"));
     }
 
-    [Fact]
-    public void Interrupted_and_resumed_training_equals_uninterrupted_training()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Interrupted_and_resumed_training_equals_uninterrupted_training(int shards)
     {
         var c = TinyTraining("rmsprop") with { MaxTrainIter = 8, CkptItr = 100, EvalItr = 100, FigItr = 100 };
         var (train, valid) = Data(c);
+        int threads = get_num_threads();
 
         var straightDir = TestUtil.TempDir();
-        var straight = new Trainer(c, straightDir, train, valid, CPU);
+        var straight = new Trainer(c, straightDir, train, valid, CPU, shards: shards);
         straight.Run(CancellationToken.None);
 
         var resumedDir = TestUtil.TempDir();
         using var cts = new CancellationTokenSource();
-        var first = new Trainer(c, resumedDir, train, valid, CPU);
+        var first = new Trainer(c, resumedDir, train, valid, CPU, shards: shards);
         Assert.Equal(TrainOutcome.Interrupted, first.Run(cts.Token, p => { if (p.Iteration == 3) cts.Cancel(); }));
         Assert.Equal(3, first.Iteration);
         manual_seed(12345); // whatever happens in between must not matter
-        var second = new Trainer(c, resumedDir, train, valid, CPU, resume: true);
+        set_num_threads(threads);
+        var second = new Trainer(c, resumedDir, train, valid, CPU, resume: true, shards: shards);
         Assert.Equal(3, second.Iteration);
         Assert.Equal(TrainOutcome.Completed, second.Run(CancellationToken.None));
 
         var a = straight.Model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
         foreach (var (name, p) in second.Model.named_parameters())
             Assert.True(p.allclose(a[name], rtol: 0, atol: 0), $"parameter {name} differs");
+        set_num_threads(threads);
     }
 
     [Fact]

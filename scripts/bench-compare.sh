@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Speed of this checkout against another commit, side by side on the same machine:
+# builds both (Release), then alternates their `sqair bench train` runs so that both see the same
+# machine state, and prints iterations/s (median over rounds) and the ratio new/old.
+#
+#   scripts/bench-compare.sh [REF] [ROUNDS] [SEQ_LENS]     defaults: d9e40bb 3 "3 10"
+#   EXTRA="--shards 1" scripts/bench-compare.sh            options for the new build only
+#
+# Run it on an otherwise idle machine: a build or test run alongside changes the result.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ref=${1:-d9e40bb}
+rounds=${2:-3}
+lens=${3:-"3 10"}
+work=$(mktemp -d /tmp/sqair-bench-XXXXXX)
+trap 'git worktree remove --force "$work/old" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+
+echo "building $ref and $(git rev-parse --short HEAD) (working tree) ..."
+git worktree add --detach "$work/old" "$ref" >/dev/null 2>&1
+dotnet build -c Release "$work/old/src/Sqair.Cli" -o "$work/old-bin" >/dev/null
+dotnet build -c Release src/Sqair.Cli -o "$work/new-bin" >/dev/null
+
+its() { grep -oE '"IterationsPerSecond": *[0-9.]+' "$1" | grep -oE '[0-9.]+$'; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+printf '%-6s %-12s %-12s %-7s\n' "T" "old it/s" "new it/s" "ratio"
+for t in $lens; do
+  iters=$(( t <= 3 ? 20 : 8 ))
+  : > "$work/old-$t"; : > "$work/new-$t"
+  for r in $(seq "$rounds"); do
+    "$work/old-bin/sqair" bench train --preset paper --synthetic --seq-len "$t" --iterations "$iters" --json "$work/o.json" >/dev/null
+    its "$work/o.json" >> "$work/old-$t"
+    # shellcheck disable=SC2086
+    "$work/new-bin/sqair" bench train --preset paper --synthetic --seq-len "$t" --iterations "$iters" --json "$work/n.json" ${EXTRA:-} >/dev/null
+    its "$work/n.json" >> "$work/new-$t"
+  done
+  old=$(median < "$work/old-$t"); new=$(median < "$work/new-$t")
+  printf '%-6s %-12s %-12s %-7s\n' "$t" "$old" "$new" "$(awk -v a="$new" -v b="$old" 'BEGIN {printf "%.2f", a / b}')"
+done

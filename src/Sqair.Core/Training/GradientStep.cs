@@ -1,0 +1,92 @@
+using System.Runtime.ExceptionServices;
+using Sqair.Model;
+using Sqair.Objective;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Sqair.Training;
+
+/// <summary>
+/// The loss and gradients of one training batch (SPEC §4), computed whole or in shards on parallel
+/// threads. Why shards: at batch 32 most of SQAIR's ~2 900 ops per iteration act on tensors too
+/// small for libtorch to split over cores, so with two intra-op threads one core mostly waits
+/// (docs/performance.md). Two shards of 16 sequences, each on its own thread with one intra-op
+/// thread, keep both cores busy. The gradient is the same estimator: the batch loss is the
+/// size-weighted mean of the shard losses, and each shard's backward pass adds its share into the
+/// parameters' gradients (libtorch serialises that accumulation, and the two-term sum is exact in
+/// either order). Each shard samples from its own generator, seeded from (seed, iteration, shard),
+/// so a sharded run is deterministic and resumes exactly; it draws other samples than an unsharded
+/// run, which uses libtorch's global generator.
+/// </summary>
+public sealed class GradientStep(SqairModel model, int shards = 1)
+{
+    public int Shards { get; } = shards >= 1 ? shards : throw new ArgumentOutOfRangeException(nameof(shards), "shards must be at least 1");
+
+    /// <summary>
+    /// Runs the model on <paramref name="frames"/> [T, B, C, H, W] with K particles and, where the
+    /// loss is finite, accumulates its gradient. Returns the loss and the outputs (detached when sharded).
+    /// </summary>
+    public (double Loss, SequenceOutput Output) Run(Tensor frames, int k, ulong seed, long iteration)
+    {
+        int seqLen = (int)frames.shape[0];
+        long b = frames.shape[1];
+        int n = (int)Math.Min(Shards, b);
+        if (n == 1)
+        {
+            var output = model.Forward(frames, k);
+            var (loss, _) = Iwae.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen);
+            double value = loss.ToDouble();
+            if (double.IsFinite(value)) loss.backward();
+            return (value, output);
+        }
+
+        var sizes = Enumerable.Range(0, n).Select(i => b / n + (i < b % n ? 1 : 0)).ToArray();
+        var parts = frames.split(sizes.Select(s => (long)s).ToArray(), 1);
+        var results = new (double Loss, SequenceOutput Output)[n];
+        // libtorch's intra-op thread count is per thread (OpenMP's). The calling thread keeps the
+        // shards' count afterwards too: a team of OpenMP threads left from a wider setting spins for
+        // a while after each parallel region and would steal the shards' cores.
+        int perShard = Math.Max(1, get_num_threads() / n);
+        set_num_threads(perShard);
+        try
+        {
+            Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = n }, i =>
+            {
+                set_num_threads(perShard);
+                results[i] = Shard(parts[i], k, seqLen, (double)sizes[i] / b, ShardSeed(seed, iteration, i));
+            });
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+            throw;
+        }
+        var combined = SequenceOutput.Concat(results.Select(r => r.Output).ToList());
+        foreach (var t in results.SelectMany(r => r.Output.Tensors())) t.Dispose();
+        return (results.Sum(r => r.Loss), combined);
+    }
+
+    (double Loss, SequenceOutput Output) Shard(Tensor frames, int k, int seqLen, double weight, ulong seed)
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(seed);
+        var output = model.Forward(frames, k, generator: generator);
+        var (loss, _) = Iwae.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen);
+        double value = loss.ToDouble();
+        if (double.IsFinite(value))
+            using (var share = weight.ToScalar())
+                loss.mul(share).backward();
+        var kept = output.Detached();
+        scope.Detach(kept.Tensors());
+        return (value * weight, kept);
+    }
+
+    /// <summary>A generator seed for one shard of one iteration (SplitMix64 of the three).</summary>
+    public static ulong ShardSeed(ulong seed, long iteration, int shard)
+    {
+        ulong z = seed ^ (ulong)iteration * 0x9E3779B97F4A7C15UL ^ (ulong)(shard + 1) * 0xC2B2AE3D27D4EB4FUL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+}
