@@ -19,8 +19,8 @@ static class TrainCommand
     public static readonly Option<int> Threads = new("--threads") { Description = "CPU threads for libtorch (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
     public static readonly Option<int?> Shards = new("--shards")
     {
-        Description = "Split each training batch over this many threads, each with threads/shards libtorch threads " +
-                      "(default: one per thread; 1: the whole batch at once, sampling from libtorch's global generator)",
+        Description = "Split each training batch (or run this many evaluation batches at once) over this many threads, each with " +
+                      "threads/shards libtorch threads (default: one per thread; 1: the whole batch at once, sampling from libtorch's global generator)",
     };
 
     /// <summary>The number of shards a training batch is split into (at least 1).</summary>

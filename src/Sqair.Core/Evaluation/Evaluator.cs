@@ -35,11 +35,17 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
     }
 }
 
-/// <summary>Runs a model over (part of) a dataset in inference mode and adds up the SPEC §5 measurements.</summary>
+/// <summary>
+/// Runs a model over (part of) a dataset in inference mode and adds up the SPEC §5 measurements.
+/// Batches are spread over <c>workers</c> threads, each with one libtorch thread: at evaluation's
+/// batch sizes most ops are too small for libtorch to split over cores (docs/performance.md). Every
+/// batch samples from its own generator, seeded by its position, and results are added in batch
+/// order, so a report does not depend on the number of workers or threads.
+/// </summary>
 public static class Evaluator
 {
     public static EvaluationReport Run(SqairModel model, ISequenceSource source, long sequences, int k, int batchSize, Device device,
-                                       Action<long>? progress = null)
+                                       Action<long>? progress = null, int workers = 1)
     {
         var loader = new BatchLoader(source, batchSize, shuffle: false, seed: 0, device);
         var total = new BatchMetrics();
@@ -47,36 +53,67 @@ public static class Evaluator
         var motGlimpse = new MotAccumulator();
         long done = 0;
         bool wasTraining = model.training;
+        int threads = get_num_threads();
         model.eval();
         try
         {
-            using var _ = no_grad();
-            foreach (var batch in loader.Ordered(sequences))
+            foreach (var window in loader.Ordered(sequences).Chunk(Math.Max(1, workers)))
             {
-                using var scope = NewDisposeScope();
-                using (batch)
+                var results = new BatchResult[window.Length];
+                var offsets = new long[window.Length];
+                for (int i = 0; i < window.Length; i++) offsets[i] = done + window.Take(i).Sum(w => (long)w.B);
+                if (window.Length == 1) results[0] = Measure(model, window[0], k, offsets[0]);
+                else
                 {
-                    var output = model.Forward(batch.Frames, k, keepFrames: true);
-                    total += BatchMetrics.Of(output, batch);
-                    var rows = output.ResampleRows(new Generator((ulong)done)).data<long>().ToArray();
-                    var truth = TrackExtraction.Truth(batch);
-                    var content = TrackExtraction.Hypotheses(output.Frames!, rows, model.Config.ImgSize, BoxKind.Content);
-                    var windows = TrackExtraction.Hypotheses(output.Frames!, rows, model.Config.ImgSize, BoxKind.Glimpse);
+                    int perWorker = Math.Max(1, threads / window.Length);
+                    Parallel.For(0, window.Length, new ParallelOptions { MaxDegreeOfParallelism = window.Length }, i =>
+                    {
+                        set_num_threads(perWorker);
+                        results[i] = Measure(model, window[i], k, offsets[i]);
+                    });
+                }
+                foreach (var (batch, result) in window.Zip(results))
+                {
+                    total += result.Metrics;
                     for (int b = 0; b < batch.B; b++)
                     {
-                        mot.AddSequence(truth[b], content[b]);
-                        motGlimpse.AddSequence(truth[b], windows[b]);
+                        mot.AddSequence(result.Truth[b], result.Content[b]);
+                        motGlimpse.AddSequence(result.Truth[b], result.Windows[b]);
                     }
                     done += batch.B;
-                    progress?.Invoke(done);
+                    batch.Dispose();
                 }
+                progress?.Invoke(done);
             }
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+            throw;
         }
         finally
         {
+            set_num_threads(threads);
             if (wasTraining) model.train();
         }
         return new EvaluationReport(total, mot.Summary(), motGlimpse.Summary());
+    }
+
+    sealed record BatchResult(BatchMetrics Metrics, List<IReadOnlyList<TrackBox>>[] Truth,
+                              List<IReadOnlyList<TrackBox>>[] Content, List<IReadOnlyList<TrackBox>>[] Windows);
+
+    /// <summary>Measures one batch whose first sequence is number <paramref name="offset"/> of the set (its seed).</summary>
+    static BatchResult Measure(SqairModel model, SequenceBatch batch, int k, long offset)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        using var generator = new Generator((ulong)offset);
+        var output = model.Forward(batch.Frames, k, keepFrames: true, generator: generator);
+        var metrics = BatchMetrics.Of(output, batch);
+        var rows = output.ResampleRows(generator).data<long>().ToArray();
+        return new BatchResult(metrics, TrackExtraction.Truth(batch),
+                               TrackExtraction.Hypotheses(output.Frames!, rows, model.Config.ImgSize, BoxKind.Content),
+                               TrackExtraction.Hypotheses(output.Frames!, rows, model.Config.ImgSize, BoxKind.Glimpse));
     }
 }
 

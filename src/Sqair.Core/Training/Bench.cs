@@ -108,7 +108,7 @@ sealed class FlopCounter
         var counter = new FlopCounter();
         // A module reachable under two names (an auto-property and the Sequential holding it) is hooked once.
         var seen = new HashSet<nn.Module>(ReferenceEqualityComparer.Instance);
-        foreach (var (_, m) in model.named_modules())
+        foreach (var m in model.named_modules().Select(x => x.module).Prepend(model))
         {
             if (!seen.Add(m)) continue;
             switch (m)

@@ -260,11 +260,14 @@ public sealed class Trainer
         return TrainOutcome.Diverged;
     }
 
+    /// <summary>Sequences per evaluation batch: as large as memory comfortably allows at K = 5 and T = 10.</summary>
+    const int EvalBatchSize = 50;
+
     /// <summary>Evaluates on the first eval_size validation sequences and records "valid/…" scalars.</summary>
     public IReadOnlyDictionary<string, double> Evaluate()
     {
         var n = Config.EvalSize == 0 ? valid!.Count ?? 1000 : Math.Min(Config.EvalSize, valid!.Count ?? Config.EvalSize);
-        var metrics = Evaluator.Run(Model, valid, n, Config.KParticles, 50, device).Flat();
+        var metrics = Evaluator.Run(Model, valid, n, Config.KParticles, EvalBatchSize, device, workers: step.Shards).Flat();
         Record("valid", metrics);
         return metrics;
     }
