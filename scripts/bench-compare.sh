@@ -20,20 +20,27 @@ git worktree add --detach "$work/old" "$ref" >/dev/null 2>&1
 dotnet build -c Release "$work/old/src/Sqair.Cli" -o "$work/old-bin" >/dev/null
 dotnet build -c Release src/Sqair.Cli -o "$work/new-bin" >/dev/null
 
-its() { grep -oE '"IterationsPerSecond": *[0-9.]+' "$1" | grep -oE '[0-9.]+$'; }
+field() { grep -oE "\"$2\": *[0-9.]+" "$1" | grep -oE '[0-9.]+$'; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-printf '%-6s %-12s %-12s %-7s\n' "T" "old it/s" "new it/s" "ratio"
+printf '%-4s %-9s %-9s %-6s %-8s %-10s %-10s %-7s %-7s\n' T "old it/s" "new it/s" ratio "GFLOP/it" "old GFLOP/s" "new GFLOP/s" "old MB" "new MB"
 for t in $lens; do
   iters=$(( t <= 3 ? 20 : 8 ))
-  : > "$work/old-$t"; : > "$work/new-$t"
+  : > "$work/old-$t"; : > "$work/new-$t"; : > "$work/old-mb-$t"; : > "$work/new-mb-$t"
   for r in $(seq "$rounds"); do
     "$work/old-bin/sqair" bench train --preset paper --synthetic --seq-len "$t" --iterations "$iters" --json "$work/o.json" >/dev/null
-    its "$work/o.json" >> "$work/old-$t"
+    field "$work/o.json" IterationsPerSecond >> "$work/old-$t"; field "$work/o.json" PeakRssMb >> "$work/old-mb-$t"
     # shellcheck disable=SC2086
     "$work/new-bin/sqair" bench train --preset paper --synthetic --seq-len "$t" --iterations "$iters" --json "$work/n.json" ${EXTRA:-} >/dev/null
-    its "$work/n.json" >> "$work/new-$t"
+    field "$work/n.json" IterationsPerSecond >> "$work/new-$t"; field "$work/n.json" PeakRssMb >> "$work/new-mb-$t"
   done
   old=$(median < "$work/old-$t"); new=$(median < "$work/new-$t")
-  printf '%-6s %-12s %-12s %-7s\n' "$t" "$old" "$new" "$(awk -v a="$new" -v b="$old" 'BEGIN {printf "%.2f", a / b}')"
+  # GFLOP per iteration: the essential arithmetic of the layers (forward + 2 × forward for backward) by
+  # the new count, for both; the old commit's own count missed some layers and doubled others
+  gflop=$(awk -v f="$(field "$work/n.json" ForwardGflops)" 'BEGIN {print 3 * f}')
+  printf '%-4s %-9.3f %-9.3f %-6.2f %-8.2f %-10.1f %-10.1f %-7.0f %-7.0f\n' "$t" "$old" "$new" "$(awk -v a="$new" -v b="$old" 'BEGIN {print a / b}')" \
+    "$gflop" "$(awk -v g="$gflop" -v i="$old" 'BEGIN {print g * i}')" "$(awk -v g="$gflop" -v i="$new" 'BEGIN {print g * i}')" \
+    "$(sort -g "$work/old-mb-$t" | tail -1)" "$(sort -g "$work/new-mb-$t" | tail -1)"
+  echo "     rounds, old: $(tr '\n' ' ' < "$work/old-$t")"
+  echo "     rounds, new: $(tr '\n' ' ' < "$work/new-$t")"
 done

@@ -6,7 +6,7 @@ using Sqair.Training;
 
 namespace Sqair.Cli;
 
-/// <summary><c>sqair bench train</c>: iterations per second, time per phase, memory and FLOPs of a config.</summary>
+/// <summary><c>sqair bench train</c>: iterations per second, time per phase, memory and FLOPs of a config; <c>sqair bench eval</c>: inference speed.</summary>
 static class BenchCommand
 {
     public static Command Build()
@@ -26,11 +26,7 @@ static class BenchCommand
         {
             var config = TrainCommand.ConfigFrom(r);
             var device = TrainCommand.Device(r);
-            var dataConfig = config.DataConfig();
-            var templates = r.GetValue(synthetic)
-                ? MovingMnist.SyntheticTemplates(1000, 0)
-                : MovingMnist.BuildPool(Mnist.LoadSplit(Cli.EnsureMnist(r.GetValue(Cli.Cache)!, r.GetValue(Cli.MnistDir)), train: true), Pool.Train, dataConfig.DigitScale);
-            var source = new GeneratedSource(new MovingMnist(dataConfig, templates, config.DataSeed));
+            var source = Source(r, config, synthetic);
             int len = r.GetValue(seqLen) ?? config.SeqLen;
             // No spinner: an animation thread allocating while libtorch runs is exactly what TorchSharp's scalar finalizer race needs.
             AnsiConsole.MarkupLine($"[grey]timing {r.GetValue(iterations)} iterations at T = {len}, batch {config.BatchSize}, K = {config.KParticles}…[/]");
@@ -53,6 +49,46 @@ static class BenchCommand
             return 0;
         });
         bench.Subcommands.Add(train);
+
+        var count = new Option<long>("--count") { Description = "Sequences to evaluate and track", DefaultValueFactory = _ => 1000 };
+        var k = new Option<int>("--k") { Description = "Particles for evaluation (tracking uses 1)", DefaultValueFactory = _ => 5 };
+        var inference = new Command("eval", "Time sqair eval (all measures, K particles) and sqair track (K = 1) on a config's model")
+        {
+            count, k, synthetic, json, TrainCommand.DeviceOption, TrainCommand.Threads, TrainCommand.Shards, Cli.Cache, Cli.MnistDir,
+        };
+        TrainCommand.AddConfigOptions(inference);
+        inference.SetAction(r =>
+        {
+            var config = TrainCommand.ConfigFrom(r);
+            var device = TrainCommand.Device(r);
+            var source = Source(r, config, synthetic);
+            long n = r.GetValue(count);
+            if (n < 1) throw new UserError($"--count {n}: must be at least 1");
+            AnsiConsole.MarkupLine($"[grey]evaluating and tracking {n} sequences of {config.SeqLen} frames…[/]");
+            var result = Bench.Inference(config, source, n, r.GetValue(k), TrainCommand.ShardCount(r), device);
+            var table = new Table().AddColumns("measure", "value");
+            table.AddRow("model", $"{config.Model}, T = {result.SeqLen}, {n} sequences");
+            table.AddRow("threads / workers / device", $"{result.Threads} / {result.Workers} / {device}");
+            table.AddRow($"eval, K = {result.K}: sequences/s", $"{result.EvalSequencesPerSecond:F1}");
+            table.AddRow("eval: seconds per 10 000 sequences", $"{10_000 / result.EvalSequencesPerSecond:F0}");
+            table.AddRow("track, K = 1: frames/s", $"{result.TrackFramesPerSecond:F0}");
+            table.AddRow("peak memory (RSS)", $"{result.PeakRssMb:N0} MB");
+            AnsiConsole.Write(table);
+            if (r.GetValue(json) is { } path)
+                AtomicFile.WriteAllText(path, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+            return 0;
+        });
+        bench.Subcommands.Add(inference);
         return bench;
+    }
+
+    /// <summary>The sequences a bench runs on: digit-sized blobs (no download) or MNIST digits, generated on the fly.</summary>
+    static GeneratedSource Source(ParseResult r, Model.SqairConfig config, Option<bool> synthetic)
+    {
+        var dataConfig = config.DataConfig();
+        var templates = r.GetValue(synthetic)
+            ? MovingMnist.SyntheticTemplates(1000, 0)
+            : MovingMnist.BuildPool(Mnist.LoadSplit(Cli.EnsureMnist(r.GetValue(Cli.Cache)!, r.GetValue(Cli.MnistDir)), train: true), Pool.Train, dataConfig.DigitScale);
+        return new GeneratedSource(new MovingMnist(dataConfig, templates, config.DataSeed));
     }
 }

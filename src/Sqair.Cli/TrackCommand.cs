@@ -39,8 +39,10 @@ static class TrackCommand
             foreach (var frames in sequences)
             {
                 using var scope = NewDisposeScope();
-                var out_ = model.Forward(frames, r.GetValue(EvalCommand.K), keepFrames: true);
-                var rows = out_.ResampleRows(new Generator(0)).data<long>().ToArray();
+                // a generator per input, so the same input always gives the same tracks
+                using var generator = new Generator((ulong)index);
+                var out_ = model.Forward(frames, r.GetValue(EvalCommand.K), keepFrames: true, generator: generator);
+                var rows = out_.ResampleRows(generator).data<long>().ToArray();
                 var content = TrackExtraction.Hypotheses(out_.Frames!, rows, model.Config.ImgSize, BoxKind.Content);
                 var windows = TrackExtraction.Hypotheses(out_.Frames!, rows, model.Config.ImgSize, BoxKind.Glimpse);
                 for (int b = 0; b < rows.Length; b++, index++)

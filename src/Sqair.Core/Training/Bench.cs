@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Sqair.Data;
+using Sqair.Evaluation;
 using Sqair.Model;
 using Sqair.Objective;
 using TorchSharp;
@@ -21,6 +22,10 @@ public sealed record BenchResult(int Iterations, int SeqLen, int Threads, int Sh
     public double GflopsPerIteration => 3 * ForwardGflops;
     public double AchievedGflopsPerSecond => GflopsPerIteration * IterationsPerSecond;
 }
+
+/// <summary>Inference timing: evaluation (sequences per second) and tracking (frames per second).</summary>
+public sealed record InferenceBenchResult(long Sequences, int SeqLen, int K, int Workers, int Threads, double EvalSeconds,
+                                          double EvalSequencesPerSecond, double TrackFramesPerSecond, double PeakRssMb);
 
 public static class Bench
 {
@@ -74,6 +79,44 @@ public static class Bench
                                step / iterations, PeakRssMb(), forwardGflops, perModule);
     }
 
+    /// <summary>
+    /// Inference speed of a freshly initialised model (the same ops as a trained one): <c>sqair eval</c>
+    /// (every measure, K particles, batches of 50, <paramref name="workers"/> batches at once) and
+    /// <c>sqair track</c> (K = 1, batches of 32, forward pass and tight boxes).
+    /// </summary>
+    public static InferenceBenchResult Inference(SqairConfig c, ISequenceSource source, long sequences, int k, int workers, Device device)
+    {
+        manual_seed((long)c.Seed);
+        var model = new SqairModel(c);
+        model.to(device);
+        model.eval();
+        var clock = Stopwatch.StartNew();
+        Evaluator.Run(model, source, sequences, k, EvalBatchSize, device, workers: workers);
+        double evalSeconds = clock.Elapsed.TotalSeconds;
+
+        long frames = 0;
+        clock.Restart();
+        using (no_grad())
+            foreach (var batch in new BatchLoader(source, TrackBatchSize, shuffle: false, seed: 0, device).Ordered(sequences))
+            {
+                using var scope = NewDisposeScope();
+                using (batch)
+                {
+                    using var generator = new Generator((ulong)frames);
+                    var output = model.Forward(batch.Frames, 1, keepFrames: true, generator: generator);
+                    var rows = Enumerable.Range(0, batch.B).Select(i => (long)i).ToArray();
+                    TrackExtraction.Hypotheses(output.Frames!, rows, c.ImgSize, BoxKind.Content);
+                    frames += (long)batch.T * batch.B;
+                }
+            }
+        double trackSeconds = clock.Elapsed.TotalSeconds;
+        return new InferenceBenchResult(sequences, source.Config.SeqLen, k, workers, get_num_threads(), evalSeconds, sequences / evalSeconds,
+                                        frames / trackSeconds, PeakRssMb());
+    }
+
+    /// <summary>Batch sizes of <c>sqair eval</c> and <c>sqair track</c> (their defaults).</summary>
+    const int EvalBatchSize = 50, TrackBatchSize = 32;
+
     /// <summary>Peak resident memory of this process (VmHWM), in MB; 0 where /proc is not available.</summary>
     public static double PeakRssMb()
     {
@@ -99,7 +142,10 @@ sealed class FlopCounter
     public static double Forward(SqairModel model, Tensor frames, int k)
     {
         var counter = Attach(model);
-        using (no_grad()) model.Forward(frames, k);
+        // its own scope, so its activations are freed before the step the bench times
+        using (NewDisposeScope())
+        using (no_grad())
+            model.Forward(frames, k);
         return counter.Detach();
     }
 

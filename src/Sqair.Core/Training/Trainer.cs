@@ -159,10 +159,9 @@ public sealed class Trainer
             }
             catch (ExternalException e)
             {
-                // TorchSharp frees the native scalars of implicit double→Scalar conversions in
-                // finalizers, and a garbage collection triggered on another thread can free one
-                // while libtorch still reads it (the error is then "Expected false to be true").
-                // The step is lost, not the run: skip it like a non-finite one.
+                // A guard, not a fix: the known cause, TorchSharp's finalizer-freed scalars, is
+                // banned from our code (KeptScalars.cs). Should libtorch still fail in a step, the
+                // step is lost, not the run: it is skipped like a non-finite one.
                 failure = $"libtorch error ({e.Message.Split('\n')[0].Trim()})";
             }
             Model.zero_grad();
