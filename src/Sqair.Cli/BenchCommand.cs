@@ -54,7 +54,7 @@ static class BenchCommand
         var k = new Option<int>("--k") { Description = "Particles for evaluation (tracking uses 1)", DefaultValueFactory = _ => 5 };
         var inference = new Command("eval", "Time sqair eval (all measures, K particles) and sqair track (K = 1) on a config's model")
         {
-            count, k, synthetic, json, TrainCommand.DeviceOption, TrainCommand.Threads, TrainCommand.Shards, Cli.Cache, Cli.MnistDir,
+            count, k, synthetic, json, TrainCommand.DeviceOption, TrainCommand.Threads, Cli.Cache, Cli.MnistDir,
         };
         TrainCommand.AddConfigOptions(inference);
         inference.SetAction(r =>
@@ -65,10 +65,10 @@ static class BenchCommand
             long n = r.GetValue(count);
             if (n < 1) throw new UserError($"--count {n}: must be at least 1");
             AnsiConsole.MarkupLine($"[grey]evaluating and tracking {n} sequences of {config.SeqLen} frames…[/]");
-            var result = Bench.Inference(config, source, n, r.GetValue(k), TrainCommand.ShardCount(r), device);
+            var result = Bench.Inference(config, source, n, r.GetValue(k), device);
             var table = new Table().AddColumns("measure", "value");
             table.AddRow("model", $"{config.Model}, T = {result.SeqLen}, {n} sequences");
-            table.AddRow("threads / workers / device", $"{result.Threads} / {result.Workers} / {device}");
+            table.AddRow("threads / device", $"{result.Threads} / {device}");
             table.AddRow($"eval, K = {result.K}: sequences/s", $"{result.EvalSequencesPerSecond:F1}");
             table.AddRow("eval: seconds per 10 000 sequences", $"{10_000 / result.EvalSequencesPerSecond:F0}");
             table.AddRow("track, K = 1: frames/s", $"{result.TrackFramesPerSecond:F0}");

@@ -38,7 +38,7 @@ static class EvalCommand
         var json = new Option<string?>("--json") { Description = "Where to write the JSON report (default: eval-<split>-<step>.json beside the checkpoint)" };
         var eval = new Command("eval", "Measure a checkpoint: IWAE bound, ELBO, log p(x|z), KL, ESS, MSE, count accuracy, MOTA/MOTP/IDF1")
         {
-            CheckpointArg, Split, Count, K, batch, json, TrainCommand.DeviceOption, TrainCommand.Threads, TrainCommand.Shards, Cli.Cache, Cli.MnistDir,
+            CheckpointArg, Split, Count, K, batch, json, TrainCommand.DeviceOption, TrainCommand.Threads, Cli.Cache, Cli.MnistDir,
         };
         eval.SetAction(r =>
         {
@@ -53,7 +53,7 @@ static class EvalCommand
             Cli.ModelProgress().Start(ctx =>
             {
                 var task = ctx.AddTask($"{split}, {n} sequences, K = {k}", maxValue: n);
-                report = Evaluator.Run(model, data, n, k, r.GetValue(batch), device, done => { task.Value = done; ctx.Refresh(); }, TrainCommand.ShardCount(r));
+                report = Evaluator.Run(model, data, n, k, r.GetValue(batch), device, done => { task.Value = done; ctx.Refresh(); });
             });
 
             var flat = report.Flat();

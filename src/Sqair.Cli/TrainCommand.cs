@@ -17,14 +17,15 @@ static class TrainCommand
     static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this folder from its newest checkpoint" };
     public static readonly Option<string> DeviceOption = new("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
     public static readonly Option<int> Threads = new("--threads") { Description = "CPU threads for libtorch (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
-    public static readonly Option<int?> Shards = new("--shards")
+    public static readonly Option<int> Shards = new("--shards")
     {
-        Description = "Split each training batch (or run this many evaluation batches at once) over this many threads, each with " +
-                      "threads/shards libtorch threads (default: one per thread; 1: the whole batch at once, sampling from libtorch's global generator)",
+        Description = "Split each training batch over this many threads, each with threads/shards libtorch threads; " +
+                      "1 (default): the whole batch at once on --threads threads (docs/performance.md)",
+        DefaultValueFactory = _ => 1,
     };
 
     /// <summary>The number of shards a training batch is split into (at least 1).</summary>
-    public static int ShardCount(ParseResult r) => Math.Max(1, r.GetValue(Shards) ?? r.GetValue(Threads));
+    public static int ShardCount(ParseResult r) => r.GetValue(Shards) >= 1 ? r.GetValue(Shards) : throw new UserError($"--shards {r.GetValue(Shards)}: must be at least 1");
 
     /// <summary>One string option per config key, so "--learning_rate 3e-4" works like the original's flags.</summary>
     static readonly Dictionary<string, Option<string?>> KeyOptions =

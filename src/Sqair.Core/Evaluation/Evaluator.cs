@@ -37,15 +37,14 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
 
 /// <summary>
 /// Runs a model over (part of) a dataset in inference mode and adds up the SPEC §5 measurements.
-/// Batches are spread over <c>workers</c> threads, each with one libtorch thread: at evaluation's
-/// batch sizes most ops are too small for libtorch to split over cores (docs/performance.md). Every
-/// batch samples from its own generator, seeded by its position, and results are added in batch
-/// order, so a report does not depend on the number of workers or threads.
+/// Every batch samples from its own generator, seeded by the index of its first sequence, so a
+/// report depends only on the model, the data and K (and, in the last digits, on the thread count
+/// through libtorch's reductions), not on what ran before.
 /// </summary>
 public static class Evaluator
 {
     public static EvaluationReport Run(SqairModel model, ISequenceSource source, long sequences, int k, int batchSize, Device device,
-                                       Action<long>? progress = null, int workers = 1)
+                                       Action<long>? progress = null)
     {
         var loader = new BatchLoader(source, batchSize, shuffle: false, seed: 0, device);
         var total = new BatchMetrics();
@@ -53,27 +52,14 @@ public static class Evaluator
         var motGlimpse = new MotAccumulator();
         long done = 0;
         bool wasTraining = model.training;
-        int threads = get_num_threads();
         model.eval();
         try
         {
-            foreach (var window in loader.Ordered(sequences).Chunk(Math.Max(1, workers)))
+            foreach (var batch in loader.Ordered(sequences))
             {
-                var results = new BatchResult[window.Length];
-                var offsets = new long[window.Length];
-                for (int i = 0; i < window.Length; i++) offsets[i] = done + window.Take(i).Sum(w => (long)w.B);
-                if (window.Length == 1) results[0] = Measure(model, window[0], k, offsets[0]);
-                else
+                using (batch)
                 {
-                    int perWorker = Math.Max(1, threads / window.Length);
-                    Parallel.For(0, window.Length, new ParallelOptions { MaxDegreeOfParallelism = window.Length }, i =>
-                    {
-                        set_num_threads(perWorker);
-                        results[i] = Measure(model, window[i], k, offsets[i]);
-                    });
-                }
-                foreach (var (batch, result) in window.Zip(results))
-                {
+                    var result = Measure(model, batch, k, done);
                     total += result.Metrics;
                     for (int b = 0; b < batch.B; b++)
                     {
@@ -81,19 +67,12 @@ public static class Evaluator
                         motGlimpse.AddSequence(result.Truth[b], result.Windows[b]);
                     }
                     done += batch.B;
-                    batch.Dispose();
                 }
                 progress?.Invoke(done);
             }
         }
-        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
-            throw;
-        }
         finally
         {
-            set_num_threads(threads);
             if (wasTraining) model.train();
         }
         return new EvaluationReport(total, mot.Summary(), motGlimpse.Summary());

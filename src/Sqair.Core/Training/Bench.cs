@@ -24,7 +24,7 @@ public sealed record BenchResult(int Iterations, int SeqLen, int Threads, int Sh
 }
 
 /// <summary>Inference timing: evaluation (sequences per second) and tracking (frames per second).</summary>
-public sealed record InferenceBenchResult(long Sequences, int SeqLen, int K, int Workers, int Threads, double EvalSeconds,
+public sealed record InferenceBenchResult(long Sequences, int SeqLen, int K, int Threads, double EvalSeconds,
                                           double EvalSequencesPerSecond, double TrackFramesPerSecond, double PeakRssMb);
 
 public static class Bench
@@ -81,17 +81,17 @@ public static class Bench
 
     /// <summary>
     /// Inference speed of a freshly initialised model (the same ops as a trained one): <c>sqair eval</c>
-    /// (every measure, K particles, batches of 50, <paramref name="workers"/> batches at once) and
+    /// (every measure, K particles, batches of 50) and
     /// <c>sqair track</c> (K = 1, batches of 32, forward pass and tight boxes).
     /// </summary>
-    public static InferenceBenchResult Inference(SqairConfig c, ISequenceSource source, long sequences, int k, int workers, Device device)
+    public static InferenceBenchResult Inference(SqairConfig c, ISequenceSource source, long sequences, int k, Device device)
     {
         manual_seed((long)c.Seed);
         var model = new SqairModel(c);
         model.to(device);
         model.eval();
         var clock = Stopwatch.StartNew();
-        Evaluator.Run(model, source, sequences, k, EvalBatchSize, device, workers: workers);
+        Evaluator.Run(model, source, sequences, k, EvalBatchSize, device);
         double evalSeconds = clock.Elapsed.TotalSeconds;
 
         long frames = 0;
@@ -110,7 +110,7 @@ public static class Bench
                 }
             }
         double trackSeconds = clock.Elapsed.TotalSeconds;
-        return new InferenceBenchResult(sequences, source.Config.SeqLen, k, workers, get_num_threads(), evalSeconds, sequences / evalSeconds,
+        return new InferenceBenchResult(sequences, source.Config.SeqLen, k, get_num_threads(), evalSeconds, sequences / evalSeconds,
                                         frames / trackSeconds, PeakRssMb());
     }
 

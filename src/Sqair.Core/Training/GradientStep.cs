@@ -16,7 +16,9 @@ namespace Sqair.Training;
 /// parameters' gradients (libtorch serialises that accumulation, and the two-term sum is exact in
 /// either order). Each shard samples from its own generator, seeded from (seed, iteration, shard),
 /// so a sharded run is deterministic and resumes exactly; it draws other samples than an unsharded
-/// run, which uses libtorch's global generator.
+/// run, which uses libtorch's global generator. Measured on two cores (docs/performance.md), two
+/// shards were not clearly faster than one whole batch on two libtorch threads, and held more
+/// memory (each thread's heap keeps its own peak), so one shard is the default.
 /// </summary>
 public sealed class GradientStep(SqairModel model, int shards = 1)
 {

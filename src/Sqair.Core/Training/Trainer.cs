@@ -266,7 +266,7 @@ public sealed class Trainer
     public IReadOnlyDictionary<string, double> Evaluate()
     {
         var n = Config.EvalSize == 0 ? valid!.Count ?? 1000 : Math.Min(Config.EvalSize, valid!.Count ?? Config.EvalSize);
-        var metrics = Evaluator.Run(Model, valid, n, Config.KParticles, EvalBatchSize, device, workers: step.Shards).Flat();
+        var metrics = Evaluator.Run(Model, valid, n, Config.KParticles, EvalBatchSize, device).Flat();
         Record("valid", metrics);
         return metrics;
     }
