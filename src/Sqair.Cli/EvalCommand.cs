@@ -9,7 +9,7 @@ using TorchSharp;
 
 namespace Sqair.Cli;
 
-/// <summary><c>sqair eval</c>: every SPEC §5 measurement of a checkpoint on the validation or test set.</summary>
+/// <summary><c>sqair eval</c>: every docs/design.md §5 measurement of a checkpoint on the validation or test set.</summary>
 static class EvalCommand
 {
     public static readonly Argument<string> CheckpointArg = new("checkpoint") { Description = "A checkpoint file, or a run folder (its newest checkpoint)" };

@@ -5,7 +5,7 @@ namespace Sqair.Data;
 /// <summary>A digit template: an MNIST image cropped to the bounding box of its non-zero pixels.</summary>
 public sealed record Template(byte[] Pixels, int Height, int Width, int Label);
 
-/// <summary>Which MNIST images a dataset draws its digits from (SPEC §1).</summary>
+/// <summary>Which MNIST images a dataset draws its digits from (docs/design.md §1).</summary>
 public enum Pool { Train, Validation, Test }
 
 /// <summary>
@@ -66,7 +66,7 @@ public sealed class Sequence(int seqLen, int side, int slots)
 }
 
 /// <summary>
-/// The moving multi-MNIST generator of SPEC §1. Sequence i of a dataset is a pure function of
+/// The moving multi-MNIST generator of docs/design.md §1. Sequence i of a dataset is a pure function of
 /// (seed, pool, i): it has its own random stream, so generation is parallel and gives identical
 /// bytes at any thread count.
 /// </summary>
@@ -86,7 +86,7 @@ public sealed class MovingMnist
         Seed = seed;
     }
 
-    /// <summary>The template pool of SPEC §1: train = first 55 000 training images, validation = last 5 000, test = t10k.</summary>
+    /// <summary>The template pool of docs/design.md §1: train = first 55 000 training images, validation = last 5 000, test = t10k.</summary>
     public static List<Template> BuildPool(MnistSplit split, Pool pool, double digitScale)
     {
         var (start, count) = pool switch

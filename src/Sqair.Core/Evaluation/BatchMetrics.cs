@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Sqair.Evaluation;
 
 /// <summary>
-/// SPEC §5 measurements of one batch, as sums over its sequences so that batches add up:
+/// docs/design.md §5 measurements of one batch, as sums over its sequences so that batches add up:
 /// divide by <see cref="Sequences"/> (or frames) for means. Per-sequence quantities are summed
 /// over the frames of the sequence.
 /// </summary>

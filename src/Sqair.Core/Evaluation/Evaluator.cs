@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Sqair.Evaluation;
 
 /// <summary>
-/// Everything SPEC §5 measures on a set of sequences. Tracking is measured twice: with the tight
+/// Everything docs/design.md §5 measures on a set of sequences. Tracking is measured twice: with the tight
 /// boxes of what each object draws (<see cref="Tracking"/>, the headline "mota", "idf1") and with
 /// the raw attention windows (<see cref="TrackingGlimpse"/>, "…_glimpse"), which are usually larger
 /// than the digit they hold.
@@ -36,7 +36,7 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
 }
 
 /// <summary>
-/// Runs a model over (part of) a dataset in inference mode and adds up the SPEC §5 measurements.
+/// Runs a model over (part of) a dataset in inference mode and adds up the docs/design.md §5 measurements.
 /// Every batch samples from its own generator, seeded by the index of its first sequence, so a
 /// report depends only on the model, the data and K (and, in the last digits, on the thread count
 /// through libtorch's reductions), not on what ran before.

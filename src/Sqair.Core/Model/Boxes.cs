@@ -5,7 +5,7 @@ using static Sqair.KeptScalars;
 namespace Sqair.Model;
 
 /// <summary>
-/// Conversions between <c>where</c> logits, transformer coordinates and pixel boxes (SPEC §2).
+/// Conversions between <c>where</c> logits, transformer coordinates and pixel boxes (docs/design.md §2.1).
 /// <c>where</c> = (sx, sy, tx, ty) logits; scale = sigmoid, shift = tanh, in normalised [−1, 1]
 /// coordinates with the align-corners convention. Pixel boxes are (y, x, h, w).
 /// </summary>

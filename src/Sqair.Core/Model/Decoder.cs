@@ -7,7 +7,7 @@ using static Sqair.KeptScalars;
 namespace Sqair.Model;
 
 /// <summary>
-/// The glimpse decoder and the likelihood p(x | z) (SPEC §2): decoded glimpses, times a learned
+/// The glimpse decoder and the likelihood p(x | z) (docs/design.md §2.6): decoded glimpses, times a learned
 /// <c>output_scale</c>, written onto the canvas and summed over present objects; a learned mean
 /// image is added under the soft write mask m = sigmoid(−10 + 20·Σ presence·write(ones)).
 /// Shapes: what [R, N, D], where [R, N, 4], presence [R, N] → canvas [R, C, H, W], glimpses [R, N, C, G, G].

@@ -9,7 +9,7 @@ using static Sqair.KeptScalars;
 namespace Sqair.Model;
 
 /// <summary>
-/// Discovery (SPEC §2): AIR-style sequential inference of up to A = N − (propagated objects
+/// Discovery (docs/design.md §2.4): AIR-style sequential inference of up to A = N − (propagated objects
 /// present) new objects, conditioned on a DeepSet summary of the propagated ones, with its priors:
 /// a categorical number of steps, N(0, 1) for what and an autoregressive Gaussian for where.
 /// Shapes: x [R, C, H, W]; propagated slots [R, N, ·]; outputs [R, N, ·].
@@ -41,7 +41,7 @@ public sealed class Discovery : Module
 
         steps_bias = Parameter(zeros(n + 1));
         var timeBias = zeros(n + 1);
-        timeBias[0] = FirstFrameEmptyBias;
+        timeBias[0] = NothingNewAfterFirstFrameBias;
         steps_time_bias = Parameter(timeBias);
         steps_mlp = new Mlp("steps_mlp", 1, [10], n + 1);
 
@@ -59,7 +59,7 @@ public sealed class Discovery : Module
     /// Initial bias of "no new object" after the first frame (the original's 10): objects present
     /// at t − 1 are propagated, so discovery starts out expecting to find nothing new.
     /// </summary>
-    const float FirstFrameEmptyBias = 10f;
+    const float NothingNewAfterFirstFrameBias = 10f;
 
     /// <summary>Parameters that only matter when objects are propagated (frozen in the AIR baseline).</summary>
     public IEnumerable<Parameter> PropagationOnlyParameters() => conditioning.parameters().Append(steps_time_bias);
@@ -73,7 +73,7 @@ public sealed class Discovery : Module
     /// <summary>
     /// Discovers new objects in x [R, C, H, W], whose <see cref="EncodeFrames"/> features are
     /// <paramref name="features"/>. <paramref name="priorPresenceLogit"/> [R, N] are the propagation
-    /// prior's gated presence logits (e in SPEC §2); <paramref name="later"/> is t &gt; 0. Noise comes
+    /// prior's gated presence logits (e in docs/design.md §2.4); <paramref name="later"/> is t &gt; 0. Noise comes
     /// from <paramref name="generator"/> (null: the global one).
     /// </summary>
     public (ObjectSlots Slots, StepTerms Terms) Forward(Tensor x, Tensor features, ObjectSlots propagated, Tensor priorPresenceLogit, bool later,
@@ -86,16 +86,18 @@ public sealed class Discovery : Module
 
         var s = rnn.InitialState(r);
         Tensor whatJ = zeros(r, d, device: x.device), whereJ = zeros(r, 4, device: x.device), presJ = ones(r, 1, device: x.device);
-        var what = new Tensor[n]; var where = new Tensor[n]; var pres = new Tensor[n]; var logits = new Tensor[n]; var prob = new Tensor[n];
-        var logqCont = zeros(r, device: x.device);
-        var logpWhat = zeros(r, device: x.device);
+        // Per step: samples, noise, scales and logits; the log-densities follow on all N steps at once.
+        var what = new Tensor[n]; var where = new Tensor[n]; var pres = new Tensor[n]; var logits = new Tensor[n]; var gatedLogits = new Tensor[n];
+        var whereNoise = new Tensor[n]; var whereScale = new Tensor[n]; var whatNoise = new Tensor[n]; var whatScale = new Tensor[n];
         for (int j = 0; j < n; j++)
         {
             s = rnn.call(cat([features, cond, whatJ, whereJ, presJ], -1), s);
             var (loc, scaleLogit) = transform.call(s);
-            var (whereK, logqWhere) = NormalSample(loc, PositiveScale(scaleLogit), StandardNormal(loc, generator));
+            (whereScale[j], whereNoise[j]) = (PositiveScale(scaleLogit), StandardNormal(loc, generator));
+            var whereK = loc.Plus(whereScale[j] * whereNoise[j]);
             var enc = glimpseEncoder.call(SpatialTransformer.Extract(x, Boxes.Coords(whereK), g)).split([d, d], -1);
-            var (whatK, logqWhat) = NormalSample(enc[0], PositiveScale(enc[1]), StandardNormal(enc[0], generator));
+            (whatScale[j], whatNoise[j]) = (PositiveScale(enc[1]), StandardNormal(enc[0], generator));
+            var whatK = enc[0].Plus(whatScale[j] * whatNoise[j]);
 
             var logit = presence.call(cat([s, whatK], -1));
             // Steps past the cap are forced absent, so q(n) has no mass beyond A.
@@ -105,27 +107,27 @@ public sealed class Discovery : Module
             using (no_grad()) z = bernoulli(gated.sigmoid(), generator);
             presJ = z * gate;
 
-            var present = presJ.squeeze(-1);
-            logqCont = logqCont.Plus(present * logqWhere.sum(-1).Plus(logqWhat.sum(-1)));
-            logpWhat = logpWhat.Plus(present * StandardNormalLogProb(whatK).sum(-1));
             what[j] = whatJ = whatK;
             where[j] = whereJ = whereK;
-            pres[j] = present;
+            pres[j] = presJ.squeeze(-1);
             logits[j] = logit.squeeze(-1);
-            prob[j] = gated.sigmoid().squeeze(-1);
+            gatedLogits[j] = gated.squeeze(-1);
         }
-        var presence_ = stack(pres, 1);
+        var present = stack(pres, 1);                                       // [R, N]
+        var whatAll = stack(what, 1);
         var whereAll = stack(where, 1);
-        var count = presence_.sum(1).to(ScalarType.Int64);
+        var count = present.sum(1).to(ScalarType.Int64);
         var logqN = NumStepsLogProbs(stack(logits, 1), allowed).gather(1, count.unsqueeze(1)).squeeze(1);
+        var logqCont = NoiseLogProb(stack(whereNoise, 1), stack(whereScale, 1)).sum(-1).Plus(NoiseLogProb(stack(whatNoise, 1), stack(whatScale, 1)).sum(-1));
 
         // priors
         var (stepLogits, e) = StepsPrior(priorPresenceLogit, later);
         var logpN = nn.functional.log_softmax(stepLogits, 1).gather(1, count.unsqueeze(1)).squeeze(1);
-        var (_, logpWhere) = WherePrior(cat([cond, e], -1), presence_, (j, _, _) => whereAll.select(1, j));
+        var (_, logpWhere) = WherePrior(cat([cond, e], -1), present, (j, _, _) => whereAll.select(1, j));
+        var logpWhat = (present * StandardNormalLogProb(whatAll).sum(-1)).sum(1);
 
-        var slots = new ObjectSlots(stack(what, 1), whereAll, presence_, stack(prob, 1), NewIds(lastId, presence_), initialStates.Temporal, initialStates.Prior);
-        var logq = logqCont.Plus(logqN);
+        var slots = new ObjectSlots(whatAll, whereAll, present, stack(gatedLogits, 1).sigmoid(), NewIds(lastId, present), initialStates.Temporal, initialStates.Prior);
+        var logq = (present * logqCont).sum(1).Plus(logqN);
         return (slots, new StepTerms(logq, logpWhat.Plus(logpWhere).Plus(logpN), logqN));
     }
 

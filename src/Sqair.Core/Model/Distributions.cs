@@ -30,16 +30,18 @@ public static class Distributions
     /// <summary>Elementwise log N(x; 0, 1).</summary>
     public static Tensor StandardNormalLogProb(Tensor x) => (x * x).mul(Kept(-0.5)) - Kept(HalfLog2Pi);
 
-    /// <summary>A reparameterised Normal sample and its log-density, from standard noise eps.</summary>
-    public static (Tensor Sample, Tensor LogProb) NormalSample(Tensor loc, Tensor scale, Tensor eps) =>
-        (loc.Plus(scale * eps), (eps * eps).mul(Kept(-0.5)) - scale.log() - Kept(HalfLog2Pi));
+    /// <summary>
+    /// Elementwise log-density of the sample loc + scale·eps under N(loc, scale), from its noise:
+    /// log N(eps; 0, 1) − log scale.
+    /// </summary>
+    public static Tensor NoiseLogProb(Tensor eps, Tensor scale) => (eps * eps).mul(Kept(-0.5)) - scale.log() - Kept(HalfLog2Pi);
 
     /// <summary>Elementwise log Bernoulli(x; sigmoid(logits)), stable for large |logits|.</summary>
     public static Tensor BernoulliLogProb(Tensor x, Tensor logits) =>
         (x * logits.log_sigmoid()).Plus(x.OneMinus() * logits.neg().log_sigmoid());
 
     /// <summary>
-    /// Presence gating of SPEC §2: logit ← gate·logit + (gate − 1)·88, so an absent gate gives
+    /// Presence gating (docs/design.md §2.2): logit ← gate·logit + (gate − 1)·88, so an absent gate gives
     /// probability e^−88 ≈ 0 while a present one leaves the logit as it is.
     /// </summary>
     public static Tensor GateLogits(Tensor logits, Tensor gate) => (gate * logits).Plus((gate - Kept(1.0)).mul(Kept(-AbsentLogit)));

@@ -12,7 +12,7 @@ namespace Sqair.Model;
 public sealed record StepTerms(Tensor LogQ, Tensor LogP, Tensor LogQDiscrete);
 
 /// <summary>
-/// Propagation (SPEC §2): the posterior q(z_t | x_t, z_{t−1}) of every object present at t − 1,
+/// Propagation (docs/design.md §2.3): the posterior q(z_t | x_t, z_{t−1}) of every object present at t − 1,
 /// slot by slot so that each object sees what the previous slots explained, and the prior
 /// p(z_t | z_{t−1}) that treats objects independently.
 /// Shapes: x [R, C, H, W]; previous slots [R, N, ·]; outputs [R, N, ·].
@@ -100,10 +100,10 @@ public sealed class Propagation : Module
 
         var s = rnn.InitialState(r);
         Tensor whatK = zeros(r, d, device: x.device), whereK = zeros(r, 4, device: x.device), presK = zeros(r, 1, device: x.device);
-        var what = new Tensor[n]; var where = new Tensor[n]; var pres = new Tensor[n]; var prob = new Tensor[n]; var temporalState = new Tensor[n];
-        var logq = zeros(r, device: x.device);
-        var logp = zeros(r, device: x.device);
-        var logqDiscrete = zeros(r, device: x.device);
+        // Per slot: the samples, their noise and scales, and the presence logits. The log-densities
+        // are computed once on all N slots after the loop (a third of the ops of doing it per slot).
+        var what = new Tensor[n]; var where = new Tensor[n]; var pres = new Tensor[n]; var logits = new Tensor[n]; var temporalState = new Tensor[n];
+        var whereNoise = new Tensor[n]; var whereScale = new Tensor[n]; var whatNoise = new Tensor[n]; var whatScales = new Tensor[n];
         for (int k = 0; k < n; k++)
         {
             var hk = prev.Temporal.select(1, k);
@@ -119,7 +119,6 @@ public sealed class Propagation : Module
             var scale = PositiveScale(scaleLogit.sub(Kept(1.0)));
             var eps = StandardNormal(loc, generator);
             var whereK1 = loc.Plus(scale * eps.Plus(eps.matmul(tril)));
-            var logqWhere = ((eps * eps).mul(Kept(-0.5)) - scale.log() - Kept(HalfLog2Pi)).sum(-1);
 
             var glimpse = SpatialTransformer.Extract(x, Boxes.Coords(whereK1), g);
             if (masks is not null) glimpse = glimpse * masks.select(1, k);
@@ -137,33 +136,37 @@ public sealed class Propagation : Module
             var oneMinusTemporal = temporalGate.OneMinus();
             var whatLoc = (forget * whatP).Plus(oneMinusInput * encLoc).Plus(oneMinusTemporal * tStats[0]);
             var whatScale = (oneMinusInput * encScale).Plus(oneMinusTemporal * tScale);
-            var (whatK1, logqWhat) = NormalSample(whatLoc, whatScale, StandardNormal(whatLoc, generator));
+            var whatEps = StandardNormal(whatLoc, generator);
+            var whatK1 = whatLoc.Plus(whatScale * whatEps);
 
             var logit = GateLogits(presence.call(cat([s, hNew, whatK1], -1)), presP);
             Tensor z;
             using (no_grad()) z = bernoulli(logit.sigmoid(), generator);
             var presK1 = z * presP;
-            var logqPres = (BernoulliLogProb(presK1, logit) * presP).squeeze(-1);
-
-            var present = presK1.squeeze(-1);
-            logq = logq.Plus(present * logqWhere.Plus(logqWhat.sum(-1))).Plus(logqPres);
-            logqDiscrete = logqDiscrete.Plus(logqPres);
-            var logpWhere = NormalLogProb(whereK1, prior.WhereLoc.select(1, k), prior.WhereScale.select(1, k)).sum(-1);
-            var logpWhat = NormalLogProb(whatK1, prior.WhatLoc.select(1, k), prior.WhatScale.select(1, k)).sum(-1);
-            logp = logp.Plus(present * logpWhere.Plus(logpWhat))
-                       .Plus(BernoulliLogProb(present, prior.PresenceLogit.select(1, k)) * presP.squeeze(-1));
 
             what[k] = whatK = whatK1;
             where[k] = whereK = whereK1;
             presK = presK1;
-            pres[k] = present;
-            prob[k] = logit.sigmoid().squeeze(-1);
+            pres[k] = presK1.squeeze(-1);
+            logits[k] = logit.squeeze(-1);
             temporalState[k] = hNew;
+            (whereNoise[k], whereScale[k], whatNoise[k], whatScales[k]) = (eps, scale, whatEps, whatScale);
         }
-        var presence_ = stack(pres, 1);
-        var ids = prev.Ids.masked_fill(presence_.lt(Kept(0.5)), Kept(-1L));
-        var slots = new ObjectSlots(stack(what, 1), stack(where, 1), presence_, stack(prob, 1), ids, stack(temporalState, 1), prior.State);
-        return (slots, new StepTerms(logq, logp, logqDiscrete), prior.PresenceLogit);
+        var present = stack(pres, 1);                           // [R, N]
+        var presenceLogits = stack(logits, 1);
+        var whatAll = stack(what, 1);
+        var whereAll = stack(where, 1);
+        // what and where count for objects present at t; presence for objects present at t − 1
+        var logqPresence = BernoulliLogProb(present, presenceLogits) * prev.Presence;
+        var logqCont = NoiseLogProb(stack(whereNoise, 1), stack(whereScale, 1)).sum(-1).Plus(NoiseLogProb(stack(whatNoise, 1), stack(whatScales, 1)).sum(-1));
+        var logpCont = NormalLogProb(whereAll, prior.WhereLoc, prior.WhereScale).sum(-1).Plus(NormalLogProb(whatAll, prior.WhatLoc, prior.WhatScale).sum(-1));
+        var logpPresence = BernoulliLogProb(present, prior.PresenceLogit) * prev.Presence;
+        var logq = (present * logqCont).Plus(logqPresence).sum(1);
+        var logp = (present * logpCont).Plus(logpPresence).sum(1);
+
+        var ids = prev.Ids.masked_fill(present.lt(Kept(0.5)), Kept(-1L));
+        var slots = new ObjectSlots(whatAll, whereAll, present, presenceLogits.sigmoid(), ids, stack(temporalState, 1), prior.State);
+        return (slots, new StepTerms(logq, logp, logqPresence.sum(1)), prior.PresenceLogit);
     }
 
     /// <summary>The learned correction of where_{t−1} before the first glimpse is scaled down (the original's 0.1) so it starts small.</summary>

@@ -5,7 +5,7 @@ using System.Text.Json.Serialization;
 
 namespace Sqair.Model;
 
-/// <summary>Which encoders and decoders, and whether objects are propagated (SPEC §3).</summary>
+/// <summary>Which encoders and decoders, and whether objects are propagated (docs/design.md §3).</summary>
 public enum ModelKind { Mlp, Conv, Air }
 
 /// <summary>

@@ -61,7 +61,7 @@ public sealed record SequenceOutput(Tensor LogWeights, Tensor LogQDiscrete, Tens
 /// <summary>
 /// SQAIR (Kosiorek et al. 2018): at every frame, propagation of the objects present at t − 1,
 /// then discovery of new ones, merging into N slots, and the decoder's likelihood. The AIR
-/// baseline runs discovery only. Every part is named as in SPEC §2.
+/// baseline runs discovery only. Every part is named as in docs/design.md §2.
 /// </summary>
 public sealed class SqairModel : Module
 {

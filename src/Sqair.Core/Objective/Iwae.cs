@@ -5,7 +5,7 @@ using static Sqair.KeptScalars;
 namespace Sqair.Objective;
 
 /// <summary>
-/// The importance-weighted bound and the VIMCO surrogate (SPEC §4). Log weights are [B, K]:
+/// The importance-weighted bound and the VIMCO surrogate (docs/design.md §4). Log weights are [B, K]:
 /// B sequences, K particles.
 /// </summary>
 public static class Iwae

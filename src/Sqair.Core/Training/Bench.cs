@@ -189,7 +189,7 @@ sealed class FlopCounter
                     var hg = gru.register_forward_hook((_, input, hidden, output) =>
                     {
                         var rows = input.shape[0];
-                        counter.flops += 2.0 * rows * (gru.weight_ih.shape[0] * gru.weight_ih.shape[1] + gru.weight_hh.shape[0] * gru.weight_hh.shape[1]);
+                        counter.flops += 2.0 * rows * (gru.weight_ih!.shape[0] * gru.weight_ih.shape[1] + gru.weight_hh!.shape[0] * gru.weight_hh.shape[1]);
                         return output;
                     });
                     counter.removers.Add(() => hg.remove());

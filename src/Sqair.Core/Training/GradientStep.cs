@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Sqair.Training;
 
 /// <summary>
-/// The loss and gradients of one training batch (SPEC §4), computed whole or in shards on parallel
+/// The loss and gradients of one training batch (docs/design.md §4), computed whole or in shards on parallel
 /// threads. Why shards: at batch 32 most of SQAIR's ~2 900 ops per iteration act on tensors too
 /// small for libtorch to split over cores, so with two intra-op threads one core mostly waits
 /// (docs/performance.md). Two shards of 16 sequences, each on its own thread with one intra-op

@@ -6,7 +6,7 @@ namespace Sqair.Training;
 public static class Presets
 {
     /// <summary>
-    /// paper: SPEC §4 exactly, the original's settings (RMSProp, lr 1e−5, 2·10⁶ iterations, batch 32,
+    /// paper: docs/design.md §4 exactly, the original's settings (RMSProp, lr 1e−5, 2·10⁶ iterations, batch 32,
     /// K = 5, curriculum from 3 frames growing every 100 000 iterations). cpu: our preset for two
     /// CPU cores and an hour: Adam with a larger rate, a short curriculum, frequent logging.
     /// </summary>

@@ -19,7 +19,7 @@ public sealed record TrainProgress(long Iteration, long MaxIterations, int SeqLe
 public enum TrainOutcome { Completed, Interrupted, TimeLimit, Diverged }
 
 /// <summary>
-/// The training loop of SPEC §4 with everything a long run needs: the curriculum and learning-rate
+/// The training loop of docs/design.md §4 with everything a long run needs: the curriculum and learning-rate
 /// schedule, TensorBoard scalars and figures, periodic evaluation, atomic checkpoints that resume
 /// exactly, a clean stop on cancellation, and skipping (then, if repeated, stopping on) NaN steps.
 /// A run folder holds config.json, metrics.jsonl, events.* (TensorBoard), figures/ and checkpoints/.

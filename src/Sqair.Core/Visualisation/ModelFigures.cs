@@ -7,7 +7,7 @@ using static Sqair.KeptScalars;
 namespace Sqair.Visualisation;
 
 /// <summary>
-/// Pictures of what the model inferred (SPEC §6), from frames [T, B, C, H, W] and the kept
+/// Pictures of what the model inferred (docs/design.md §6), from frames [T, B, C, H, W] and the kept
 /// per-step outputs of one particle per sequence (rows picked by importance resampling).
 /// </summary>
 public static class ModelFigures
