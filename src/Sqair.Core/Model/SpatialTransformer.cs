@@ -31,12 +31,12 @@ public static class SpatialTransformer
         bool single = coords.dim() == 2;
         var c = single ? coords.unsqueeze(1) : coords;
         long n = c.shape[0], m = c.shape[1], ch = images.shape[1];
-        // sampling positions of each axis [n, m, 2, G]: s·x_g + t
-        var axes = (c.narrow(-1, 0, 2).unsqueeze(-1) * Grid(glimpseSize, images.device, images.dtype)).Plus(c.narrow(-1, 2, 2).unsqueeze(-1));
-        // the m windows side by side: grid [n, G, m·G, 2] of (x, y), so the image is not copied m times
-        var x = axes.select(2, 0).reshape(n, 1, m * glimpseSize).expand(n, glimpseSize, m * glimpseSize);
-        var y = axes.select(2, 1).transpose(1, 2).unsqueeze(-1).expand(n, glimpseSize, m, glimpseSize).reshape(n, glimpseSize, m * glimpseSize);
-        var sampled = nn.functional.grid_sample(images, stack([x, y], -1), GridSampleMode.Bilinear, GridSamplePaddingMode.Zeros, align_corners: true);
+        // grid [n, G, m, G, 2] of (x, y) = (s_x·x_g + t_x, s_y·y_g + t_y): the m windows side by side
+        // in one [n, G, m·G] sampling grid, so the image is not copied m times
+        var scale = c.narrow(-1, 0, 2).view(n, 1, m, 1, 2);
+        var shift = c.narrow(-1, 2, 2).view(n, 1, m, 1, 2);
+        var grid = (BaseGrid(glimpseSize, images.device, images.dtype) * scale).Plus(shift).view(n, glimpseSize, m * glimpseSize, 2);
+        var sampled = nn.functional.grid_sample(images, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Zeros, align_corners: true);
         if (single) return sampled;
         return sampled.view(n, ch, glimpseSize, m, glimpseSize).permute(0, 3, 1, 2, 4);
     }
@@ -94,6 +94,17 @@ public static class SpatialTransformer
     static Tensor Grid(long points, Device device, ScalarType dtype) =>
         Constants.GetOrAdd((points, device.ToString(), dtype, true), _ =>
             linspace(-1.0, 1.0, points, dtype: dtype).to(device).DetachFromDisposeScope());
+
+    /// <summary>The glimpse's own grid [G, 1, G, 2]: (x_g, y_g) of pixel (row, column), as affine_grid builds it, cached.</summary>
+    static Tensor BaseGrid(long points, Device device, ScalarType dtype) =>
+        Grids.GetOrAdd((points, device.ToString(), dtype), _ =>
+        {
+            var axis = Grid(points, device, dtype);
+            return stack([axis.view(1, points).expand(points, points), axis.view(points, 1).expand(points, points)], -1)
+                .view(points, 1, points, 2).DetachFromDisposeScope();
+        });
+
+    static readonly ConcurrentDictionary<(long, string, ScalarType), Tensor> Grids = new();
 
     /// <summary>Pixel indices 0..Q − 1, cached.</summary>
     static Tensor Pixels(long count, Device device, ScalarType dtype) =>

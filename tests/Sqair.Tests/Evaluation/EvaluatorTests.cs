@@ -24,9 +24,9 @@ public class EvaluatorTests
             set_num_threads(1);
             var two = Evaluator.Run(model, source, 7, 2, 3, CPU).Flat();
             Assert.Equal(7, one["sequences"]);
-            // the same samples; only libtorch's reductions may add in another order at another thread count
+            // the same samples; only float32 sums in libtorch may add in another order at another thread count
             foreach (var (key, value) in one)
-                Assert.True(value.Equals(two[key]) || Math.Abs(value - two[key]) <= 1e-9 * Math.Abs(value),
+                Assert.True(value.Equals(two[key]) || Math.Abs(value - two[key]) <= 1e-6 * Math.Abs(value),
                             $"{key}: {value} first, {two[key]} after other sampling on one thread");
         }
         finally { set_num_threads(threads); }
