@@ -55,20 +55,28 @@ public static class Evaluator
         model.eval();
         try
         {
+            using var _ = no_grad();
             foreach (var batch in loader.Ordered(sequences))
             {
+                using var scope = NewDisposeScope();
                 using (batch)
                 {
-                    var result = Measure(model, batch, k, done);
-                    total += result.Metrics;
+                    // the batch's samples come from a generator seeded by its first sequence's index
+                    using var generator = new Generator((ulong)done);
+                    var output = model.Forward(batch.Frames, k, keepFrames: true, generator: generator);
+                    total += BatchMetrics.Of(output, batch);
+                    var rows = output.ResampleRows(generator).data<long>().ToArray();
+                    var truth = TrackExtraction.Truth(batch);
+                    var content = TrackExtraction.Hypotheses(output.Frames!, rows, model.Config.ImgSize, BoxKind.Content);
+                    var windows = TrackExtraction.Hypotheses(output.Frames!, rows, model.Config.ImgSize, BoxKind.Glimpse);
                     for (int b = 0; b < batch.B; b++)
                     {
-                        mot.AddSequence(result.Truth[b], result.Content[b]);
-                        motGlimpse.AddSequence(result.Truth[b], result.Windows[b]);
+                        mot.AddSequence(truth[b], content[b]);
+                        motGlimpse.AddSequence(truth[b], windows[b]);
                     }
                     done += batch.B;
+                    progress?.Invoke(done);
                 }
-                progress?.Invoke(done);
             }
         }
         finally
@@ -76,23 +84,6 @@ public static class Evaluator
             if (wasTraining) model.train();
         }
         return new EvaluationReport(total, mot.Summary(), motGlimpse.Summary());
-    }
-
-    sealed record BatchResult(BatchMetrics Metrics, List<IReadOnlyList<TrackBox>>[] Truth,
-                              List<IReadOnlyList<TrackBox>>[] Content, List<IReadOnlyList<TrackBox>>[] Windows);
-
-    /// <summary>Measures one batch whose first sequence is number <paramref name="offset"/> of the set (its seed).</summary>
-    static BatchResult Measure(SqairModel model, SequenceBatch batch, int k, long offset)
-    {
-        using var _ = no_grad();
-        using var scope = NewDisposeScope();
-        using var generator = new Generator((ulong)offset);
-        var output = model.Forward(batch.Frames, k, keepFrames: true, generator: generator);
-        var metrics = BatchMetrics.Of(output, batch);
-        var rows = output.ResampleRows(generator).data<long>().ToArray();
-        return new BatchResult(metrics, TrackExtraction.Truth(batch),
-                               TrackExtraction.Hypotheses(output.Frames!, rows, model.Config.ImgSize, BoxKind.Content),
-                               TrackExtraction.Hypotheses(output.Frames!, rows, model.Config.ImgSize, BoxKind.Glimpse));
     }
 }
 

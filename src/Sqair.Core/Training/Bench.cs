@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Sqair.Data;
 using Sqair.Evaluation;
 using Sqair.Model;
-using Sqair.Objective;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -45,32 +44,21 @@ public static class Bench
         {
             bool timed = i >= warmup;
             using var scope = NewDisposeScope();
-            using var batch = loader.Get(i, seqLen);
-            // FLOPs are counted once, before the timed iterations, so the hooks never slow a timed one.
-            if (i == 0) forwardGflops = FlopCounter.Forward(model, batch.Frames, c.KParticles) / 1e9;
+            // FLOPs are counted once, in the first (untimed) iteration, so the hooks never slow a timed one.
+            if (i == 0)
+                using (var first = loader.Get(i, seqLen))
+                    forwardGflops = FlopCounter.Forward(model, first.Frames, c.KParticles) / 1e9;
             var sw = Stopwatch.StartNew();
-            double t0 = 0, t1 = double.NaN;
-            if (gradientStep.Shards == 1)
-            {
-                // the unsharded step, with the forward pass timed on its own
-                var output = model.Forward(batch.Frames, c.KParticles);
-                var (loss, _) = Iwae.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen);
-                loss.ToDouble();
-                t1 = sw.Elapsed.TotalMilliseconds;
-                loss.backward();
-            }
-            else gradientStep.Run(batch.Frames, c.KParticles, c.Seed, i);
+            using var batch = loader.Get(i, seqLen);
+            double t0 = sw.Elapsed.TotalMilliseconds, t1 = double.NaN;
+            gradientStep.Run(batch.Frames, c.KParticles, c.Seed, i, afterForward: () => t1 = sw.Elapsed.TotalMilliseconds);
             double t2 = sw.Elapsed.TotalMilliseconds;
             optimizer.Step(c.LearningRate);
             model.zero_grad();
             double t3 = sw.Elapsed.TotalMilliseconds;
             if (!timed) continue;
-            forward += t1 - t0; gradient += t2 - t0; step += t3 - t2;
+            data += t0; forward += t1 - t0; gradient += t2 - t0; step += t3 - t2;
         }
-        // Batches come from the loader in a few ms; timed apart so they do not hide in the step.
-        var clock = Stopwatch.StartNew();
-        for (int i = 0; i < iterations; i++) { using var scope = NewDisposeScope(); using var batch = loader.Get(warmup + i, seqLen); }
-        data = clock.Elapsed.TotalMilliseconds;
         double total = data + gradient + step;
         bool split = gradientStep.Shards == 1;
         var perModule = model.named_children().ToDictionary(m => m.name, m => m.module.parameters().Sum(p => p.numel()));

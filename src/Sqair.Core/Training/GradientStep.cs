@@ -27,8 +27,10 @@ public sealed class GradientStep(SqairModel model, int shards = 1)
     /// <summary>
     /// Runs the model on <paramref name="frames"/> [T, B, C, H, W] with K particles and, where the
     /// loss is finite, accumulates its gradient. Returns the loss and the outputs (detached when sharded).
+    /// An unsharded step calls <paramref name="afterForward"/> between its forward and backward passes
+    /// (the bench times them apart); sharded, they overlap and it is not called.
     /// </summary>
-    public (double Loss, SequenceOutput Output) Run(Tensor frames, int k, ulong seed, long iteration)
+    public (double Loss, SequenceOutput Output) Run(Tensor frames, int k, ulong seed, long iteration, Action? afterForward = null)
     {
         int seqLen = (int)frames.shape[0];
         long b = frames.shape[1];
@@ -38,6 +40,7 @@ public sealed class GradientStep(SqairModel model, int shards = 1)
             var output = model.Forward(frames, k);
             var (loss, _) = Iwae.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen);
             double value = loss.ToDouble();
+            afterForward?.Invoke();
             if (double.IsFinite(value)) loss.backward();
             return (value, output);
         }
