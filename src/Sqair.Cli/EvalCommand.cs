@@ -12,48 +12,58 @@ namespace Sqair.Cli;
 /// <summary><c>sqair eval</c>: every docs/design.md §5 measurement of a checkpoint on the validation or test set.</summary>
 static class EvalCommand
 {
-    public static readonly Argument<string> CheckpointArg = new("checkpoint") { Description = "A checkpoint file, or a run folder (its newest checkpoint)" };
-    public static readonly Option<string> Split = new("--split") { Description = "validation or test", DefaultValueFactory = _ => "validation" };
-    public static readonly Option<long?> Count = new("--count") { Description = "Evaluate the first N sequences (default: the whole set)" };
-    public static readonly Option<int> K = new("--k") { Description = "Particles (importance samples)", DefaultValueFactory = _ => 5 };
+    static readonly Option<long?> Count = CommonOptions.AtLeast(1L, new Option<long?>("--count") { Description = "Evaluate the first N sequences (default: the whole set)" });
 
-    public static string ResolveCheckpoint(string path) =>
-        Directory.Exists(path)
-            ? Checkpoint.InRun(path).FirstOrDefault() ?? throw new UserError($"{path} has no checkpoints")
-            : File.Exists(path) ? path : throw new UserError($"checkpoint {path} does not exist");
+    static readonly Option<string?> DataFile = new("--data") { Description = "Evaluate on this dataset file (any length, digit count or scale) instead of a split" };
+
+    /// <summary>
+    /// A dataset file the user names, checked against the model (canvas size, channels), else the
+    /// cached standard dataset of the split, generated with the model's data parameters.
+    /// </summary>
+    public static SequenceFile Data(ParseResult r, Option<string?> fileOption, SqairConfig config, string split, long? count = null)
+    {
+        if (r.GetValue(fileOption) is not { } path) return Dataset(r, config, split, count);
+        if (!File.Exists(path)) throw new UserError($"{fileOption.Name} {path}: no such file");
+        var file = SequenceFile.Open(path);
+        if (file.Config.CanvasSize != config.ImgSize)
+        {
+            file.Dispose();
+            throw new UserError($"{fileOption.Name} {path}: its frames are {file.Config.CanvasSize}×{file.Config.CanvasSize} pixels, the model's img_size is {config.ImgSize}");
+        }
+        return file;
+    }
 
     /// <summary>The cached standard dataset of a split, generated with the model's data parameters.</summary>
     public static SequenceFile Dataset(ParseResult r, SqairConfig config, string split, long? count = null)
     {
-        var cache = r.GetValue(Cli.Cache)!;
-        var pool = DataCommands.ParsePool(split);
-        var mnist = Cli.EnsureMnist(cache, r.GetValue(Cli.MnistDir));
+        var pool = CommonOptions.ParsePool(split);
         long size = pool == Pool.Train ? config.TrainSize : config.ValidSize;
-        return Cli.Dataset(cache, mnist, config.DataConfig(), pool, Math.Max(size, count ?? 0), config.DataSeed);
+        return Cli.Dataset(r, config.DataConfig(), pool, Math.Max(size, count ?? 0), config.DataSeed);
     }
 
     public static Command Build()
     {
-        var batch = new Option<int>("--batch-size") { Description = "Sequences per batch", DefaultValueFactory = _ => 50 };
+        var batch = CommonOptions.BatchSize(50);
         var json = new Option<string?>("--json") { Description = "Where to write the JSON report (default: eval-<split>-<step>.json beside the checkpoint)" };
         var eval = new Command("eval", "Measure a checkpoint: IWAE bound, ELBO, log p(x|z), KL, ESS, MSE, count accuracy, MOTA/MOTP/IDF1")
         {
-            CheckpointArg, Split, Count, K, batch, json, TrainCommand.DeviceOption, TrainCommand.Threads, Cli.Cache, Cli.MnistDir,
+            CommonOptions.Checkpoint, CommonOptions.Split, DataFile, Count, CommonOptions.K, batch, CommonOptions.Seed, json,
+            CommonOptions.Device, CommonOptions.Threads, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         eval.SetAction(r =>
         {
-            var device = TrainCommand.Device(r);
-            var path = ResolveCheckpoint(r.GetValue(CheckpointArg)!);
+            var device = CommonOptions.DeviceFrom(r);
+            var path = CommonOptions.ResolveCheckpoint(r.GetValue(CommonOptions.Checkpoint)!);
             var (model, iteration) = Checkpoint.LoadModel(path, device);
-            var split = r.GetValue(Split)!;
-            using var data = Dataset(r, model.Config, split, r.GetValue(Count));
+            using var data = Data(r, DataFile, model.Config, r.GetValue(CommonOptions.Split)!, r.GetValue(Count));
+            var split = r.GetValue(DataFile) is { } dataPath ? Path.GetFileNameWithoutExtension(dataPath) : r.GetValue(CommonOptions.Split)!;
             long n = Math.Min(r.GetValue(Count) ?? data.Count!.Value, data.Count!.Value);
-            int k = r.GetValue(K);
+            int k = r.GetValue(CommonOptions.K);
             EvaluationReport report = null!;
             Cli.ModelProgress().Start(ctx =>
             {
                 var task = ctx.AddTask($"{split}, {n} sequences, K = {k}", maxValue: n);
-                report = Evaluator.Run(model, data, n, k, r.GetValue(batch), device, done => { task.Value = done; ctx.Refresh(); });
+                report = Evaluator.Run(model, data, n, k, r.GetValue(batch), device, done => { task.Value = done; ctx.Refresh(); }, r.GetValue(CommonOptions.Seed));
             });
 
             var flat = report.Flat();
@@ -63,7 +73,7 @@ static class EvalCommand
             var output = r.GetValue(json) ?? Path.Combine(Path.GetDirectoryName(path)!, $"eval-{split}-{iteration:D9}.json");
             var doc = new Dictionary<string, object>
             {
-                ["checkpoint"] = Path.GetFullPath(path), ["iteration"] = iteration, ["split"] = split, ["k"] = k,
+                ["checkpoint"] = Path.GetFullPath(path), ["iteration"] = iteration, ["split"] = split, ["data"] = data.Path, ["k"] = k, ["seed"] = r.GetValue(CommonOptions.Seed),
                 ["metrics"] = flat.ToDictionary(kv => kv.Key, kv => double.IsFinite(kv.Value) ? (object)kv.Value : kv.Value.ToString()),
             };
             AtomicFile.WriteAllText(output, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));

@@ -11,27 +11,31 @@ namespace Sqair.Cli;
 /// <summary><c>sqair render</c> and <c>sqair generate</c>: pictures and animations of what a trained model does.</summary>
 static class FigureCommands
 {
-    static readonly Option<int> First = new("--first") { Description = "Index of the first sequence", DefaultValueFactory = _ => 0 };
-    static readonly Option<int> Sequences = new("--count") { Description = "Number of sequences", DefaultValueFactory = _ => 4 };
+    static readonly Option<int> First = CommonOptions.AtLeast(0, new Option<int>("--first") { Description = "Index of the first sequence", DefaultValueFactory = _ => 0 });
+    static readonly Option<int> Sequences = CommonOptions.AtLeast(1, new Option<int>("--count") { Description = "Number of sequences", DefaultValueFactory = _ => 4 });
     static readonly Option<string> Out = new("--out") { Description = "Output folder", DefaultValueFactory = _ => "renders" };
-    static readonly Option<int> Delay = new("--delay") { Description = "GIF frame delay in hundredths of a second", DefaultValueFactory = _ => 20 };
+    static readonly Option<int> Delay = CommonOptions.AtLeast(1, new Option<int>("--delay") { Description = "GIF frame delay in hundredths of a second", DefaultValueFactory = _ => 20 });
+    static readonly Option<string?> DataFile = new("--data") { Description = "Take the sequences from this dataset file instead of a split" };
 
     /// <summary>Frames [T, B, C, H, W] of sequences first..first+count of a split, of any length (longer ones generated on the fly).</summary>
     static Tensor Frames(ParseResult r, SqairConfig config, int length, Device device)
     {
-        var split = r.GetValue(EvalCommand.Split)!;
+        var split = r.GetValue(CommonOptions.Split)!;
         int first = r.GetValue(First), count = r.GetValue(Sequences);
         ISequenceSource source;
         SequenceFile? file = null;
-        if (length <= config.SeqLen) source = file = EvalCommand.Dataset(r, config, split, first + count);
+        if (r.GetValue(DataFile) is not null || length <= config.SeqLen) source = file = EvalCommand.Data(r, DataFile, config, split, first + count);
         else
         {
             // Longer than the stored sets: the same generator and pool, with seq_len = length.
-            var mnist = Cli.EnsureMnist(r.GetValue(Cli.Cache)!, r.GetValue(Cli.MnistDir));
-            source = new GeneratedSource(Datasets.Generator(mnist, config.DataConfig() with { SeqLen = length }, DataCommands.ParsePool(split), config.DataSeed));
+            source = new GeneratedSource(Datasets.Generator(Cli.EnsureMnist(r), config.DataConfig() with { SeqLen = length }, CommonOptions.ParsePool(split), config.DataSeed));
         }
         using (file)
         {
+            if (source.Count is { } n && first + count > n)
+                throw new UserError($"--first {first} --count {count}: {(file?.Path ?? "the data")} holds {n} sequences");
+            if (source.Config.SeqLen < length)
+                throw new UserError($"--seq-len {length}: {(file?.Path ?? "the data")} has {source.Config.SeqLen} frames per sequence");
             var seqs = Enumerable.Range(first, count).Select(i => source.Get(i)).ToList();
             using var batch = SequenceBatch.From(seqs, source.Config, length, device);
             return batch.Frames.clone();
@@ -39,7 +43,7 @@ static class FigureCommands
     }
 
     static (SqairModel Model, long Iteration) Load(ParseResult r, Device device) =>
-        Checkpoint.LoadModel(EvalCommand.ResolveCheckpoint(r.GetValue(EvalCommand.CheckpointArg)!), device);
+        Checkpoint.LoadModel(CommonOptions.ResolveCheckpoint(r.GetValue(CommonOptions.Checkpoint)!), device);
 
     static void Write(IReadOnlyList<ModelFigures.Track> tracks, string dir, string name, string title, int delay, bool showInputs = true)
     {
@@ -60,24 +64,26 @@ static class FigureCommands
 
     public static Command BuildRender()
     {
-        var length = new Option<int?>("--seq-len") { Description = "Frames per sequence (default: the model's training length; longer ones, e.g. 100, are generated)" };
+        var length = CommonOptions.AtLeast(1, new Option<int?>("--seq-len") { Description = "Frames per sequence (default: the model's training length; longer ones, e.g. 100, are generated)" });
         var render = new Command("render", "Sequence figure, still figure and GIF of inputs and reconstructions with id-coloured boxes")
         {
-            EvalCommand.CheckpointArg, EvalCommand.Split, First, Sequences, length, EvalCommand.K, Out, Delay,
-            TrainCommand.DeviceOption, TrainCommand.Threads, Cli.Cache, Cli.MnistDir,
+            CommonOptions.Checkpoint, CommonOptions.Split, DataFile, First, Sequences, length, CommonOptions.K, CommonOptions.Seed, Out, Delay,
+            CommonOptions.Device, CommonOptions.Threads, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         render.SetAction(r =>
         {
-            var device = TrainCommand.Device(r);
+            var device = CommonOptions.DeviceFrom(r);
             var (model, iteration) = Load(r, device);
             int len = r.GetValue(length) ?? model.Config.SeqLen;
             var frames = Frames(r, model.Config, len, device);
             using var _ = no_grad();
-            var output = model.Forward(frames, r.GetValue(EvalCommand.K), keepFrames: true);
-            var rows = output.ResampleRows(new Generator(0)).data<long>().ToArray();
+            using var generator = new Generator(r.GetValue(CommonOptions.Seed));
+            var output = model.Forward(frames, r.GetValue(CommonOptions.K), keepFrames: true, generator: generator);
+            var rows = output.ResampleRows(generator).data<long>().ToArray();
             var tracks = rows.Select((row, b) => ModelFigures.Extract(frames, output.Frames!, b, row)).ToList();
-            Write(tracks, r.GetValue(Out)!, $"render-{r.GetValue(EvalCommand.Split)}-{r.GetValue(First)}-T{len}",
-                  $"iteration {iteration}, {r.GetValue(EvalCommand.Split)} sequences from #{r.GetValue(First)}, {len} frames (caption: count: ids)", r.GetValue(Delay));
+            var from = r.GetValue(DataFile) is { } dataPath ? Path.GetFileNameWithoutExtension(dataPath) : r.GetValue(CommonOptions.Split)!;
+            Write(tracks, r.GetValue(Out)!, $"render-{from}-{r.GetValue(First)}-T{len}",
+                  $"iteration {iteration}, {from} sequences from #{r.GetValue(First)}, {len} frames (caption: count: ids)", r.GetValue(Delay));
             return 0;
         });
         return render;
@@ -90,7 +96,7 @@ static class FigureCommands
         var plot = new Command("plot", "Learning curves (IWAE, count accuracy, MOTA, KL, log p(x|z), loss) of one or more runs, as PNGs") { runs, outDir };
         plot.SetAction(r =>
         {
-            foreach (var f in Curves.Plot(r.GetValue(runs)!, r.GetValue(outDir)!)) Console.WriteLine(Path.GetFullPath(f));
+            foreach (var f in Curves.Plot(r.GetValue(runs)!, r.GetValue(outDir)!, Cli.Warn)) Console.WriteLine(Path.GetFullPath(f));
             return 0;
         });
         return plot;
@@ -98,25 +104,24 @@ static class FigureCommands
 
     public static Command BuildGenerate()
     {
-        var length = new Option<int>("--length") { Description = "Frames per generated sequence", DefaultValueFactory = _ => 10 };
-        var observe = new Option<int>("--observe") { Description = "Condition on the first k frames of real sequences (0: sample from the prior)", DefaultValueFactory = _ => 0 };
-        var seed = new Option<long>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 0 };
+        var length = CommonOptions.AtLeast(1, new Option<int>("--length") { Description = "Frames per generated sequence", DefaultValueFactory = _ => 10 });
+        var observe = CommonOptions.AtLeast(0, new Option<int>("--observe") { Description = "Condition on the first k frames of real sequences (0: sample from the prior)", DefaultValueFactory = _ => 0 });
         var generate = new Command("generate", "Sample sequences from the model, unconditionally or continuing observed frames; PNG and GIF")
         {
-            EvalCommand.CheckpointArg, length, observe, Sequences, First, EvalCommand.Split, EvalCommand.K, seed, Out, Delay,
-            TrainCommand.DeviceOption, TrainCommand.Threads, Cli.Cache, Cli.MnistDir,
+            CommonOptions.Checkpoint, length, observe, Sequences, First, CommonOptions.Split, DataFile, CommonOptions.K, CommonOptions.Seed, Out, Delay,
+            CommonOptions.Device, CommonOptions.Threads, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         generate.SetAction(r =>
         {
-            var device = TrainCommand.Device(r);
+            var device = CommonOptions.DeviceFrom(r);
             var (model, iteration) = Load(r, device);
-            manual_seed(r.GetValue(seed));
+            manual_seed((long)r.GetValue(CommonOptions.Seed));
             int len = r.GetValue(length), k = r.GetValue(observe), count = r.GetValue(Sequences);
             if (k < 0 || k > len) throw new UserError($"--observe {k} must be in 0..--length ({len})");
             var c = model.Config;
             var observed = k > 0 ? Frames(r, c, k, device) : null;
             using var _ = no_grad();
-            var steps = model.Generate(len, count, observed, r.GetValue(EvalCommand.K), device);
+            var steps = model.Generate(len, count, observed, r.GetValue(CommonOptions.K), device);
             var inputs = observed ?? zeros([0, count, c.Channels, c.ImgSize, c.ImgSize], device: device);
             var tracks = Enumerable.Range(0, count).Select(b => ModelFigures.Extract(inputs, steps, b, b)).ToList();
             var what = k > 0 ? $"{k} observed frames, then the prior" : "samples from the prior";

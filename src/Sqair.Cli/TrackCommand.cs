@@ -16,21 +16,23 @@ static class TrackCommand
     public static Command Build()
     {
         var input = new Argument<string>("input") { Description = "A dataset file of ours (.safetensors) or a folder of PNG frames (one sequence, in name order)" };
-        var count = new Option<int?>("--count") { Description = "Track the first N sequences of a dataset file (default: all)" };
+        var count = CommonOptions.AtLeast(1, new Option<int?>("--count") { Description = "Track the first N sequences of a dataset file (default: all)" });
         var output = new Option<string>("--out") { Description = "Output prefix: writes PREFIX.csv and PREFIX.json", DefaultValueFactory = _ => "tracks" };
-        var batch = new Option<int>("--batch-size") { Description = "Sequences per batch", DefaultValueFactory = _ => 32 };
+        var batch = CommonOptions.BatchSize(32);
         var track = new Command("track", "Detect and track objects in new sequences; writes frame, id, box and presence probability")
         {
-            EvalCommand.CheckpointArg, input, count, EvalCommand.K, output, batch, TrainCommand.DeviceOption, TrainCommand.Threads,
+            CommonOptions.Checkpoint, input, count, CommonOptions.K, CommonOptions.Seed, output, batch, CommonOptions.Device, CommonOptions.Threads,
         };
         track.SetAction(r =>
         {
-            var device = TrainCommand.Device(r);
-            var (model, _) = Checkpoint.LoadModel(EvalCommand.ResolveCheckpoint(r.GetValue(EvalCommand.CheckpointArg)!), device);
+            var device = CommonOptions.DeviceFrom(r);
+            var (model, _) = Checkpoint.LoadModel(CommonOptions.ResolveCheckpoint(r.GetValue(CommonOptions.Checkpoint)!), device);
             var path = r.GetValue(input)!;
+            if (!Directory.Exists(path) && !File.Exists(path)) throw new UserError($"input {path}: no such file or folder");
             var sequences = Directory.Exists(path)
                 ? [PngFrames.Load(path, model.Config.ImgSize, model.Config.Channels).to(device)]
-                : FileBatches(path, r.GetValue(count), r.GetValue(batch), device);
+                : FileBatches(path, model.Config.ImgSize, r.GetValue(count), r.GetValue(batch), device);
+            ulong seed = r.GetValue(CommonOptions.Seed);
 
             var csv = new StringBuilder("sequence,frame,id,y,x,h,w,window_y,window_x,window_h,window_w,presence_prob\n");
             var json = new List<object>();
@@ -39,9 +41,9 @@ static class TrackCommand
             foreach (var frames in sequences)
             {
                 using var scope = NewDisposeScope();
-                // a generator per input, so the same input always gives the same tracks
-                using var generator = new Generator((ulong)index);
-                var out_ = model.Forward(frames, r.GetValue(EvalCommand.K), keepFrames: true, generator: generator);
+                // a generator per batch, as in eval, so the same input and seed always give the same tracks
+                using var generator = new Generator(Evaluator.BatchSeed(seed, index));
+                var out_ = model.Forward(frames, r.GetValue(CommonOptions.K), keepFrames: true, generator: generator);
                 var rows = out_.ResampleRows(generator).data<long>().ToArray();
                 var content = TrackExtraction.Hypotheses(out_.Frames!, rows, model.Config.ImgSize, BoxKind.Content);
                 var windows = TrackExtraction.Hypotheses(out_.Frames!, rows, model.Config.ImgSize, BoxKind.Glimpse);
@@ -73,9 +75,11 @@ static class TrackCommand
         return track;
     }
 
-    static IEnumerable<Tensor> FileBatches(string path, int? count, int batchSize, Device device)
+    static IEnumerable<Tensor> FileBatches(string path, int imgSize, int? count, int batchSize, Device device)
     {
         using var file = SequenceFile.Open(path);
+        if (file.Config.CanvasSize != imgSize)
+            throw new UserError($"input {path}: its frames are {file.Config.CanvasSize}×{file.Config.CanvasSize} pixels, the model's img_size is {imgSize}");
         var loader = new BatchLoader(file, batchSize, shuffle: false, seed: 0, device);
         foreach (var batch in loader.Ordered(Math.Min(count ?? file.Count!.Value, file.Count!.Value)))
             using (batch)

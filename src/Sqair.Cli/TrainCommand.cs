@@ -1,41 +1,45 @@
 using System.CommandLine;
-using System.Runtime.InteropServices;
+using System.Diagnostics;
+using System.Text.Json.Nodes;
 using Spectre.Console;
 using Sqair.Data;
 using Sqair.Model;
 using Sqair.Training;
-using TorchSharp;
 
 namespace Sqair.Cli;
 
 /// <summary><c>sqair train</c>: every config key is also an option (--output_std 0.2), under the original's names.</summary>
 static class TrainCommand
 {
-    static readonly Option<string> Preset = new("--preset") { Description = $"Starting config: {string.Join(", ", Presets.All.Keys)}", DefaultValueFactory = _ => "cpu" };
+    static readonly Option<string> Preset = new("--preset")
+    {
+        Description = $"Starting config: {string.Join(", ", Presets.All.Keys)}",
+        DefaultValueFactory = _ => "cpu",
+    };
     static readonly Option<string?> ConfigFile = new("--config") { Description = "JSON file of config keys applied on top of the preset" };
-    static readonly Option<string?> RunDir = new("--run-dir") { Description = "Run folder (default runs/<preset>-<time>)" };
-    static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this folder from its newest checkpoint" };
-    public static readonly Option<string> DeviceOption = new("--device") { Description = "cpu or cuda", DefaultValueFactory = _ => "cpu" };
-    public static readonly Option<int> Threads = new("--threads") { Description = "CPU threads for libtorch (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
-    public static readonly Option<int> Shards = new("--shards")
+    static readonly Option<string?> RunDir = new("--run-dir") { Description = "Run folder (default runs/<preset>-<time>); refused if it holds a run, unless --force" };
+    static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this folder from its newest readable checkpoint" };
+    static readonly Option<bool> Force = new("--force") { Description = "Replace the run in --run-dir (its checkpoints, logs and figures are deleted)" };
+    static readonly Option<string?> Data = new("--data") { Description = "Train on this dataset file (default: the cached moving-MNIST training set)" };
+    static readonly Option<string?> ValidData = new("--valid-data") { Description = "Validate on this dataset file (default: the cached validation set, or --data's)" };
+    public static readonly Option<int> Shards = CommonOptions.AtLeast(1, new Option<int>("--shards")
     {
         Description = "Split each training batch over this many threads, each with threads/shards libtorch threads; " +
                       "1 (default): the whole batch at once on --threads threads (docs/performance.md)",
         DefaultValueFactory = _ => 1,
-    };
-
-    /// <summary>The number of shards a training batch is split into (at least 1).</summary>
-    public static int ShardCount(ParseResult r) => r.GetValue(Shards) >= 1 ? r.GetValue(Shards) : throw new UserError($"--shards {r.GetValue(Shards)}: must be at least 1");
+    });
 
     /// <summary>One string option per config key, so "--learning_rate 3e-4" works like the original's flags.</summary>
     static readonly Dictionary<string, Option<string?>> KeyOptions =
         SqairConfig.Keys.Keys.ToDictionary(k => k, k => new Option<string?>($"--{k}") { Description = $"config key {k}", HelpName = "value" });
 
+    static TrainCommand() => Preset.AcceptOnlyFromAmong([.. Presets.All.Keys]);
+
     public static Command Build()
     {
-        var train = new Command("train", "Train SQAIR on moving multi-MNIST (a run folder with checkpoints, figures, TensorBoard events)")
+        var train = new Command("train", "Train SQAIR on moving multi-MNIST or a dataset file (a run folder with checkpoints, figures, TensorBoard events)")
         {
-            RunDir, Resume, DeviceOption, Threads, Shards, Cli.Cache, Cli.MnistDir,
+            RunDir, Resume, Force, Data, ValidData, CommonOptions.Device, CommonOptions.Threads, Shards, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         AddConfigOptions(train);
         train.SetAction(Run);
@@ -50,56 +54,66 @@ static class TrainCommand
         foreach (var o in KeyOptions.Values) command.Options.Add(o);
     }
 
-    /// <summary>The config from preset, then file, then command-line keys; validated with the source of every bad key named.</summary>
+    static IEnumerable<string> KeyAssignments(ParseResult r) =>
+        KeyOptions.Where(kv => r.GetValue(kv.Value) is not null).Select(kv => $"{kv.Key}={r.GetValue(kv.Value)}");
+
+    /// <summary>
+    /// The config from the preset, then the file's keys, then the command line's, validated once
+    /// with all of them applied; a bad key is named with where it came from.
+    /// </summary>
     public static SqairConfig ConfigFrom(ParseResult r)
     {
-        var config = Presets.Get(r.GetValue(Preset)!);
-        if (r.GetValue(ConfigFile) is { } file) config = SqairConfig.FromJsonFile(file, config);
-        var assignments = KeyOptions.Where(kv => r.GetValue(kv.Value) is not null).Select(kv => $"{kv.Key}={r.GetValue(kv.Value)}").ToList();
-        return assignments.Count > 0 ? config.With(assignments) : config;
-    }
-
-    /// <summary>A resumed run's config: its checkpoint's, with only the resumable keys overridable.</summary>
-    static SqairConfig ResumeConfig(ParseResult r, string runDir)
-    {
-        var config = Checkpoint.Read(Checkpoint.InRun(runDir).FirstOrDefault() ?? throw new UserError($"{runDir} has no checkpoints to resume from")).Config;
-        var assignments = KeyOptions.Where(kv => r.GetValue(kv.Value) is not null).ToList();
-        var fixedKeys = assignments.Select(kv => kv.Key).Where(k => !SqairConfig.ResumableKeys.Contains(k)).ToList();
-        if (fixedKeys.Count > 0 || r.GetValue(ConfigFile) is not null)
-            throw new UserError($"--resume keeps the run's config; only {string.Join(", ", SqairConfig.ResumableKeys)} may be given (not {string.Join(", ", fixedKeys.DefaultIfEmpty("--config"))})");
-        return assignments.Count > 0 ? config.With(assignments.Select(kv => $"{kv.Key}={r.GetValue(kv.Value)}")) : config;
-    }
-
-    public static torch.Device Device(ParseResult r)
-    {
-        torch.set_num_threads(r.GetValue(Threads));
-        var name = r.GetValue(DeviceOption)!;
-        if (name.StartsWith("cuda") && !torch.cuda.is_available())
-            throw new UserError("--device cuda: no CUDA device is available to this build (it uses TorchSharp-cpu; install TorchSharp-cuda-linux to use a GPU)");
-        return torch.device(name);
+        var overrides = new JsonObject();
+        var sources = new List<string>();
+        if (r.GetValue(ConfigFile) is { } file)
+        {
+            foreach (var (k, v) in SqairConfig.ReadOverrides(file)) overrides[k] = v?.DeepClone();
+            sources.Add(file);
+        }
+        var assignments = KeyAssignments(r).ToList();
+        if (assignments.Count > 0)
+        {
+            foreach (var (k, v) in SqairConfig.Assignments(assignments)) overrides[k] = v?.DeepClone();
+            sources.Add("command line");
+        }
+        var preset = Presets.Get(r.GetValue(Preset)!);
+        return sources.Count == 0 ? preset : preset.With(overrides, string.Join(" + ", sources));
     }
 
     static int Run(ParseResult r)
     {
-        var device = Device(r);
+        var device = CommonOptions.DeviceFrom(r);
         var resume = r.GetValue(Resume);
-        var config = resume is null ? ConfigFrom(r) : ResumeConfig(r, resume);
-        var runDir = resume ?? r.GetValue(RunDir) ?? Path.Combine("runs", $"{r.GetValue(Preset)}-{DateTime.Now:yyyyMMdd-HHmmss}");
-        var cache = r.GetValue(Cli.Cache)!;
-        var mnist = Cli.EnsureMnist(cache, r.GetValue(Cli.MnistDir));
-        var dataConfig = config.DataConfig();
-        ISequenceSource trainSource = config.OnTheFly
-            ? new GeneratedSource(Datasets.Generator(mnist, dataConfig, Pool.Train, config.DataSeed))
-            : Cli.Dataset(cache, mnist, dataConfig, Pool.Train, config.TrainSize, config.DataSeed);
-        var validSource = Cli.Dataset(cache, mnist, dataConfig, Pool.Validation, config.ValidSize, config.DataSeed);
+        SqairConfig config;
+        StartMode mode;
+        string runDir;
+        if (resume is not null)
+        {
+            var ignored = new (Option Option, bool Given)[]
+            {
+                (RunDir, r.GetValue(RunDir) is not null), (Preset, r.GetResult(Preset) is { Implicit: false }),
+                (ConfigFile, r.GetValue(ConfigFile) is not null), (Force, r.GetValue(Force)),
+            }.Where(x => x.Given).Select(x => x.Option.Name).ToList();
+            if (ignored.Count > 0)
+                throw new UserError($"--resume continues the run in its own folder with its own config; {string.Join(", ", ignored)} cannot be given with it");
+            if (!Directory.Exists(resume)) throw new UserError($"--resume {resume}: no such run folder");
+            var newest = CheckpointStore.NewestReadable(resume) ?? throw new UserError($"--resume {resume}: the folder has no readable checkpoint");
+            config = newest.Config.With(KeyAssignments(r));
+            (mode, runDir) = (StartMode.Resume, resume);
+        }
+        else
+        {
+            config = ConfigFrom(r);
+            mode = r.GetValue(Force) ? StartMode.Replace : StartMode.New;
+            runDir = r.GetValue(RunDir) ?? Path.Combine("runs", $"{r.GetValue(Preset)}-{DateTime.Now:yyyyMMdd-HHmmss}");
+        }
 
-        var trainer = new Trainer(config, runDir, trainSource, validSource, device, Cli.Log, resume is not null, ShardCount(r));
+        var (trainSource, validSource) = Sources(r, config);
+        using var trainFile = trainSource as SequenceFile;
+        using var validFile = validSource as SequenceFile;
+        using var trainer = new Trainer(config, runDir, trainSource, validSource, device, Cli.Log, mode, r.GetValue(Shards));
         AnsiConsole.MarkupLine($"run folder [green]{Markup.Escape(trainer.RunDir)}[/]  (tensorboard --logdir {Markup.Escape(trainer.RunDir)})");
-        AnsiConsole.MarkupLine($"[grey]model {config.Model}, {trainer.Model.parameters().Sum(p => p.numel()):N0} parameters, optimizer {config.Optimizer} lr {config.LearningRate}, batch {config.BatchSize}, K {config.KParticles}, {torch.get_num_threads()} threads in {ShardCount(r)} shard(s) on {device}[/]");
-
-        using var cts = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; cts.Cancel(); });
+        AnsiConsole.MarkupLine($"[grey]model {config.Model}, {trainer.Model.parameters().Sum(p => p.numel()):N0} parameters, optimizer {config.Optimizer} lr {config.LearningRate}, batch {config.BatchSize}, K {config.KParticles}, {TorchSharp.torch.get_num_threads()} threads in {r.GetValue(Shards)} shard(s) on {device}[/]");
 
         TrainOutcome outcome;
         if (AnsiConsole.Profile.Capabilities.Interactive)
@@ -110,7 +124,7 @@ static class TrainCommand
                 {
                     var task = ctx.AddTask("starting", maxValue: config.MaxTrainIter);
                     task.Value = trainer.Iteration;
-                    outcome = trainer.Run(cts.Token, p =>
+                    outcome = trainer.Run(Cli.Stopping, p =>
                     {
                         task.Value = p.Iteration;
                         task.Description = Markup.Escape(Line(p));
@@ -120,16 +134,59 @@ static class TrainCommand
         }
         else
         {
-            outcome = trainer.Run(cts.Token, p =>
+            outcome = trainer.Run(Cli.Stopping, p =>
             {
                 if (p.Iteration % config.LogItr == 0) Console.WriteLine(Line(p));
             });
         }
         var color = outcome is TrainOutcome.Diverged ? "red" : "green";
         AnsiConsole.MarkupLine($"[{color}]{Markup.Escape(trainer.StopMessage ?? outcome.ToString())}[/]");
-        return outcome is TrainOutcome.Diverged ? 2 : 0;
+        return outcome switch
+        {
+            TrainOutcome.Diverged => ExitCodes.Diverged,
+            TrainOutcome.Interrupted => ExitCodes.Interrupted,
+            _ => ExitCodes.Success,
+        };
     }
 
+    /// <summary>
+    /// The training and validation sequences: dataset files the user names (checked against their
+    /// checksums), else the cached standard sets (generated once), else the on-the-fly generator.
+    /// </summary>
+    static (ISequenceSource Train, ISequenceSource Valid) Sources(ParseResult r, SqairConfig config)
+    {
+        var dataConfig = config.DataConfig();
+        if (r.GetValue(Data) is { } trainPath)
+        {
+            var train = OpenChecked(trainPath, "--data");
+            return (train, r.GetValue(ValidData) is { } validPath ? OpenChecked(validPath, "--valid-data") : train);
+        }
+        if (r.GetValue(ValidData) is not null) throw new UserError("--valid-data needs --data (the standard training set comes with its own validation set)");
+        ISequenceSource trainSource = config.OnTheFly
+            ? new GeneratedSource(Datasets.Generator(Cli.EnsureMnist(r), dataConfig, Pool.Train, config.DataSeed))
+            : Cli.Dataset(r, dataConfig, Pool.Train, config.TrainSize, config.DataSeed);
+        return (trainSource, Cli.Dataset(r, dataConfig, Pool.Validation, config.ValidSize, config.DataSeed));
+    }
+
+    /// <summary>Opens a dataset file and checks its checksums (a changed byte would silently change what is learnt).</summary>
+    static SequenceFile OpenChecked(string path, string option)
+    {
+        if (!File.Exists(path)) throw new UserError($"{option} {path}: no such file");
+        var file = SequenceFile.Open(path);
+        var sw = Stopwatch.StartNew();
+        switch (file.Verify())
+        {
+            case null: Cli.Warn($"{path} has no checksums (written by an older version); its values were checked, its bytes cannot be"); break;
+            case [] : Cli.Log($"{path}: checksums verified in {sw.Elapsed.TotalSeconds:F1} s"); break;
+            case var problems:
+                file.Dispose();
+                throw new InvalidDataException($"{path}: {problems[0]}");
+        }
+        return file;
+    }
+
+    /// <summary>The progress line; time left to whichever of max_train_iter and the time limit comes first, as h:mm:ss.</summary>
     static string Line(TrainProgress p) =>
-        $"it {p.Iteration}/{p.MaxIterations} len {p.SeqLen} loss {p.Loss:F1} iwae {p.Iwae:F1} acc {p.CountAccuracy:F3} {p.IterationsPerSecond:F2} it/s ETA {p.Eta:d\\.hh\\:mm\\:ss}";
+        $"it {p.Iteration}/{p.MaxIterations} len {p.SeqLen} loss {p.Loss:F1} iwae {p.Iwae:F1} acc {p.CountAccuracy:F3} {p.IterationsPerSecond:F2} it/s " +
+        $"left {(int)p.Eta.TotalHours}:{p.Eta:mm\\:ss}";
 }

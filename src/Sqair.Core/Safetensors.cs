@@ -115,6 +115,8 @@ public static class Safetensors
                 var dtype = (string)node!["dtype"]!;
                 var shape = node["shape"]!.AsArray().Select(x => (long)x!).ToArray();
                 var range = node["data_offsets"]!.AsArray().Select(x => (long)x!).ToArray();
+                if (shape.Any(d => d < 0))
+                    throw new InvalidDataException($"{path}: tensor '{name}' has a negative dimension in its shape [{string.Join(", ", shape)}]");
                 var entry = new Entry(name, dtype, shape);
                 if (range.Length != 2 || range[0] < 0 || range[1] - range[0] != entry.Bytes)
                     throw new InvalidDataException($"{path}: tensor '{name}' has data offsets [{string.Join(", ", range)}] for {entry.Bytes} bytes of {dtype} [{string.Join(", ", shape)}]");

@@ -31,7 +31,8 @@ public static class Datasets
 
     /// <summary>Opens the cached dataset, generating it first if it is missing.</summary>
     public static SequenceFile Ensure(string cacheRoot, string mnistDir, MovingMnistConfig config, Pool pool, long count, ulong seed,
-                                      Action<string>? log = null, Action<long, long>? progress = null)
+                                      Action<string>? log = null, Action<long, long>? progress = null, int? threads = null,
+                                      CancellationToken stop = default)
     {
         var path = CachePath(cacheRoot, config, pool, count, seed);
         if (File.Exists(path))
@@ -40,7 +41,7 @@ public static class Datasets
             catch (InvalidDataException e) { log?.Invoke($"regenerating {path}: {e.Message}"); }
         }
         log?.Invoke($"generating {count} {pool.ToString().ToLowerInvariant()} sequences into {path}");
-        SequenceFile.Write(path, Generator(mnistDir, config, pool, seed), count, pool, done => progress?.Invoke(done, count));
+        SequenceFile.Write(path, Generator(mnistDir, config, pool, seed), count, pool, done => progress?.Invoke(done, count), threads, stop);
         return SequenceFile.Open(path);
     }
 }

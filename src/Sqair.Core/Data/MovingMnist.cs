@@ -172,7 +172,12 @@ public sealed class MovingMnist
 
         var chosen = new int[n];
         var start = new (int Y, int X)[n];
-        while (!TryPlace(rng, n, chosen, start)) { }
+        int redraws = 0;
+        while (!TryPlace(rng, n, chosen, start))
+            if (++redraws == MaxRedraws)
+                throw new ArgumentException(
+                    $"cannot place {n} digits (digit_scale {c.DigitScale}) without overlap on a {side}×{side} canvas: " +
+                    $"{MaxRedraws} draws of {c.PlacementTries} placements each failed; lower max_digits or digit_scale, or raise canvas_size or placement_tries");
 
         var seq = new Sequence(T, side, slots);
         var pos = new double[n, 2];
@@ -212,6 +217,13 @@ public sealed class MovingMnist
         }
         return seq;
     }
+
+    /// <summary>
+    /// Redraws of a sequence's digits and corners before its parameters are declared impossible. One
+    /// redraw costs microseconds and feasible configs need few, so the bound stops only configs that
+    /// cannot be generated (e.g. 20 digits on 50 px), within a second instead of never.
+    /// </summary>
+    public const int MaxRedraws = 20_000;
 
     /// <summary>Draws n distinct templates and non-overlapping in-canvas corners; false asks for a redraw.</summary>
     bool TryPlace(Rng rng, int n, int[] chosen, (int Y, int X)[] start)

@@ -19,7 +19,7 @@ public static class PngFrames
         int plane = side * side;
         for (int t = 0; t < files.Count; t++)
         {
-            using var decoded = SKBitmap.Decode(files[t]) ?? throw new InvalidDataException($"{files[t]}: not a readable PNG");
+            using var decoded = Decode(files[t]);
             using var bmp = decoded.Width == side && decoded.Height == side
                 ? decoded.Copy()
                 : decoded.Resize(new SKImageInfo(side, side), new SKSamplingOptions(SKFilterMode.Linear));
@@ -38,5 +38,17 @@ public static class PngFrames
                 }
         }
         return tensor(data, [files.Count, 1, channels, side, side]);
+    }
+
+    /// <summary>Decodes a whole image; a truncated or damaged one is an error naming the file (a partial decode would pass as a frame).</summary>
+    public static SKBitmap Decode(string file)
+    {
+        using var codec = SKCodec.Create(file, out var created) ?? throw new InvalidDataException($"{file}: not a readable image ({created})");
+        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Premul);
+        var bitmap = new SKBitmap(info);
+        var result = codec.GetPixels(info, bitmap.GetPixels());
+        if (result == SKCodecResult.Success) return bitmap;
+        bitmap.Dispose();
+        throw new InvalidDataException($"{file}: {(result == SKCodecResult.IncompleteInput ? "truncated image" : $"cannot decode the image ({result})")}");
     }
 }

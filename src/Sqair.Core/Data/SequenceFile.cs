@@ -1,3 +1,4 @@
+using System.IO.Hashing;
 using System.IO.MemoryMappedFiles;
 using System.Text.Json;
 
@@ -30,7 +31,9 @@ public sealed class GeneratedSource(MovingMnist generator) : ISequenceSource
 /// <item><c>labels</c>, <c>ids</c> I32 [N, M], −1 for absent slots (constant over a sequence).</item>
 /// </list>
 /// The header's <c>__metadata__</c> holds <c>format</c> (<see cref="Format"/>), <c>config</c> (the
-/// generator parameters as JSON), <c>seed</c> and <c>pool</c>. The file is memory-mapped, so opening
+/// generator parameters as JSON), <c>seed</c>, <c>pool</c> and <c>checksums</c> (XXH3-64 of each
+/// tensor's bytes, as JSON; absent in files written before checksums existed), which
+/// <see cref="Verify"/> checks. The file is memory-mapped, so opening
 /// even the 1.5 GB training set takes milliseconds; sequences are copied out on demand.
 /// </summary>
 public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
@@ -49,6 +52,8 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     readonly MemoryMappedViewAccessor _view;
     readonly byte* _base;
     readonly long _frames, _boxes, _present, _visible, _labels, _ids;
+    readonly Dictionary<string, (long Offset, long Bytes)> _tensors = [];
+    readonly Dictionary<string, string>? _checksums;
 
     static Safetensors.Entry[] Specs(long n, int t, int side, int m) =>
     [
@@ -64,47 +69,62 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     /// Generates <paramref name="count"/> sequences in parallel and writes them atomically to
     /// <paramref name="path"/>. <paramref name="progress"/> receives the number done so far.
     /// </summary>
-    public static void Write(string path, MovingMnist generator, long count, Pool pool, Action<long>? progress = null, int? threads = null)
+    /// <remarks>
+    /// Cancelling <paramref name="stop"/> ends the work at the next chunk with
+    /// <see cref="OperationCanceledException"/> and removes every temporary file.
+    /// </remarks>
+    public static void Write(string path, MovingMnist generator, long count, Pool pool, Action<long>? progress = null, int? threads = null,
+                             CancellationToken stop = default)
     {
+        if (count < 1) throw new ArgumentException($"a dataset needs at least 1 sequence, not {count}");
         var c = generator.Config;
         int t = c.SeqLen, side = c.CanvasSize, m = c.MaxDigits;
         var specs = Specs(count, t, side, m);
-        var metadata = new Dictionary<string, string>
-        {
-            ["format"] = Format,
-            ["config"] = JsonSerializer.Serialize(c),
-            ["seed"] = generator.Seed.ToString(),
-            ["pool"] = pool.ToString().ToLowerInvariant(),
-        };
-        var headerBytes = Safetensors.EncodeHeader(specs, metadata);
 
         // Sequences are generated in chunks in parallel, then each tensor is streamed out in order:
         // per-sequence random streams make the bytes independent of the chunking and thread count.
         const int chunk = 4096;
         var tmpDir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
         Directory.CreateDirectory(tmpDir);
-        var parts = specs.Select(_ => System.IO.Path.Combine(tmpDir, $".part-{Guid.NewGuid():N}")).ToArray();
+        var parts = specs.Select(_ => System.IO.Path.Combine(tmpDir, $".part-{Environment.ProcessId}-{Guid.NewGuid():N}")).ToArray();
         var streams = parts.Select(p => new FileStream(p, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20, FileOptions.DeleteOnClose)).ToArray();
+        var hashes = specs.Select(_ => new XxHash3()).ToArray();
+        void Put(int tensor, ReadOnlySpan<byte> bytes)
+        {
+            streams[tensor].Write(bytes);
+            hashes[tensor].Append(bytes);
+        }
         try
         {
-            var options = new ParallelOptions { MaxDegreeOfParallelism = threads ?? Environment.ProcessorCount };
+            var options = new ParallelOptions { MaxDegreeOfParallelism = threads ?? Environment.ProcessorCount, CancellationToken = stop };
             for (long start = 0; start < count; start += chunk)
             {
+                stop.ThrowIfCancellationRequested();
                 int len = (int)Math.Min(chunk, count - start);
                 var seqs = new Sequence[len];
                 long s0 = start;
                 Parallel.For(0, len, options, i => seqs[i] = generator.Generate(s0 + i));
                 foreach (var q in seqs)
                 {
-                    streams[0].Write(q.Frames);
-                    streams[1].Write(MemoryMarshalBytes(q.Boxes));
-                    streams[2].Write(q.Present);
-                    streams[3].Write(q.Visible);
-                    streams[4].Write(MemoryMarshalBytes(q.Labels));
-                    streams[5].Write(MemoryMarshalBytes(q.Ids));
+                    Put(0, q.Frames);
+                    Put(1, MemoryMarshalBytes(q.Boxes));
+                    Put(2, q.Present);
+                    Put(3, q.Visible);
+                    Put(4, MemoryMarshalBytes(q.Labels));
+                    Put(5, MemoryMarshalBytes(q.Ids));
                 }
                 progress?.Invoke(start + len);
             }
+            var metadata = new Dictionary<string, string>
+            {
+                ["format"] = Format,
+                ["config"] = JsonSerializer.Serialize(c),
+                ["seed"] = generator.Seed.ToString(),
+                ["pool"] = pool.ToString().ToLowerInvariant(),
+                ["checksums"] = JsonSerializer.Serialize(specs.Select((e, i) => (e.Name, Hash: ChecksumText(hashes[i]))).ToDictionary(x => x.Name, x => x.Hash)),
+            };
+            var headerBytes = Safetensors.EncodeHeader(specs, metadata);
+            stop.ThrowIfCancellationRequested();
             AtomicFile.Write(path, output =>
             {
                 output.Write(headerBytes);
@@ -121,6 +141,8 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         }
     }
 
+    static string ChecksumText(XxHash3 hash) => $"xxh3:{hash.GetCurrentHashAsUInt64():x16}";
+
     static ReadOnlySpan<byte> MemoryMarshalBytes<T>(T[] a) where T : unmanaged =>
         System.Runtime.InteropServices.MemoryMarshal.AsBytes(a.AsSpan());
 
@@ -136,6 +158,7 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
             Config = JsonSerializer.Deserialize<MovingMnistConfig>(meta["config"]) ?? throw new InvalidDataException("null config");
             Seed = ulong.Parse(meta["seed"]);
             Pool = Enum.Parse<Pool>(meta["pool"], ignoreCase: true);
+            _checksums = meta.TryGetValue("checksums", out var sums) ? JsonSerializer.Deserialize<Dictionary<string, string>>(sums) : null;
         }
         catch (Exception e) when (e is JsonException or FormatException or ArgumentException or KeyNotFoundException)
         {
@@ -153,6 +176,7 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
             if (!found.Entry.Shape.SequenceEqual(s.Shape))
                 throw new InvalidDataException($"{path}: tensor '{s.Name}' has shape [{string.Join(", ", found.Entry.Shape)}], expected [{string.Join(", ", s.Shape)}] from the header's config");
             offsets[s.Name] = found.Offset;
+            _tensors[s.Name] = (found.Offset, s.Bytes);
         }
         long length = new FileInfo(path).Length;
         _mmf = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
@@ -162,6 +186,59 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         _base = p;
         (_frames, _boxes, _present, _visible, _labels, _ids) =
             (offsets["frames"], offsets["boxes"], offsets["present"], offsets["visible"], offsets["labels"], offsets["ids"]);
+        try { CheckValues(); }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The ground truth's values must be possible ones (finite boxes, 0/1 flags, labels −1..9, ids
+    /// ≥ −1): a few milliseconds even for the training set, so every open checks them. The frames
+    /// can hold any byte; only their checksum (<see cref="Verify"/>) finds a changed one.
+    /// </summary>
+    void CheckValues()
+    {
+        var boxes = new ReadOnlySpan<float>(_base + _boxes, checked((int)(_tensors["boxes"].Bytes / 4)));
+        if (!AllFinite(boxes))
+            throw new InvalidDataException($"{Path}: tensor 'boxes' holds NaN or infinite values (a damaged file; regenerate it, or check it with sqair data verify)");
+        foreach (var name in new[] { "present", "visible" })
+            if (new ReadOnlySpan<byte>(_base + _tensors[name].Offset, checked((int)_tensors[name].Bytes)).IndexOfAnyExcept((byte)0, (byte)1) is >= 0 and var i)
+                throw new InvalidDataException($"{Path}: tensor '{name}' holds {_base[_tensors[name].Offset + i]} at element {i}; only 0 and 1 are allowed");
+        foreach (var (name, lo, hi) in new[] { ("labels", -1, 9), ("ids", -1, int.MaxValue) })
+        {
+            var values = new ReadOnlySpan<int>(_base + _tensors[name].Offset, checked((int)(_tensors[name].Bytes / 4)));
+            if (values.IndexOfAnyExceptInRange(lo, hi) is >= 0 and var i)
+                throw new InvalidDataException($"{Path}: tensor '{name}' holds {values[i]} at element {i}; allowed are {lo}..{(hi == int.MaxValue ? "" : hi)}");
+        }
+    }
+
+    static bool AllFinite(ReadOnlySpan<float> values)
+    {
+        foreach (var v in values)
+            if (!float.IsFinite(v)) return false;
+        return true;
+    }
+
+    /// <summary>
+    /// Recomputes every tensor's checksum and compares it with the one stored at writing. Returns
+    /// the problems found (empty: the file is as written), or null when the file has no checksums.
+    /// </summary>
+    public IReadOnlyList<string>? Verify()
+    {
+        if (_checksums is null) return null;
+        var problems = new List<string>();
+        foreach (var (name, (offset, bytes)) in _tensors)
+        {
+            var hash = new XxHash3();
+            for (long done = 0; done < bytes; done += int.MaxValue / 2)
+                hash.Append(new ReadOnlySpan<byte>(_base + offset + done, (int)Math.Min(int.MaxValue / 2, bytes - done)));
+            if (!_checksums.TryGetValue(name, out var expected)) problems.Add($"tensor '{name}' has no stored checksum");
+            else if (ChecksumText(hash) != expected) problems.Add($"tensor '{name}' does not match its checksum ({ChecksumText(hash)}, stored {expected}): the file was changed or damaged after it was written");
+        }
+        return problems;
     }
 
     public static SequenceFile Open(string path) => new(path);
@@ -182,8 +259,12 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     void Copy(long tensorStart, long index, Span<byte> dst) =>
         new ReadOnlySpan<byte>(_base + tensorStart + index * dst.Length, dst.Length).CopyTo(dst);
 
+    bool _disposed;
+
     public void Dispose()
     {
+        if (_disposed) return;
+        _disposed = true;
         _view.SafeMemoryMappedViewHandle.ReleasePointer();
         _view.Dispose();
         _mmf.Dispose();

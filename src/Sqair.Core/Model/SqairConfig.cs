@@ -144,7 +144,10 @@ public sealed record SqairConfig
     }
 
     /// <summary>Applies <c>key=value</c> overrides (values parsed as JSON, else taken as strings).</summary>
-    public SqairConfig With(IEnumerable<string> assignments, string source = "command line")
+    public SqairConfig With(IEnumerable<string> assignments, string source = "command line") => With(Assignments(assignments, source), source);
+
+    /// <summary><c>key=value</c> texts as a JSON object of overrides (values parsed as JSON, else taken as strings).</summary>
+    public static JsonObject Assignments(IEnumerable<string> assignments, string source = "command line")
     {
         var o = new JsonObject();
         foreach (var a in assignments)
@@ -158,17 +161,33 @@ public sealed record SqairConfig
             catch (JsonException) { value = JsonValue.Create(text); }
             o[key] = value;
         }
-        return With(o, source);
+        return o;
     }
 
-    public static SqairConfig FromJsonFile(string path, SqairConfig? baseConfig = null)
+    /// <summary>
+    /// The overrides in a JSON config file, not yet applied or validated (so that command-line
+    /// overrides can complete them: a file's seq_len 2 with --curriculum_start 0 is valid). A
+    /// duplicate key is an error: JSON readers disagree on which of the two wins.
+    /// </summary>
+    public static JsonObject ReadOverrides(string path)
     {
-        JsonObject o;
-        try { o = JsonNode.Parse(File.ReadAllText(path))?.AsObject() ?? throw new ArgumentException($"{path}: empty config"); }
+        if (Directory.Exists(path)) throw new ArgumentException($"--config {path}: is a folder; give a JSON file of config keys (e.g. a run's config.json)");
+        if (!File.Exists(path)) throw new FileNotFoundException($"--config {path}: no such file", path);
+        var text = File.ReadAllText(path);
+        try
+        {
+            using var doc = JsonDocument.Parse(text);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new ArgumentException($"{path}: the config must be a JSON object of keys");
+            var seen = new HashSet<string>();
+            foreach (var property in doc.RootElement.EnumerateObject())
+                if (!seen.Add(property.Name)) throw new ArgumentException($"{path}: config key '{property.Name}' is given twice");
+            return JsonNode.Parse(text)!.AsObject();
+        }
         catch (JsonException e) { throw new ArgumentException($"{path}: not valid JSON ({e.Message})", e); }
-        catch (InvalidOperationException) { throw new ArgumentException($"{path}: the config must be a JSON object"); }
-        return (baseConfig ?? new SqairConfig()).With(o, path);
     }
+
+    public static SqairConfig FromJsonFile(string path, SqairConfig? baseConfig = null) =>
+        (baseConfig ?? new SqairConfig()).With(ReadOverrides(path), path);
 
     public void Validate(string source = "config")
     {
@@ -177,14 +196,19 @@ public sealed record SqairConfig
             if (!ok) throw new ArgumentException($"{source}: config key '{key}' = {value}: {rule}");
         }
         _ = Kind;
+        foreach (var (key, prop) in Keys)
+            if (prop.PropertyType == typeof(double) && !double.IsFinite((double)prop.GetValue(this)!))
+                Check(false, key, prop.GetValue(this)!, "must be a finite number");
         Check(MaxObjects >= 1, "max_objects", MaxObjects, "must be at least 1");
         Check(ImgSize >= 8, "img_size", ImgSize, "must be at least 8");
         Check(Channels is 1 or 3, "channels", Channels, "must be 1 or 3");
-        Check(GlimpseSize >= 4, "glimpse_size", GlimpseSize, "must be at least 4");
+        Check(GlimpseSize >= 4 && GlimpseSize <= ImgSize, "glimpse_size", GlimpseSize, $"must be in 4..img_size ({ImgSize})");
         Check(Kind != ModelKind.Conv || GlimpseSize % 4 == 0, "glimpse_size", GlimpseSize, "must be a multiple of 4 for the conv model");
         Check(NWhat >= 1, "n_what", NWhat, "must be at least 1");
         Check(NUnits >= 1, "n_units", NUnits, "must be at least 1");
         Check(OutputStd > 0, "output_std", OutputStd, "must be positive");
+        Check(OutputScale > 0, "output_scale", OutputScale, "must be positive (the initial scale of decoded glimpses)");
+        Check(DigitScale is > 0 and <= 4, "digit_scale", DigitScale, "must be in (0, 4]");
         Check(KParticles >= 1, "k_particles", KParticles, "must be at least 1");
         Check(SeqLen >= 1, "seq_len", SeqLen, "must be at least 1");
         Check(MaxDigits >= MinDigits && MinDigits >= 0, "max_digits", MaxDigits, "must be at least min_digits ≥ 0");
@@ -194,7 +218,7 @@ public sealed record SqairConfig
         Check(Optimizer is "rmsprop" or "adam", "optimizer", Optimizer, "must be rmsprop or adam");
         Check(LearningRate > 0, "learning_rate", LearningRate, "must be positive");
         Check(MaxTrainIter >= 1, "max_train_iter", MaxTrainIter, "must be at least 1");
-        Check(LrSchedule.Length >= 1 && LrSchedule.All(x => x > 0), "lr_schedule", $"[{string.Join(", ", LrSchedule)}]", "must be positive stage lengths");
+        Check(LrSchedule.Length >= 1 && LrSchedule.All(x => x > 0 && double.IsFinite(x)), "lr_schedule", $"[{string.Join(", ", LrSchedule)}]", "must be positive stage lengths");
         Check(LrDecay >= 1, "lr_decay", LrDecay, "must be at least 1");
         Check(CurriculumStart >= 0 && CurriculumStart <= SeqLen, "curriculum_start", CurriculumStart, "must be in 0..seq_len");
         Check(StageItr >= 1, "stage_itr", StageItr, "must be at least 1");

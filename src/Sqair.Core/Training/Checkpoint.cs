@@ -63,6 +63,8 @@ public static class Checkpoint
                     throw new InvalidDataException($"{c.Path}: no parameter 'model/{name}'");
                 if (!saved.shape.SequenceEqual(p.shape))
                     throw new InvalidDataException($"{c.Path}: parameter 'model/{name}' has shape [{string.Join(", ", saved.shape)}], the model expects [{string.Join(", ", p.shape)}]");
+                if (saved.dtype != p.dtype)
+                    throw new InvalidDataException($"{c.Path}: parameter 'model/{name}' is {saved.dtype}, the model expects {p.dtype}");
                 p.copy_(saved);
             }
         if (optimizer is not null)
@@ -99,4 +101,9 @@ public static class Checkpoint
 
     public static string PathFor(string runDir, long iteration) =>
         Path.Combine(runDir, "checkpoints", $"step-{iteration:D9}.safetensors");
+
+    /// <summary>The iteration in a checkpoint's file name (step-000001000.safetensors → 1000).</summary>
+    public static long StepOf(string path) =>
+        long.TryParse(Path.GetFileNameWithoutExtension(path).AsSpan("step-".Length), out var step)
+            ? step : throw new ArgumentException($"{path} is not named step-N.safetensors");
 }

@@ -46,6 +46,7 @@ public abstract class Optimizer(IReadOnlyList<(string Name, Tensor Param)> param
         {
             if (!tensors.TryGetValue(key, out var saved)) throw new InvalidDataException($"checkpoint lacks optimizer state '{key}'");
             if (!saved.shape.SequenceEqual(value.shape)) throw new InvalidDataException($"optimizer state '{key}' has shape [{string.Join(", ", saved.shape)}], expected [{string.Join(", ", value.shape)}]");
+            if (saved.dtype != value.dtype) throw new InvalidDataException($"optimizer state '{key}' is {saved.dtype}, expected {value.dtype}");
             value.copy_(saved);
         }
     }

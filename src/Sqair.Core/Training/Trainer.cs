@@ -18,15 +18,19 @@ public sealed record TrainProgress(long Iteration, long MaxIterations, int SeqLe
 
 public enum TrainOutcome { Completed, Interrupted, TimeLimit, Diverged }
 
+/// <summary>How a trainer treats its run folder: start a new run (refusing a folder that holds one), continue it, or replace it.</summary>
+public enum StartMode { New, Resume, Replace }
+
 /// <summary>
 /// The training loop of docs/design.md §4 with everything a long run needs: the curriculum and learning-rate
-/// schedule, TensorBoard scalars and figures, periodic evaluation, atomic checkpoints that resume
-/// exactly, a clean stop on cancellation, and skipping (then, if repeated, stopping on) NaN steps.
-/// A run folder holds config.json, metrics.jsonl, events.* (TensorBoard), figures/ and checkpoints/.
+/// schedule, periodic evaluation and figures, atomic checkpoints that resume exactly, a clean stop
+/// on cancellation, and skipping (then, if repeated, stopping on) failed steps. A run folder holds
+/// config.json, metrics.jsonl and events.* (<see cref="RunLog"/>), figures/, checkpoints/
+/// (<see cref="CheckpointStore"/>) and, while a training runs, run.lock (<see cref="RunLock"/>).
 /// </summary>
-public sealed class Trainer
+public sealed class Trainer : IDisposable
 {
-    /// <summary>Consecutive non-finite steps after which training restores the last good checkpoint and stops.</summary>
+    /// <summary>Consecutive failed steps after which training restores the last good checkpoint and stops.</summary>
     public const int MaxBadSteps = 5;
 
     public SqairConfig Config { get; }
@@ -40,57 +44,92 @@ public sealed class Trainer
     readonly BatchLoader train;
     readonly ISequenceSource? valid;
     readonly Action<string> log;
-    readonly SummaryWriter tensorboard;
+    readonly RunLog runLog;
+    readonly CheckpointStore checkpoints;
     readonly List<(string Name, Parameter Param)> trainable;
     readonly GradientStep step;
+    RunLock? runLock;
 
     /// <summary>
-    /// Sets up a new run in <paramref name="runDir"/>, or resumes it from its newest checkpoint when
-    /// <paramref name="resume"/> is set; a resumed run's config may differ from its checkpoint's only
-    /// in <see cref="SqairConfig.ResumableKeys"/>. Each batch is split over <paramref name="shards"/>
-    /// threads (<see cref="GradientStep"/>).
+    /// Sets up a run in <paramref name="runDir"/> and takes its lock: a new one (refused when the
+    /// folder already holds a run, unless <see cref="StartMode.Replace"/>), or the run resumed from
+    /// its newest readable checkpoint, whose config may differ from <paramref name="config"/> only in
+    /// <see cref="SqairConfig.ResumableKeys"/>. Each batch is split over <paramref name="shards"/>
+    /// threads (<see cref="GradientStep"/>). Nothing is created or changed when a check fails.
     /// </summary>
     public Trainer(SqairConfig config, string runDir, ISequenceSource trainSource, ISequenceSource? validSource, Device device,
-                   Action<string>? log = null, bool resume = false, int shards = 1)
+                   Action<string>? log = null, StartMode start = StartMode.New, int shards = 1)
     {
         this.log = log ?? (_ => { });
         this.device = device;
         RunDir = Path.GetFullPath(runDir);
-        Directory.CreateDirectory(RunDir);
-        Checkpoint.Contents? start = null;
-        if (resume)
-        {
-            var path = Checkpoint.InRun(RunDir).FirstOrDefault()
-                ?? throw new FileNotFoundException($"{RunDir} has no checkpoints to resume from");
-            start = Checkpoint.Read(path);
-            var changed = config.DifferingKeys(start.Config).Where(k => !SqairConfig.ResumableKeys.Contains(k)).ToList();
-            if (changed.Count > 0)
-                throw new ArgumentException($"cannot resume {path} with a different {string.Join(", ", changed)}; a resumed run may only change {string.Join(", ", SqairConfig.ResumableKeys)}");
-            this.log($"resuming {path} at iteration {start.Iteration}");
-        }
         Config = config;
-        manual_seed((long)config.Seed);
-        Model = new SqairModel(config);
-        Model.to(device);
-        trainable = Model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
-        optimizer = Optimizer.Create(config.Optimizer, trainable.Select(p => (p.Name, (Tensor)p.Param)));
-        step = new GradientStep(Model, shards);
-        train = new BatchLoader(trainSource, config.BatchSize, shuffle: true, seed: config.Seed, device);
-        valid = validSource;
-        if (trainSource.Config.CanvasSize != config.ImgSize || trainSource.Config.SeqLen < config.SeqLen)
-            throw new ArgumentException($"the training data ({trainSource.Config.CanvasSize}px, {trainSource.Config.SeqLen} frames) does not fit img_size = {config.ImgSize}, seq_len = {config.SeqLen}");
+        CheckFits(config, trainSource, "training");
+        if (validSource is not null) CheckFits(config, validSource, "validation");
 
-        if (start is not null)
+        Checkpoint.Contents? from = null;
+        if (start == StartMode.Resume)
         {
-            Checkpoint.LoadInto(start, Model, optimizer, restoreRng: true);
-            Iteration = start.Iteration;
+            from = CheckpointStore.NewestReadable(RunDir, this.log)
+                   ?? throw new FileNotFoundException($"{RunDir} has no readable checkpoint to resume from");
+            var changed = config.DifferingKeys(from.Config).Where(k => !SqairConfig.ResumableKeys.Contains(k)).ToList();
+            if (changed.Count > 0)
+                throw new ArgumentException($"cannot resume {from.Path} with a different {string.Join(", ", changed)}; a resumed run may only change {string.Join(", ", SqairConfig.ResumableKeys)}");
         }
-        else
+        else if (RunFolder.Describe(RunDir) is { } existing && start == StartMode.New)
+            throw new ArgumentException($"{RunDir} already holds a run ({existing}); resume it with --resume {RunDir}, choose another --run-dir, or pass --force to replace it");
+
+        bool created = !Directory.Exists(RunDir);
+        runLock = RunLock.Acquire(RunDir, this.log);
+        try
         {
-            Model.Decoder.SetMeanImage(MeanFrame(trainSource, device));
-            AtomicFile.WriteAllText(Path.Combine(RunDir, "config.json"), config.ToJson());
+            if (start == StartMode.Replace) RunFolder.Clear(RunDir, this.log);
+            manual_seed((long)config.Seed);
+            Model = new SqairModel(config);
+            Model.to(device);
+            trainable = Model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
+            optimizer = Optimizer.Create(config.Optimizer, trainable.Select(p => (p.Name, (Tensor)p.Param)));
+            step = new GradientStep(Model, shards);
+            train = new BatchLoader(trainSource, config.BatchSize, shuffle: true, seed: config.Seed, device);
+            valid = validSource;
+            runLog = new RunLog(RunDir);
+            checkpoints = new CheckpointStore(RunDir, config.CkptItr, this.log);
+            if (from is not null)
+            {
+                this.log($"resuming {from.Path} at iteration {from.Iteration}");
+                Checkpoint.LoadInto(from, Model, optimizer, restoreRng: true);
+                Iteration = from.Iteration;
+                if (runLog.TruncateAfter(Iteration) is > 0 and var dropped)
+                    this.log($"dropped {dropped} line(s) of metrics.jsonl past iteration {Iteration}, written after that checkpoint");
+            }
+            else
+            {
+                Model.Decoder.SetMeanImage(MeanFrame(trainSource, device));
+                AtomicFile.WriteAllText(Path.Combine(RunDir, "config.json"), config.ToJson());
+            }
         }
-        tensorboard = torch.utils.tensorboard.SummaryWriter(RunDir);
+        catch
+        {
+            Dispose();
+            if (created) RunFolder.RemoveIfEmptyRun(RunDir);
+            throw;
+        }
+    }
+
+    static void CheckFits(SqairConfig c, ISequenceSource source, string what)
+    {
+        var d = source.Config;
+        if (d.CanvasSize != c.ImgSize || d.SeqLen < c.SeqLen)
+            throw new ArgumentException($"the {what} data ({d.CanvasSize}px, {d.SeqLen} frames) does not fit img_size = {c.ImgSize}, seq_len = {c.SeqLen}");
+        if (c.Channels != 1)
+            throw new ArgumentException($"config key 'channels' = {c.Channels}: the {what} data has 1 channel (grey moving MNIST); a colour model needs colour data");
+    }
+
+    /// <summary>Releases the run folder's lock (also done when <see cref="Run"/> returns).</summary>
+    public void Dispose()
+    {
+        runLock?.Dispose();
+        runLock = null;
     }
 
     /// <summary>The mean training frame (over up to 1 000 sequences), the initial value of the learned mean image.</summary>
@@ -108,7 +147,15 @@ public sealed class Trainer
         return tensor(sum.Select(v => (float)(v * scale)).ToArray(), [1, c.CanvasSize, c.CanvasSize]).to(device);
     }
 
+    /// <summary>Trains until max_train_iter, the time limit, a stop request or divergence; releases the run's lock when it returns.</summary>
     public TrainOutcome Run(CancellationToken stop, Action<TrainProgress>? onIteration = null)
+    {
+        runLock ??= RunLock.Acquire(RunDir, log);
+        try { return Loop(stop, onIteration); }
+        finally { Dispose(); }
+    }
+
+    TrainOutcome Loop(CancellationToken stop, Action<TrainProgress>? onIteration)
     {
         var c = Config;
         var clock = Stopwatch.StartNew();
@@ -165,24 +212,24 @@ public sealed class Trainer
                 failure = $"libtorch error ({e.Message.Split('\n')[0].Trim()})";
             }
             Model.zero_grad();
+            Iteration++;
             if (failure is not null)
             {
                 badSteps++;
-                log($"iteration {Iteration}: {failure}, step skipped ({badSteps} in a row)");
-                tensorboard.add_scalar("train/skipped_steps", badSteps, (int)Iteration);
+                log($"iteration {Iteration - 1}: {failure}, step skipped ({badSteps} in a row)");
+                runLog.Scalar("train/skipped_steps", badSteps, Iteration);
                 if (badSteps >= MaxBadSteps) return Diverged();
-                Iteration++;
-                continue;
             }
-            badSteps = 0;
-            Iteration++;
+            else
+            {
+                badSteps = 0;
+                long now = Stopwatch.GetTimestamp();
+                double seconds = (now - lastTick) / (double)Stopwatch.Frequency;
+                lastTick = now;
+                rate = rate == 0 ? 1 / seconds : 0.95 * rate + 0.05 / seconds;
+            }
 
-            long now = Stopwatch.GetTimestamp();
-            double seconds = (now - lastTick) / (double)Stopwatch.Frequency;
-            lastTick = now;
-            rate = rate == 0 ? 1 / seconds : 0.95 * rate + 0.05 / seconds;
-
-            if (Iteration % c.LogItr == 0 || Iteration == c.MaxTrainIter)
+            if ((Iteration % c.LogItr == 0 || Iteration == c.MaxTrainIter) && windowSteps > 0)
             {
                 var means = new Dictionary<string, double>(window.Means())
                 {
@@ -198,20 +245,32 @@ public sealed class Trainer
                 windowLoss = windowGradNorm = 0;
                 windowSteps = 0;
             }
+            // Due work is done even after a skipped step: the parameters are those of the last good one.
             if (Iteration % c.EvalItr == 0 && valid is not null) Safely("evaluation", () => Evaluate());
             if (Iteration % c.FigItr == 0 && valid is not null) Safely("figures", Figures);
             if (Iteration % c.CkptItr == 0) SaveCheckpoint();
 
-            var etaSeconds = rate > 0 ? (c.MaxTrainIter - Iteration) / rate : 0;
             // The progress line shows the running window, or the last logged one just after a log.
             var shown = windowSteps > 0 ? new Dictionary<string, double>(window.Means()) { ["loss"] = windowLoss / windowSteps } : logged;
             onIteration?.Invoke(new TrainProgress(Iteration, c.MaxTrainIter, seqLen, shown?["loss"] ?? double.NaN,
                 shown?["iwae"] ?? double.NaN, shown?["count_acc_visible"] ?? double.NaN, rate,
-                TimeSpan.FromSeconds(Math.Min(etaSeconds, TimeSpan.MaxValue.TotalSeconds / 2)), lr));
+                TimeLeft(c.MaxTrainIter - Iteration, rate, c.TimeLimitMin, clock.Elapsed), lr));
         }
         Finish();
         StopMessage = $"finished {Iteration} iterations";
         return TrainOutcome.Completed;
+    }
+
+    /// <summary>
+    /// Time until whichever limit comes first: the iterations left at the current rate, or the
+    /// time limit (0: none). Unknown (zero rate, no time limit) is <see cref="TimeSpan.Zero"/>.
+    /// </summary>
+    public static TimeSpan TimeLeft(long iterationsLeft, double iterationsPerSecond, double timeLimitMin, TimeSpan elapsed)
+    {
+        double byIterations = iterationsPerSecond > 0 ? iterationsLeft / iterationsPerSecond : double.PositiveInfinity;
+        double byClock = timeLimitMin > 0 ? Math.Max(0, timeLimitMin * 60 - elapsed.TotalSeconds) : double.PositiveInfinity;
+        double seconds = Math.Min(byIterations, byClock);
+        return double.IsFinite(seconds) ? TimeSpan.FromSeconds(Math.Min(seconds, TimeSpan.MaxValue.TotalSeconds / 2)) : TimeSpan.Zero;
     }
 
     /// <summary>
@@ -242,17 +301,16 @@ public sealed class Trainer
 
     TrainOutcome Diverged()
     {
-        var (last, contents) = Checkpoint.InRun(RunDir).Select(path => (path, Readable(path))).FirstOrDefault(x => x.Item2 is not null);
-        if (last is not null && contents is not null)
+        if (CheckpointStore.NewestReadable(RunDir, log) is { } contents)
         {
             Checkpoint.LoadInto(contents, Model, optimizer, restoreRng: true);
             Iteration = contents.Iteration;
-            StopMessage = $"training diverged: {MaxBadSteps} non-finite steps in a row; restored {last} (iteration {contents.Iteration}) and stopped. " +
+            StopMessage = $"training diverged: {MaxBadSteps} failed steps in a row; restored {contents.Path} (iteration {contents.Iteration}) and stopped. " +
                           "Try a lower learning_rate or clip_grad_norm.";
         }
         else
         {
-            StopMessage = $"training diverged: {MaxBadSteps} non-finite steps in a row at iteration {Iteration}, before any checkpoint was saved. " +
+            StopMessage = $"training diverged: {MaxBadSteps} failed steps in a row at iteration {Iteration}, before any checkpoint was saved. " +
                           "Try a lower learning_rate or clip_grad_norm.";
         }
         log(StopMessage);
@@ -273,10 +331,7 @@ public sealed class Trainer
 
     void Record(string split, IReadOnlyDictionary<string, double> values)
     {
-        foreach (var (k, v) in values) tensorboard.add_scalar($"{split}/{k}", (float)v, (int)Iteration);
-        var line = new Dictionary<string, object> { ["iteration"] = Iteration, ["split"] = split, ["time"] = DateTime.UtcNow.ToString("o") };
-        foreach (var (k, v) in values) line[k] = double.IsFinite(v) ? Math.Round(v, 6) : v.ToString();
-        File.AppendAllText(Path.Combine(RunDir, "metrics.jsonl"), JsonSerializer.Serialize(line) + "\n");
+        runLog.Record(split, Iteration, values);
         if (split == "valid" || Iteration % (Config.LogItr * 10) == 0 || Iteration == Config.LogItr)
             log($"{split} @ {Iteration}: " + string.Join("  ", values.Where(kv => kv.Key is "loss" or "iwae" or "kl" or "log_p_x_given_z" or "count_acc_present" or "count_acc_visible" or "ess" or "mota" or "idf1")
                                                                   .Select(kv => $"{kv.Key} {kv.Value:G5}")));
@@ -291,27 +346,20 @@ public sealed class Trainer
         using var batch = loader.Get(0);
         using var scope = NewDisposeScope();
         using var _ = no_grad();
+        // Its own generator: drawing figures must not move the training's random stream.
+        using var generator = new Generator(0);
+        SequenceOutput output;
         Model.eval();
-        var output = Model.Forward(batch.Frames, Config.KParticles, keepFrames: true);
-        Model.train();
-        var rows = output.ResampleRows(new Generator(0)).data<long>().ToArray();
+        try { output = Model.Forward(batch.Frames, Config.KParticles, keepFrames: true, generator: generator); }
+        finally { Model.train(); }
+        var rows = output.ResampleRows(generator).data<long>().ToArray();
         var tracks = rows.Select((row, b) => ModelFigures.Extract(batch.Frames, output.Frames!, b, row)).ToList();
         var seq = Path.Combine(dir, $"sequence-{Iteration:D9}.png");
         var still = Path.Combine(dir, $"still-{Iteration:D9}.png");
         ModelFigures.SequenceFigure(tracks, seq, $"iteration {Iteration}: inputs and reconstructions (caption: count: ids)");
         ModelFigures.StillFigure(tracks, batch.T - 1, still, $"iteration {Iteration}, frame {batch.T - 1}: input, reconstruction, glimpses");
-        tensorboard.add_img("figures/sequence", seq, (int)Iteration);
-        tensorboard.add_img("figures/still", still, (int)Iteration);
-    }
-
-    Checkpoint.Contents? Readable(string path)
-    {
-        try { return Checkpoint.Read(path); }
-        catch (InvalidDataException e)
-        {
-            log($"skipping unreadable checkpoint: {e.Message}");
-            return null;
-        }
+        runLog.Image("figures/sequence", seq, Iteration);
+        runLog.Image("figures/still", still, Iteration);
     }
 
     /// <summary>Saves a checkpoint unless a parameter is not finite (a bad checkpoint must never replace good ones).</summary>
@@ -323,12 +371,6 @@ public sealed class Trainer
                 log($"iteration {Iteration}: parameters are not finite, checkpoint not written");
                 return null;
             }
-        var path = Checkpoint.PathFor(RunDir, Iteration);
-        Checkpoint.Save(path, Model, optimizer, Iteration);
-        // Keep the two newest checkpoints and every one on the checkpoint cadence.
-        foreach (var old in Checkpoint.InRun(RunDir).Skip(2))
-            if (long.TryParse(Path.GetFileNameWithoutExtension(old)["step-".Length..], out var step) && step % Config.CkptItr != 0)
-                File.Delete(old);
-        return path;
+        return checkpoints.Save(Model, optimizer, Iteration);
     }
 }

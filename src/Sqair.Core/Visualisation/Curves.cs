@@ -16,10 +16,11 @@ public static class Curves
         ("loss", "training loss"),
     ];
 
-    public static IReadOnlyList<string> Plot(IReadOnlyList<string> runDirs, string outDir)
+    /// <summary>Draws the curves of <paramref name="runDirs"/> into <paramref name="outDir"/>; lines that are not whole records are skipped and reported through <paramref name="warn"/>.</summary>
+    public static IReadOnlyList<string> Plot(IReadOnlyList<string> runDirs, string outDir, Action<string>? warn = null)
     {
+        var series = runDirs.Select(dir => (Name: Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/')), Lines: Read(dir, warn))).ToList();
         Directory.CreateDirectory(outDir);
-        var series = runDirs.Select(dir => (Name: Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/')), Lines: Read(dir))).ToList();
         var written = new List<string>();
         foreach (var (key, label) in Measures)
         {
@@ -47,10 +48,20 @@ public static class Curves
         return written;
     }
 
-    static List<JsonNode> Read(string runDir)
+    static List<JsonNode> Read(string runDir, Action<string>? warn)
     {
-        var path = Path.Combine(runDir, "metrics.jsonl");
+        var path = Path.Combine(runDir, Training.RunLog.MetricsFile);
         if (!File.Exists(path)) throw new FileNotFoundException($"{path} does not exist: not a run folder?", path);
-        return File.ReadLines(path).Where(l => l.Length > 0).Select(l => JsonNode.Parse(l)!).ToList();
+        var records = new List<JsonNode>();
+        int lineNumber = 0;
+        foreach (var line in File.ReadLines(path))
+        {
+            lineNumber++;
+            if (line.Length == 0) continue;
+            // A line cut short (the disk filled up, the process was killed mid-write) loses one point, not the plot.
+            if (Training.RunLog.IterationOf(line) is null) warn?.Invoke($"{path}:{lineNumber}: not a whole record, skipped");
+            else records.Add(JsonNode.Parse(line)!);
+        }
+        return records;
     }
 }

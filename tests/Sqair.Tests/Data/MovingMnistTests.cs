@@ -193,4 +193,34 @@ public class MovingMnistTests
         var e = Assert.Throws<ArgumentException>(() => TestUtil.Generator(new MovingMnistConfig { MinDigits = 3, MaxDigits = 2 }));
         Assert.Contains("max_digits", e.Message);
     }
+
+    [Fact]
+    public void A_config_whose_digits_cannot_be_placed_fails_quickly_instead_of_retrying_forever()
+    {
+        var generator = TestUtil.Generator(new MovingMnistConfig { MinDigits = 20, MaxDigits = 20 });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var e = Assert.Throws<ArgumentException>(() => generator.Generate(0));
+        Assert.Contains("cannot place 20 digits", e.Message);
+        Assert.Contains("max_digits", e.Message);
+        Assert.True(clock.Elapsed.TotalSeconds < 10, $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public void Cancelled_generation_leaves_no_file_behind()
+    {
+        var dir = TestUtil.TempDir();
+        using var cts = new CancellationTokenSource();
+        Assert.Throws<OperationCanceledException>(() =>
+            SequenceFile.Write(Path.Combine(dir, "d.safetensors"), TestUtil.Generator(), 10_000, Pool.Train, done => cts.Cancel(), threads: 1, stop: cts.Token));
+        Assert.Empty(Directory.GetFileSystemEntries(dir));
+    }
+
+    [Fact]
+    public void Temporary_files_name_their_writer()
+    {
+        Assert.Equal(123, Leftovers.WriterOf($"step-000000004.safetensors.tmp-123-{Guid.NewGuid():N}"));
+        Assert.Equal(45, Leftovers.WriterOf($".part-45-{Guid.NewGuid():N}"));
+        Assert.Null(Leftovers.WriterOf("step-000000004.safetensors"));
+        Assert.Null(Leftovers.WriterOf("notes.tmp-1-x"));
+    }
 }

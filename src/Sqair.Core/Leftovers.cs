@@ -1,0 +1,52 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+
+namespace Sqair;
+
+/// <summary>
+/// Temporary files a killed process leaves behind: <c>NAME.tmp-PID-GUID</c> from
+/// <see cref="AtomicFile"/> (up to a checkpoint's size) and <c>.part-PID-GUID</c> from dataset
+/// generation (up to a gigabyte). Their names carry the writer's process id, so the next command
+/// that owns the folder removes those whose writer is gone and leaves a running writer's alone.
+/// </summary>
+public static partial class Leftovers
+{
+    [GeneratedRegex(@"(\.tmp-|^\.part-)(?<pid>\d+)-[0-9a-f]{32}$")]
+    private static partial Regex TempName();
+
+    /// <summary>The process id in a temporary file's name, or null for any other file.</summary>
+    public static int? WriterOf(string fileName) =>
+        TempName().Match(fileName) is { Success: true } m && int.TryParse(m.Groups["pid"].Value, out var pid) ? pid : null;
+
+    /// <summary>Deletes the temporary files in <paramref name="dir"/> whose writing process no longer runs; returns how many.</summary>
+    public static int RemoveStale(string dir, Action<string>? log = null)
+    {
+        if (!Directory.Exists(dir)) return 0;
+        int removed = 0;
+        foreach (var file in Directory.EnumerateFiles(dir))
+        {
+            if (WriterOf(Path.GetFileName(file)) is not { } pid || pid == Environment.ProcessId || IsRunning(pid)) continue;
+            try
+            {
+                long bytes = new FileInfo(file).Length;
+                File.Delete(file);
+                removed++;
+                log?.Invoke($"removed {file} ({bytes / 1e6:N1} MB), left by process {pid}, which is no longer running");
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+        return removed;
+    }
+
+    public static bool IsRunning(int pid)
+    {
+        try
+        {
+            using var p = Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
+    }
+}

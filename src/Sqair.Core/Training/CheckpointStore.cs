@@ -1,0 +1,66 @@
+namespace Sqair.Training;
+
+/// <summary>
+/// The checkpoints/ folder of a run: atomic saves, the retention rule, and finding the newest
+/// checkpoint that can still be read.
+/// </summary>
+/// <remarks>
+/// Retention (README, "Training runs"): every checkpoint on the <c>ckpt_itr</c> cadence is kept, and
+/// so are the two newest (the end of a run, a stop); the ones in between are deleted as newer ones
+/// arrive. Checkpoints that existed when this process started are never deleted, so resuming
+/// with another <c>ckpt_itr</c> cannot remove a run's history.
+/// </remarks>
+public sealed class CheckpointStore
+{
+    /// <summary>The newest checkpoints kept whatever their step.</summary>
+    public const int KeepNewest = 2;
+
+    readonly string runDir;
+    readonly long cadence;
+    readonly HashSet<string> keptFromBefore;
+    readonly Action<string> log;
+
+    public CheckpointStore(string runDir, long cadence, Action<string>? log = null)
+    {
+        this.runDir = runDir;
+        this.cadence = cadence;
+        this.log = log ?? (_ => { });
+        keptFromBefore = Checkpoint.InRun(runDir).ToHashSet();
+        Leftovers.RemoveStale(Path.Combine(runDir, "checkpoints"), this.log);
+    }
+
+    /// <summary>Saves the model and optimiser at <paramref name="iteration"/>, then applies the retention rule.</summary>
+    public string Save(Model.SqairModel model, Optimizer optimizer, long iteration)
+    {
+        var path = Checkpoint.PathFor(runDir, iteration);
+        Checkpoint.Save(path, model, optimizer, iteration);
+        var existing = Checkpoint.InRun(runDir).Select(p => (Path: p, Step: Checkpoint.StepOf(p))).ToList();
+        foreach (var old in Retired(existing, cadence, keptFromBefore))
+            File.Delete(old);
+        return path;
+    }
+
+    /// <summary>
+    /// The checkpoints the retention rule deletes, from all of a run's checkpoints (newest first):
+    /// not among the <see cref="KeepNewest"/> newest, not on the cadence, not kept from before.
+    /// </summary>
+    public static IEnumerable<string> Retired(IReadOnlyList<(string Path, long Step)> newestFirst, long cadence, IReadOnlySet<string> keptFromBefore) =>
+        newestFirst.Skip(KeepNewest).Where(c => c.Step % cadence != 0 && !keptFromBefore.Contains(c.Path)).Select(c => c.Path);
+
+    /// <summary>
+    /// The newest checkpoint of a run folder that reads and checks out; each unreadable newer one is
+    /// reported through <paramref name="warn"/> with its file and reason. Null when none is readable.
+    /// </summary>
+    public static Checkpoint.Contents? NewestReadable(string runDir, Action<string>? warn = null)
+    {
+        foreach (var path in Checkpoint.InRun(runDir))
+        {
+            try { return Checkpoint.Read(path); }
+            catch (Exception e) when (e is InvalidDataException or IOException)
+            {
+                warn?.Invoke($"skipping unreadable checkpoint {path}: {e.Message}");
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,46 @@
+namespace Sqair.Training;
+
+/// <summary>
+/// The lock a training holds on its run folder (<c>run.lock</c>), so that two trainings cannot
+/// write one folder. It is an OS file lock: the kernel releases it when the holder dies, so a
+/// killed training never blocks the next one; the file itself (holding the holder's process id)
+/// stays, and the next training takes it over and says so.
+/// </summary>
+public sealed class RunLock : IDisposable
+{
+    public const string FileName = "run.lock";
+
+    readonly FileStream stream;
+
+    RunLock(FileStream stream) => this.stream = stream;
+
+    /// <summary>Takes the lock of <paramref name="runDir"/> (creating the folder), or fails naming the folder when a running training holds it.</summary>
+    public static RunLock Acquire(string runDir, Action<string>? log = null)
+    {
+        Directory.CreateDirectory(runDir);
+        var path = Path.Combine(runDir, FileName);
+        FileStream stream;
+        try { stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
+        catch (IOException)
+        {
+            throw new IOException($"{runDir} is in use by another training (it holds {path}); wait for it to end, or stop it, or choose another --run-dir");
+        }
+        if (stream.Length > 0)
+        {
+            var previous = new StreamReader(stream, leaveOpen: true).ReadToEnd().Trim();
+            log?.Invoke($"taking over {path} from process {previous}, which is no longer running");
+        }
+        stream.SetLength(0);
+        using (var w = new StreamWriter(stream, leaveOpen: true)) w.Write(Environment.ProcessId);
+        stream.Flush(flushToDisk: true);
+        return new RunLock(stream);
+    }
+
+    /// <summary>Releases the lock and removes the file (a clean end leaves nothing behind).</summary>
+    public void Dispose()
+    {
+        // Unlinked while still held, so no other training can lock this file just before it goes.
+        try { File.Delete(stream.Name); } catch (IOException) { }
+        stream.Dispose();
+    }
+}

@@ -1,0 +1,57 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TorchSharp.Modules;
+
+namespace Sqair.Training;
+
+/// <summary>
+/// What a run records as it goes: one JSON line per logged window or evaluation in metrics.jsonl
+/// (what <c>sqair plot</c> reads) and the same scalars plus figures as TensorBoard events.
+/// </summary>
+public sealed class RunLog
+{
+    public const string MetricsFile = "metrics.jsonl";
+
+    readonly string metricsPath;
+    readonly SummaryWriter tensorboard;
+
+    public RunLog(string runDir)
+    {
+        metricsPath = Path.Combine(runDir, MetricsFile);
+        tensorboard = TorchSharp.torch.utils.tensorboard.SummaryWriter(runDir);
+    }
+
+    /// <summary>Appends one record of <paramref name="split"/> ("train", "valid") at an iteration to both logs.</summary>
+    public void Record(string split, long iteration, IReadOnlyDictionary<string, double> values)
+    {
+        foreach (var (k, v) in values) tensorboard.add_scalar($"{split}/{k}", (float)v, (int)iteration);
+        var line = new Dictionary<string, object> { ["iteration"] = iteration, ["split"] = split, ["time"] = DateTime.UtcNow.ToString("o") };
+        foreach (var (k, v) in values) line[k] = double.IsFinite(v) ? Math.Round(v, 6) : v.ToString();
+        File.AppendAllText(metricsPath, JsonSerializer.Serialize(line) + "\n");
+    }
+
+    public void Scalar(string tag, double value, long iteration) => tensorboard.add_scalar(tag, (float)value, (int)iteration);
+
+    public void Image(string tag, string pngPath, long iteration) => tensorboard.add_img(tag, pngPath, (int)iteration);
+
+    /// <summary>
+    /// Drops the lines of iterations after <paramref name="iteration"/> (and any partial line), so
+    /// that a run resumed from that checkpoint logs each iteration once. Returns the number dropped.
+    /// </summary>
+    public int TruncateAfter(long iteration)
+    {
+        if (!File.Exists(metricsPath)) return 0;
+        var lines = File.ReadAllLines(metricsPath);
+        var kept = lines.Where(l => IterationOf(l) is { } i && i <= iteration).ToList();
+        if (kept.Count == lines.Length) return 0;
+        AtomicFile.WriteAllText(metricsPath, string.Concat(kept.Select(l => l + "\n")));
+        return lines.Length - kept.Count;
+    }
+
+    /// <summary>The iteration of a metrics.jsonl line, or null if the line is not a whole JSON record.</summary>
+    public static long? IterationOf(string line)
+    {
+        try { return JsonNode.Parse(line)?["iteration"]?.GetValue<long>(); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException) { return null; }
+    }
+}

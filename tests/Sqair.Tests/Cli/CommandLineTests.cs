@@ -1,0 +1,288 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Sqair.Data;
+using Sqair.Model;
+using Sqair.Training;
+using static TorchSharp.torch;
+using CommandLine = Sqair.Cli.Cli;
+
+namespace Sqair.Tests.Cli;
+
+/// <summary>
+/// Files every command-line test uses, made once: a tiny grey dataset and config (32 px, 3 frames),
+/// an untrained checkpoint of that config, and a run folder trained for two iterations.
+/// </summary>
+public sealed class CliFixture
+{
+    public string Dir { get; } = TestUtil.TempDir();
+    public string Data => Path.Combine(Dir, "tiny.safetensors");
+    public string Config => Path.Combine(Dir, "tiny.json");
+    public string Model => Path.Combine(Dir, "tiny-model.safetensors");
+    public string Run => Path.Combine(Dir, "run");
+
+    public static readonly SqairConfig Tiny = new()
+    {
+        ImgSize = 32, GlimpseSize = 8, NWhat = 8, NUnits = 2, MaxObjects = 2, KParticles = 2, BatchSize = 4,
+        SeqLen = 3, CurriculumStart = 0, Optimizer = "adam", LearningRate = 1e-3, LrSchedule = [1],
+        MaxTrainIter = 2, LogItr = 1, EvalItr = 100, FigItr = 100, CkptItr = 1, EvalSize = 4, TrainSize = 16, ValidSize = 8,
+    };
+
+    public CliFixture()
+    {
+        var generator = new MovingMnist(Tiny.DataConfig(), TestUtil.Templates(50), 3);
+        SequenceFile.Write(Data, generator, 16, Pool.Train);
+        File.WriteAllText(Config, Tiny.ToJson());
+        manual_seed(0);
+        Sqair.Training.Checkpoint.Save(Model, new SqairModel(Tiny), null, 0);
+        CommandLineTests.Run("train", "--config", Config, "--data", Data, "--run-dir", Run, "--threads", "1").AssertCode(0);
+    }
+}
+
+/// <summary>What a command printed and returned.</summary>
+public sealed record CliResult(int Code, string Stdout, string Stderr)
+{
+    public CliResult AssertCode(int expected)
+    {
+        Assert.True(Code == expected, $"exit {Code}, expected {expected}\nstderr: {Stderr}\nstdout: {Stdout}");
+        return this;
+    }
+}
+
+/// <summary>
+/// Bad input and faults against the real command line, run in-process: each gets one line on stderr
+/// naming the option, key or file, the documented exit code (2 usage, 1 failure), and no stack trace.
+/// </summary>
+public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
+{
+    static readonly object ConsoleLock = new();
+
+    public static CliResult Run(params string[] args)
+    {
+        lock (ConsoleLock)
+        {
+            var (outWas, errWas) = (Console.Out, Console.Error);
+            var (stdout, stderr) = (new StringWriter(), new StringWriter());
+            Console.SetOut(stdout);
+            Console.SetError(stderr);
+            try { return new CliResult(CommandLine.Run(args), stdout.ToString(), stderr.ToString()); }
+            finally
+            {
+                Console.SetOut(outWas);
+                Console.SetError(errWas);
+            }
+        }
+    }
+
+    string NewDir() => Path.Combine(TestUtil.TempDir(), "new");
+
+    /// <summary>The bad-input table: arguments (FIXTURE names replaced), the exit code, words the error must hold.</summary>
+    public static TheoryData<string, int, string> BadInputs => new()
+    {
+        { "", 2, "command" },
+        { "eval CKPT --threads 0", 2, "--threads 0: must be at least 1" },
+        { "eval CKPT --threads -2", 2, "--threads -2" },
+        { "eval CKPT --k 0 --data DATA", 2, "--k 0: must be at least 1" },
+        { "track CKPT DATA --k 0", 2, "--k 0" },
+        { "render CKPT --count 0 --data DATA", 2, "--count 0" },
+        { "generate CKPT --count 0", 2, "--count 0" },
+        { "generate CKPT --length 0", 2, "--length 0" },
+        { "eval CKPT --count 0 --data DATA", 2, "--count 0" },
+        { "eval CKPT --count -5 --data DATA", 2, "--count -5" },
+        { "track CKPT DATA --count -3", 2, "--count -3" },
+        { "data generate --count -1 --split validation --out DIR/x.safetensors", 2, "--count -1" },
+        { "data show --file DATA --rows 0", 2, "--rows 0" },
+        { "data show --file DATA --first 99", 2, "--first 99: " },
+        { "bench train --iterations 0 --synthetic", 2, "--iterations 0" },
+        { "eval CKPT --device tpu", 2, "--device tpu: allowed are cpu, cuda and cuda:N" },
+        { "eval CKPT --batch-size 0", 2, "--batch-size 0" },
+        { "eval CKPT --split tset", 2, "--split tset" },
+        { "train --preset fast", 2, "fast" },
+        { "eval DIR/missing.safetensors", 2, "does not exist" },
+        { "eval CKPT64 --data DATA", 2, "img_size is 64" },
+        { "track CKPT64 DATA", 2, "img_size is 64" },
+        { "train --config DIR --data DATA --run-dir NEW", 2, "is a folder" },
+        { "train --config DUP --data DATA --run-dir NEW", 2, "'seq_len' is given twice" },
+        { "train --config INF --data DATA --run-dir NEW", 2, "learning_rate" },
+        { "train --config CFG --learning_rate 1e999 --data DATA --run-dir NEW", 2, "learning_rate" },
+        { "train --config CFG --output_scale -5 --data DATA --run-dir NEW", 2, "'output_scale' = -5" },
+        { "train --glimpse_size 100 --run-dir NEW", 2, "'glimpse_size' = 100" },
+        { "train --config CFG --channels 3 --data DATA --run-dir NEW", 2, "'channels' = 3" },
+        { "bench train --channels 3 --synthetic", 2, "'channels' = 3" },
+        { "train --config CFG --data DATA --run-dir RUN", 2, "already holds a run" },
+        { "train --resume RUN --run-dir NEW --data DATA", 2, "--run-dir cannot be given" },
+        { "train --resume RUN --preset paper --data DATA", 2, "--preset cannot be given" },
+        { "train --resume RUN --output_std 0.1 --data DATA", 2, "output_std" },
+        { "train --config CFG --valid-data DATA --run-dir NEW", 2, "--valid-data needs --data" },
+        { "eval NEGSHAPE", 1, "negative dimension" },
+        { "eval RELABELLED --data DATA", 1, "expects Float32" },
+        { "data verify FLIPPED", 1, "'frames' does not match its checksum" },
+        { "data verify NANBOXES", 1, "'boxes' holds NaN" },
+        { "track CKPT PNGS", 1, "truncated image" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadInputs))]
+    public void Bad_input_gets_one_line_naming_it_and_the_documented_exit_code(string args, int code, string words)
+    {
+        var newDir = NewDir();
+        var result = Run(Expand(args, newDir)).AssertCode(code);
+        var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("error: ", lines[0]);
+        Assert.Contains(words, result.Stderr);
+        Assert.DoesNotContain("   at ", result.Stderr);
+        Assert.False(Directory.Exists(newDir), $"{newDir} was created");
+    }
+
+    /// <summary>Replaces the placeholders of <see cref="BadInputs"/> with the fixture's files, making the broken ones on demand.</summary>
+    string[] Expand(string args, string newDir) =>
+        args.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(a => a switch
+        {
+            "CKPT" => f.Model,
+            "CKPT64" => Make("model64.safetensors", p => Sqair.Training.Checkpoint.Save(p, new SqairModel(CliFixture.Tiny with { ImgSize = 64 }), null, 0)),
+            "DATA" => f.Data,
+            "CFG" => f.Config,
+            "RUN" => f.Run,
+            "NEW" => newDir,
+            "DUP" => Make("dup.json", p => File.WriteAllText(p, """{ "seq_len": 3, "seq_len": 4 }""")),
+            "INF" => Make("inf.json", p => File.WriteAllText(p, """{ "learning_rate": 1e999 }""")),
+            "NEGSHAPE" => Make("negative-shape.safetensors", p => File.WriteAllBytes(p, Safetensors.EncodeHeader(
+                [new Safetensors.Entry("model/x", "F32", [-1, 4])], new Dictionary<string, string> { ["format"] = Sqair.Training.Checkpoint.Format }))),
+            "RELABELLED" => Make("relabelled.safetensors", p => File.WriteAllBytes(p, Replace(File.ReadAllBytes(f.Model), "\"dtype\":\"F32\"", "\"dtype\":\"I32\""))),
+            "FLIPPED" => Make("flipped.safetensors", p =>
+            {
+                var bytes = File.ReadAllBytes(f.Data);
+                bytes[^(bytes.Length / 3)] ^= 0x10; // a byte in the frames, past the header
+                File.WriteAllBytes(p, bytes);
+            }),
+            "NANBOXES" => Make("nan-boxes.safetensors", p =>
+            {
+                File.Copy(f.Data, p, overwrite: true);
+                var offset = Safetensors.ReadHeader(p).Entries["boxes"].Offset;
+                using var s = File.OpenWrite(p);
+                s.Position = offset + 8;
+                s.Write(BitConverter.GetBytes(float.NaN));
+            }),
+            "PNGS" => Make("pngs", p =>
+            {
+                Directory.CreateDirectory(p);
+                using var bitmap = new SkiaSharp.SKBitmap(32, 32);
+                bitmap.Erase(SkiaSharp.SKColors.White);
+                using var data = bitmap.Encode(SkiaSharp.SKEncodedImageFormat.Png, 100);
+                File.WriteAllBytes(Path.Combine(p, "0000.png"), data.ToArray());
+                File.WriteAllBytes(Path.Combine(p, "0001.png"), data.ToArray()[..(int)(data.Size / 2)]);
+            }),
+            "DIR" => f.Dir,
+            _ => a.Replace("DIR/", f.Dir + "/"),
+        }).ToArray();
+
+    string Make(string name, Action<string> make)
+    {
+        var path = Path.Combine(f.Dir, name);
+        lock (f)
+            if (!Path.Exists(path)) make(path);
+        return path;
+    }
+
+    static byte[] Replace(byte[] bytes, string from, string to)
+    {
+        var text = Encoding.Latin1.GetString(bytes);
+        int i = text.IndexOf(from, StringComparison.Ordinal);
+        Assert.True(i >= 0);
+        return Encoding.Latin1.GetBytes(text[..i] + to + text[(i + from.Length)..]);
+    }
+
+    [Fact]
+    public void A_config_file_is_validated_after_the_command_line_completes_it()
+    {
+        var file = Path.Combine(TestUtil.TempDir(), "short.json");
+        File.WriteAllText(file, """{ "seq_len": 2, "img_size": 32, "glimpse_size": 8, "n_what": 8, "n_units": 2, "max_objects": 2, "batch_size": 4, "train_size": 16, "ckpt_itr": 1 }""");
+        // alone, the file's seq_len 2 contradicts the cpu preset's curriculum_start 3
+        Run("train", "--config", file, "--data", f.Data, "--run-dir", NewDir()).AssertCode(2);
+        var run = NewDir();
+        Run("train", "--config", file, "--curriculum_start", "0", "--max_train_iter", "1", "--data", f.Data, "--run-dir", run, "--threads", "1").AssertCode(0);
+        Assert.Single(Checkpoint.InRun(run));
+    }
+
+    [Fact]
+    public void Eval_and_render_give_the_same_numbers_and_pictures_for_the_same_seed()
+    {
+        string[] Eval(string json, string seed) => ["eval", f.Model, "--data", f.Data, "--count", "8", "--batch-size", "3", "--threads", "1", "--seed", seed, "--json", json];
+        var dir = TestUtil.TempDir();
+        Run(Eval(Path.Combine(dir, "a.json"), "4")).AssertCode(0);
+        Run(Eval(Path.Combine(dir, "b.json"), "4")).AssertCode(0);
+        Run(Eval(Path.Combine(dir, "c.json"), "5")).AssertCode(0);
+        Dictionary<string, double> Metrics(string name) =>
+            JsonNode.Parse(File.ReadAllText(Path.Combine(dir, name)))!["metrics"]!.AsObject()
+                .Where(kv => kv.Value!.GetValueKind() == System.Text.Json.JsonValueKind.Number).ToDictionary(kv => kv.Key, kv => (double)kv.Value!);
+        // Equal to float32 precision: libtorch's vectorised float32 kernels round by the memory
+        // alignment of their inputs, which moves the 9th digit between runs.
+        var (a, b, c) = (Metrics("a.json"), Metrics("b.json"), Metrics("c.json"));
+        Assert.Equal(a.Keys, b.Keys);
+        foreach (var (key, value) in a) Assert.True(Math.Abs(value - b[key]) <= 1e-6 * Math.Max(1, Math.Abs(value)), $"{key}: {value} vs {b[key]}");
+        Assert.True(Math.Abs(a["iwae"] - c["iwae"]) > 1e-3, "another seed gives another sample");
+
+        string[] Render(string outDir) => ["render", f.Model, "--data", f.Data, "--count", "2", "--threads", "1", "--out", outDir];
+        Run(Render(Path.Combine(dir, "r1"))).AssertCode(0);
+        Run(Render(Path.Combine(dir, "r2"))).AssertCode(0);
+        foreach (var png in Directory.GetFiles(Path.Combine(dir, "r1")))
+            Assert.Equal(File.ReadAllBytes(png), File.ReadAllBytes(Path.Combine(dir, "r2", Path.GetFileName(png))));
+    }
+
+    [Fact]
+    public void A_corrupt_newest_checkpoint_is_skipped_with_a_warning_naming_it()
+    {
+        var run = Path.Combine(TestUtil.TempDir(), "run");
+        CopyDir(f.Run, run);
+        var newest = Checkpoint.InRun(run).First();
+        File.WriteAllBytes(newest, new byte[64]);
+        var json = Path.Combine(run, "report.json");
+        var result = Run("eval", run, "--data", f.Data, "--count", "4", "--threads", "1", "--json", json).AssertCode(0);
+        Assert.Contains($"warning: skipping unreadable checkpoint {newest}", result.Stderr);
+        Assert.EndsWith("step-000000001.safetensors", (string)JsonNode.Parse(File.ReadAllText(json))!["checkpoint"]!);
+    }
+
+    [Fact]
+    public void Plot_skips_a_partial_last_line_with_a_warning()
+    {
+        var run = Path.Combine(TestUtil.TempDir(), "run");
+        CopyDir(f.Run, run);
+        File.AppendAllText(Path.Combine(run, RunLog.MetricsFile), """{"iteration":3,"split":"tr""");
+        var result = Run("plot", run, "--out", Path.Combine(run, "curves")).AssertCode(0);
+        Assert.Contains("not a whole record, skipped", result.Stderr);
+        Assert.True(File.Exists(Path.Combine(run, "curves", "loss.png")));
+    }
+
+    [Fact]
+    public void A_new_training_removes_temporary_files_of_dead_writers_and_keeps_live_ones()
+    {
+        var run = Path.Combine(TestUtil.TempDir(), "run");
+        CopyDir(f.Run, run);
+        var checkpoints = Path.Combine(run, "checkpoints");
+        var dead = Path.Combine(checkpoints, $"step-000000009.safetensors.tmp-{DeadPid()}-{Guid.NewGuid():N}");
+        var live = Path.Combine(checkpoints, $"step-000000009.safetensors.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        File.WriteAllBytes(dead, new byte[10]);
+        File.WriteAllBytes(live, new byte[10]);
+        Run("train", "--resume", run, "--max_train_iter", "3", "--data", f.Data, "--threads", "1").AssertCode(0);
+        Assert.False(File.Exists(dead));
+        Assert.True(File.Exists(live));
+    }
+
+    [Fact]
+    public void Verify_accepts_an_intact_dataset()
+    {
+        var result = Run("data", "verify", f.Data).AssertCode(0);
+        Assert.Contains("OK", result.Stdout);
+    }
+
+    /// <summary>A process id no process has: Linux's pid_max is at most 2^22.</summary>
+    static int DeadPid() => (1 << 22) + 17;
+
+    static void CopyDir(string from, string to)
+    {
+        foreach (var dir in Directory.GetDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(dir.Replace(from, to));
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+            File.Copy(file, file.Replace(from, to));
+    }
+}
