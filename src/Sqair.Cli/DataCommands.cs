@@ -19,6 +19,9 @@ static class DataCommands
     static readonly Option<double> MaxAcc = new("--max-acc") { Description = "Acceleration bound per axis", DefaultValueFactory = _ => 3.0 };
     static readonly Option<int> PlacementTries = new("--placement-tries") { Description = "Placements tried per digit before the sequence is redrawn", DefaultValueFactory = _ => 5 };
 
+    /// <summary>Synthetic templates per pool: enough that sequences rarely repeat a blob, as MNIST's thousands of digits.</summary>
+    const int SyntheticTemplateCount = 1000;
+
     public static MovingMnistConfig ConfigFrom(ParseResult r) => new()
     {
         SeqLen = r.GetValue(SeqLen),
@@ -46,7 +49,9 @@ static class DataCommands
         var count = CommonOptions.AtLeast(1L, new Option<long?>("--count") { Description = "Sequences per split (default: train 60000, validation and test 10000)" });
         var generate = new Command("generate", "Generate datasets into the cache (or --out) and print their paths") { split, count };
         var outPath = new Option<string?>("--out") { Description = "Write to this file instead of the cache (one split only)" };
+        var synthetic = new Option<bool>("--synthetic") { Description = "Random digit-sized blobs instead of MNIST digits: no download, for tests and scripts (needs --out)" };
         generate.Options.Add(outPath);
+        generate.Options.Add(synthetic);
         AddGeneratorOptions(generate);
         generate.SetAction(r =>
         {
@@ -55,6 +60,7 @@ static class DataCommands
             var pools = r.GetValue(split)!.Select(CommonOptions.ParsePool).ToArray();
             var output = r.GetValue(outPath);
             if (output is not null && pools.Length != 1) throw new UserError("--out takes exactly one --split");
+            if (r.GetValue(synthetic) && output is null) throw new UserError("--synthetic needs --out (the cache holds MNIST datasets only)");
             foreach (var pool in pools)
             {
                 long n = r.GetValue(count) ?? Datasets.DefaultCount(pool);
@@ -67,7 +73,10 @@ static class DataCommands
                 else
                 {
                     Leftovers.RemoveStale(Path.GetDirectoryName(Path.GetFullPath(output))!, Cli.Log);
-                    var gen = Datasets.Generator(Cli.EnsureMnist(r), config, pool, r.GetValue(CommonOptions.DataSeed));
+                    var seed = r.GetValue(CommonOptions.DataSeed);
+                    var gen = r.GetValue(synthetic)
+                        ? new MovingMnist(config, MovingMnist.SyntheticTemplates(SyntheticTemplateCount, seed + (ulong)pool), seed)
+                        : Datasets.Generator(Cli.EnsureMnist(r), config, pool, seed);
                     AnsiConsole.Progress().Start(ctx =>
                     {
                         var task = ctx.AddTask(pool.ToString().ToLowerInvariant(), maxValue: n);

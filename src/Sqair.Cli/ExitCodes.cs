@@ -21,7 +21,8 @@ static class ExitCodes
     /// </summary>
     public static (int Code, string Message)? Classify(Exception e) => e switch
     {
-        AggregateException { InnerExceptions.Count: 1 } a => Classify(a.InnerException!),
+        // Parallel work fails with one exception per worker, all alike: the first one speaks for them.
+        AggregateException a => Classify(a.Flatten().InnerExceptions[0]),
         UserError or ArgumentException => (Usage, e.Message),
         OperationCanceledException => (Interrupted, "interrupted"),
         OutOfMemoryException or InsufficientExecutionStackException => (Failure, OutOfMemory(e.Message)),
