@@ -55,9 +55,10 @@ static class TrackCommand
                         var objects = new List<object>();
                         foreach (var (box, window) in content[b][t].Zip(windows[b][t]))
                         {
-                            csv.AppendLine(string.Join(",", new object[] { index, t, box.Id, box.Y, box.X, box.H, box.W, window.Y, window.X, window.H, window.W, box.Probability }
+                            var (b4, w4, p) = (Rounded(box.Y, box.X, box.H, box.W), Rounded(window.Y, window.X, window.H, window.W), Math.Round(box.Probability, ProbabilityDigits));
+                            csv.AppendLine(string.Join(",", new object[] { index, t, box.Id }.Concat(b4.Cast<object>()).Concat(w4.Cast<object>()).Append(p)
                                 .Select(v => Convert.ToString(v, CultureInfo.InvariantCulture))));
-                            objects.Add(new { id = box.Id, box = new[] { box.Y, box.X, box.H, box.W }, window = new[] { window.Y, window.X, window.H, window.W }, presence_prob = box.Probability });
+                            objects.Add(new { id = box.Id, box = b4, window = w4, presence_prob = p });
                         }
                         seqFrames.Add(new { frame = t, objects });
                     }
@@ -74,6 +75,15 @@ static class TrackCommand
         });
         return track;
     }
+
+    /// <summary>
+    /// Digits written: a thousandth of a pixel and a millionth of probability, beyond what the model
+    /// resolves, and few enough that float32 rounding noise (docs: README, "Reproducible
+    /// inference") does not change the files between runs.
+    /// </summary>
+    const int PixelDigits = 3, ProbabilityDigits = 6;
+
+    static double[] Rounded(params float[] values) => values.Select(v => Math.Round(v, PixelDigits)).ToArray();
 
     static IEnumerable<Tensor> FileBatches(string path, int imgSize, int? count, int batchSize, Device device)
     {

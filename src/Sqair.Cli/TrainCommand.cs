@@ -164,23 +164,31 @@ static class TrainCommand
         if (r.GetValue(ValidData) is not null) throw new UserError("--valid-data needs --data (the standard training set comes with its own validation set)");
         ISequenceSource trainSource = config.OnTheFly
             ? new GeneratedSource(Datasets.Generator(Cli.EnsureMnist(r), dataConfig, Pool.Train, config.DataSeed))
-            : Cli.Dataset(r, dataConfig, Pool.Train, config.TrainSize, config.DataSeed);
-        return (trainSource, Cli.Dataset(r, dataConfig, Pool.Validation, config.ValidSize, config.DataSeed));
+            : Checked(Cli.Dataset(r, dataConfig, Pool.Train, config.TrainSize, config.DataSeed));
+        return (trainSource, Checked(Cli.Dataset(r, dataConfig, Pool.Validation, config.ValidSize, config.DataSeed)));
     }
 
-    /// <summary>Opens a dataset file and checks its checksums (a changed byte would silently change what is learnt).</summary>
-    static SequenceFile OpenChecked(string path, string option)
+    static SequenceFile OpenChecked(string path, string option) =>
+        File.Exists(path) ? Checked(SequenceFile.Open(path)) : throw new UserError($"{option} {path}: no such file");
+
+    /// <summary>
+    /// Checks a dataset file against its checksums before training on it: a changed byte would
+    /// silently change what is learnt, and reading even the 1.5 GB training set costs seconds of an hour.
+    /// </summary>
+    static SequenceFile Checked(SequenceFile file)
     {
-        if (!File.Exists(path)) throw new UserError($"{option} {path}: no such file");
-        var file = SequenceFile.Open(path);
         var sw = Stopwatch.StartNew();
         switch (file.Verify())
         {
-            case null: Cli.Warn($"{path} has no checksums (written by an older version); its values were checked, its bytes cannot be"); break;
-            case [] : Cli.Log($"{path}: checksums verified in {sw.Elapsed.TotalSeconds:F1} s"); break;
+            case null:
+                Cli.Warn($"{file.Path} has no checksums (written by an older version): its values were checked, its bytes cannot be; delete it to have it generated again with checksums");
+                break;
+            case []:
+                Cli.Log($"{file.Path}: checksums verified in {sw.Elapsed.TotalSeconds:F1} s");
+                break;
             case var problems:
                 file.Dispose();
-                throw new InvalidDataException($"{path}: {problems[0]}");
+                throw new InvalidDataException($"{file.Path}: {problems[0]}");
         }
         return file;
     }

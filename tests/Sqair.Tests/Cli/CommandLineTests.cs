@@ -204,7 +204,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
     }
 
     [Fact]
-    public void Eval_and_render_give_the_same_numbers_and_pictures_for_the_same_seed()
+    public void Eval_track_and_render_give_the_same_numbers_boxes_and_pictures_for_the_same_seed()
     {
         string[] Eval(string json, string seed) => ["eval", f.Model, "--data", f.Data, "--count", "8", "--batch-size", "3", "--threads", "1", "--seed", seed, "--json", json];
         var dir = TestUtil.TempDir();
@@ -220,6 +220,11 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         Assert.Equal(a.Keys, b.Keys);
         foreach (var (key, value) in a) Assert.True(Math.Abs(value - b[key]) <= 1e-6 * Math.Max(1, Math.Abs(value)), $"{key}: {value} vs {b[key]}");
         Assert.True(Math.Abs(a["iwae"] - c["iwae"]) > 1e-3, "another seed gives another sample");
+
+        string[] Track(string prefix) => ["track", f.Model, f.Data, "--threads", "1", "--seed", "4", "--out", prefix];
+        Run(Track(Path.Combine(dir, "t1"))).AssertCode(0);
+        Run(Track(Path.Combine(dir, "t2"))).AssertCode(0);
+        Assert.Equal(File.ReadAllText(Path.Combine(dir, "t1.csv")), File.ReadAllText(Path.Combine(dir, "t2.csv")));
 
         string[] Render(string outDir) => ["render", f.Model, "--data", f.Data, "--count", "2", "--threads", "1", "--out", outDir];
         Run(Render(Path.Combine(dir, "r1"))).AssertCode(0);
@@ -284,5 +289,24 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         Directory.CreateDirectory(to);
         foreach (var file in Directory.GetFiles(from, "*", SearchOption.AllDirectories))
             File.Copy(file, file.Replace(from, to));
+    }
+}
+
+public class ExitCodeTests
+{
+    [Fact]
+    public void Failures_users_cause_map_to_their_codes_and_bugs_keep_their_trace()
+    {
+        Assert.Equal(Sqair.Cli.ExitCodes.Usage, Sqair.Cli.ExitCodes.Classify(new ArgumentException("config key 'x'"))!.Value.Code);
+        Assert.Equal(Sqair.Cli.ExitCodes.Failure, Sqair.Cli.ExitCodes.Classify(new InvalidDataException("f: truncated"))!.Value.Code);
+        Assert.Equal(Sqair.Cli.ExitCodes.Interrupted, Sqair.Cli.ExitCodes.Classify(new OperationCanceledException())!.Value.Code);
+        var oom = Sqair.Cli.ExitCodes.Classify(new System.Runtime.InteropServices.ExternalException("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: you tried to allocate 9 GB.\n frame #0"))!.Value;
+        Assert.Equal(Sqair.Cli.ExitCodes.Failure, oom.Code);
+        Assert.Contains("out of memory", oom.Message);
+        Assert.Contains("--batch-size", oom.Message);
+        var parallel = new AggregateException(new ArgumentException("cannot place 9 digits"), new ArgumentException("cannot place 8 digits"));
+        Assert.Equal((Sqair.Cli.ExitCodes.Usage, "cannot place 9 digits"), Sqair.Cli.ExitCodes.Classify(parallel));
+        Assert.Null(Sqair.Cli.ExitCodes.Classify(new NullReferenceException()));
+        Assert.Null(Sqair.Cli.ExitCodes.Classify(new System.Runtime.InteropServices.ExternalException("Expected false to be true")));
     }
 }
