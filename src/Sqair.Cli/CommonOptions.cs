@@ -94,6 +94,17 @@ static class CommonOptions
         return option;
     }
 
+    /// <summary>Adds a validator: the value must be one of <paramref name="allowed"/> (the parser's own message does not name the option).</summary>
+    public static Option<string> OneOf(Option<string> option, IReadOnlyCollection<string> allowed)
+    {
+        option.Validators.Add(result =>
+        {
+            var value = result.GetValueOrDefault<string>() ?? "";
+            if (!allowed.Contains(value)) result.AddError($"{option.Name} {value}: allowed are {string.Join(", ", allowed)}");
+        });
+        return option;
+    }
+
     public static bool TryParsePool(string s, out Pool pool)
     {
         (bool ok, pool) = s.ToLowerInvariant() switch

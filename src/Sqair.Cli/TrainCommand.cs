@@ -11,11 +11,11 @@ namespace Sqair.Cli;
 /// <summary><c>sqair train</c>: every config key is also an option (--output_std 0.2), under the original's names.</summary>
 static class TrainCommand
 {
-    static readonly Option<string> Preset = new("--preset")
+    static readonly Option<string> Preset = CommonOptions.OneOf(new Option<string>("--preset")
     {
         Description = $"Starting config: {string.Join(", ", Presets.All.Keys)}",
         DefaultValueFactory = _ => "cpu",
-    };
+    }, [.. Presets.All.Keys]);
     static readonly Option<string?> ConfigFile = new("--config") { Description = "JSON file of config keys applied on top of the preset" };
     static readonly Option<string?> RunDir = new("--run-dir") { Description = "Run folder (default runs/<preset>-<time>); refused if it holds a run, unless --force" };
     static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this folder from its newest readable checkpoint" };
@@ -32,8 +32,6 @@ static class TrainCommand
     /// <summary>One string option per config key, so "--learning_rate 3e-4" works like the original's flags.</summary>
     static readonly Dictionary<string, Option<string?>> KeyOptions =
         SqairConfig.Keys.Keys.ToDictionary(k => k, k => new Option<string?>($"--{k}") { Description = $"config key {k}", HelpName = "value" });
-
-    static TrainCommand() => Preset.AcceptOnlyFromAmong([.. Presets.All.Keys]);
 
     public static Command Build()
     {
