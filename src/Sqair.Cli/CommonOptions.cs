@@ -95,11 +95,11 @@ static class CommonOptions
     }
 
     /// <summary>Adds a validator: the value must be one of <paramref name="allowed"/> (the parser's own message does not name the option).</summary>
-    public static Option<string> OneOf(Option<string> option, IReadOnlyCollection<string> allowed)
+    public static Option<T> OneOf<T>(Option<T> option, IReadOnlyCollection<T> allowed)
     {
         option.Validators.Add(result =>
         {
-            var value = result.GetValueOrDefault<string>() ?? "";
+            var value = result.GetValueOrDefault<T>();
             if (!allowed.Contains(value)) result.AddError($"{option.Name} {value}: allowed are {string.Join(", ", allowed)}");
         });
         return option;

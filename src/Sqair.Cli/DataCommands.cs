@@ -18,6 +18,7 @@ static class DataCommands
     static readonly Option<double> MaxSpeed = new("--max-speed") { Description = "Speed bound per axis (pixels per frame)", DefaultValueFactory = _ => 10.0 };
     static readonly Option<double> MaxAcc = new("--max-acc") { Description = "Acceleration bound per axis", DefaultValueFactory = _ => 3.0 };
     static readonly Option<int> PlacementTries = new("--placement-tries") { Description = "Placements tried per digit before the sequence is redrawn", DefaultValueFactory = _ => 5 };
+    static readonly Option<bool> Colour = new("--colour") { Description = "Draw each digit in its own random colour (3-channel frames)" };
 
     /// <summary>Synthetic templates per pool: enough that sequences rarely repeat a blob, as MNIST's thousands of digits.</summary>
     const int SyntheticTemplateCount = 1000;
@@ -33,11 +34,12 @@ static class DataCommands
         MaxSpeed = r.GetValue(MaxSpeed),
         MaxAcc = r.GetValue(MaxAcc),
         PlacementTries = r.GetValue(PlacementTries),
+        Channels = r.GetValue(Colour) ? 3 : 1,
     };
 
     static void AddGeneratorOptions(Command c)
     {
-        foreach (var o in new Option[] { SeqLen, MinDigits, MaxDigits, DigitScale, CanvasSize, AccNoise, MaxSpeed, MaxAcc, PlacementTries, CommonOptions.Cache, CommonOptions.MnistDir, CommonOptions.DataSeed, CommonOptions.Threads })
+        foreach (var o in new Option[] { SeqLen, MinDigits, MaxDigits, DigitScale, CanvasSize, AccNoise, MaxSpeed, MaxAcc, PlacementTries, Colour, CommonOptions.Cache, CommonOptions.MnistDir, CommonOptions.DataSeed, CommonOptions.Threads })
             c.Options.Add(o);
     }
 
@@ -161,10 +163,45 @@ static class DataCommands
         });
 
         data.Subcommands.Add(generate);
+        data.Subcommands.Add(BuildImport());
         data.Subcommands.Add(verify);
         data.Subcommands.Add(show);
         data.Subcommands.Add(stats);
         return data;
+    }
+
+    static Command BuildImport()
+    {
+        var folders = new Argument<string[]>("folders") { Description = "Sequence folders of PNG/JPEG frames (name order; MOT layout: img1/ and gt/gt.txt)", Arity = ArgumentArity.OneOrMore };
+        var output = new Option<string>("--out") { Description = "Dataset file to write", Required = true };
+        var size = CommonOptions.AtLeast(8, new Option<int>("--size") { Description = "Side of the square canvas the frames are stretched to (the model's img_size)", DefaultValueFactory = _ => 50 });
+        var channels = CommonOptions.OneOf(new Option<int>("--channels") { Description = "1: grey (mean of R, G, B); 3: colour", DefaultValueFactory = _ => 1 }, [1, 3]);
+        var seqLen = CommonOptions.AtLeast(1, new Option<int?>("--seq-len") { Description = "Cut each folder into windows of this many frames (default: one sequence per folder)" });
+        var filter = new Option<ResizeFilter>("--filter") { Description = "Resize filter: nearest, linear (bilinear) or cubic (Mitchell)", DefaultValueFactory = _ => ResizeFilter.Linear };
+        var import = new Command("import", "Turn folders of frames (and MOT Challenge ground truth, if present) into a dataset file for train, eval, render and track")
+        {
+            folders, output, size, channels, seqLen, filter, CommonOptions.Threads,
+        };
+        import.SetAction(r =>
+        {
+            var outPath = r.GetValue(output)!;
+            var options = new ImportOptions(r.GetValue(size), r.GetValue(channels), r.GetValue(seqLen), r.GetValue(filter));
+            Leftovers.RemoveStale(Path.GetDirectoryName(Path.GetFullPath(outPath))!, Cli.Log);
+            var sw = Stopwatch.StartNew();
+            ImportSummary summary = null!;
+            AnsiConsole.Progress().Start(ctx =>
+            {
+                var task = ctx.AddTask("importing", maxValue: 1);
+                summary = FrameImport.Import(r.GetValue(folders)!, outPath, options, done => { task.MaxValue = Math.Max(task.MaxValue, done); task.Value = done; },
+                                             r.GetValue(CommonOptions.Threads), Cli.Stopping);
+            });
+            Cli.Log($"{summary.Folders} folder(s) → {summary.Sequences} sequences of {summary.Frames / summary.Sequences} frames, " +
+                    (summary.HasTruth ? $"ground truth with up to {summary.Slots} objects per sequence" : "no ground truth") +
+                    (summary.DroppedFrames > 0 ? $"; {summary.DroppedFrames} frames past the last whole window dropped" : ""));
+            Report(outPath, sw);
+            return ExitCodes.Success;
+        });
+        return import;
     }
 
     /// <summary>A dataset file the user names, else the cached dataset of a split (generated once if missing).</summary>

@@ -25,10 +25,10 @@ static class EvalCommand
         if (r.GetValue(fileOption) is not { } path) return Dataset(r, config, split, count);
         if (!File.Exists(path)) throw new UserError($"{fileOption.Name} {path}: no such file");
         var file = SequenceFile.Open(path);
-        if (file.Config.CanvasSize != config.ImgSize)
+        if (config.Misfit(file.Config) is { } misfit)
         {
             file.Dispose();
-            throw new UserError($"{fileOption.Name} {path}: its frames are {file.Config.CanvasSize}×{file.Config.CanvasSize} pixels, the model's img_size is {config.ImgSize}");
+            throw new UserError($"{fileOption.Name} {path}: {misfit}");
         }
         return file;
     }
@@ -69,11 +69,12 @@ static class EvalCommand
             var flat = report.Flat();
             var table = new Table().Title($"{Path.GetFileName(path)} (iteration {iteration}) on {split}").AddColumns("measure", "value");
             foreach (var (key, value) in flat) table.AddRow(key, value.ToString("G6"));
+            if (!report.HasTruth) table.AddRow("count accuracy, tracking", "absent: the data has no ground truth");
             AnsiConsole.Write(table);
             var output = r.GetValue(json) ?? Path.Combine(Path.GetDirectoryName(path)!, $"eval-{split}-{iteration:D9}.json");
             var doc = new Dictionary<string, object>
             {
-                ["checkpoint"] = Path.GetFullPath(path), ["iteration"] = iteration, ["split"] = split, ["data"] = data.Path, ["k"] = k, ["seed"] = r.GetValue(CommonOptions.Seed),
+                ["checkpoint"] = Path.GetFullPath(path), ["iteration"] = iteration, ["split"] = split, ["data"] = data.Path, ["ground_truth"] = report.HasTruth, ["k"] = k, ["seed"] = r.GetValue(CommonOptions.Seed),
                 ["metrics"] = flat.ToDictionary(kv => kv.Key, kv => double.IsFinite(kv.Value) ? (object)kv.Value : kv.Value.ToString()),
             };
             AtomicFile.WriteAllText(output, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));

@@ -30,8 +30,8 @@ static class TrackCommand
             var path = r.GetValue(input)!;
             if (!Directory.Exists(path) && !File.Exists(path)) throw new UserError($"input {path}: no such file or folder");
             var sequences = Directory.Exists(path)
-                ? [PngFrames.Load(path, model.Config.ImgSize, model.Config.Channels).to(device)]
-                : FileBatches(path, model.Config.ImgSize, r.GetValue(count), r.GetValue(batch), device);
+                ? [FrameFolder.Load(path, model.Config.ImgSize, model.Config.Channels).to(device)]
+                : FileBatches(path, model.Config, r.GetValue(count), r.GetValue(batch), device);
             ulong seed = r.GetValue(CommonOptions.Seed);
 
             var csv = new StringBuilder("sequence,frame,id,y,x,h,w,window_y,window_x,window_h,window_w,presence_prob\n");
@@ -85,11 +85,10 @@ static class TrackCommand
 
     static double[] Rounded(params float[] values) => values.Select(v => Math.Round(v, PixelDigits)).ToArray();
 
-    static IEnumerable<Tensor> FileBatches(string path, int imgSize, int? count, int batchSize, Device device)
+    static IEnumerable<Tensor> FileBatches(string path, Model.SqairConfig config, int? count, int batchSize, Device device)
     {
         using var file = SequenceFile.Open(path);
-        if (file.Config.CanvasSize != imgSize)
-            throw new UserError($"input {path}: its frames are {file.Config.CanvasSize}×{file.Config.CanvasSize} pixels, the model's img_size is {imgSize}");
+        if (config.Misfit(file.Config) is { } misfit) throw new UserError($"input {path}: {misfit}");
         var loader = new BatchLoader(file, batchSize, shuffle: false, seed: 0, device);
         foreach (var batch in loader.Ordered(Math.Min(count ?? file.Count!.Value, file.Count!.Value)))
             using (batch)

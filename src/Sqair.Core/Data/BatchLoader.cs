@@ -23,7 +23,7 @@ public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, T
     /// <summary>Builds a batch from sequences, keeping the first <paramref name="seqLen"/> frames.</summary>
     public static SequenceBatch From(IReadOnlyList<Sequence> seqs, MovingMnistConfig c, int seqLen, Device? device = null)
     {
-        int b = seqs.Count, side = c.CanvasSize, m = c.MaxDigits, hw = side * side;
+        int b = seqs.Count, side = c.CanvasSize, m = c.MaxDigits, ch = c.Channels, hw = ch * side * side;
         if (seqLen < 1 || seqLen > c.SeqLen) throw new ArgumentOutOfRangeException(nameof(seqLen), $"sequence length {seqLen} outside 1..{c.SeqLen}");
         int t = seqLen;
         var frames = new float[t * b * hw];
@@ -51,7 +51,7 @@ public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, T
         }
         device ??= CPU;
         return new SequenceBatch(
-            tensor(frames, [t, b, 1, side, side]).to(device),
+            tensor(frames, [t, b, ch, side, side]).to(device),
             tensor(boxes, [t, b, m, 4]).to(device),
             tensor(present, [t, b, m]).to(device),
             tensor(visible, [t, b, m]).to(device),
@@ -78,9 +78,6 @@ public sealed class BatchLoader(ISequenceSource source, int batchSize, bool shuf
     readonly object _lock = new();
     long _permEpoch = -1;
     int[]? _perm;
-
-    /// <summary>Number of whole batches in one pass over a finite source.</summary>
-    public long? BatchesPerEpoch => Source.Count is long n ? (n + BatchSize - 1) / BatchSize : null;
 
     public long SequenceIndex(long j)
     {

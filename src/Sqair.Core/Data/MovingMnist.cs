@@ -24,6 +24,14 @@ public sealed record MovingMnistConfig
     [JsonPropertyName("max_speed")] public double MaxSpeed { get; init; } = 10;
     [JsonPropertyName("max_acc")] public double MaxAcc { get; init; } = 3;
     [JsonPropertyName("placement_tries")] public int PlacementTries { get; init; } = 5;
+    /// <summary>
+    /// 1: grey digits; 3: each digit in its own random colour. Left out of the JSON when 1, so grey
+    /// datasets keep their cache names and files written before colour existed stay readable.
+    /// </summary>
+    [JsonIgnore] public int Channels { get => ChannelsInJson ?? 1; init => ChannelsInJson = value == 1 ? null : value; }
+
+    [JsonInclude, JsonPropertyName("channels"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    private int? ChannelsInJson { get; init; }
 
     public void Validate()
     {
@@ -40,6 +48,7 @@ public sealed record MovingMnistConfig
         Check(MaxSpeed >= 0, "max_speed", MaxSpeed, "must be non-negative");
         Check(MaxAcc >= 0, "max_acc", MaxAcc, "must be non-negative");
         Check(PlacementTries >= 1, "placement_tries", PlacementTries, "must be at least 1");
+        Check(Channels is 1 or 3, "channels", Channels, "must be 1 (grey) or 3 (colour)");
     }
 }
 
@@ -47,10 +56,10 @@ public sealed record MovingMnistConfig
 /// One generated sequence and its ground truth. Slots 0..MaxDigits-1; slot k holds the k-th digit
 /// drawn, absent slots have present = 0, label = -1, id = -1.
 /// </summary>
-public sealed class Sequence(int seqLen, int side, int slots)
+public sealed class Sequence(int seqLen, int side, int slots, int channels = 1)
 {
-    /// <summary>[T, H, W] uint8.</summary>
-    public byte[] Frames { get; } = new byte[seqLen * side * side];
+    /// <summary>[T, C, H, W] uint8.</summary>
+    public byte[] Frames { get; } = new byte[seqLen * channels * side * side];
     /// <summary>[T, slots, 4] as (y, x, h, w) in pixels of the unclipped template placement.</summary>
     public float[] Boxes { get; } = new float[seqLen * slots * 4];
     /// <summary>[T, slots]: the digit exists in the sequence.</summary>
@@ -167,7 +176,7 @@ public sealed class MovingMnist
     {
         var c = Config;
         var rng = new Rng(Seed ^ streamSalt, (ulong)index);
-        int side = c.CanvasSize, slots = c.MaxDigits, T = c.SeqLen;
+        int side = c.CanvasSize, slots = c.MaxDigits, T = c.SeqLen, channels = c.Channels, plane = side * side;
         int n = rng.NextInt(c.MinDigits, c.MaxDigits);
 
         var chosen = new int[n];
@@ -179,7 +188,7 @@ public sealed class MovingMnist
                     $"cannot place {n} digits (digit_scale {c.DigitScale}) without overlap on a {side}×{side} canvas: " +
                     $"{MaxRedraws} draws of {c.PlacementTries} placements each failed; lower max_digits or digit_scale, or raise canvas_size or placement_tries");
 
-        var seq = new Sequence(T, side, slots);
+        var seq = new Sequence(T, side, slots, channels);
         var pos = new double[n, 2];
         var vel = new double[n, 2];
         var acc = new double[n, 2];
@@ -195,6 +204,8 @@ public sealed class MovingMnist
                 acc[k, d] = rng.Uniform(-c.MaxAcc, c.MaxAcc);
             }
         }
+        // Colours are drawn after everything grey data draws, so grey datasets are unchanged.
+        var colours = channels == 3 ? Enumerable.Range(0, n).Select(_ => RandomColour(rng)).ToArray() : null;
 
         for (int t = 0; t < T; t++)
         {
@@ -202,7 +213,7 @@ public sealed class MovingMnist
                 for (int k = 0; k < n; k++)
                     for (int d = 0; d < 2; d++)
                         Step(ref pos[k, d], ref vel[k, d], ref acc[k, d], rng.Normal(0, c.AccNoiseStd), c);
-            var frame = seq.Frames.AsSpan(t * side * side, side * side);
+            var frame = seq.Frames.AsSpan(t * channels * plane, channels * plane);
             for (int k = 0; k < n; k++)
             {
                 // Banker's rounding, as numpy's round in the original renderer.
@@ -212,7 +223,10 @@ public sealed class MovingMnist
                 int b = (t * slots + k) * 4;
                 seq.Boxes[b] = y; seq.Boxes[b + 1] = x; seq.Boxes[b + 2] = template.Height; seq.Boxes[b + 3] = template.Width;
                 seq.Present[t * slots + k] = 1;
-                seq.Visible[t * slots + k] = (byte)(Paste(frame, side, template, y, x) ? 1 : 0);
+                bool visible = colours is null
+                    ? Paste(frame, side, template, y, x)
+                    : PasteColour(frame, side, template, y, x, colours[k]);
+                seq.Visible[t * slots + k] = (byte)(visible ? 1 : 0);
             }
         }
         return seq;
@@ -276,6 +290,46 @@ public sealed class MovingMnist
         pos = Math.Clamp(pos, lo, hi);
         vel = Math.Clamp(vel, -c.MaxSpeed, c.MaxSpeed);
         acc = Math.Clamp(acc, -c.MaxAcc, c.MaxAcc);
+    }
+
+    /// <summary>Smallest channel maximum of a digit colour: every colour is bright enough to stand out on black.</summary>
+    const int MinColourPeak = 128;
+
+    /// <summary>A random RGB colour whose brightest channel is at least <see cref="MinColourPeak"/>.</summary>
+    static (byte R, byte G, byte B) RandomColour(Rng rng)
+    {
+        while (true)
+        {
+            var (r, g, b) = ((byte)rng.NextInt(0, 255), (byte)rng.NextInt(0, 255), (byte)rng.NextInt(0, 255));
+            if (Math.Max(r, Math.Max(g, b)) >= MinColourPeak) return (r, g, b);
+        }
+    }
+
+    /// <summary>
+    /// Blends a template, tinted by <paramref name="colour"/>, into a [3, H, W] frame by per-channel
+    /// max, clipped to the canvas. Returns whether a non-zero template pixel landed (as for grey).
+    /// </summary>
+    public static bool PasteColour(Span<byte> frame, int side, Template t, int y, int x, (byte R, byte G, byte B) colour)
+    {
+        int plane = side * side;
+        bool visible = false;
+        ReadOnlySpan<byte> rgb = [colour.R, colour.G, colour.B];
+        int ty0 = Math.Max(0, -y), ty1 = Math.Min(t.Height, side - y);
+        int tx0 = Math.Max(0, -x), tx1 = Math.Min(t.Width, side - x);
+        for (int ty = ty0; ty < ty1; ty++)
+            for (int tx = tx0; tx < tx1; tx++)
+            {
+                int v = t.Pixels[ty * t.Width + tx];
+                if (v == 0) continue;
+                visible = true;
+                int at = (y + ty) * side + x + tx;
+                for (int ch = 0; ch < 3; ch++)
+                {
+                    byte tinted = (byte)((v * rgb[ch] + 127) / 255);
+                    if (tinted > frame[ch * plane + at]) frame[ch * plane + at] = tinted;
+                }
+            }
+        return visible;
     }
 
     /// <summary>Blends a template into a frame at (y, x) by per-pixel max, clipped to the canvas. Returns whether a non-zero pixel landed.</summary>

@@ -4,12 +4,15 @@ using System.Text.Json;
 
 namespace Sqair.Data;
 
-/// <summary>Anything that hands out moving-MNIST sequences by index: a dataset file or the on-the-fly generator.</summary>
+/// <summary>Anything that hands out sequences by index: a dataset file or the on-the-fly generator.</summary>
 public interface ISequenceSource
 {
     /// <summary>Number of sequences, or null for an unbounded stream.</summary>
     long? Count { get; }
+    /// <summary>The shape of the sequences (canvas, length, channels, object slots) and, for generated data, how they were made.</summary>
     MovingMnistConfig Config { get; }
+    /// <summary>Whether sequences come with ground-truth objects (imported frames may have none).</summary>
+    bool HasTruth => true;
     Sequence Get(long index);
 }
 
@@ -22,18 +25,20 @@ public sealed class GeneratedSource(MovingMnist generator) : ISequenceSource
 }
 
 /// <summary>
-/// A moving-MNIST dataset stored as one safetensors file, so that PyTorch, numpy and TorchSharp
-/// users open it with their usual tools:
+/// A dataset (generated moving MNIST, or imported frames) stored as one safetensors file, so that
+/// PyTorch, numpy and TorchSharp users open it with their usual tools:
 /// <list type="bullet">
-/// <item><c>frames</c> U8 [N, T, 1, H, W], the rendered frames (value/255 is what the model sees);</item>
-/// <item><c>boxes</c> F32 [N, T, M, 4], (y, x, h, w) in pixels of each digit's unclipped placement;</item>
+/// <item><c>frames</c> U8 [N, T, C, H, W], the frames (value/255 is what the model sees), C = 1 or 3;</item>
+/// <item><c>boxes</c> F32 [N, T, M, 4], (y, x, h, w) in pixels of each object's unclipped box;</item>
 /// <item><c>present</c>, <c>visible</c> U8 [N, T, M];</item>
-/// <item><c>labels</c>, <c>ids</c> I32 [N, M], −1 for absent slots (constant over a sequence).</item>
+/// <item><c>labels</c>, <c>ids</c> I32 [N, M], −1 for absent slots or unknown classes (constant over a sequence).</item>
 /// </list>
 /// The header's <c>__metadata__</c> holds <c>format</c> (<see cref="Format"/>), <c>config</c> (the
-/// generator parameters as JSON), <c>seed</c>, <c>pool</c> and <c>checksums</c> (XXH3-64 of each
-/// tensor's bytes, as JSON; absent in files written before checksums existed), which
-/// <see cref="Verify"/> checks. The file is memory-mapped, so opening
+/// generator parameters as JSON: canvas_size, seq_len, max_digits = M and channels give the
+/// shapes), <c>checksums</c> (XXH3-64 of each tensor's bytes, as JSON; absent in files written
+/// before checksums existed), which <see cref="Verify"/> checks, and any further keys of the
+/// writer: <c>seed</c> and <c>pool</c> for generated data, <c>source</c> for imported frames, and
+/// <c>ground_truth</c> = <c>none</c> when the file holds no objects to measure against (M = 0). The file is memory-mapped, so opening
 /// even the 1.5 GB training set takes milliseconds; sequences are copied out on demand.
 /// </summary>
 public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
@@ -43,11 +48,12 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     public string Path { get; }
     public long? Count => _n;
     public MovingMnistConfig Config { get; }
-    public ulong Seed { get; }
-    public Pool Pool { get; }
+    public bool HasTruth { get; }
+    /// <summary>The writer's metadata (generator seed and pool, import source…), as stored.</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; }
 
     readonly long _n;
-    readonly int _t, _side, _m;
+    readonly int _t, _side, _m, _c;
     readonly MemoryMappedFile _mmf;
     readonly MemoryMappedViewAccessor _view;
     readonly byte* _base;
@@ -55,15 +61,22 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     readonly Dictionary<string, (long Offset, long Bytes)> _tensors = [];
     readonly Dictionary<string, string>? _checksums;
 
-    static Safetensors.Entry[] Specs(long n, int t, int side, int m) =>
-    [
-        new("frames", "U8", [n, t, 1, side, side]),
-        new("boxes", "F32", [n, t, m, 4]),
-        new("present", "U8", [n, t, m]),
-        new("visible", "U8", [n, t, m]),
-        new("labels", "I32", [n, m]),
-        new("ids", "I32", [n, m]),
-    ];
+    /// <summary>Metadata value of <c>ground_truth</c> for files without objects to measure against.</summary>
+    public const string NoTruth = "none";
+
+    static Safetensors.Entry[] Specs(long n, MovingMnistConfig c)
+    {
+        int t = c.SeqLen, side = c.CanvasSize, m = c.MaxDigits;
+        return
+        [
+            new("frames", "U8", [n, t, c.Channels, side, side]),
+            new("boxes", "F32", [n, t, m, 4]),
+            new("present", "U8", [n, t, m]),
+            new("visible", "U8", [n, t, m]),
+            new("labels", "I32", [n, m]),
+            new("ids", "I32", [n, m]),
+        ];
+    }
 
     /// <summary>
     /// Generates <paramref name="count"/> sequences in parallel and writes them atomically to
@@ -74,12 +87,22 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     /// <see cref="OperationCanceledException"/> and removes every temporary file.
     /// </remarks>
     public static void Write(string path, MovingMnist generator, long count, Pool pool, Action<long>? progress = null, int? threads = null,
-                             CancellationToken stop = default)
+                             CancellationToken stop = default) =>
+        Write(path, generator.Config, count, i => generator.Generate(i),
+              new Dictionary<string, string> { ["seed"] = generator.Seed.ToString(), ["pool"] = pool.ToString().ToLowerInvariant() },
+              progress, threads, stop);
+
+    /// <summary>
+    /// Writes sequences 0..count−1 of <paramref name="get"/> (called in parallel; each sequence must
+    /// have the shapes of <paramref name="config"/>) atomically to <paramref name="path"/>, with
+    /// <paramref name="metadata"/> beside the format, config and checksums.
+    /// </summary>
+    public static void Write(string path, MovingMnistConfig config, long count, Func<long, Sequence> get, IReadOnlyDictionary<string, string> metadata,
+                             Action<long>? progress = null, int? threads = null, CancellationToken stop = default)
     {
         if (count < 1) throw new ArgumentException($"a dataset needs at least 1 sequence, not {count}");
-        var c = generator.Config;
-        int t = c.SeqLen, side = c.CanvasSize, m = c.MaxDigits;
-        var specs = Specs(count, t, side, m);
+        var c = config;
+        var specs = Specs(count, c);
 
         // Sequences are generated in chunks in parallel, then each tensor is streamed out in order:
         // per-sequence random streams make the bytes independent of the chunking and thread count.
@@ -103,7 +126,12 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
                 int len = (int)Math.Min(chunk, count - start);
                 var seqs = new Sequence[len];
                 long s0 = start;
-                Parallel.For(0, len, options, i => seqs[i] = generator.Generate(s0 + i));
+                try { Parallel.For(0, len, options, i => seqs[i] = get(s0 + i)); }
+                catch (AggregateException e)
+                {
+                    // Every worker fails alike on a bad config or file: report the first, as the sequential code would.
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.Flatten().InnerExceptions[0]);
+                }
                 foreach (var q in seqs)
                 {
                     Put(0, q.Frames);
@@ -115,15 +143,13 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
                 }
                 progress?.Invoke(start + len);
             }
-            var metadata = new Dictionary<string, string>
+            var header = new Dictionary<string, string>(metadata)
             {
                 ["format"] = Format,
                 ["config"] = JsonSerializer.Serialize(c),
-                ["seed"] = generator.Seed.ToString(),
-                ["pool"] = pool.ToString().ToLowerInvariant(),
                 ["checksums"] = JsonSerializer.Serialize(specs.Select((e, i) => (e.Name, Hash: ChecksumText(hashes[i]))).ToDictionary(x => x.Name, x => x.Hash)),
             };
-            var headerBytes = Safetensors.EncodeHeader(specs, metadata);
+            var headerBytes = Safetensors.EncodeHeader(specs, header);
             stop.ThrowIfCancellationRequested();
             AtomicFile.Write(path, output =>
             {
@@ -156,20 +182,21 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         try
         {
             Config = JsonSerializer.Deserialize<MovingMnistConfig>(meta["config"]) ?? throw new InvalidDataException("null config");
-            Seed = ulong.Parse(meta["seed"]);
-            Pool = Enum.Parse<Pool>(meta["pool"], ignoreCase: true);
+            if (Config.Channels is not (1 or 3)) throw new FormatException($"channels = {Config.Channels}, not 1 or 3");
             _checksums = meta.TryGetValue("checksums", out var sums) ? JsonSerializer.Deserialize<Dictionary<string, string>>(sums) : null;
         }
         catch (Exception e) when (e is JsonException or FormatException or ArgumentException or KeyNotFoundException)
         {
             throw new InvalidDataException($"{path}: bad metadata ({e.Message})", e);
         }
+        Metadata = meta;
+        HasTruth = meta.GetValueOrDefault("ground_truth") != NoTruth;
         if (!header.Entries.TryGetValue("frames", out var frames))
             throw new InvalidDataException($"{path}: no 'frames' tensor");
         _n = frames.Entry.Shape[0];
-        _t = Config.SeqLen; _side = Config.CanvasSize; _m = Config.MaxDigits;
+        _t = Config.SeqLen; _side = Config.CanvasSize; _m = Config.MaxDigits; _c = Config.Channels;
         var offsets = new Dictionary<string, long>();
-        foreach (var s in Specs(_n, _t, _side, _m))
+        foreach (var s in Specs(_n, Config))
         {
             if (!header.Entries.TryGetValue(s.Name, out var found)) throw new InvalidDataException($"{path}: no '{s.Name}' tensor");
             if (found.Entry.Dtype != s.Dtype) throw new InvalidDataException($"{path}: tensor '{s.Name}' has dtype {found.Entry.Dtype}, expected {s.Dtype}");
@@ -246,7 +273,7 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     public Sequence Get(long index)
     {
         if ((ulong)index >= (ulong)_n) throw new ArgumentOutOfRangeException(nameof(index), $"sequence {index} of {_n} in {Path}");
-        var s = new Sequence(_t, _side, _m);
+        var s = new Sequence(_t, _side, _m, _c);
         Copy(_frames, index, s.Frames.AsSpan());
         Copy(_boxes, index, System.Runtime.InteropServices.MemoryMarshal.AsBytes(s.Boxes.AsSpan()));
         Copy(_present, index, s.Present.AsSpan());

@@ -9,10 +9,18 @@ namespace Sqair.Evaluation;
 /// Everything docs/design.md §5 measures on a set of sequences. Tracking is measured twice: with the tight
 /// boxes of what each object draws (<see cref="Tracking"/>, the headline "mota", "idf1") and with
 /// the raw attention windows (<see cref="TrackingGlimpse"/>, "…_glimpse"), which are usually larger
-/// than the digit they hold.
+/// than the digit they hold. Without ground truth (<see cref="HasTruth"/> false: imported frames)
+/// the count accuracies and tracking measures are absent, not zero.
 /// </summary>
-public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, MotSummary TrackingGlimpse)
+public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, MotSummary TrackingGlimpse, bool HasTruth = true)
 {
+    /// <summary>The measures that compare with ground truth, left out when there is none.</summary>
+    public static readonly IReadOnlySet<string> TruthMeasures = new HashSet<string>
+    {
+        "count_acc_present", "count_acc_visible", "mota", "motp_iou", "idf1", "idp", "idr", "id_switches", "false_positives", "misses",
+        "misses_box_off", "false_positives_box_off", "gt_boxes", "mota_glimpse", "motp_iou_glimpse", "idf1_glimpse",
+    };
+
     public IReadOnlyDictionary<string, double> Flat()
     {
         var d = new Dictionary<string, double>(Totals.Means())
@@ -20,6 +28,8 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
             ["mota"] = Tracking.Mota,
             ["motp_iou"] = Tracking.Motp,
             ["idf1"] = Tracking.Idf1,
+            ["idp"] = Tracking.Idp,
+            ["idr"] = Tracking.Idr,
             ["id_switches"] = Tracking.IdSwitches,
             ["false_positives"] = Tracking.FalsePositives,
             ["misses"] = Tracking.Misses,
@@ -31,6 +41,8 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
             ["idf1_glimpse"] = TrackingGlimpse.Idf1,
             ["sequences"] = Totals.Sequences,
         };
+        if (!HasTruth)
+            foreach (var key in TruthMeasures) d.Remove(key);
         return d;
     }
 }
@@ -84,7 +96,7 @@ public static class Evaluator
         {
             if (wasTraining) model.train();
         }
-        return new EvaluationReport(total, mot.Summary(), motGlimpse.Summary());
+        return new EvaluationReport(total, mot.Summary(), motGlimpse.Summary(), source.HasTruth);
     }
 
     /// <summary>

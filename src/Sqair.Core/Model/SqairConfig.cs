@@ -232,8 +232,14 @@ public sealed record SqairConfig
     /// <summary>The generator parameters of the data this config trains on.</summary>
     public Data.MovingMnistConfig DataConfig() => new()
     {
-        CanvasSize = ImgSize, SeqLen = SeqLen, MinDigits = MinDigits, MaxDigits = MaxDigits, DigitScale = DigitScale,
+        CanvasSize = ImgSize, SeqLen = SeqLen, MinDigits = MinDigits, MaxDigits = MaxDigits, DigitScale = DigitScale, Channels = Channels,
     };
+
+    /// <summary>Why frames of this shape cannot go through a model of this config, or null when they can.</summary>
+    public string? Misfit(Data.MovingMnistConfig data) =>
+        data.CanvasSize != ImgSize ? $"its frames are {data.CanvasSize}×{data.CanvasSize} pixels, the model's img_size is {ImgSize}"
+        : data.Channels != Channels ? $"its frames have {data.Channels} channel{(data.Channels == 1 ? " (grey)" : "s (colour)")}, the model's channels is {Channels}"
+        : null;
 
     /// <summary>Sequence length of the curriculum at an iteration.</summary>
     public int SeqLenAt(long iteration) =>

@@ -118,11 +118,10 @@ public sealed class Trainer : IDisposable
 
     static void CheckFits(SqairConfig c, ISequenceSource source, string what)
     {
-        var d = source.Config;
-        if (d.CanvasSize != c.ImgSize || d.SeqLen < c.SeqLen)
-            throw new ArgumentException($"the {what} data ({d.CanvasSize}px, {d.SeqLen} frames) does not fit img_size = {c.ImgSize}, seq_len = {c.SeqLen}");
-        if (c.Channels != 1)
-            throw new ArgumentException($"config key 'channels' = {c.Channels}: the {what} data has 1 channel (grey moving MNIST); a colour model needs colour data");
+        if (c.Misfit(source.Config) is { } misfit)
+            throw new ArgumentException($"the {what} data does not fit the model: {misfit}");
+        if (source.Config.SeqLen < c.SeqLen)
+            throw new ArgumentException($"the {what} data has {source.Config.SeqLen} frames per sequence, fewer than seq_len = {c.SeqLen}");
     }
 
     /// <summary>Releases the run folder's lock (also done when <see cref="Run"/> returns).</summary>

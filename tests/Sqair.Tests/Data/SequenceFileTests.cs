@@ -20,8 +20,9 @@ public class SequenceFileTests
         using var file = SequenceFile.Open(path);
         Assert.Equal(40, file.Count);
         Assert.Equal(gen.Config, file.Config);
-        Assert.Equal(gen.Seed, file.Seed);
-        Assert.Equal(Pool.Validation, file.Pool);
+        Assert.Equal(gen.Seed.ToString(), file.Metadata["seed"]);
+        Assert.Equal("validation", file.Metadata["pool"]);
+        Assert.True(file.HasTruth);
         for (int i = 0; i < 40; i++)
         {
             var a = gen.Generate(i);
@@ -107,5 +108,35 @@ public class SequenceFileTests
         using var batch = loader.Get(1_000_000);
         var s = gen.Generate(4_000_002);
         Assert.Equal(s.Frames.AsSpan(0, 2500).ToArray().Select(v => v / 255f), batch.Frames[0, 2].flatten().data<float>().ToArray());
+    }
+
+    [Fact]
+    public void Colour_sequences_round_trip_and_draw_each_digit_in_one_colour()
+    {
+        var config = new MovingMnistConfig { Channels = 3, MinDigits = 2, MaxDigits = 2, SeqLen = 3 };
+        var gen = TestUtil.Generator(config);
+        var path = Path.Combine(TestUtil.TempDir(), "colour.safetensors");
+        SequenceFile.Write(path, gen, 5, Pool.Train);
+        using var file = SequenceFile.Open(path);
+        Assert.Equal(3, file.Config.Channels);
+        var s = file.Get(2);
+        Assert.Equal(gen.Generate(2).Frames, s.Frames);
+        Assert.Equal(3 * 3 * 50 * 50, s.Frames.Length);
+        Assert.Empty(file.Verify()!);
+        // the grey stream is untouched by colour: same boxes as the grey generator's
+        var grey = TestUtil.Generator(config with { Channels = 1 }).Generate(2);
+        Assert.Equal(grey.Boxes, s.Boxes);
+        // a colour pixel is a template pixel scaled per channel; where only one digit is, the channels keep one ratio
+        int plane = 50 * 50;
+        var lit = Enumerable.Range(0, plane).Where(p => grey.Frames[p] > 200).ToList();
+        Assert.NotEmpty(lit);
+        Assert.Contains(lit, p => s.Frames[p] != s.Frames[p + plane] || s.Frames[p] != s.Frames[p + 2 * plane]);
+    }
+
+    [Fact]
+    public void Grey_configs_keep_their_json_so_cached_datasets_keep_their_names()
+    {
+        Assert.DoesNotContain("channels", System.Text.Json.JsonSerializer.Serialize(new MovingMnistConfig()));
+        Assert.Contains("\"channels\":3", System.Text.Json.JsonSerializer.Serialize(new MovingMnistConfig { Channels = 3 }));
     }
 }

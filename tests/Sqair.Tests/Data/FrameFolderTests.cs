@@ -4,7 +4,7 @@ using TorchSharp;
 
 namespace Sqair.Tests.Data;
 
-public class PngFramesTests
+public class FrameFolderTests
 {
     [Fact]
     public void Frames_load_in_name_order_as_grey_or_colour()
@@ -19,21 +19,21 @@ public class PngFramesTests
             using var png = bmp.Encode(SKEncodedImageFormat.Png, 100);
             File.WriteAllBytes(Path.Combine(dir, $"frame{t:D3}.png"), png.ToArray());
         }
-        var grey = PngFrames.Load(dir, 50, 1);
+        var grey = FrameFolder.Load(dir, 50, 1);
         Assert.Equal(new long[] { 3, 1, 1, 50, 50 }, grey.shape);
         Assert.Equal(1f / 3, grey[2, 0, 0, 20, 12].item<float>(), 5);
         Assert.Equal(0f, grey[2, 0, 0, 20, 10].item<float>());
         Assert.Equal(120f / 255, grey[0, 0, 0, 40, 30].item<float>(), 5);
-        var colour = PngFrames.Load(dir, 50, 3);
+        var colour = FrameFolder.Load(dir, 50, 3);
         Assert.Equal(new[] { 60f / 255, 120f / 255, 180f / 255 }, colour[1, 0, .., 40, 30].data<float>().ToArray());
-        Assert.Equal(new long[] { 3, 1, 1, 25, 25 }, PngFrames.Load(dir, 25, 1).shape);
+        Assert.Equal(new long[] { 3, 1, 1, 25, 25 }, FrameFolder.Load(dir, 25, 1).shape);
     }
 
     [Fact]
     public void An_empty_folder_is_named()
     {
         var dir = TestUtil.TempDir();
-        var e = Assert.Throws<FileNotFoundException>(() => PngFrames.Load(dir, 50, 1));
+        var e = Assert.Throws<FileNotFoundException>(() => FrameFolder.Load(dir, 50, 1));
         Assert.Contains(dir, e.Message);
     }
 }

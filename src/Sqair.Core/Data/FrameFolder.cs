@@ -1,0 +1,96 @@
+using SkiaSharp;
+using static TorchSharp.torch;
+
+namespace Sqair.Data;
+
+/// <summary>How frames are resized to the model's square canvas.</summary>
+public enum ResizeFilter { Nearest, Linear, Cubic }
+
+/// <summary>
+/// A user's video as a folder of PNG or JPEG frames, read in ordinal file-name order (name them
+/// with zero-padded numbers, as ffmpeg's <c>%05d</c> does). MOT Challenge folders keep their frames
+/// in <c>img1/</c>, which is used when the folder itself holds none. Every frame is stretched to
+/// the square canvas with the chosen filter (SkiaSharp's nearest, bilinear, or Mitchell cubic); grey
+/// is the mean of the red, green and blue channels.
+/// </summary>
+public static class FrameFolder
+{
+    public static readonly string[] Extensions = [".png", ".jpg", ".jpeg"];
+
+    /// <summary>The frame files of a sequence folder, in name order; an error naming the folder if it holds none.</summary>
+    public static IReadOnlyList<string> Files(string folder)
+    {
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"{folder}: no such folder");
+        static List<string> In(string dir) => Directory.Exists(dir)
+            ? Directory.GetFiles(dir).Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant())).Order(StringComparer.Ordinal).ToList()
+            : [];
+        var files = In(folder);
+        if (files.Count == 0) files = In(Path.Combine(folder, "img1"));
+        return files.Count > 0 ? files : throw new FileNotFoundException($"{folder} holds no .png or .jpg frames (nor does {Path.Combine(folder, "img1")})");
+    }
+
+    /// <summary>Frames of a folder as [T, 1, C, side, side] in [0, 1] (one sequence, batch of one), for tracking.</summary>
+    public static Tensor Load(string folder, int side, int channels, ResizeFilter filter = ResizeFilter.Linear)
+    {
+        var files = Files(folder);
+        var bytes = Read(files, side, channels, filter, out _);
+        return tensor(bytes.Select(b => b / 255f).ToArray(), [files.Count, 1, channels, side, side]);
+    }
+
+    /// <summary>
+    /// The frames as bytes [T, C, side, side], each resized to side×side; all must share one size,
+    /// which <paramref name="size"/> returns (width, height) so boxes can be mapped back.
+    /// </summary>
+    public static byte[] Read(IReadOnlyList<string> files, int side, int channels, ResizeFilter filter, out (int Width, int Height) size)
+    {
+        int plane = side * side;
+        var data = new byte[files.Count * channels * plane];
+        size = default;
+        for (int t = 0; t < files.Count; t++)
+        {
+            using var decoded = Decode(files[t]);
+            if (t == 0) size = (decoded.Width, decoded.Height);
+            else if ((decoded.Width, decoded.Height) != size)
+                throw new InvalidDataException($"{files[t]}: {decoded.Width}×{decoded.Height} pixels, but {files[0]} is {size.Width}×{size.Height}; the frames of one sequence must share a size");
+            using var resized = Resize(decoded, side, filter);
+            for (int y = 0; y < side; y++)
+                for (int x = 0; x < side; x++)
+                {
+                    var p = resized.GetPixel(x, y);
+                    int o = t * channels * plane + y * side + x;
+                    if (channels == 1) data[o] = (byte)((p.Red + p.Green + p.Blue + 1) / 3);
+                    else
+                    {
+                        data[o] = p.Red;
+                        data[o + plane] = p.Green;
+                        data[o + 2 * plane] = p.Blue;
+                    }
+                }
+        }
+        return data;
+    }
+
+    static SKBitmap Resize(SKBitmap image, int side, ResizeFilter filter)
+    {
+        if (image.Width == side && image.Height == side) return image.Copy();
+        var sampling = filter switch
+        {
+            ResizeFilter.Nearest => new SKSamplingOptions(SKFilterMode.Nearest),
+            ResizeFilter.Cubic => new SKSamplingOptions(SKCubicResampler.Mitchell),
+            _ => new SKSamplingOptions(SKFilterMode.Linear),
+        };
+        return image.Resize(new SKImageInfo(side, side, SKColorType.Rgba8888, SKAlphaType.Premul), sampling);
+    }
+
+    /// <summary>Decodes a whole image; a truncated or damaged one is an error naming the file (a partial decode would pass as a frame).</summary>
+    public static SKBitmap Decode(string file)
+    {
+        using var codec = SKCodec.Create(file, out var created) ?? throw new InvalidDataException($"{file}: not a readable image ({created})");
+        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Premul);
+        var bitmap = new SKBitmap(info);
+        var result = codec.GetPixels(info, bitmap.GetPixels());
+        if (result == SKCodecResult.Success) return bitmap;
+        bitmap.Dispose();
+        throw new InvalidDataException($"{file}: {(result == SKCodecResult.IncompleteInput ? "truncated image" : $"cannot decode the image ({result})")}");
+    }
+}
