@@ -83,8 +83,6 @@ static class BenchCommand
     /// <summary>The sequences a bench runs on: digit-sized blobs (no download) or MNIST digits, generated on the fly.</summary>
     static GeneratedSource Source(ParseResult r, Model.SqairConfig config, Option<bool> synthetic)
     {
-        if (config.Channels != 1)
-            throw new UserError($"config key 'channels' = {config.Channels}: bench times grey moving MNIST (1 channel)");
         var dataConfig = config.DataConfig();
         var templates = r.GetValue(synthetic)
             ? MovingMnist.SyntheticTemplates(1000, 0)

@@ -56,6 +56,7 @@ static class Cli
         catch (Exception e) when (ExitCodes.Classify(e) is { } known)
         {
             Error(known.Message);
+            if (Environment.GetEnvironmentVariable("SQAIR_DEBUG") is { Length: > 0 }) Console.Error.WriteLine(e);
             return known.Code;
         }
     }

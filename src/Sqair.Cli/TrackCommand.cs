@@ -5,23 +5,45 @@ using System.Text.Json;
 using Sqair.Data;
 using Sqair.Evaluation;
 using Sqair.Training;
+using Sqair.Visualisation;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Sqair.Cli;
 
-/// <summary><c>sqair track</c>: runs a trained model on new sequences and writes its tracks as CSV and JSON.</summary>
+/// <summary><c>sqair track</c>: runs a trained model on new sequences and writes its tracks (CSV and JSON, or MOT Challenge text), optionally as a GIF.</summary>
 static class TrackCommand
 {
+    /// <summary>Output formats: ours (CSV + JSON, boxes and windows) or MOT Challenge text files.</summary>
+    enum TrackFormat { Csv, Mot }
+
+    /// <summary>Sequences drawn side by side in the --gif animation: more would not fit a screen.</summary>
+    const int GifSequences = 8;
+
+    /// <summary>
+    /// Digits written: a thousandth of a pixel and a millionth of probability, beyond what the model
+    /// resolves, and few enough that float32 rounding noise (README, "Reproducible inference") does
+    /// not change the files between runs.
+    /// </summary>
+    const int PixelDigits = 3, ProbabilityDigits = 6;
+
+    /// <summary>One tracked object in one frame, in the model's canvas pixels.</summary>
+    sealed record Tracked(int Frame, long Id, TrackBox Box, TrackBox Window);
+
+    /// <summary>A tracked sequence: its name (folder or index), its objects, and the scale from canvas to original pixels.</summary>
+    sealed record TrackedSequence(string Name, int Frames, List<Tracked> Objects, double ScaleX, double ScaleY);
+
     public static Command Build()
     {
-        var input = new Argument<string>("input") { Description = "A dataset file of ours (.safetensors) or a folder of PNG frames (one sequence, in name order)" };
+        var input = new Argument<string>("input") { Description = "A dataset file of ours (.safetensors) or a folder of PNG/JPEG frames (one sequence, in name order)" };
         var count = CommonOptions.AtLeast(1, new Option<int?>("--count") { Description = "Track the first N sequences of a dataset file (default: all)" });
-        var output = new Option<string>("--out") { Description = "Output prefix: writes PREFIX.csv and PREFIX.json", DefaultValueFactory = _ => "tracks" };
+        var output = new Option<string>("--out") { Description = "Output prefix: PREFIX.csv and PREFIX.json, or PREFIX-mot/<sequence>.txt, and PREFIX.gif", DefaultValueFactory = _ => "tracks" };
+        var format = new Option<TrackFormat>("--format") { Description = "csv (ours: boxes, windows, probabilities, plus JSON) or mot (MOT Challenge text, as py-motmetrics and TrackEval read)", DefaultValueFactory = _ => TrackFormat.Csv };
+        var gif = new Option<bool>("--gif") { Description = $"Also draw the tracks (attention windows coloured by id) over the input frames of up to {GifSequences} sequences" };
         var batch = CommonOptions.BatchSize(32);
         var track = new Command("track", "Detect and track objects in new sequences; writes frame, id, box and presence probability")
         {
-            CommonOptions.Checkpoint, input, count, CommonOptions.K, CommonOptions.Seed, output, batch, CommonOptions.Device, CommonOptions.Threads,
+            CommonOptions.Checkpoint, input, count, format, gif, CommonOptions.K, CommonOptions.Seed, output, batch, CommonOptions.Device, CommonOptions.Threads,
         };
         track.SetAction(r =>
         {
@@ -29,69 +51,128 @@ static class TrackCommand
             var (model, _) = Checkpoint.LoadModel(CommonOptions.ResolveCheckpoint(r.GetValue(CommonOptions.Checkpoint)!), device);
             var path = r.GetValue(input)!;
             if (!Directory.Exists(path) && !File.Exists(path)) throw new UserError($"input {path}: no such file or folder");
-            var sequences = Directory.Exists(path)
-                ? [FrameFolder.Load(path, model.Config.ImgSize, model.Config.Channels).to(device)]
-                : FileBatches(path, model.Config, r.GetValue(count), r.GetValue(batch), device);
+            int side = model.Config.ImgSize;
+            var (batches, names, scale) = Directory.Exists(path) ? FolderInput(path, model.Config, device) : FileInput(path, model.Config, r.GetValue(count), r.GetValue(batch), device);
             ulong seed = r.GetValue(CommonOptions.Seed);
 
-            var csv = new StringBuilder("sequence,frame,id,y,x,h,w,window_y,window_x,window_h,window_w,presence_prob\n");
-            var json = new List<object>();
-            int index = 0;
+            var sequences = new List<TrackedSequence>();
+            var drawn = new List<ModelFigures.Track>();
             using var _ = no_grad();
-            foreach (var frames in sequences)
+            foreach (var frames in batches)
             {
                 using var scope = NewDisposeScope();
                 // a generator per batch, as in eval, so the same input and seed always give the same tracks
-                using var generator = new Generator(Evaluator.BatchSeed(seed, index));
-                var out_ = model.Forward(frames, r.GetValue(CommonOptions.K), keepFrames: true, generator: generator);
-                var rows = out_.ResampleRows(generator).data<long>().ToArray();
-                var content = TrackExtraction.Hypotheses(out_.Frames!, rows, model.Config.ImgSize, BoxKind.Content);
-                var windows = TrackExtraction.Hypotheses(out_.Frames!, rows, model.Config.ImgSize, BoxKind.Glimpse);
-                for (int b = 0; b < rows.Length; b++, index++)
+                using var generator = new Generator(Evaluator.BatchSeed(seed, sequences.Count));
+                var output = model.Forward(frames, r.GetValue(CommonOptions.K), keepFrames: true, generator: generator);
+                var rows = output.ResampleRows(generator).data<long>().ToArray();
+                var content = TrackExtraction.Hypotheses(output.Frames!, rows, side, BoxKind.Content);
+                var windows = TrackExtraction.Hypotheses(output.Frames!, rows, side, BoxKind.Glimpse);
+                for (int b = 0; b < rows.Length; b++)
                 {
-                    var seqFrames = new List<object>();
-                    for (int t = 0; t < content[b].Count; t++)
-                    {
-                        var objects = new List<object>();
-                        foreach (var (box, window) in content[b][t].Zip(windows[b][t]))
-                        {
-                            var (b4, w4, p) = (Rounded(box.Y, box.X, box.H, box.W), Rounded(window.Y, window.X, window.H, window.W), Math.Round(box.Probability, ProbabilityDigits));
-                            csv.AppendLine(string.Join(",", new object[] { index, t, box.Id }.Concat(b4.Cast<object>()).Concat(w4.Cast<object>()).Append(p)
-                                .Select(v => Convert.ToString(v, CultureInfo.InvariantCulture))));
-                            objects.Add(new { id = box.Id, box = b4, window = w4, presence_prob = p });
-                        }
-                        seqFrames.Add(new { frame = t, objects });
-                    }
-                    json.Add(new { sequence = index, frames = seqFrames });
+                    var objects = content[b].SelectMany((boxes, t) => boxes.Zip(windows[b][t], (box, window) => new Tracked(t, box.Id, box, window))).ToList();
+                    sequences.Add(new TrackedSequence(names(sequences.Count), content[b].Count, objects, scale.X, scale.Y));
+                    if (r.GetValue(gif) && drawn.Count < GifSequences) drawn.Add(ModelFigures.Extract(frames, output.Frames!, b, rows[b]));
                 }
             }
+
             var prefix = r.GetValue(output)!;
-            AtomicFile.WriteAllText(prefix + ".csv", csv.ToString());
-            AtomicFile.WriteAllText(prefix + ".json", JsonSerializer.Serialize(new { input = Path.GetFullPath(path), box_format = "y,x,h,w pixels; box: tight box of what the object draws, window: its attention glimpse", sequences = json },
-                                                                               new JsonSerializerOptions { WriteIndented = true }));
-            Console.WriteLine(Path.GetFullPath(prefix + ".csv"));
-            Console.WriteLine(Path.GetFullPath(prefix + ".json"));
-            return 0;
+            var written = r.GetValue(format) == TrackFormat.Mot ? WriteMot(sequences, prefix + "-mot") : WriteCsvAndJson(sequences, prefix, path);
+            if (drawn.Count > 0)
+            {
+                written.Add(prefix + ".gif");
+                ModelFigures.TrackedAnimation(drawn, prefix + ".gif", $"{Path.GetFileName(Path.GetFullPath(path).TrimEnd('/'))}: attention windows, coloured by id");
+            }
+            foreach (var f in written) Console.WriteLine(Path.GetFullPath(f));
+            return ExitCodes.Success;
         });
         return track;
     }
 
-    /// <summary>
-    /// Digits written: a thousandth of a pixel and a millionth of probability, beyond what the model
-    /// resolves, and few enough that float32 rounding noise (docs: README, "Reproducible
-    /// inference") does not change the files between runs.
-    /// </summary>
-    const int PixelDigits = 3, ProbabilityDigits = 6;
-
-    static double[] Rounded(params float[] values) => values.Select(v => Math.Round(v, PixelDigits)).ToArray();
-
-    static IEnumerable<Tensor> FileBatches(string path, Model.SqairConfig config, int? count, int batchSize, Device device)
+    static List<string> WriteCsvAndJson(List<TrackedSequence> sequences, string prefix, string input)
     {
-        using var file = SequenceFile.Open(path);
-        if (config.Misfit(file.Config) is { } misfit) throw new UserError($"input {path}: {misfit}");
-        var loader = new BatchLoader(file, batchSize, shuffle: false, seed: 0, device);
-        foreach (var batch in loader.Ordered(Math.Min(count ?? file.Count!.Value, file.Count!.Value)))
-            using (batch)
-                yield return batch.Frames.clone();
+        var csv = new StringBuilder("sequence,frame,id,y,x,h,w,window_y,window_x,window_h,window_w,presence_prob\n");
+        var json = new List<object>();
+        foreach (var (s, index) in sequences.Select((s, i) => (s, i)))
+        {
+            foreach (var o in s.Objects)
+                csv.AppendLine(string.Join(",", new object[] { index, o.Frame, o.Id }.Concat(Yxhw(o.Box).Cast<object>()).Concat(Yxhw(o.Window).Cast<object>())
+                    .Append(Math.Round(o.Box.Probability, ProbabilityDigits)).Select(Invariant)));
+            var frames = Enumerable.Range(0, s.Frames).Select(t => new
+            {
+                frame = t,
+                objects = s.Objects.Where(o => o.Frame == t).Select(o => new { id = o.Id, box = Yxhw(o.Box), window = Yxhw(o.Window), presence_prob = Math.Round(o.Box.Probability, ProbabilityDigits) }),
+            });
+            json.Add(new { sequence = index, name = s.Name, frames });
+        }
+        AtomicFile.WriteAllText(prefix + ".csv", csv.ToString());
+        AtomicFile.WriteAllText(prefix + ".json", JsonSerializer.Serialize(new
+        {
+            input = Path.GetFullPath(input),
+            box_format = "y,x,h,w in canvas pixels; box: tight box of what the object draws, window: its attention glimpse",
+            sequences = json,
+        }, new JsonSerializerOptions { WriteIndented = true }));
+        return [prefix + ".csv", prefix + ".json"];
+    }
+
+    /// <summary>
+    /// One MOT Challenge file per sequence: <c>frame,id,bb_left,bb_top,bb_width,bb_height,conf,-1,-1,-1</c>
+    /// with 1-based frames, ids and pixels, the tight box of what each object draws (the box the
+    /// headline MOTA uses), in the original frames' pixels for a folder of frames.
+    /// </summary>
+    static List<string> WriteMot(List<TrackedSequence> sequences, string dir)
+    {
+        Directory.CreateDirectory(dir);
+        var written = new List<string>();
+        foreach (var s in sequences)
+        {
+            var lines = s.Objects.OrderBy(o => o.Frame).ThenBy(o => o.Id).Select(o => string.Join(",", new object[]
+            {
+                o.Frame + 1, o.Id + 1,
+                Math.Round(o.Box.X * s.ScaleX + 1, PixelDigits), Math.Round(o.Box.Y * s.ScaleY + 1, PixelDigits),
+                Math.Round(o.Box.W * s.ScaleX, PixelDigits), Math.Round(o.Box.H * s.ScaleY, PixelDigits),
+                Math.Round(o.Box.Probability, ProbabilityDigits), -1, -1, -1,
+            }.Select(Invariant)));
+            var file = Path.Combine(dir, s.Name + ".txt");
+            AtomicFile.WriteAllText(file, string.Concat(lines.Select(l => l + "\n")));
+            written.Add(file);
+        }
+        return written;
+    }
+
+    static double[] Yxhw(TrackBox b) => [.. new[] { b.Y, b.X, b.H, b.W }.Select(v => Math.Round(v, PixelDigits))];
+
+    static string Invariant(object v) => Convert.ToString(v, CultureInfo.InvariantCulture)!;
+
+    /// <summary>A folder of frames: one sequence named after the folder, boxes scaled back to the frames' own pixels.</summary>
+    static (IEnumerable<Tensor>, Func<int, string>, (double X, double Y)) FolderInput(string folder, Model.SqairConfig c, Device device)
+    {
+        var files = FrameFolder.Files(folder);
+        var bytes = FrameFolder.Read(files, c.ImgSize, c.Channels, ResizeFilter.Linear, out var size);
+        var frames = tensor(bytes.Select(b => b / 255f).ToArray(), [files.Count, 1, c.Channels, c.ImgSize, c.ImgSize]).to(device);
+        var name = Path.GetFileName(Path.GetFullPath(folder).TrimEnd('/'));
+        return ([frames], _ => name, ((double)size.Width / c.ImgSize, (double)size.Height / c.ImgSize));
+    }
+
+    /// <summary>A dataset file: its sequences in batches, named by index, boxes in canvas pixels.</summary>
+    static (IEnumerable<Tensor>, Func<int, string>, (double X, double Y)) FileInput(string path, Model.SqairConfig c, int? count, int batchSize, Device device)
+    {
+        var file = SequenceFile.Open(path);
+        if (c.Misfit(file.Config) is { } misfit)
+        {
+            file.Dispose();
+            throw new UserError($"input {path}: {misfit}");
+        }
+        return (Batches(file, count, batchSize, device), i => $"seq-{i:D6}", (1.0, 1.0));
+    }
+
+    static IEnumerable<Tensor> Batches(SequenceFile file, int? count, int batchSize, Device device)
+    {
+        using (file)
+        {
+            var loader = new BatchLoader(file, batchSize, shuffle: false, seed: 0, device);
+            foreach (var batch in loader.Ordered(Math.Min(count ?? file.Count!.Value, file.Count!.Value)))
+                using (batch)
+                    yield return batch.Frames.clone();
+        }
     }
 }

@@ -20,8 +20,6 @@ static class TrainCommand
     static readonly Option<string?> RunDir = new("--run-dir") { Description = "Run folder (default runs/<preset>-<time>); refused if it holds a run, unless --force" };
     static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this folder from its newest readable checkpoint" };
     static readonly Option<bool> Force = new("--force") { Description = "Replace the run in --run-dir (its checkpoints, logs and figures are deleted)" };
-    static readonly Option<string?> Data = new("--data") { Description = "Train on this dataset file (default: the cached moving-MNIST training set)" };
-    static readonly Option<string?> ValidData = new("--valid-data") { Description = "Validate on this dataset file (default: the cached validation set, or --data's)" };
     public static readonly Option<int> Shards = CommonOptions.AtLeast(1, new Option<int>("--shards")
     {
         Description = "Split each training batch over this many threads, each with threads/shards libtorch threads; " +
@@ -37,7 +35,7 @@ static class TrainCommand
     {
         var train = new Command("train", "Train SQAIR on moving multi-MNIST or a dataset file (a run folder with checkpoints, figures, TensorBoard events)")
         {
-            RunDir, Resume, Force, Data, ValidData, CommonOptions.Device, CommonOptions.Threads, Shards, CommonOptions.Cache, CommonOptions.MnistDir,
+            RunDir, Resume, Force, CommonOptions.Device, CommonOptions.Threads, Shards, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         AddConfigOptions(train);
         train.SetAction(Run);
@@ -109,7 +107,14 @@ static class TrainCommand
         var (trainSource, validSource) = Sources(r, config);
         using var trainFile = trainSource as SequenceFile;
         using var validFile = validSource as SequenceFile;
-        using var trainer = new Trainer(config, runDir, trainSource, validSource, device, Cli.Log, mode, r.GetValue(Shards));
+        config = WithDataProvenance(config, trainFile, validFile, mode);
+        Checkpoint.Contents? init = null;
+        if (mode != StartMode.Resume && config.Init != "")
+        {
+            init = Checkpoint.Read(CommonOptions.ResolveCheckpoint(config.Init));
+            config = config with { Init = Path.GetFullPath(init.Path) };
+        }
+        using var trainer = new Trainer(config, runDir, trainSource, validSource, device, Cli.Log, mode, r.GetValue(Shards), init);
         AnsiConsole.MarkupLine($"run folder [green]{Markup.Escape(trainer.RunDir)}[/]  (tensorboard --logdir {Markup.Escape(trainer.RunDir)})");
         AnsiConsole.MarkupLine($"[grey]model {config.Model}, {trainer.Model.parameters().Sum(p => p.numel()):N0} parameters, optimizer {config.Optimizer} lr {config.LearningRate}, batch {config.BatchSize}, K {config.KParticles}, {TorchSharp.torch.get_num_threads()} threads in {r.GetValue(Shards)} shard(s) on {device}[/]");
 
@@ -154,20 +159,42 @@ static class TrainCommand
     static (ISequenceSource Train, ISequenceSource Valid) Sources(ParseResult r, SqairConfig config)
     {
         var dataConfig = config.DataConfig();
-        if (r.GetValue(Data) is { } trainPath)
+        if (config.Data != "")
         {
-            var train = OpenChecked(trainPath, "--data");
-            return (train, r.GetValue(ValidData) is { } validPath ? OpenChecked(validPath, "--valid-data") : train);
+            var train = OpenChecked(config.Data, "data");
+            return (train, config.ValidData != "" ? OpenChecked(config.ValidData, "valid_data") : train);
         }
-        if (r.GetValue(ValidData) is not null) throw new UserError("--valid-data needs --data (the standard training set comes with its own validation set)");
+        if (config.ValidData != "") throw new UserError("config key 'valid_data' needs 'data' (the generated training set comes with its own validation set)");
         ISequenceSource trainSource = config.OnTheFly
             ? new GeneratedSource(Datasets.Generator(Cli.EnsureMnist(r), dataConfig, Pool.Train, config.DataSeed))
             : Checked(Cli.Dataset(r, dataConfig, Pool.Train, config.TrainSize, config.DataSeed));
         return (trainSource, Checked(Cli.Dataset(r, dataConfig, Pool.Validation, config.ValidSize, config.DataSeed)));
     }
 
-    static SequenceFile OpenChecked(string path, string option) =>
-        File.Exists(path) ? Checked(SequenceFile.Open(path)) : throw new UserError($"{option} {path}: no such file");
+    static SequenceFile OpenChecked(string path, string key) =>
+        File.Exists(path) ? Checked(SequenceFile.Open(path)) : throw new UserError($"config key '{key}' = {path}: no such file");
+
+    /// <summary>
+    /// A new run records its data files by full path and the training frames' checksum; a resumed
+    /// run must find the same frames there.
+    /// </summary>
+    static SqairConfig WithDataProvenance(SqairConfig config, SequenceFile? train, SequenceFile? valid, StartMode mode)
+    {
+        if (train is null || config.Data == "") return config;
+        var checksum = train.Checksum("frames") ?? "";
+        if (mode == StartMode.Resume)
+        {
+            if (config.DataChecksum != "" && checksum != config.DataChecksum)
+                throw new UserError($"config key 'data' = {config.Data}: its frames changed since the run started (checksum {checksum}, the run's {config.DataChecksum})");
+            return config;
+        }
+        return config with
+        {
+            Data = Path.GetFullPath(config.Data),
+            ValidData = config.ValidData == "" ? "" : Path.GetFullPath(config.ValidData),
+            DataChecksum = checksum,
+        };
+    }
 
     /// <summary>
     /// Checks a dataset file against its checksums before training on it: a changed byte would

@@ -249,6 +249,9 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         return true;
     }
 
+    /// <summary>The stored checksum of one tensor (e.g. "frames"), or null in files written before checksums existed.</summary>
+    public string? Checksum(string tensor) => _checksums?.GetValueOrDefault(tensor);
+
     /// <summary>
     /// Recomputes every tensor's checksum and compares it with the one stored at writing. Returns
     /// the problems found (empty: the file is as written), or null when the file has no checksums.

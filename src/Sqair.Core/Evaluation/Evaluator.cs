@@ -124,6 +124,8 @@ public static class TrackExtraction
     public static List<IReadOnlyList<TrackBox>>[] Truth(SequenceBatch batch)
     {
         int t = batch.T, b = batch.B, m = (int)batch.Ids.shape[1];
+        // No slots (imported frames without ground truth): empty frames; TorchSharp cannot read an empty tensor's data.
+        if (m == 0) return [.. Enumerable.Range(0, b).Select(_ => Enumerable.Range(0, t).Select(_ => (IReadOnlyList<TrackBox>)[]).ToList())];
         int height = (int)batch.Frames.shape[^2], width = (int)batch.Frames.shape[^1];
         var boxes = batch.Boxes.cpu().data<float>().ToArray();
         var visible = batch.Visible.cpu().data<float>().ToArray();

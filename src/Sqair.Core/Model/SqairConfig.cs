@@ -55,9 +55,17 @@ public sealed record SqairConfig
     /// <summary>Train on freshly generated sequences instead of the fixed training set.</summary>
     [JsonPropertyName("on_the_fly")] public bool OnTheFly { get; init; } = false;
     [JsonPropertyName("data_seed")] public ulong DataSeed { get; init; } = 0;
+    /// <summary>A dataset file to train on instead of the generated moving-MNIST sets ("": those).</summary>
+    [JsonPropertyName("data")] public string Data { get; init; } = "";
+    /// <summary>A dataset file to validate on ("": the generated validation set, or <see cref="Data"/> when that is given).</summary>
+    [JsonPropertyName("valid_data")] public string ValidData { get; init; } = "";
+    /// <summary>The checksum of <see cref="Data"/>'s frames when the run started, so a resume cannot silently continue on other data.</summary>
+    [JsonPropertyName("data_checksum")] public string DataChecksum { get; init; } = "";
 
     // ---- training ----
     [JsonPropertyName("seed")] public ulong Seed { get; init; } = 0;
+    /// <summary>A checkpoint whose parameters a new run starts from (fine-tuning; "": a fresh model).</summary>
+    [JsonPropertyName("init")] public string Init { get; init; } = "";
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 32;
     /// <summary>rmsprop (momentum 0.9, the original) or adam.</summary>
     [JsonPropertyName("optimizer")] public string Optimizer { get; init; } = "rmsprop";

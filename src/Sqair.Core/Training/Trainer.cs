@@ -57,8 +57,9 @@ public sealed class Trainer : IDisposable
     /// <see cref="SqairConfig.ResumableKeys"/>. Each batch is split over <paramref name="shards"/>
     /// threads (<see cref="GradientStep"/>). Nothing is created or changed when a check fails.
     /// </summary>
+    /// <remarks>A new run starts from <paramref name="init"/>'s parameters when given (same architecture; a fresh optimiser).</remarks>
     public Trainer(SqairConfig config, string runDir, ISequenceSource trainSource, ISequenceSource? validSource, Device device,
-                   Action<string>? log = null, StartMode start = StartMode.New, int shards = 1)
+                   Action<string>? log = null, StartMode start = StartMode.New, int shards = 1, Checkpoint.Contents? init = null)
     {
         this.log = log ?? (_ => { });
         this.device = device;
@@ -105,6 +106,11 @@ public sealed class Trainer : IDisposable
             else
             {
                 Model.Decoder.SetMeanImage(MeanFrame(trainSource, device));
+                if (init is not null)
+                {
+                    Checkpoint.LoadInto(init, Model);
+                    this.log($"starting from the parameters of {init.Path} (iteration {init.Iteration})");
+                }
                 AtomicFile.WriteAllText(Path.Combine(RunDir, "config.json"), config.ToJson());
             }
         }
@@ -136,14 +142,14 @@ public sealed class Trainer : IDisposable
     {
         long n = Math.Min(source.Count ?? 1000, 1000);
         var c = source.Config;
-        var sum = new double[c.CanvasSize * c.CanvasSize];
+        var sum = new double[c.Channels * c.CanvasSize * c.CanvasSize];
         for (long i = 0; i < n; i++)
         {
             var s = source.Get(i);
             for (int p = 0; p < s.Frames.Length; p++) sum[p % sum.Length] += s.Frames[p];
         }
         double scale = 1.0 / (255.0 * n * c.SeqLen);
-        return tensor(sum.Select(v => (float)(v * scale)).ToArray(), [1, c.CanvasSize, c.CanvasSize]).to(device);
+        return tensor(sum.Select(v => (float)(v * scale)).ToArray(), [c.Channels, c.CanvasSize, c.CanvasSize]).to(device);
     }
 
     /// <summary>Trains until max_train_iter, the time limit, a stop request or divergence; releases the run's lock when it returns.</summary>

@@ -96,6 +96,24 @@ public static class ModelFigures
         }
     }
 
+    /// <summary>An animated GIF of the input frames with each present object's attention window coloured by its id, one column per sequence.</summary>
+    public static void TrackedAnimation(IReadOnlyList<Track> tracks, string path, string title, int delayCs = 20)
+    {
+        int t = tracks.Max(tr => tr.Inputs.Length);
+        var frames = new List<SKBitmap>();
+        try
+        {
+            for (int i = 0; i < t; i++)
+                frames.Add(Grid.Render([tracks.Select(tr => new Cell(tr.Inputs[i], tr.Channels, tr.Side, tr.Side, PresentBoxes(tr, i), $"t={i} {CountCaption(tr, i)}")).ToList()],
+                                       3, title));
+            Gif.Write(path, frames, delayCs);
+        }
+        finally
+        {
+            foreach (var f in frames) f.Dispose();
+        }
+    }
+
     /// <summary>Inputs, reconstructions with boxes, and each slot's decoded glimpse with its presence probability, at frame <paramref name="t"/>.</summary>
     public static void StillFigure(IReadOnlyList<Track> tracks, int t, string path, string title)
     {

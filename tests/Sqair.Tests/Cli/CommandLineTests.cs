@@ -106,13 +106,16 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "train --config CFG --learning_rate 1e999 --data DATA --run-dir NEW", 2, "learning_rate" },
         { "train --config CFG --output_scale -5 --data DATA --run-dir NEW", 2, "'output_scale' = -5" },
         { "train --glimpse_size 100 --run-dir NEW", 2, "'glimpse_size' = 100" },
-        { "train --config CFG --channels 3 --data DATA --run-dir NEW", 2, "'channels' = 3" },
-        { "bench train --channels 3 --synthetic", 2, "'channels' = 3" },
+        { "train --config CFG --channels 3 --data DATA --run-dir NEW", 2, "the model's channels is 3" },
         { "train --config CFG --data DATA --run-dir RUN", 2, "already holds a run" },
         { "train --resume RUN --run-dir NEW --data DATA", 2, "--run-dir cannot be given" },
         { "train --resume RUN --preset paper --data DATA", 2, "--preset cannot be given" },
         { "train --resume RUN --output_std 0.1 --data DATA", 2, "output_std" },
-        { "train --config CFG --valid-data DATA --run-dir NEW", 2, "--valid-data needs --data" },
+        { "train --config CFG --valid_data DATA --run-dir NEW", 2, "'valid_data' needs 'data'" },
+        { "train --config CFG --data DIR/none.safetensors --run-dir NEW", 2, "config key 'data' = " },
+        { "train --config CFG --data DATA --init CKPT64 --run-dir NEW", 1, "the model expects" },
+        { "data import DIR/empty-folder --out DIR/x.safetensors", 2, "holds no .png or .jpg frames" },
+        { "data import DIR --out DIR/x.safetensors --channels 2", 2, "--channels 2: allowed are 1, 3" },
         { "eval NEGSHAPE", 1, "negative dimension" },
         { "eval RELABELLED --data DATA", 1, "expects Float32" },
         { "data verify FLIPPED", 1, "'frames' does not match its checksum" },
@@ -172,6 +175,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
                 File.WriteAllBytes(Path.Combine(p, "0001.png"), data.ToArray()[..(int)(data.Size / 2)]);
             }),
             "DIR" => f.Dir,
+            "DIR/empty-folder" => Make("empty-folder", p => Directory.CreateDirectory(p)),
             _ => a.Replace("DIR/", f.Dir + "/"),
         }).ToArray();
 
@@ -270,6 +274,82 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         Run("train", "--resume", run, "--max_train_iter", "3", "--data", f.Data, "--threads", "1").AssertCode(0);
         Assert.False(File.Exists(dead));
         Assert.True(File.Exists(live));
+    }
+
+    [Fact]
+    public void Colour_data_trains_evaluates_renders_and_tracks_end_to_end()
+    {
+        var dir = TestUtil.TempDir();
+        var data = Path.Combine(dir, "colour.safetensors");
+        Run("data", "generate", "--synthetic", "--colour", "--split", "train", "--count", "16", "--canvas-size", "32", "--seq-len", "3", "--out", data).AssertCode(0);
+        var run = Path.Combine(dir, "run");
+        Run("train", "--config", f.Config, "--channels", "3", "--data", data, "--run-dir", run, "--threads", "1").AssertCode(0);
+        Assert.NotEmpty(Directory.GetFiles(Path.Combine(run, "figures")));
+        var json = Path.Combine(dir, "eval.json");
+        Run("eval", run, "--data", data, "--threads", "1", "--json", json).AssertCode(0);
+        Assert.NotNull(JsonNode.Parse(File.ReadAllText(json))!["metrics"]!["mota"]);
+        Run("render", run, "--data", data, "--count", "2", "--threads", "1", "--out", Path.Combine(dir, "renders")).AssertCode(0);
+        var prefix = Path.Combine(dir, "tracks");
+        Run("track", run, data, "--format", "mot", "--gif", "--count", "3", "--threads", "1", "--out", prefix).AssertCode(0);
+        Assert.True(File.Exists(prefix + ".gif"));
+        var mot = Directory.GetFiles(prefix + "-mot").Order().ToArray();
+        Assert.Equal(3, mot.Length);
+        foreach (var line in mot.SelectMany(File.ReadAllLines))
+        {
+            var fields = line.Split(',');
+            Assert.Equal(10, fields.Length);
+            Assert.InRange(int.Parse(fields[0]), 1, 3);
+            Assert.True(int.Parse(fields[1]) >= 1);
+        }
+        var e = Run("eval", run, "--data", f.Data, "--threads", "1").AssertCode(2);
+        Assert.Contains("1 channel (grey), the model's channels is 3", e.Stderr);
+    }
+
+    [Fact]
+    public void Imported_frames_are_measured_with_their_ground_truth_or_without_it()
+    {
+        var dir = TestUtil.TempDir();
+        var folders = Data.FrameImportTests.AsMotFolders(new MovingMnist(CliFixture.Tiny.DataConfig(), TestUtil.Templates(50), 9), 3, dir);
+        var labelled = Path.Combine(dir, "labelled.safetensors");
+        Run(["data", "import", .. folders, "--size", "32", "--out", labelled]).AssertCode(0);
+        var json = Path.Combine(dir, "labelled.json");
+        Run("eval", f.Model, "--data", labelled, "--threads", "1", "--json", json).AssertCode(0);
+        var report = JsonNode.Parse(File.ReadAllText(json))!;
+        Assert.True((bool)report["ground_truth"]!);
+        Assert.NotNull(report["metrics"]!["mota"]);
+
+        foreach (var folder in folders) Directory.Delete(Path.Combine(folder, "gt"), recursive: true);
+        var unlabelled = Path.Combine(dir, "unlabelled.safetensors");
+        Run(["data", "import", .. folders, "--size", "32", "--out", unlabelled]).AssertCode(0);
+        Run("eval", f.Model, "--data", unlabelled, "--threads", "1", "--json", json).AssertCode(0);
+        report = JsonNode.Parse(File.ReadAllText(json))!;
+        Assert.False((bool)report["ground_truth"]!);
+        Assert.Null(report["metrics"]!["mota"]);
+        Assert.Null(report["metrics"]!["count_acc_visible"]);
+        Assert.NotNull(report["metrics"]!["iwae"]);
+        // a folder of frames tracks as one sequence, named after the folder, in the frames' own pixels
+        Run("track", f.Model, Path.Combine(folders[0], "img1"), "--format", "mot", "--threads", "1", "--out", Path.Combine(dir, "t")).AssertCode(0);
+        Assert.True(File.Exists(Path.Combine(dir, "t-mot", "img1.txt")));
+    }
+
+    [Fact]
+    public void A_new_run_starts_from_a_checkpoint_with_init_and_a_resume_refuses_changed_data()
+    {
+        var dir = TestUtil.TempDir();
+        var run = Path.Combine(dir, "finetune");
+        Run("train", "--config", f.Config, "--data", f.Data, "--init", f.Run, "--learning_rate", "0.0001", "--run-dir", run, "--threads", "1").AssertCode(0);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "config.json")))!;
+        Assert.EndsWith("step-000000002.safetensors", (string)config["init"]!);
+        Assert.Equal(Path.GetFullPath(f.Data), (string)config["data"]!);
+        Assert.StartsWith("xxh3:", (string)config["data_checksum"]!);
+
+        var copy = Path.Combine(dir, "data.safetensors");
+        var moved = Path.Combine(dir, "run2");
+        File.Copy(f.Data, copy);
+        Run("train", "--config", f.Config, "--data", copy, "--run-dir", moved, "--threads", "1").AssertCode(0);
+        SequenceFile.Write(copy, new MovingMnist(CliFixture.Tiny.DataConfig(), TestUtil.Templates(50), 4), 16, Pool.Train);
+        var e = Run("train", "--resume", moved, "--max_train_iter", "3", "--threads", "1").AssertCode(2);
+        Assert.Contains("changed since the run started", e.Stderr);
     }
 
     [Fact]
