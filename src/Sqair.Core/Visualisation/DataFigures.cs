@@ -8,7 +8,7 @@ public static class DataFigures
     public static void Show(ISequenceSource source, IReadOnlyList<long> indices, string path, int scale = 2)
     {
         var c = source.Config;
-        int side = c.CanvasSize, m = c.MaxDigits;
+        int side = c.CanvasSize, m = c.MaxDigits, frame = c.Channels * side * side;
         var rows = new List<IReadOnlyList<Cell>>();
         var labels = new List<string>();
         foreach (var i in indices)
@@ -17,7 +17,7 @@ public static class DataFigures
             var row = new List<Cell>();
             for (int t = 0; t < c.SeqLen; t++)
             {
-                var px = s.Frames.AsSpan(t * side * side, side * side).ToArray().Select(v => v / 255f).ToArray();
+                var px = s.Frames.AsSpan(t * frame, frame).ToArray().Select(v => v / 255f).ToArray();
                 var boxes = new List<DrawBox>();
                 int visible = 0;
                 for (int k = 0; k < m; k++)
@@ -27,11 +27,12 @@ public static class DataFigures
                     int b = (t * m + k) * 4;
                     boxes.Add(new DrawBox(s.Boxes[b], s.Boxes[b + 1], s.Boxes[b + 2], s.Boxes[b + 3], s.Ids[k]));
                 }
-                row.Add(new Cell(px, 1, side, side, boxes, $"{visible}/{boxes.Count}"));
+                row.Add(new Cell(px, c.Channels, side, side, boxes, source.HasTruth ? $"{visible}/{boxes.Count}" : $"t={t}"));
             }
             rows.Add(row);
             labels.Add($"#{i} [{string.Join(",", s.Labels.Where(l => l >= 0))}]");
         }
-        Grid.SavePng(Grid.Render(rows, scale, "moving multi-MNIST ground truth (caption: visible/present digits)", labels), path);
+        var title = source.HasTruth ? "ground truth (caption: visible/present objects)" : "frames (no ground truth)";
+        Grid.SavePng(Grid.Render(rows, scale, title, labels), path);
     }
 }

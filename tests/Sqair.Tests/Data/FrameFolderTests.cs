@@ -36,4 +36,22 @@ public class FrameFolderTests
         var e = Assert.Throws<FileNotFoundException>(() => FrameFolder.Load(dir, 50, 1));
         Assert.Contains(dir, e.Message);
     }
+
+    [Fact]
+    public void Jpeg_frames_and_the_MOT_img1_layout_load_too()
+    {
+        var dir = TestUtil.TempDir();
+        Directory.CreateDirectory(Path.Combine(dir, "img1"));
+        using var bmp = new SKBitmap(64, 48);
+        bmp.Erase(new SKColor(200, 100, 0));
+        using (var jpg = bmp.Encode(SKEncodedImageFormat.Jpeg, 95))
+            foreach (var name in new[] { "000002.jpg", "000001.jpg" })
+                File.WriteAllBytes(Path.Combine(dir, "img1", name), jpg.ToArray());
+        Assert.Equal(["000001.jpg", "000002.jpg"], FrameFolder.Files(dir).Select(Path.GetFileName));
+        var frames = FrameFolder.Read(FrameFolder.Files(dir), 16, 3, ResizeFilter.Cubic, out var size);
+        Assert.Equal((64, 48), size);
+        Assert.Equal(2 * 3 * 16 * 16, frames.Length);
+        Assert.InRange(frames[0], 190, 210);          // red plane
+        Assert.InRange(frames[16 * 16], 90, 110);     // green plane
+    }
 }
