@@ -18,6 +18,7 @@ static class Cli
         root.Subcommands.Add(FigureCommands.BuildRender());
         root.Subcommands.Add(FigureCommands.BuildGenerate());
         root.Subcommands.Add(FigureCommands.BuildPlot());
+        root.Subcommands.Add(ExportCommand.Build());
         root.Subcommands.Add(BenchCommand.Build());
         return root;
     }

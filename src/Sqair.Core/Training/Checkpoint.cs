@@ -8,30 +8,44 @@ namespace Sqair.Training;
 /// <summary>
 /// A checkpoint is one safetensors file: every model parameter under "model/&lt;name&gt;", the
 /// optimiser state under "optimizer/…", the torch RNG state under "rng/torch", and in the
-/// metadata the format, the full config (JSON), the iteration and the optimiser's step count.
+/// metadata the format, the full config (JSON), the iteration and the optimiser's step count. A
+/// model file (<see cref="SaveModel"/>) is a checkpoint with the parameters only, plus a
+/// <c>provenance</c> entry: what eval, track, render, generate and <c>init</c> need, a third of the size.
 /// </summary>
 public static class Checkpoint
 {
     public const string Format = "sqair.checkpoint.v1";
 
-    public sealed record Contents(SqairConfig Config, long Iteration, long OptimizerSteps, Dictionary<string, Tensor> Tensors, string Path);
+    public sealed record Contents(SqairConfig Config, long Iteration, long OptimizerSteps, Dictionary<string, Tensor> Tensors, string Path,
+                                 IReadOnlyDictionary<string, string> Metadata);
 
     public static void Save(string path, SqairModel model, Optimizer? optimizer, long iteration)
     {
-        var tensors = new Dictionary<string, Tensor>();
-        foreach (var (name, p) in model.named_parameters()) tensors[$"model/{name}"] = p;
+        var tensors = Parameters(model);
         if (optimizer is not null)
             foreach (var (key, value) in optimizer.State()) tensors[key] = value;
         tensors["rng/torch"] = get_rng_state();
-        var metadata = new Dictionary<string, string>
-        {
-            ["format"] = Format,
-            ["config"] = model.Config.ToJson(),
-            ["iteration"] = iteration.ToString(CultureInfo.InvariantCulture),
-            ["optimizer_steps"] = (optimizer?.Steps ?? 0).ToString(CultureInfo.InvariantCulture),
-        };
-        Safetensors.Save(path, tensors, metadata);
+        Safetensors.Save(path, tensors, Metadata(model, iteration, optimizer?.Steps ?? 0));
     }
+
+    /// <summary>Writes the parameters of a trained model and where they came from (<paramref name="provenance"/>, JSON), for sharing.</summary>
+    public static void SaveModel(string path, SqairModel model, long iteration, long optimizerSteps, string provenance)
+    {
+        var metadata = Metadata(model, iteration, optimizerSteps);
+        metadata["provenance"] = provenance;
+        Safetensors.Save(path, Parameters(model), metadata);
+    }
+
+    static Dictionary<string, Tensor> Parameters(SqairModel model) =>
+        model.named_parameters().ToDictionary(p => $"model/{p.name}", p => (Tensor)p.parameter);
+
+    static Dictionary<string, string> Metadata(SqairModel model, long iteration, long optimizerSteps) => new()
+    {
+        ["format"] = Format,
+        ["config"] = model.Config.ToJson(),
+        ["iteration"] = iteration.ToString(CultureInfo.InvariantCulture),
+        ["optimizer_steps"] = optimizerSteps.ToString(CultureInfo.InvariantCulture),
+    };
 
     /// <summary>Reads and checks a checkpoint file; every problem names the file and the key.</summary>
     public static Contents Read(string path)
@@ -50,7 +64,7 @@ public static class Checkpoint
         foreach (var (key, t) in tensors)
             if (t.is_floating_point() && !t.isfinite().all().item<bool>())
                 throw new InvalidDataException($"{path}: tensor '{key}' holds NaN or infinite values");
-        return new Contents(config, iteration, steps, tensors, path);
+        return new Contents(config, iteration, steps, tensors, path, meta);
     }
 
     /// <summary>Copies the checkpoint's parameters into <paramref name="model"/> (same architecture).</summary>

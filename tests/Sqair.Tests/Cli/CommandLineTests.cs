@@ -353,6 +353,23 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
     }
 
     [Fact]
+    public void An_exported_model_holds_the_parameters_and_provenance_and_loads_everywhere_a_checkpoint_does()
+    {
+        var path = Path.Combine(TestUtil.TempDir(), "model.safetensors");
+        Run("export", f.Run, "--out", path, "--note", "two iterations of a tiny model").AssertCode(0);
+        var exported = Sqair.Training.Checkpoint.Read(path);
+        var source = Sqair.Training.Checkpoint.Read(Checkpoint.InRun(f.Run).First());
+        Assert.Equal(source.Iteration, exported.Iteration);
+        Assert.DoesNotContain(exported.Tensors.Keys, k => !k.StartsWith("model/"));
+        foreach (var (key, tensor) in exported.Tensors) Assert.True(tensor.equal(source.Tensors[key]), key);
+        var provenance = JsonNode.Parse(exported.Metadata["provenance"])!;
+        Assert.Equal("two iterations of a tiny model", (string)provenance["note"]!);
+        Assert.StartsWith("sqair ", (string)provenance["exported_by"]!);
+        Assert.True(new FileInfo(path).Length < new FileInfo(source.Path).Length / 2);
+        Run("eval", path, "--data", f.Data, "--count", "4", "--threads", "1", "--json", path + ".json").AssertCode(0);
+    }
+
+    [Fact]
     public void Verify_accepts_an_intact_dataset()
     {
         var result = Run("data", "verify", f.Data).AssertCode(0);
