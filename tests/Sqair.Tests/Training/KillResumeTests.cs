@@ -6,7 +6,7 @@ namespace Sqair.Tests.Training;
 public class KillResumeTests
 {
     [Fact]
-    public void A_training_killed_at_random_moments_and_resumed_ends_with_the_uninterrupted_checkpoint()
+    public async Task A_training_killed_at_random_moments_and_resumed_ends_with_the_uninterrupted_checkpoint()
     {
         var script = Path.Combine(RepositoryRoot(), "scripts", "kill-resume.sh");
         var sqair = Path.Combine(AppContext.BaseDirectory, "sqair.dll");
@@ -15,9 +15,10 @@ public class KillResumeTests
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(5)), "the script did not finish in 5 minutes");
-        Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}\n{stdout.Result}\n{stderr.Result}");
-        Assert.StartsWith("identical", stdout.Result);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        await process.WaitForExitAsync(timeout.Token);
+        Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}\n{await stdout}\n{await stderr}");
+        Assert.StartsWith("identical", await stdout);
     }
 
     static string RepositoryRoot()
