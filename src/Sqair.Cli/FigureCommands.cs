@@ -17,7 +17,10 @@ static class FigureCommands
     static readonly Option<int> Delay = CommonOptions.AtLeast(1, new Option<int>("--delay") { Description = "GIF frame delay in hundredths of a second", DefaultValueFactory = _ => 20 });
     static readonly Option<string?> DataFile = new("--data") { Description = "Take the sequences from this dataset file instead of a split" };
 
-    /// <summary>Frames [T, B, C, H, W] of sequences first..first+count of a split, of any length (longer ones generated on the fly).</summary>
+    /// <summary>
+    /// Frames [T, B, C, H, W] of <c>count</c> sequences of a split from <c>first</c> on, skipping
+    /// those without a digit, of any length (longer ones generated on the fly).
+    /// </summary>
     static Tensor Frames(ParseResult r, SqairConfig config, int length, Device device)
     {
         var split = r.GetValue(CommonOptions.Split)!;
@@ -36,8 +39,7 @@ static class FigureCommands
                 throw new UserError($"--first {first} --count {count}: {(file?.Path ?? "the data")} holds {n} sequences");
             if (source.Config.SeqLen < length)
                 throw new UserError($"--seq-len {length}: {(file?.Path ?? "the data")} has {source.Config.SeqLen} frames per sequence");
-            var seqs = Enumerable.Range(first, count).Select(i => source.Get(i)).ToList();
-            using var batch = SequenceBatch.From(seqs, source.Config, length, device);
+            using var batch = SequenceBatch.Of(source, SequenceBatch.Showing(source, count, first), length, device);
             return batch.Frames.clone();
         }
     }

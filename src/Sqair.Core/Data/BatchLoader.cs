@@ -59,6 +59,27 @@ public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, T
             tensor(ids, [b, m]).to(device));
     }
 
+    /// <summary>The sequences at <paramref name="indices"/> of a source, as one batch.</summary>
+    public static SequenceBatch Of(ISequenceSource source, IEnumerable<long> indices, int? seqLen = null, Device? device = null) =>
+        From([.. indices.Select(source.Get)], source.Config, seqLen ?? source.Config.SeqLen, device);
+
+    /// <summary>
+    /// Indices of the first <paramref name="count"/> sequences from <paramref name="first"/> on that
+    /// hold at least one object, for figures: a fifth of moving-MNIST sequences hold none, and a
+    /// figure of empty frames shows nothing. Searches at most <paramref name="scan"/> sequences,
+    /// then takes what follows; without ground truth, simply the sequences from <paramref name="first"/>.
+    /// </summary>
+    public static IReadOnlyList<long> Showing(ISequenceSource source, int count, long first = 0, long scan = 1000)
+    {
+        long end = Math.Min(source.Count ?? long.MaxValue, first + scan);
+        var picked = source.HasTruth
+            ? Enumerable.Range(0, (int)(end - first)).Select(i => first + i).Where(i => source.Get(i).Present.Any(p => p != 0)).Take(count).ToList()
+            : [];
+        for (long i = first; picked.Count < count && i < (source.Count ?? long.MaxValue); i++)
+            if (!picked.Contains(i)) picked.Add(i);
+        return picked.Order().ToList();
+    }
+
     public void Dispose()
     {
         Frames.Dispose(); Boxes.Dispose(); Present.Dispose(); Visible.Dispose(); Labels.Dispose(); Ids.Dispose();

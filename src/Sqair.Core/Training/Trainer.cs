@@ -342,13 +342,15 @@ public sealed class Trainer : IDisposable
                                                                   .Select(kv => $"{kv.Key} {kv.Value:G5}")));
     }
 
-    /// <summary>Sequence and still figures of four validation sequences.</summary>
+    /// <summary>Sequences in the training figures: as many as a screen shows side by side.</summary>
+    const int FigureSequences = 4;
+
+    /// <summary>Sequence and still figures of the first validation sequences that hold a digit.</summary>
     public void Figures()
     {
         var dir = Path.Combine(RunDir, "figures");
         Directory.CreateDirectory(dir);
-        var loader = new BatchLoader(valid!, 4, shuffle: false, seed: 0, device);
-        using var batch = loader.Get(0);
+        using var batch = SequenceBatch.Of(valid!, SequenceBatch.Showing(valid!, FigureSequences), device: device);
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         // Its own generator: drawing figures must not move the training's random stream.
