@@ -5,7 +5,7 @@ namespace Sqair;
 /// name: the content goes to a temporary file in the same folder, is flushed to disk, and only
 /// then replaces the target by rename.
 /// </summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     public static void Write(string path, Action<Stream> write)
     {

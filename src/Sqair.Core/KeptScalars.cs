@@ -13,7 +13,7 @@ namespace Sqair;
 /// can be freed under libtorch. A value that changes per step (a learning rate) is a
 /// <c>using var s = v.ToScalar()</c> instead, alive until the end of its block.
 /// </summary>
-public static class KeptScalars
+internal static class KeptScalars
 {
     static readonly ConcurrentDictionary<double, Scalar> Doubles = new();
     static readonly ConcurrentDictionary<long, Scalar> Longs = new();

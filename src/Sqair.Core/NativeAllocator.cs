@@ -9,7 +9,7 @@ namespace Sqair;
 /// them all in again each time (about 5 % of the cycles and a third of the backward pass at batch
 /// 32; docs/performance.md). Keeping freed memory in the heap makes the next step reuse it.
 /// </summary>
-public static partial class NativeAllocator
+internal static partial class NativeAllocator
 {
     const int TrimThreshold = -1, TopPad = -2, MmapThreshold = -3, ArenaMax = -8;   // glibc malloc.h: M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_ARENA_MAX
 

@@ -13,7 +13,7 @@ namespace Sqair;
 /// open them with their usual tools. We write it ourselves for the <c>__metadata__</c> map
 /// (config, step, generator parameters), which TorchSharp.PyBridge does not write.
 /// </summary>
-public static class Safetensors
+internal static class Safetensors
 {
     public sealed record Entry(string Name, string Dtype, long[] Shape)
     {

@@ -10,14 +10,22 @@ namespace Sqair.Data;
 /// </summary>
 public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, Tensor visible, Tensor labels, Tensor ids) : IDisposable
 {
+    /// <summary>[T, B, C, H, W] float frames in [0, 1].</summary>
     public Tensor Frames { get; } = frames;
+    /// <summary>[T, B, M, 4] ground-truth boxes (y, x, h, w) in pixels.</summary>
     public Tensor Boxes { get; } = boxes;
+    /// <summary>[T, B, M] 1 where slot m holds an object of the sequence.</summary>
     public Tensor Present { get; } = present;
+    /// <summary>[T, B, M] 1 where that object has a pixel on the canvas.</summary>
     public Tensor Visible { get; } = visible;
+    /// <summary>[B, M] digit classes (−1: absent or unknown).</summary>
     public Tensor Labels { get; } = labels;
+    /// <summary>[B, M] object ids, stable over a sequence (−1: absent).</summary>
     public Tensor Ids { get; } = ids;
 
+    /// <summary>Frames per sequence.</summary>
     public int T => (int)Frames.shape[0];
+    /// <summary>Sequences in the batch.</summary>
     public int B => (int)Frames.shape[1];
 
     /// <summary>Builds a batch from sequences, keeping the first <paramref name="seqLen"/> frames.</summary>
@@ -80,6 +88,7 @@ public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, T
         return picked.Order().ToList();
     }
 
+    /// <summary>Frees the batch's tensors.</summary>
     public void Dispose()
     {
         Frames.Dispose(); Boxes.Dispose(); Present.Dispose(); Visible.Dispose(); Labels.Dispose(); Ids.Dispose();
@@ -94,13 +103,16 @@ public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, T
 /// </summary>
 public sealed class BatchLoader(ISequenceSource source, int batchSize, bool shuffle, ulong seed, Device? device = null)
 {
+    /// <summary>The sequences batched.</summary>
     public ISequenceSource Source { get; } = source;
+    /// <summary>Sequences per batch.</summary>
     public int BatchSize { get; } = batchSize > 0 ? batchSize : throw new ArgumentOutOfRangeException(nameof(batchSize));
     readonly object _lock = new();
     long _permEpoch = -1;
     int[]? _perm;
 
-    public long SequenceIndex(long j)
+    /// <summary>The sequence at position <paramref name="j"/> of the (shuffled) stream.</summary>
+    internal long SequenceIndex(long j)
     {
         if (Source.Count is not long n) return j;
         long epoch = j / n, pos = j % n;

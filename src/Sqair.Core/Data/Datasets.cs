@@ -13,6 +13,7 @@ public static class Datasets
     /// <summary>The original's sizes: 60 000 training sequences (train pool), 10 000 validation (validation pool).</summary>
     public static long DefaultCount(Pool pool) => pool == Pool.Train ? 60_000 : 10_000;
 
+    /// <summary>Where the cache keeps the dataset of these parameters (a hash of them in the name).</summary>
     public static string CachePath(string cacheRoot, MovingMnistConfig config, Pool pool, long count, ulong seed)
     {
         var key = $"{JsonSerializer.Serialize(config)}|{pool}|{count}|{seed}|{SequenceFile.Format}";

@@ -4,7 +4,15 @@ using static TorchSharp.torch;
 namespace Sqair.Data;
 
 /// <summary>How frames are resized to the model's square canvas.</summary>
-public enum ResizeFilter { Nearest, Linear, Cubic }
+public enum ResizeFilter
+{
+    /// <summary>The nearest pixel: keeps hard edges and exact values.</summary>
+    Nearest,
+    /// <summary>Bilinear interpolation (the default).</summary>
+    Linear,
+    /// <summary>Mitchell's cubic: smoother when shrinking a lot.</summary>
+    Cubic,
+}
 
 /// <summary>
 /// A user's video as a folder of PNG or JPEG frames, read in ordinal file-name order (name them
@@ -15,6 +23,7 @@ public enum ResizeFilter { Nearest, Linear, Cubic }
 /// </summary>
 public static class FrameFolder
 {
+    /// <summary>File extensions read as frames.</summary>
     public static readonly string[] Extensions = [".png", ".jpg", ".jpeg"];
 
     /// <summary>The frame files of a sequence folder, in name order; an error naming the folder if it holds none.</summary>

@@ -10,6 +10,7 @@ public readonly record struct MotBox(int Frame, int Id, float X, float Y, float 
 /// <param name="CanvasSize">Side of the square canvas every frame is stretched to.</param>
 /// <param name="Channels">1 (grey: mean of R, G, B) or 3 (colour).</param>
 /// <param name="SeqLen">Cut each folder into consecutive windows of this many frames (the remainder is dropped); null: one sequence per folder, all of one length.</param>
+/// <param name="Filter">How frames are resized to the canvas.</param>
 public sealed record ImportOptions(int CanvasSize, int Channels, int? SeqLen, ResizeFilter Filter = ResizeFilter.Linear);
 
 /// <summary>What an import wrote.</summary>
@@ -25,6 +26,7 @@ public sealed record ImportSummary(int Folders, long Sequences, int Frames, bool
 /// </summary>
 public static class FrameImport
 {
+    /// <summary>Where a sequence folder keeps its ground truth, as MOT17 lays it out.</summary>
     public const string TruthFile = "gt/gt.txt";
 
     /// <summary>Reads a MOT ground-truth file; every problem names the file and line. Frames must lie in 1..<paramref name="frames"/>.</summary>

@@ -4,7 +4,7 @@ using System.IO.Compression;
 namespace Sqair.Data;
 
 /// <summary>An unsigned-byte IDX array (the MNIST file format): shape and row-major bytes.</summary>
-public sealed record IdxArray(int[] Shape, byte[] Data)
+internal sealed record IdxArray(int[] Shape, byte[] Data)
 {
     public int Count => Shape[0];
 }
@@ -14,7 +14,7 @@ public sealed record IdxArray(int[] Shape, byte[] Data)
 /// the magic number, the dimensions and that the payload has exactly the declared length, and
 /// every error names the file.
 /// </summary>
-public static class Idx
+internal static class Idx
 {
     const byte UnsignedByte = 0x08;
 

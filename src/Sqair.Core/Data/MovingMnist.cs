@@ -6,7 +6,15 @@ namespace Sqair.Data;
 public sealed record Template(byte[] Pixels, int Height, int Width, int Label);
 
 /// <summary>Which MNIST images a dataset draws its digits from (docs/design.md §1).</summary>
-public enum Pool { Train, Validation, Test }
+public enum Pool
+{
+    /// <summary>The first 55 000 MNIST training images.</summary>
+    Train,
+    /// <summary>The last 5 000 MNIST training images.</summary>
+    Validation,
+    /// <summary>The 10 000 MNIST test images.</summary>
+    Test,
+}
 
 /// <summary>
 /// Parameters of moving multi-MNIST. The defaults are the original release's
@@ -14,15 +22,23 @@ public enum Pool { Train, Validation, Test }
 /// </summary>
 public sealed record MovingMnistConfig
 {
+    /// <summary>Side of the square canvas in pixels.</summary>
     [JsonPropertyName("canvas_size")] public int CanvasSize { get; init; } = 50;
+    /// <summary>Frames per sequence.</summary>
     [JsonPropertyName("seq_len")] public int SeqLen { get; init; } = 10;
+    /// <summary>Fewest digits in a sequence.</summary>
     [JsonPropertyName("min_digits")] public int MinDigits { get; init; } = 0;
+    /// <summary>Most digits in a sequence; also the object slots M of a dataset file.</summary>
     [JsonPropertyName("max_digits")] public int MaxDigits { get; init; } = 2;
+    /// <summary>Factor the MNIST digits are rescaled by.</summary>
     [JsonPropertyName("digit_scale")] public double DigitScale { get; init; } = 1.0;
     /// <summary>Standard deviation of the per-step acceleration noise.</summary>
     [JsonPropertyName("acc_noise_std")] public double AccNoiseStd { get; init; } = 0.01;
+    /// <summary>Speed bound per axis, pixels per frame.</summary>
     [JsonPropertyName("max_speed")] public double MaxSpeed { get; init; } = 10;
+    /// <summary>Acceleration bound per axis.</summary>
     [JsonPropertyName("max_acc")] public double MaxAcc { get; init; } = 3;
+    /// <summary>Placements tried per digit before the sequence is redrawn.</summary>
     [JsonPropertyName("placement_tries")] public int PlacementTries { get; init; } = 5;
     /// <summary>
     /// 1: grey digits; 3: each digit in its own random colour. Left out of the JSON when 1, so grey
@@ -33,6 +49,7 @@ public sealed record MovingMnistConfig
     [JsonInclude, JsonPropertyName("channels"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     private int? ChannelsInJson { get; init; }
 
+    /// <summary>Checks every parameter; an error names the first bad one.</summary>
     public void Validate()
     {
         static void Check(bool ok, string key, object value, string rule)
@@ -81,10 +98,14 @@ public sealed class Sequence(int seqLen, int side, int slots, int channels = 1)
 /// </summary>
 public sealed class MovingMnist
 {
+    /// <summary>The generator parameters.</summary>
     public MovingMnistConfig Config { get; }
+    /// <summary>The digits drawn from.</summary>
     public IReadOnlyList<Template> Templates { get; }
+    /// <summary>The seed of every sequence stream.</summary>
     public ulong Seed { get; }
 
+    /// <summary>A generator of <paramref name="config"/> sequences drawing <paramref name="templates"/>, sequence i a pure function of (seed, i).</summary>
     public MovingMnist(MovingMnistConfig config, IReadOnlyList<Template> templates, ulong seed)
     {
         config.Validate();

@@ -6,7 +6,7 @@ namespace Sqair.Data;
 /// can have an independent stream derived from (seed, stream index): that is what makes parallel
 /// generation identical whatever the thread count.
 /// </summary>
-public sealed class Rng
+internal sealed class Rng
 {
     ulong _s0, _s1, _s2, _s3;
     double? _spareNormal;

@@ -12,7 +12,9 @@ namespace Sqair.Evaluation;
 /// </summary>
 public sealed record BatchMetrics
 {
+    /// <summary>Sequences measured.</summary>
     public double Sequences { get; init; }
+    /// <summary>Frames measured (sequences × length).</summary>
     public double Frames { get; init; }
     /// <summary>Σ_b IWAE bound log (1/K) Σ_k w_k.</summary>
     public double Iwae { get; init; }
@@ -22,6 +24,7 @@ public sealed record BatchMetrics
     public double LogLikelihood { get; init; }
     /// <summary>Σ_b Σ_k ŵ_k (log q − log p).</summary>
     public double Kl { get; init; }
+    /// <summary>Sum over sequences of the effective sample size of the K importance weights.</summary>
     public double Ess { get; init; }
     /// <summary>Σ over frames of importance-weighted squared error of the canvas, per pixel mean (needs kept frames).</summary>
     public double Mse { get; init; }
@@ -29,9 +32,12 @@ public sealed record BatchMetrics
     public double CountCorrectPresent { get; init; }
     /// <summary>Σ over frames of Σ_k ŵ_k 1[count = digits visible in the frame].</summary>
     public double CountCorrectVisible { get; init; }
+    /// <summary>Weighted number of propagated objects, summed over frames.</summary>
     public double Propagated { get; init; }
+    /// <summary>Weighted number of discovered objects, summed over frames.</summary>
     public double Discovered { get; init; }
 
+    /// <summary>The sums over one batch of model output and its ground truth, each particle weighted by its normalised importance weight.</summary>
     public static BatchMetrics Of(SequenceOutput o, SequenceBatch batch)
     {
         using var _ = NewDisposeScope();
@@ -71,6 +77,7 @@ public sealed record BatchMetrics
         };
     }
 
+    /// <summary>Adds the sums of two sets of sequences.</summary>
     public static BatchMetrics operator +(BatchMetrics a, BatchMetrics b) => new()
     {
         Sequences = a.Sequences + b.Sequences,

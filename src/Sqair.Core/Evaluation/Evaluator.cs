@@ -21,6 +21,7 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
         "misses_box_off", "false_positives_box_off", "gt_boxes", "mota_glimpse", "motp_iou_glimpse", "idf1_glimpse",
     };
 
+    /// <summary>Every measure by its name in the JSON report and metrics.jsonl (count accuracies and tracking left out without ground truth).</summary>
     public IReadOnlyDictionary<string, double> Flat()
     {
         var d = new Dictionary<string, double>(Totals.Means())
@@ -56,6 +57,7 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
 /// </summary>
 public static class Evaluator
 {
+    /// <summary>Measures <paramref name="model"/> on the first <paramref name="sequences"/> of <paramref name="source"/> with K = <paramref name="k"/> particles, in batches; <paramref name="progress"/> gets the sequences done.</summary>
     public static EvaluationReport Run(SqairModel model, ISequenceSource source, long sequences, int k, int batchSize, Device device,
                                        Action<long>? progress = null, ulong seed = 0)
     {
@@ -108,7 +110,13 @@ public static class Evaluator
 }
 
 /// <summary>Which box stands for an inferred object: its attention window, or the tight box of what it draws.</summary>
-public enum BoxKind { Glimpse, Content }
+public enum BoxKind
+{
+    /// <summary>The object's attention window.</summary>
+    Glimpse,
+    /// <summary>The tight box of the pixels the object draws (the headline measures use it).</summary>
+    Content,
+}
 
 /// <summary>Turns ground truth and model outputs into per-sequence, per-frame box lists for tracking measures.</summary>
 public static class TrackExtraction

@@ -1,7 +1,7 @@
 namespace Sqair.Evaluation;
 
 /// <summary>Minimum-cost assignment (Kuhn–Munkres, O(n³)) for rectangular cost matrices.</summary>
-public static class Hungarian
+internal static class Hungarian
 {
     /// <summary>
     /// Returns for each row the column assigned to it, or −1. Entries that are +∞ are forbidden;

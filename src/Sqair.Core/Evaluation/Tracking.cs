@@ -3,6 +3,7 @@ namespace Sqair.Evaluation;
 /// <summary>One box of one frame: an object (or hypothesis) id, its pixel box (y, x, h, w) and, for inferred objects, the presence probability.</summary>
 public readonly record struct TrackBox(long Id, float Y, float X, float H, float W, float Probability = 1)
 {
+    /// <summary>Intersection over union with another box.</summary>
     public double IoU(TrackBox o)
     {
         double iy = Math.Max(0, Math.Min(Y + H, o.Y + o.H) - Math.Max(Y, o.Y));
@@ -43,7 +44,7 @@ public sealed record MotSummary(long GroundTruth, long Hypotheses, long Matches,
 /// the one-to-one assignment of whole ground-truth and hypothesis tracks that maximises the
 /// number of frames where they match (IDTP): IDF1 = 2·IDTP / (ground truth + hypotheses).
 /// </summary>
-public sealed class MotAccumulator
+internal sealed class MotAccumulator
 {
     /// <summary>IoU above which an unmatched box still overlaps one of the other side (a box misfit, not a missed object).</summary>
     public const double Overlap = 0.1;

@@ -9,7 +9,7 @@ namespace Sqair.Model;
 /// TorchSharp's own <c>elu(double)</c> and <c>softplus(double, double)</c> convert their arguments
 /// into scalars that a finalizer may free mid-call (see <see cref="KeptScalars"/>).
 /// </summary>
-public static class Activations
+internal static class Activations
 {
     /// <summary>The floor added to every softplus scale (the original's 1e−2): keeps standard deviations away from 0.</summary>
     public const double MinScale = 0.01;
@@ -25,7 +25,7 @@ public static class Activations
 }
 
 /// <summary>ELU as a layer, for <see cref="Mlp"/> and the convolutional stacks.</summary>
-public sealed class Elu() : nn.Module<Tensor, Tensor>("elu")
+internal sealed class Elu() : nn.Module<Tensor, Tensor>("elu")
 {
     public override Tensor forward(Tensor x) => Activations.Elu(x);
 }

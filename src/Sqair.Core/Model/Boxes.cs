@@ -9,7 +9,7 @@ namespace Sqair.Model;
 /// <c>where</c> = (sx, sy, tx, ty) logits; scale = sigmoid, shift = tanh, in normalised [−1, 1]
 /// coordinates with the align-corners convention. Pixel boxes are (y, x, h, w).
 /// </summary>
-public static class Boxes
+internal static class Boxes
 {
     public const double MinScale = 1e-4;
 

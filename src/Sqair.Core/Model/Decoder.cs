@@ -12,7 +12,7 @@ namespace Sqair.Model;
 /// image is added under the soft write mask m = sigmoid(−10 + 20·Σ presence·write(ones)).
 /// Shapes: what [R, N, D], where [R, N, 4], presence [R, N] → canvas [R, C, H, W], glimpses [R, N, C, G, G].
 /// </summary>
-public sealed class Decoder : Module
+internal sealed class Decoder : Module
 {
     readonly SqairConfig c;
     readonly Module<Tensor, Tensor> glimpse_decoder;

@@ -14,7 +14,7 @@ namespace Sqair.Model;
 /// a categorical number of steps, N(0, 1) for what and an autoregressive Gaussian for where.
 /// Shapes: x [R, C, H, W]; propagated slots [R, N, ·]; outputs [R, N, ·].
 /// </summary>
-public sealed class Discovery : Module
+internal sealed class Discovery : Module
 {
     readonly SqairConfig c;
     readonly Module<Tensor, Tensor> input_encoder;

@@ -9,7 +9,7 @@ namespace Sqair.Model;
 /// broken and its distributions cost extra ops per call), and the AIR posterior over the number of
 /// discovery steps.
 /// </summary>
-public static class Distributions
+internal static class Distributions
 {
     public static readonly double HalfLog2Pi = 0.5 * Math.Log(2 * Math.PI);
 

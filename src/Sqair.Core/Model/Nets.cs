@@ -7,7 +7,7 @@ using static Sqair.KeptScalars;
 namespace Sqair.Model;
 
 /// <summary>"MLP[a,b]→n": hidden layers each followed by ELU, then an optional linear output layer.</summary>
-public sealed class Mlp : Module<Tensor, Tensor>
+internal sealed class Mlp : Module<Tensor, Tensor>
 {
     readonly Sequential layers;
     public Linear? Output { get; }
@@ -42,7 +42,7 @@ public sealed class Mlp : Module<Tensor, Tensor>
 }
 
 /// <summary>Vanilla tanh RNN cell with a learned initial state: s' = tanh(W [x, s] + b).</summary>
-public sealed class VanillaRnn : Module<Tensor, Tensor, Tensor>
+internal sealed class VanillaRnn : Module<Tensor, Tensor, Tensor>
 {
     readonly Linear linear;
     readonly Parameter init;
@@ -60,7 +60,7 @@ public sealed class VanillaRnn : Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>Encodes a frame [n, C, H, W] into features [n, hidden] (discovery's input encoder).</summary>
-public static class Encoders
+internal static class Encoders
 {
     public static Module<Tensor, Tensor> Input(SqairConfig c) => c.Kind == ModelKind.Conv
         ? new ConvEncoder("input_encoder", c.Channels, c.ImgSize, c.NHidden)
@@ -140,7 +140,7 @@ sealed class ConvDecoder : Module<Tensor, Tensor>
 /// Transform estimator: input → MLP[hidden, hidden] → 8; loc = first 4, scale logit = last 4 plus a
 /// learned scalar offset initialised to <c>transform_var_bias</c>.
 /// </summary>
-public sealed class TransformEstimator : Module<Tensor, (Tensor Loc, Tensor ScaleLogit)>
+internal sealed class TransformEstimator : Module<Tensor, (Tensor Loc, Tensor ScaleLogit)>
 {
     readonly Mlp mlp;
     readonly Parameter offset;

@@ -8,7 +8,7 @@ namespace Sqair.Model;
 /// What [R, N, D]; Where [R, N, 4] logits; Presence [R, N] 0/1; PresenceProb [R, N];
 /// Ids [R, N] int64 (−1 absent); Temporal and Prior [R, N, hidden] RNN states.
 /// </summary>
-public sealed record ObjectSlots(Tensor What, Tensor Where, Tensor Presence, Tensor PresenceProb, Tensor Ids, Tensor Temporal, Tensor Prior)
+internal sealed record ObjectSlots(Tensor What, Tensor Where, Tensor Presence, Tensor PresenceProb, Tensor Ids, Tensor Temporal, Tensor Prior)
 {
     /// <summary>Slots of one source (propagation or discovery) before merging, so the merge can treat both alike.</summary>
     public static ObjectSlots Cat(ObjectSlots a, ObjectSlots b) => new(

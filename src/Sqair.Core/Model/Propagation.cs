@@ -9,7 +9,7 @@ using static Sqair.KeptScalars;
 namespace Sqair.Model;
 
 /// <summary>Log-density terms of one time step, per particle row [R].</summary>
-public sealed record StepTerms(Tensor LogQ, Tensor LogP, Tensor LogQDiscrete);
+internal sealed record StepTerms(Tensor LogQ, Tensor LogP, Tensor LogQDiscrete);
 
 /// <summary>
 /// Propagation (docs/design.md §2.3): the posterior q(z_t | x_t, z_{t−1}) of every object present at t − 1,
@@ -17,7 +17,7 @@ public sealed record StepTerms(Tensor LogQ, Tensor LogP, Tensor LogQDiscrete);
 /// p(z_t | z_{t−1}) that treats objects independently.
 /// Shapes: x [R, C, H, W]; previous slots [R, N, ·]; outputs [R, N, ·].
 /// </summary>
-public sealed class Propagation : Module
+internal sealed class Propagation : Module
 {
     readonly SqairConfig c;
     readonly Mlp where_bias, glimpse_mask, presence;

@@ -20,7 +20,7 @@ namespace Sqair.Model;
 /// and the sum over objects happens inside one matrix product, so no [R, N, C, L, L] tensor is built.
 /// </para>
 /// </summary>
-public static class SpatialTransformer
+internal static class SpatialTransformer
 {
     /// <summary>
     /// Glimpses of <paramref name="images"/> [n, C, L, L] at <paramref name="coords"/> [n, 4] → [n, C, G, G],

@@ -6,7 +6,15 @@ using System.Text.Json.Serialization;
 namespace Sqair.Model;
 
 /// <summary>Which encoders and decoders, and whether objects are propagated (docs/design.md §3).</summary>
-public enum ModelKind { Mlp, Conv, Air }
+public enum ModelKind
+{
+    /// <summary>MLP-SQAIR: fully connected encoders and decoder.</summary>
+    Mlp,
+    /// <summary>CONV-SQAIR: convolutional encoders and decoder.</summary>
+    Conv,
+    /// <summary>AIR: discovery only, no propagation (the baseline).</summary>
+    Air,
+}
 
 /// <summary>
 /// Every hyperparameter of a run, model and training alike, under the original release's flag
@@ -21,9 +29,13 @@ public sealed record SqairConfig
     [JsonPropertyName("model")] public string Model { get; init; } = "mlp";
     /// <summary>N: objects per frame, discovery steps and propagated slots (original: n_steps_per_image).</summary>
     [JsonPropertyName("max_objects")] public int MaxObjects { get; init; } = 3;
+    /// <summary>Side of the square frames in pixels.</summary>
     [JsonPropertyName("img_size")] public int ImgSize { get; init; } = 50;
+    /// <summary>1 (grey) or 3 (colour).</summary>
     [JsonPropertyName("channels")] public int Channels { get; init; } = 1;
+    /// <summary>Side of each object's glimpse in pixels.</summary>
     [JsonPropertyName("glimpse_size")] public int GlimpseSize { get; init; } = 20;
+    /// <summary>Size of an object's appearance code (what).</summary>
     [JsonPropertyName("n_what")] public int NWhat { get; init; } = 50;
     /// <summary>Hidden width = 32·n_units (256 with the default 8).</summary>
     [JsonPropertyName("n_units")] public int NUnits { get; init; } = 8;
@@ -41,19 +53,29 @@ public sealed record SqairConfig
     [JsonPropertyName("scale_prior")] public double ScalePrior { get; init; } = -2.0;
     /// <summary>Bias added to the propagation prior's presence logit.</summary>
     [JsonPropertyName("prop_prior_step_bias")] public double PropPriorStepBias { get; init; } = 10.0;
+    /// <summary>Propagation multiplies its first glimpse by a learned mask (docs/design.md §2.3).</summary>
     [JsonPropertyName("masked_glimpse")] public bool MaskedGlimpse { get; init; } = true;
+    /// <summary>Discovery's where prior is an RNN over the discovered objects (docs/design.md §2.4).</summary>
     [JsonPropertyName("rec_where_prior")] public bool RecWherePrior { get; init; } = true;
+    /// <summary>K: importance samples per sequence in training and evaluation.</summary>
     [JsonPropertyName("k_particles")] public int KParticles { get; init; } = 5;
 
     // ---- data ----
+    /// <summary>Frames per training sequence.</summary>
     [JsonPropertyName("seq_len")] public int SeqLen { get; init; } = 10;
+    /// <summary>Fewest digits per generated sequence.</summary>
     [JsonPropertyName("min_digits")] public int MinDigits { get; init; } = 0;
+    /// <summary>Most digits per generated sequence.</summary>
     [JsonPropertyName("max_digits")] public int MaxDigits { get; init; } = 2;
+    /// <summary>Factor the generated digits are rescaled by.</summary>
     [JsonPropertyName("digit_scale")] public double DigitScale { get; init; } = 1.0;
+    /// <summary>Sequences in the generated training set.</summary>
     [JsonPropertyName("train_size")] public long TrainSize { get; init; } = 60_000;
+    /// <summary>Sequences in the generated validation set.</summary>
     [JsonPropertyName("valid_size")] public long ValidSize { get; init; } = 10_000;
     /// <summary>Train on freshly generated sequences instead of the fixed training set.</summary>
     [JsonPropertyName("on_the_fly")] public bool OnTheFly { get; init; } = false;
+    /// <summary>Seed of the generated datasets.</summary>
     [JsonPropertyName("data_seed")] public ulong DataSeed { get; init; } = 0;
     /// <summary>A dataset file to train on instead of the generated moving-MNIST sets ("": those).</summary>
     [JsonPropertyName("data")] public string Data { get; init; } = "";
@@ -63,32 +85,44 @@ public sealed record SqairConfig
     [JsonPropertyName("data_checksum")] public string DataChecksum { get; init; } = "";
 
     // ---- training ----
+    /// <summary>Seed of the model's initialisation, batch order and sampling.</summary>
     [JsonPropertyName("seed")] public ulong Seed { get; init; } = 0;
     /// <summary>A checkpoint whose parameters a new run starts from (fine-tuning; "": a fresh model).</summary>
     [JsonPropertyName("init")] public string Init { get; init; } = "";
+    /// <summary>Sequences per training batch.</summary>
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 32;
     /// <summary>rmsprop (momentum 0.9, the original) or adam.</summary>
     [JsonPropertyName("optimizer")] public string Optimizer { get; init; } = "rmsprop";
+    /// <summary>The optimiser's initial learning rate.</summary>
     [JsonPropertyName("learning_rate")] public double LearningRate { get; init; } = 1e-5;
+    /// <summary>Iterations to train for.</summary>
     [JsonPropertyName("max_train_iter")] public long MaxTrainIter { get; init; } = 2_000_000;
     /// <summary>Relative lengths of the learning-rate stages; the rate is divided by <c>lr_decay</c> at each boundary.</summary>
     [JsonPropertyName("lr_schedule")] public double[] LrSchedule { get; init; } = [4, 6, 10];
+    /// <summary>Factor the learning rate is divided by at each lr_schedule boundary.</summary>
     [JsonPropertyName("lr_decay")] public double LrDecay { get; init; } = 3;
     /// <summary>Curriculum start length (0: always seq_len).</summary>
     [JsonPropertyName("curriculum_start")] public int CurriculumStart { get; init; } = 3;
     /// <summary>Iterations between curriculum increments (original: stage_itr).</summary>
     [JsonPropertyName("stage_itr")] public long StageItr { get; init; } = 100_000;
+    /// <summary>Gradients with a larger global norm are scaled down to it (0: no clipping).</summary>
     [JsonPropertyName("clip_grad_norm")] public double ClipGradNorm { get; init; } = 0;
+    /// <summary>Iterations per logged training window.</summary>
     [JsonPropertyName("log_itr")] public long LogItr { get; init; } = 1_000;
+    /// <summary>Iterations between evaluations on validation sequences.</summary>
     [JsonPropertyName("eval_itr")] public long EvalItr { get; init; } = 10_000;
+    /// <summary>Iterations between figures.</summary>
     [JsonPropertyName("fig_itr")] public long FigItr { get; init; } = 10_000;
+    /// <summary>Iterations between kept checkpoints.</summary>
     [JsonPropertyName("ckpt_itr")] public long CkptItr { get; init; } = 100_000;
     /// <summary>Sequences of the validation set used by each periodic evaluation (0: all).</summary>
     [JsonPropertyName("eval_size")] public long EvalSize { get; init; } = 1_000;
     /// <summary>Stop after this many minutes of training in one invocation, saving a checkpoint (0: no limit).</summary>
     [JsonPropertyName("time_limit_min")] public double TimeLimitMin { get; init; } = 0;
 
+    /// <summary>Hidden width of the networks, 32·n_units.</summary>
     [JsonIgnore] public int NHidden => 32 * NUnits;
+    /// <summary><see cref="Model"/> as an enum.</summary>
     [JsonIgnore] public ModelKind Kind => Model.ToLowerInvariant() switch
     {
         "mlp" => ModelKind.Mlp,
@@ -113,6 +147,7 @@ public sealed record SqairConfig
 
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
+    /// <summary>The config as indented JSON under the original key names (a valid --config file).</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
     /// <summary>The JSON names of every key, for validation and for the CLI.</summary>
@@ -194,9 +229,11 @@ public sealed record SqairConfig
         catch (JsonException e) { throw new ArgumentException($"{path}: not valid JSON ({e.Message})", e); }
     }
 
+    /// <summary>A JSON file of keys applied on top of <paramref name="baseConfig"/> (default: the paper preset), validated.</summary>
     public static SqairConfig FromJsonFile(string path, SqairConfig? baseConfig = null) =>
         (baseConfig ?? new SqairConfig()).With(ReadOverrides(path), path);
 
+    /// <summary>Checks every key; an error names the key, its value, what is allowed and <paramref name="source"/>.</summary>
     public void Validate(string source = "config")
     {
         void Check(bool ok, string key, object value, string rule)

@@ -28,7 +28,9 @@ public sealed record FrameOutput(Tensor Canvas, Tensor Glimpses, Tensor Where, T
 public sealed record SequenceOutput(Tensor LogWeights, Tensor LogQDiscrete, Tensor LogLikelihood, Tensor Kl, Tensor Counts,
                                     Tensor Propagated, Tensor Discovered, IReadOnlyList<FrameOutput>? Frames)
 {
+    /// <summary>Sequences.</summary>
     public long B => LogWeights.shape[0];
+    /// <summary>Particles per sequence.</summary>
     public long K => LogWeights.shape[1];
 
     /// <summary>The outputs of consecutive shards of a batch as one output (without kept frames).</summary>
@@ -65,12 +67,14 @@ public sealed record SequenceOutput(Tensor LogWeights, Tensor LogQDiscrete, Tens
 /// </summary>
 public sealed class SqairModel : Module
 {
+    /// <summary>The config the model was built from.</summary>
     public SqairConfig Config { get; }
     readonly Module<Tensor, Tensor> glimpse_encoder;
     readonly Propagation propagation;
     readonly Discovery discovery;
     readonly Decoder decoder;
 
+    /// <summary>A freshly initialised model of <paramref name="config"/> (load trained parameters with <see cref="Training.Checkpoint.LoadModel"/>).</summary>
     public SqairModel(SqairConfig config) : base("sqair")
     {
         config.Validate();
@@ -84,12 +88,12 @@ public sealed class SqairModel : Module
             foreach (var p in propagation.parameters().Concat(discovery.PropagationOnlyParameters())) p.requires_grad = false;
     }
 
-    public Decoder Decoder => decoder;
+    internal Decoder Decoder => decoder;
 
     /// <summary>The N slots of every row and the last object id used in the row, carried from frame to frame.</summary>
-    public sealed record SequenceState(ObjectSlots Slots, Tensor LastId);
+    internal sealed record SequenceState(ObjectSlots Slots, Tensor LastId);
 
-    public SequenceState InitialState(long rows, Device device)
+    internal SequenceState InitialState(long rows, Device device)
     {
         int n = Config.MaxObjects;
         var (temporal0, prior0) = propagation.InitialStates(rows, n);

@@ -8,7 +8,7 @@ namespace Sqair.Objective;
 /// The importance-weighted bound and the VIMCO surrogate (docs/design.md §4). Log weights are [B, K]:
 /// B sequences, K particles.
 /// </summary>
-public static class Iwae
+internal static class Iwae
 {
     /// <summary>log (1/K) Σ_k exp(x_k) along the last dimension.</summary>
     public static Tensor LogMeanExp(Tensor x) => x.logsumexp(-1).sub(Kept(Math.Log(x.shape[^1])));

@@ -13,7 +13,7 @@ namespace Sqair.Training;
 /// are timed apart only for an unsharded step (<see cref="GradientStep"/>); sharded, they overlap
 /// on two threads and only their sum is measured.
 /// </summary>
-public sealed record BenchResult(int Iterations, int SeqLen, int Threads, int Shards, string Device, double IterationsPerSecond,
+internal sealed record BenchResult(int Iterations, int SeqLen, int Threads, int Shards, string Device, double IterationsPerSecond,
                                  double DataMs, double? ForwardMs, double? BackwardMs, double GradientMs, double OptimizerMs,
                                  double PeakRssMb, double ForwardGflops, IReadOnlyDictionary<string, long> ParametersPerModule)
 {
@@ -23,10 +23,10 @@ public sealed record BenchResult(int Iterations, int SeqLen, int Threads, int Sh
 }
 
 /// <summary>Inference timing: evaluation (sequences per second) and tracking (frames per second).</summary>
-public sealed record InferenceBenchResult(long Sequences, int SeqLen, int K, int Threads, double EvalSeconds,
+internal sealed record InferenceBenchResult(long Sequences, int SeqLen, int K, int Threads, double EvalSeconds,
                                           double EvalSequencesPerSecond, double TrackFramesPerSecond, double PeakRssMb);
 
-public static class Bench
+internal static class Bench
 {
     public static BenchResult Train(SqairConfig c, ISequenceSource source, int seqLen, int warmup, int iterations, Device device, int shards = 1)
     {

@@ -14,12 +14,20 @@ namespace Sqair.Training;
 /// </summary>
 public static class Checkpoint
 {
+    /// <summary>The <c>format</c> metadata value of checkpoints and model files.</summary>
     public const string Format = "sqair.checkpoint.v1";
 
+    /// <summary>A checkpoint or model file as read: its config, iteration, tensors and metadata.</summary>
+    /// <param name="Config">The config the model was trained with.</param>
+    /// <param name="Iteration">The training iteration it was saved at.</param>
+    /// <param name="OptimizerSteps">Optimiser steps taken (skipped steps not counted).</param>
+    /// <param name="Tensors">Every tensor by name ("model/…", "optimizer/…", "rng/torch").</param>
+    /// <param name="Path">The file.</param>
+    /// <param name="Metadata">The header's metadata (format, config, iteration, provenance…).</param>
     public sealed record Contents(SqairConfig Config, long Iteration, long OptimizerSteps, Dictionary<string, Tensor> Tensors, string Path,
                                  IReadOnlyDictionary<string, string> Metadata);
 
-    public static void Save(string path, SqairModel model, Optimizer? optimizer, long iteration)
+    internal static void Save(string path, SqairModel model, Optimizer? optimizer, long iteration)
     {
         var tensors = Parameters(model);
         if (optimizer is not null)
@@ -68,7 +76,7 @@ public static class Checkpoint
     }
 
     /// <summary>Copies the checkpoint's parameters into <paramref name="model"/> (same architecture).</summary>
-    public static void LoadInto(Contents c, SqairModel model, Optimizer? optimizer = null, bool restoreRng = false)
+    internal static void LoadInto(Contents c, SqairModel model, Optimizer? optimizer = null, bool restoreRng = false)
     {
         using (no_grad())
             foreach (var (name, p) in model.named_parameters())
@@ -113,6 +121,7 @@ public static class Checkpoint
             : [];
     }
 
+    /// <summary>The file of the checkpoint at <paramref name="iteration"/> in a run folder.</summary>
     public static string PathFor(string runDir, long iteration) =>
         Path.Combine(runDir, "checkpoints", $"step-{iteration:D9}.safetensors");
 

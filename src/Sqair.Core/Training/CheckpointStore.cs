@@ -10,7 +10,7 @@ namespace Sqair.Training;
 /// arrive. Checkpoints that existed when this process started are never deleted, so resuming
 /// with another <c>ckpt_itr</c> cannot remove a run's history.
 /// </remarks>
-public sealed class CheckpointStore
+internal sealed class CheckpointStore
 {
     /// <summary>The newest checkpoints kept whatever their step.</summary>
     public const int KeepNewest = 2;

@@ -20,7 +20,7 @@ namespace Sqair.Training;
 /// shards were not clearly faster than one whole batch on two libtorch threads, and held more
 /// memory (each thread's heap keeps its own peak), so one shard is the default.
 /// </summary>
-public sealed class GradientStep(SqairModel model, int shards = 1)
+internal sealed class GradientStep(SqairModel model, int shards = 1)
 {
     public int Shards { get; } = shards >= 1 ? shards : throw new ArgumentOutOfRangeException(nameof(shards), "shards must be at least 1");
 

@@ -8,7 +8,7 @@ namespace Sqair.Training;
 /// The optimisers, written out so that their whole state is a set of named tensors that go into
 /// the safetensors checkpoint next to the parameters (and can be inspected from Python).
 /// </summary>
-public abstract class Optimizer(IReadOnlyList<(string Name, Tensor Param)> parameters)
+internal abstract class Optimizer(IReadOnlyList<(string Name, Tensor Param)> parameters)
 {
     protected IReadOnlyList<(string Name, Tensor Param)> Parameters { get; } = parameters;
     public long Steps { get; protected set; }
@@ -58,7 +58,7 @@ public abstract class Optimizer(IReadOnlyList<(string Name, Tensor Param)> param
 /// RMSProp with momentum as in TensorFlow 1.x (the original's optimiser): ms ← ρ·ms + (1 − ρ)g²,
 /// mom ← μ·mom + lr·g/√(ms + ε), θ ← θ − mom; ρ = 0.9, μ = 0.9, ε = 1e−10. TensorFlow starts ms at 1.
 /// </summary>
-public sealed class RmsProp : Optimizer
+internal sealed class RmsProp : Optimizer
 {
     const double Decay = 0.9, Momentum = 0.9, Epsilon = 1e-10;
     readonly Dictionary<string, Tensor> ms, mom;
@@ -83,7 +83,7 @@ public sealed class RmsProp : Optimizer
 }
 
 /// <summary>Adam (Kingma &amp; Ba) with β = (0.9, 0.999), ε = 1e−8.</summary>
-public sealed class Adam : Optimizer
+internal sealed class Adam : Optimizer
 {
     const double Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8;
     readonly Dictionary<string, Tensor> m, v;

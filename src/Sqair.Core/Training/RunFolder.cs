@@ -1,7 +1,7 @@
 namespace Sqair.Training;
 
 /// <summary>What makes a folder a run folder, and replacing one (<c>train --force</c>).</summary>
-public static class RunFolder
+internal static class RunFolder
 {
     /// <summary>The files of a run, relative to its folder: what <see cref="Clear"/> removes.</summary>
     static IEnumerable<string> RunFiles(string dir) =>

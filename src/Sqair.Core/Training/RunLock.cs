@@ -6,7 +6,7 @@ namespace Sqair.Training;
 /// killed training never blocks the next one; the file itself (holding the holder's process id)
 /// stays, and the next training takes it over and says so.
 /// </summary>
-public sealed class RunLock : IDisposable
+internal sealed class RunLock : IDisposable
 {
     public const string FileName = "run.lock";
 

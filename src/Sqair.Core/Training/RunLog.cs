@@ -8,7 +8,7 @@ namespace Sqair.Training;
 /// What a run records as it goes: one JSON line per logged window or evaluation in metrics.jsonl
 /// (what <c>sqair plot</c> reads) and the same scalars plus figures as TensorBoard events.
 /// </summary>
-public sealed class RunLog
+internal sealed class RunLog
 {
     public const string MetricsFile = "metrics.jsonl";
 

@@ -16,10 +16,29 @@ namespace Sqair.Training;
 public sealed record TrainProgress(long Iteration, long MaxIterations, int SeqLen, double Loss, double Iwae, double CountAccuracy,
                                    double IterationsPerSecond, TimeSpan Eta, double LearningRate);
 
-public enum TrainOutcome { Completed, Interrupted, TimeLimit, Diverged }
+/// <summary>How a training run ended.</summary>
+public enum TrainOutcome
+{
+    /// <summary>It reached max_train_iter.</summary>
+    Completed,
+    /// <summary>It was asked to stop (SIGINT, SIGTERM, a cancelled token) and saved a checkpoint.</summary>
+    Interrupted,
+    /// <summary>It reached time_limit_min and saved, measured and drew its model.</summary>
+    TimeLimit,
+    /// <summary>Its steps kept failing; the last good checkpoint was restored.</summary>
+    Diverged,
+}
 
 /// <summary>How a trainer treats its run folder: start a new run (refusing a folder that holds one), continue it, or replace it.</summary>
-public enum StartMode { New, Resume, Replace }
+public enum StartMode
+{
+    /// <summary>A new run; a folder that holds a run is refused.</summary>
+    New,
+    /// <summary>Continue the run in the folder from its newest readable checkpoint.</summary>
+    Resume,
+    /// <summary>Delete the run in the folder, then start a new one.</summary>
+    Replace,
+}
 
 /// <summary>
 /// The training loop of docs/design.md §4 with everything a long run needs: the curriculum and learning-rate
@@ -33,10 +52,15 @@ public sealed class Trainer : IDisposable
     /// <summary>Consecutive failed steps after which training restores the last good checkpoint and stops.</summary>
     public const int MaxBadSteps = 5;
 
+    /// <summary>The run's config.</summary>
     public SqairConfig Config { get; }
+    /// <summary>The run folder (full path).</summary>
     public string RunDir { get; }
+    /// <summary>The model being trained.</summary>
     public SqairModel Model { get; }
+    /// <summary>Iterations done.</summary>
     public long Iteration { get; private set; }
+    /// <summary>Why the last <see cref="Run"/> stopped, for people.</summary>
     public string? StopMessage { get; private set; }
 
     readonly Device device;

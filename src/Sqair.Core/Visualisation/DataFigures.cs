@@ -5,6 +5,7 @@ namespace Sqair.Visualisation;
 /// <summary>Pictures of ground truth: one row per sequence, one cell per frame, boxes coloured by object id.</summary>
 public static class DataFigures
 {
+    /// <summary>Draws sequences <paramref name="indices"/> of a source, one row each, with their ground-truth boxes coloured by id, into a PNG.</summary>
     public static void Show(ISequenceSource source, IReadOnlyList<long> indices, string path, int scale = 2)
     {
         var c = source.Config;

@@ -7,7 +7,7 @@ namespace Sqair.Visualisation;
 /// to a fixed palette suited to our figures: 240 grey levels for images and text plus the box
 /// colours of <see cref="Grid"/>; codes are LZW-compressed as GIF89a requires.
 /// </summary>
-public static class Gif
+internal static class Gif
 {
     const int Greys = 240;
     static readonly SKColor[] Palette = BuildPalette();

@@ -3,17 +3,17 @@ using SkiaSharp;
 namespace Sqair.Visualisation;
 
 /// <summary>A box to draw on a cell: pixel (y, x, h, w) in the cell's image, coloured by object id.</summary>
-public readonly record struct DrawBox(float Y, float X, float H, float W, int Id);
+internal readonly record struct DrawBox(float Y, float X, float H, float W, int Id);
 
 /// <summary>One image of a figure: C×H×W values in [0, 1] (C = 1 grey or 3 colour), boxes and a caption.</summary>
-public sealed record Cell(float[] Pixels, int Channels, int Height, int Width, IReadOnlyList<DrawBox>? Boxes = null, string? Caption = null);
+internal sealed record Cell(float[] Pixels, int Channels, int Height, int Width, IReadOnlyList<DrawBox>? Boxes = null, string? Caption = null);
 
 /// <summary>
 /// Renders rows of image cells into a PNG, with id-coloured boxes and captions. Every figure of
 /// the project (data previews, sequence and still figures, GIF frames) goes through here so they
 /// look alike.
 /// </summary>
-public static class Grid
+internal static class Grid
 {
     /// <summary>Ten distinguishable colours (matplotlib's tab10); ids cycle through them.</summary>
     static readonly SKColor[] Palette =
