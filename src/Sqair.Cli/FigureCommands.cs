@@ -53,7 +53,8 @@ static class FigureCommands
         // A PNG row of more than 20 frames is unreadable; the GIF has them all.
         var shortTracks = tracks.Select(tr => tr with
         {
-            Inputs = tr.Inputs[..Math.Min(20, tr.Inputs.Length)], Recons = tr.Recons[..Math.Min(20, tr.Recons.Length)],
+            Inputs = tr.Inputs[..Math.Min(20, tr.Inputs.Length)],
+            Recons = tr.Recons[..Math.Min(20, tr.Recons.Length)],
         }).ToList();
         var png = Path.Combine(dir, $"{name}.png");
         var gif = Path.Combine(dir, $"{name}.gif");
@@ -81,8 +82,7 @@ static class FigureCommands
             using var _ = no_grad();
             using var generator = new Generator(r.GetValue(CommonOptions.Seed));
             var output = model.Forward(frames, r.GetValue(CommonOptions.K), keepFrames: true, generator: generator);
-            var rows = output.ResampleRows(generator).data<long>().ToArray();
-            var tracks = rows.Select((row, b) => ModelFigures.Extract(frames, output.Frames!, b, row)).ToList();
+            var tracks = ModelFigures.Extract(frames, output, output.PickParticles(generator));
             var from = r.GetValue(DataFile) is { } dataPath ? Path.GetFileNameWithoutExtension(dataPath) : r.GetValue(CommonOptions.Split)!;
             Write(tracks, r.GetValue(Out)!, $"render-{from}-{r.GetValue(First)}-T{len}",
                   $"iteration {iteration}, {from} sequences from #{r.GetValue(First)}, {len} frames (caption: count: ids)", r.GetValue(Delay));

@@ -64,7 +64,7 @@ static class TrackCommand
                 // a generator per batch, as in eval, so the same input and seed always give the same tracks
                 using var generator = new Generator(Evaluator.BatchSeed(seed, sequences.Count));
                 var output = model.Forward(frames, r.GetValue(CommonOptions.K), keepFrames: true, generator: generator);
-                var rows = output.ResampleRows(generator).data<long>().ToArray();
+                var rows = output.PickParticles(generator);
                 var content = TrackExtraction.Hypotheses(output.Frames!, rows, side, BoxKind.Content);
                 var windows = TrackExtraction.Hypotheses(output.Frames!, rows, side, BoxKind.Glimpse);
                 for (int b = 0; b < rows.Length; b++)

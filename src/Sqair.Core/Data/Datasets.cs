@@ -10,8 +10,12 @@ namespace Sqair.Data;
 /// </summary>
 public static class Datasets
 {
-    /// <summary>The original's sizes: 60 000 training sequences (train pool), 10 000 validation (validation pool).</summary>
-    public static long DefaultCount(Pool pool) => pool == Pool.Train ? 60_000 : 10_000;
+    /// <summary>The original's sizes (the config's train_size and valid_size defaults): 60 000 training sequences, 10 000 validation or test.</summary>
+    public static long DefaultCount(Pool pool)
+    {
+        var defaults = new Model.SqairConfig();
+        return pool == Pool.Train ? defaults.TrainSize : defaults.ValidSize;
+    }
 
     /// <summary>Where the cache keeps the dataset of these parameters (a hash of them in the name).</summary>
     public static string CachePath(string cacheRoot, MovingMnistConfig config, Pool pool, long count, ulong seed)

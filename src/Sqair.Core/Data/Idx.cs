@@ -18,19 +18,22 @@ internal static class Idx
 {
     const byte UnsignedByte = 0x08;
 
+    /// <summary>The bytes themselves, or their decompression when they start with the gzip magic number (MNIST is served both ways).</summary>
+    public static byte[] Gunzip(byte[] bytes)
+    {
+        if (bytes.Length < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b) return bytes;
+        using var gz = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
+        using var raw = new MemoryStream();
+        gz.CopyTo(raw);
+        return raw.ToArray();
+    }
+
     public static IdxArray Read(string path)
     {
         byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(path);
-            if (bytes.Length >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b)
-            {
-                using var gz = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
-                using var raw = new MemoryStream();
-                gz.CopyTo(raw);
-                bytes = raw.ToArray();
-            }
+            bytes = Gunzip(File.ReadAllBytes(path));
         }
         catch (InvalidDataException e)
         {

@@ -102,15 +102,6 @@ public static class Mnist
 
     internal static string Md5Of(byte[] bytes) => Convert.ToHexStringLower(MD5.HashData(bytes));
 
-    static byte[] Decompress(byte[] bytes)
-    {
-        if (bytes.Length < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b) return bytes;
-        using var gz = new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress);
-        using var raw = new MemoryStream();
-        gz.CopyTo(raw);
-        return raw.ToArray();
-    }
-
     /// <summary>Copies each missing file from the first candidate path whose content has the right MD5.</summary>
     static List<FileSpec> Import(List<FileSpec> missing, string dir, Func<string, IEnumerable<string>> candidates,
                                  List<string> errors, Action<string> log)
@@ -122,7 +113,7 @@ public static class Mnist
             foreach (var path in candidates(f.Name).Where(File.Exists))
             {
                 byte[] raw;
-                try { raw = Decompress(File.ReadAllBytes(path)); }
+                try { raw = Idx.Gunzip(File.ReadAllBytes(path)); }
                 catch (InvalidDataException e) { errors.Add($"{path}: corrupt gzip ({e.Message})"); continue; }
                 var md5 = Md5Of(raw);
                 if (md5 != f.Md5) { errors.Add($"{path}: MD5 {md5}, expected {f.Md5}"); continue; }
@@ -183,7 +174,7 @@ public static class Mnist
                 try
                 {
                     log($"MNIST: downloading {url}");
-                    var raw = Decompress(http.GetByteArrayAsync(url).GetAwaiter().GetResult());
+                    var raw = Idx.Gunzip(http.GetByteArrayAsync(url).GetAwaiter().GetResult());
                     var md5 = Md5Of(raw);
                     if (md5 != f.Md5) { errors.Add($"{url}: MD5 {md5}, expected {f.Md5}"); continue; }
                     AtomicFile.WriteAllBytes(Path.Combine(dir, f.Name), raw);

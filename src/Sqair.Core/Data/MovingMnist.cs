@@ -193,10 +193,10 @@ public sealed class MovingMnist
     }
 
     /// <summary>Generates sequence <paramref name="index"/> of the stream with this generator's seed.</summary>
-    public Sequence Generate(long index, ulong streamSalt = 0)
+    public Sequence Generate(long index)
     {
         var c = Config;
-        var rng = new Rng(Seed ^ streamSalt, (ulong)index);
+        var rng = new Rng(Seed, (ulong)index);
         int side = c.CanvasSize, slots = c.MaxDigits, T = c.SeqLen, channels = c.Channels, plane = side * side;
         int n = rng.NextInt(c.MinDigits, c.MaxDigits);
 

@@ -80,7 +80,7 @@ public static class Evaluator
                     using var generator = new Generator(BatchSeed(seed, done));
                     var output = model.Forward(batch.Frames, k, keepFrames: true, generator: generator);
                     total += BatchMetrics.Of(output, batch);
-                    var rows = output.ResampleRows(generator).data<long>().ToArray();
+                    var rows = output.PickParticles(generator);
                     var truth = TrackExtraction.Truth(batch);
                     var content = TrackExtraction.Hypotheses(output.Frames!, rows, model.Config.ImgSize, BoxKind.Content);
                     var windows = TrackExtraction.Hypotheses(output.Frames!, rows, model.Config.ImgSize, BoxKind.Glimpse);

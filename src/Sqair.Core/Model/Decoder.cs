@@ -1,8 +1,8 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using static Sqair.KeptScalars;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
-using static Sqair.KeptScalars;
 
 namespace Sqair.Model;
 

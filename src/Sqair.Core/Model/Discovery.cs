@@ -1,10 +1,10 @@
 using TorchSharp;
 using TorchSharp.Modules;
+using static Sqair.KeptScalars;
+using static Sqair.Model.Activations;
+using static Sqair.Model.Distributions;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
-using static Sqair.Model.Distributions;
-using static Sqair.Model.Activations;
-using static Sqair.KeptScalars;
 
 namespace Sqair.Model;
 

@@ -1,5 +1,5 @@
-using static TorchSharp.torch;
 using static Sqair.KeptScalars;
+using static TorchSharp.torch;
 
 namespace Sqair.Model;
 

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using TorchSharp;
-using static TorchSharp.torch;
 using static Sqair.KeptScalars;
+using static TorchSharp.torch;
 
 namespace Sqair.Model;
 

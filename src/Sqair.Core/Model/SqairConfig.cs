@@ -123,7 +123,8 @@ public sealed record SqairConfig
     /// <summary>Hidden width of the networks, 32·n_units.</summary>
     [JsonIgnore] public int NHidden => 32 * NUnits;
     /// <summary><see cref="Model"/> as an enum.</summary>
-    [JsonIgnore] public ModelKind Kind => Model.ToLowerInvariant() switch
+    [JsonIgnore]
+    public ModelKind Kind => Model.ToLowerInvariant() switch
     {
         "mlp" => ModelKind.Mlp,
         "conv" => ModelKind.Conv,

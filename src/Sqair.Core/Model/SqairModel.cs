@@ -1,7 +1,7 @@
 using TorchSharp;
+using static Sqair.KeptScalars;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
-using static Sqair.KeptScalars;
 
 namespace Sqair.Model;
 
@@ -58,6 +58,9 @@ public sealed record SequenceOutput(Tensor LogWeights, Tensor LogQDiscrete, Tens
         var k = multinomial(probs, 1, generator: generator).squeeze(1);
         return Arange(B, ScalarType.Int64, k.device).mul(Kept(K)).Plus(k);
     }
+
+    /// <summary><see cref="ResampleRows"/> as an array: the row of each sequence's chosen particle, for drawing and tracking.</summary>
+    public long[] PickParticles(Generator? generator = null) => ResampleRows(generator).cpu().data<long>().ToArray();
 }
 
 /// <summary>

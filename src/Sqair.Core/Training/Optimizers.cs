@@ -1,6 +1,6 @@
 using TorchSharp;
-using static TorchSharp.torch;
 using static Sqair.KeptScalars;
+using static TorchSharp.torch;
 
 namespace Sqair.Training;
 

@@ -383,8 +383,7 @@ public sealed class Trainer : IDisposable
         Model.eval();
         try { output = Model.Forward(batch.Frames, Config.KParticles, keepFrames: true, generator: generator); }
         finally { Model.train(); }
-        var rows = output.ResampleRows(generator).data<long>().ToArray();
-        var tracks = rows.Select((row, b) => ModelFigures.Extract(batch.Frames, output.Frames!, b, row)).ToList();
+        var tracks = ModelFigures.Extract(batch.Frames, output, output.PickParticles(generator));
         var seq = Path.Combine(dir, $"sequence-{Iteration:D9}.png");
         var still = Path.Combine(dir, $"still-{Iteration:D9}.png");
         ModelFigures.SequenceFigure(tracks, seq, $"iteration {Iteration}: inputs and reconstructions (caption: count: ids)");

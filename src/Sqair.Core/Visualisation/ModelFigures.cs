@@ -1,8 +1,8 @@
 using SkiaSharp;
 using Sqair.Model;
 using TorchSharp;
-using static TorchSharp.torch;
 using static Sqair.KeptScalars;
+using static TorchSharp.torch;
 
 namespace Sqair.Visualisation;
 
@@ -42,6 +42,10 @@ public static class ModelFigures
         return new Track(inputs, recons, [.. boxes.Select(bx => Enumerable.Range(0, bx.Length / 4).Select(k => bx[(4 * k)..(4 * k + 4)]).ToArray())],
                          pres, probs, ids, glimpses, ch, side, g);
     }
+
+    /// <summary>The chosen particle of every sequence (<see cref="SequenceOutput.PickParticles"/>) of an output kept with its frames.</summary>
+    public static List<Track> Extract(Tensor frames, SequenceOutput output, long[] rows) =>
+        [.. rows.Select((row, b) => Extract(frames, output.Frames ?? throw new ArgumentException("the output was computed without keepFrames"), b, row))];
 
     static List<DrawBox> PresentBoxes(Track tr, int t) =>
         Enumerable.Range(0, tr.Presence[t].Length).Where(k => tr.Presence[t][k] > 0.5f)

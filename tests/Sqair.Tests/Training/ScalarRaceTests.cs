@@ -34,7 +34,8 @@ public class ScalarRaceTests
                 keep[i % keep.Length] = new byte[1024];
                 if (i % 2000 == 0) { GC.Collect(); GC.WaitForPendingFinalizers(); }
             }
-        }) { IsBackground = true };
+        })
+        { IsBackground = true };
         noise.Start();
         var clock = Stopwatch.StartNew();
         int steps = 0;
