@@ -147,15 +147,15 @@ internal sealed class Discovery : Module
     /// value from its prior (loc, scale), either the posterior sample being scored or a new prior
     /// sample. Returns the values [R, N, 4] and log p of the present ones [R].
     /// </summary>
-    (Tensor Where, Tensor LogProb) WherePrior(Tensor conditioning_, Tensor presence_, Func<int, Tensor, Tensor, Tensor> pick)
+    (Tensor Where, Tensor LogProb) WherePrior(Tensor cond, Tensor present, Func<int, Tensor, Tensor, Tensor> pick)
     {
-        long r = presence_.shape[0];
+        long r = present.shape[0];
         var values = new Tensor[c.MaxObjects];
-        var total = zeros(r, device: presence_.device);
+        var total = zeros(r, device: present.device);
         Tensor? state = null, input = null;
         if (c.RecWherePrior)
         {
-            state = where_prior_rnn.InitialState(r).Plus(where_prior_cond.call(where_prior_cond_hidden.call(conditioning_)));
+            state = where_prior_rnn.InitialState(r).Plus(where_prior_cond.call(where_prior_cond_hidden.call(cond)));
             input = where_prior_init_sample.expand(r, 4);
         }
         for (int j = 0; j < c.MaxObjects; j++)
@@ -174,7 +174,7 @@ internal sealed class Discovery : Module
                 (loc, scale) = (bias[0].expand(r, 4), PositiveScale(bias[1]).expand(r, 4));
             }
             var w = pick(j, loc, scale);
-            total = total.Plus(NormalLogProb(w, loc, scale).sum(-1) * presence_.select(1, j));
+            total = total.Plus(NormalLogProb(w, loc, scale).sum(-1) * present.select(1, j));
             values[j] = w;
             input = w;
         }
@@ -191,10 +191,10 @@ internal sealed class Discovery : Module
         var counts = Arange(n + 1, logits.dtype, logits.device);
         var capped = logits.masked_fill(counts.gt(allowed.unsqueeze(1)), Kept(double.NegativeInfinity));
         var count = multinomial(nn.functional.softmax(capped, 1), 1);
-        var presence_ = Arange(n, ScalarType.Int64, logits.device).lt(count).to(logits.dtype);
-        var (where, _) = WherePrior(cat([cond, e], -1), presence_, (_, loc, scale) => loc.Plus(scale * randn_like(loc)));
+        var present = Arange(n, ScalarType.Int64, logits.device).lt(count).to(logits.dtype);
+        var (where, _) = WherePrior(cat([cond, e], -1), present, (_, loc, scale) => loc.Plus(scale * randn_like(loc)));
         var what = randn(r, n, c.NWhat, device: logits.device);
-        return new ObjectSlots(what, where, presence_, presence_, NewIds(lastId, presence_), initialStates.Temporal, initialStates.Prior);
+        return new ObjectSlots(what, where, present, present, NewIds(lastId, present), initialStates.Temporal, initialStates.Prior);
     }
 
     /// <summary>
@@ -208,6 +208,6 @@ internal sealed class Discovery : Module
     }
 
     /// <summary>Discovered objects get ids last_used + 1, 2, … in slot order; absent slots −1.</summary>
-    static Tensor NewIds(Tensor lastId, Tensor presence_) =>
-        lastId.unsqueeze(1).Plus(presence_.cumsum(1).to(ScalarType.Int64)).masked_fill(presence_.lt(Kept(0.5)), Kept(-1L));
+    static Tensor NewIds(Tensor lastId, Tensor present) =>
+        lastId.unsqueeze(1).Plus(present.cumsum(1).to(ScalarType.Int64)).masked_fill(present.lt(Kept(0.5)), Kept(-1L));
 }

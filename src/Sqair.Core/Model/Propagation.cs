@@ -72,11 +72,11 @@ internal sealed class Propagation : Module
     public (ObjectSlots Slots, Tensor PriorPresenceLogit) SamplePrior(ObjectSlots prev)
     {
         var prior = Prior(prev);
-        var presence_ = bernoulli(prior.PresenceLogit.sigmoid()) * prev.Presence;
+        var present = bernoulli(prior.PresenceLogit.sigmoid()) * prev.Presence;
         var where = prior.WhereLoc.Plus(prior.WhereScale * randn_like(prior.WhereLoc));
         var what = prior.WhatLoc.Plus(prior.WhatScale * randn_like(prior.WhatLoc));
-        var ids = prev.Ids.masked_fill(presence_.lt(Kept(0.5)), Kept(-1L));
-        return (new ObjectSlots(what, where, presence_, prior.PresenceLogit.sigmoid(), ids, prev.Temporal, prior.State), prior.PresenceLogit);
+        var ids = prev.Ids.masked_fill(present.lt(Kept(0.5)), Kept(-1L));
+        return (new ObjectSlots(what, where, present, prior.PresenceLogit.sigmoid(), ids, prev.Temporal, prior.State), prior.PresenceLogit);
     }
 
     /// <summary>The posterior of every object present at t − 1, with noise from <paramref name="generator"/> (null: the global one).</summary>

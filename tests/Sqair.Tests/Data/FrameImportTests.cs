@@ -97,23 +97,23 @@ public class FrameImportTests
     public void Bad_folders_and_ground_truth_are_named()
     {
         var root = TestUtil.TempDir();
-        var out_ = Path.Combine(root, "x.safetensors");
+        var output = Path.Combine(root, "x.safetensors");
         var empty = Directory.CreateDirectory(Path.Combine(root, "empty")).FullName;
-        var e1 = Assert.Throws<FileNotFoundException>(() => FrameImport.Import([empty], out_, new ImportOptions(32, 1, null)));
+        var e1 = Assert.Throws<FileNotFoundException>(() => FrameImport.Import([empty], output, new ImportOptions(32, 1, null)));
         Assert.Contains(empty, e1.Message);
 
         var folders = AsMotFolders(TestUtil.Generator(new MovingMnistConfig { CanvasSize = 32, SeqLen = 3 }), 2, root);
         using (var big = new SKBitmap(40, 40))
         using (var png = big.Encode(SKEncodedImageFormat.Png, 100))
             File.WriteAllBytes(Path.Combine(folders[0], "img1", "000002.png"), png.ToArray());
-        var e2 = Assert.Throws<InvalidDataException>(() => FrameImport.Import([folders[0]], out_, new ImportOptions(32, 1, null)));
+        var e2 = Assert.Throws<InvalidDataException>(() => FrameImport.Import([folders[0]], output, new ImportOptions(32, 1, null)));
         Assert.Contains("000002.png: 40×40 pixels", e2.Message);
 
         var gt = Path.Combine(folders[1], FrameImport.TruthFile);
         File.AppendAllText(gt, "9,1,1,1,5,5,1,1,1\n");
-        var e3 = Assert.Throws<InvalidDataException>(() => FrameImport.Import([folders[1]], out_, new ImportOptions(32, 1, null)));
+        var e3 = Assert.Throws<InvalidDataException>(() => FrameImport.Import([folders[1]], output, new ImportOptions(32, 1, null)));
         Assert.Contains($"{gt}:", e3.Message);
         Assert.Contains("frame 9 is outside the folder's frames 1..3", e3.Message);
-        Assert.False(File.Exists(out_));
+        Assert.False(File.Exists(output));
     }
 }
