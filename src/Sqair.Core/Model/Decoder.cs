@@ -21,7 +21,7 @@ internal sealed class Decoder : Module
     public Decoder(SqairConfig c) : base("decoder")
     {
         this.c = c;
-        glimpse_decoder = Encoders.Decoder(c);
+        glimpse_decoder = Networks.Decoder(c);
         output_scale = Parameter(tensor((float)c.OutputScale));
         mean_img = Parameter(zeros(c.Channels, c.ImgSize, c.ImgSize));
         RegisterComponents();

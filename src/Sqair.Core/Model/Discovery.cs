@@ -33,7 +33,7 @@ internal sealed class Discovery : Module
     {
         this.c = c;
         int h = c.NHidden, d = c.NWhat, n = c.MaxObjects;
-        input_encoder = Encoders.Input(c);
+        input_encoder = Networks.Input(c);
         conditioning = new Mlp("conditioning", d + 4, [h, h]);
         rnn = new VanillaRnn("rnn", h + h + d + 5, h);
         transform = new TransformEstimator("transform", h, h, c.TransformVarBias);

@@ -60,7 +60,7 @@ internal sealed class VanillaRnn : Module<Tensor, Tensor, Tensor>
 }
 
 /// <summary>Encodes a frame [n, C, H, W] into features [n, hidden] (discovery's input encoder).</summary>
-internal static class Encoders
+internal static class Networks
 {
     public static Module<Tensor, Tensor> Input(SqairConfig c) => c.Kind == ModelKind.Conv
         ? new ConvEncoder("input_encoder", c.Channels, c.ImgSize, c.NHidden)

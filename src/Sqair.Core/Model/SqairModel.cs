@@ -82,7 +82,7 @@ public sealed class SqairModel : Module
     {
         config.Validate();
         Config = config;
-        glimpse_encoder = Encoders.Glimpse(config);
+        glimpse_encoder = Networks.Glimpse(config);
         propagation = new Propagation(config);
         discovery = new Discovery(config);
         decoder = new Decoder(config);
@@ -118,6 +118,29 @@ public sealed class SqairModel : Module
         new(ObjectSlots.Cat(propagated, discovered).CompactFirst(Config.MaxObjects), lastId.Plus(discovered.Presence.sum(1).to(ScalarType.Int64)));
 
     /// <summary>
+    /// One frame of the model (docs/design.md §2; the paper's Algorithm 1): propagate the objects of
+    /// the previous frame (none at t = 0 or in AIR), discover new ones, merge, decode. Inference and
+    /// generation differ only in how they propagate (<paramref name="propagate"/>: from the frame, or
+    /// from the prior) and discover (<paramref name="discover"/>, given the propagated objects, the
+    /// prior's presence logits, whether t &gt; 0, and the last id used).
+    /// </summary>
+    (SequenceState State, ObjectSlots Propagated, ObjectSlots Discovered, Tensor Canvas, Tensor Glimpses) Step(
+        SequenceState state, int step,
+        Func<ObjectSlots, (ObjectSlots Objects, Tensor PriorPresenceLogit)> propagate,
+        Func<ObjectSlots, Tensor, bool, Tensor, ObjectSlots> discover)
+    {
+        bool air = Config.Kind == ModelKind.Air;
+        ObjectSlots propagated;
+        Tensor priorPresenceLogit;
+        if (step == 0 || air) propagated = NonePropagated(state.Slots, out priorPresenceLogit);
+        else (propagated, priorPresenceLogit) = propagate(state.Slots);
+        var discovered = discover(propagated, priorPresenceLogit, step > 0 && !air, state.LastId);
+        var next = Merge(propagated, discovered, state.LastId);
+        var (canvas, glimpses) = decoder.Forward(next.Slots.What, next.Slots.Where, next.Slots.Presence);
+        return (next, propagated, discovered, canvas, glimpses);
+    }
+
+    /// <summary>
     /// Runs the model on frames [T, B, C, H, W] with <paramref name="k"/> particles per sequence.
     /// With <paramref name="keepFrames"/> every step's outputs are kept (detached) for evaluation and figures.
     /// Samples are drawn from <paramref name="generator"/> (null: libtorch's global generator).
@@ -130,7 +153,6 @@ public sealed class SqairModel : Module
         var c = Config;
         long t = frames.shape[0], b = frames.shape[1], r = b * k;
         var device = frames.device;
-        bool air = c.Kind == ModelKind.Air;
 
         var state = InitialState(r, device);
         var logW = zeros(r, device: device);
@@ -146,23 +168,23 @@ public sealed class SqairModel : Module
         {
             var x = frames[step].repeat_interleave(k, 0);
             var features = discovery.EncodeFrames(frames[step], k);
-            ObjectSlots propagated;
-            StepTerms? propTerms = null;
-            Tensor priorPresenceLogit;
-            if (step == 0 || air) propagated = NonePropagated(state.Slots, out priorPresenceLogit);
-            else
-            {
-                (propagated, var terms, priorPresenceLogit) = propagation.Forward(x, state.Slots, glimpse_encoder, generator);
-                propTerms = terms;
-            }
-            var (discovered, discTerms) = discovery.Forward(x, features, propagated, priorPresenceLogit, later: step > 0 && !air, glimpse_encoder,
-                                                            propagation.InitialStates(r, c.MaxObjects), state.LastId, generator);
-            state = Merge(propagated, discovered, state.LastId);
-
+            StepTerms? propTerms = null, discTerms = null;
+            (state, var propagated, var discovered, var canvas, var glimpses) = Step(state, step,
+                slots =>
+                {
+                    var (objects, terms, priorPresenceLogit) = propagation.Forward(x, slots, glimpse_encoder, generator);
+                    propTerms = terms;
+                    return (objects, priorPresenceLogit);
+                },
+                (objects, priorPresenceLogit, later, lastId) =>
+                {
+                    (var found, discTerms) = discovery.Forward(x, features, objects, priorPresenceLogit, later, glimpse_encoder,
+                                                               propagation.InitialStates(r, c.MaxObjects), lastId, generator);
+                    return found;
+                });
             var slots = state.Slots;
-            var (canvas, glimpses) = decoder.Forward(slots.What, slots.Where, slots.Presence);
             var ll = decoder.LogLikelihood(x, canvas);
-            var logq = propTerms is null ? discTerms.LogQ : discTerms.LogQ.Plus(propTerms.LogQ);
+            var logq = propTerms is null ? discTerms!.LogQ : discTerms!.LogQ.Plus(propTerms.LogQ);
             var logp = propTerms is null ? discTerms.LogP : discTerms.LogP.Plus(propTerms.LogP);
             logW = logW.Plus(ll).Plus(logp) - logq;
             logQDisc = logQDisc.Plus(propTerms is null ? discTerms.LogQDiscrete : discTerms.LogQDiscrete.Plus(propTerms.LogQDiscrete));
@@ -208,17 +230,12 @@ public sealed class SqairModel : Module
 
         for (int step = start; step < length; step++)
         {
-            ObjectSlots propagated;
-            Tensor priorPresenceLogit;
-            bool air = Config.Kind == ModelKind.Air;
-            if (step == 0 || air) propagated = NonePropagated(state.Slots, out priorPresenceLogit);
-            else (propagated, priorPresenceLogit) = propagation.SamplePrior(state.Slots);
-            long r = propagated.Presence.shape[0];
-            var discovered = discovery.SamplePrior(propagated, priorPresenceLogit, later: step > 0 && !air,
-                                                   propagation.InitialStates(r, Config.MaxObjects), state.LastId);
-            state = Merge(propagated, discovered, state.LastId);
+            long r = state.LastId.shape[0];
+            (state, var propagated, var discovered, var canvas, var glimpses) = Step(state, step,
+                propagation.SamplePrior,
+                (objects, priorPresenceLogit, later, lastId) =>
+                    discovery.SamplePrior(objects, priorPresenceLogit, later, propagation.InitialStates(r, Config.MaxObjects), lastId));
             var slots = state.Slots;
-            var (canvas, glimpses) = decoder.Forward(slots.What, slots.Where, slots.Presence);
             var zero = zeros(r, device: canvas.device);
             steps.Add(new FrameOutput(canvas, glimpses, slots.Where, slots.Presence, slots.PresenceProb, slots.Ids, zero, zero, zero,
                                       propagated.Presence.sum(1), discovered.Presence.sum(1)));

@@ -5,52 +5,13 @@ using static TorchSharp.torch;
 namespace Sqair.Objective;
 
 /// <summary>
-/// The importance-weighted bound and the VIMCO surrogate (docs/design.md §4). Log weights are [B, K]:
-/// B sequences, K particles.
+/// The importance-weighted bound (docs/design.md §4) and its effective sample size. Log weights are
+/// [B, K]: B sequences, K particles. The training loss is <see cref="Vimco"/>'s.
 /// </summary>
 internal static class Iwae
 {
     /// <summary>log (1/K) Σ_k exp(x_k) along the last dimension.</summary>
     public static Tensor LogMeanExp(Tensor x) => x.logsumexp(-1).sub(Kept(Math.Log(x.shape[^1])));
-
-    /// <summary>
-    /// VIMCO's leave-one-out bounds L_{−k} [B, K]: the IWAE bound with log w_k replaced by the
-    /// mean of the other K − 1 log weights.
-    /// </summary>
-    public static Tensor LeaveOneOut(Tensor logW)
-    {
-        long k = logW.shape[^1];
-        if (k < 2) throw new ArgumentException("VIMCO needs at least two particles");
-        var othersMean = (logW.sum(-1, keepdim: true) - logW).div(Kept(k - 1));
-        var eye = torch.eye(k, dtype: ScalarType.Bool, device: logW.device);
-        // row k of the last two dims: the K log weights with the k-th replaced
-        var replaced = where(eye, othersMean.unsqueeze(-1), logW.unsqueeze(-2));
-        return LogMeanExp(replaced);
-    }
-
-    /// <summary>
-    /// VIMCO learning signals L − L_{−k} [B, K] (Mnih &amp; Rezende 2016). The original code used
-    /// log w_k − L_{−k}; we follow the paper's estimator. With one particle there is no
-    /// leave-one-out baseline and the signal is plain REINFORCE's, log w.
-    /// </summary>
-    public static Tensor LearningSignal(Tensor logW)
-    {
-        if (logW.shape[^1] < 2) return logW.detach();
-        using var _ = no_grad();
-        return LogMeanExp(logW).unsqueeze(-1) - LeaveOneOut(logW);
-    }
-
-    /// <summary>
-    /// The loss to minimise: mean over sequences of −L − Σ_k stop_grad(signal_k)·log q(discrete_k),
-    /// divided by the sequence length T. Returns the loss and the per-sequence bound L [B].
-    /// </summary>
-    public static (Tensor Loss, Tensor Bound) Surrogate(Tensor logW, Tensor logQDiscrete, int seqLen)
-    {
-        var bound = LogMeanExp(logW);
-        var signal = LearningSignal(logW);
-        var surrogate = -bound - (signal * logQDiscrete).sum(-1);
-        return (surrogate.mean().div(Kept((long)seqLen)), bound);
-    }
 
     /// <summary>Effective sample size of the normalised importance weights, per sequence [B].</summary>
     public static Tensor EffectiveSampleSize(Tensor logW)

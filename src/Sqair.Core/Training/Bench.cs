@@ -34,7 +34,7 @@ internal static class Bench
         var model = new SqairModel(c);
         model.to(device);
         var parameters = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
-        var optimizer = Optimizer.Create(c.Optimizer, parameters);
+        var optimizer = ParameterOptimizer.Create(c.Optimizer, parameters);
         var loader = new BatchLoader(source, c.BatchSize, shuffle: true, seed: c.Seed, device);
         var gradientStep = new GradientStep(model, shards);
         double data = 0, forward = 0, gradient = 0, step = 0;

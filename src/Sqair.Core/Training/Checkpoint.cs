@@ -27,7 +27,7 @@ public static class Checkpoint
     public sealed record Contents(SqairConfig Config, long Iteration, long OptimizerSteps, Dictionary<string, Tensor> Tensors, string Path,
                                  IReadOnlyDictionary<string, string> Metadata);
 
-    internal static void Save(string path, SqairModel model, Optimizer? optimizer, long iteration)
+    internal static void Save(string path, SqairModel model, ParameterOptimizer? optimizer, long iteration)
     {
         var tensors = Parameters(model);
         if (optimizer is not null)
@@ -76,7 +76,7 @@ public static class Checkpoint
     }
 
     /// <summary>Copies the checkpoint's parameters into <paramref name="model"/> (same architecture).</summary>
-    internal static void LoadInto(Contents c, SqairModel model, Optimizer? optimizer = null, bool restoreRng = false)
+    internal static void LoadInto(Contents c, SqairModel model, ParameterOptimizer? optimizer = null, bool restoreRng = false)
     {
         using (no_grad())
             foreach (var (name, p) in model.named_parameters())

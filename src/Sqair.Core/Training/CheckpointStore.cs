@@ -30,7 +30,7 @@ internal sealed class CheckpointStore
     }
 
     /// <summary>Saves the model and optimiser at <paramref name="iteration"/>, then applies the retention rule.</summary>
-    public string Save(Model.SqairModel model, Optimizer optimizer, long iteration)
+    public string Save(Model.SqairModel model, ParameterOptimizer optimizer, long iteration)
     {
         var path = Checkpoint.PathFor(runDir, iteration);
         Checkpoint.Save(path, model, optimizer, iteration);

@@ -38,7 +38,7 @@ internal sealed class GradientStep(SqairModel model, int shards = 1)
         if (n == 1)
         {
             var output = model.Forward(frames, k);
-            var (loss, _) = Iwae.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen);
+            var (loss, _) = Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen);
             double value = loss.ToDouble();
             afterForward?.Invoke();
             if (double.IsFinite(value)) loss.backward();
@@ -76,7 +76,7 @@ internal sealed class GradientStep(SqairModel model, int shards = 1)
         using var scope = NewDisposeScope();
         using var generator = new Generator(seed);
         var output = model.Forward(frames, k, generator: generator);
-        var (loss, _) = Iwae.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen);
+        var (loss, _) = Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen);
         double value = loss.ToDouble();
         if (double.IsFinite(value))
             using (var share = weight.ToScalar())

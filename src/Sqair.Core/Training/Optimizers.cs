@@ -8,18 +8,18 @@ namespace Sqair.Training;
 /// The optimisers, written out so that their whole state is a set of named tensors that go into
 /// the safetensors checkpoint next to the parameters (and can be inspected from Python).
 /// </summary>
-internal abstract class Optimizer(IReadOnlyList<(string Name, Tensor Param)> parameters)
+internal abstract class ParameterOptimizer(IReadOnlyList<(string Name, Tensor Param)> parameters)
 {
     protected IReadOnlyList<(string Name, Tensor Param)> Parameters { get; } = parameters;
     public long Steps { get; protected set; }
 
-    public static Optimizer Create(string name, IEnumerable<(string, Tensor)> parameters)
+    public static ParameterOptimizer Create(string name, IEnumerable<(string, Tensor)> parameters)
     {
         var list = parameters.ToList();
         return name switch
         {
-            "rmsprop" => new RmsProp(list),
-            "adam" => new Adam(list),
+            "rmsprop" => new TfRmsProp(list),
+            "adam" => new AdamOptimizer(list),
             _ => throw new ArgumentException($"config key 'optimizer' = '{name}': expected rmsprop or adam"),
         };
     }
@@ -58,12 +58,12 @@ internal abstract class Optimizer(IReadOnlyList<(string Name, Tensor Param)> par
 /// RMSProp with momentum as in TensorFlow 1.x (the original's optimiser): ms ← ρ·ms + (1 − ρ)g²,
 /// mom ← μ·mom + lr·g/√(ms + ε), θ ← θ − mom; ρ = 0.9, μ = 0.9, ε = 1e−10. TensorFlow starts ms at 1.
 /// </summary>
-internal sealed class RmsProp : Optimizer
+internal sealed class TfRmsProp : ParameterOptimizer
 {
     const double Decay = 0.9, Momentum = 0.9, Epsilon = 1e-10;
     readonly Dictionary<string, Tensor> ms, mom;
 
-    public RmsProp(IReadOnlyList<(string, Tensor)> parameters) : base(parameters)
+    public TfRmsProp(IReadOnlyList<(string, Tensor)> parameters) : base(parameters)
     {
         ms = Slot();
         foreach (var t in ms.Values) t.fill_(Kept(1.0));
@@ -83,12 +83,12 @@ internal sealed class RmsProp : Optimizer
 }
 
 /// <summary>Adam (Kingma &amp; Ba) with β = (0.9, 0.999), ε = 1e−8.</summary>
-internal sealed class Adam : Optimizer
+internal sealed class AdamOptimizer : ParameterOptimizer
 {
     const double Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8;
     readonly Dictionary<string, Tensor> m, v;
 
-    public Adam(IReadOnlyList<(string, Tensor)> parameters) : base(parameters)
+    public AdamOptimizer(IReadOnlyList<(string, Tensor)> parameters) : base(parameters)
     {
         m = Slot();
         v = Slot();

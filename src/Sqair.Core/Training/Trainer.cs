@@ -64,7 +64,7 @@ public sealed class Trainer : IDisposable
     public string? StopMessage { get; private set; }
 
     readonly Device device;
-    readonly Optimizer optimizer;
+    readonly ParameterOptimizer optimizer;
     readonly BatchLoader train;
     readonly ISequenceSource? valid;
     readonly Action<string> log;
@@ -113,7 +113,7 @@ public sealed class Trainer : IDisposable
             Model = new SqairModel(config);
             Model.to(device);
             trainable = Model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
-            optimizer = Optimizer.Create(config.Optimizer, trainable.Select(p => (p.Name, (Tensor)p.Param)));
+            optimizer = ParameterOptimizer.Create(config.Optimizer, trainable.Select(p => (p.Name, (Tensor)p.Param)));
             step = new GradientStep(Model, shards);
             train = new BatchLoader(trainSource, config.BatchSize, shuffle: true, seed: config.Seed, device);
             valid = validSource;

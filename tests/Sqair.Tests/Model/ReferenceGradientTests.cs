@@ -27,7 +27,7 @@ public class ReferenceGradientTests
         manual_seed(11);
         var m = new SqairModel(c);
         var output = m.Forward(batch.Frames, c.KParticles);
-        var (loss, _) = Iwae.Surrogate(output.LogWeights, output.LogQDiscrete, c.SeqLen);
+        var (loss, _) = Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, c.SeqLen);
         loss.backward();
         var gradients = new Dictionary<string, double[]>();
         foreach (var (name, p) in m.named_parameters())

@@ -30,7 +30,7 @@ public class SqairModelTests
         // A mix of rows with and without room for discovery after t = 0, so every path is used.
         var m = new SqairModel(Tiny(model, discBias: 0.5, channels: channels));
         var output = m.Forward(Frames(3, 8, channels), k: 2);
-        var (loss, _) = Iwae.Surrogate(output.LogWeights, output.LogQDiscrete, 3);
+        var (loss, _) = Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, 3);
         loss.backward();
         var missing = m.named_parameters()
             .Where(p => p.parameter.requires_grad && (p.parameter.grad is null || p.parameter.grad.abs().sum().item<float>() == 0))

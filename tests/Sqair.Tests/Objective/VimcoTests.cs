@@ -10,7 +10,7 @@ public class VimcoTests
     public void Leave_one_out_replaces_each_weight_by_the_mean_of_the_others()
     {
         var logW = tensor(new[] { 1.0, 2.0, 4.0 }, dtype: ScalarType.Float64).unsqueeze(0);
-        var loo = Iwae.LeaveOneOut(logW).data<double>().ToArray();
+        var loo = Vimco.LeaveOneOut(logW).data<double>().ToArray();
         static double Lme(params double[] x) => Math.Log(x.Select(Math.Exp).Average());
         Assert.Equal(Lme(3, 2, 4), loo[0], 10);
         Assert.Equal(Lme(1, 2.5, 4), loo[1], 10);
@@ -41,7 +41,7 @@ public class VimcoTests
             var prob = logq.sum().exp();
             exact = exact + prob * Iwae.LogMeanExp(logW).sum();
 
-            var (loss, _) = Iwae.Surrogate(logW, logq, seqLen: 1);
+            var (loss, _) = Vimco.Surrogate(logW, logq, seqLen: 1);
             var g = autograd.grad([loss], [phi], retain_graph: true)[0];
             surrogateGrad += prob.item<double>() * -g.item<double>();
         }

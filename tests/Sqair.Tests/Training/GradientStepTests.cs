@@ -36,7 +36,7 @@ public class GradientStepTests
             {
                 using var g = new Generator(GradientStep.ShardSeed(9, 4, i));
                 var o = m.Forward(parts[i], c.KParticles, generator: g);
-                var (l, _) = Iwae.Surrogate(o.LogWeights, o.LogQDiscrete, 3);
+                var (l, _) = Vimco.Surrogate(o.LogWeights, o.LogQDiscrete, 3);
                 double weight = sizes[i] / 5.0;
                 serialLoss += l.item<float>() * weight;
                 (l * weight).backward();

@@ -46,7 +46,7 @@ public class ScalarRaceTests
             {
                 using var scope = NewDisposeScope();
                 var output = m.Forward(frames, c.KParticles);
-                var (loss, _) = Iwae.Surrogate(output.LogWeights, output.LogQDiscrete, 3);
+                var (loss, _) = Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, 3);
                 loss.backward();
                 m.zero_grad();
                 steps++;
