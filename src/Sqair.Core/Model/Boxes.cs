@@ -22,17 +22,6 @@ internal static class Boxes
         return cat([scale, parts[1].tanh()], -1);
     }
 
-    /// <summary>Pixel extent of one axis in an image of side L: size = (L + 1)s, top-left = (L − 1)(t − s + 1)/2.</summary>
-    public static (double Top, double Size) ToPixels(double s, double t, int side) =>
-        (0.5 * (side - 1) * (t - s + 1), (side + 1) * s);
-
-    /// <summary>Inverse of <see cref="ToPixels"/>: s = size/(L + 1), t = 2·top/(L − 1) + s − 1.</summary>
-    public static (double S, double T) FromPixels(double top, double size, int side)
-    {
-        double s = size / (side + 1);
-        return (s, 2 * top / (side - 1) + s - 1);
-    }
-
     /// <summary>[..., 4] (sx, sy, tx, ty) coordinates → [..., 4] pixel boxes (y, x, h, w) in an H×W image.</summary>
     public static Tensor CoordsToPixelBoxes(Tensor coords, int height, int width)
     {
@@ -75,15 +64,5 @@ internal static class Boxes
         var (y, h) = Axis(r0, r1, g, coords[1], coords[3], height);
         var (x, w) = Axis(c0, c1, g, coords[0], coords[2], width);
         return (y, x, h, w);
-    }
-
-    /// <summary>[..., 4] pixel boxes (y, x, h, w) → [..., 4] coordinates (sx, sy, tx, ty).</summary>
-    public static Tensor PixelBoxesToCoords(Tensor boxes, int height, int width)
-    {
-        var b = boxes.unbind(-1);
-        var sy = b[2].div(Kept((long)height + 1));
-        var sx = b[3].div(Kept((long)width + 1));
-        Tensor Shift(Tensor top, Tensor s, int side) => top.mul(Kept(2L)).div(Kept((long)side - 1)).Plus(s).sub(Kept(1L));
-        return stack([sx, sy, Shift(b[1], sx, width), Shift(b[0], sy, height)], -1);
     }
 }

@@ -30,13 +30,7 @@ internal static class Bench
 {
     public static BenchResult Train(SqairConfig c, ISequenceSource source, int seqLen, int warmup, int iterations, Device device, int shards = 1)
     {
-        manual_seed((long)c.Seed);
-        var model = new SqairModel(c);
-        model.to(device);
-        var parameters = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, (Tensor)p.parameter)).ToList();
-        var optimizer = ParameterOptimizer.Create(c.Optimizer, parameters);
-        var loader = new BatchLoader(source, c.BatchSize, shuffle: true, seed: c.Seed, device);
-        var gradientStep = new GradientStep(model, shards);
+        var (model, _, optimizer, loader, gradientStep) = TrainingSetup.Create(c, source, device, shards);
         double data = 0, forward = 0, gradient = 0, step = 0;
         double forwardGflops = 0;
         warmup = Math.Max(1, warmup);

@@ -70,7 +70,7 @@ public sealed class Trainer : IDisposable
     readonly Action<string> log;
     readonly RunLog runLog;
     readonly CheckpointStore checkpoints;
-    readonly List<(string Name, Parameter Param)> trainable;
+    readonly IReadOnlyList<(string Name, Parameter Param)> trainable;
     readonly GradientStep step;
     RunLock? runLock;
 
@@ -109,13 +109,7 @@ public sealed class Trainer : IDisposable
         try
         {
             if (start == StartMode.Replace) RunFolder.Clear(RunDir, this.log);
-            manual_seed((long)config.Seed);
-            Model = new SqairModel(config);
-            Model.to(device);
-            trainable = Model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
-            optimizer = ParameterOptimizer.Create(config.Optimizer, trainable.Select(p => (p.Name, (Tensor)p.Param)));
-            step = new GradientStep(Model, shards);
-            train = new BatchLoader(trainSource, config.BatchSize, shuffle: true, seed: config.Seed, device);
+            (Model, trainable, optimizer, train, step) = TrainingSetup.Create(config, trainSource, device, shards);
             valid = validSource;
             runLog = new RunLog(RunDir);
             checkpoints = new CheckpointStore(RunDir, config.CkptItr, this.log);
