@@ -24,14 +24,17 @@ field() { grep -oE "\"$2\": *[0-9.]+" "$1" | grep -oE '[0-9.]+$'; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 printf '%-4s %-9s %-9s %-6s %-8s %-10s %-10s %-7s %-7s\n' T "old it/s" "new it/s" ratio "GFLOP/it" "old GFLOP/s" "new GFLOP/s" "old MB" "new MB"
+# The option naming the timed length: --timed-len since it was renamed, --seq-len before.
+len_flag() { if "$1" bench train --help | grep -q -- --timed-len; then echo --timed-len; else echo --seq-len; fi; }
+
 for t in $lens; do
   iters=$(( t <= 3 ? 20 : 8 ))
   : > "$work/old-$t"; : > "$work/new-$t"; : > "$work/old-mb-$t"; : > "$work/new-mb-$t"
   for r in $(seq "$rounds"); do
-    "$work/old-bin/sqair" bench train --preset paper --synthetic --seq-len "$t" --iterations "$iters" --json "$work/o.json" >/dev/null
+    "$work/old-bin/sqair" bench train --preset paper --synthetic "$(len_flag "$work/old-bin/sqair")" "$t" --iterations "$iters" --json "$work/o.json" >/dev/null
     field "$work/o.json" IterationsPerSecond >> "$work/old-$t"; field "$work/o.json" PeakRssMb >> "$work/old-mb-$t"
     # shellcheck disable=SC2086
-    "$work/new-bin/sqair" bench train --preset paper --synthetic --seq-len "$t" --iterations "$iters" --json "$work/n.json" ${EXTRA:-} >/dev/null
+    "$work/new-bin/sqair" bench train --preset paper --synthetic "$(len_flag "$work/new-bin/sqair")" "$t" --iterations "$iters" --json "$work/n.json" ${EXTRA:-} >/dev/null
     field "$work/n.json" IterationsPerSecond >> "$work/new-$t"; field "$work/n.json" PeakRssMb >> "$work/new-mb-$t"
   done
   old=$(median < "$work/old-$t"); new=$(median < "$work/new-$t")

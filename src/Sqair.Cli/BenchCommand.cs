@@ -12,7 +12,8 @@ static class BenchCommand
     public static Command Build()
     {
         var bench = new Command("bench", "Benchmarks");
-        var seqLen = CommonOptions.AtLeast(1, new Option<int?>("--seq-len") { Description = "Sequence length (default: the config's seq_len)" });
+        // Not --seq-len: beside the config key --seq_len that would be two spellings of two meanings.
+        var seqLen = CommonOptions.AtLeast(1, new Option<int?>("--timed-len") { Description = "Frames per timed sequence (default: the config's seq_len)" });
         var warmup = CommonOptions.AtLeast(0, new Option<int>("--warmup") { Description = "Untimed iterations first", DefaultValueFactory = _ => 3 });
         var iterations = CommonOptions.AtLeast(1, new Option<int>("--iterations") { Description = "Timed iterations", DefaultValueFactory = _ => 20 });
         var synthetic = new Option<bool>("--synthetic") { Description = "Random digit-sized blobs instead of MNIST (no download)" };
