@@ -93,8 +93,10 @@ static class TrainCommand
             if (ignored.Count > 0)
                 throw new UserError($"--resume continues the run in its own folder with its own config; {string.Join(", ", ignored)} cannot be given with it");
             if (!Directory.Exists(resume)) throw new UserError($"--resume {resume}: no such run folder");
-            var newest = CheckpointStore.NewestReadable(resume) ?? throw new UserError($"--resume {resume}: the folder has no readable checkpoint");
-            config = newest.Config.With(KeyAssignments(r));
+            // The config from a header alone; the trainer reads the checkpoint it resumes from once, whole.
+            var runConfig = Checkpoint.InRun(resume).Select(TryReadConfig).FirstOrDefault(c => c is not null)
+                            ?? throw new UserError($"--resume {resume}: the folder has no readable checkpoint");
+            config = runConfig.With(KeyAssignments(r));
             (mode, runDir) = (StartMode.Resume, resume);
         }
         else
@@ -150,6 +152,12 @@ static class TrainCommand
             TrainOutcome.Interrupted => ExitCodes.Interrupted,
             _ => ExitCodes.Success,
         };
+    }
+
+    static SqairConfig? TryReadConfig(string checkpoint)
+    {
+        try { return Checkpoint.ReadConfig(checkpoint); }
+        catch (Exception e) when (e is InvalidDataException or IOException) { return null; }
     }
 
     /// <summary>

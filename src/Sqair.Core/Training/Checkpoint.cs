@@ -59,20 +59,27 @@ public static class Checkpoint
     public static Contents Read(string path)
     {
         var (tensors, meta) = Safetensors.Load(path);
-        if (meta.GetValueOrDefault("format") != Format)
-            throw new InvalidDataException($"{path}: format '{meta.GetValueOrDefault("format")}' is not {Format}; not a SQAIR checkpoint");
-        SqairConfig config;
-        try { config = new SqairConfig().With(System.Text.Json.Nodes.JsonNode.Parse(meta["config"])!.AsObject(), $"{path} (config)"); }
-        catch (Exception e) when (e is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
-        {
-            throw new InvalidDataException($"{path}: unreadable config in the metadata ({e.Message})", e);
-        }
+        var config = ConfigOf(meta, path);
         if (!long.TryParse(meta.GetValueOrDefault("iteration"), out var iteration) || !long.TryParse(meta.GetValueOrDefault("optimizer_steps"), out var steps))
             throw new InvalidDataException($"{path}: no iteration number in the metadata");
         foreach (var (key, t) in tensors)
             if (t.is_floating_point() && !t.isfinite().all().item<bool>())
                 throw new InvalidDataException($"{path}: tensor '{key}' holds NaN or infinite values");
         return new Contents(config, iteration, steps, tensors, path, meta);
+    }
+
+    /// <summary>The config a checkpoint or model file was trained with, from its header alone (no tensor is read).</summary>
+    public static SqairConfig ReadConfig(string path) => ConfigOf(Safetensors.ReadHeader(path).Metadata, path);
+
+    static SqairConfig ConfigOf(IReadOnlyDictionary<string, string> meta, string path)
+    {
+        if (meta.GetValueOrDefault("format") != Format)
+            throw new InvalidDataException($"{path}: format '{meta.GetValueOrDefault("format")}' is not {Format}; not a SQAIR checkpoint");
+        try { return new SqairConfig().With(System.Text.Json.Nodes.JsonNode.Parse(meta["config"])!.AsObject(), $"{path} (config)"); }
+        catch (Exception e) when (e is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"{path}: unreadable config in the metadata ({e.Message})", e);
+        }
     }
 
     /// <summary>Copies the checkpoint's parameters into <paramref name="model"/> (same architecture).</summary>
