@@ -347,7 +347,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         var moved = Path.Combine(dir, "run2");
         File.Copy(f.Data, copy);
         Run("train", "--config", f.Config, "--data", copy, "--run-dir", moved, "--threads", "1").AssertCode(0);
-        SequenceFile.Write(copy, new MovingMnist(CliFixture.Tiny.DataConfig(), TestUtil.Templates(50), 4), 16, Pool.Train);
+        SequenceFile.Write(copy, new MovingMnist(CliFixture.Tiny.DataConfig(), TestUtil.Templates(50), 4), 16, Pool.Train, stop: TestContext.Current.CancellationToken);
         var e = Run("train", "--resume", moved, "--max_train_iter", "3", "--threads", "1").AssertCode(2);
         Assert.Contains("changed since the run started", e.Stderr);
     }

@@ -57,7 +57,7 @@ public class FrameImportTests
         var root = TestUtil.TempDir();
         var folders = AsMotFolders(generator, 3, root);
         var path = Path.Combine(root, "imported.safetensors");
-        var summary = FrameImport.Import(folders, path, new ImportOptions(32, channels, null));
+        var summary = FrameImport.Import(folders, path, new ImportOptions(32, channels, null), stop: TestContext.Current.CancellationToken);
         Assert.Equal((3L, true), (summary.Sequences, summary.HasTruth));
 
         using var file = SequenceFile.Open(path);
@@ -86,7 +86,7 @@ public class FrameImportTests
         var folders = AsMotFolders(TestUtil.Generator(new MovingMnistConfig { CanvasSize = 32, SeqLen = 7 }), 2, root);
         foreach (var f in folders) Directory.Delete(Path.Combine(f, "gt"), recursive: true);
         var path = Path.Combine(root, "windows.safetensors");
-        var summary = FrameImport.Import(folders, path, new ImportOptions(16, 1, 3, ResizeFilter.Nearest));
+        var summary = FrameImport.Import(folders, path, new ImportOptions(16, 1, 3, ResizeFilter.Nearest), stop: TestContext.Current.CancellationToken);
         Assert.Equal((4L, false, 2), (summary.Sequences, summary.HasTruth, summary.DroppedFrames));
         using var file = SequenceFile.Open(path);
         Assert.False(file.HasTruth);
@@ -99,19 +99,19 @@ public class FrameImportTests
         var root = TestUtil.TempDir();
         var output = Path.Combine(root, "x.safetensors");
         var empty = Directory.CreateDirectory(Path.Combine(root, "empty")).FullName;
-        var e1 = Assert.Throws<FileNotFoundException>(() => FrameImport.Import([empty], output, new ImportOptions(32, 1, null)));
+        var e1 = Assert.Throws<FileNotFoundException>(() => FrameImport.Import([empty], output, new ImportOptions(32, 1, null), stop: TestContext.Current.CancellationToken));
         Assert.Contains(empty, e1.Message);
 
         var folders = AsMotFolders(TestUtil.Generator(new MovingMnistConfig { CanvasSize = 32, SeqLen = 3 }), 2, root);
         using (var big = new SKBitmap(40, 40))
         using (var png = big.Encode(SKEncodedImageFormat.Png, 100))
             File.WriteAllBytes(Path.Combine(folders[0], "img1", "000002.png"), png.ToArray());
-        var e2 = Assert.Throws<InvalidDataException>(() => FrameImport.Import([folders[0]], output, new ImportOptions(32, 1, null)));
+        var e2 = Assert.Throws<InvalidDataException>(() => FrameImport.Import([folders[0]], output, new ImportOptions(32, 1, null), stop: TestContext.Current.CancellationToken));
         Assert.Contains("000002.png: 40×40 pixels", e2.Message);
 
         var gt = Path.Combine(folders[1], FrameImport.TruthFile);
         File.AppendAllText(gt, "9,1,1,1,5,5,1,1,1\n");
-        var e3 = Assert.Throws<InvalidDataException>(() => FrameImport.Import([folders[1]], output, new ImportOptions(32, 1, null)));
+        var e3 = Assert.Throws<InvalidDataException>(() => FrameImport.Import([folders[1]], output, new ImportOptions(32, 1, null), stop: TestContext.Current.CancellationToken));
         Assert.Contains($"{gt}:", e3.Message);
         Assert.Contains("frame 9 is outside the folder's frames 1..3", e3.Message);
         Assert.False(File.Exists(output));

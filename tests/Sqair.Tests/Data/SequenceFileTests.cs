@@ -116,7 +116,7 @@ public class SequenceFileTests
         var config = new MovingMnistConfig { Channels = 3, MinDigits = 2, MaxDigits = 2, SeqLen = 3 };
         var gen = TestUtil.Generator(config);
         var path = Path.Combine(TestUtil.TempDir(), "colour.safetensors");
-        SequenceFile.Write(path, gen, 5, Pool.Train);
+        SequenceFile.Write(path, gen, 5, Pool.Train, stop: TestContext.Current.CancellationToken);
         using var file = SequenceFile.Open(path);
         Assert.Equal(3, file.Config.Channels);
         var s = file.Get(2);
