@@ -15,6 +15,8 @@ namespace Sqair.Model;
 internal sealed class Decoder : Module
 {
     readonly SqairConfig c;
+    // snake_case on purpose: RegisterComponents names each parameter after its field ("decoder.glimpse_decoder.…"), and
+    // these are the names in checkpoints, as PyTorch would write them (docs/design.md §2).
     readonly Module<Tensor, Tensor> glimpse_decoder;
     readonly Parameter output_scale, mean_img;
 

@@ -17,6 +17,8 @@ namespace Sqair.Model;
 internal sealed class Discovery : Module
 {
     readonly SqairConfig c;
+    // snake_case on purpose: RegisterComponents names each parameter after its field ("discovery.input_encoder.…"), and
+    // these are the names in checkpoints, as PyTorch would write them (docs/design.md §2).
     readonly Module<Tensor, Tensor> input_encoder;
     readonly Mlp conditioning, presence;
     readonly VanillaRnn rnn;

@@ -20,6 +20,8 @@ internal sealed record StepTerms(Tensor LogQ, Tensor LogP, Tensor LogQDiscrete);
 internal sealed class Propagation : Module
 {
     readonly SqairConfig c;
+    // snake_case on purpose: RegisterComponents names each parameter after its field ("propagation.where_bias.…"), and
+    // these are the names in checkpoints, as PyTorch would write them (docs/design.md §2).
     readonly Mlp where_bias, glimpse_mask, presence;
     readonly VanillaRnn rnn;
     readonly TransformEstimator transform;

@@ -168,7 +168,7 @@ public sealed record SqairConfig
         {
             if (!Keys.ContainsKey(key))
             {
-                var near = Keys.Keys.OrderBy(k => Levenshtein(k, key)).First();
+                var near = Keys.Keys.OrderBy(k => EditDistance.Between(k, key)).First();
                 throw new ArgumentException($"{source}: unknown config key '{key}' (did you mean '{near}'?)");
             }
             node[key] = value?.DeepClone();
@@ -286,32 +286,4 @@ public sealed record SqairConfig
         data.CanvasSize != ImgSize ? $"its frames are {data.CanvasSize}×{data.CanvasSize} pixels, the model's img_size is {ImgSize}"
         : data.Channels != Channels ? $"its frames have {data.Channels} channel{(data.Channels == 1 ? " (grey)" : "s (colour)")}, the model's channels is {Channels}"
         : null;
-
-    /// <summary>Sequence length of the curriculum at an iteration.</summary>
-    public int SeqLenAt(long iteration) =>
-        CurriculumStart == 0 ? SeqLen : (int)Math.Min(SeqLen, CurriculumStart + iteration / StageItr);
-
-    /// <summary>Learning rate at an iteration: stages proportional to lr_schedule over max_train_iter.</summary>
-    public double LearningRateAt(long iteration)
-    {
-        double total = LrSchedule.Sum(), boundary = 0;
-        int stage = 0;
-        for (int i = 0; i < LrSchedule.Length - 1; i++)
-        {
-            boundary += LrSchedule[i] / total * MaxTrainIter;
-            if (iteration >= boundary) stage = i + 1;
-        }
-        return LearningRate / Math.Pow(LrDecay, stage);
-    }
-
-    static int Levenshtein(string a, string b)
-    {
-        var d = new int[a.Length + 1, b.Length + 1];
-        for (int i = 0; i <= a.Length; i++) d[i, 0] = i;
-        for (int j = 0; j <= b.Length; j++) d[0, j] = j;
-        for (int i = 1; i <= a.Length; i++)
-            for (int j = 1; j <= b.Length; j++)
-                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-        return d[a.Length, b.Length];
-    }
 }

@@ -72,6 +72,8 @@ public sealed class SqairModel : Module
 {
     /// <summary>The config the model was built from.</summary>
     public SqairConfig Config { get; }
+    // snake_case on purpose: RegisterComponents names each parameter after its field ("glimpse_encoder.…"), and
+    // these are the names in checkpoints, as PyTorch would write them (docs/design.md §2).
     readonly Module<Tensor, Tensor> glimpse_encoder;
     readonly Propagation propagation;
     readonly Discovery discovery;
