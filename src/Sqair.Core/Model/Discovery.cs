@@ -89,7 +89,7 @@ internal sealed class Discovery : Module
         var s = rnn.InitialState(r);
         Tensor whatJ = zeros(r, d, device: x.device), whereJ = zeros(r, 4, device: x.device), presJ = ones(r, 1, device: x.device);
         // Per step: samples, noise, scales and logits; the log-densities follow on all N steps at once.
-        var what = new Tensor[n]; var where = new Tensor[n]; var pres = new Tensor[n]; var logits = new Tensor[n]; var gatedLogits = new Tensor[n];
+        var what = new Tensor[n]; var wheres = new Tensor[n]; var pres = new Tensor[n]; var logits = new Tensor[n]; var gatedLogits = new Tensor[n];
         var whereNoise = new Tensor[n]; var whereScale = new Tensor[n]; var whatNoise = new Tensor[n]; var whatScale = new Tensor[n];
         for (int j = 0; j < n; j++)
         {
@@ -110,14 +110,14 @@ internal sealed class Discovery : Module
             presJ = z * gate;
 
             what[j] = whatJ = whatK;
-            where[j] = whereJ = whereK;
+            wheres[j] = whereJ = whereK;
             pres[j] = presJ.squeeze(-1);
             logits[j] = logit.squeeze(-1);
             gatedLogits[j] = gated.squeeze(-1);
         }
         var present = stack(pres, 1);                                       // [R, N]
         var whatAll = stack(what, 1);
-        var whereAll = stack(where, 1);
+        var whereAll = stack(wheres, 1);
         var count = present.sum(1).to(ScalarType.Int64);
         var logqN = NumStepsLogProbs(stack(logits, 1), allowed).gather(1, count.unsqueeze(1)).squeeze(1);
         var logqCont = NoiseLogProb(stack(whereNoise, 1), stack(whereScale, 1)).sum(-1).Plus(NoiseLogProb(stack(whatNoise, 1), stack(whatScale, 1)).sum(-1));
@@ -194,9 +194,9 @@ internal sealed class Discovery : Module
         var capped = logits.masked_fill(counts.gt(allowed.unsqueeze(1)), Kept(double.NegativeInfinity));
         var count = multinomial(nn.functional.softmax(capped, 1), 1);
         var present = Arange(n, ScalarType.Int64, logits.device).lt(count).to(logits.dtype);
-        var (where, _) = WherePrior(cat([cond, e], -1), present, (_, loc, scale) => loc.Plus(scale * randn_like(loc)));
+        var (sampledWhere, _) = WherePrior(cat([cond, e], -1), present, (_, loc, scale) => loc.Plus(scale * randn_like(loc)));
         var what = randn(r, n, c.NWhat, device: logits.device);
-        return new ObjectSlots(what, where, present, present, NewIds(lastId, present), initialStates.Temporal, initialStates.Prior);
+        return new ObjectSlots(what, sampledWhere, present, present, NewIds(lastId, present), initialStates.Temporal, initialStates.Prior);
     }
 
     /// <summary>

@@ -75,10 +75,10 @@ internal sealed class Propagation : Module
     {
         var prior = Prior(prev);
         var present = bernoulli(prior.PresenceLogit.sigmoid()) * prev.Presence;
-        var where = prior.WhereLoc.Plus(prior.WhereScale * randn_like(prior.WhereLoc));
+        var sampledWhere = prior.WhereLoc.Plus(prior.WhereScale * randn_like(prior.WhereLoc));
         var what = prior.WhatLoc.Plus(prior.WhatScale * randn_like(prior.WhatLoc));
         var ids = prev.Ids.masked_fill(present.lt(Kept(0.5)), Kept(-1L));
-        return (new ObjectSlots(what, where, present, prior.PresenceLogit.sigmoid(), ids, prev.Temporal, prior.State), prior.PresenceLogit);
+        return (new ObjectSlots(what, sampledWhere, present, prior.PresenceLogit.sigmoid(), ids, prev.Temporal, prior.State), prior.PresenceLogit);
     }
 
     /// <summary>The posterior of every object present at t − 1, with noise from <paramref name="generator"/> (null: the global one).</summary>
@@ -104,7 +104,7 @@ internal sealed class Propagation : Module
         Tensor whatK = zeros(r, d, device: x.device), whereK = zeros(r, 4, device: x.device), presK = zeros(r, 1, device: x.device);
         // Per slot: the samples, their noise and scales, and the presence logits. The log-densities
         // are computed once on all N slots after the loop (a third of the ops of doing it per slot).
-        var what = new Tensor[n]; var where = new Tensor[n]; var pres = new Tensor[n]; var logits = new Tensor[n]; var temporalState = new Tensor[n];
+        var what = new Tensor[n]; var wheres = new Tensor[n]; var pres = new Tensor[n]; var logits = new Tensor[n]; var temporalState = new Tensor[n];
         var whereNoise = new Tensor[n]; var whereScale = new Tensor[n]; var whatNoise = new Tensor[n]; var whatScales = new Tensor[n];
         for (int k = 0; k < n; k++)
         {
@@ -147,7 +147,7 @@ internal sealed class Propagation : Module
             var presK1 = z * presP;
 
             what[k] = whatK = whatK1;
-            where[k] = whereK = whereK1;
+            wheres[k] = whereK = whereK1;
             presK = presK1;
             pres[k] = presK1.squeeze(-1);
             logits[k] = logit.squeeze(-1);
@@ -157,7 +157,7 @@ internal sealed class Propagation : Module
         var present = stack(pres, 1);                           // [R, N]
         var presenceLogits = stack(logits, 1);
         var whatAll = stack(what, 1);
-        var whereAll = stack(where, 1);
+        var whereAll = stack(wheres, 1);
         // what and where count for objects present at t; presence for objects present at t − 1
         var logqPresence = BernoulliLogProb(present, presenceLogits) * prev.Presence;
         var logqCont = NoiseLogProb(stack(whereNoise, 1), stack(whereScale, 1)).sum(-1).Plus(NoiseLogProb(stack(whatNoise, 1), stack(whatScales, 1)).sum(-1));
