@@ -14,13 +14,13 @@ namespace Sqair.Model;
 /// </summary>
 internal sealed class Decoder : Module
 {
-    readonly SqairConfig c;
+    readonly IModelSettings c;
     // snake_case on purpose: RegisterComponents names each parameter after its field ("decoder.glimpse_decoder.…"), and
     // these are the names in checkpoints, as PyTorch would write them (docs/design.md §2).
     readonly Module<Tensor, Tensor> glimpse_decoder;
     readonly Parameter output_scale, mean_img;
 
-    public Decoder(SqairConfig c) : base("decoder")
+    public Decoder(IModelSettings c) : base("decoder")
     {
         this.c = c;
         glimpse_decoder = Networks.Decoder(c);

@@ -16,7 +16,7 @@ namespace Sqair.Model;
 /// </summary>
 internal sealed class Discovery : Module
 {
-    readonly SqairConfig c;
+    readonly IModelSettings c;
     // snake_case on purpose: RegisterComponents names each parameter after its field ("discovery.input_encoder.…"), and
     // these are the names in checkpoints, as PyTorch would write them (docs/design.md §2).
     readonly Module<Tensor, Tensor> input_encoder;
@@ -31,7 +31,7 @@ internal sealed class Discovery : Module
     readonly Mlp where_prior_cond_hidden;
     readonly Parameter where_prior_init_sample;
 
-    public Discovery(SqairConfig c) : base("discovery")
+    public Discovery(IModelSettings c) : base("discovery")
     {
         this.c = c;
         int h = c.NHidden, d = c.NWhat, n = c.MaxObjects;

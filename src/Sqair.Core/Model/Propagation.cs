@@ -19,7 +19,7 @@ internal sealed record StepTerms(Tensor LogQ, Tensor LogP, Tensor LogQDiscrete);
 /// </summary>
 internal sealed class Propagation : Module
 {
-    readonly SqairConfig c;
+    readonly IModelSettings c;
     // snake_case on purpose: RegisterComponents names each parameter after its field ("propagation.where_bias.…"), and
     // these are the names in checkpoints, as PyTorch would write them (docs/design.md §2).
     readonly Mlp where_bias, glimpse_mask, presence;
@@ -34,7 +34,7 @@ internal sealed class Propagation : Module
     readonly Linear prior_stats;
     readonly Parameter temporal_init, prior_init;
 
-    public Propagation(SqairConfig c) : base("propagation")
+    public Propagation(IModelSettings c) : base("propagation")
     {
         this.c = c;
         int h = c.NHidden, d = c.NWhat, g = c.GlimpseSize;

@@ -17,12 +17,51 @@ public enum ModelKind
 }
 
 /// <summary>
+/// The keys that shape the model (docs/design.md §2), all the model's parts take: a run's other keys
+/// (data, optimiser, cadence) are not theirs to read.
+/// </summary>
+internal interface IModelSettings
+{
+    ModelKind Kind { get; }
+    int MaxObjects { get; }
+    int ImgSize { get; }
+    int Channels { get; }
+    int GlimpseSize { get; }
+    int NWhat { get; }
+    int NHidden { get; }
+    double OutputStd { get; }
+    double OutputScale { get; }
+    double DiscStepBias { get; }
+    double PropStepBias { get; }
+    double TransformVarBias { get; }
+    double ScalePrior { get; }
+    double PropPriorStepBias { get; }
+    bool MaskedGlimpse { get; }
+    bool RecWherePrior { get; }
+}
+
+/// <summary>The keys of the training schedules (docs/design.md §4): the curriculum and the learning rate.</summary>
+internal interface IScheduleSettings
+{
+    int SeqLen { get; }
+    int CurriculumStart { get; }
+    long StageItr { get; }
+    double LearningRate { get; }
+    long MaxTrainIter { get; }
+    double[] LrSchedule { get; }
+    double LrDecay { get; }
+}
+
+/// <summary>
 /// Every hyperparameter of a run, model and training alike, under the original release's flag
 /// names (<c>common_model_flags.py</c>, <c>mlp_mnist_model.py</c>, the training script). It is
 /// written into every run folder and checkpoint, so a checkpoint always knows how to rebuild its
-/// model. Defaults are the original's, i.e. the <c>paper</c> preset.
+/// model. Defaults are the original's, i.e. the <c>paper</c> preset. The record is flat, as the
+/// original's flags are in JSON and on the command line; each part of the code reads only its
+/// group: the model its <see cref="IModelSettings"/>, the schedules their
+/// <see cref="IScheduleSettings"/>, the data generator its <see cref="DataConfig"/>.
 /// </summary>
-public sealed record SqairConfig
+public sealed record SqairConfig : IModelSettings, IScheduleSettings
 {
     // ---- model ----
     /// <summary>mlp (MLP-SQAIR), conv (CONV-SQAIR) or air (discovery only, the MLP-AIR baseline).</summary>

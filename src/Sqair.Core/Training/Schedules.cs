@@ -10,11 +10,11 @@ namespace Sqair.Training;
 internal static class Schedules
 {
     /// <summary>Sequence length of the curriculum at an iteration.</summary>
-    public static int SeqLenAt(this SqairConfig c, long iteration) =>
+    public static int SeqLenAt(this IScheduleSettings c, long iteration) =>
         c.CurriculumStart == 0 ? c.SeqLen : (int)Math.Min(c.SeqLen, c.CurriculumStart + iteration / c.StageItr);
 
     /// <summary>Learning rate at an iteration: stages proportional to lr_schedule over max_train_iter.</summary>
-    public static double LearningRateAt(this SqairConfig c, long iteration)
+    public static double LearningRateAt(this IScheduleSettings c, long iteration)
     {
         double total = c.LrSchedule.Sum(), boundary = 0;
         int stage = 0;
