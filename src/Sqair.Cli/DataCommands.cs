@@ -48,6 +48,11 @@ static class DataCommands
         var data = new Command("data", "Moving multi-MNIST: generate datasets and look at them");
 
         var split = new Option<string[]>("--split") { Description = "Pools to generate: train, validation, test", DefaultValueFactory = _ => ["train", "validation"], AllowMultipleArgumentsPerToken = true };
+        split.Validators.Add(result =>
+        {
+            foreach (var name in result.GetValueOrDefault<string[]>() ?? [])
+                if (!CommonOptions.TryParsePool(name, out _)) result.AddError($"--split {name}: allowed are train, validation and test");
+        });
         var count = CommonOptions.AtLeast(1L, new Option<long?>("--count") { Description = "Sequences per split (default: train 60000, validation and test 10000)" });
         var generate = new Command("generate", "Generate datasets into the cache (or --out) and print their paths") { split, count };
         var outPath = new Option<string?>("--out") { Description = "Write to this file instead of the cache (one split only)" };
@@ -91,7 +96,7 @@ static class DataCommands
         });
 
         var file = new Option<string?>("--file") { Description = "A dataset file (default: the cached dataset of --split)" };
-        var showSplit = new Option<string>("--split") { Description = "Pool of the cached dataset to show", DefaultValueFactory = _ => "validation" };
+        var showSplit = CommonOptions.OneOf(new Option<string>("--split") { Description = "Pool of the cached dataset to show", DefaultValueFactory = _ => "validation" }, ["train", "validation", "test"]);
         var rows = CommonOptions.AtLeast(1, new Option<int>("--rows") { Description = "Number of sequences to show", DefaultValueFactory = _ => 8 });
         var first = CommonOptions.AtLeast(0L, new Option<long>("--first") { Description = "Index of the first sequence shown", DefaultValueFactory = _ => 0 });
         var png = new Option<string>("--out") { Description = "PNG to write", DefaultValueFactory = _ => "data-preview.png" };
@@ -109,7 +114,7 @@ static class DataCommands
         });
 
         var statsFile = new Option<string?>("--file") { Description = "A dataset file (default: the cached dataset of --split)" };
-        var statsSplit = new Option<string>("--split") { Description = "Pool of the cached dataset", DefaultValueFactory = _ => "validation" };
+        var statsSplit = CommonOptions.OneOf(new Option<string>("--split") { Description = "Pool of the cached dataset", DefaultValueFactory = _ => "validation" }, ["train", "validation", "test"]);
         var stats = new Command("stats", "Distribution of digits per sequence and of visible digits per frame") { statsFile, statsSplit, count };
         AddGeneratorOptions(stats);
         stats.SetAction(r =>

@@ -96,6 +96,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "eval CKPT --device tpu", 2, "--device tpu: allowed are cpu, cuda and cuda:N" },
         { "eval CKPT --batch-size 0", 2, "--batch-size 0" },
         { "eval CKPT --split tset", 2, "--split tset" },
+        { "data generate --split train tset --out DIR/x.safetensors", 2, "--split tset: allowed are" },
         { "train --preset fast", 2, "--preset fast: allowed are paper, cpu" },
         { "eval DIR/missing.safetensors", 2, "does not exist" },
         { "eval CKPT64 --data DATA", 2, "img_size is 64" },
