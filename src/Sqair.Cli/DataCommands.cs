@@ -45,7 +45,7 @@ static class DataCommands
 
     public static Command Build()
     {
-        var data = new Command("data", "Moving multi-MNIST: generate datasets and look at them");
+        var data = new Command("data", "Datasets: generate moving multi-MNIST, import your frames, verify, look at them");
 
         var split = new Option<string[]>("--split") { Description = "Pools to generate: train, validation, test", DefaultValueFactory = _ => ["train", "validation"], AllowMultipleArgumentsPerToken = true };
         split.Validators.Add(result =>
