@@ -226,7 +226,7 @@ public sealed class MovingMnist
             }
         }
         // Colours are drawn after everything grey data draws, so grey datasets are unchanged.
-        var colours = channels == 3 ? Enumerable.Range(0, n).Select(_ => RandomColour(rng)).ToArray() : null;
+        var tints = Enumerable.Range(0, n).Select(_ => channels == 3 ? RandomColour(rng) : Grey).ToArray();
 
         for (int t = 0; t < T; t++)
         {
@@ -244,10 +244,7 @@ public sealed class MovingMnist
                 int b = (t * slots + k) * 4;
                 seq.Boxes[b] = y; seq.Boxes[b + 1] = x; seq.Boxes[b + 2] = template.Height; seq.Boxes[b + 3] = template.Width;
                 seq.Present[t * slots + k] = 1;
-                bool visible = colours is null
-                    ? Paste(frame, side, template, y, x)
-                    : PasteColour(frame, side, template, y, x, colours[k]);
-                seq.Visible[t * slots + k] = (byte)(visible ? 1 : 0);
+                seq.Visible[t * slots + k] = (byte)(Paste(frame, side, template, y, x, tints[k]) ? 1 : 0);
             }
         }
         return seq;
@@ -316,25 +313,28 @@ public sealed class MovingMnist
     /// <summary>Smallest channel maximum of a digit colour: every colour is bright enough to stand out on black.</summary>
     const int MinColourPeak = 128;
 
+    /// <summary>The tint of a grey digit: its pixels as they are ((v·255 + 127) / 255 = v).</summary>
+    static readonly byte[] Grey = [255];
+
     /// <summary>A random RGB colour whose brightest channel is at least <see cref="MinColourPeak"/>.</summary>
-    static (byte R, byte G, byte B) RandomColour(Rng rng)
+    static byte[] RandomColour(Rng rng)
     {
         while (true)
         {
             var (r, g, b) = ((byte)rng.NextInt(0, 255), (byte)rng.NextInt(0, 255), (byte)rng.NextInt(0, 255));
-            if (Math.Max(r, Math.Max(g, b)) >= MinColourPeak) return (r, g, b);
+            if (Math.Max(r, Math.Max(g, b)) >= MinColourPeak) return [r, g, b];
         }
     }
 
     /// <summary>
-    /// Blends a template, tinted by <paramref name="colour"/>, into a [3, H, W] frame by per-channel
-    /// max, clipped to the canvas. Returns whether a non-zero template pixel landed (as for grey).
+    /// Blends a template into a [C, H, W] frame at (y, x) by per-channel max, clipped to the canvas:
+    /// channel c gets the template scaled by <paramref name="tint"/>[c]/255 (C = the tint's length;
+    /// a grey frame's tint is 255). Returns whether a non-zero template pixel landed.
     /// </summary>
-    public static bool PasteColour(Span<byte> frame, int side, Template t, int y, int x, (byte R, byte G, byte B) colour)
+    public static bool Paste(Span<byte> frame, int side, Template t, int y, int x, ReadOnlySpan<byte> tint)
     {
         int plane = side * side;
         bool visible = false;
-        ReadOnlySpan<byte> rgb = [colour.R, colour.G, colour.B];
         int ty0 = Math.Max(0, -y), ty1 = Math.Min(t.Height, side - y);
         int tx0 = Math.Max(0, -x), tx1 = Math.Min(t.Width, side - x);
         for (int ty = ty0; ty < ty1; ty++)
@@ -344,33 +344,12 @@ public sealed class MovingMnist
                 if (v == 0) continue;
                 visible = true;
                 int at = (y + ty) * side + x + tx;
-                for (int ch = 0; ch < 3; ch++)
+                for (int ch = 0; ch < tint.Length; ch++)
                 {
-                    byte tinted = (byte)((v * rgb[ch] + 127) / 255);
+                    byte tinted = (byte)((v * tint[ch] + 127) / 255);
                     if (tinted > frame[ch * plane + at]) frame[ch * plane + at] = tinted;
                 }
             }
-        return visible;
-    }
-
-    /// <summary>Blends a template into a frame at (y, x) by per-pixel max, clipped to the canvas. Returns whether a non-zero pixel landed.</summary>
-    public static bool Paste(Span<byte> frame, int side, Template t, int y, int x)
-    {
-        bool visible = false;
-        int ty0 = Math.Max(0, -y), ty1 = Math.Min(t.Height, side - y);
-        int tx0 = Math.Max(0, -x), tx1 = Math.Min(t.Width, side - x);
-        for (int ty = ty0; ty < ty1; ty++)
-        {
-            var src = t.Pixels.AsSpan(ty * t.Width, t.Width);
-            var row = frame.Slice((y + ty) * side, side);
-            for (int tx = tx0; tx < tx1; tx++)
-            {
-                byte v = src[tx];
-                if (v == 0) continue;
-                visible = true;
-                if (v > row[x + tx]) row[x + tx] = v;
-            }
-        }
         return visible;
     }
 }
