@@ -131,14 +131,13 @@ static class CommonOptions
     }
 
     /// <summary>
-    /// The checkpoint a command should load: the file itself, or the newest readable checkpoint of
-    /// a run folder (a corrupt newest one is skipped with a warning naming it).
+    /// The checkpoint a command loads, read once: the file itself, or the newest readable checkpoint
+    /// of a run folder (a corrupt newest one is skipped with a warning naming it).
     /// </summary>
-    public static string ResolveCheckpoint(string path)
+    public static Training.Checkpoint.Contents ReadCheckpoint(string path)
     {
-        if (File.Exists(path)) return path;
+        if (File.Exists(path)) return Training.Checkpoint.Read(path);
         if (!Directory.Exists(path)) throw new UserError($"checkpoint {path} does not exist");
-        return CheckpointStore.NewestReadable(path, Cli.Warn)?.Path
-               ?? throw new UserError($"{path} has no readable checkpoint");
+        return CheckpointStore.NewestReadable(path, Cli.Warn) ?? throw new UserError($"{path} has no readable checkpoint");
     }
 }

@@ -53,8 +53,9 @@ static class EvalCommand
         eval.SetAction(r =>
         {
             var device = CommonOptions.DeviceFrom(r);
-            var path = CommonOptions.ResolveCheckpoint(r.GetValue(CommonOptions.Checkpoint)!);
-            var (model, iteration) = Checkpoint.LoadModel(path, device);
+            var checkpoint = CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!);
+            var (model, iteration) = Checkpoint.LoadModel(checkpoint, device);
+            var path = checkpoint.Path;
             using var data = Data(r, DataFile, model.Config, r.GetValue(CommonOptions.Split)!, r.GetValue(Count));
             var split = r.GetValue(DataFile) is { } dataPath ? Path.GetFileNameWithoutExtension(dataPath) : r.GetValue(CommonOptions.Split)!;
             long n = Math.Min(r.GetValue(Count) ?? data.Count!.Value, data.Count!.Value);

@@ -20,7 +20,7 @@ static class ExportCommand
         };
         export.SetAction(r =>
         {
-            var contents = Checkpoint.Read(CommonOptions.ResolveCheckpoint(r.GetValue(CommonOptions.Checkpoint)!));
+            var contents = CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!);
             var model = new SqairModel(contents.Config);
             Checkpoint.LoadInto(contents, model);
             var provenance = JsonSerializer.Serialize(new

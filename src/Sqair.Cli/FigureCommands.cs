@@ -45,7 +45,7 @@ static class FigureCommands
     }
 
     static (SqairModel Model, long Iteration) Load(ParseResult r, Device device) =>
-        Checkpoint.LoadModel(CommonOptions.ResolveCheckpoint(r.GetValue(CommonOptions.Checkpoint)!), device);
+        Checkpoint.LoadModel(CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!), device);
 
     static void Write(IReadOnlyList<ModelFigures.Track> tracks, string dir, string name, string title, int delay, bool showInputs = true)
     {

@@ -48,7 +48,7 @@ static class TrackCommand
         track.SetAction(r =>
         {
             var device = CommonOptions.DeviceFrom(r);
-            var (model, _) = Checkpoint.LoadModel(CommonOptions.ResolveCheckpoint(r.GetValue(CommonOptions.Checkpoint)!), device);
+            var (model, _) = Checkpoint.LoadModel(CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!), device);
             var path = r.GetValue(input)!;
             if (!Directory.Exists(path) && !File.Exists(path)) throw new UserError($"input {path}: no such file or folder");
             int side = model.Config.ImgSize;

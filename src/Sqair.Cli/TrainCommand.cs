@@ -109,11 +109,11 @@ static class TrainCommand
         var (trainSource, validSource) = Sources(r, config);
         using var trainFile = trainSource as SequenceFile;
         using var validFile = validSource as SequenceFile;
-        config = WithDataProvenance(config, trainFile, validFile, mode);
+        config = WithDataProvenance(config, trainFile, mode);
         Checkpoint.Contents? init = null;
         if (mode != StartMode.Resume && config.Init != "")
         {
-            init = Checkpoint.Read(CommonOptions.ResolveCheckpoint(config.Init));
+            init = CommonOptions.ReadCheckpoint(config.Init);
             config = config with { Init = Path.GetFullPath(init.Path) };
         }
         using var trainer = new Trainer(config, runDir, trainSource, validSource, device, Cli.Log, mode, r.GetValue(Shards), init);
@@ -186,7 +186,7 @@ static class TrainCommand
     /// A new run records its data files by full path and the training frames' checksum; a resumed
     /// run must find the same frames there.
     /// </summary>
-    static SqairConfig WithDataProvenance(SqairConfig config, SequenceFile? train, SequenceFile? valid, StartMode mode)
+    static SqairConfig WithDataProvenance(SqairConfig config, SequenceFile? train, StartMode mode)
     {
         if (train is null || config.Data == "") return config;
         var checksum = train.Checksum("frames") ?? "";

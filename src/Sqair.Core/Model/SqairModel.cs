@@ -79,7 +79,7 @@ public sealed class SqairModel : Module
     readonly Discovery discovery;
     readonly Decoder decoder;
 
-    /// <summary>A freshly initialised model of <paramref name="config"/> (load trained parameters with <see cref="Training.Checkpoint.LoadModel"/>).</summary>
+    /// <summary>A freshly initialised model of <paramref name="config"/> (load trained parameters with <see cref="Training.Checkpoint.LoadModel(string, Device?)"/>).</summary>
     public SqairModel(SqairConfig config) : base("sqair")
     {
         config.Validate();

@@ -109,9 +109,11 @@ public static class Checkpoint
     }
 
     /// <summary>Builds the model a checkpoint describes, loads its parameters and puts it in evaluation mode.</summary>
-    public static (SqairModel Model, long Iteration) LoadModel(string path, Device? device = null)
+    public static (SqairModel Model, long Iteration) LoadModel(string path, Device? device = null) => LoadModel(Read(path), device);
+
+    /// <summary>Builds the model a checkpoint already read describes, loads its parameters and puts it in evaluation mode.</summary>
+    public static (SqairModel Model, long Iteration) LoadModel(Contents c, Device? device = null)
     {
-        var c = Read(path);
         var model = new SqairModel(c.Config);
         LoadInto(c, model);
         if (device is not null) model.to(device);
