@@ -86,7 +86,7 @@ static class BenchCommand
     {
         var dataConfig = config.DataConfig();
         var templates = r.GetValue(synthetic)
-            ? MovingMnist.SyntheticTemplates(1000, 0)
+            ? MovingMnist.SyntheticTemplates(MovingMnist.SyntheticPoolSize, 0)
             : MovingMnist.BuildPool(Mnist.LoadSplit(Cli.EnsureMnist(r), train: true), Pool.Train, dataConfig.DigitScale);
         return new GeneratedSource(new MovingMnist(dataConfig, templates, config.DataSeed));
     }

@@ -20,9 +20,6 @@ static class DataCommands
     static readonly Option<int> PlacementTries = new("--placement-tries") { Description = "Placements tried per digit before the sequence is redrawn", DefaultValueFactory = _ => 5 };
     static readonly Option<bool> Colour = new("--colour") { Description = "Draw each digit in its own random colour (3-channel frames)" };
 
-    /// <summary>Synthetic templates per pool: enough that sequences rarely repeat a blob, as MNIST's thousands of digits.</summary>
-    const int SyntheticTemplateCount = 1000;
-
     public static MovingMnistConfig ConfigFrom(ParseResult r) => new()
     {
         SeqLen = r.GetValue(SeqLen),
@@ -82,7 +79,7 @@ static class DataCommands
                     Leftovers.RemoveStale(Path.GetDirectoryName(Path.GetFullPath(output))!, Cli.Log);
                     var seed = r.GetValue(CommonOptions.DataSeed);
                     var gen = r.GetValue(synthetic)
-                        ? new MovingMnist(config, MovingMnist.SyntheticTemplates(SyntheticTemplateCount, seed + (ulong)pool), seed)
+                        ? new MovingMnist(config, MovingMnist.SyntheticTemplates(MovingMnist.SyntheticPoolSize, seed + (ulong)pool), seed)
                         : Datasets.Generator(Cli.EnsureMnist(r), config, pool, seed);
                     AnsiConsole.Progress().Start(ctx =>
                     {

@@ -146,9 +146,7 @@ static class TrackCommand
     /// <summary>A folder of frames: one sequence named after the folder, boxes scaled back to the frames' own pixels.</summary>
     static (IEnumerable<Tensor>, Func<int, string>, (double X, double Y)) FolderInput(string folder, Model.SqairConfig c, Device device)
     {
-        var files = FrameFolder.Files(folder);
-        var bytes = FrameFolder.Read(files, c.ImgSize, c.Channels, ResizeFilter.Linear, out var size);
-        var frames = tensor(bytes.Select(b => b / 255f).ToArray(), [files.Count, 1, c.Channels, c.ImgSize, c.ImgSize]).to(device);
+        var frames = FrameFolder.Load(folder, c.ImgSize, c.Channels, ResizeFilter.Linear, out var size).to(device);
         var name = Path.GetFileName(Path.GetFullPath(folder).TrimEnd('/'));
         return ([frames], _ => name, ((double)size.Width / c.ImgSize, (double)size.Height / c.ImgSize));
     }

@@ -39,10 +39,14 @@ public static class FrameFolder
     }
 
     /// <summary>Frames of a folder as [T, 1, C, side, side] in [0, 1] (one sequence, batch of one), for tracking.</summary>
-    public static Tensor Load(string folder, int side, int channels, ResizeFilter filter = ResizeFilter.Linear)
+    public static Tensor Load(string folder, int side, int channels, ResizeFilter filter = ResizeFilter.Linear) =>
+        Load(folder, side, channels, filter, out _);
+
+    /// <summary><see cref="Load(string, int, int, ResizeFilter)"/>, with the frames' own size (width, height), to map boxes back to it.</summary>
+    public static Tensor Load(string folder, int side, int channels, ResizeFilter filter, out (int Width, int Height) size)
     {
         var files = Files(folder);
-        var bytes = Read(files, side, channels, filter, out _);
+        var bytes = Read(files, side, channels, filter, out size);
         return tensor(bytes.Select(b => b / 255f).ToArray(), [files.Count, 1, channels, side, side]);
     }
 

@@ -135,6 +135,9 @@ public sealed class MovingMnist
         return result;
     }
 
+    /// <summary>Synthetic templates in a pool for data and benchmarks: enough that sequences rarely repeat a blob, as MNIST's thousands of digits.</summary>
+    public const int SyntheticPoolSize = 1000;
+
     /// <summary>
     /// Digit-sized random blobs (8–28 px high, 6–28 px wide, every pixel non-zero): templates for
     /// tests and benchmarks that must not depend on MNIST being available.

@@ -204,14 +204,12 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
             throw new InvalidDataException($"{path}: no 'frames' tensor");
         _n = frames.Entry.Shape[0];
         _t = Config.SeqLen; _side = Config.CanvasSize; _m = Config.MaxDigits; _c = Config.Channels;
-        var offsets = new Dictionary<string, long>();
         foreach (var s in Specs(_n, Config))
         {
             if (!header.Entries.TryGetValue(s.Name, out var found)) throw new InvalidDataException($"{path}: no '{s.Name}' tensor");
             if (found.Entry.Dtype != s.Dtype) throw new InvalidDataException($"{path}: tensor '{s.Name}' has dtype {found.Entry.Dtype}, expected {s.Dtype}");
             if (!found.Entry.Shape.SequenceEqual(s.Shape))
                 throw new InvalidDataException($"{path}: tensor '{s.Name}' has shape [{string.Join(", ", found.Entry.Shape)}], expected [{string.Join(", ", s.Shape)}] from the header's config");
-            offsets[s.Name] = found.Offset;
             _tensors[s.Name] = (found.Offset, s.Bytes);
         }
         long length = new FileInfo(path).Length;
@@ -221,7 +219,7 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         _base = p;
         (_frames, _boxes, _present, _visible, _labels, _ids) =
-            (offsets["frames"], offsets["boxes"], offsets["present"], offsets["visible"], offsets["labels"], offsets["ids"]);
+            (_tensors["frames"].Offset, _tensors["boxes"].Offset, _tensors["present"].Offset, _tensors["visible"].Offset, _tensors["labels"].Offset, _tensors["ids"].Offset);
         try { CheckValues(); }
         catch
         {
