@@ -77,7 +77,7 @@ static class Cli
         var path = Datasets.CachePath(cache, config, pool, count, seed);
         Leftovers.RemoveStale(Path.GetDirectoryName(path)!, Log);
         if (File.Exists(path))
-            return Datasets.Ensure(cache, EnsureMnist(r), config, pool, count, seed, Log);
+            return Datasets.Ensure(cache, () => EnsureMnist(r), config, pool, count, seed, Log);
         var mnist = EnsureMnist(r);
         SequenceFile? file = null;
         AnsiConsole.Progress()
@@ -85,7 +85,7 @@ static class Cli
             .Start(ctx =>
             {
                 var task = ctx.AddTask($"{pool.ToString().ToLowerInvariant()} ({count:N0} sequences)", maxValue: count);
-                file = Datasets.Ensure(cache, mnist, config, pool, count, seed, Log, (done, _) => task.Value = done, r.GetValue(CommonOptions.Threads), Stopping);
+                file = Datasets.Ensure(cache, () => mnist, config, pool, count, seed, Log, (done, _) => task.Value = done, r.GetValue(CommonOptions.Threads), Stopping);
             });
         return file!;
     }

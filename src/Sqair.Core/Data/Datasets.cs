@@ -34,8 +34,11 @@ public static class Datasets
         return new MovingMnist(config, MovingMnist.BuildPool(split, pool, config.DigitScale), seed ^ poolSalt);
     }
 
-    /// <summary>Opens the cached dataset, generating it first if it is missing.</summary>
-    public static SequenceFile Ensure(string cacheRoot, string mnistDir, MovingMnistConfig config, Pool pool, long count, ulong seed,
+    /// <summary>
+    /// Opens the cached dataset, generating it first if it is missing or damaged; only then is
+    /// <paramref name="mnistDir"/> asked for (finding and checking MNIST reads 55 MB).
+    /// </summary>
+    public static SequenceFile Ensure(string cacheRoot, Func<string> mnistDir, MovingMnistConfig config, Pool pool, long count, ulong seed,
                                       Action<string>? log = null, Action<long, long>? progress = null, int? threads = null,
                                       CancellationToken stop = default)
     {
@@ -46,7 +49,7 @@ public static class Datasets
             catch (InvalidDataException e) { log?.Invoke($"regenerating {path}: {e.Message}"); }
         }
         log?.Invoke($"generating {count} {pool.ToString().ToLowerInvariant()} sequences into {path}");
-        SequenceFile.Write(path, Generator(mnistDir, config, pool, seed), count, pool, done => progress?.Invoke(done, count), threads, stop);
+        SequenceFile.Write(path, Generator(mnistDir(), config, pool, seed), count, pool, done => progress?.Invoke(done, count), threads, stop);
         return SequenceFile.Open(path);
     }
 }
