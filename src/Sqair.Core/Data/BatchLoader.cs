@@ -28,8 +28,11 @@ public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, T
     /// <summary>Sequences in the batch.</summary>
     public int B => (int)Frames.shape[1];
 
-    /// <summary>Builds a batch from sequences, keeping the first <paramref name="seqLen"/> frames.</summary>
-    public static SequenceBatch From(IReadOnlyList<Sequence> seqs, MovingMnistConfig c, int seqLen, Device? device = null)
+    /// <summary>
+    /// Builds a batch from sequences, keeping <paramref name="seqLen"/> frames of each: the first
+    /// ones, or those from frame <paramref name="starts"/>[i] of sequence i.
+    /// </summary>
+    public static SequenceBatch From(IReadOnlyList<Sequence> seqs, MovingMnistConfig c, int seqLen, Device? device = null, IReadOnlyList<int>? starts = null)
     {
         int b = seqs.Count, side = c.CanvasSize, m = c.MaxDigits, ch = c.Channels, hw = ch * side * side;
         if (seqLen < 1 || seqLen > c.SeqLen) throw new ArgumentOutOfRangeException(nameof(seqLen), $"sequence length {seqLen} outside 1..{c.SeqLen}");
@@ -43,16 +46,19 @@ public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, T
         for (int i = 0; i < b; i++)
         {
             var s = seqs[i];
+            int start = starts?[i] ?? 0;
+            if (start < 0 || start + t > c.SeqLen) throw new ArgumentOutOfRangeException(nameof(starts), $"frames {start}..{start + t - 1} outside 0..{c.SeqLen - 1}");
             for (int f = 0; f < t; f++)
             {
-                var src = s.Frames.AsSpan(f * hw, hw);
+                int g = start + f;
+                var src = s.Frames.AsSpan(g * hw, hw);
                 var dst = frames.AsSpan((f * b + i) * hw, hw);
                 for (int p = 0; p < hw; p++) dst[p] = src[p] / 255f;
-                s.Boxes.AsSpan(f * m * 4, m * 4).CopyTo(boxes.AsSpan((f * b + i) * m * 4));
+                s.Boxes.AsSpan(g * m * 4, m * 4).CopyTo(boxes.AsSpan((f * b + i) * m * 4));
                 for (int k = 0; k < m; k++)
                 {
-                    present[(f * b + i) * m + k] = s.Present[f * m + k];
-                    visible[(f * b + i) * m + k] = s.Visible[f * m + k];
+                    present[(f * b + i) * m + k] = s.Present[g * m + k];
+                    visible[(f * b + i) * m + k] = s.Visible[g * m + k];
                 }
             }
             for (int k = 0; k < m; k++) { labels[i * m + k] = s.Labels[k]; ids[i * m + k] = s.Ids[k]; }
@@ -99,10 +105,18 @@ public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, T
 /// Cuts a sequence source into batches. Batch b is a pure function of (seed, b): element j = b·B + i
 /// of the stream is sequence perm_e[j mod N] with e = j div N and perm_e a seeded permutation per
 /// epoch (identity without shuffling, and plain j for an unbounded source). Resuming training
-/// therefore needs only the iteration number.
+/// therefore needs only the iteration number. With <see cref="RandomWindows"/>, a batch shorter than
+/// the sequences takes from each one a window that starts at a frame drawn from (seed, j), so that
+/// training under the curriculum also sees the later frames, where digits leave, return and cross.
 /// </summary>
 public sealed class BatchLoader(ISequenceSource source, int batchSize, bool shuffle, ulong seed, Device? device = null)
 {
+    /// <summary>Salt of the window-start streams, apart from the permutations' (seed, epoch) streams.</summary>
+    const ulong WindowSalt = 0x5EC0_0D57_A7E5_0001UL;
+
+    /// <summary>Whether <see cref="Get"/> cuts windows at random starting frames instead of from frame 0.</summary>
+    public bool RandomWindows { get; init; }
+
     /// <summary>The sequences batched.</summary>
     public ISequenceSource Source { get; } = source;
     /// <summary>Sequences per batch.</summary>
@@ -134,7 +148,11 @@ public sealed class BatchLoader(ISequenceSource source, int batchSize, bool shuf
         var indices = Enumerable.Range(0, BatchSize).Select(i => SequenceIndex(b * BatchSize + i)).ToArray();
         var seqs = new Sequence[indices.Length];
         Parallel.For(0, indices.Length, i => seqs[i] = Source.Get(indices[i]));
-        return SequenceBatch.From(seqs, Source.Config, seqLen ?? Source.Config.SeqLen, device);
+        int t = seqLen ?? Source.Config.SeqLen;
+        int[]? starts = RandomWindows && t < Source.Config.SeqLen
+            ? [.. Enumerable.Range(0, BatchSize).Select(i => new Rng(seed ^ WindowSalt, (ulong)(b * BatchSize + i)).NextInt(0, Source.Config.SeqLen - t))]
+            : null;
+        return SequenceBatch.From(seqs, Source.Config, t, device, starts);
     }
 
     /// <summary>One ordered pass over a finite source (the last batch may be smaller), for evaluation.</summary>

@@ -140,6 +140,16 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     [JsonPropertyName("lr_schedule")] public double[] LrSchedule { get; init; } = [4, 6, 10];
     /// <summary>Factor the learning rate is divided by at each lr_schedule boundary.</summary>
     [JsonPropertyName("lr_decay")] public double LrDecay { get; init; } = 3;
+    /// <summary>
+    /// Where a training window shorter than the sequences starts: first (frame 0, the original) or
+    /// random (a frame drawn per sequence, so the curriculum's short windows also show exits and re-entries).
+    /// </summary>
+    [JsonPropertyName("window_start")] public string WindowStart { get; init; } = "first";
+    /// <summary>
+    /// VIMCO's learning signal: paper (L − L₋k, summed over particles; Mnih &amp; Rezende 2016) or
+    /// original (the original release's log w_k − L₋k, averaged over particles).
+    /// </summary>
+    [JsonPropertyName("vimco_signal")] public string VimcoSignal { get; init; } = "paper";
     /// <summary>Curriculum start length (0: always seq_len).</summary>
     [JsonPropertyName("curriculum_start")] public int CurriculumStart { get; init; } = 3;
     /// <summary>Iterations between curriculum increments (original: stage_itr).</summary>
@@ -305,6 +315,8 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         Check(MaxTrainIter >= 1, "max_train_iter", MaxTrainIter, "must be at least 1");
         Check(LrSchedule.Length >= 1 && LrSchedule.All(x => x > 0 && double.IsFinite(x)), "lr_schedule", $"[{string.Join(", ", LrSchedule)}]", "must be positive stage lengths");
         Check(LrDecay >= 1, "lr_decay", LrDecay, "must be at least 1");
+        Check(WindowStart is "first" or "random", "window_start", WindowStart, "must be first or random");
+        Check(VimcoSignal is "paper" or "original", "vimco_signal", VimcoSignal, "must be paper or original");
         Check(CurriculumStart >= 0 && CurriculumStart <= SeqLen, "curriculum_start", CurriculumStart, "must be in 0..seq_len");
         Check(StageItr >= 1, "stage_itr", StageItr, "must be at least 1");
         Check(ClipGradNorm >= 0, "clip_grad_norm", ClipGradNorm, "must be non-negative");

@@ -28,26 +28,30 @@ internal static class Vimco
     }
 
     /// <summary>
-    /// VIMCO learning signals L − L_{−k} [B, K] (Mnih &amp; Rezende 2016). The original code used
-    /// log w_k − L_{−k}; we follow the paper's estimator. With one particle there is no
-    /// leave-one-out baseline and the signal is plain REINFORCE's, log w.
+    /// VIMCO learning signals [B, K]: L − L_{−k} (Mnih &amp; Rezende 2016, the default), or with
+    /// <paramref name="original"/> the original release's log w_k − L_{−k}. With one particle there
+    /// is no leave-one-out baseline and the signal is plain REINFORCE's, log w.
     /// </summary>
-    public static Tensor LearningSignal(Tensor logW)
+    public static Tensor LearningSignal(Tensor logW, bool original = false)
     {
         if (logW.shape[^1] < 2) return logW.detach();
         using var _ = no_grad();
-        return Iwae.LogMeanExp(logW).unsqueeze(-1) - LeaveOneOut(logW);
+        return (original ? logW : Iwae.LogMeanExp(logW).unsqueeze(-1)) - LeaveOneOut(logW);
     }
 
     /// <summary>
-    /// The loss to minimise: mean over sequences of −L − Σ_k stop_grad(signal_k)·log q(discrete_k),
-    /// divided by the sequence length T. Returns the loss and the per-sequence bound L [B].
+    /// The loss to minimise, divided by the sequence length T: the mean over sequences of
+    /// −L − Σ_k stop_grad(signal_k)·log q(discrete_k) (the paper's estimator), or with
+    /// <paramref name="original"/> the original release's, whose score-function term is the mean
+    /// over particles (not the sum) of its signal (<see cref="LearningSignal"/>). Returns the loss
+    /// and the per-sequence bound L [B].
     /// </summary>
-    public static (Tensor Loss, Tensor Bound) Surrogate(Tensor logW, Tensor logQDiscrete, int seqLen)
+    public static (Tensor Loss, Tensor Bound) Surrogate(Tensor logW, Tensor logQDiscrete, int seqLen, bool original = false)
     {
         var bound = Iwae.LogMeanExp(logW);
-        var signal = LearningSignal(logW);
-        var surrogate = -bound - (signal * logQDiscrete).sum(-1);
+        var signal = LearningSignal(logW, original);
+        var score = signal * logQDiscrete;
+        var surrogate = -bound - (original ? score.mean([-1]) : score.sum(-1));
         return (surrogate.mean().div(Kept((long)seqLen)), bound);
     }
 }

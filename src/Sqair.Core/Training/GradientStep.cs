@@ -18,9 +18,10 @@ namespace Sqair.Training;
 /// so a sharded run is deterministic and resumes exactly; it draws other samples than an unsharded
 /// run, which uses libtorch's global generator. Measured on two cores (docs/performance.md), two
 /// shards were not clearly faster than one whole batch on two libtorch threads, and held more
-/// memory (each thread's heap keeps its own peak), so one shard is the default.
+/// memory (each thread's heap keeps its own peak), so one shard is the default. The loss is VIMCO's
+/// surrogate (<see cref="Vimco.Surrogate"/>), with the original release's signal when <c>originalVimco</c>.
 /// </summary>
-internal sealed class GradientStep(SqairModel model, int shards = 1)
+internal sealed class GradientStep(SqairModel model, int shards = 1, bool originalVimco = false)
 {
     public int Shards { get; } = shards >= 1 ? shards : throw new ArgumentOutOfRangeException(nameof(shards), "shards must be at least 1");
 
@@ -38,7 +39,7 @@ internal sealed class GradientStep(SqairModel model, int shards = 1)
         if (n == 1)
         {
             var output = model.Forward(frames, k);
-            var (loss, _) = Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen);
+            var (loss, _) = Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen, originalVimco);
             double value = loss.ToDouble();
             afterForward?.Invoke();
             if (double.IsFinite(value)) loss.backward();
@@ -76,7 +77,7 @@ internal sealed class GradientStep(SqairModel model, int shards = 1)
         using var scope = NewDisposeScope();
         using var generator = new Generator(seed);
         var output = model.Forward(frames, k, generator: generator);
-        var (loss, _) = Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen);
+        var (loss, _) = Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen, originalVimco);
         double value = loss.ToDouble();
         if (double.IsFinite(value))
             using (var share = weight.ToScalar())

@@ -86,6 +86,31 @@ public class SequenceFileTests
     }
 
     [Fact]
+    public void Random_windows_are_cuts_of_each_sequence_that_start_where_the_seed_says()
+    {
+        var path = WriteSmall(out var gen);
+        using var file = SequenceFile.Open(path);
+        var loader = new BatchLoader(file, 8, shuffle: false, seed: 3) { RandomWindows = true };
+        using var batch = loader.Get(2, seqLen: 4);
+        using var again = new BatchLoader(file, 8, shuffle: false, seed: 3) { RandomWindows = true }.Get(2, seqLen: 4);
+        Assert.True(batch.Frames.eq(again.Frames).all().item<bool>());
+        var starts = new HashSet<int>();
+        for (int i = 0; i < 8; i++)
+        {
+            var s = gen.Generate(16 + i);
+            var first = batch.Frames[0, i].flatten().data<float>().ToArray();
+            // the window's frame 0 is some frame f of the sequence, its frame 3 is frame f + 3
+            int f = Enumerable.Range(0, file.Config.SeqLen - 3).First(g => s.Frames.AsSpan(g * 2500, 2500).ToArray().Select(v => v / 255f).SequenceEqual(first));
+            Assert.Equal(s.Frames.AsSpan((f + 3) * 2500, 2500).ToArray().Select(v => v / 255f), batch.Frames[3, i].flatten().data<float>());
+            Assert.Equal(s.Visible.AsSpan((f + 3) * 2, 2).ToArray().Select(v => (float)v), batch.Visible[3, i].data<float>().ToArray());
+            starts.Add(f);
+        }
+        Assert.True(starts.Count > 1, "the windows all started at one frame");
+        using var whole = loader.Get(2);
+        Assert.Equal(file.Config.SeqLen, whole.T);
+    }
+
+    [Fact]
     public void Shuffled_epochs_are_permutations_fixed_by_the_seed()
     {
         var path = WriteSmall(out _);

@@ -18,6 +18,27 @@ public class VimcoTests
         Assert.Equal(Lme(1, 2, 4), Iwae.LogMeanExp(logW).item<double>(), 10);
     }
 
+    [Fact]
+    public void The_original_signal_is_each_log_weight_minus_its_leave_one_out_bound()
+    {
+        var logW = tensor(new[] { 1.0, 2.0, 4.0 }, dtype: ScalarType.Float64).unsqueeze(0);
+        var loo = Vimco.LeaveOneOut(logW).data<double>().ToArray();
+        var paper = Vimco.LearningSignal(logW).data<double>().ToArray();
+        var original = Vimco.LearningSignal(logW, original: true).data<double>().ToArray();
+        double bound = Iwae.LogMeanExp(logW).item<double>();
+        for (int k = 0; k < 3; k++)
+        {
+            Assert.Equal(bound - loo[k], paper[k], 10);
+            Assert.Equal(new[] { 1.0, 2.0, 4.0 }[k] - loo[k], original[k], 10);
+        }
+        // the original averages its score-function term over the particles, the paper's sums it
+        var logQ = tensor(new[] { -0.5, -1.0, -2.0 }, dtype: ScalarType.Float64).unsqueeze(0);
+        double score = Enumerable.Range(0, 3).Sum(k => original[k] * logQ[0, k].item<double>());
+        Assert.Equal(-bound - score / 3, Vimco.Surrogate(logW, logQ, seqLen: 1, original: true).Loss.item<double>(), 10);
+        double paperScore = Enumerable.Range(0, 3).Sum(k => paper[k] * logQ[0, k].item<double>());
+        Assert.Equal((-bound - paperScore) / 2, Vimco.Surrogate(logW, logQ, seqLen: 2).Loss.item<double>(), 10);
+    }
+
     /// <summary>
     /// A tiny model with one Bernoulli variable per particle, q(z) = Bernoulli(sigmoid(φ)), and
     /// log w = a·z − log q(z). Enumerating all 2^K particle configurations gives the exact gradient
