@@ -160,9 +160,10 @@ public static class TrackExtraction
     /// <summary>
     /// Present inferred boxes with their ids for the chosen particle row of each sequence, clipped to
     /// the canvas, [B][T][boxes]. A content box falls back to the window when the object draws
-    /// nothing above the threshold.
+    /// nothing above <paramref name="threshold"/> (default <see cref="ContentThreshold"/>, the measure's).
     /// </summary>
-    public static List<IReadOnlyList<TrackBox>>[] Hypotheses(IReadOnlyList<FrameOutput> frames, long[] rows, int side, BoxKind kind)
+    public static List<IReadOnlyList<TrackBox>>[] Hypotheses(IReadOnlyList<FrameOutput> frames, long[] rows, int side, BoxKind kind,
+                                                             float threshold = ContentThreshold)
     {
         var result = rows.Select(_ => new List<IReadOnlyList<TrackBox>>()).ToArray();
         using var index = tensor(rows);
@@ -189,7 +190,7 @@ public static class TrackExtraction
                     var box = (boxes[o], boxes[o + 1], boxes[o + 2], boxes[o + 3]);
                     if (glimpses is not null &&
                         Boxes.ContentBox(glimpses.AsSpan((s * n + k) * glimpseLength, glimpseLength), glimpseSize, coordArray.AsSpan(o, 4),
-                                         side, side, ContentThreshold) is { } tight)
+                                         side, side, threshold) is { } tight)
                         box = tight;
                     frame.Add(new TrackBox(ids[s * n + k], box.Item1, box.Item2, box.Item3, box.Item4, probability[s * n + k]).ClipTo(side, side));
                 }
