@@ -21,7 +21,7 @@ dotnet build -c Release src/Sqair.Cli -v quiet -nologo
 sqair=src/Sqair.Cli/bin/Release/net10.0/sqair
 mkdir -p runs/test-sets
 hard_sets=(runs/test-sets/test-100frames.safetensors runs/test-sets/test-3digits.safetensors)
-[ -f "${hard_sets[0]}" ] || "$sqair" data generate --split test --count 1000 --seq-len 100 --out "${hard_sets[0]}"
+[ -f "${hard_sets[0]}" ] || "$sqair" data generate --split test --count 200 --seq-len 100 --out "${hard_sets[0]}"
 [ -f "${hard_sets[1]}" ] || "$sqair" data generate --split test --count 1000 --min-digits 3 --max-digits 3 --out "${hard_sets[1]}"
 
 train() {   # train RUN [options...]: one hour from scratch unless RUN already holds a run

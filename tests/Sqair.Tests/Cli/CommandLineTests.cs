@@ -107,6 +107,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "train --config CFG --learning_rate 1e999 --data DATA --run-dir NEW", 2, "learning_rate" },
         { "train --config CFG --output_scale -5 --data DATA --run-dir NEW", 2, "'output_scale' = -5" },
         { "train --glimpse_size 100 --run-dir NEW", 2, "'glimpse_size' = 100" },
+        { "train --window_start last --run-dir NEW", 2, "'window_start' = last: must be first or random" },
+        { "train --vimco_signal tf --run-dir NEW", 2, "'vimco_signal' = tf: must be paper or original" },
         { "train --config CFG --channels 3 --data DATA --run-dir NEW", 2, "the model's channels is 3" },
         { "train --config CFG --data DATA --run-dir RUN", 2, "already holds a run" },
         { "train --resume RUN --run-dir NEW --data DATA", 2, "--run-dir cannot be given" },
