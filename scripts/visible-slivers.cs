@@ -6,6 +6,7 @@
 // canvas, to show how many are slivers. No model involved.
 //   dotnet run scripts/visible-slivers.cs -- DATASET [SEQUENCES]
 using Sqair.Data;
+using Sqair.Evaluation;
 
 if (args.Length is < 1 or > 2)
 {
@@ -24,9 +25,9 @@ for (long i = 0; i < n; i++)
     for (int k = 0; k < s.Visible.Length; k++)
     {
         if (s.Visible[k] == 0) continue;
-        float y = s.Boxes[4 * k], x = s.Boxes[4 * k + 1], h = s.Boxes[4 * k + 2], w = s.Boxes[4 * k + 3];
-        double inside = (Math.Clamp(y + h, 0, c.CanvasSize) - Math.Clamp(y, 0, c.CanvasSize)) * (Math.Clamp(x + w, 0, c.CanvasSize) - Math.Clamp(x, 0, c.CanvasSize));
-        double share = inside / (h * w);
+        var box = new TrackBox(0, s.Boxes[4 * k], s.Boxes[4 * k + 1], s.Boxes[4 * k + 2], s.Boxes[4 * k + 3]);
+        var inside = box.ClipTo(c.CanvasSize, c.CanvasSize);
+        double share = (double)inside.H * inside.W / (box.H * box.W);
         counts[Array.FindIndex(buckets, b => share >= 1 ? double.IsPositiveInfinity(b.Below) : share < b.Below)]++;
         total++;
     }
