@@ -35,13 +35,12 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
     {
         using var scope = NewDisposeScope();
         using var generator = new Generator(Evaluator.BatchSeed(0, done));
-        var output = model.Forward(batch.Frames, 5, keepFrames: true, generator: generator);
-        var rows = output.PickParticles(generator);
+        var inferred = Inference.Run(model, batch.Frames, new InferenceOptions(K: 5), generator);
         var truth = TrackExtraction.Truth(batch);
         truthBoxes += truth.Sum(s => s.Sum(f => f.Count));
         foreach (var threshold in thresholds)
         {
-            var hyp = TrackExtraction.Hypotheses(output.Frames!, rows, side, BoxKind.Content, threshold);
+            var hyp = inferred.Boxes(BoxKind.Content, threshold);
             for (int b = 0; b < batch.B; b++)
                 for (int t = 0; t < batch.T; t++)
                     foreach (var g in truth[b][t])

@@ -35,8 +35,7 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
     {
         using var scope = NewDisposeScope();
         using var generator = new Generator(Evaluator.BatchSeed(0, done));
-        var output = model.Forward(batch.Frames, 5, keepFrames: true, generator: generator);
-        var hyp = TrackExtraction.Hypotheses(output.Frames!, output.PickParticles(generator), side, BoxKind.Content);
+        var hyp = Inference.Run(model, batch.Frames, new InferenceOptions(K: 5), generator).Boxes(BoxKind.Content);
         var truth = TrackExtraction.Truth(batch);
         var raw = batch.Boxes.data<float>().ToArray();
         var labels = batch.Labels.data<long>().ToArray();

@@ -1,5 +1,7 @@
 using System.CommandLine;
 using Sqair.Data;
+using Sqair.Evaluation;
+using Sqair.Model;
 using Sqair.Training;
 using TorchSharp;
 
@@ -34,6 +36,29 @@ static class CommonOptions
     });
 
     public static readonly Option<int> K = AtLeast(1, new Option<int>("--k") { Description = "Particles (importance samples)", DefaultValueFactory = _ => 5 });
+
+    static readonly string[] ResamplingNames = [.. Enum.GetNames<Resampling>().Select(n => n.ToLowerInvariant())];
+
+    public static readonly Option<string> Resample = OneOf(ResamplingNames, new Option<string>("--resample")
+    {
+        Description = "Particle filtering: none (K whole-sequence samples, one kept: the original), ess (resample a sequence's particles " +
+                      "when their effective sample size falls below K/2), always (after every frame)",
+        DefaultValueFactory = _ => "none",
+    });
+
+    /// <summary>The inference options of a command that takes <see cref="K"/> and <see cref="Resample"/>.</summary>
+    public static InferenceOptions Inference(ParseResult r) => new(r.GetValue(K), Enum.Parse<Resampling>(r.GetValue(Resample)!, ignoreCase: true));
+
+    /// <summary>Adds a validator: the option's value must be one of <paramref name="allowed"/>.</summary>
+    static Option<string> OneOf(string[] allowed, Option<string> option)
+    {
+        option.Validators.Add(result =>
+        {
+            var value = result.GetValueOrDefault<string>() ?? "";
+            if (!allowed.Contains(value)) result.AddError($"{option.Name} {value}: allowed are {string.Join(", ", allowed)}");
+        });
+        return option;
+    }
 
     /// <summary>Seed of the sampling in eval, track, render and generate: the same input and seed give the same numbers and pictures.</summary>
     public static readonly Option<ulong> Seed = new("--seed") { Description = "Random seed of the model's sampling", DefaultValueFactory = _ => 0UL };

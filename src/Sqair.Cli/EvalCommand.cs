@@ -47,7 +47,7 @@ static class EvalCommand
         var json = new Option<string?>("--json") { Description = "Where to write the JSON report (default: eval-<split>-<step>.json beside the checkpoint)" };
         var eval = new Command("eval", "Measure a checkpoint: IWAE bound, ELBO, log p(x|z), KL, ESS, MSE, count accuracy, MOTA/MOTP/IDF1")
         {
-            CommonOptions.Checkpoint, CommonOptions.Split, DataFile, Count, CommonOptions.K, batch, CommonOptions.Seed, json,
+            CommonOptions.Checkpoint, CommonOptions.Split, DataFile, Count, CommonOptions.K, CommonOptions.Resample, batch, CommonOptions.Seed, json,
             CommonOptions.Device, CommonOptions.Threads, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         eval.SetAction(r =>
@@ -59,12 +59,12 @@ static class EvalCommand
             using var data = Data(r, DataFile, model.Config, r.GetValue(CommonOptions.Split)!, r.GetValue(Count));
             var split = r.GetValue(DataFile) is { } dataPath ? Path.GetFileNameWithoutExtension(dataPath) : r.GetValue(CommonOptions.Split)!;
             long n = Math.Min(r.GetValue(Count) ?? data.Count!.Value, data.Count!.Value);
-            int k = r.GetValue(CommonOptions.K);
+            var inference = CommonOptions.Inference(r);
             EvaluationReport report = null!;
             Cli.ModelProgress().Start(ctx =>
             {
-                var task = ctx.AddTask($"{split}, {n} sequences, K = {k}", maxValue: n);
-                report = Evaluator.Run(model, data, n, k, r.GetValue(batch), device, done => { task.Value = done; ctx.Refresh(); }, r.GetValue(CommonOptions.Seed));
+                var task = ctx.AddTask($"{split}, {n} sequences, K = {inference.K}, resampling {inference.Resampling.ToString().ToLowerInvariant()}", maxValue: n);
+                report = Evaluator.Run(model, data, n, inference, r.GetValue(batch), device, done => { task.Value = done; ctx.Refresh(); }, r.GetValue(CommonOptions.Seed));
             });
 
             var flat = report.Flat();
@@ -75,7 +75,7 @@ static class EvalCommand
             var output = r.GetValue(json) ?? Path.Combine(Path.GetDirectoryName(path)!, $"eval-{split}-{iteration:D9}.json");
             var doc = new Dictionary<string, object>
             {
-                ["checkpoint"] = Path.GetFullPath(path), ["iteration"] = iteration, ["split"] = split, ["data"] = data.Path, ["ground_truth"] = report.HasTruth, ["k"] = k, ["seed"] = r.GetValue(CommonOptions.Seed),
+                ["checkpoint"] = Path.GetFullPath(path), ["iteration"] = iteration, ["split"] = split, ["data"] = data.Path, ["ground_truth"] = report.HasTruth, ["k"] = inference.K, ["resample"] = inference.Resampling.ToString().ToLowerInvariant(), ["seed"] = r.GetValue(CommonOptions.Seed),
                 ["metrics"] = flat.ToDictionary(kv => kv.Key, kv => double.IsFinite(kv.Value) ? (object)kv.Value : kv.Value.ToString()),
             };
             AtomicFile.WriteAllText(output, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));

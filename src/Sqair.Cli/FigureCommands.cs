@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Sqair.Data;
+using Sqair.Evaluation;
 using Sqair.Model;
 using Sqair.Training;
 using Sqair.Visualisation;
@@ -70,7 +71,7 @@ static class FigureCommands
         var length = CommonOptions.AtLeast(1, new Option<int?>("--seq-len") { Description = "Frames per sequence (default: the model's training length; longer ones, e.g. 100, are generated)" });
         var render = new Command("render", "Sequence figure, still figure and GIF of inputs and reconstructions with id-coloured boxes")
         {
-            CommonOptions.Checkpoint, CommonOptions.Split, DataFile, First, Sequences, length, CommonOptions.K, CommonOptions.Seed, Out, Delay,
+            CommonOptions.Checkpoint, CommonOptions.Split, DataFile, First, Sequences, length, CommonOptions.K, CommonOptions.Resample, CommonOptions.Seed, Out, Delay,
             CommonOptions.Device, CommonOptions.Threads, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         render.SetAction(r =>
@@ -79,10 +80,9 @@ static class FigureCommands
             var (model, iteration) = Load(r, device);
             int len = r.GetValue(length) ?? model.Config.SeqLen;
             var frames = Frames(r, model.Config, len, device);
-            using var _ = no_grad();
             using var generator = new Generator(r.GetValue(CommonOptions.Seed));
-            var output = model.Forward(frames, r.GetValue(CommonOptions.K), keepFrames: true, generator: generator);
-            var tracks = ModelFigures.Extract(frames, output, output.PickParticles(generator));
+            var inferred = Inference.Run(model, frames, CommonOptions.Inference(r), generator);
+            var tracks = ModelFigures.Extract(frames, inferred.Output, inferred.Rows);
             var from = r.GetValue(DataFile) is { } dataPath ? Path.GetFileNameWithoutExtension(dataPath) : r.GetValue(CommonOptions.Split)!;
             Write(tracks, r.GetValue(Out)!, $"render-{from}-{r.GetValue(First)}-T{len}",
                   $"iteration {iteration}, {from} sequences from #{r.GetValue(First)}, {len} frames (caption: count: ids)", r.GetValue(Delay));

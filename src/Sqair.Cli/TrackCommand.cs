@@ -43,7 +43,7 @@ static class TrackCommand
         var batch = CommonOptions.BatchSize(32);
         var track = new Command("track", "Detect and track objects in new sequences; writes frame, id, box and presence probability")
         {
-            CommonOptions.Checkpoint, input, count, format, gif, CommonOptions.K, CommonOptions.Seed, output, batch, CommonOptions.Device, CommonOptions.Threads,
+            CommonOptions.Checkpoint, input, count, format, gif, CommonOptions.K, CommonOptions.Resample, CommonOptions.Seed, output, batch, CommonOptions.Device, CommonOptions.Threads,
         };
         track.SetAction(r =>
         {
@@ -63,15 +63,14 @@ static class TrackCommand
                 using var scope = NewDisposeScope();
                 // a generator per batch, as in eval, so the same input and seed always give the same tracks
                 using var generator = new Generator(Evaluator.BatchSeed(seed, sequences.Count));
-                var output = model.Forward(frames, r.GetValue(CommonOptions.K), keepFrames: true, generator: generator);
-                var rows = output.PickParticles(generator);
-                var content = TrackExtraction.Hypotheses(output.Frames!, rows, side, BoxKind.Content);
-                var windows = TrackExtraction.Hypotheses(output.Frames!, rows, side, BoxKind.Glimpse);
-                for (int b = 0; b < rows.Length; b++)
+                var inferred = Inference.Run(model, frames, CommonOptions.Inference(r), generator);
+                var content = inferred.Boxes(BoxKind.Content);
+                var windows = inferred.Boxes(BoxKind.Glimpse);
+                for (int b = 0; b < inferred.Rows.Length; b++)
                 {
                     var objects = content[b].SelectMany((boxes, t) => boxes.Zip(windows[b][t], (box, window) => new Tracked(t, box.Id, box, window))).ToList();
                     sequences.Add(new TrackedSequence(names(sequences.Count), content[b].Count, objects, scale.X, scale.Y));
-                    if (r.GetValue(gif) && drawn.Count < GifSequences) drawn.Add(ModelFigures.Extract(frames, output.Frames!, b, rows[b]));
+                    if (r.GetValue(gif) && drawn.Count < GifSequences) drawn.Add(ModelFigures.Extract(frames, inferred.Frames, b, inferred.Rows[b]));
                 }
             }
 

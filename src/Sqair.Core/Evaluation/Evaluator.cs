@@ -6,19 +6,28 @@ using static TorchSharp.torch;
 namespace Sqair.Evaluation;
 
 /// <summary>
-/// Everything docs/design.md §5 measures on a set of sequences. Tracking is measured twice: with the tight
-/// boxes of what each object draws (<see cref="Tracking"/>, the headline "mota", "idf1") and with
-/// the raw attention windows (<see cref="TrackingGlimpse"/>, "…_glimpse"), which are usually larger
-/// than the digit they hold. Without ground truth (<see cref="HasTruth"/> false: imported frames)
-/// the count accuracies and tracking measures are absent, not zero.
+/// Everything docs/design.md §5 measures on a set of sequences. Tracking is measured with the tight
+/// boxes of what each object draws (<see cref="Tracking"/>, the headline "mota", "idf1") and, beside
+/// it, three ways the field scores: the raw attention windows (<see cref="TrackingGlimpse"/>,
+/// "…_glimpse"), which are usually larger than the digit they hold; the windows of objects with
+/// presence probability above 0.5 (<see cref="TrackingWindowP50"/>, "…_window_p50", as SILOT scores
+/// SQAIR); and the tight boxes with digits mostly off the canvas as don't-care
+/// (<see cref="TrackingDontCare"/>, "…_dontcare", <see cref="DontCare"/>). Without ground truth
+/// (<see cref="HasTruth"/> false: imported frames) the count accuracies and tracking measures are
+/// absent, not zero.
 /// </summary>
-public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, MotSummary TrackingGlimpse, bool HasTruth = true)
+public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, MotSummary TrackingGlimpse, MotSummary TrackingWindowP50,
+                                      MotSummary TrackingDontCare, bool HasTruth = true)
 {
+    /// <summary>Presence probability above which an object counts in <see cref="TrackingWindowP50"/>.</summary>
+    public const float WindowP50Probability = 0.5f;
+
     /// <summary>The measures that compare with ground truth, left out when there is none.</summary>
     public static readonly IReadOnlySet<string> TruthMeasures = new HashSet<string>
     {
         "count_acc_present", "count_acc_visible", "mota", "motp_iou", "idf1", "idp", "idr", "id_switches", "false_positives", "misses",
         "misses_box_off", "false_positives_box_off", "gt_boxes", "mota_glimpse", "motp_iou_glimpse", "idf1_glimpse",
+        "mota_window_p50", "idf1_window_p50", "mota_dontcare", "idf1_dontcare", "misses_dontcare", "false_positives_dontcare",
     };
 
     /// <summary>Every measure by its name in the JSON report and metrics.jsonl (count accuracies and tracking left out without ground truth).</summary>
@@ -40,10 +49,25 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
             ["mota_glimpse"] = TrackingGlimpse.Mota,
             ["motp_iou_glimpse"] = TrackingGlimpse.Motp,
             ["idf1_glimpse"] = TrackingGlimpse.Idf1,
+            ["mota_window_p50"] = TrackingWindowP50.Mota,
+            ["idf1_window_p50"] = TrackingWindowP50.Idf1,
+            ["mota_dontcare"] = TrackingDontCare.Mota,
+            ["idf1_dontcare"] = TrackingDontCare.Idf1,
+            ["misses_dontcare"] = TrackingDontCare.Misses,
+            ["false_positives_dontcare"] = TrackingDontCare.FalsePositives,
             ["sequences"] = Totals.Sequences,
         };
         if (!HasTruth)
+        {
             foreach (var key in TruthMeasures) d.Remove(key);
+            return d;
+        }
+        // on sequences longer than 10 frames: drift as a curve over the tenths of the sequence
+        for (int i = 0; i < Tracking.MotaByTenth.Count; i++)
+        {
+            d[$"mota_tenth_{i + 1:D2}"] = Tracking.MotaByTenth[i];
+            d[$"hyp_per_digit_tenth_{i + 1:D2}"] = Tracking.HypothesesPerDigitByTenth[i];
+        }
         return d;
     }
 }
@@ -57,8 +81,8 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
 /// </summary>
 public static class Evaluator
 {
-    /// <summary>Measures <paramref name="model"/> on the first <paramref name="sequences"/> of <paramref name="source"/> with K = <paramref name="k"/> particles, in batches; <paramref name="progress"/> gets the sequences done.</summary>
-    public static EvaluationReport Run(SqairModel model, ISequenceSource source, long sequences, int k, int batchSize, Device device,
+    /// <summary>Measures <paramref name="model"/> on the first <paramref name="sequences"/> of <paramref name="source"/>, inferred as <paramref name="inference"/> says, in batches; <paramref name="progress"/> gets the sequences done.</summary>
+    public static EvaluationReport Run(SqairModel model, ISequenceSource source, long sequences, InferenceOptions inference, int batchSize, Device device,
                                        Action<long>? progress = null, ulong seed = 0)
     {
         if (sequences < 1) throw new ArgumentException($"evaluation needs at least 1 sequence, not {sequences}");
@@ -66,6 +90,8 @@ public static class Evaluator
         var total = new BatchMetrics();
         var mot = new MotAccumulator();
         var motGlimpse = new MotAccumulator();
+        var motWindowP50 = new MotAccumulator();
+        var motDontCare = new MotAccumulator();
         long done = 0;
         bool wasTraining = model.training;
         model.eval();
@@ -78,16 +104,18 @@ public static class Evaluator
                 using (batch)
                 {
                     using var generator = new Generator(BatchSeed(seed, done));
-                    var output = model.Forward(batch.Frames, k, keepFrames: true, generator: generator);
-                    total += BatchMetrics.Of(output, batch);
-                    var rows = output.PickParticles(generator);
+                    var inferred = Inference.Run(model, batch.Frames, inference, generator);
+                    total += BatchMetrics.Of(inferred.Output, batch);
                     var truth = TrackExtraction.Truth(batch);
-                    var content = TrackExtraction.Hypotheses(output.Frames!, rows, model.Config.ImgSize, BoxKind.Content);
-                    var windows = TrackExtraction.Hypotheses(output.Frames!, rows, model.Config.ImgSize, BoxKind.Glimpse);
+                    var content = inferred.Boxes(BoxKind.Content);
+                    var windows = inferred.Boxes(BoxKind.Glimpse);
                     for (int b = 0; b < batch.B; b++)
                     {
                         mot.AddSequence(truth[b], content[b]);
                         motGlimpse.AddSequence(truth[b], windows[b]);
+                        motWindowP50.AddSequence(truth[b], [.. windows[b].Select(f => (IReadOnlyList<TrackBox>)[.. f.Where(x => x.Probability > EvaluationReport.WindowP50Probability)])]);
+                        var (truthCounted, contentCounted) = DontCare.Remove(truth[b], content[b]);
+                        motDontCare.AddSequence(truthCounted, contentCounted);
                     }
                     done += batch.B;
                     progress?.Invoke(done);
@@ -98,7 +126,7 @@ public static class Evaluator
         {
             if (wasTraining) model.train();
         }
-        return new EvaluationReport(total, mot.Summary(), motGlimpse.Summary(), source.HasTruth);
+        return new EvaluationReport(total, mot.Summary(), motGlimpse.Summary(), motWindowP50.Summary(), motDontCare.Summary(), source.HasTruth);
     }
 
     /// <summary>
@@ -171,7 +199,7 @@ public static class TrackExtraction
         {
             using var scope = NewDisposeScope();
             var sel = index.to(step.Where.device);
-            var coords = Boxes.Coords(step.Where[sel]);
+            var coords = step.Window[sel];
             var boxes = Boxes.CoordsToPixelBoxes(coords, side, side).cpu().data<float>().ToArray();
             var coordArray = coords.cpu().data<float>().ToArray();
             var glimpses = kind == BoxKind.Content ? step.Glimpses[sel].cpu().data<float>().ToArray() : null;

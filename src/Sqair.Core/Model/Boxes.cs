@@ -6,20 +6,27 @@ namespace Sqair.Model;
 
 /// <summary>
 /// Conversions between <c>where</c> logits, transformer coordinates and pixel boxes (docs/design.md §2.1).
-/// <c>where</c> = (sx, sy, tx, ty) logits; scale = sigmoid, shift = tanh, in normalised [−1, 1]
-/// coordinates with the align-corners convention. Pixel boxes are (y, x, h, w).
+/// <c>where</c> = (sx, sy, tx, ty) logits; scale = sigmoid, shift = c·tanh(logit / c) with c =
+/// <c>shift_range</c> (1: tanh, the original's), in normalised coordinates where the canvas spans
+/// [−1, 1] (align-corners convention). Pixel boxes are (y, x, h, w).
 /// </summary>
 internal static class Boxes
 {
     public const double MinScale = 1e-4;
 
-    /// <summary>[..., 4] logits → [..., 4] (sx, sy, tx, ty) coordinates, scales clipped below at 1e−4 with a straight-through gradient.</summary>
-    public static Tensor Coords(Tensor whereLogits)
+    /// <summary>
+    /// [..., 4] logits → [..., 4] (sx, sy, tx, ty) coordinates, scales clipped below at 1e−4 with a
+    /// straight-through gradient, shifts in (−<paramref name="shiftRange"/>, <paramref name="shiftRange"/>).
+    /// Dividing the logit by c keeps the slope at the centre that of tanh, so a window centre
+    /// moves as it did under tanh until it nears the border (docs/design.md §2.1, Departure).
+    /// </summary>
+    public static Tensor Coords(Tensor whereLogits, double shiftRange)
     {
         var parts = whereLogits.split([2, 2], -1);
         var scale = parts[0].sigmoid();
         scale = scale.Plus((scale.clamp_min(Kept(MinScale)) - scale).detach());
-        return cat([scale, parts[1].tanh()], -1);
+        var shift = shiftRange == 1 ? parts[1].tanh() : parts[1].div(Kept(shiftRange)).tanh().mul(Kept(shiftRange));
+        return cat([scale, shift], -1);
     }
 
     /// <summary>[..., 4] (sx, sy, tx, ty) coordinates → [..., 4] pixel boxes (y, x, h, w) in an H×W image.</summary>

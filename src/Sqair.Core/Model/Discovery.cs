@@ -97,7 +97,7 @@ internal sealed class Discovery : Module
             var (loc, scaleLogit) = transform.call(s);
             (whereScale[j], whereNoise[j]) = (PositiveScale(scaleLogit), StandardNormal(loc, generator));
             var whereK = loc.Plus(whereScale[j] * whereNoise[j]);
-            var enc = glimpseEncoder.call(SpatialTransformer.Extract(x, Boxes.Coords(whereK), g)).split([d, d], -1);
+            var enc = glimpseEncoder.call(SpatialTransformer.Extract(x, Boxes.Coords(whereK, c.ShiftRange), g)).split([d, d], -1);
             (whatScale[j], whatNoise[j]) = (PositiveScale(enc[1]), StandardNormal(enc[0], generator));
             var whatK = enc[0].Plus(whatScale[j] * whatNoise[j]);
 

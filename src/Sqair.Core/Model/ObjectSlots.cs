@@ -15,6 +15,10 @@ internal sealed record ObjectSlots(Tensor What, Tensor Where, Tensor Presence, T
         cat([a.What, b.What], 1), cat([a.Where, b.Where], 1), cat([a.Presence, b.Presence], 1),
         cat([a.PresenceProb, b.PresenceProb], 1), cat([a.Ids, b.Ids], 1), cat([a.Temporal, b.Temporal], 1), cat([a.Prior, b.Prior], 1));
 
+    /// <summary>The slots of the rows <paramref name="rows"/> [R'] (a particle's objects, ids and RNN states move together).</summary>
+    public ObjectSlots Select(Tensor rows) =>
+        new(What[rows], Where[rows], Presence[rows], PresenceProb[rows], Ids[rows], Temporal[rows], Prior[rows]);
+
     /// <summary>
     /// Moves present slots to the front keeping their relative order (a stable partition) and keeps
     /// the first <paramref name="n"/>. Everything belonging to an object moves with it.

@@ -36,6 +36,7 @@ internal interface IModelSettings
     double TransformVarBias { get; }
     double ScalePrior { get; }
     double PropPriorStepBias { get; }
+    double ShiftRange { get; }
     bool MaskedGlimpse { get; }
     bool RecWherePrior { get; }
 }
@@ -92,6 +93,11 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     [JsonPropertyName("scale_prior")] public double ScalePrior { get; init; } = -2.0;
     /// <summary>Bias added to the propagation prior's presence logit.</summary>
     [JsonPropertyName("prop_prior_step_bias")] public double PropPriorStepBias { get; init; } = 10.0;
+    /// <summary>
+    /// c: a window centre lies within c·(the canvas half-width) of the canvas centre (shift = c·tanh(logit / c));
+    /// 1 is the original's tanh, larger lets an object follow a digit past the bottom or right edge (docs/design.md §2.1).
+    /// </summary>
+    [JsonPropertyName("shift_range")] public double ShiftRange { get; init; } = 1.0;
     /// <summary>Propagation multiplies its first glimpse by a learned mask (docs/design.md §2.3).</summary>
     [JsonPropertyName("masked_glimpse")] public bool MaskedGlimpse { get; init; } = true;
     /// <summary>Discovery's where prior is an RNN over the discovered objects (docs/design.md §2.4).</summary>
@@ -168,6 +174,9 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     [JsonPropertyName("eval_size")] public long EvalSize { get; init; } = 1_000;
     /// <summary>Stop after this many minutes of training in one invocation, saving a checkpoint (0: no limit).</summary>
     [JsonPropertyName("time_limit_min")] public double TimeLimitMin { get; init; } = 0;
+
+    /// <summary>Largest <see cref="ShiftRange"/>: at 3 a window centre may sit a whole canvas width outside it, far past any digit still visible.</summary>
+    public const double MaxShiftRange = 3;
 
     /// <summary>Hidden width of the networks, 32·n_units.</summary>
     [JsonIgnore] public int NHidden => 32 * NUnits;
@@ -303,6 +312,7 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         Check(NUnits >= 1, "n_units", NUnits, "must be at least 1");
         Check(OutputStd > 0, "output_std", OutputStd, "must be positive");
         Check(OutputScale > 0, "output_scale", OutputScale, "must be positive (the initial scale of decoded glimpses)");
+        Check(ShiftRange is >= 1 and <= MaxShiftRange, "shift_range", ShiftRange, $"must be in [1, {MaxShiftRange}]");
         Check(DigitScale is > 0 and <= 4, "digit_scale", DigitScale, "must be in (0, 4]");
         Check(KParticles >= 1, "k_particles", KParticles, "must be at least 1");
         Check(SeqLen >= 1, "seq_len", SeqLen, "must be at least 1");

@@ -7,15 +7,16 @@ namespace Sqair.Model;
 
 /// <summary>
 /// What one time step inferred, per particle row (R = B·K, particles of a sequence contiguous).
-/// Canvas [R, C, H, W]; Glimpses [R, N, C, G, G] decoded; Where [R, N, 4] logits; Presence,
+/// Canvas [R, C, H, W]; Glimpses [R, N, C, G, G] decoded; Where [R, N, 4] logits and Window [R, N, 4]
+/// their transformer coordinates (sx, sy, tx, ty), docs/design.md §2.1; Presence,
 /// PresenceProb [R, N]; Ids [R, N] (−1 absent); LogLikelihood, LogP, LogQ [R]; Propagated and
 /// Discovered [R] object counts.
 /// </summary>
-public sealed record FrameOutput(Tensor Canvas, Tensor Glimpses, Tensor Where, Tensor Presence, Tensor PresenceProb, Tensor Ids,
+public sealed record FrameOutput(Tensor Canvas, Tensor Glimpses, Tensor Where, Tensor Window, Tensor Presence, Tensor PresenceProb, Tensor Ids,
                                  Tensor LogLikelihood, Tensor LogP, Tensor LogQ, Tensor Propagated, Tensor Discovered)
 {
     /// <summary>The same step with rows picked by <paramref name="rows"/> [B].</summary>
-    public FrameOutput Select(Tensor rows) => new(Canvas[rows], Glimpses[rows], Where[rows], Presence[rows], PresenceProb[rows], Ids[rows],
+    public FrameOutput Select(Tensor rows) => new(Canvas[rows], Glimpses[rows], Where[rows], Window[rows], Presence[rows], PresenceProb[rows], Ids[rows],
         LogLikelihood[rows], LogP[rows], LogQ[rows], Propagated[rows], Discovered[rows]);
 }
 
@@ -96,7 +97,11 @@ public sealed class SqairModel : Module
     internal Decoder Decoder => decoder;
 
     /// <summary>The N slots of every row and the last object id used in the row, carried from frame to frame.</summary>
-    internal sealed record SequenceState(ObjectSlots Slots, Tensor LastId);
+    internal sealed record SequenceState(ObjectSlots Slots, Tensor LastId)
+    {
+        /// <summary>The state of the rows <paramref name="rows"/> [R'].</summary>
+        public SequenceState Select(Tensor rows) => new(Slots.Select(rows), LastId[rows]);
+    }
 
     internal SequenceState InitialState(long rows, Device device)
     {
@@ -146,25 +151,27 @@ public sealed class SqairModel : Module
     /// Runs the model on frames [T, B, C, H, W] with <paramref name="k"/> particles per sequence.
     /// With <paramref name="keepFrames"/> every step's outputs are kept (detached) for evaluation and figures.
     /// Samples are drawn from <paramref name="generator"/> (null: libtorch's global generator).
+    /// <paramref name="resampling"/> other than <see cref="Resampling.None"/> makes the K particles a
+    /// particle filter (inference only; see <see cref="Resampling"/>).
     /// </summary>
-    public SequenceOutput Forward(Tensor frames, int k, bool keepFrames = false, Generator? generator = null) =>
-        Infer(frames, k, keepFrames, generator).Output;
+    public SequenceOutput Forward(Tensor frames, int k, bool keepFrames = false, Generator? generator = null,
+                                  Resampling resampling = Resampling.None) =>
+        Infer(frames, k, keepFrames, generator, resampling).Output;
 
-    (SequenceOutput Output, SequenceState Final) Infer(Tensor frames, int k, bool keepFrames, Generator? generator = null)
+    (SequenceOutput Output, SequenceState Final) Infer(Tensor frames, int k, bool keepFrames, Generator? generator = null,
+                                                       Resampling resampling = Resampling.None)
     {
         var c = Config;
         long t = frames.shape[0], b = frames.shape[1], r = b * k;
         var device = frames.device;
 
         var state = InitialState(r, device);
-        var logW = zeros(r, device: device);
-        var logQDisc = zeros(r, device: device);
-        var logLik = zeros(r, device: device);
-        var kl = zeros(r, device: device);
+        var sums = new ParticleSums(zeros(r, device: device), zeros(r, device: device), zeros(r, device: device), zeros(r, device: device));
         var counts = new List<Tensor>();
         var propagatedCounts = new List<Tensor>();
         var discoveredCounts = new List<Tensor>();
         var kept = keepFrames ? new List<FrameOutput>() : null;
+        var ancestors = new List<Resample?>();   // per step but the last: the row each row of the next step continues (null: itself)
 
         for (int step = 0; step < t; step++)
         {
@@ -188,20 +195,26 @@ public sealed class SqairModel : Module
             var ll = decoder.LogLikelihood(x, canvas);
             var logq = propTerms is null ? discTerms!.LogQ : discTerms!.LogQ.Plus(propTerms.LogQ);
             var logp = propTerms is null ? discTerms.LogP : discTerms.LogP.Plus(propTerms.LogP);
-            logW = logW.Plus(ll).Plus(logp) - logq;
-            logQDisc = logQDisc.Plus(propTerms is null ? discTerms.LogQDiscrete : discTerms.LogQDiscrete.Plus(propTerms.LogQDiscrete));
-            logLik = logLik.Plus(ll.detach());
-            kl = kl.Plus((logq - logp).detach());
+            var logQDiscrete = propTerms is null ? discTerms.LogQDiscrete : discTerms.LogQDiscrete.Plus(propTerms.LogQDiscrete);
+            sums = sums.Add(ll, logp, logq, logQDiscrete);
             var numPropagated = propagated.Presence.sum(1).detach();
             var numDiscovered = discovered.Presence.sum(1).detach();
             counts.Add(slots.Presence.sum(1).detach());
             propagatedCounts.Add(numPropagated);
             discoveredCounts.Add(numDiscovered);
-            kept?.Add(new FrameOutput(canvas.detach(), glimpses.detach(), slots.Where.detach(), slots.Presence.detach(), slots.PresenceProb.detach(),
-                                      slots.Ids, ll.detach(), logp.detach(), logq.detach(), numPropagated, numDiscovered));
+            kept?.Add(new FrameOutput(canvas.detach(), glimpses.detach(), slots.Where.detach(), Boxes.Coords(slots.Where.detach(), c.ShiftRange),
+                                      slots.Presence.detach(), slots.PresenceProb.detach(), slots.Ids, ll.detach(), logp.detach(), logq.detach(),
+                                      numPropagated, numDiscovered));
+            if (step == t - 1) break;
+            var resample = ParticleFilter.Ancestors(sums.LogWeight.detach().view(b, k), resampling, generator);
+            ancestors.Add(resample);
+            if (resample is not null) (state, sums) = (state.Select(resample.Rows), ParticleFilter.Resampled(sums, resample, b, k));
         }
-        var output = new SequenceOutput(logW.view(b, k), logQDisc.view(b, k), logLik.view(b, k), kl.view(b, k),
-                                        stack(counts).view(t, b, k), stack(propagatedCounts).view(t, b, k), stack(discoveredCounts).view(t, b, k), kept);
+        var lineage = ParticleFilter.Lineages(ancestors);
+        Tensor Traced(List<Tensor> perStep) => stack(perStep.Select((v, i) => lineage[i] is { } rows ? v[rows] : v).ToArray()).view(t, b, k);
+        var output = new SequenceOutput(sums.LogWeight.view(b, k), sums.LogQDiscrete.view(b, k), sums.LogLikelihood.view(b, k), sums.Kl.view(b, k),
+                                        Traced(counts), Traced(propagatedCounts), Traced(discoveredCounts),
+                                        kept?.Select((f, i) => lineage[i] is { } rows ? f.Select(rows) : f).ToList());
         return (output, state);
     }
 
@@ -223,9 +236,7 @@ public sealed class SqairModel : Module
             var (output, final) = Infer(observed, k, keepFrames: true);
             var rows = output.ResampleRows();
             steps.AddRange(output.Frames!.Select(f => f.Select(rows)));
-            var s = final.Slots;
-            state = new SequenceState(new ObjectSlots(s.What[rows], s.Where[rows], s.Presence[rows], s.PresenceProb[rows], s.Ids[rows],
-                                                      s.Temporal[rows], s.Prior[rows]), final.LastId[rows]);
+            state = final.Select(rows);
             start = (int)observed.shape[0];
         }
         else state = InitialState(sequences, device ?? CPU);
@@ -239,7 +250,7 @@ public sealed class SqairModel : Module
                     discovery.SamplePrior(objects, priorPresenceLogit, later, propagation.InitialStates(r, Config.MaxObjects), lastId));
             var slots = state.Slots;
             var zero = zeros(r, device: canvas.device);
-            steps.Add(new FrameOutput(canvas, glimpses, slots.Where, slots.Presence, slots.PresenceProb, slots.Ids, zero, zero, zero,
+            steps.Add(new FrameOutput(canvas, glimpses, slots.Where, Boxes.Coords(slots.Where, Config.ShiftRange), slots.Presence, slots.PresenceProb, slots.Ids, zero, zero, zero,
                                       propagated.Presence.sum(1), discovered.Presence.sum(1)));
         }
         return steps;

@@ -73,7 +73,7 @@ internal static class Bench
         model.to(device);
         model.eval();
         var clock = Stopwatch.StartNew();
-        Evaluator.Run(model, source, sequences, k, EvalBatchSize, device);
+        Evaluator.Run(model, source, sequences, new InferenceOptions(k), EvalBatchSize, device);
         double evalSeconds = clock.Elapsed.TotalSeconds;
 
         long frames = 0;
@@ -85,9 +85,7 @@ internal static class Bench
                 using (batch)
                 {
                     using var generator = new Generator((ulong)frames);
-                    var output = model.Forward(batch.Frames, 1, keepFrames: true, generator: generator);
-                    var rows = Enumerable.Range(0, batch.B).Select(i => (long)i).ToArray();
-                    TrackExtraction.Hypotheses(output.Frames!, rows, c.ImgSize, BoxKind.Content);
+                    Evaluation.Inference.Run(model, batch.Frames, InferenceOptions.Single, generator).Boxes(BoxKind.Content);
                     frames += (long)batch.T * batch.B;
                 }
             }

@@ -347,7 +347,7 @@ public sealed class Trainer : IDisposable
     public IReadOnlyDictionary<string, double> Evaluate()
     {
         var n = Config.EvalSize == 0 ? valid!.Count ?? 1000 : Math.Min(Config.EvalSize, valid!.Count ?? Config.EvalSize);
-        var metrics = Evaluator.Run(Model, valid, n, Config.KParticles, EvalBatchSize, device).Flat();
+        var metrics = Evaluator.Run(Model, valid, n, new InferenceOptions(Config.KParticles), EvalBatchSize, device).Flat();
         Record("valid", metrics);
         return metrics;
     }
@@ -373,11 +373,11 @@ public sealed class Trainer : IDisposable
         using var _ = no_grad();
         // Its own generator: drawing figures must not move the training's random stream.
         using var generator = new Generator(0);
-        SequenceOutput output;
+        InferredBatch inferred;
         Model.eval();
-        try { output = Model.Forward(batch.Frames, Config.KParticles, keepFrames: true, generator: generator); }
+        try { inferred = Inference.Run(Model, batch.Frames, new InferenceOptions(Config.KParticles), generator); }
         finally { Model.train(); }
-        var tracks = ModelFigures.Extract(batch.Frames, output, output.PickParticles(generator));
+        var tracks = ModelFigures.Extract(batch.Frames, inferred.Output, inferred.Rows);
         var seq = Path.Combine(dir, $"sequence-{Iteration:D9}.png");
         var still = Path.Combine(dir, $"still-{Iteration:D9}.png");
         ModelFigures.SequenceFigure(tracks, seq, $"iteration {Iteration}: inputs and reconstructions (caption: count: ids)");

@@ -32,7 +32,7 @@ public static class ModelFigures
             var s = steps[i];
             inputs[i] = i < observed ? frames[i, b].cpu().flatten().data<float>().ToArray() : new float[ch * side * side];
             recons[i] = s.Canvas[row].clamp(Kept(0.0), Kept(1.0)).cpu().flatten().data<float>().ToArray();
-            boxes[i] = Boxes.CoordsToPixelBoxes(Boxes.Coords(s.Where[row]), side, side).cpu().flatten().data<float>().ToArray();
+            boxes[i] = Boxes.CoordsToPixelBoxes(s.Window[row], side, side).cpu().flatten().data<float>().ToArray();
             pres[i] = s.Presence[row].cpu().data<float>().ToArray();
             probs[i] = s.PresenceProb[row].cpu().data<float>().ToArray();
             ids[i] = s.Ids[row].cpu().data<long>().ToArray();

@@ -19,10 +19,10 @@ public class EvaluatorTests
             var c = SqairModelTests.Tiny(discBias: 0.5) with { SeqLen = 4, ImgSize = 32 };
             var model = new SqairModel(c);
             var source = new GeneratedSource(new MovingMnist(c.DataConfig(), TestUtil.Templates(50, 4), 4));
-            var one = Evaluator.Run(model, source, 7, 2, 3, CPU).Flat();
+            var one = Evaluator.Run(model, source, 7, new InferenceOptions(2), 3, CPU).Flat();
             randn(100);   // the global generator moves on; the report must not
             set_num_threads(1);
-            var two = Evaluator.Run(model, source, 7, 2, 3, CPU).Flat();
+            var two = Evaluator.Run(model, source, 7, new InferenceOptions(2), 3, CPU).Flat();
             Assert.Equal(7, one["sequences"]);
             // the same samples; only float32 sums in libtorch may add in another order at another thread count
             foreach (var (key, value) in one)

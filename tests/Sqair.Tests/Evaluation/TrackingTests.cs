@@ -37,7 +37,7 @@ public class TrackingTests
     [Fact]
     public void Clipping_keeps_the_visible_part_of_a_box()
     {
-        Assert.Equal(new TrackBox(3, 40, 0, 10, 6), new TrackBox(3, 40, -4, 28, 10).ClipTo(50, 50));
+        Assert.Equal(new TrackBox(3, 40, 0, 10, 6, OnCanvas: 60f / 280), new TrackBox(3, 40, -4, 28, 10).ClipTo(50, 50));
         Assert.Equal(new TrackBox(1, 5, 6, 7, 8), new TrackBox(1, 5, 6, 7, 8).ClipTo(50, 50));
         var outside = new TrackBox(2, 60, 10, 5, 5).ClipTo(50, 50);
         Assert.Equal(0, outside.H * outside.W);
@@ -50,7 +50,53 @@ public class TrackingTests
         using var batch = new SequenceBatch(torch.zeros([1, 1, 1, 50, 50]), torch.tensor(new float[] { 40, 5, 20, 20 }).reshape(1, 1, 1, 4),
                                             torch.ones(1, 1, 1), torch.ones(1, 1, 1), torch.zeros(1, 1, torch.int64), torch.zeros(1, 1, torch.int64));
         var truth = TrackExtraction.Truth(batch);
-        Assert.Equal(new TrackBox(0, 40, 5, 10, 20), Assert.Single(truth[0][0]));
+        Assert.Equal(new TrackBox(0, 40, 5, 10, 20, OnCanvas: 0.5f), Assert.Single(truth[0][0]));
+    }
+
+    [Fact]
+    public void A_dont_care_digit_is_no_miss_and_a_hypothesis_on_it_no_false_positive()
+    {
+        // frame: digit 0 on the canvas and found; digit 1 mostly off the canvas (don't care) and found;
+        // digit 2 mostly off and not found; one hypothesis far from everything stays a false positive.
+        var truth = Frames([B(0, 0, 0), B(1, 30, 0) with { OnCanvas = 0.3f }, B(2, 40, 40) with { OnCanvas = 0.1f }]);
+        var hyp = Frames([B(5, 0, 0), B(6, 31, 0), B(7, 20, 20)]);
+        var (t, h) = DontCare.Remove(truth, hyp);
+        Assert.Equal([0L], t[0].Select(b => b.Id));
+        Assert.Equal([5L, 7L], h[0].Select(b => b.Id));
+        var acc = new MotAccumulator();
+        acc.AddSequence(t, h);
+        var s = acc.Summary();
+        Assert.Equal((1L, 0L, 1L), (s.Matches, s.Misses, s.FalsePositives));
+        Assert.Equal(0.0, s.Mota, 12);   // strictly: 1 − (1 miss + 1 false positive) / 3
+    }
+
+    [Fact]
+    public void A_hypothesis_that_fits_a_counted_digit_better_is_not_taken_by_a_dont_care_neighbour()
+    {
+        // both digits overlap hypothesis 5 enough; the Hungarian match over all ground truth gives it to
+        // digit 0 (IoU 1) and hypothesis 6 to the don't-care digit 1, so only 6 goes.
+        var truth = Frames([B(0, 0, 0), B(1, 0, 2) with { OnCanvas = 0.4f }]);
+        var hyp = Frames([B(5, 0, 0), B(6, 0, 3)]);
+        var (t, h) = DontCare.Remove(truth, hyp);
+        Assert.Equal([0L], t[0].Select(b => b.Id));
+        Assert.Equal([5L], h[0].Select(b => b.Id));
+    }
+
+    [Fact]
+    public void Errors_are_split_by_tenth_of_the_sequence_and_add_up_to_the_whole()
+    {
+        // 20 frames, one digit, found in the first half; in the second half a wrong box (a miss and a false positive)
+        var truth = Enumerable.Range(0, 20).Select(f => (IReadOnlyList<TrackBox>)[B(0, f, 0)]).ToList();
+        var hyp = Enumerable.Range(0, 20).Select(f => (IReadOnlyList<TrackBox>)[f < 10 ? B(3, f, 0) : B(3, f, 30)]).ToList();
+        var acc = new MotAccumulator();
+        acc.AddSequence(truth, hyp);
+        var s = acc.Summary();
+        Assert.Equal([1, 1, 1, 1, 1, -1, -1, -1, -1, -1], s.MotaByTenth);
+        Assert.All(s.HypothesesPerDigitByTenth, x => Assert.Equal(1.0, x));
+        Assert.Equal(s.MotaByTenth.Average(), s.Mota, 12);   // equal ground truth per tenth
+        var ten = new MotAccumulator();
+        ten.AddSequence(truth[..10], hyp[..10]);
+        Assert.Empty(ten.Summary().MotaByTenth);   // 10 frames: no curve
     }
 
     [Fact]

@@ -71,7 +71,7 @@ public class TransformerTests
     public void Scale_is_clipped_below_with_a_straight_through_gradient()
     {
         var logits = tensor(new[] { -30.0, 0.0, 0.3, -0.1 }, dtype: ScalarType.Float64, requires_grad: true);
-        var coords = Boxes.Coords(logits);
+        var coords = Boxes.Coords(logits, 1);
         Assert.Equal(Boxes.MinScale, coords[0].item<double>(), 12);
         coords[0].backward();
         var expected = Math.Exp(-30) / Math.Pow(1 + Math.Exp(-30), 2); // sigmoid'(−30)
@@ -79,11 +79,45 @@ public class TransformerTests
     }
 
     [Fact]
+    public void Shift_range_one_is_tanh_and_a_wider_range_keeps_its_slope_at_the_centre()
+    {
+        var logits = tensor(new[] { 0.0, 0.0, 0.7, -2.5 }, dtype: ScalarType.Float64);
+        var tanh = Boxes.Coords(logits, 1).data<double>().ToArray();
+        Assert.Equal(Math.Tanh(0.7), tanh[2], 12);
+        Assert.Equal(Math.Tanh(-2.5), tanh[3], 12);
+        var wide = Boxes.Coords(logits, 1.6).data<double>().ToArray();
+        Assert.Equal(1.6 * Math.Tanh(0.7 / 1.6), wide[2], 12);
+        var small = tensor(new[] { 0.0, 0.0, 1e-4, 0.0 }, dtype: ScalarType.Float64);
+        Assert.Equal(1e-4, Boxes.Coords(small, 1.6).data<double>()[2], 10);   // d shift / d logit = 1 at 0, as tanh
+    }
+
+    [Theory]
+    [InlineData(1.0)]
+    [InlineData(1.6)]
+    [InlineData(3.0)]
+    public void A_window_centre_reaches_the_intended_margin_past_the_canvas_and_round_trips_through_pixel_boxes(double range)
+    {
+        const int side = 50;
+        // top + size/2 = (L − 1)(t + 1)/2 + s: the window centre in pixels plus the scale.
+        // A logit far out saturates the shift at ±range: the window centre lies range·(L − 1)/2 from the canvas centre.
+        var logits = tensor(new[] { 0.0, 0.0, 40.0, -40.0 }, dtype: ScalarType.Float64);
+        var coords = Boxes.Coords(logits, range);
+        var box = Boxes.CoordsToPixelBoxes(coords, side, side).data<double>().ToArray();   // y, x, h, w
+        double centre = (side - 1) / 2.0, reach = range * (side - 1) / 2.0;
+        Assert.Equal(centre + reach, box[1] + box[3] / 2 - box[3] / (side + 1), 6);   // x: right of the centre
+        Assert.Equal(centre - reach, box[0] + box[2] / 2 - box[2] / (side + 1), 6);   // y: above it
+        // pixel box → coordinates → the same shift (the inverse of the box formulas of docs/design.md §2.1)
+        double s = box[3] / (side + 1), t = box[1] * 2 / (side - 1) - 1 + s;
+        Assert.Equal(coords[2].item<double>(), t, 9);
+        Assert.Equal(range, t, 9);
+    }
+
+    [Fact]
     public void Extraction_gradient_matches_finite_differences()
     {
         var img = KnownImage();
         var logits = tensor(new[] { -0.3, 0.2, 0.1, -0.25 }, dtype: ScalarType.Float64).unsqueeze(0).requires_grad_();
-        Tensor F(Tensor l) => (SpatialTransformer.Extract(img, Boxes.Coords(l), 20) * img[.., .., 0..20, 0..20]).sum();
+        Tensor F(Tensor l) => (SpatialTransformer.Extract(img, Boxes.Coords(l, 1.6), 20) * img[.., .., 0..20, 0..20]).sum();
         F(logits).backward();
         var analytic = logits.grad!.data<double>().ToArray();
         for (int i = 0; i < 4; i++)
