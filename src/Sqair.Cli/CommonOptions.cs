@@ -46,8 +46,15 @@ static class CommonOptions
         DefaultValueFactory = _ => "none",
     });
 
-    /// <summary>The inference options of a command that takes <see cref="K"/> and <see cref="Resample"/>.</summary>
-    public static InferenceOptions Inference(ParseResult r) => new(r.GetValue(K), Enum.Parse<Resampling>(r.GetValue(Resample)!, ignoreCase: true));
+    public static readonly Option<double?> RejectIoU = new("--reject-iou")
+    {
+        Description = "Discovery rejects a new object whose window overlaps a followed object's with IoU above this, in [0, 1); 0: never (default: the model's reject_iou)",
+        Validators = { result => { if (result.GetValueOrDefault<double?>() is { } v && v is not (>= 0 and < 1)) result.AddError($"--reject-iou {v}: must be in [0, 1)"); } },
+    };
+
+    /// <summary>The inference options of a command that takes <see cref="K"/>, <see cref="Resample"/> and <see cref="RejectIoU"/>.</summary>
+    public static InferenceOptions Inference(ParseResult r) =>
+        new(r.GetValue(K), Enum.Parse<Resampling>(r.GetValue(Resample)!, ignoreCase: true), r.GetValue(RejectIoU));
 
     /// <summary>Adds a validator: the option's value must be one of <paramref name="allowed"/>.</summary>
     static Option<string> OneOf(string[] allowed, Option<string> option)

@@ -47,7 +47,7 @@ static class EvalCommand
         var json = new Option<string?>("--json") { Description = "Where to write the JSON report (default: eval-<split>-<step>.json beside the checkpoint)" };
         var eval = new Command("eval", "Measure a checkpoint: IWAE bound, ELBO, log p(x|z), KL, ESS, MSE, count accuracy, MOTA/MOTP/IDF1")
         {
-            CommonOptions.Checkpoint, CommonOptions.Split, DataFile, Count, CommonOptions.K, CommonOptions.Resample, batch, CommonOptions.Seed, json,
+            CommonOptions.Checkpoint, CommonOptions.Split, DataFile, Count, CommonOptions.K, CommonOptions.Resample, CommonOptions.RejectIoU, batch, CommonOptions.Seed, json,
             CommonOptions.Device, CommonOptions.Threads, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         eval.SetAction(r =>
@@ -75,7 +75,7 @@ static class EvalCommand
             var output = r.GetValue(json) ?? Path.Combine(Path.GetDirectoryName(path)!, $"eval-{split}-{iteration:D9}.json");
             var doc = new Dictionary<string, object>
             {
-                ["checkpoint"] = Path.GetFullPath(path), ["iteration"] = iteration, ["split"] = split, ["data"] = data.Path, ["ground_truth"] = report.HasTruth, ["k"] = inference.K, ["resample"] = inference.Resampling.ToString().ToLowerInvariant(), ["seed"] = r.GetValue(CommonOptions.Seed),
+                ["checkpoint"] = Path.GetFullPath(path), ["iteration"] = iteration, ["split"] = split, ["data"] = data.Path, ["ground_truth"] = report.HasTruth, ["k"] = inference.K, ["resample"] = inference.Resampling.ToString().ToLowerInvariant(), ["reject_iou"] = inference.RejectIoU ?? model.Config.RejectIoU, ["seed"] = r.GetValue(CommonOptions.Seed),
                 ["metrics"] = flat.ToDictionary(kv => kv.Key, kv => double.IsFinite(kv.Value) ? (object)kv.Value : kv.Value.ToString()),
             };
             AtomicFile.WriteAllText(output, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));

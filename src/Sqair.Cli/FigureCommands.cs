@@ -71,7 +71,7 @@ static class FigureCommands
         var length = CommonOptions.AtLeast(1, new Option<int?>("--seq-len") { Description = "Frames per sequence (default: the model's training length; longer ones, e.g. 100, are generated)" });
         var render = new Command("render", "Sequence figure, still figure and GIF of inputs and reconstructions with id-coloured boxes")
         {
-            CommonOptions.Checkpoint, CommonOptions.Split, DataFile, First, Sequences, length, CommonOptions.K, CommonOptions.Resample, CommonOptions.Seed, Out, Delay,
+            CommonOptions.Checkpoint, CommonOptions.Split, DataFile, First, Sequences, length, CommonOptions.K, CommonOptions.Resample, CommonOptions.RejectIoU, CommonOptions.Seed, Out, Delay,
             CommonOptions.Device, CommonOptions.Threads, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         render.SetAction(r =>

@@ -43,7 +43,7 @@ static class TrackCommand
         var batch = CommonOptions.BatchSize(32);
         var track = new Command("track", "Detect and track objects in new sequences; writes frame, id, box and presence probability")
         {
-            CommonOptions.Checkpoint, input, count, format, gif, CommonOptions.K, CommonOptions.Resample, CommonOptions.Seed, output, batch, CommonOptions.Device, CommonOptions.Threads,
+            CommonOptions.Checkpoint, input, count, format, gif, CommonOptions.K, CommonOptions.Resample, CommonOptions.RejectIoU, CommonOptions.Seed, output, batch, CommonOptions.Device, CommonOptions.Threads,
         };
         track.SetAction(r =>
         {

@@ -5,11 +5,12 @@ using static TorchSharp.torch;
 namespace Sqair.Evaluation;
 
 /// <summary>
-/// How tracks are inferred: K particles per sequence and whether they are resampled frame by frame
-/// (<see cref="Model.Resampling"/>). The options of <c>eval</c>, <c>track</c>, <c>render</c>, the
-/// benchmarks and the scripts alike.
+/// How tracks are inferred: K particles per sequence, whether they are resampled frame by frame
+/// (<see cref="Model.Resampling"/>), and the IoU above which discovery rejects a proposal that
+/// duplicates a followed object (null: the model's <c>reject_iou</c>; 0: never). The options of
+/// <c>eval</c>, <c>track</c>, <c>render</c>, the benchmarks and the scripts alike.
 /// </summary>
-public sealed record InferenceOptions(int K = 5, Resampling Resampling = Resampling.None)
+public sealed record InferenceOptions(int K = 5, Resampling Resampling = Resampling.None, double? RejectIoU = null)
 {
     /// <summary>One particle, no resampling: the cheapest tracking (no bound).</summary>
     public static InferenceOptions Single { get; } = new(1);
@@ -47,7 +48,7 @@ public static class Inference
     public static InferredBatch Run(SqairModel model, Tensor frames, InferenceOptions options, Generator generator)
     {
         using var _ = no_grad();
-        var output = model.Forward(frames, options.K, keepFrames: true, generator: generator, resampling: options.Resampling);
+        var output = model.Forward(frames, options.K, keepFrames: true, generator: generator, resampling: options.Resampling, rejectIoU: options.RejectIoU);
         return new InferredBatch(output, output.PickParticles(generator), model.Config.ImgSize);
     }
 }

@@ -29,6 +29,20 @@ internal static class Boxes
         return cat([scale, shift], -1);
     }
 
+    /// <summary>
+    /// Intersection over union of windows given as (sx, sy, tx, ty) coordinates [..., 4] (broadcast):
+    /// a window spans t ± s on each axis.
+    /// </summary>
+    public static Tensor WindowIoU(Tensor a, Tensor b)
+    {
+        var p = a.unbind(-1);
+        var q = b.unbind(-1);
+        Tensor Overlap(Tensor s1, Tensor t1, Tensor s2, Tensor t2) => minimum(t1.Plus(s1), t2.Plus(s2)).sub(maximum(t1 - s1, t2 - s2)).clamp_min(Kept(0.0));
+        var inter = Overlap(p[0], p[2], q[0], q[2]) * Overlap(p[1], p[3], q[1], q[3]);
+        var union = (p[0] * p[1]).Plus(q[0] * q[1]).mul(Kept(4L)) - inter;
+        return inter.div(union.clamp_min(Kept(1e-12)));
+    }
+
     /// <summary>[..., 4] (sx, sy, tx, ty) coordinates → [..., 4] pixel boxes (y, x, h, w) in an H×W image.</summary>
     public static Tensor CoordsToPixelBoxes(Tensor coords, int height, int width)
     {

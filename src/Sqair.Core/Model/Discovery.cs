@@ -76,15 +76,22 @@ internal sealed class Discovery : Module
     /// Discovers new objects in x [R, C, H, W], whose <see cref="EncodeFrames"/> features are
     /// <paramref name="features"/>. <paramref name="priorPresenceLogit"/> [R, N] are the propagation
     /// prior's gated presence logits (e in docs/design.md §2.4); <paramref name="later"/> is t &gt; 0. Noise comes
-    /// from <paramref name="generator"/> (null: the global one).
+    /// from <paramref name="generator"/> (null: the global one). At t &gt; 0, discovery stops at a proposal
+    /// whose window overlaps a present propagated object's with IoU above <paramref name="rejectIoU"/>
+    /// (0: never), and in training it is switched off for a row with probability <c>disc_dropout</c>.
+    /// Both lower the cap A on the number of new objects, so q(n) stays the proposal that was sampled.
     /// </summary>
     public (ObjectSlots Slots, StepTerms Terms) Forward(Tensor x, Tensor features, ObjectSlots propagated, Tensor priorPresenceLogit, bool later,
                                                         Module<Tensor, Tensor> glimpseEncoder, (Tensor Temporal, Tensor Prior) initialStates,
-                                                        Tensor lastId, Generator? generator = null)
+                                                        Tensor lastId, double rejectIoU, Generator? generator = null)
     {
         long r = x.shape[0];
         int n = c.MaxObjects, d = c.NWhat, g = c.GlimpseSize;
         var (cond, allowed) = Conditioning(propagated);
+        if (later && training && c.DiscDropout > 0)
+            allowed = allowed * bernoulli(full_like(allowed, Kept(1 - c.DiscDropout)), generator);
+        // [R, N, 4] windows of the propagated objects, to reject proposals that duplicate one
+        var followed = later && rejectIoU > 0 ? Boxes.Coords(propagated.Where, c.ShiftRange) : null;
 
         var s = rnn.InitialState(r);
         Tensor whatJ = zeros(r, d, device: x.device), whereJ = zeros(r, 4, device: x.device), presJ = ones(r, 1, device: x.device);
@@ -97,7 +104,13 @@ internal sealed class Discovery : Module
             var (loc, scaleLogit) = transform.call(s);
             (whereScale[j], whereNoise[j]) = (PositiveScale(scaleLogit), StandardNormal(loc, generator));
             var whereK = loc.Plus(whereScale[j] * whereNoise[j]);
-            var enc = glimpseEncoder.call(SpatialTransformer.Extract(x, Boxes.Coords(whereK, c.ShiftRange), g)).split([d, d], -1);
+            var window = Boxes.Coords(whereK, c.ShiftRange);
+            if (followed is not null)
+            {
+                var duplicate = Boxes.WindowIoU(window.unsqueeze(1), followed).mul(propagated.Presence).gt(Kept(rejectIoU)).any(1);
+                allowed = allowed.masked_fill(duplicate.logical_and(allowed.gt(Kept((long)j))), Kept((long)j));
+            }
+            var enc = glimpseEncoder.call(SpatialTransformer.Extract(x, window, g)).split([d, d], -1);
             (whatScale[j], whatNoise[j]) = (PositiveScale(enc[1]), StandardNormal(enc[0], generator));
             var whatK = enc[0].Plus(whatScale[j] * whatNoise[j]);
 

@@ -37,6 +37,8 @@ internal interface IModelSettings
     double ScalePrior { get; }
     double PropPriorStepBias { get; }
     double ShiftRange { get; }
+    double RejectIoU { get; }
+    double DiscDropout { get; }
     bool MaskedGlimpse { get; }
     bool RecWherePrior { get; }
 }
@@ -98,6 +100,13 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     /// 1 is the original's tanh, larger lets an object follow a digit past the bottom or right edge (docs/design.md §2.1).
     /// </summary>
     [JsonPropertyName("shift_range")] public double ShiftRange { get; init; } = 1.0;
+    /// <summary>
+    /// Discovery stops at a proposed object whose window overlaps a propagated object's window with IoU above
+    /// this (0: never; docs/design.md §2.4): a digit already followed is not found again. eval and track may override it.
+    /// </summary>
+    [JsonPropertyName("reject_iou")] public double RejectIoU { get; init; } = 0;
+    /// <summary>Training only: the probability that discovery is switched off for a sequence's frame at t &gt; 0, so that propagation learns to follow (docs/design.md §2.4).</summary>
+    [JsonPropertyName("disc_dropout")] public double DiscDropout { get; init; } = 0;
     /// <summary>Propagation multiplies its first glimpse by a learned mask (docs/design.md §2.3).</summary>
     [JsonPropertyName("masked_glimpse")] public bool MaskedGlimpse { get; init; } = true;
     /// <summary>Discovery's where prior is an RNN over the discovered objects (docs/design.md §2.4).</summary>
@@ -313,6 +322,8 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         Check(OutputStd > 0, "output_std", OutputStd, "must be positive");
         Check(OutputScale > 0, "output_scale", OutputScale, "must be positive (the initial scale of decoded glimpses)");
         Check(ShiftRange is >= 1 and <= MaxShiftRange, "shift_range", ShiftRange, $"must be in [1, {MaxShiftRange}]");
+        Check(RejectIoU is >= 0 and < 1, "reject_iou", RejectIoU, "must be in [0, 1) (0: off)");
+        Check(DiscDropout is >= 0 and < 1, "disc_dropout", DiscDropout, "must be in [0, 1) (0: off)");
         Check(DigitScale is > 0 and <= 4, "digit_scale", DigitScale, "must be in (0, 4]");
         Check(KParticles >= 1, "k_particles", KParticles, "must be at least 1");
         Check(SeqLen >= 1, "seq_len", SeqLen, "must be at least 1");

@@ -152,16 +152,18 @@ public sealed class SqairModel : Module
     /// With <paramref name="keepFrames"/> every step's outputs are kept (detached) for evaluation and figures.
     /// Samples are drawn from <paramref name="generator"/> (null: libtorch's global generator).
     /// <paramref name="resampling"/> other than <see cref="Resampling.None"/> makes the K particles a
-    /// particle filter (inference only; see <see cref="Resampling"/>).
+    /// particle filter (inference only; see <see cref="Resampling"/>). <paramref name="rejectIoU"/> overrides
+    /// the config's <c>reject_iou</c> (discovery's rejection of duplicates).
     /// </summary>
     public SequenceOutput Forward(Tensor frames, int k, bool keepFrames = false, Generator? generator = null,
-                                  Resampling resampling = Resampling.None) =>
-        Infer(frames, k, keepFrames, generator, resampling).Output;
+                                  Resampling resampling = Resampling.None, double? rejectIoU = null) =>
+        Infer(frames, k, keepFrames, generator, resampling, rejectIoU).Output;
 
     (SequenceOutput Output, SequenceState Final) Infer(Tensor frames, int k, bool keepFrames, Generator? generator = null,
-                                                       Resampling resampling = Resampling.None)
+                                                       Resampling resampling = Resampling.None, double? rejectIoU = null)
     {
         var c = Config;
+        double reject = rejectIoU ?? c.RejectIoU;
         long t = frames.shape[0], b = frames.shape[1], r = b * k;
         var device = frames.device;
 
@@ -188,7 +190,7 @@ public sealed class SqairModel : Module
                 (objects, priorPresenceLogit, later, lastId) =>
                 {
                     (var found, discTerms) = discovery.Forward(x, features, objects, priorPresenceLogit, later, glimpse_encoder,
-                                                               propagation.InitialStates(r, c.MaxObjects), lastId, generator);
+                                                               propagation.InitialStates(r, c.MaxObjects), lastId, reject, generator);
                     return found;
                 });
             var slots = state.Slots;

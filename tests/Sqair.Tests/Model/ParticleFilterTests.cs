@@ -101,3 +101,60 @@ public class ParticleFilterTests
         }
     }
 }
+
+public class DiscoveryRejectionTests
+{
+    [Fact]
+    public void Window_IoU_of_identical_disjoint_and_half_shifted_windows()
+    {
+        var a = tensor(new float[] { 0.2f, 0.2f, 0f, 0f });
+        Assert.Equal(1f, Boxes.WindowIoU(a, a).item<float>(), 5);
+        Assert.Equal(0f, Boxes.WindowIoU(a, tensor(new float[] { 0.2f, 0.2f, 0.9f, 0f })).item<float>(), 5);
+        // shifted by half its width on x: overlap 1/2 of each, IoU = 1/3
+        Assert.Equal(1f / 3, Boxes.WindowIoU(a, tensor(new float[] { 0.2f, 0.2f, 0.2f, 0f })).item<float>(), 5);
+    }
+
+    /// <summary>
+    /// A discovery that always proposes the same window (where = <paramref name="where"/>, tiny noise) with
+    /// presence ≈ 1, beside a propagated object at that window: the number of new objects it finds.
+    /// </summary>
+    static (float Found, float LogQ) DiscoverBesideFollowed(float[] where, double rejectIoU)
+    {
+        manual_seed(6);
+        var c = SqairModelTests.Tiny();
+        var discovery = new Discovery(c);
+        var propagation = new Propagation(c);
+        using var _ = no_grad();
+        int set = 0;
+        foreach (var (name, p) in discovery.named_parameters())
+        {
+            if (!name.Contains(".output.")) continue;
+            if (name.StartsWith("transform."))
+                p.copy_(name.EndsWith("bias") ? tensor(where.Concat(Enumerable.Repeat(-30f, 4)).ToArray()) : zeros_like(p));
+            else if (name.StartsWith("presence."))
+                p.copy_(name.EndsWith("bias") ? full_like(p, 30f) : zeros_like(p));
+            else continue;
+            set++;
+        }
+        Assert.Equal(4, set);
+        var x = SqairModelTests.Frames(1, 1)[0];
+        var n = c.MaxObjects;
+        var followed = new ObjectSlots(zeros(1, n, c.NWhat), tensor(where).expand(1, n, 4).clone(), tensor(new float[] { 1, 0, 0 }).view(1, n),
+                                       ones(1, n), tensor(new long[] { 0, -1, -1 }).view(1, n), propagation.InitialStates(1, n).Temporal.clone(),
+                                       propagation.InitialStates(1, n).Prior.clone());
+        var (slots, terms) = discovery.Forward(x, discovery.EncodeFrames(x, 1), followed, zeros(1, n), later: true, Networks.Glimpse(c),
+                                               propagation.InitialStates(1, n), tensor(new long[] { 0 }), rejectIoU, new Generator(1));
+        return (slots.Presence.sum().item<float>(), terms.LogQ.item<float>());
+    }
+
+    [Fact]
+    public void Rejection_removes_a_proposal_that_duplicates_a_followed_object_and_keeps_q_a_proposal()
+    {
+        var where = new float[] { -1.5f, -1.5f, 0.3f, -0.2f };
+        var (without, _) = DiscoverBesideFollowed(where, rejectIoU: 0);
+        Assert.Equal(2f, without);   // presence ≈ 1 and room for two beside the followed object: the digit is found twice
+        var (with, logq) = DiscoverBesideFollowed(where, rejectIoU: 0.8);
+        Assert.Equal(0f, with);
+        Assert.True(float.IsFinite(logq) && logq > -1, $"the forced stop is certain under q, not a 1 − p ≈ e^−30 event: log q = {logq}");
+    }
+}
