@@ -41,9 +41,15 @@ static class TrackCommand
         var format = new Option<TrackFormat>("--format") { Description = "csv (ours: boxes, windows, probabilities, plus JSON) or mot (MOT Challenge text, as py-motmetrics and TrackEval read)", DefaultValueFactory = _ => TrackFormat.Csv };
         var gif = new Option<bool>("--gif") { Description = $"Also draw the tracks (attention windows coloured by id) over the input frames of up to {GifSequences} sequences" };
         var batch = CommonOptions.BatchSize(32);
+        var lag = CommonOptions.AtLeast(1, new Option<int>("--lag")
+        {
+            Description = "Frames held before the oldest is fixed: sequences up to this long get the tracks of the whole-sequence choice; " +
+                          "longer ones fix each frame on the best particle this many frames later (memory grows with it, not with the video)",
+            DefaultValueFactory = _ => TrackStream.DefaultLag,
+        });
         var track = new Command("track", "Detect and track objects in new sequences; writes frame, id, box and presence probability")
         {
-            CommonOptions.Checkpoint, input, count, format, gif, CommonOptions.K, CommonOptions.Resample, CommonOptions.RejectIoU, CommonOptions.Seed, output, batch, CommonOptions.Device, CommonOptions.Threads,
+            CommonOptions.Checkpoint, input, count, format, gif, CommonOptions.K, CommonOptions.Resample, CommonOptions.RejectIoU, CommonOptions.Seed, output, batch, lag, CommonOptions.Device, CommonOptions.Threads,
         };
         track.SetAction(r =>
         {
@@ -51,26 +57,45 @@ static class TrackCommand
             var (model, _) = Checkpoint.LoadModel(CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!), device);
             var path = r.GetValue(input)!;
             if (!Directory.Exists(path) && !File.Exists(path)) throw new UserError($"input {path}: no such file or folder");
-            int side = model.Config.ImgSize;
-            var (batches, names, scale) = Directory.Exists(path) ? FolderInput(path, model.Config, device) : FileInput(path, model.Config, r.GetValue(count), r.GetValue(batch), device);
+            var (batches, names, scale) = Directory.Exists(path) ? FolderInput(path, model.Config) : FileInput(path, model.Config, r.GetValue(count), r.GetValue(batch));
             ulong seed = r.GetValue(CommonOptions.Seed);
+            var inference = CommonOptions.Inference(r);
 
             var sequences = new List<TrackedSequence>();
             var drawn = new List<ModelFigures.Track>();
-            using var _ = no_grad();
-            foreach (var frames in batches)
+            foreach (var (size, frames) in batches)
             {
-                using var scope = NewDisposeScope();
                 // a generator per batch, as in eval, so the same input and seed always give the same tracks
                 using var generator = new Generator(Evaluator.BatchSeed(seed, sequences.Count));
-                var inferred = Inference.Run(model, frames, CommonOptions.Inference(r), generator);
-                var content = inferred.Boxes(BoxKind.Content);
-                var windows = inferred.Boxes(BoxKind.Glimpse);
-                for (int b = 0; b < inferred.Rows.Length; b++)
+                using var stream = new TrackStream(model, size, inference, generator, device, r.GetValue(lag));
+                var objects = Enumerable.Range(0, (int)size).Select(_ => new List<Tracked>()).ToArray();
+                bool draw = r.GetValue(gif) && drawn.Count < GifSequences;
+                var inputs = new List<Tensor>();
+                var chosen = new List<Model.FrameOutput>();
+                void Collect(IReadOnlyList<StreamedFrame> fixedFrames)
                 {
-                    var objects = content[b].SelectMany((boxes, t) => boxes.Zip(windows[b][t], (box, window) => new Tracked(t, box.Id, box, window))).ToList();
-                    sequences.Add(new TrackedSequence(names(sequences.Count), content[b].Count, objects, scale.X, scale.Y));
-                    if (r.GetValue(gif) && drawn.Count < GifSequences) drawn.Add(ModelFigures.Extract(frames, inferred.Frames, b, inferred.Rows[b]));
+                    foreach (var f in fixedFrames)
+                    {
+                        for (int b = 0; b < size; b++)
+                            objects[b].AddRange(f.Content[b].Zip(f.Windows[b], (box, window) => new Tracked(f.Frame, box.Id, box, window)));
+                        if (draw) chosen.Add(f.Chosen);   // --gif keeps every frame of the drawn sequences
+                        else foreach (var t in f.Chosen.Tensors()) t.Dispose();
+                    }
+                }
+                int length = 0;
+                foreach (var frame in frames)
+                    using (frame)
+                    using (var onDevice = frame.to(device))
+                    {
+                        Collect(stream.Push(onDevice));
+                        if (draw) inputs.Add(frame.clone());
+                        length++;
+                    }
+                Collect(stream.Finish());
+                for (int b = 0; b < size; b++)
+                {
+                    sequences.Add(new TrackedSequence(names(sequences.Count), length, objects[b], scale.X, scale.Y));
+                    if (draw && drawn.Count < GifSequences) drawn.Add(ModelFigures.Extract(stack(inputs), chosen, b, b));
                 }
             }
 
@@ -142,16 +167,19 @@ static class TrackCommand
 
     static string Invariant(object v) => Convert.ToString(v, CultureInfo.InvariantCulture)!;
 
-    /// <summary>A folder of frames: one sequence named after the folder, boxes scaled back to the frames' own pixels.</summary>
-    static (IEnumerable<Tensor>, Func<int, string>, (double X, double Y)) FolderInput(string folder, Model.SqairConfig c, Device device)
+    /// <summary>Batches of sequences, each as its size and its frames [B, C, H, W] one at a time (read as they are needed).</summary>
+    sealed record Input(IEnumerable<(long Size, IEnumerable<Tensor> Frames)> Batches, Func<int, string> Names, (double X, double Y) Scale);
+
+    /// <summary>A folder of frames: one sequence named after the folder, read a frame at a time, boxes scaled back to the frames' own pixels.</summary>
+    static Input FolderInput(string folder, Model.SqairConfig c)
     {
-        var frames = FrameFolder.Load(folder, c.ImgSize, c.Channels, ResizeFilter.Linear, out var size).to(device);
+        var (frames, size) = FrameFolder.Stream(folder, c.ImgSize, c.Channels);
         var name = Path.GetFileName(Path.GetFullPath(folder).TrimEnd('/'));
-        return ([frames], _ => name, ((double)size.Width / c.ImgSize, (double)size.Height / c.ImgSize));
+        return new([(1, frames)], _ => name, ((double)size.Width / c.ImgSize, (double)size.Height / c.ImgSize));
     }
 
     /// <summary>A dataset file: its sequences in batches, named by index, boxes in canvas pixels.</summary>
-    static (IEnumerable<Tensor>, Func<int, string>, (double X, double Y)) FileInput(string path, Model.SqairConfig c, int? count, int batchSize, Device device)
+    static Input FileInput(string path, Model.SqairConfig c, int? count, int batchSize)
     {
         var file = SequenceFile.Open(path);
         if (c.Misfit(file.Config) is { } misfit)
@@ -159,17 +187,17 @@ static class TrackCommand
             file.Dispose();
             throw new UserError($"input {path}: {misfit}");
         }
-        return (Batches(file, count, batchSize, device), i => $"seq-{i:D6}", (1.0, 1.0));
+        return new(Batches(file, count, batchSize), i => $"seq-{i:D6}", (1.0, 1.0));
     }
 
-    static IEnumerable<Tensor> Batches(SequenceFile file, int? count, int batchSize, Device device)
+    static IEnumerable<(long, IEnumerable<Tensor>)> Batches(SequenceFile file, int? count, int batchSize)
     {
         using (file)
         {
-            var loader = new BatchLoader(file, batchSize, shuffle: false, seed: 0, device);
+            var loader = new BatchLoader(file, batchSize, shuffle: false, seed: 0, CPU);
             foreach (var batch in loader.Ordered(Math.Min(count ?? file.Count!.Value, file.Count!.Value)))
                 using (batch)
-                    yield return batch.Frames.clone();
+                    yield return (batch.B, Enumerable.Range(0, batch.T).Select(t => batch.Frames[t].clone()));
         }
     }
 }

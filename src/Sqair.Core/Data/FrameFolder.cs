@@ -56,31 +56,66 @@ public static class FrameFolder
     /// </summary>
     public static byte[] Read(IReadOnlyList<string> files, int side, int channels, ResizeFilter filter, out (int Width, int Height) size)
     {
-        int plane = side * side;
-        var data = new byte[files.Count * channels * plane];
+        int frame = channels * side * side;
+        var data = new byte[files.Count * frame];
         size = default;
         for (int t = 0; t < files.Count; t++)
         {
-            using var decoded = Decode(files[t]);
-            if (t == 0) size = (decoded.Width, decoded.Height);
-            else if ((decoded.Width, decoded.Height) != size)
-                throw new InvalidDataException($"{files[t]}: {decoded.Width}×{decoded.Height} pixels, but {files[0]} is {size.Width}×{size.Height}; the frames of one sequence must share a size");
-            using var resized = Resize(decoded, side, filter);
-            for (int y = 0; y < side; y++)
-                for (int x = 0; x < side; x++)
-                {
-                    var p = resized.GetPixel(x, y);
-                    int o = t * channels * plane + y * side + x;
-                    if (channels == 1) data[o] = (byte)((p.Red + p.Green + p.Blue + 1) / 3);
-                    else
-                    {
-                        data[o] = p.Red;
-                        data[o + plane] = p.Green;
-                        data[o + 2 * plane] = p.Blue;
-                    }
-                }
+            var own = ReadFrame(files[t], side, channels, filter, data.AsSpan(t * frame, frame));
+            if (t == 0) size = own;
+            else CheckSize(files[t], own, files[0], size);
         }
         return data;
+    }
+
+    /// <summary>
+    /// The frames of a folder one at a time, each [1, C, side, side] in [0, 1] (a batch of one
+    /// sequence), so that tracking a long video holds one frame, not all; and the frames' own size
+    /// (width, height), read from the first. A frame of another size is an error naming it when it is reached.
+    /// </summary>
+    public static (IEnumerable<Tensor> Frames, (int Width, int Height) Size) Stream(string folder, int side, int channels, ResizeFilter filter = ResizeFilter.Linear)
+    {
+        var files = Files(folder);
+        (int Width, int Height) size;
+        using (var first = Decode(files[0])) size = (first.Width, first.Height);
+        IEnumerable<Tensor> Frames()
+        {
+            var bytes = new byte[channels * side * side];
+            foreach (var file in files)
+            {
+                CheckSize(file, ReadFrame(file, side, channels, filter, bytes), files[0], size);
+                yield return tensor(bytes.Select(b => b / 255f).ToArray(), [1, channels, side, side]);
+            }
+        }
+        return (Frames(), size);
+    }
+
+    static void CheckSize(string file, (int Width, int Height) size, string first, (int Width, int Height) firstSize)
+    {
+        if (size != firstSize)
+            throw new InvalidDataException($"{file}: {size.Width}×{size.Height} pixels, but {first} is {firstSize.Width}×{firstSize.Height}; the frames of one sequence must share a size");
+    }
+
+    /// <summary>Decodes one frame, resizes it to side×side and writes its C planes into <paramref name="into"/>; returns its own size.</summary>
+    static (int Width, int Height) ReadFrame(string file, int side, int channels, ResizeFilter filter, Span<byte> into)
+    {
+        int plane = side * side;
+        using var decoded = Decode(file);
+        using var resized = Resize(decoded, side, filter);
+        for (int y = 0; y < side; y++)
+            for (int x = 0; x < side; x++)
+            {
+                var p = resized.GetPixel(x, y);
+                int o = y * side + x;
+                if (channels == 1) into[o] = (byte)((p.Red + p.Green + p.Blue + 1) / 3);
+                else
+                {
+                    into[o] = p.Red;
+                    into[o + plane] = p.Green;
+                    into[o + 2 * plane] = p.Blue;
+                }
+            }
+        return (decoded.Width, decoded.Height);
     }
 
     static SKBitmap Resize(SKBitmap image, int side, ResizeFilter filter)

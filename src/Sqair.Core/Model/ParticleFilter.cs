@@ -20,6 +20,13 @@ public enum Resampling
 /// <summary>What each particle row has summed over the frames so far: log w, log q of the discrete latents, log p(x|z), KL; each [R].</summary>
 internal sealed record ParticleSums(Tensor LogWeight, Tensor LogQDiscrete, Tensor LogLikelihood, Tensor Kl)
 {
+    /// <summary>Nothing summed yet, for <paramref name="rows"/> rows.</summary>
+    public static ParticleSums Zeros(long rows, Device device) =>
+        new(zeros(rows, device: device), zeros(rows, device: device), zeros(rows, device: device), zeros(rows, device: device));
+
+    /// <summary>Every tensor of the sums.</summary>
+    public IEnumerable<Tensor> Tensors() => [LogWeight, LogQDiscrete, LogLikelihood, Kl];
+
     /// <summary>The sums after one more frame with log p(x|z) <paramref name="ll"/>, log p(z) <paramref name="logp"/>, log q(z) <paramref name="logq"/>: log w += ll + log p − log q.</summary>
     public ParticleSums Add(Tensor ll, Tensor logp, Tensor logq, Tensor logQDiscrete) =>
         new(LogWeight.Plus(ll).Plus(logp) - logq, LogQDiscrete.Plus(logQDiscrete), LogLikelihood.Plus(ll.detach()), Kl.Plus((logq - logp).detach()));
@@ -57,6 +64,17 @@ internal static class ParticleFilter
         return new Resample(rows, resampled);
     }
 
+    /// <summary>One particle per sequence drawn with probability ∝ w_k from log weights [B, K], as row indices [B] into the B·K rows.</summary>
+    public static Tensor Pick(Tensor logWeights, Generator? generator)
+    {
+        var k = multinomial(nn.functional.softmax(logWeights, 1), 1, generator: generator).squeeze(1);
+        return Arange(logWeights.shape[0], ScalarType.Int64, k.device).mul(Kept(logWeights.shape[1])).Plus(k);
+    }
+
+    /// <summary>The particle of largest weight per sequence, from log weights [B, K], as row indices [B].</summary>
+    public static Tensor Best(Tensor logWeights) =>
+        Arange(logWeights.shape[0], ScalarType.Int64, logWeights.device).mul(Kept(logWeights.shape[1])).Plus(logWeights.argmax(1));
+
     /// <summary>
     /// Systematic resampling: for each sequence one u ~ U[0, 1/K), positions u + i/K, i = 0..K−1, and
     /// the ancestor of position p is the first particle whose cumulative weight exceeds p. [B, K] → [B, K] indices.
@@ -81,7 +99,7 @@ internal static class ParticleFilter
 
     /// <summary>
     /// For each step, the row at that step of every final particle's ancestor ([R], null: the rows
-    /// themselves), from the ancestors drawn after each step but the last.
+    /// themselves), from the ancestors drawn before each step but the first.
     /// </summary>
     public static Tensor?[] Lineages(IReadOnlyList<Resample?> ancestors)
     {
@@ -97,4 +115,8 @@ internal static class ParticleFilter
 }
 
 /// <summary>One resampling: the ancestor row of every row [R] and which sequences resampled [B] (bool).</summary>
-internal sealed record Resample(Tensor Rows, Tensor Sequences);
+internal sealed record Resample(Tensor Rows, Tensor Sequences)
+{
+    /// <summary>Both tensors.</summary>
+    public IEnumerable<Tensor> Tensors() => [Rows, Sequences];
+}

@@ -18,6 +18,9 @@ public sealed record FrameOutput(Tensor Canvas, Tensor Glimpses, Tensor Where, T
     /// <summary>The same step with rows picked by <paramref name="rows"/> [B].</summary>
     public FrameOutput Select(Tensor rows) => new(Canvas[rows], Glimpses[rows], Where[rows], Window[rows], Presence[rows], PresenceProb[rows], Ids[rows],
         LogLikelihood[rows], LogP[rows], LogQ[rows], Propagated[rows], Discovered[rows]);
+
+    /// <summary>Every tensor of the step.</summary>
+    public IEnumerable<Tensor> Tensors() => [Canvas, Glimpses, Where, Window, Presence, PresenceProb, Ids, LogLikelihood, LogP, LogQ, Propagated, Discovered];
 }
 
 /// <summary>
@@ -53,12 +56,7 @@ public sealed record SequenceOutput(Tensor LogWeights, Tensor LogQDiscrete, Tens
     /// Importance resampling: one particle per sequence drawn with probability ∝ w_k, as row
     /// indices [B] into the B·K rows.
     /// </summary>
-    public Tensor ResampleRows(Generator? generator = null)
-    {
-        var probs = nn.functional.softmax(LogWeights.detach(), 1);
-        var k = multinomial(probs, 1, generator: generator).squeeze(1);
-        return Arange(B, ScalarType.Int64, k.device).mul(Kept(K)).Plus(k);
-    }
+    public Tensor ResampleRows(Generator? generator = null) => ParticleFilter.Pick(LogWeights.detach(), generator);
 
     /// <summary><see cref="ResampleRows"/> as an array: the row of each sequence's chosen particle, for drawing and tracking.</summary>
     public long[] PickParticles(Generator? generator = null) => ResampleRows(generator).cpu().data<long>().ToArray();
@@ -101,7 +99,20 @@ public sealed class SqairModel : Module
     {
         /// <summary>The state of the rows <paramref name="rows"/> [R'].</summary>
         public SequenceState Select(Tensor rows) => new(Slots.Select(rows), LastId[rows]);
+
+        /// <summary>Every tensor of the state (for streaming, which frees each frame's state when the next one replaces it).</summary>
+        public IEnumerable<Tensor> Tensors() => [Slots.What, Slots.Where, Slots.Presence, Slots.PresenceProb, Slots.Ids, Slots.Temporal, Slots.Prior, LastId];
     }
+
+    /// <summary>What holds for a whole run of frames: K particles, the filter's resampling, discovery's rejection IoU, the random stream.</summary>
+    internal sealed record ParticleSettings(int K, Resampling Resampling, double RejectIoU, Generator? Generator);
+
+    /// <summary>
+    /// The particles after one frame: their state and sums, the resampling that preceded the frame
+    /// (null: none), the frame's outputs when kept, and per row the objects present, propagated and discovered [R].
+    /// </summary>
+    internal sealed record Advanced(SequenceState State, ParticleSums Sums, Resample? Ancestors, FrameOutput? Frame,
+                                    Tensor Count, Tensor Propagated, Tensor Discovered);
 
     internal SequenceState InitialState(long rows, Device device)
     {
@@ -162,55 +173,24 @@ public sealed class SqairModel : Module
     (SequenceOutput Output, SequenceState Final) Infer(Tensor frames, int k, bool keepFrames, Generator? generator = null,
                                                        Resampling resampling = Resampling.None, double? rejectIoU = null)
     {
-        var c = Config;
-        double reject = rejectIoU ?? c.RejectIoU;
         long t = frames.shape[0], b = frames.shape[1], r = b * k;
-        var device = frames.device;
-
-        var state = InitialState(r, device);
-        var sums = new ParticleSums(zeros(r, device: device), zeros(r, device: device), zeros(r, device: device), zeros(r, device: device));
+        var settings = new ParticleSettings(k, resampling, rejectIoU ?? Config.RejectIoU, generator);
+        var state = InitialState(r, frames.device);
+        var sums = ParticleSums.Zeros(r, frames.device);
         var counts = new List<Tensor>();
         var propagatedCounts = new List<Tensor>();
         var discoveredCounts = new List<Tensor>();
         var kept = keepFrames ? new List<FrameOutput>() : null;
-        var ancestors = new List<Resample?>();   // per step but the last: the row each row of the next step continues (null: itself)
-
+        var ancestors = new List<Resample?>();   // per step after the first: the row each row continues (null: itself)
         for (int step = 0; step < t; step++)
         {
-            var x = frames[step].repeat_interleave(k, 0);
-            var features = discovery.EncodeFrames(frames[step], k);
-            StepTerms? propTerms = null, discTerms = null;
-            (state, var propagated, var discovered, var canvas, var glimpses) = Step(state, step,
-                slots =>
-                {
-                    var (objects, terms, priorPresenceLogit) = propagation.Forward(x, slots, glimpse_encoder, generator);
-                    propTerms = terms;
-                    return (objects, priorPresenceLogit);
-                },
-                (objects, priorPresenceLogit, later, lastId) =>
-                {
-                    (var found, discTerms) = discovery.Forward(x, features, objects, priorPresenceLogit, later, glimpse_encoder,
-                                                               propagation.InitialStates(r, c.MaxObjects), lastId, reject, generator);
-                    return found;
-                });
-            var slots = state.Slots;
-            var ll = decoder.LogLikelihood(x, canvas);
-            var logq = propTerms is null ? discTerms!.LogQ : discTerms!.LogQ.Plus(propTerms.LogQ);
-            var logp = propTerms is null ? discTerms.LogP : discTerms.LogP.Plus(propTerms.LogP);
-            var logQDiscrete = propTerms is null ? discTerms.LogQDiscrete : discTerms.LogQDiscrete.Plus(propTerms.LogQDiscrete);
-            sums = sums.Add(ll, logp, logq, logQDiscrete);
-            var numPropagated = propagated.Presence.sum(1).detach();
-            var numDiscovered = discovered.Presence.sum(1).detach();
-            counts.Add(slots.Presence.sum(1).detach());
-            propagatedCounts.Add(numPropagated);
-            discoveredCounts.Add(numDiscovered);
-            kept?.Add(new FrameOutput(canvas.detach(), glimpses.detach(), slots.Where.detach(), Boxes.Coords(slots.Where.detach(), c.ShiftRange),
-                                      slots.Presence.detach(), slots.PresenceProb.detach(), slots.Ids, ll.detach(), logp.detach(), logq.detach(),
-                                      numPropagated, numDiscovered));
-            if (step == t - 1) break;
-            var resample = ParticleFilter.Ancestors(sums.LogWeight.detach().view(b, k), resampling, generator);
-            ancestors.Add(resample);
-            if (resample is not null) (state, sums) = (state.Select(resample.Rows), ParticleFilter.Resampled(sums, resample, b, k));
+            var next = Advance(state, sums, step, frames[step], settings, keepFrames);
+            (state, sums) = (next.State, next.Sums);
+            if (step > 0) ancestors.Add(next.Ancestors);
+            counts.Add(next.Count);
+            propagatedCounts.Add(next.Propagated);
+            discoveredCounts.Add(next.Discovered);
+            kept?.Add(next.Frame!);
         }
         var lineage = ParticleFilter.Lineages(ancestors);
         Tensor Traced(List<Tensor> perStep) => stack(perStep.Select((v, i) => lineage[i] is { } rows ? v[rows] : v).ToArray()).view(t, b, k);
@@ -218,6 +198,56 @@ public sealed class SqairModel : Module
                                         Traced(counts), Traced(propagatedCounts), Traced(discoveredCounts),
                                         kept?.Select((f, i) => lineage[i] is { } rows ? f.Select(rows) : f).ToList());
         return (output, state);
+    }
+
+    /// <summary>
+    /// One frame <paramref name="frame"/> [B, C, H, W] of inference for the B·K particle rows at step
+    /// <paramref name="step"/>: at t &gt; 0 first the particle filter's resampling on the weights so far
+    /// (docs/design.md §2.6), then the model's step (§2) and the weight update. With
+    /// <paramref name="keep"/> the frame's outputs come back detached.
+    /// </summary>
+    internal Advanced Advance(SequenceState state, ParticleSums sums, int step, Tensor frame, ParticleSettings settings, bool keep)
+    {
+        var c = Config;
+        int k = settings.K;
+        long b = frame.shape[0], r = b * k;
+        var generator = settings.Generator;
+        Resample? resample = null;
+        if (step > 0 && ParticleFilter.Ancestors(sums.LogWeight.detach().view(b, k), settings.Resampling, generator) is { } drawn)
+        {
+            resample = drawn;
+            (state, sums) = (state.Select(drawn.Rows), ParticleFilter.Resampled(sums, drawn, b, k));
+        }
+        var x = frame.repeat_interleave(k, 0);
+        var features = discovery.EncodeFrames(frame, k);
+        StepTerms? propTerms = null, discTerms = null;
+        (state, var propagated, var discovered, var canvas, var glimpses) = Step(state, step,
+            slots =>
+            {
+                var (objects, terms, priorPresenceLogit) = propagation.Forward(x, slots, glimpse_encoder, generator);
+                propTerms = terms;
+                return (objects, priorPresenceLogit);
+            },
+            (objects, priorPresenceLogit, later, lastId) =>
+            {
+                (var found, discTerms) = discovery.Forward(x, features, objects, priorPresenceLogit, later, glimpse_encoder,
+                                                           propagation.InitialStates(r, c.MaxObjects), lastId, settings.RejectIoU, generator);
+                return found;
+            });
+        var slots = state.Slots;
+        var ll = decoder.LogLikelihood(x, canvas);
+        var logq = propTerms is null ? discTerms!.LogQ : discTerms!.LogQ.Plus(propTerms.LogQ);
+        var logp = propTerms is null ? discTerms.LogP : discTerms.LogP.Plus(propTerms.LogP);
+        var logQDiscrete = propTerms is null ? discTerms.LogQDiscrete : discTerms.LogQDiscrete.Plus(propTerms.LogQDiscrete);
+        sums = sums.Add(ll, logp, logq, logQDiscrete);
+        var numPropagated = propagated.Presence.sum(1).detach();
+        var numDiscovered = discovered.Presence.sum(1).detach();
+        var kept = keep
+            ? new FrameOutput(canvas.detach(), glimpses.detach(), slots.Where.detach(), Boxes.Coords(slots.Where.detach(), c.ShiftRange),
+                              slots.Presence.detach(), slots.PresenceProb.detach(), slots.Ids.detach(), ll.detach(), logp.detach(), logq.detach(),
+                              numPropagated, numDiscovered)
+            : null;
+        return new Advanced(state, sums, resample, kept, slots.Presence.sum(1).detach(), numPropagated, numDiscovered);
     }
 
     /// <summary>
