@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 24's inference A/B: one checkpoint, one dataset, K particles with and without particle
-# filtering (sqair eval --k K --resample none|ess|always), one row per arm. No training: it runs on
-# any trained model. Choose on validation data; the test sets are for final numbers.
+# filtering (sqair eval --k K --resample none|ess|always) and with discovery's rejection of
+# duplicates (--reject-iou), one row per arm. No training: it runs on any trained model. Choose on
+# validation data; the test sets are for final numbers.
 #
 #   scripts/inference-ab.sh CHECKPOINT DATA OUT_DIR [COUNT] [BATCH] [SQAIR]
 #     DATA: "validation" (the cached split) or a dataset file (e.g. 100-frame sequences from
@@ -17,20 +18,21 @@ checkpoint=$1; data=$2; out=$3; count=${4:-}; batch=${5:-50}; sqair=${6:-src/Sqa
 mkdir -p "$out"
 if [ "$data" = validation ]; then source=(--split validation); else source=(--data "$data"); fi
 limit=(); [ -n "$count" ] && limit=(--count "$count")
-arms=("5 none" "5 ess" "5 always" "1 none" "20 none" "20 ess" "20 always")
+arms=("5 none 0" "5 ess 0" "5 always 0" "1 none 0" "5 none 0.8" "5 ess 0.8" "5 none 0.5" "20 none 0" "20 ess 0" "20 always 0")
 for arm in "${arms[@]}"; do
-  read -r k resample <<<"$arm"
-  json="$out/k$k-$resample.json"
-  [ -f "$json" ] || "$sqair" eval "$checkpoint" "${source[@]}" "${limit[@]}" --k "$k" --resample "$resample" --batch-size "$batch" --json "$json" >/dev/null
+  read -r k resample reject <<<"$arm"
+  json="$out/k$k-$resample$([ "$reject" = 0 ] || echo "-reject$reject").json"
+  [ -f "$json" ] || "$sqair" eval "$checkpoint" "${source[@]}" "${limit[@]}" --k "$k" --resample "$resample" --reject-iou "$reject" \
+                      --batch-size "$batch" --json "$json" >/dev/null
 done
-printf '%3s %-7s %9s %7s %7s %13s %15s %9s %10s %10s\n' K resample count_vis mota idf1 mota_dontcare mota_window_p50 iwae mota_1st mota_last
+printf '%3s %-7s %6s %9s %7s %7s %13s %15s %9s %10s %10s\n' K resample reject count_vis mota idf1 mota_dontcare mota_window_p50 iwae mota_1st mota_last
 for arm in "${arms[@]}"; do
-  read -r k resample <<<"$arm"
-  python3 - "$out/k$k-$resample.json" "$k" "$resample" <<'PY'
+  read -r k resample reject <<<"$arm"
+  python3 - "$out/k$k-$resample$([ "$reject" = 0 ] || echo "-reject$reject").json" "$k" "$resample" "$reject" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))["metrics"]
 first, last = m.get("mota_tenth_01", float("nan")), m.get("mota_tenth_10", float("nan"))
-print(f"{sys.argv[2]:>3} {sys.argv[3]:<7} {m['count_acc_visible']:9.3f} {m['mota']:7.3f} {m['idf1']:7.3f} {m['mota_dontcare']:13.3f} "
+print(f"{sys.argv[2]:>3} {sys.argv[3]:<7} {sys.argv[4]:>6} {m['count_acc_visible']:9.3f} {m['mota']:7.3f} {m['idf1']:7.3f} {m['mota_dontcare']:13.3f} "
       f"{m['mota_window_p50']:15.3f} {m['iwae']:9.1f} {first:10.3f} {last:10.3f}")
 PY
 done

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Sqair.Model;
 
 /// <summary>
-/// How the K particles of a sequence are treated during inference (docs/design.md §2.6).
+/// How the K particles of a sequence are treated during inference (docs/design.md §2.7).
 /// </summary>
 public enum Resampling
 {
@@ -33,7 +33,7 @@ internal sealed record ParticleSums(Tensor LogWeight, Tensor LogQDiscrete, Tenso
 }
 
 /// <summary>
-/// Sequential Monte Carlo over SQAIR's particles (docs/design.md §2.6): after a frame, a sequence
+/// Sequential Monte Carlo over SQAIR's particles (docs/design.md §2.7): after a frame, a sequence
 /// whose normalised weights have degenerated draws K ancestors by systematic resampling (Douc &amp;
 /// Cappé 2005: one uniform per sequence, the lowest variance of the usual schemes), every row
 /// then continues the state of its ancestor (objects, ids, RNN states and sums together), and the

@@ -203,7 +203,7 @@ public sealed class SqairModel : Module
     /// <summary>
     /// One frame <paramref name="frame"/> [B, C, H, W] of inference for the B·K particle rows at step
     /// <paramref name="step"/>: at t &gt; 0 first the particle filter's resampling on the weights so far
-    /// (docs/design.md §2.6), then the model's step (§2) and the weight update. With
+    /// (docs/design.md §2.7), then the model's step (§2) and the weight update. With
     /// <paramref name="keep"/> the frame's outputs come back detached.
     /// </summary>
     internal Advanced Advance(SequenceState state, ParticleSums sums, int step, Tensor frame, ParticleSettings settings, bool keep)
