@@ -189,7 +189,7 @@ internal sealed class MotAccumulator
 /// hypothesis on it is neither a match nor a false positive. The strict measure stays the headline;
 /// this one is reported beside it (docs/design.md §5).
 /// </summary>
-public static class DontCare
+static class DontCare
 {
     /// <summary>Fraction of a digit's box that must be on the canvas for the digit to count.</summary>
     public const float MinOnCanvas = 0.5f;
