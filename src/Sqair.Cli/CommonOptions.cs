@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using Sqair.Data;
 using Sqair.Evaluation;
 using Sqair.Model;
@@ -29,10 +30,25 @@ static class CommonOptions
 
     public static readonly Option<string> Device = AllowedDevice(new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" });
 
+    /// <summary>
+    /// More threads than this per core only adds switching (libtorch's matmuls and our data
+    /// generation are CPU-bound), and tens of thousands exhaust the machine before any output (issue 20, 3).
+    /// </summary>
+    const int MaxThreadsPerCore = 4;
+
     public static readonly Option<int> Threads = AtLeast(1, new Option<int>("--threads")
     {
         Description = "CPU threads for libtorch and data generation (default: all cores)",
         DefaultValueFactory = _ => Environment.ProcessorCount,
+        Validators =
+        {
+            result =>
+            {
+                int max = MaxThreadsPerCore * Environment.ProcessorCount;
+                if (Converted<int>(result, out var n) && n > max)
+                    result.AddError($"--threads {n}: must be at most {max} ({MaxThreadsPerCore} per core on this machine's {Environment.ProcessorCount})");
+            },
+        },
     });
 
     public static readonly Option<int> K = AtLeast(1, new Option<int>("--k") { Description = "Particles (importance samples)", DefaultValueFactory = _ => 5 });
@@ -49,7 +65,7 @@ static class CommonOptions
     public static readonly Option<double?> RejectIoU = new("--reject-iou")
     {
         Description = "Discovery rejects a new object whose window overlaps a followed object's with IoU above this, in [0, 1); 0: never (default: the model's reject_iou)",
-        Validators = { result => { if (result.GetValueOrDefault<double?>() is { } v && v is not (>= 0 and < 1)) result.AddError($"--reject-iou {v}: must be in [0, 1)"); } },
+        Validators = { result => { if (Converted<double?>(result, out var r) && r is { } v && v is not (>= 0 and < 1)) result.AddError($"--reject-iou {v}: must be in [0, 1)"); } },
     };
 
     /// <summary>The inference options of a command that takes <see cref="K"/>, <see cref="Resample"/> and <see cref="RejectIoU"/>.</summary>
@@ -81,13 +97,23 @@ static class CommonOptions
     public static Option<int> BatchSize(int defaultValue) =>
         AtLeast(1, new Option<int>("--batch-size") { Description = "Sequences per batch (lower it if memory runs out)", DefaultValueFactory = _ => defaultValue });
 
+    /// <summary>
+    /// The option's value, or false when its token does not convert to <typeparamref name="T"/>
+    /// ("abc", "1.5" or 2^31 for an int): the parser reports that itself in one line naming the
+    /// option, and asking for the value again would throw past it as a stack trace (issue 20, 1c).
+    /// </summary>
+    static bool Converted<T>(OptionResult result, out T value)
+    {
+        try { value = result.GetValueOrDefault<T>()!; return true; }
+        catch (InvalidOperationException) { value = default!; return false; }
+    }
+
     /// <summary>Adds a validator: the option's value must be at least <paramref name="min"/>.</summary>
     public static Option<T> AtLeast<T>(T min, Option<T> option) where T : struct, IComparable<T>
     {
         option.Validators.Add(result =>
         {
-            var value = result.GetValueOrDefault<T>();
-            if (value.CompareTo(min) < 0) result.AddError($"{option.Name} {value}: must be at least {min}");
+            if (Converted<T>(result, out var value) && value.CompareTo(min) < 0) result.AddError($"{option.Name} {value}: must be at least {min}");
         });
         return option;
     }
@@ -97,7 +123,7 @@ static class CommonOptions
     {
         option.Validators.Add(result =>
         {
-            if (result.GetValueOrDefault<T?>() is { } value && value.CompareTo(min) < 0) result.AddError($"{option.Name} {value}: must be at least {min}");
+            if (Converted<T?>(result, out var given) && given is { } value && value.CompareTo(min) < 0) result.AddError($"{option.Name} {value}: must be at least {min}");
         });
         return option;
     }
@@ -131,8 +157,7 @@ static class CommonOptions
     {
         option.Validators.Add(result =>
         {
-            var value = result.GetValueOrDefault<T>();
-            if (!allowed.Contains(value)) result.AddError($"{option.Name} {value}: allowed are {string.Join(", ", allowed)}");
+            if (Converted<T>(result, out var value) && !allowed.Contains(value)) result.AddError($"{option.Name} {value}: allowed are {string.Join(", ", allowed)}");
         });
         return option;
     }
