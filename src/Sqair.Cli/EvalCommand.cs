@@ -64,7 +64,7 @@ static class EvalCommand
             Cli.ModelProgress().Start(ctx =>
             {
                 var task = ctx.AddTask($"{split}, {n} sequences, K = {inference.K}, resampling {inference.Resampling.ToString().ToLowerInvariant()}", maxValue: n);
-                report = Evaluator.Run(model, data, n, inference, r.GetValue(batch), device, done => { task.Value = done; ctx.Refresh(); }, r.GetValue(CommonOptions.Seed));
+                report = Evaluator.Run(model, data, n, inference, r.GetValue(batch), device, done => { Cli.Stopping.ThrowIfCancellationRequested(); task.Value = done; ctx.Refresh(); }, r.GetValue(CommonOptions.Seed));
             });
 
             var flat = report.Flat();

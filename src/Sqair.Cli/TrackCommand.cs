@@ -87,6 +87,7 @@ static class TrackCommand
                     using (frame)
                     using (var onDevice = frame.to(device))
                     {
+                        Cli.Stopping.ThrowIfCancellationRequested();   // SIGINT/SIGTERM: exit 130 before any file is written
                         Collect(stream.Push(onDevice));
                         if (draw) inputs.Add(frame.clone());
                         length++;
