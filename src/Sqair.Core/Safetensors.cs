@@ -17,7 +17,8 @@ internal static class Safetensors
 {
     public sealed record Entry(string Name, string Dtype, long[] Shape)
     {
-        public long Bytes => Shape.Aggregate(1L, (a, b) => a * b) * ElementSize(Dtype);
+        /// <summary>The data's size; an <see cref="OverflowException"/> for a shape no file can hold (a crafted or corrupt header).</summary>
+        public long Bytes => checked(Shape.Aggregate(1L, (a, b) => checked(a * b)) * ElementSize(Dtype));
     }
 
     /// <summary>A parsed header: entries with absolute file offsets of their data, and the metadata.</summary>
@@ -124,9 +125,10 @@ internal static class Safetensors
                     throw new InvalidDataException($"{path}: truncated: tensor '{name}' ends at byte {dataStart + range[1]}, the file has {length}");
                 entries[name] = (entry, dataStart + range[0]);
             }
-            catch (Exception e) when (e is InvalidOperationException or NullReferenceException or FormatException or ArgumentException)
+            catch (Exception e) when (e is InvalidOperationException or NullReferenceException or FormatException or ArgumentException or OverflowException)
             {
-                throw new InvalidDataException($"{path}: malformed header entry '{name}' ({e.Message})", e);
+                var why = e is OverflowException ? "its shape holds more than 2^63 bytes" : e.Message;
+                throw new InvalidDataException($"{path}: malformed header entry '{name}' ({why})", e);
             }
         }
         return new Header(entries, metadata);

@@ -131,6 +131,9 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "data import DIR/empty-folder --out DIR/x.safetensors", 2, "holds no .png or .jpg frames" },
         { "data import DIR --out DIR/x.safetensors --channels 2", 2, "--channels 2: allowed are 1, 3" },
         { "eval NEGSHAPE", 1, "negative dimension" },
+        { "eval HUGESHAPE", 1, "malformed header entry 'model/x'" },
+        { "data verify HUGEDATA", 1, "malformed header entry 'frames'" },
+        { "data stats --file HUGEDATA", 1, "malformed header entry 'frames'" },
         { "eval RELABELLED --data DATA", 1, "expects Float32" },
         { "data verify FLIPPED", 1, "'frames' does not match its checksum" },
         { "data verify NANBOXES", 1, "'boxes' holds NaN" },
@@ -164,6 +167,9 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             "INF" => Make("inf.json", p => File.WriteAllText(p, """{ "learning_rate": 1e999 }""")),
             "NEGSHAPE" => Make("negative-shape.safetensors", p => File.WriteAllBytes(p, Safetensors.EncodeHeader(
                 [new Safetensors.Entry("model/x", "F32", [-1, 4])], new Dictionary<string, string> { ["format"] = Sqair.Training.Checkpoint.Format }))),
+            // shapes whose byte counts overflow 64 bits with empty data (issue 20, 4): 2^62 × 4 floats, 2^61 sequences
+            "HUGESHAPE" => Make("huge-shape.safetensors", p => WriteHeader(p, $$$"""{"__metadata__":{"format":"{{{Sqair.Training.Checkpoint.Format}}}"},"model/x":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}""")),
+            "HUGEDATA" => Make("huge-data.safetensors", p => WriteHeader(p, """{"frames":{"dtype":"F32","shape":[2305843009213693952,10,1,50,50],"data_offsets":[0,0]}}""")),
             "RELABELLED" => Make("relabelled.safetensors", p => File.WriteAllBytes(p, Replace(File.ReadAllBytes(f.Model), "\"dtype\":\"F32\"", "\"dtype\":\"I32\""))),
             "FLIPPED" => Make("flipped.safetensors", p =>
             {
@@ -192,6 +198,13 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             "DIR/empty-folder" => Make("empty-folder", p => Directory.CreateDirectory(p)),
             _ => a.Replace("DIR/", f.Dir + "/"),
         }).ToArray();
+
+    /// <summary>A safetensors file of this header JSON alone (8-byte little-endian length, then the JSON).</summary>
+    static void WriteHeader(string path, string json)
+    {
+        var bytes = Encoding.UTF8.GetBytes(json);
+        File.WriteAllBytes(path, [.. BitConverter.GetBytes((ulong)bytes.Length), .. bytes]);
+    }
 
     string Make(string name, Action<string> make)
     {
