@@ -32,9 +32,6 @@ public sealed class TrackStream : IDisposable
     ParticleSums sums;
     int step, emitted;
 
-    /// <summary>Tensors are the same when they are the same handle.</summary>
-    static readonly IEqualityComparer<Tensor> Same = ReferenceEqualityComparer.Instance;
-
     /// <summary>The number of frames held before the oldest is fixed.</summary>
     public int Lag { get; }
 
@@ -59,12 +56,10 @@ public sealed class TrackStream : IDisposable
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var next = model.Advance(state, sums, step++, frame, settings, keep: true);
-        var keep = next.State.Tensors().Concat(next.Sums.Tensors()).Concat(next.Frame!.Tensors()).Concat(next.Ancestors?.Tensors() ?? []).ToHashSet(Same);
-        foreach (var t in keep) t.DetachFromDisposeScope();
-        foreach (var t in state.Tensors().Concat(sums.Tensors()).Where(t => !keep.Contains(t))) t.Dispose();
+        var next = model.AdvanceFreeing(state, sums, step++, frame, settings, keep: true, disown: true);
+        next.Count.Dispose();   // Propagated and Discovered are the held frame's own
         (state, sums) = (next.State, next.Sums);
-        held.Enqueue((next.Frame, next.Ancestors));
+        held.Enqueue((next.Frame!, next.Ancestors));
         var fixedFrames = new List<StreamedFrame>();
         while (held.Count > Lag) fixedFrames.Add(EmitOldest(ParticleFilter.Best(sums.LogWeight.view(sequences, settings.K))));
         return fixedFrames;

@@ -112,7 +112,12 @@ public sealed class SqairModel : Module
     /// (null: none), the frame's outputs when kept, and per row the objects present, propagated and discovered [R].
     /// </summary>
     internal sealed record Advanced(SequenceState State, ParticleSums Sums, Resample? Ancestors, FrameOutput? Frame,
-                                    Tensor Count, Tensor Propagated, Tensor Discovered);
+                                    Tensor Count, Tensor Propagated, Tensor Discovered)
+    {
+        /// <summary>Every tensor a later step or the caller reads.</summary>
+        public IEnumerable<Tensor> Tensors() =>
+            [.. State.Tensors(), .. Sums.Tensors(), .. Frame?.Tensors() ?? [], .. Ancestors?.Tensors() ?? [], Count, Propagated, Discovered];
+    }
 
     internal SequenceState InitialState(long rows, Device device)
     {
@@ -182,9 +187,11 @@ public sealed class SqairModel : Module
         var discoveredCounts = new List<Tensor>();
         var kept = keepFrames ? new List<FrameOutput>() : null;
         var ancestors = new List<Resample?>();   // per step after the first: the row each row continues (null: itself)
+        bool inference = !is_grad_enabled();   // training keeps every step's graph until backward
         for (int step = 0; step < t; step++)
         {
-            var next = Advance(state, sums, step, frames[step], settings, keepFrames);
+            var next = inference ? AdvanceFreeing(state, sums, step, frames[step], settings, keepFrames, disown: false)
+                                 : Advance(state, sums, step, frames[step], settings, keepFrames);
             (state, sums) = (next.State, next.Sums);
             if (step > 0) ancestors.Add(next.Ancestors);
             counts.Add(next.Count);
@@ -198,6 +205,27 @@ public sealed class SqairModel : Module
                                         Traced(counts), Traced(propagatedCounts), Traced(discoveredCounts),
                                         kept?.Select((f, i) => lineage[i] is { } rows ? f.Select(rows) : f).ToList());
         return (output, state);
+    }
+
+    /// <summary>
+    /// <see cref="Advance"/> without gradients, freeing at once everything the step made except its
+    /// results, and the state and sums it replaced, so that inference memory does not grow with the
+    /// number of frames (what a frame computes is ~30× what it keeps). The results move to the
+    /// caller's dispose scope, or with <paramref name="disown"/> to none (the caller frees them).
+    /// </summary>
+    internal Advanced AdvanceFreeing(SequenceState state, ParticleSums sums, int step, Tensor frame, ParticleSettings settings, bool keep, bool disown)
+    {
+        using var _ = no_grad();
+        Advanced next;
+        using (NewDisposeScope())
+        {
+            next = Advance(state, sums, step, frame, settings, keep);
+            foreach (var t in next.Tensors())
+                if (disown) t.DetachFromDisposeScope(); else t.MoveToOuterDisposeScope();
+        }
+        var results = next.Tensors().ToHashSet(ReferenceEqualityComparer.Instance);
+        foreach (var t in state.Tensors().Concat(sums.Tensors()).Where(t => !results.Contains(t))) t.Dispose();
+        return next;
     }
 
     /// <summary>
