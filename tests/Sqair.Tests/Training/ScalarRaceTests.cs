@@ -17,6 +17,9 @@ namespace Sqair.Tests.Training;
 /// </summary>
 public class ScalarRaceTests
 {
+    /// <summary>Steps run even past the stress time, so that a busy machine gives the race its chances too (and cannot fail the test by being slow).</summary>
+    const int MinSteps = 20;
+
     [Fact]
     public void Training_steps_survive_a_thread_that_allocates_and_collects()
     {
@@ -42,7 +45,7 @@ public class ScalarRaceTests
         string? failure = null;
         try
         {
-            while (clock.Elapsed.TotalSeconds < seconds && failure is null)
+            while ((clock.Elapsed.TotalSeconds < seconds || steps < MinSteps) && failure is null)
             {
                 using var scope = NewDisposeScope();
                 var output = m.Forward(frames, c.KParticles);
@@ -55,6 +58,5 @@ public class ScalarRaceTests
         catch (ExternalException e) { failure = e.Message.Split('\n')[0] + " at " + e.StackTrace; }
         finally { stop.Cancel(); noise.Join(); }
         Assert.True(failure is null, $"libtorch failed after {steps} steps: {failure}");
-        Assert.True(steps > 10);
     }
 }
