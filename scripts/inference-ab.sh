@@ -18,17 +18,19 @@ checkpoint=$1; data=$2; out=$3; count=${4:-}; batch=${5:-50}; sqair=${6:-src/Sqa
 mkdir -p "$out"
 if [ "$data" = validation ]; then source=(--split validation); else source=(--data "$data"); fi
 limit=(); [ -n "$count" ] && limit=(--count "$count")
+# the JSON of an arm: k5-ess.json, k5-none-reject0.5.json
+arm_json() { echo "$out/k$1-$2$([ "$3" = 0 ] || echo "-reject$3").json"; }
 arms=("5 none 0" "5 ess 0" "5 always 0" "1 none 0" "5 none 0.8" "5 ess 0.8" "5 none 0.5" "20 none 0" "20 ess 0" "20 always 0")
 for arm in "${arms[@]}"; do
   read -r k resample reject <<<"$arm"
-  json="$out/k$k-$resample$([ "$reject" = 0 ] || echo "-reject$reject").json"
+  json=$(arm_json "$k" "$resample" "$reject")
   [ -f "$json" ] || "$sqair" eval "$checkpoint" "${source[@]}" "${limit[@]}" --k "$k" --resample "$resample" --reject-iou "$reject" \
                       --batch-size "$batch" --json "$json" >/dev/null
 done
 printf '%3s %-7s %6s %9s %7s %7s %13s %15s %9s %10s %10s\n' K resample reject count_vis mota idf1 mota_dontcare mota_window_p50 iwae mota_1st mota_last
 for arm in "${arms[@]}"; do
   read -r k resample reject <<<"$arm"
-  python3 - "$out/k$k-$resample$([ "$reject" = 0 ] || echo "-reject$reject").json" "$k" "$resample" "$reject" <<'PY'
+  python3 - "$(arm_json "$k" "$resample" "$reject")" "$k" "$resample" "$reject" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))["metrics"]
 first, last = m.get("mota_tenth_01", float("nan")), m.get("mota_tenth_10", float("nan"))
