@@ -20,6 +20,7 @@ static class Cli
         root.Subcommands.Add(FigureCommands.BuildPlot());
         root.Subcommands.Add(ExportCommand.Build());
         root.Subcommands.Add(BenchCommand.Build());
+        root.Subcommands.Add(SweepCommand.Build());
         return root;
     }
 

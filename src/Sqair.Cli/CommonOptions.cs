@@ -36,10 +36,13 @@ static class CommonOptions
     /// </summary>
     const int MaxThreadsPerCore = 4;
 
-    public static readonly Option<int> Threads = AtLeast(1, new Option<int>("--threads")
+    public static readonly Option<int> Threads = ThreadCount(Environment.ProcessorCount, "CPU threads for libtorch and data generation (default: all cores)");
+
+    /// <summary>A --threads option with a command's own default and description, bounded the same everywhere.</summary>
+    public static Option<int> ThreadCount(int defaultValue, string description) => AtLeast(1, new Option<int>("--threads")
     {
-        Description = "CPU threads for libtorch and data generation (default: all cores)",
-        DefaultValueFactory = _ => Environment.ProcessorCount,
+        Description = description,
+        DefaultValueFactory = _ => defaultValue,
         Validators =
         {
             result =>

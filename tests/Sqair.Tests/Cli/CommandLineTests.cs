@@ -138,6 +138,17 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "data verify FLIPPED", 1, "'frames' does not match its checksum" },
         { "data verify NANBOXES", 1, "'boxes' holds NaN" },
         { "track CKPT PNGS", 1, "truncated image" },
+        { "sweep NEW", 2, "holds no sweep" },
+        { "sweep NEW --arm output_std=0.2", 2, "needs one budget" },
+        { "sweep NEW --arm output_sdt=0.2 --iterations 2", 2, "arm 'output_sdt=0.2': unknown config key 'output_sdt' (did you mean 'output_std'?)" },
+        { "sweep NEW --arm output_std=-1 --iterations 2", 2, "arm 'output_std=-1': config key 'output_std' = -1" },
+        { "sweep NEW --arm seed=3 --iterations 2", 2, "arm 'seed=3': seed is set by the sweep" },
+        { "sweep NEW --set max_train_iter=9 --iterations 2", 2, "--set max_train_iter: set by the sweep" },
+        { "sweep NEW --grid output_std --iterations 2", 2, "--grid output_std: expected key=value1,value2" },
+        { "sweep NEW --arm x:output_std=0.2 --arm x:output_std=0.3 --iterations 2", 2, "arm 'x' is given twice" },
+        { "sweep NEW --iterations 2 --init DIR/none.safetensors", 2, "config key 'init' = " },
+        { "sweep NEW --iterations 0", 2, "--iterations 0: must be at least 1" },
+        { "sweep NEW --iterations 2 --minutes 3", 2, "needs one budget" },
     };
 
     [Theory]

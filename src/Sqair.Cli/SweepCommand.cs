@@ -1,0 +1,174 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Sqair.Sweeps;
+
+namespace Sqair.Cli;
+
+/// <summary>
+/// <c>sqair sweep DIR</c>: arms of a base config, each trained with every seed on the same budget in
+/// its own process, measured on validation, tabulated and plotted (docs/tuning.md). Run again, it
+/// resumes; <c>--task N</c> runs one task (what each process runs); <c>--collect</c> only reports.
+/// </summary>
+static class SweepCommand
+{
+    static readonly Argument<string> Dir = new("dir") { Description = "Sweep folder: sweep.json, one run folder per arm and seed, sweep.csv, sweep.md, plots/" };
+    static readonly Option<string[]> Arms = new("--arm")
+    {
+        Description = "An arm: name:key=value,key=value (or key=value,… named by its changes); repeat for more arms",
+        AllowMultipleArgumentsPerToken = false,
+    };
+    static readonly Option<string[]> Grids = new("--grid") { Description = "key=v1,v2,…: one arm per value; repeat for more keys (each varied alone)" };
+    static readonly Option<string[]> Sets = new("--set") { Description = "key=value applied to every arm (the base), e.g. --set curriculum_start=6" };
+    static readonly Option<bool> NoBase = new("--no-base") { Description = "Do not add the base config as an arm of its own (added first by default)" };
+    static readonly Option<ulong[]> Seeds = new("--seeds") { Description = "Seeds of every arm [default: 1 2]", AllowMultipleArgumentsPerToken = true };
+    static readonly Option<long?> Iterations = CommonOptions.AtLeast(1L, new Option<long?>("--iterations") { Description = "Budget: iterations per arm and seed" });
+    static readonly Option<double?> Minutes = new("--minutes") { Description = "Budget: minutes per arm and seed (wall time; an interrupted task starts again)" };
+    static readonly Option<string?> Init = new("--init") { Description = "Continue a checkpoint's parameters in every arm (config key init)" };
+    static readonly Option<string> Preset = new("--preset") { Description = "Starting config of the base (cpu or paper)", DefaultValueFactory = _ => "cpu" };
+    static readonly Option<long?> EvalEvery = CommonOptions.AtLeast(1L, new Option<long?>("--eval-every")
+        { Description = "Measure on validation every this many iterations (default: a quarter of --iterations; 500 with --minutes)" });
+    static readonly Option<int> EvalCount = CommonOptions.AtLeast(1, new Option<int>("--eval-count")
+        { Description = "Validation sequences per measurement", DefaultValueFactory = _ => 500 });
+    static readonly Option<int> TaskThreads = CommonOptions.ThreadCount(1, "libtorch threads per task [default: 1]");
+    static readonly Option<int?> Parallel = CommonOptions.AtLeast(1, new Option<int?>("--parallel") { Description = "Tasks at once (default: cores / --threads)" });
+    static readonly Option<int?> Task = CommonOptions.AtLeast(0, new Option<int?>("--task") { Description = "Run only task N of the sweep in this process (what each task's process and a Slurm array task run)" });
+    static readonly Option<bool> Collect = new("--collect") { Description = "Only write the table and plots from the run folders" };
+
+    /// <summary>A fraction of the budget between measurements when --eval-every is not given.</summary>
+    const int DefaultMeasurements = 4;
+    /// <summary>Iterations between measurements of a minutes budget when --eval-every is not given.</summary>
+    const long DefaultEvalEveryForMinutes = 500;
+
+    public static Command Build()
+    {
+        var sweep = new Command("sweep", "Compare arms of a config fairly: each arm and seed trained on the same budget, measured, tabulated and plotted")
+        {
+            Dir, Arms, Grids, Sets, NoBase, Seeds, Iterations, Minutes, Init, Preset, EvalEvery, EvalCount, TaskThreads, Parallel, Task, Collect,
+            CommonOptions.Device, CommonOptions.Cache, CommonOptions.MnistDir,
+        };
+        sweep.SetAction(Run);
+        return sweep;
+    }
+
+    static int Run(ParseResult r)
+    {
+        var dir = Path.GetFullPath(r.GetValue(Dir)!);
+        var spec = SpecFrom(r, dir);
+        if (r.GetValue(Task) is { } index) return RunTask(r, spec, dir, index);
+        if (r.GetValue(Collect))
+        {
+            Report(spec, dir);
+            return ExitCodes.Success;
+        }
+        Cli.Log($"sweep {dir}: {spec.Arms.Count} arm(s) × {spec.Seeds.Count} seed(s); {spec.Fairness}");
+        var failed = SweepRunner.RunLocal(spec, dir, t => Self(r, dir, t), Cli.Stopping, Cli.Log);
+        Report(spec, dir);
+        if (Cli.Stopping.IsCancellationRequested) return ExitCodes.Interrupted;
+        if (failed.Count > 0)
+            throw new IOException($"{failed.Count} task(s) failed, first {failed[0].Task.Arm.Name} seed {failed[0].Task.Seed} (exit {failed[0].ExitCode}): " +
+                                  $"see {SweepRunner.LogOf(dir, failed[0].Task)}; run the sweep again to retry them");
+        return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// The sweep described by the options, checked and saved; or, with no arms and no budget given,
+    /// the one saved in the folder. A folder that holds another sweep is refused.
+    /// </summary>
+    static SweepSpec SpecFrom(ParseResult r, string dir)
+    {
+        var saved = SweepSpec.Read(dir);
+        bool described = (r.GetValue(Arms)?.Length ?? 0) + (r.GetValue(Grids)?.Length ?? 0) > 0 || r.GetValue(Iterations) is not null || r.GetValue(Minutes) is not null;
+        if (!described)
+            return saved ?? throw new UserError($"{dir} holds no sweep ({SweepSpec.FileName}); give arms (--arm, --grid) and a budget (--iterations or --minutes)");
+        var spec = Described(r);
+        spec.Validate();
+        if (saved is not null)
+        {
+            if (!saved.SameAs(spec))
+                throw new UserError($"{dir} holds another sweep ({SweepSpec.FileName}); run 'sqair sweep {r.GetValue(Dir)}' alone to resume it, or choose another folder");
+            return saved;
+        }
+        if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
+            throw new UserError($"{dir} is not empty and holds no sweep; choose a new folder");
+        AtomicFile.WriteAllText(Path.Combine(dir, SweepSpec.FileName), spec.ToJson());
+        return spec;
+    }
+
+    static SweepSpec Described(ParseResult r)
+    {
+        var arms = new List<SweepSpec.ArmJson>();
+        if (!r.GetValue(NoBase)) arms.Add(new SweepSpec.ArmJson("base", []));
+        arms.AddRange((r.GetValue(Arms) ?? []).Select(SweepSpec.ParseArm));
+        arms.AddRange((r.GetValue(Grids) ?? []).SelectMany(SweepSpec.ParseGrid));
+        var baseKeys = new Dictionary<string, System.Text.Json.Nodes.JsonNode?>();
+        foreach (var set in r.GetValue(Sets) ?? [])
+            foreach (var (k, v) in SweepSpec.SplitAssignments(set, $"--set {set}")) baseKeys[k] = v;
+        if (r.GetValue(Init) is { } init) baseKeys["init"] = init;
+        // Files by full path: each task's process, a Slurm node or a later resume may start elsewhere.
+        foreach (var key in SweepSpec.FileKeys.Where(k => baseKeys.ContainsKey(k)))
+            if (baseKeys[key] is { } v && v.GetValueKind() == System.Text.Json.JsonValueKind.String)
+                baseKeys[key] = Path.GetFullPath(v.GetValue<string>());
+        long? iterations = r.GetValue(Iterations);
+        int threads = r.GetValue(TaskThreads);
+        return new SweepSpec
+        {
+            Preset = r.GetValue(Preset)!,
+            Base = baseKeys,
+            Arms = arms,
+            Seeds = r.GetValue(Seeds) is { Length: > 0 } seeds ? [.. seeds] : [1, 2],
+            Iterations = iterations,
+            Minutes = r.GetValue(Minutes),
+            EvalEvery = r.GetValue(EvalEvery) ?? (iterations is { } n ? Math.Max(1, (n + DefaultMeasurements - 1) / DefaultMeasurements) : DefaultEvalEveryForMinutes),
+            EvalCount = r.GetValue(EvalCount),
+            Threads = threads,
+            Parallel = r.GetValue(Parallel) ?? Math.Max(1, Environment.ProcessorCount / threads),
+        };
+    }
+
+    /// <summary>
+    /// One task in this process: its training started, resumed (an iterations budget) or started
+    /// again (a minutes budget: resuming would give it more time than the others), then marked done.
+    /// </summary>
+    static int RunTask(ParseResult r, SweepSpec spec, string dir, int index)
+    {
+        if (index >= spec.Tasks.Count) throw new UserError($"--task {index}: the sweep has tasks 0..{spec.Tasks.Count - 1}");
+        var task = spec.Tasks[index];
+        var runDir = task.RunDir(dir);
+        var state = SweepRunner.StateOf(runDir);
+        if (state == TaskState.Done)
+        {
+            Cli.Log($"task {index} ({task.Arm.Name} seed {task.Seed}) has finished already");
+            return ExitCodes.Success;
+        }
+        var args = new List<string> { "train", "--threads", spec.Threads.ToString(), "--device", r.GetValue(CommonOptions.Device)!, "--cache", r.GetValue(CommonOptions.Cache)! };
+        if (r.GetValue(CommonOptions.MnistDir) is { } mnist) args.AddRange(["--mnist-dir", mnist]);
+        if (state == TaskState.Started && spec.Iterations is not null) args.AddRange(["--resume", runDir]);
+        else
+        {
+            var configPath = runDir + ".config.json";
+            AtomicFile.WriteAllText(configPath, spec.ConfigOf(task).ToJson());
+            args.AddRange(["--config", configPath, "--run-dir", runDir, "--force"]);
+        }
+        int code = Cli.Run([.. args]);
+        if (code == ExitCodes.Success) SweepRunner.MarkDone(runDir);
+        return code;
+    }
+
+    /// <summary>This program, asked to run one task of the sweep.</summary>
+    static ProcessStartInfo Self(ParseResult r, string dir, SweepTask task)
+    {
+        var dll = typeof(SweepCommand).Assembly.Location;
+        var apphost = Path.Combine(Path.GetDirectoryName(dll)!, OperatingSystem.IsWindows() ? "sqair.exe" : "sqair");
+        var info = File.Exists(apphost) ? new ProcessStartInfo(apphost) : new ProcessStartInfo("dotnet") { ArgumentList = { dll } };
+        foreach (var a in new[] { "sweep", dir, "--task", task.Index.ToString(), "--device", r.GetValue(CommonOptions.Device)!, "--cache", r.GetValue(CommonOptions.Cache)! })
+            info.ArgumentList.Add(a);
+        if (r.GetValue(CommonOptions.MnistDir) is { } mnist) { info.ArgumentList.Add("--mnist-dir"); info.ArgumentList.Add(mnist); }
+        return info;
+    }
+
+    static void Report(SweepSpec spec, string dir)
+    {
+        Console.WriteLine(SweepReport.Write(spec, dir));
+        Cli.Log($"wrote {Path.Combine(dir, "sweep.md")}, sweep.csv and plots/");
+    }
+}

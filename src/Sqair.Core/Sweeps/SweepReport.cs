@@ -1,0 +1,159 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using Sqair.Training;
+
+namespace Sqair.Sweeps;
+
+/// <summary>
+/// A sweep's results from its tasks' metrics.jsonl validation records: sweep.csv (every record),
+/// sweep.md (per seed and mean, at the largest iteration every task reached and at each task's
+/// end) and plots/MEASURE.png (each arm's mean over seeds against iterations).
+/// </summary>
+public static class SweepReport
+{
+    /// <summary>The measures of the table and plots, with their labels and formats.</summary>
+    public static readonly (string Key, string Label, string Format)[] Measures =
+    [
+        ("iwae", "IWAE", "F1"),
+        ("count_acc_visible", "count acc. (visible)", "F3"),
+        ("mota", "MOTA", "F3"),
+        ("idf1", "IDF1", "F3"),
+        ("mota_glimpse", "MOTA (windows)", "F3"),
+        ("mse", "MSE", "F4"),
+    ];
+
+    /// <summary>One validation record of one task.</summary>
+    public sealed record Point(SweepTask Task, long Iteration, IReadOnlyDictionary<string, double> Values);
+
+    /// <summary>The validation records of every task that has any, in task order.</summary>
+    public static IReadOnlyList<Point> Read(SweepSpec spec, string sweepDir)
+    {
+        var points = new List<Point>();
+        foreach (var task in spec.Tasks)
+        {
+            var path = Path.Combine(task.RunDir(sweepDir), RunLog.MetricsFile);
+            if (!File.Exists(path)) continue;
+            foreach (var line in File.ReadLines(path))
+            {
+                if (RunLog.IterationOf(line) is not { } iteration || JsonNode.Parse(line) is not JsonObject o || (string?)o["split"] != "valid") continue;
+                var values = o.Where(kv => kv.Value is JsonValue v && v.TryGetValue<double>(out _)).ToDictionary(kv => kv.Key, kv => (double)kv.Value!);
+                points.Add(new Point(task, iteration, values));
+            }
+        }
+        return points;
+    }
+
+    /// <summary>Writes sweep.csv, sweep.md and the plots; returns the Markdown.</summary>
+    public static string Write(SweepSpec spec, string sweepDir)
+    {
+        var points = Read(spec, sweepDir);
+        AtomicFile.WriteAllText(Path.Combine(sweepDir, "sweep.csv"), Csv(points));
+        var markdown = Markdown(spec, points);
+        AtomicFile.WriteAllText(Path.Combine(sweepDir, "sweep.md"), markdown);
+        Plot(spec, points, Path.Combine(sweepDir, "plots"));
+        return markdown;
+    }
+
+    static string Csv(IReadOnlyList<Point> points)
+    {
+        var keys = Measures.Select(m => m.Key).Concat(points.SelectMany(p => p.Values.Keys).Where(k => k != "iteration").Distinct().Order())
+                           .Distinct().ToList();
+        var sb = new StringBuilder("arm,seed,iteration," + string.Join(",", keys) + "\n");
+        foreach (var p in points)
+            sb.Append($"\"{p.Task.Arm.Name.Replace("\"", "\"\"")}\",{p.Task.Seed},{p.Iteration},")
+              .AppendJoin(",", keys.Select(k => p.Values.TryGetValue(k, out var v) ? v.ToString("R", CultureInfo.InvariantCulture) : ""))
+              .Append('\n');
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// The tables: at equal iterations (the largest every task reached), then at each task's end
+    /// when that differs (a minutes budget). IWAE is marked when the arms differ in output_std,
+    /// which scales the likelihood: their bounds are then not comparable.
+    /// </summary>
+    static string Markdown(SweepSpec spec, IReadOnlyList<Point> points)
+    {
+        var sb = new StringBuilder($"# Sweep\n\nBase: preset {spec.Preset}{(spec.Base.Count > 0 ? " with " + Assignments(spec.Base) : "")}. ");
+        sb.Append($"Budget: {spec.Fairness}. Validation: the first {spec.EvalCount:N0} sequences every {spec.EvalEvery:N0} iterations and at the end.\n\n");
+        var byTask = points.GroupBy(p => p.Task.Index).ToDictionary(g => g.Key, g => g.OrderBy(p => p.Iteration).ToList());
+        var missing = spec.Tasks.Where(t => !byTask.ContainsKey(t.Index)).ToList();
+        if (missing.Count > 0) sb.Append($"Not measured yet: {string.Join(", ", missing.Select(t => $"{t.Arm.Name} seed {t.Seed}"))}.\n\n");
+        if (byTask.Count == 0) return sb.ToString();
+
+        bool iwaeComparable = spec.Arms.Select(a => a.Changes.TryGetValue("output_std", out var v) ? v?.ToJsonString() : null).Distinct().Count() == 1;
+        // The largest iteration at which every measured task has a record: a fair comparison even
+        // when a minutes budget ended the tasks at different iterations.
+        long? equal = byTask.Values.Select(ps => ps.Select(p => p.Iteration)).Aggregate((a, b) => a.Intersect(b)).Cast<long?>().Max();
+        if (equal is { } at)
+        {
+            sb.Append($"## At iteration {at:N0} (every measured task)\n\n");
+            Table(sb, spec, byTask, ps => ps.FirstOrDefault(p => p.Iteration == at), iwaeComparable);
+        }
+        if (byTask.Values.Any(ps => ps[^1].Iteration != equal))
+        {
+            sb.Append("\n## At each task's end\n\n");
+            Table(sb, spec, byTask, ps => ps[^1], iwaeComparable, showIteration: true);
+        }
+        if (!iwaeComparable) sb.Append("\n† not comparable across arms: they differ in output_std, which scales the likelihood.\n");
+        return sb.ToString();
+    }
+
+    static void Table(StringBuilder sb, SweepSpec spec, Dictionary<int, List<Point>> byTask, Func<List<Point>, Point?> pick, bool iwaeComparable,
+                      bool showIteration = false)
+    {
+        var labels = Measures.Select(m => m.Key == "iwae" && !iwaeComparable ? m.Label + " †" : m.Label);
+        sb.Append($"| arm | seeds |{(showIteration ? " iterations |" : "")} {string.Join(" | ", labels)} |\n");
+        sb.Append($"| --- | --- |{(showIteration ? " ---: |" : "")}{string.Concat(Measures.Select(_ => " ---: |"))}\n");
+        foreach (var arm in spec.ArmList)
+        {
+            var chosen = spec.Tasks.Where(t => t.Arm.Name == arm.Name && byTask.ContainsKey(t.Index))
+                             .Select(t => pick(byTask[t.Index])).OfType<Point>().ToList();
+            if (chosen.Count == 0) continue;
+            sb.Append($"| {arm.Name} | {string.Join(", ", chosen.Select(p => p.Task.Seed))} |");
+            if (showIteration) sb.Append($" {string.Join(" / ", chosen.Select(p => p.Iteration.ToString("N0")))} |");
+            foreach (var (key, _, format) in Measures)
+            {
+                var values = chosen.Select(p => p.Values.TryGetValue(key, out var v) ? v : double.NaN).ToList();
+                var each = string.Join(" / ", values.Select(v => Format(v, format)));
+                sb.Append(values.Count > 1 ? $" {each} (**{Format(values.Average(), format)}**) |" : $" {each} |");
+            }
+            sb.Append('\n');
+        }
+    }
+
+    static string Format(double v, string format) => double.IsNaN(v) ? "–" : v.ToString(format, CultureInfo.InvariantCulture);
+
+    static string Assignments(IReadOnlyDictionary<string, JsonNode?> keys) =>
+        string.Join(", ", keys.Select(kv => $"{kv.Key} = {kv.Value?.ToJsonString()}"));
+
+    /// <summary>One PNG per measure: each arm's mean over its seeds as a line, each seed's values as points.</summary>
+    static void Plot(SweepSpec spec, IReadOnlyList<Point> points, string outDir)
+    {
+        Directory.CreateDirectory(outDir);
+        foreach (var (key, label, _) in Measures)
+        {
+            var plot = new ScottPlot.Plot();
+            bool any = false;
+            foreach (var arm in spec.ArmList)
+            {
+                var mine = points.Where(p => p.Task.Arm.Name == arm.Name && p.Values.ContainsKey(key)).ToList();
+                if (mine.Count == 0) continue;
+                int seeds = mine.Select(p => p.Task.Seed).Distinct().Count();
+                var means = mine.GroupBy(p => p.Iteration).Where(g => g.Count() == seeds).OrderBy(g => g.Key)
+                                .Select(g => (X: (double)g.Key, Y: g.Average(p => p.Values[key]))).ToArray();
+                var line = plot.Add.Scatter(means.Select(m => m.X).ToArray(), means.Select(m => m.Y).ToArray());
+                line.LegendText = arm.Name;
+                var dots = plot.Add.ScatterPoints(mine.Select(p => (double)p.Iteration).ToArray(), mine.Select(p => p.Values[key]).ToArray());
+                dots.Color = line.Color.WithAlpha(0.5);
+                dots.MarkerSize = 4;
+                any = true;
+            }
+            if (!any) continue;
+            plot.Title($"{label}: mean over seeds (line), each seed (points)");
+            plot.XLabel("iteration");
+            plot.ShowLegend();
+            plot.SavePng(Path.Combine(outDir, $"{key}.png"), 800, 450);
+        }
+    }
+}

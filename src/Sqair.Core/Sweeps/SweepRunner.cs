@@ -1,0 +1,138 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Sqair.Training;
+
+namespace Sqair.Sweeps;
+
+/// <summary>Where a task stands: not started, started (it has a checkpoint to resume), or finished.</summary>
+public enum TaskState
+{
+    /// <summary>No checkpoint yet.</summary>
+    Fresh,
+    /// <summary>It has a checkpoint and no <see cref="SweepRunner.DoneMarker"/>.</summary>
+    Started,
+    /// <summary>Its training ended normally.</summary>
+    Done,
+}
+
+/// <summary>
+/// Runs a sweep's unfinished tasks on this machine, <see cref="SweepSpec.Parallel"/> at a time, each
+/// in its own process (so a task owns its libtorch threads and random streams, and a crash ends one
+/// task, not the sweep). A task is finished when its process wrote <see cref="DoneMarker"/>; a killed
+/// sweep run again skips those and resumes the others from their checkpoints.
+/// </summary>
+public static class SweepRunner
+{
+    /// <summary>Written into a task's run folder when its training ended normally.</summary>
+    public const string DoneMarker = "sweep-done";
+
+    /// <summary>How often the runner reports the running tasks' iterations.</summary>
+    static readonly TimeSpan StatusEvery = TimeSpan.FromSeconds(60);
+
+    /// <summary>Where the task in <paramref name="runDir"/> stands.</summary>
+    public static TaskState StateOf(string runDir) =>
+        File.Exists(Path.Combine(runDir, DoneMarker)) ? TaskState.Done :
+        Checkpoint.InRun(runDir).Any() ? TaskState.Started : TaskState.Fresh;
+
+    /// <summary>Marks a task finished (its process calls this after training returned normally).</summary>
+    public static void MarkDone(string runDir) => AtomicFile.WriteAllText(Path.Combine(runDir, DoneMarker), DateTime.UtcNow.ToString("o") + "\n");
+
+    /// <summary>The log of a task's process, beside its run folder.</summary>
+    public static string LogOf(string sweepDir, SweepTask task) => task.RunDir(sweepDir) + ".log";
+
+    /// <summary>
+    /// Runs every unfinished task through <paramref name="process"/> (the command that runs one task)
+    /// and returns the tasks that failed, with their exit codes. On <paramref name="stop"/> the running
+    /// tasks are asked to stop (SIGTERM: each saves a checkpoint) and no new one starts.
+    /// </summary>
+    public static IReadOnlyList<(SweepTask Task, int ExitCode)> RunLocal(SweepSpec spec, string sweepDir, Func<SweepTask, ProcessStartInfo> process,
+                                                                          CancellationToken stop, Action<string> log)
+    {
+        var waiting = new Queue<SweepTask>(spec.Tasks.Where(t => StateOf(t.RunDir(sweepDir)) != TaskState.Done));
+        int done = spec.Tasks.Count - waiting.Count;
+        if (done > 0) log($"{done} of {spec.Tasks.Count} tasks already finished; {waiting.Count} to run");
+        var running = new List<(SweepTask Task, Process Process, StreamWriter Log)>();
+        var failed = new List<(SweepTask, int)>();
+        var lastStatus = Stopwatch.StartNew();
+        string? lastLine = null;
+        bool stopping = false;
+        while (waiting.Count > 0 || running.Count > 0)
+        {
+            while (!stopping && running.Count < spec.Parallel && waiting.TryDequeue(out var task))
+            {
+                var state = StateOf(task.RunDir(sweepDir));
+                running.Add(Start(task, process(task), LogOf(sweepDir, task)));
+                log($"started {task.Arm.Name} seed {task.Seed}{(state == TaskState.Started ? " (resumed from its checkpoint)" : "")}: log {LogOf(sweepDir, task)}");
+            }
+            if (stop.IsCancellationRequested && !stopping)
+            {
+                stopping = true;
+                foreach (var (_, p, _) in running) AskToStop(p);
+                log($"stopping: {running.Count} running task(s) save their checkpoints; run the sweep again to resume");
+            }
+            Thread.Sleep(200);
+            foreach (var r in running.Where(r => r.Process.HasExited).ToList())
+            {
+                r.Process.WaitForExit();
+                r.Log.Dispose();
+                running.Remove(r);
+                int code = r.Process.ExitCode;
+                bool finished = StateOf(r.Task.RunDir(sweepDir)) == TaskState.Done;
+                if (finished) done++;
+                else if (!stopping) failed.Add((r.Task, code));
+                log(finished ? $"finished {r.Task.Arm.Name} seed {r.Task.Seed} ({done} of {spec.Tasks.Count})"
+                             : $"{r.Task.Arm.Name} seed {r.Task.Seed} stopped with exit code {code}: see {LogOf(sweepDir, r.Task)}");
+            }
+            if (running.Count > 0 && lastStatus.Elapsed >= StatusEvery)
+            {
+                lastStatus.Restart();
+                var status = "running: " + string.Join("; ", running.Select(r => $"{r.Task.Arm.Name} seed {r.Task.Seed} at iteration {LastIteration(r.Task.RunDir(sweepDir))}"));
+                if (status != lastLine) log(status);
+                lastLine = status;
+            }
+        }
+        return failed;
+    }
+
+    static (SweepTask, Process, StreamWriter) Start(SweepTask task, ProcessStartInfo info, string logPath)
+    {
+        info.RedirectStandardOutput = info.RedirectStandardError = true;
+        info.UseShellExecute = false;
+        Directory.CreateDirectory(Path.GetDirectoryName(logPath)!);
+        var writer = new StreamWriter(logPath, append: true) { AutoFlush = true };
+        var process = new Process { StartInfo = info };
+        void Write(object? _, DataReceivedEventArgs e)
+        {
+            if (e.Data is null) return;
+            lock (writer) writer.WriteLine(e.Data);
+        }
+        process.OutputDataReceived += Write;
+        process.ErrorDataReceived += Write;
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return (task, process, writer);
+    }
+
+    /// <summary>The iteration of a run's newest metrics.jsonl record (0 before the first).</summary>
+    static long LastIteration(string runDir)
+    {
+        var path = Path.Combine(runDir, RunLog.MetricsFile);
+        if (!File.Exists(path)) return 0;
+        try { return File.ReadLines(path).Select(RunLog.IterationOf).LastOrDefault(i => i is not null) ?? 0; }
+        catch (IOException) { return 0; }
+    }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    static extern int SendSignal(int pid, int signal);
+
+    const int SigTerm = 15;
+
+    /// <summary>SIGTERM where there are signals (the trainer then saves a checkpoint); elsewhere the process is ended.</summary>
+    static void AskToStop(Process p)
+    {
+        if (p.HasExited) return;
+        if (OperatingSystem.IsWindows()) p.Kill(entireProcessTree: true);
+        else SendSignal(p.Id, SigTerm);
+    }
+}
