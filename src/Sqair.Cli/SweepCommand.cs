@@ -33,6 +33,8 @@ static class SweepCommand
     static readonly Option<int?> Parallel = CommonOptions.AtLeast(1, new Option<int?>("--parallel") { Description = "Tasks at once (default: cores / --threads)" });
     static readonly Option<int?> Task = CommonOptions.AtLeast(0, new Option<int?>("--task") { Description = "Run only task N of the sweep in this process (what each task's process and a Slurm array task run)" });
     static readonly Option<bool> Collect = new("--collect") { Description = "Only write the table and plots from the run folders" };
+    static readonly Option<bool> Slurm = new("--slurm") { Description = "Submit the unfinished tasks as one Slurm job array (sbatch) instead of running them here" };
+    static readonly Option<string?> SbatchArgs = new("--sbatch") { Description = "Options passed to sbatch with --slurm, e.g. \"--partition=gpu --time=2:00:00\"" };
 
     /// <summary>A fraction of the budget between measurements when --eval-every is not given.</summary>
     const int DefaultMeasurements = 4;
@@ -43,7 +45,7 @@ static class SweepCommand
     {
         var sweep = new Command("sweep", "Compare arms of a config fairly: each arm and seed trained on the same budget, measured, tabulated and plotted")
         {
-            Dir, Arms, Grids, Sets, NoBase, Seeds, Iterations, Minutes, Init, Preset, EvalEvery, EvalCount, TaskThreads, Parallel, Task, Collect,
+            Dir, Arms, Grids, Sets, NoBase, Seeds, Iterations, Minutes, Init, Preset, EvalEvery, EvalCount, TaskThreads, Parallel, Task, Collect, Slurm, SbatchArgs,
             CommonOptions.Device, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         sweep.SetAction(Run);
@@ -60,8 +62,15 @@ static class SweepCommand
             Report(spec, dir);
             return ExitCodes.Success;
         }
+        var command = TaskCommand(r, dir);
+        if (r.GetValue(Slurm))
+        {
+            Console.WriteLine(SweepSlurm.Submit(spec, dir, command, (r.GetValue(SbatchArgs) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries)));
+            Cli.Log($"job script {Path.Combine(dir, SweepSlurm.ScriptName)}; when the array has finished: sqair sweep {dir} --collect");
+            return ExitCodes.Success;
+        }
         Cli.Log($"sweep {dir}: {spec.Arms.Count} arm(s) × {spec.Seeds.Count} seed(s); {spec.Fairness}");
-        var failed = SweepRunner.RunLocal(spec, dir, t => Self(r, dir, t), Cli.Stopping, Cli.Log);
+        var failed = SweepRunner.RunLocal(spec, dir, t => Local(command, t), Cli.Stopping, Cli.Log);
         Report(spec, dir);
         if (Cli.Stopping.IsCancellationRequested) return ExitCodes.Interrupted;
         if (failed.Count > 0)
@@ -154,15 +163,24 @@ static class SweepCommand
         return code;
     }
 
-    /// <summary>This program, asked to run one task of the sweep.</summary>
-    static ProcessStartInfo Self(ParseResult r, string dir, SweepTask task)
+    /// <summary>
+    /// This program asked to run a task of the sweep, as words (the program first); the task's
+    /// number follows as --task N.
+    /// </summary>
+    static List<string> TaskCommand(ParseResult r, string dir)
     {
         var dll = typeof(SweepCommand).Assembly.Location;
         var apphost = Path.Combine(Path.GetDirectoryName(dll)!, OperatingSystem.IsWindows() ? "sqair.exe" : "sqair");
-        var info = File.Exists(apphost) ? new ProcessStartInfo(apphost) : new ProcessStartInfo("dotnet") { ArgumentList = { dll } };
-        foreach (var a in new[] { "sweep", dir, "--task", task.Index.ToString(), "--device", r.GetValue(CommonOptions.Device)!, "--cache", r.GetValue(CommonOptions.Cache)! })
-            info.ArgumentList.Add(a);
-        if (r.GetValue(CommonOptions.MnistDir) is { } mnist) { info.ArgumentList.Add("--mnist-dir"); info.ArgumentList.Add(mnist); }
+        var words = File.Exists(apphost) ? new List<string> { apphost } : ["dotnet", dll];
+        words.AddRange(["sweep", dir, "--device", r.GetValue(CommonOptions.Device)!, "--cache", r.GetValue(CommonOptions.Cache)!]);
+        if (r.GetValue(CommonOptions.MnistDir) is { } mnist) words.AddRange(["--mnist-dir", mnist]);
+        return words;
+    }
+
+    static ProcessStartInfo Local(List<string> command, SweepTask task)
+    {
+        var info = new ProcessStartInfo(command[0]);
+        foreach (var word in command.Skip(1).Concat(["--task", task.Index.ToString()])) info.ArgumentList.Add(word);
         return info;
     }
 

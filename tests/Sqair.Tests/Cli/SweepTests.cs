@@ -43,6 +43,41 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
         Assert.Equal(table, File.ReadAllText(Path.Combine(resumed, "sweep.md")));
     }
 
+    /// <summary>
+    /// Issue 22, 4: the same two arms as a Slurm job array on a real single-node Slurm that the test
+    /// starts (slurm-local.sh; skipped where Slurm cannot be installed or run), then --collect.
+    /// </summary>
+    [Fact]
+    public async Task The_same_sweep_through_a_real_single_node_Slurm_gives_the_same_table()
+    {
+        var slurm = Path.Combine(TestUtil.TempDir(), "slurm");
+        var script = Path.Combine(TestUtil.RepositoryRoot(), "tests", "Sqair.Tests", "Cli", "slurm-local.sh");
+        var up = await TestUtil.RunAsync("bash", [script, "up", slurm], minutes: 10);
+        if (up.Code == 3) Assert.Skip(up.Stdout.Trim());
+        Assert.True(up.Code == 0, $"slurm-local.sh up: exit {up.Code}\n{up.Stdout}\n{up.Stderr}");
+        try
+        {
+            // sbatch reads the test cluster's config; the jobs inherit this environment.
+            Environment.SetEnvironmentVariable("SLURM_CONF", up.Stdout.Trim().Split('\n')[^1]);
+            var local = Path.Combine(TestUtil.TempDir(), "local");
+            CommandLineTests.Run(TinySweep(local)).AssertCode(0);
+            var viaSlurm = Path.Combine(TestUtil.TempDir(), "slurm-sweep");
+            var submitted = CommandLineTests.Run([.. TinySweep(viaSlurm), "--slurm"]).AssertCode(0);
+            Assert.Contains("Submitted batch job", submitted.Stdout);
+            var markers = new[] { "base", "output_std=0.2" }.Select(arm => Path.Combine(viaSlurm, arm, "seed-1", Sqair.Sweeps.SweepRunner.DoneMarker)).ToList();
+            for (var waited = System.Diagnostics.Stopwatch.StartNew(); !markers.All(File.Exists); await Task.Delay(500, TestContext.Current.CancellationToken))
+                Assert.True(waited.Elapsed < TimeSpan.FromMinutes(3), "the Slurm tasks did not finish in 3 minutes: " +
+                            string.Join("\n", Directory.GetFiles(viaSlurm, "slurm-*.out").Select(File.ReadAllText)));
+            CommandLineTests.Run("sweep", viaSlurm, "--collect").AssertCode(0);
+            Assert.Equal(File.ReadAllText(Path.Combine(local, "sweep.md")), File.ReadAllText(Path.Combine(viaSlurm, "sweep.md")));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("SLURM_CONF", null);
+            await TestUtil.RunAsync("bash", [script, "down", slurm]);
+        }
+    }
+
     [Fact]
     public void A_folder_holding_one_sweep_refuses_another_and_resumes_its_own_alone()
     {

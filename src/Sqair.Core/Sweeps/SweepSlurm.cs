@@ -1,0 +1,58 @@
+using System.Diagnostics;
+
+namespace Sqair.Sweeps;
+
+/// <summary>
+/// A sweep as one Slurm job array: one array task per unfinished (arm, seed), each running the
+/// same per-task command as a local sweep, writing into the same run folders (a filesystem the
+/// nodes share). <c>sqair sweep DIR --collect</c> builds the table once the array has finished.
+/// </summary>
+public static class SweepSlurm
+{
+    /// <summary>The job script written into the sweep folder.</summary>
+    public const string ScriptName = "sweep.sbatch";
+
+    /// <summary>
+    /// The batch script: an array over <paramref name="taskIndices"/>, each task on
+    /// <see cref="SweepSpec.Threads"/> CPUs running <paramref name="taskCommand"/> followed by its task index.
+    /// </summary>
+    public static string Script(SweepSpec spec, string sweepDir, IReadOnlyList<int> taskIndices, IReadOnlyList<string> taskCommand) =>
+        $"""
+        #!/bin/bash
+        #SBATCH --job-name=sqair-sweep
+        #SBATCH --array={string.Join(",", taskIndices)}
+        #SBATCH --cpus-per-task={spec.Threads}
+        #SBATCH --output={Path.Combine(sweepDir, "slurm-%A_%a.out")}
+        # Written by sqair sweep: one task per (arm, seed) of {Path.Combine(sweepDir, SweepSpec.FileName)}.
+        exec {string.Join(" ", taskCommand.Select(Quote))} --task "$SLURM_ARRAY_TASK_ID"
+
+        """;
+
+    /// <summary>
+    /// Writes the script for the unfinished tasks and submits it with sbatch (with
+    /// <paramref name="sbatchArgs"/> before the script); returns sbatch's answer ("Submitted batch job N").
+    /// </summary>
+    public static string Submit(SweepSpec spec, string sweepDir, IReadOnlyList<string> taskCommand, IReadOnlyList<string> sbatchArgs)
+    {
+        var unfinished = spec.Tasks.Where(t => SweepRunner.StateOf(t.RunDir(sweepDir)) != TaskState.Done).Select(t => t.Index).ToList();
+        if (unfinished.Count == 0) return "every task has finished; nothing to submit";
+        var script = Path.Combine(sweepDir, ScriptName);
+        AtomicFile.WriteAllText(script, Script(spec, sweepDir, unfinished, taskCommand));
+        var info = new ProcessStartInfo("sbatch") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in sbatchArgs) info.ArgumentList.Add(a);
+        info.ArgumentList.Add(script);
+        Process process;
+        try { process = Process.Start(info)!; }
+        catch (System.ComponentModel.Win32Exception) { throw new IOException("sbatch was not found: --slurm needs a Slurm client on PATH (the job script is in " + script + ")"); }
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0) throw new IOException($"sbatch {script} failed (exit {process.ExitCode}): {stderr.Trim()}");
+        return stdout.Result.Trim();
+    }
+
+    /// <summary>A word for bash: single-quoted unless it is plainly safe.</summary>
+    static string Quote(string word) =>
+        word.Length > 0 && word.All(c => char.IsAsciiLetterOrDigit(c) || c is '/' or '.' or '_' or '-' or '=' or ':' or ',' or '+')
+            ? word : "'" + word.Replace("'", "'\\''") + "'";
+}
