@@ -26,9 +26,9 @@ static class SweepCommand
     static readonly Option<string?> Init = new("--init") { Description = "Continue a checkpoint's parameters in every arm (config key init)" };
     static readonly Option<string> Preset = new("--preset") { Description = "Starting config of the base (cpu or paper)", DefaultValueFactory = _ => "cpu" };
     static readonly Option<long?> EvalEvery = CommonOptions.AtLeast(1L, new Option<long?>("--eval-every")
-        { Description = "Measure on validation every this many iterations (default: a quarter of --iterations; 500 with --minutes)" });
+    { Description = "Measure on validation every this many iterations (default: a quarter of --iterations; 500 with --minutes)" });
     static readonly Option<int> EvalCount = CommonOptions.AtLeast(1, new Option<int>("--eval-count")
-        { Description = "Validation sequences per measurement", DefaultValueFactory = _ => 500 });
+    { Description = "Validation sequences per measurement", DefaultValueFactory = _ => 500 });
     static readonly Option<int> TaskThreads = CommonOptions.ThreadCount(1, "libtorch threads per task [default: 1]");
     static readonly Option<int?> Parallel = CommonOptions.AtLeast(1, new Option<int?>("--parallel") { Description = "Tasks at once (default: cores / --threads)" });
     static readonly Option<int?> Task = CommonOptions.AtLeast(0, new Option<int?>("--task") { Description = "Run only task N of the sweep in this process (what each task's process and a Slurm array task run)" });
