@@ -10,7 +10,7 @@ namespace Sqair.Sweeps;
 /// sweep.md (per seed and mean, at the largest iteration every task reached and at each task's
 /// end) and plots/MEASURE.png (each arm's mean over seeds against iterations).
 /// </summary>
-public static class SweepReport
+internal static class SweepReport
 {
     /// <summary>The measures of the table and plots, with their labels and formats.</summary>
     public static readonly (string Key, string Label, string Format)[] Measures =

@@ -5,7 +5,7 @@ using Sqair.Training;
 namespace Sqair.Sweeps;
 
 /// <summary>Where a task stands: not started, started (it has a checkpoint to resume), or finished.</summary>
-public enum TaskState
+internal enum TaskState
 {
     /// <summary>No checkpoint yet.</summary>
     Fresh,
@@ -21,7 +21,7 @@ public enum TaskState
 /// task, not the sweep). A task is finished when its process wrote <see cref="DoneMarker"/>; a killed
 /// sweep run again skips those and resumes the others from their checkpoints.
 /// </summary>
-public static class SweepRunner
+internal static class SweepRunner
 {
     /// <summary>Written into a task's run folder when its training ended normally.</summary>
     public const string DoneMarker = "sweep-done";

@@ -7,7 +7,7 @@ namespace Sqair.Sweeps;
 /// same per-task command as a local sweep, writing into the same run folders (a filesystem the
 /// nodes share). <c>sqair sweep DIR --collect</c> builds the table once the array has finished.
 /// </summary>
-public static class SweepSlurm
+internal static class SweepSlurm
 {
     /// <summary>The job script written into the sweep folder.</summary>
     public const string ScriptName = "sweep.sbatch";

@@ -7,10 +7,10 @@ using Sqair.Training;
 namespace Sqair.Sweeps;
 
 /// <summary>One arm of a sweep: a name and the config keys it changes from the sweep's base.</summary>
-public sealed record SweepArm(string Name, IReadOnlyDictionary<string, JsonNode?> Changes);
+internal sealed record SweepArm(string Name, IReadOnlyDictionary<string, JsonNode?> Changes);
 
 /// <summary>One training of a sweep: an arm with one seed, in its own run folder.</summary>
-public sealed record SweepTask(int Index, SweepArm Arm, ulong Seed)
+internal sealed record SweepTask(int Index, SweepArm Arm, ulong Seed)
 {
     /// <summary>The task's run folder, relative to the sweep folder: arm/seed-N.</summary>
     public string RunDir(string sweepDir) => Path.Combine(sweepDir, Arm.Name, $"seed-{Seed}");
@@ -22,7 +22,7 @@ public sealed record SweepTask(int Index, SweepArm Arm, ulong Seed)
 /// iterations and at the end. Saved as sweep.json in the sweep folder, so that running the sweep
 /// again resumes it and cannot silently become another sweep.
 /// </summary>
-public sealed record SweepSpec
+internal sealed record SweepSpec
 {
     /// <summary>The file in the sweep folder that holds the spec.</summary>
     public const string FileName = "sweep.json";
