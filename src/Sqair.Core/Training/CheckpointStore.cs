@@ -35,17 +35,34 @@ internal sealed class CheckpointStore
         var path = Checkpoint.PathFor(runDir, iteration);
         Checkpoint.Save(path, model, optimizer, iteration);
         var existing = Checkpoint.InRun(runDir).Select(p => (Path: p, Step: Checkpoint.StepOf(p))).ToList();
-        foreach (var old in Retired(existing, cadence, keptFromBefore))
+        foreach (var old in Retired(existing, cadence, keptFromBefore, p => p == path || Readable(p)))
             File.Delete(old);
         return path;
     }
 
     /// <summary>
     /// The checkpoints the retention rule deletes, from all of a run's checkpoints (newest first):
-    /// not among the <see cref="KeepNewest"/> newest, not on the cadence, not kept from before.
+    /// older than the <see cref="KeepNewest"/> newest <paramref name="readable"/> ones, not on the
+    /// cadence, not kept from before. Unreadable files never count among the newest (two damaged
+    /// newer files must not cost the run its good checkpoint, issue 20, 6) and are never deleted
+    /// unless older than those.
     /// </summary>
-    public static IEnumerable<string> Retired(IReadOnlyList<(string Path, long Step)> newestFirst, long cadence, IReadOnlySet<string> keptFromBefore) =>
-        newestFirst.Skip(KeepNewest).Where(c => c.Step % cadence != 0 && !keptFromBefore.Contains(c.Path)).Select(c => c.Path);
+    public static IEnumerable<string> Retired(IReadOnlyList<(string Path, long Step)> newestFirst, long cadence, IReadOnlySet<string> keptFromBefore,
+                                              Func<string, bool> readable)
+    {
+        var newest = newestFirst.Where(c => readable(c.Path)).Take(KeepNewest).ToList();
+        if (newest.Count < KeepNewest) return [];
+        long oldestKept = newest[^1].Step;
+        return newestFirst.Where(c => c.Step < oldestKept && c.Step % cadence != 0 && !keptFromBefore.Contains(c.Path)).Select(c => c.Path);
+    }
+
+    /// <summary>Whether a checkpoint reads and checks out (its tensors are read and released).</summary>
+    static bool Readable(string path)
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        try { Checkpoint.Read(path); return true; }
+        catch (Exception e) when (e is InvalidDataException or IOException) { return false; }
+    }
 
     /// <summary>
     /// The newest checkpoint of a run folder that reads and checks out; each unreadable newer one is

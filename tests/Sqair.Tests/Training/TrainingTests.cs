@@ -166,8 +166,11 @@ public class TrainingTests
     public void Retention_keeps_the_cadence_the_two_newest_and_everything_from_before_this_process()
     {
         var steps = new long[] { 9, 8, 7, 6, 5, 4, 3, 2 }.Select(s => ($"step-{s}", s)).ToList();
-        Assert.Equal(["step-7", "step-5", "step-3"], CheckpointStore.Retired(steps, 2, new HashSet<string>()));
-        Assert.Equal(["step-7"], CheckpointStore.Retired(steps, 2, new HashSet<string> { "step-5", "step-3" }));
+        Assert.Equal(["step-7", "step-5", "step-3"], CheckpointStore.Retired(steps, 2, new HashSet<string>(), _ => true));
+        Assert.Equal(["step-7"], CheckpointStore.Retired(steps, 2, new HashSet<string> { "step-5", "step-3" }, _ => true));
+        // Two unreadable newest files count for nothing and are kept: 7 and 6 are the two newest (issue 20, 6).
+        Assert.Equal(["step-5", "step-3"], CheckpointStore.Retired(steps, 2, new HashSet<string>(), p => p is not ("step-9" or "step-8")));
+        Assert.Empty(CheckpointStore.Retired(steps, 2, new HashSet<string>(), p => p == "step-9"));
 
         // A run that checkpointed every 2 iterations, resumed with ckpt_itr 5, keeps all of them.
         var c = TinyTraining() with { MaxTrainIter = 8, CkptItr = 2, EvalItr = 100, FigItr = 100 };
@@ -177,6 +180,19 @@ public class TrainingTests
         new Trainer(c with { MaxTrainIter = 14, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume).Run(CancellationToken.None, _ => { });
         var kept = Checkpoint.InRun(dir).Select(Checkpoint.StepOf).Order().ToArray();
         Assert.Equal([2, 4, 6, 8, 10, 14], kept);
+    }
+
+    [Fact]
+    public void Damaged_newer_checkpoints_do_not_cost_a_resumed_run_its_good_ones()
+    {
+        var c = TinyTraining() with { MaxTrainIter = 4, CkptItr = 2, EvalItr = 100, FigItr = 100 };
+        var (train, valid) = Data(c);
+        var dir = TestUtil.TempDir();
+        new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
+        foreach (var step in new[] { 100, 101 }) File.WriteAllBytes(Checkpoint.PathFor(dir, step), []);
+        new Trainer(c with { MaxTrainIter = 7, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume).Run(CancellationToken.None, _ => { });
+        Assert.Equal([2, 4, 5, 7, 100, 101], Checkpoint.InRun(dir).Select(Checkpoint.StepOf).Order().ToArray());
+        Assert.Equal(7, Checkpoint.Read(Checkpoint.PathFor(dir, 7)).Iteration);
     }
 
     [Fact]
