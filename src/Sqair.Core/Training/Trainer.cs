@@ -198,6 +198,7 @@ public sealed class Trainer : IDisposable
             }
             if (c.TimeLimitMin > 0 && clock.Elapsed.TotalMinutes >= c.TimeLimitMin)
             {
+                if (!ParametersFinite()) return Diverged(NotFinite);
                 Finish();
                 StopMessage = $"time limit of {c.TimeLimitMin} min reached at iteration {Iteration}";
                 return TrainOutcome.TimeLimit;
@@ -241,7 +242,7 @@ public sealed class Trainer : IDisposable
                 badSteps++;
                 log($"iteration {Iteration - 1}: {failure}, step skipped ({badSteps} in a row)");
                 runLog.Scalar("train/skipped_steps", badSteps, Iteration);
-                if (badSteps >= MaxBadSteps) return Diverged();
+                if (badSteps >= MaxBadSteps) return Diverged($"{MaxBadSteps} failed steps in a row");
             }
             else
             {
@@ -279,6 +280,9 @@ public sealed class Trainer : IDisposable
                 shown?["iwae"] ?? double.NaN, shown?["count_acc_visible"] ?? double.NaN, rate,
                 TimeLeft(c.MaxTrainIter - Iteration, rate, c.TimeLimitMin, clock.Elapsed), lr));
         }
+        // A last step can leave the parameters infinite with too few failed steps after it to stop
+        // the run (issue 20, 9): that is divergence, not a finished run without its checkpoint.
+        if (!ParametersFinite()) return Diverged(NotFinite);
         Finish();
         StopMessage = $"finished {Iteration} iterations";
         return TrainOutcome.Completed;
@@ -322,18 +326,21 @@ public sealed class Trainer : IDisposable
         return stack(squares).sum().sqrt().ToDouble();
     }
 
-    TrainOutcome Diverged()
+    const string NotFinite = "its parameters are no longer finite";
+
+    /// <summary>Restores the newest readable checkpoint (if any) and says <paramref name="why"/> the run stopped.</summary>
+    TrainOutcome Diverged(string why)
     {
         if (CheckpointStore.NewestReadable(RunDir, log) is { } contents)
         {
             Checkpoint.LoadInto(contents, Model, optimizer, restoreRng: true);
             Iteration = contents.Iteration;
-            StopMessage = $"training diverged: {MaxBadSteps} failed steps in a row; restored {contents.Path} (iteration {contents.Iteration}) and stopped. " +
+            StopMessage = $"training diverged: {why}; restored {contents.Path} (iteration {contents.Iteration}) and stopped. " +
                           "Try a lower learning_rate or clip_grad_norm.";
         }
         else
         {
-            StopMessage = $"training diverged: {MaxBadSteps} failed steps in a row at iteration {Iteration}, before any checkpoint was saved. " +
+            StopMessage = $"training diverged: {why} at iteration {Iteration}, before any checkpoint was saved. " +
                           "Try a lower learning_rate or clip_grad_norm.";
         }
         log(StopMessage);
@@ -389,12 +396,18 @@ public sealed class Trainer : IDisposable
     /// <summary>Saves a checkpoint unless a parameter is not finite (a bad checkpoint must never replace good ones).</summary>
     public string? SaveCheckpoint()
     {
-        using (no_grad())
-            if (trainable.Any(p => !p.Param.isfinite().all().item<bool>()))
-            {
-                log($"iteration {Iteration}: parameters are not finite, checkpoint not written");
-                return null;
-            }
+        if (!ParametersFinite())
+        {
+            log($"iteration {Iteration}: parameters are not finite, checkpoint not written");
+            return null;
+        }
         return checkpoints.Save(Model, optimizer, Iteration);
+    }
+
+    bool ParametersFinite()
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        return trainable.All(p => p.Param.isfinite().all().item<bool>());
     }
 }

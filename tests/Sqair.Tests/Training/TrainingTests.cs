@@ -265,6 +265,24 @@ public class TrainingTests
     }
 
     [Fact]
+    public void Parameters_left_infinite_by_the_last_steps_are_divergence_not_a_finished_run()
+    {
+        var c = TinyTraining() with { MaxTrainIter = 4, CkptItr = 2, EvalItr = 100, FigItr = 100 };
+        var (train, valid) = Data(c);
+        var trainer = new Trainer(c, TestUtil.TempDir(), train, valid, CPU);
+        var poisoned = trainer.Model.named_parameters().First(p => p.name.Contains("output_scale")).parameter;
+        // at the last iteration: no step follows to fail, so only the end of the run can notice (issue 20, 9)
+        var outcome = trainer.Run(CancellationToken.None, p =>
+        {
+            if (p.Iteration == 3)
+                using (no_grad()) poisoned.fill_(float.PositiveInfinity);
+        });
+        Assert.Equal(TrainOutcome.Diverged, outcome);
+        Assert.Contains("parameters are no longer finite; restored", trainer.StopMessage);
+        Assert.Equal(2, trainer.Iteration);
+    }
+
+    [Fact]
     public void Checkpoints_round_trip_the_model_and_open_in_pytorch_readers()
     {
         manual_seed(3);
