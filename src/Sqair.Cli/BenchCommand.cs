@@ -20,18 +20,18 @@ static class BenchCommand
         var json = new Option<string?>("--json") { Description = "Also write the result as JSON to this file" };
         var train = new Command("train", "Time training iterations of a config (forward, backward, optimiser step)")
         {
-            seqLen, warmup, iterations, synthetic, json, CommonOptions.Device, CommonOptions.Threads, TrainCommand.Shards, CommonOptions.Cache, CommonOptions.MnistDir,
+            seqLen, warmup, iterations, synthetic, json, CommonOptions.Device, CommonOptions.Threads, CommonOptions.Shards, CommonOptions.Cache, CommonOptions.MnistDir,
         };
-        TrainCommand.AddConfigOptions(train);
+        ConfigOptions.AddTo(train);
         train.SetAction(r =>
         {
-            var config = TrainCommand.ConfigFrom(r);
+            var config = ConfigOptions.From(r);
             var device = CommonOptions.DeviceFrom(r);
             var source = Source(r, config, synthetic);
             int len = r.GetValue(seqLen) ?? config.SeqLen;
             // No spinner: an animation thread allocating while libtorch runs is exactly what TorchSharp's scalar finalizer race needs.
             AnsiConsole.MarkupLine($"[grey]timing {r.GetValue(iterations)} iterations at T = {len}, batch {config.BatchSize}, K = {config.KParticles}…[/]");
-            var result = Bench.Train(config, source, len, r.GetValue(warmup), r.GetValue(iterations), device, r.GetValue(TrainCommand.Shards));
+            var result = Bench.Train(config, source, len, r.GetValue(warmup), r.GetValue(iterations), device, r.GetValue(CommonOptions.Shards));
 
             var table = new Table().AddColumns("measure", "value");
             table.AddRow("model", $"{config.Model}, T = {len}, batch {config.BatchSize}, K = {config.KParticles}");
@@ -56,10 +56,10 @@ static class BenchCommand
         {
             count, CommonOptions.K, synthetic, json, CommonOptions.Device, CommonOptions.Threads, CommonOptions.Cache, CommonOptions.MnistDir,
         };
-        TrainCommand.AddConfigOptions(inference);
+        ConfigOptions.AddTo(inference);
         inference.SetAction(r =>
         {
-            var config = TrainCommand.ConfigFrom(r);
+            var config = ConfigOptions.From(r);
             var device = CommonOptions.DeviceFrom(r);
             var source = Source(r, config, synthetic);
             long n = r.GetValue(count);

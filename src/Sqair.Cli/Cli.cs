@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using Spectre.Console;
 using Sqair.Data;
+using Sqair.Model;
 
 namespace Sqair.Cli;
 
@@ -89,6 +90,31 @@ static class Cli
                 file = Datasets.Ensure(cache, () => mnist, config, pool, count, seed, Log, (done, _) => task.Value = done, r.GetValue(CommonOptions.Threads), Stopping);
             });
         return file!;
+    }
+
+    /// <summary>
+    /// A dataset file the user names, checked against the model (canvas size, channels), else the
+    /// cached standard dataset of the split, generated with the model's data parameters.
+    /// </summary>
+    public static SequenceFile ModelData(ParseResult r, Option<string?> fileOption, SqairConfig config, string split, long? count = null)
+    {
+        if (r.GetValue(fileOption) is not { } path) return SplitDataset(r, config, split, count);
+        if (!File.Exists(path)) throw new UserError($"{fileOption.Name} {path}: no such file");
+        var file = SequenceFile.Open(path);
+        if (config.Misfit(file.Config) is { } misfit)
+        {
+            file.Dispose();
+            throw new UserError($"{fileOption.Name} {path}: {misfit}");
+        }
+        return file;
+    }
+
+    /// <summary>The cached standard dataset of a split, generated with the model's data parameters.</summary>
+    public static SequenceFile SplitDataset(ParseResult r, SqairConfig config, string split, long? count = null)
+    {
+        var pool = CommonOptions.ParsePool(split);
+        long size = pool == Pool.Train ? config.TrainSize : config.ValidSize;
+        return Dataset(r, config.DataConfig(), pool, Math.Max(size, count ?? 0), config.DataSeed);
     }
 
     /// <summary>

@@ -54,6 +54,13 @@ static class CommonOptions
         },
     });
 
+    public static readonly Option<int> Shards = AtLeast(1, new Option<int>("--shards")
+    {
+        Description = "Split each training batch over this many threads, each with threads/shards libtorch threads; " +
+                      "1 (default): the whole batch at once on --threads threads (docs/performance.md)",
+        DefaultValueFactory = _ => 1,
+    });
+
     public static readonly Option<int> K = AtLeast(1, new Option<int>("--k") { Description = "Particles (importance samples)", DefaultValueFactory = _ => 5 });
 
     static readonly string[] ResamplingNames = [.. Enum.GetNames<Resampling>().Select(n => n.ToLowerInvariant())];

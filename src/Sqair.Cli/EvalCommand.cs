@@ -16,31 +16,6 @@ static class EvalCommand
 
     static readonly Option<string?> DataFile = new("--data") { Description = "Evaluate on this dataset file (any length, digit count or scale) instead of a split" };
 
-    /// <summary>
-    /// A dataset file the user names, checked against the model (canvas size, channels), else the
-    /// cached standard dataset of the split, generated with the model's data parameters.
-    /// </summary>
-    public static SequenceFile Data(ParseResult r, Option<string?> fileOption, SqairConfig config, string split, long? count = null)
-    {
-        if (r.GetValue(fileOption) is not { } path) return Dataset(r, config, split, count);
-        if (!File.Exists(path)) throw new UserError($"{fileOption.Name} {path}: no such file");
-        var file = SequenceFile.Open(path);
-        if (config.Misfit(file.Config) is { } misfit)
-        {
-            file.Dispose();
-            throw new UserError($"{fileOption.Name} {path}: {misfit}");
-        }
-        return file;
-    }
-
-    /// <summary>The cached standard dataset of a split, generated with the model's data parameters.</summary>
-    public static SequenceFile Dataset(ParseResult r, SqairConfig config, string split, long? count = null)
-    {
-        var pool = CommonOptions.ParsePool(split);
-        long size = pool == Pool.Train ? config.TrainSize : config.ValidSize;
-        return Cli.Dataset(r, config.DataConfig(), pool, Math.Max(size, count ?? 0), config.DataSeed);
-    }
-
     public static Command Build()
     {
         var batch = CommonOptions.BatchSize(50);
@@ -56,7 +31,7 @@ static class EvalCommand
             var checkpoint = CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!);
             var (model, iteration) = Checkpoint.LoadModel(checkpoint, device);
             var path = checkpoint.Path;
-            using var data = Data(r, DataFile, model.Config, r.GetValue(CommonOptions.Split)!, r.GetValue(Count));
+            using var data = Cli.ModelData(r, DataFile, model.Config, r.GetValue(CommonOptions.Split)!, r.GetValue(Count));
             var split = r.GetValue(DataFile) is { } dataPath ? Path.GetFileNameWithoutExtension(dataPath) : r.GetValue(CommonOptions.Split)!;
             long n = Math.Min(r.GetValue(Count) ?? data.Count!.Value, data.Count!.Value);
             var inference = CommonOptions.Inference(r);

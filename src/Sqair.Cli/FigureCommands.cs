@@ -28,7 +28,7 @@ static class FigureCommands
         int first = r.GetValue(First), count = r.GetValue(Sequences);
         ISequenceSource source;
         SequenceFile? file = null;
-        if (r.GetValue(DataFile) is not null || length <= config.SeqLen) source = file = EvalCommand.Data(r, DataFile, config, split, first + count);
+        if (r.GetValue(DataFile) is not null || length <= config.SeqLen) source = file = Cli.ModelData(r, DataFile, config, split, first + count);
         else
         {
             // Longer than the stored sets: the same generator and pool, with seq_len = length.

@@ -24,7 +24,6 @@ static class SweepCommand
     static readonly Option<long?> Iterations = CommonOptions.AtLeast(1L, new Option<long?>("--iterations") { Description = "Budget: iterations per arm and seed" });
     static readonly Option<double?> Minutes = new("--minutes") { Description = "Budget: minutes per arm and seed (wall time; an interrupted task starts again)" };
     static readonly Option<string?> Init = new("--init") { Description = "Continue a checkpoint's parameters in every arm (config key init)" };
-    static readonly Option<string> Preset = new("--preset") { Description = "Starting config of the base (cpu or paper)", DefaultValueFactory = _ => "cpu" };
     static readonly Option<long?> EvalEvery = CommonOptions.AtLeast(1L, new Option<long?>("--eval-every")
     { Description = "Measure on validation every this many iterations (default: a quarter of --iterations; 500 with --minutes)" });
     static readonly Option<int> EvalCount = CommonOptions.AtLeast(1, new Option<int>("--eval-count")
@@ -45,7 +44,7 @@ static class SweepCommand
     {
         var sweep = new Command("sweep", "Compare arms of a config fairly: each arm and seed trained on the same budget, measured, tabulated and plotted")
         {
-            Dir, Arms, Grids, Sets, NoBase, Seeds, Iterations, Minutes, Init, Preset, EvalEvery, EvalCount, TaskThreads, Parallel, Task, Collect, Slurm, SbatchArgs,
+            Dir, Arms, Grids, Sets, NoBase, Seeds, Iterations, Minutes, Init, ConfigOptions.Preset, EvalEvery, EvalCount, TaskThreads, Parallel, Task, Collect, Slurm, SbatchArgs,
             CommonOptions.Device, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         sweep.SetAction(Run);
@@ -121,7 +120,7 @@ static class SweepCommand
         int threads = r.GetValue(TaskThreads);
         return new SweepSpec
         {
-            Preset = r.GetValue(Preset)!,
+            Preset = r.GetValue(ConfigOptions.Preset)!,
             Base = baseKeys,
             Arms = arms,
             Seeds = r.GetValue(Seeds) is { Length: > 0 } seeds ? [.. seeds] : [1, 2],

@@ -32,7 +32,7 @@ internal static class SweepReport
         var points = new List<Point>();
         foreach (var task in spec.Tasks)
         {
-            var path = Path.Combine(task.RunDir(sweepDir), RunLog.MetricsFile);
+            var path = Path.Combine(task.RunDir(sweepDir), RunFolder.MetricsFile);
             if (!File.Exists(path)) continue;
             foreach (var line in File.ReadLines(path))
             {
@@ -81,7 +81,7 @@ internal static class SweepReport
         if (missing.Count > 0) sb.Append($"Not measured yet: {string.Join(", ", missing.Select(t => $"{t.Arm.Name} seed {t.Seed}"))}.\n\n");
         if (byTask.Count == 0) return sb.ToString();
 
-        bool iwaeComparable = spec.Arms.Select(a => a.Changes.TryGetValue("output_std", out var v) ? v?.ToJsonString() : null).Distinct().Count() == 1;
+        bool iwaeComparable = IwaeComparable(spec);
         // The largest iteration at which every measured task has a record: a fair comparison even
         // when a minutes budget ended the tasks at different iterations.
         long? equal = byTask.Values.Select(ps => ps.Select(p => p.Iteration)).Aggregate((a, b) => a.Intersect(b)).Cast<long?>().Max();
@@ -98,6 +98,10 @@ internal static class SweepReport
         if (!iwaeComparable) sb.Append("\n† not comparable across arms: they differ in output_std, which scales the likelihood.\n");
         return sb.ToString();
     }
+
+    /// <summary>Whether the arms share output_std, which scales the likelihood: otherwise their IWAE bounds do not compare.</summary>
+    static bool IwaeComparable(SweepSpec spec) =>
+        spec.Arms.Select(a => a.Changes.TryGetValue("output_std", out var v) ? v?.ToJsonString() : null).Distinct().Count() == 1;
 
     static void Table(StringBuilder sb, SweepSpec spec, Dictionary<int, List<Point>> byTask, Func<List<Point>, Point?> pick, bool iwaeComparable,
                       bool showIteration = false)
@@ -122,7 +126,13 @@ internal static class SweepReport
         }
     }
 
-    static string Format(double v, string format) => double.IsNaN(v) ? "–" : v.ToString(format, CultureInfo.InvariantCulture);
+    /// <summary>The value in <paramref name="format"/> ("F3"), "–" when missing; what rounds to zero prints without a sign.</summary>
+    static string Format(double v, string format)
+    {
+        if (double.IsNaN(v)) return "–";
+        if (Math.Abs(v) < 0.5 * Math.Pow(10, -int.Parse(format[1..], CultureInfo.InvariantCulture))) v = 0;
+        return v.ToString(format, CultureInfo.InvariantCulture);
+    }
 
     static string Assignments(IReadOnlyDictionary<string, JsonNode?> keys) =>
         string.Join(", ", keys.Select(kv => $"{kv.Key} = {kv.Value?.ToJsonString()}"));
@@ -150,7 +160,8 @@ internal static class SweepReport
                 any = true;
             }
             if (!any) continue;
-            plot.Title($"{label}: mean over seeds (line), each seed (points)");
+            var caveat = key == "iwae" && !IwaeComparable(spec) ? " (not comparable: the arms differ in output_std)" : "";
+            plot.Title($"{label}: mean over seeds (line), each seed (points){caveat}");
             plot.XLabel("iteration");
             plot.ShowLegend();
             plot.SavePng(Path.Combine(outDir, $"{key}.png"), 800, 450);

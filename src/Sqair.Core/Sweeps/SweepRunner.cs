@@ -117,7 +117,7 @@ internal static class SweepRunner
     /// <summary>The iteration of a run's newest metrics.jsonl record (0 before the first).</summary>
     static long LastIteration(string runDir)
     {
-        var path = Path.Combine(runDir, RunLog.MetricsFile);
+        var path = Path.Combine(runDir, RunFolder.MetricsFile);
         if (!File.Exists(path)) return 0;
         try { return File.ReadLines(path).Select(RunLog.IterationOf).LastOrDefault(i => i is not null) ?? 0; }
         catch (IOException) { return 0; }

@@ -124,7 +124,7 @@ public static class Checkpoint
     /// <summary>Checkpoints of a run folder, newest first.</summary>
     public static IEnumerable<string> InRun(string runDir)
     {
-        var dir = Path.Combine(runDir, "checkpoints");
+        var dir = Path.Combine(runDir, RunFolder.CheckpointsDir);
         return Directory.Exists(dir)
             ? Directory.GetFiles(dir, "step-*.safetensors").OrderByDescending(f => f, StringComparer.Ordinal)
             : [];
@@ -132,7 +132,7 @@ public static class Checkpoint
 
     /// <summary>The file of the checkpoint at <paramref name="iteration"/> in a run folder.</summary>
     public static string PathFor(string runDir, long iteration) =>
-        Path.Combine(runDir, "checkpoints", $"step-{iteration:D9}.safetensors");
+        Path.Combine(runDir, RunFolder.CheckpointsDir, $"step-{iteration:D9}.safetensors");
 
     /// <summary>The iteration in a checkpoint's file name (step-000001000.safetensors → 1000).</summary>
     public static long StepOf(string path) =>

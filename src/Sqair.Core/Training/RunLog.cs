@@ -10,14 +10,12 @@ namespace Sqair.Training;
 /// </summary>
 internal sealed class RunLog
 {
-    public const string MetricsFile = "metrics.jsonl";
-
     readonly string metricsPath;
     readonly SummaryWriter tensorboard;
 
     public RunLog(string runDir)
     {
-        metricsPath = Path.Combine(runDir, MetricsFile);
+        metricsPath = Path.Combine(runDir, RunFolder.MetricsFile);
         tensorboard = TorchSharp.torch.utils.tensorboard.SummaryWriter(runDir);
     }
 

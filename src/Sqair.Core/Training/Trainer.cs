@@ -129,7 +129,7 @@ public sealed class Trainer : IDisposable
                     Checkpoint.LoadInto(init, Model);
                     this.log($"starting from the parameters of {init.Path} (iteration {init.Iteration})");
                 }
-                AtomicFile.WriteAllText(Path.Combine(RunDir, "config.json"), config.ToJson());
+                AtomicFile.WriteAllText(Path.Combine(RunDir, RunFolder.ConfigFile), config.ToJson());
             }
         }
         catch
@@ -373,7 +373,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Sequence and still figures of the first validation sequences that hold a digit.</summary>
     public void Figures()
     {
-        var dir = Path.Combine(RunDir, "figures");
+        var dir = Path.Combine(RunDir, RunFolder.FiguresDir);
         Directory.CreateDirectory(dir);
         using var batch = SequenceBatch.Of(valid!, SequenceBatch.Showing(valid!, FigureSequences), device: device);
         using var scope = NewDisposeScope();

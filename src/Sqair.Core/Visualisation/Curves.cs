@@ -50,7 +50,7 @@ public static class Curves
 
     static List<JsonNode> Read(string runDir, Action<string>? warn)
     {
-        var path = Path.Combine(runDir, Training.RunLog.MetricsFile);
+        var path = Path.Combine(runDir, Training.RunFolder.MetricsFile);
         if (!File.Exists(path)) throw new FileNotFoundException($"{path} does not exist: not a run folder?", path);
         var records = new List<JsonNode>();
         int lineNumber = 0;

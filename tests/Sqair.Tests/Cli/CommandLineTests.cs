@@ -293,7 +293,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
     {
         var run = Path.Combine(TestUtil.TempDir(), "run");
         CopyDir(f.Run, run);
-        File.AppendAllText(Path.Combine(run, RunLog.MetricsFile), """{"iteration":3,"split":"tr""");
+        File.AppendAllText(Path.Combine(run, RunFolder.MetricsFile), """{"iteration":3,"split":"tr""");
         var result = Run("plot", run, "--out", Path.Combine(run, "curves")).AssertCode(0);
         Assert.Contains("not a whole record, skipped", result.Stderr);
         Assert.True(File.Exists(Path.Combine(run, "curves", "loss.png")));

@@ -145,7 +145,7 @@ public class TrainingTests
         using var replaced = new Trainer(c with { MaxTrainIter = 1 }, dir, train, valid, CPU, start: StartMode.Replace);
         Assert.Equal(0, replaced.Iteration);
         Assert.Empty(Checkpoint.InRun(dir));
-        Assert.False(File.Exists(Path.Combine(dir, RunLog.MetricsFile)));
+        Assert.False(File.Exists(Path.Combine(dir, RunFolder.MetricsFile)));
     }
 
     [Fact]
@@ -207,7 +207,7 @@ public class TrainingTests
         var messages = new List<string>();
         new Trainer(c, dir, train, null, CPU, messages.Add, StartMode.Resume).Run(CancellationToken.None);
         Assert.Contains(messages, m => m.Contains("dropped 2 line(s)"));
-        var iterations = File.ReadAllLines(Path.Combine(dir, RunLog.MetricsFile)).Select(l => RunLog.IterationOf(l)!.Value).ToArray();
+        var iterations = File.ReadAllLines(Path.Combine(dir, RunFolder.MetricsFile)).Select(l => RunLog.IterationOf(l)!.Value).ToArray();
         Assert.Equal([2, 4, 6, 8], iterations);
     }
 

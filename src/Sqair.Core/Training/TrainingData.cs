@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using Sqair.Data;
+using Sqair.Model;
+
+namespace Sqair.Training;
+
+/// <summary>
+/// The sequences a run trains and validates on, chosen from its config: the dataset files it names
+/// (<c>data</c>, <c>valid_data</c>), else the cached standard sets (generated once), else the
+/// on-the-fly generator. Every file is checked against its checksums before training, and a new
+/// run records its files by full path with the training frames' checksum; a resumed run must find
+/// the same frames there.
+/// </summary>
+public sealed class TrainingData : IDisposable
+{
+    /// <summary>The training sequences.</summary>
+    public ISequenceSource Train { get; }
+    /// <summary>The validation sequences (the training file itself when a file is given without <c>valid_data</c>).</summary>
+    public ISequenceSource Valid { get; }
+    /// <summary>The run's config with its data provenance recorded (full paths, the training frames' checksum).</summary>
+    public SqairConfig Config { get; }
+
+    TrainingData(ISequenceSource train, ISequenceSource valid, SqairConfig config) => (Train, Valid, Config) = (train, valid, config);
+
+    /// <summary>
+    /// Opens the data of <paramref name="config"/>. <paramref name="cachedDataset"/> opens (generating
+    /// it once) a standard dataset of a data config, pool, count and seed, e.g. with
+    /// <see cref="Datasets.Ensure"/>; <paramref name="mnist"/> gives the MNIST folder for the
+    /// on-the-fly generator. A missing file is a <see cref="FileNotFoundException"/>, a contradiction
+    /// in the config an <see cref="ArgumentException"/>, damaged bytes an <see cref="InvalidDataException"/>.
+    /// </summary>
+    public static TrainingData Open(SqairConfig config, StartMode mode, Func<MovingMnistConfig, Pool, long, ulong, SequenceFile> cachedDataset,
+                                    Func<string> mnist, Action<string>? log = null, Action<string>? warn = null)
+    {
+        var dataConfig = config.DataConfig();
+        if (config.Data != "")
+        {
+            var train = OpenChecked(config.Data, "data", log, warn);
+            try
+            {
+                var valid = config.ValidData != "" ? OpenChecked(config.ValidData, "valid_data", log, warn) : train;
+                return new TrainingData(train, valid, WithProvenance(config, train, mode));
+            }
+            catch
+            {
+                train.Dispose();
+                throw;
+            }
+        }
+        if (config.ValidData != "") throw new ArgumentException("config key 'valid_data' needs 'data' (the generated training set comes with its own validation set)");
+        ISequenceSource trainSource = config.OnTheFly
+            ? new GeneratedSource(Datasets.Generator(mnist(), dataConfig, Pool.Train, config.DataSeed))
+            : Checked(cachedDataset(dataConfig, Pool.Train, config.TrainSize, config.DataSeed), log, warn);
+        return new TrainingData(trainSource, Checked(cachedDataset(dataConfig, Pool.Validation, config.ValidSize, config.DataSeed), log, warn), config);
+    }
+
+    /// <summary>Closes the files (the validation file once, when it is the training file).</summary>
+    public void Dispose()
+    {
+        (Train as IDisposable)?.Dispose();
+        if (!ReferenceEquals(Valid, Train)) (Valid as IDisposable)?.Dispose();
+    }
+
+    static SequenceFile OpenChecked(string path, string key, Action<string>? log, Action<string>? warn) =>
+        File.Exists(path) ? Checked(SequenceFile.Open(path), log, warn) : throw new FileNotFoundException($"config key '{key}' = {path}: no such file", path);
+
+    /// <summary>
+    /// Checks a dataset file against its checksums before training on it: a changed byte would
+    /// silently change what is learnt, and reading even the 1.5 GB training set costs seconds of an hour.
+    /// </summary>
+    static SequenceFile Checked(SequenceFile file, Action<string>? log, Action<string>? warn)
+    {
+        var sw = Stopwatch.StartNew();
+        switch (file.Verify())
+        {
+            case null:
+                warn?.Invoke($"{file.Path} has no checksums (written by an older version): its values were checked, its bytes cannot be; delete it to have it generated again with checksums");
+                break;
+            case []:
+                log?.Invoke($"{file.Path}: checksums verified in {sw.Elapsed.TotalSeconds:F1} s");
+                break;
+            case var problems:
+                file.Dispose();
+                throw new InvalidDataException($"{file.Path}: {problems[0]}");
+        }
+        return file;
+    }
+
+    /// <summary>
+    /// A new run records its data files by full path and the training frames' checksum; a resumed
+    /// run must find the same frames there.
+    /// </summary>
+    static SqairConfig WithProvenance(SqairConfig config, SequenceFile train, StartMode mode)
+    {
+        var checksum = train.Checksum("frames") ?? "";
+        if (mode == StartMode.Resume)
+        {
+            if (config.DataChecksum != "" && checksum != config.DataChecksum)
+                throw new ArgumentException($"config key 'data' = {config.Data}: its frames changed since the run started (checksum {checksum}, the run's {config.DataChecksum})");
+            return config;
+        }
+        return config with
+        {
+            Data = Path.GetFullPath(config.Data),
+            ValidData = config.ValidData == "" ? "" : Path.GetFullPath(config.ValidData),
+            DataChecksum = checksum,
+        };
+    }
+}
