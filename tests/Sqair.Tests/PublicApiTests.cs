@@ -30,3 +30,26 @@ public class PublicApiTests
         Assert.Equal(Approved.Order(StringComparer.Ordinal), exported);
     }
 }
+
+/// <summary>README's promises about the code, held by the code.</summary>
+public class ReadmeTests
+{
+    [Fact]
+    public void The_configuration_section_names_every_config_key()
+    {
+        var readme = File.ReadAllText(Path.Combine(TestUtil.RepositoryRoot(), "README.md"));
+        int start = readme.IndexOf("### Configuration", StringComparison.Ordinal), end = readme.IndexOf("### Training runs", StringComparison.Ordinal);
+        Assert.True(start >= 0 && end > start, "README lost its Configuration section");
+        var named = System.Text.RegularExpressions.Regex.Matches(readme[start..end], "`([a-z_]+)`").Select(m => m.Groups[1].Value).ToHashSet();
+        Assert.DoesNotContain(Sqair.Model.SqairConfig.Keys.Keys, k => !named.Contains(k));
+    }
+
+    [Fact]
+    public void The_command_table_names_every_command()
+    {
+        var readme = File.ReadAllText(Path.Combine(TestUtil.RepositoryRoot(), "README.md"));
+        var commands = Sqair.Cli.Cli.BuildRoot().Subcommands
+            .SelectMany(c => c.Subcommands.Count > 0 ? c.Subcommands.Select(s => $"{c.Name} {s.Name}") : [c.Name]);
+        Assert.DoesNotContain(commands, c => !readme.Contains($"| `{c}", StringComparison.Ordinal));
+    }
+}
