@@ -51,7 +51,8 @@ static class EvalCommand
             var doc = new Dictionary<string, object>
             {
                 ["checkpoint"] = Path.GetFullPath(path), ["iteration"] = iteration, ["split"] = split, ["data"] = data.Path, ["ground_truth"] = report.HasTruth, ["k"] = inference.K, ["resample"] = inference.Resampling.ToString().ToLowerInvariant(), ["reject_iou"] = inference.RejectIoU ?? model.Config.RejectIoU, ["seed"] = r.GetValue(CommonOptions.Seed),
-                ["metrics"] = flat.ToDictionary(kv => kv.Key, kv => double.IsFinite(kv.Value) ? (object)kv.Value : kv.Value.ToString()),
+                // JSON has no NaN: an undefined measure (MOTP without a match) is null, not the string "NaN" (issue 20, 15).
+                ["metrics"] = flat.ToDictionary(kv => kv.Key, kv => double.IsFinite(kv.Value) ? (object?)kv.Value : null),
             };
             AtomicFile.WriteAllText(output, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
             Console.WriteLine(Path.GetFullPath(output));

@@ -23,8 +23,9 @@ internal sealed class RunLog
     public void Record(string split, long iteration, IReadOnlyDictionary<string, double> values)
     {
         foreach (var (k, v) in values) tensorboard.add_scalar($"{split}/{k}", (float)v, (int)iteration);
-        var line = new Dictionary<string, object> { ["iteration"] = iteration, ["split"] = split, ["time"] = DateTime.UtcNow.ToString("o") };
-        foreach (var (k, v) in values) line[k] = double.IsFinite(v) ? Math.Round(v, 6) : v.ToString();
+        var line = new Dictionary<string, object?> { ["iteration"] = iteration, ["split"] = split, ["time"] = DateTime.UtcNow.ToString("o") };
+        // JSON has no NaN: an undefined measure is null.
+        foreach (var (k, v) in values) line[k] = double.IsFinite(v) ? Math.Round(v, 6) : null;
         File.AppendAllText(metricsPath, JsonSerializer.Serialize(line) + "\n");
     }
 

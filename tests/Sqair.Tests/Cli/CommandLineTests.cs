@@ -255,7 +255,10 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         Run(Eval(Path.Combine(dir, "c.json"), "5")).AssertCode(0);
         Dictionary<string, double> Metrics(string name) =>
             JsonNode.Parse(File.ReadAllText(Path.Combine(dir, name)))!["metrics"]!.AsObject()
-                .Where(kv => kv.Value!.GetValueKind() == System.Text.Json.JsonValueKind.Number).ToDictionary(kv => kv.Key, kv => (double)kv.Value!);
+                .Where(kv => kv.Value?.GetValueKind() == System.Text.Json.JsonValueKind.Number).ToDictionary(kv => kv.Key, kv => (double)kv.Value!);
+        // every measure a number, or null where it is undefined (never the string "NaN": issue 20, 15)
+        Assert.All(JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "a.json")))!["metrics"]!.AsObject(),
+                   kv => Assert.True(kv.Value is null || kv.Value.GetValueKind() == System.Text.Json.JsonValueKind.Number, $"{kv.Key}: {kv.Value}"));
         // Equal to float32 precision: libtorch's vectorised float32 kernels round by the memory
         // alignment of their inputs, which moves the 9th digit between runs.
         var (a, b, c) = (Metrics("a.json"), Metrics("b.json"), Metrics("c.json"));
