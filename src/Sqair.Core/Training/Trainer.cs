@@ -302,14 +302,15 @@ public sealed class Trainer : IDisposable
 
     /// <summary>
     /// The end of a run that was not interrupted (done, or out of time): the final model is saved,
-    /// measured and drawn unless that just happened at this iteration.
+    /// measured and drawn unless that already happened at this iteration (just now, or before a
+    /// resume of a finished run: issue 20, 8).
     /// </summary>
     void Finish()
     {
         var c = Config;
-        if (Iteration % c.CkptItr != 0) SaveCheckpoint();
-        if (valid is not null && Iteration % c.EvalItr != 0) Safely("evaluation", () => Evaluate());
-        if (valid is not null && Iteration % c.FigItr != 0) Safely("figures", Figures);
+        if (Iteration % c.CkptItr != 0 && !File.Exists(Checkpoint.PathFor(RunDir, Iteration))) SaveCheckpoint();
+        if (valid is not null && Iteration % c.EvalItr != 0 && !runLog.HasRecord("valid", Iteration)) Safely("evaluation", () => Evaluate());
+        if (valid is not null && Iteration % c.FigItr != 0 && !File.Exists(SequenceFigurePath)) Safely("figures", Figures);
     }
 
     /// <summary>Periodic side work must not end a run: a libtorch error there is logged and training goes on.</summary>
@@ -367,6 +368,8 @@ public sealed class Trainer : IDisposable
                                                                   .Select(kv => $"{kv.Key} {kv.Value:G5}")));
     }
 
+    string SequenceFigurePath => Path.Combine(RunDir, RunFolder.FiguresDir, $"sequence-{Iteration:D9}.png");
+
     /// <summary>Sequences in the training figures: as many as a screen shows side by side.</summary>
     const int FigureSequences = 4;
 
@@ -385,7 +388,7 @@ public sealed class Trainer : IDisposable
         try { inferred = Inference.Run(Model, batch.Frames, new InferenceOptions(Config.KParticles), generator); }
         finally { Model.train(); }
         var tracks = ModelFigures.Extract(batch.Frames, inferred.Output, inferred.Rows);
-        var seq = Path.Combine(dir, $"sequence-{Iteration:D9}.png");
+        var seq = SequenceFigurePath;
         var still = Path.Combine(dir, $"still-{Iteration:D9}.png");
         ModelFigures.SequenceFigure(tracks, seq, $"iteration {Iteration}: inputs and reconstructions (caption: count: ids)");
         ModelFigures.StillFigure(tracks, batch.T - 1, still, $"iteration {Iteration}, frame {batch.T - 1}: input, reconstruction, glimpses");

@@ -196,6 +196,22 @@ public class TrainingTests
     }
 
     [Fact]
+    public void Resuming_a_finished_run_measures_and_logs_nothing_again()
+    {
+        var c = TinyTraining() with { MaxTrainIter = 3, CkptItr = 2, EvalItr = 2, FigItr = 100, LogItr = 1 };
+        var (train, valid) = Data(c);
+        var dir = TestUtil.TempDir();
+        new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
+        string[] Files() => [.. Directory.GetFiles(dir, "*", SearchOption.AllDirectories).Order()];
+        var (lines, files) = (File.ReadAllLines(Path.Combine(dir, RunFolder.MetricsFile)), Files());
+        Assert.Contains(lines, l => l.Contains("\"valid\"") && RunLog.IterationOf(l) == 3); // the end of the run was measured (3 is off the cadence)
+        for (int i = 0; i < 2; i++)
+            Assert.Equal(TrainOutcome.Completed, new Trainer(c, dir, train, valid, CPU, start: StartMode.Resume).Run(CancellationToken.None));
+        Assert.Equal(lines, File.ReadAllLines(Path.Combine(dir, RunFolder.MetricsFile)));
+        Assert.Equal(files, Files()); // no second events file, figure or checkpoint (issue 20, 8)
+    }
+
+    [Fact]
     public void A_resumed_run_logs_each_iteration_once()
     {
         var c = TinyTraining() with { MaxTrainIter = 8, CkptItr = 4, LogItr = 2, EvalItr = 100, FigItr = 100 };
