@@ -56,7 +56,7 @@ internal static class SweepRunner
         var lastStatus = Stopwatch.StartNew();
         string? lastLine = null;
         bool stopping = false;
-        while (waiting.Count > 0 || running.Count > 0)
+        while ((!stopping && waiting.Count > 0) || running.Count > 0)
         {
             while (!stopping && running.Count < spec.Parallel && waiting.TryDequeue(out var task))
             {

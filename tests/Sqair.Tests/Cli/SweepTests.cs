@@ -90,6 +90,22 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
     }
 
     [Fact]
+    public void A_stopped_sweep_stops_its_running_task_starts_no_other_and_returns()
+    {
+        var spec = new SweepSpec { Arms = [new("base", []), new("other", [])], Seeds = [1], Iterations = 1, EvalEvery = 1, Parallel = 1 };
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        var started = new List<string>();
+        var run = Task.Run(() => SweepRunner.RunLocal(spec, TestUtil.TempDir(), t =>
+        {
+            started.Add(t.Arm.Name);
+            return new System.Diagnostics.ProcessStartInfo("sleep", "60");
+        }, stop.Token, _ => { }));
+        Assert.True(run.Wait(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken), "the sweep did not return after its task stopped");
+        Assert.Equal(["base"], started);
+        Assert.Empty(run.Result); // stopped, not failed
+    }
+
+    [Fact]
     public void Arm_specs_read_names_lists_and_grids()
     {
         var named = SweepSpec.ParseArm("sharp:output_std=0.2,lr_schedule=[1,1]");
