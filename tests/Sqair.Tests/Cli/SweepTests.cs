@@ -90,7 +90,7 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
     }
 
     [Fact]
-    public void A_stopped_sweep_stops_its_running_task_starts_no_other_and_returns()
+    public async Task A_stopped_sweep_stops_its_running_task_starts_no_other_and_returns()
     {
         var spec = new SweepSpec { Arms = [new("base", []), new("other", [])], Seeds = [1], Iterations = 1, EvalEvery = 1, Parallel = 1 };
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1));
@@ -100,9 +100,10 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
             started.Add(t.Arm.Name);
             return new System.Diagnostics.ProcessStartInfo("sleep", "60");
         }, stop.Token, _ => { }));
-        Assert.True(run.Wait(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken), "the sweep did not return after its task stopped");
+        // a TimeoutException when the sweep does not return after its task stopped
+        var failed = await run.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
         Assert.Equal(["base"], started);
-        Assert.Empty(run.Result); // stopped, not failed
+        Assert.Empty(failed); // stopped, not failed
     }
 
     [Fact]
