@@ -148,8 +148,8 @@ static class SweepCommand
             Cli.Log($"task {index} ({task.Arm.Name} seed {task.Seed}) has finished already");
             return ExitCodes.Success;
         }
-        var args = new List<string> { "train", "--threads", spec.Threads.ToString(), "--device", r.GetValue(CommonOptions.Device)!, "--cache", r.GetValue(CommonOptions.Cache)! };
-        if (r.GetValue(CommonOptions.MnistDir) is { } mnist) args.AddRange(["--mnist-dir", mnist]);
+        var args = new List<string> { "train", "--threads", spec.Threads.ToString() };
+        args.AddRange(PassedOn(r));
         if (state == TaskState.Started && spec.Iterations is not null) args.AddRange(["--resume", runDir]);
         else
         {
@@ -171,7 +171,15 @@ static class SweepCommand
         var dll = typeof(SweepCommand).Assembly.Location;
         var apphost = Path.Combine(Path.GetDirectoryName(dll)!, OperatingSystem.IsWindows() ? "sqair.exe" : "sqair");
         var words = File.Exists(apphost) ? new List<string> { apphost } : ["dotnet", dll];
-        words.AddRange(["sweep", dir, "--device", r.GetValue(CommonOptions.Device)!, "--cache", r.GetValue(CommonOptions.Cache)!]);
+        words.AddRange(["sweep", dir]);
+        words.AddRange(PassedOn(r));
+        return words;
+    }
+
+    /// <summary>The options a sweep passes on to each task and each task to its training: device, cache, MNIST folder.</summary>
+    static List<string> PassedOn(ParseResult r)
+    {
+        var words = new List<string> { "--device", r.GetValue(CommonOptions.Device)!, "--cache", r.GetValue(CommonOptions.Cache)! };
         if (r.GetValue(CommonOptions.MnistDir) is { } mnist) words.AddRange(["--mnist-dir", mnist]);
         return words;
     }
@@ -186,6 +194,6 @@ static class SweepCommand
     static void Report(SweepSpec spec, string dir)
     {
         Console.WriteLine(SweepReport.Write(spec, dir));
-        Cli.Log($"wrote {Path.Combine(dir, "sweep.md")}, sweep.csv and plots/");
+        Cli.Log($"wrote {Path.Combine(dir, SweepReport.MarkdownFile)}, {SweepReport.CsvFile} and {SweepReport.PlotsDir}/");
     }
 }

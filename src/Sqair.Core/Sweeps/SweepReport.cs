@@ -23,6 +23,9 @@ internal static class SweepReport
         ("mse", "MSE", "F4"),
     ];
 
+    /// <summary>The report's files in the sweep folder.</summary>
+    public const string CsvFile = "sweep.csv", MarkdownFile = "sweep.md", PlotsDir = "plots";
+
     /// <summary>One validation record of one task.</summary>
     public sealed record Point(SweepTask Task, long Iteration, IReadOnlyDictionary<string, double> Values);
 
@@ -48,10 +51,10 @@ internal static class SweepReport
     public static string Write(SweepSpec spec, string sweepDir)
     {
         var points = Read(spec, sweepDir);
-        AtomicFile.WriteAllText(Path.Combine(sweepDir, "sweep.csv"), Csv(points));
+        AtomicFile.WriteAllText(Path.Combine(sweepDir, CsvFile), Csv(points));
         var markdown = Markdown(spec, points);
-        AtomicFile.WriteAllText(Path.Combine(sweepDir, "sweep.md"), markdown);
-        Plot(spec, points, Path.Combine(sweepDir, "plots"));
+        AtomicFile.WriteAllText(Path.Combine(sweepDir, MarkdownFile), markdown);
+        Plot(spec, points, Path.Combine(sweepDir, PlotsDir));
         return markdown;
     }
 

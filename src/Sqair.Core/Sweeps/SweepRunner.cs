@@ -34,6 +34,10 @@ internal static class SweepRunner
         File.Exists(Path.Combine(runDir, DoneMarker)) ? TaskState.Done :
         Checkpoint.InRun(runDir).Any() ? TaskState.Started : TaskState.Fresh;
 
+    /// <summary>The tasks of a sweep whose training has not ended normally, in task order.</summary>
+    public static IEnumerable<SweepTask> Unfinished(SweepSpec spec, string sweepDir) =>
+        spec.Tasks.Where(t => StateOf(t.RunDir(sweepDir)) != TaskState.Done);
+
     /// <summary>Marks a task finished (its process calls this after training returned normally).</summary>
     public static void MarkDone(string runDir) => AtomicFile.WriteAllText(Path.Combine(runDir, DoneMarker), DateTime.UtcNow.ToString("o") + "\n");
 
@@ -48,7 +52,7 @@ internal static class SweepRunner
     public static IReadOnlyList<(SweepTask Task, int ExitCode)> RunLocal(SweepSpec spec, string sweepDir, Func<SweepTask, ProcessStartInfo> process,
                                                                           CancellationToken stop, Action<string> log)
     {
-        var waiting = new Queue<SweepTask>(spec.Tasks.Where(t => StateOf(t.RunDir(sweepDir)) != TaskState.Done));
+        var waiting = new Queue<SweepTask>(Unfinished(spec, sweepDir));
         int done = spec.Tasks.Count - waiting.Count;
         if (done > 0) log($"{done} of {spec.Tasks.Count} tasks already finished; {waiting.Count} to run");
         var running = new List<(SweepTask Task, Process Process, StreamWriter Log)>();

@@ -34,7 +34,7 @@ internal static class SweepSlurm
     /// </summary>
     public static string Submit(SweepSpec spec, string sweepDir, IReadOnlyList<string> taskCommand, IReadOnlyList<string> sbatchArgs)
     {
-        var unfinished = spec.Tasks.Where(t => SweepRunner.StateOf(t.RunDir(sweepDir)) != TaskState.Done).Select(t => t.Index).ToList();
+        var unfinished = SweepRunner.Unfinished(spec, sweepDir).Select(t => t.Index).ToList();
         if (unfinished.Count == 0) return "every task has finished; nothing to submit";
         var script = Path.Combine(sweepDir, ScriptName);
         AtomicFile.WriteAllText(script, Script(spec, sweepDir, unfinished, taskCommand));

@@ -60,24 +60,24 @@ internal sealed class CheckpointStore
     static bool Readable(string path)
     {
         using var scope = TorchSharp.torch.NewDisposeScope();
-        try { Checkpoint.Read(path); return true; }
-        catch (Exception e) when (e is InvalidDataException or IOException) { return false; }
+        return TryRead(path) is not null;
+    }
+
+    /// <summary>The checkpoint, or null when it does not read or check out (<paramref name="warn"/> says why).</summary>
+    static Checkpoint.Contents? TryRead(string path, Action<string>? warn = null)
+    {
+        try { return Checkpoint.Read(path); }
+        catch (Exception e) when (e is InvalidDataException or IOException)
+        {
+            warn?.Invoke($"skipping unreadable checkpoint {path}: {e.Message}");
+            return null;
+        }
     }
 
     /// <summary>
     /// The newest checkpoint of a run folder that reads and checks out; each unreadable newer one is
     /// reported through <paramref name="warn"/> with its file and reason. Null when none is readable.
     /// </summary>
-    public static Checkpoint.Contents? NewestReadable(string runDir, Action<string>? warn = null)
-    {
-        foreach (var path in Checkpoint.InRun(runDir))
-        {
-            try { return Checkpoint.Read(path); }
-            catch (Exception e) when (e is InvalidDataException or IOException)
-            {
-                warn?.Invoke($"skipping unreadable checkpoint {path}: {e.Message}");
-            }
-        }
-        return null;
-    }
+    public static Checkpoint.Contents? NewestReadable(string runDir, Action<string>? warn = null) =>
+        Checkpoint.InRun(runDir).Select(path => TryRead(path, warn)).FirstOrDefault(c => c is not null);
 }

@@ -25,7 +25,8 @@ internal sealed class RunLog
 
     /// <summary>Whether metrics.jsonl holds a record of <paramref name="split"/> at <paramref name="iteration"/>.</summary>
     public bool HasRecord(string split, long iteration) =>
-        File.Exists(metricsPath) && File.ReadLines(metricsPath).Any(l => IterationOf(l) == iteration && JsonNode.Parse(l)?["split"]?.GetValue<string>() == split);
+        File.Exists(metricsPath) && File.ReadLines(metricsPath).Where(l => IterationOf(l) == iteration)
+                                                          .Any(l => JsonNode.Parse(l)?["split"]?.GetValue<string>() == split);
 
     /// <summary>Appends one record of <paramref name="split"/> ("train", "valid") at an iteration to both logs.</summary>
     public void Record(string split, long iteration, IReadOnlyDictionary<string, double> values)

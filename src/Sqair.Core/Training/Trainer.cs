@@ -197,12 +197,7 @@ public sealed class Trainer : IDisposable
                 return TrainOutcome.Interrupted;
             }
             if (c.TimeLimitMin > 0 && clock.Elapsed.TotalMinutes >= c.TimeLimitMin)
-            {
-                if (!ParametersFinite()) return Diverged(NotFinite);
-                Finish();
-                StopMessage = $"time limit of {c.TimeLimitMin} min reached at iteration {Iteration}";
-                return TrainOutcome.TimeLimit;
-            }
+                return End(TrainOutcome.TimeLimit, $"time limit of {c.TimeLimitMin} min reached at iteration {Iteration}");
 
             int seqLen = c.SeqLenAt(Iteration);
             double lr = c.LearningRateAt(Iteration);
@@ -280,12 +275,20 @@ public sealed class Trainer : IDisposable
                 shown?["iwae"] ?? double.NaN, shown?["count_acc_visible"] ?? double.NaN, rate,
                 TimeLeft(c.MaxTrainIter - Iteration, rate, c.TimeLimitMin, clock.Elapsed), lr));
         }
-        // A last step can leave the parameters infinite with too few failed steps after it to stop
-        // the run (issue 20, 9): that is divergence, not a finished run without its checkpoint.
+        return End(TrainOutcome.Completed, $"finished {Iteration} iterations");
+    }
+
+    /// <summary>
+    /// The end of a run that was not interrupted (done, or out of time): <see cref="Finish"/>, unless
+    /// the last steps left the parameters infinite with too few failed steps after them to stop the
+    /// run (issue 20, 9): that is divergence, not a finished run without its checkpoint.
+    /// </summary>
+    TrainOutcome End(TrainOutcome outcome, string message)
+    {
         if (!ParametersFinite()) return Diverged(NotFinite);
         Finish();
-        StopMessage = $"finished {Iteration} iterations";
-        return TrainOutcome.Completed;
+        StopMessage = message;
+        return outcome;
     }
 
     /// <summary>
