@@ -39,6 +39,14 @@ static class TestUtil
         return (process.ExitCode, await stdout, await stderr);
     }
 
+    /// <summary>Creates a FIFO (named pipe) at <paramref name="path"/> with coreutils' mkfifo.</summary>
+    public static void MakeFifo(string path)
+    {
+        using var mkfifo = System.Diagnostics.Process.Start("mkfifo", [path]);
+        mkfifo.WaitForExit();
+        Assert.Equal(0, mkfifo.ExitCode);
+    }
+
     public static MovingMnist Generator(MovingMnistConfig? config = null, ulong seed = 7, int templates = 200) =>
         new(config ?? new MovingMnistConfig(), Templates(templates), seed);
 }

@@ -35,7 +35,11 @@ public static class FrameFolder
             : [];
         var files = In(folder);
         if (files.Count == 0) files = In(Path.Combine(folder, "img1"));
-        return files.Count > 0 ? files : throw new FileNotFoundException($"{folder} holds no .png or .jpg frames (nor does {Path.Combine(folder, "img1")})");
+        if (files.Count == 0) throw new FileNotFoundException($"{folder} holds no .png or .jpg frames (nor does {Path.Combine(folder, "img1")})");
+        // Reading a FIFO blocks until something writes to it (issue 20, 12).
+        return files.FirstOrDefault(SpecialFile.Is) is { } special
+            ? throw new InvalidDataException($"{special}: not a regular file (a FIFO, device or socket); frames must be image files")
+            : files;
     }
 
     /// <summary>Frames of a folder as [T, 1, C, side, side] in [0, 1] (one sequence, batch of one), for tracking.</summary>

@@ -42,12 +42,15 @@ public static class FrameImport
             var f = line.Split(',');
             string where = $"{path}:{lineNumber}";
             if (f.Length < 6) throw new InvalidDataException($"{where}: expected frame,id,bb_left,bb_top,bb_width,bb_height[,conf,class,visibility], found {f.Length} fields");
-            double Field(int i) => double.TryParse(f[i], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && double.IsFinite(v)
-                ? v : throw new InvalidDataException($"{where}: field {i + 1} '{f[i]}' is not a number");
+            // Boxes are stored as floats: a value beyond float's range would become infinite (issue 20, 11).
+            double Field(int i) => double.TryParse(f[i], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && Math.Abs(v) <= float.MaxValue
+                ? v : throw new InvalidDataException($"{where}: field {i + 1} '{f[i]}' is not a number (within ±{float.MaxValue:G3})");
+            // A fraction or an id past int's range would be cut or clamped silently, moving a box to another frame or merging two objects.
+            int Whole(int i, string name, int min) => Field(i) is var v && v == Math.Floor(v) && v >= min && v <= int.MaxValue
+                ? (int)v : throw new InvalidDataException($"{where}: {name} '{f[i]}' is not a whole number in {min}..{int.MaxValue}");
             if (f.Length >= 7 && Field(6) == 0) continue;
-            int frame = (int)Field(0), id = (int)Field(1);
-            if (frame < 1 || frame > frames) throw new InvalidDataException($"{where}: frame {frame} is outside the folder's frames 1..{frames}");
-            if (id < 0) throw new InvalidDataException($"{where}: id {id} is negative");
+            int frame = Whole(0, "frame", 1), id = Whole(1, "id", 0);
+            if (frame > frames) throw new InvalidDataException($"{where}: frame {frame} is outside the folder's frames 1..{frames}");
             double w = Field(4), h = Field(5);
             if (w <= 0 || h <= 0) throw new InvalidDataException($"{where}: box size {w}×{h} is not positive");
             boxes.Add(new MotBox(frame - 1, id, (float)(Field(2) - 1), (float)(Field(3) - 1), (float)w, (float)h));
@@ -79,6 +82,7 @@ public static class FrameImport
         int dropped = 0;
         for (int i = 0; i < folders.Count; i++)
         {
+            if (hasTruth) CheckNumbered(files[i]);
             var truth = hasTruth ? ReadMotTruth(Path.Combine(folders[i], TruthFile), files[i].Count) : null;
             int count = files[i].Count / seqLen;
             if (count == 0) throw new ArgumentException($"{folders[i]} holds {files[i].Count} frames, fewer than --seq-len {seqLen}");
@@ -111,6 +115,24 @@ public static class FrameImport
         if (!hasTruth) metadata["ground_truth"] = SequenceFile.NoTruth;
         SequenceFile.Write(outPath, config, windows.Count, Build, metadata, progress, threads, stop);
         return new ImportSummary(folders.Count, windows.Count, windows.Count * seqLen, hasTruth, slots, dropped);
+    }
+
+    /// <summary>
+    /// Ground truth's frame N is the image numbered N (MOT17's <c>000001.jpg</c>, …), not the Nth file:
+    /// a missing image or numbers starting elsewhere would put every later box on the wrong frame
+    /// (issue 20, 1b), so the files of a folder with ground truth must be numbered 1..n without gaps.
+    /// </summary>
+    static void CheckNumbered(IReadOnlyList<string> files)
+    {
+        for (int i = 0; i < files.Count; i++)
+        {
+            var stem = Path.GetFileNameWithoutExtension(files[i]);
+            if (!int.TryParse(stem, NumberStyles.None, CultureInfo.InvariantCulture, out var number))
+                throw new InvalidDataException($"{files[i]}: with {TruthFile}, frames are matched to ground truth by number, so every frame file is named by its number (000001.jpg, …)");
+            if (number != i + 1)
+                throw new InvalidDataException($"{files[i]}: numbered {number} but frame {i + 1} in name order; {TruthFile}'s frame N is the image numbered N, " +
+                                               $"so the frames must be numbered 1..{files.Count} without gaps" + (number > i + 1 ? $" (no frame {i + 1})" : ""));
+        }
     }
 
     /// <summary>Scales a window's MOT boxes from the original frame size to the canvas and fills the sequence's ground truth.</summary>

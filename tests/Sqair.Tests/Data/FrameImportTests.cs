@@ -116,4 +116,53 @@ public class FrameImportTests
         Assert.Contains("frame 9 is outside the folder's frames 1..3", e3.Message);
         Assert.False(File.Exists(output));
     }
+
+    /// <summary>The error of importing <paramref name="folder"/> with its ground truth.</summary>
+    static InvalidDataException ImportError(string folder) => Assert.Throws<InvalidDataException>(() =>
+        FrameImport.Import([folder], Path.Combine(Path.GetDirectoryName(folder)!, "x.safetensors"), new ImportOptions(32, 1, null), stop: TestContext.Current.CancellationToken));
+
+    [Fact]
+    public void Ground_truth_frames_are_matched_by_number_so_a_missing_or_offset_image_is_named()
+    {
+        var root = TestUtil.TempDir();
+        var folders = AsMotFolders(TestUtil.Generator(new MovingMnistConfig { CanvasSize = 32, SeqLen = 4 }), 3, root);
+        File.Delete(Path.Combine(folders[0], "img1", "000002.png"));
+        var gap = ImportError(folders[0]);
+        Assert.Contains("000003.png: numbered 3 but frame 2 in name order", gap.Message);
+        Assert.Contains("(no frame 2)", gap.Message);
+
+        foreach (var file in Directory.GetFiles(Path.Combine(folders[1], "img1")).OrderDescending())
+            File.Move(file, Path.Combine(Path.GetDirectoryName(file)!, $"{int.Parse(Path.GetFileNameWithoutExtension(file), CultureInfo.InvariantCulture) + 100:D6}.png"));
+        Assert.Contains("000101.png: numbered 101 but frame 1", ImportError(folders[1]).Message);
+
+        File.Move(Path.Combine(folders[2], "img1", "000004.png"), Path.Combine(folders[2], "img1", "last.png"));
+        Assert.Contains("last.png: with gt/gt.txt, frames are matched to ground truth by number", ImportError(folders[2]).Message);
+    }
+
+    [Theory]
+    [InlineData("1.9,1,1,1,5,5,1,1,1", "frame '1.9' is not a whole number")]
+    [InlineData("1,1.5,1,1,5,5,1,1,1", "id '1.5' is not a whole number")]
+    [InlineData("1,3000000000,1,1,5,5,1,1,1", "id '3000000000' is not a whole number in 0..2147483647")]
+    [InlineData("1,-1,1,1,5,5,1,1,1", "id '-1' is not a whole number")]
+    [InlineData("1,1,1,1,1e39,5,1,1,1", "field 5 '1e39' is not a number")]
+    public void Ground_truth_values_that_would_be_cut_or_overflow_are_errors_naming_the_line(string line, string words)
+    {
+        var folder = AsMotFolders(TestUtil.Generator(new MovingMnistConfig { CanvasSize = 32, SeqLen = 3 }), 1, TestUtil.TempDir())[0];
+        var gt = Path.Combine(folder, FrameImport.TruthFile);
+        int lines = File.ReadAllLines(gt).Length;
+        File.AppendAllText(gt, line + "\n");
+        var e = ImportError(folder);
+        Assert.Contains($"{gt}:{lines + 1}: {words}", e.Message);
+    }
+
+    [Fact]
+    public void A_FIFO_among_the_frames_is_refused_instead_of_read()
+    {
+        Assert.SkipUnless(OperatingSystem.IsLinux(), "FIFOs are detected on Linux");
+        var folder = AsMotFolders(TestUtil.Generator(new MovingMnistConfig { CanvasSize = 32, SeqLen = 3 }), 1, TestUtil.TempDir())[0];
+        var fifo = Path.Combine(folder, "img1", "000010.png");
+        TestUtil.MakeFifo(fifo);
+        var e = Assert.Throws<InvalidDataException>(() => FrameFolder.Files(folder));
+        Assert.Contains($"{fifo}: not a regular file", e.Message);
+    }
 }
