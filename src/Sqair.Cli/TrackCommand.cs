@@ -20,6 +20,9 @@ static class TrackCommand
     /// <summary>Sequences drawn side by side in the --gif animation: more would not fit a screen.</summary>
     const int GifSequences = 8;
 
+    /// <summary>--format mot writes PREFIX-mot/, a folder of one text file per sequence.</summary>
+    const string MotSuffix = "-mot";
+
     /// <summary>
     /// Digits written: a thousandth of a pixel and a millionth of probability, beyond what the model
     /// resolves, and few enough that float32 rounding noise (README, "Reproducible inference") does
@@ -60,6 +63,8 @@ static class TrackCommand
             var (batches, names, scale) = Directory.Exists(path) ? FolderInput(path, model.Config) : FileInput(path, model.Config, r.GetValue(count), r.GetValue(batch));
             ulong seed = r.GetValue(CommonOptions.Seed);
             var inference = CommonOptions.Inference(r);
+            var prefix = r.GetValue(output)!;
+            if (r.GetValue(format) == TrackFormat.Mot) CheckMotFolder(prefix + MotSuffix);
 
             var sequences = new List<TrackedSequence>();
             var drawn = new List<ModelFigures.Track>();
@@ -100,8 +105,7 @@ static class TrackCommand
                 }
             }
 
-            var prefix = r.GetValue(output)!;
-            var written = r.GetValue(format) == TrackFormat.Mot ? WriteMot(sequences, prefix + "-mot") : WriteCsvAndJson(sequences, prefix, path);
+            var written = r.GetValue(format) == TrackFormat.Mot ? WriteMot(sequences, prefix + MotSuffix) : WriteCsvAndJson(sequences, prefix, path);
             if (drawn.Count > 0)
             {
                 written.Add(prefix + ".gif");
@@ -146,22 +150,31 @@ static class TrackCommand
     /// </summary>
     static List<string> WriteMot(List<TrackedSequence> sequences, string dir)
     {
-        Directory.CreateDirectory(dir);
-        var written = new List<string>();
-        foreach (var s in sequences)
+        AtomicFile.WriteFolder(dir, tmp => { foreach (var s in sequences) WriteMot(s, Path.Combine(tmp, s.Name + ".txt")); });
+        return [.. sequences.Select(s => Path.Combine(dir, s.Name + ".txt"))];
+    }
+
+    static void WriteMot(TrackedSequence s, string file)
+    {
+        var lines = s.Objects.OrderBy(o => o.Frame).ThenBy(o => o.Id).Select(o => string.Join(",", new object[]
         {
-            var lines = s.Objects.OrderBy(o => o.Frame).ThenBy(o => o.Id).Select(o => string.Join(",", new object[]
-            {
-                o.Frame + 1, o.Id + 1,
-                Math.Round(o.Box.X * s.ScaleX + 1, PixelDigits), Math.Round(o.Box.Y * s.ScaleY + 1, PixelDigits),
-                Math.Round(o.Box.W * s.ScaleX, PixelDigits), Math.Round(o.Box.H * s.ScaleY, PixelDigits),
-                Math.Round(o.Box.Probability, ProbabilityDigits), -1, -1, -1,
-            }.Select(Invariant)));
-            var file = Path.Combine(dir, s.Name + ".txt");
-            AtomicFile.WriteAllText(file, string.Concat(lines.Select(l => l + "\n")));
-            written.Add(file);
-        }
-        return written;
+            o.Frame + 1, o.Id + 1,
+            Math.Round(o.Box.X * s.ScaleX + 1, PixelDigits), Math.Round(o.Box.Y * s.ScaleY + 1, PixelDigits),
+            Math.Round(o.Box.W * s.ScaleX, PixelDigits), Math.Round(o.Box.H * s.ScaleY, PixelDigits),
+            Math.Round(o.Box.Probability, ProbabilityDigits), -1, -1, -1,
+        }.Select(Invariant)));
+        AtomicFile.WriteAllText(file, string.Concat(lines.Select(l => l + "\n")));
+    }
+
+    /// <summary>
+    /// The MOT output folder is replaced whole on every run (<see cref="AtomicFile.WriteFolder"/>), so
+    /// it must hold nothing but an earlier run's .txt files: anything else is refused before tracking starts.
+    /// </summary>
+    static void CheckMotFolder(string dir)
+    {
+        if (File.Exists(dir)) throw new UserError($"--out: {dir} is a file; the MOT output is a folder");
+        if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).FirstOrDefault(e => !(File.Exists(e) && e.EndsWith(".txt", StringComparison.Ordinal))) is { } foreign)
+            throw new UserError($"--out: {dir} holds {Path.GetFileName(foreign)}, which track did not write; it replaces the folder on every run, so choose another --out or empty it");
     }
 
     static double[] Yxhw(TrackBox b) => [.. new[] { b.Y, b.X, b.H, b.W }.Select(v => Math.Round(v, PixelDigits))];

@@ -4,7 +4,8 @@ namespace Sqair;
 /// Writes files so that a crash or a full disk never leaves a half-written file under the final
 /// name: the content goes to a temporary file in the same folder, is flushed to disk, and only
 /// then replaces the target by rename. A device or FIFO (<see cref="SpecialFile"/>) is written
-/// in place: the rename would replace it with a regular file.
+/// in place: the rename would replace it with a regular file. Temporary files that killed writers
+/// left in the folder are removed first (<see cref="Leftovers"/>), so they do not pile up.
 /// </summary>
 internal static class AtomicFile
 {
@@ -17,8 +18,7 @@ internal static class AtomicFile
             write(device);
             return;
         }
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var tmp = $"{full}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        var tmp = Temporary(full);
         try
         {
             using (var stream = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
@@ -39,4 +39,39 @@ internal static class AtomicFile
 
     public static void WriteAllText(string path, string text) =>
         Write(path, s => { using var w = new StreamWriter(s, leaveOpen: true); w.Write(text); });
+
+    /// <summary>
+    /// Writes a folder whole: <paramref name="write"/> fills a temporary folder beside it, which then
+    /// replaces it, so a kill or a full disk never leaves a mix of old and new files under its name
+    /// (issue 20, 5). If the replacing fails, the previous folder is put back.
+    /// </summary>
+    public static void WriteFolder(string dir, Action<string> write)
+    {
+        var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir));
+        var tmp = Temporary(full);
+        string? previous = null;
+        try
+        {
+            Directory.CreateDirectory(tmp);
+            write(tmp);
+            if (Directory.Exists(full)) Directory.Move(full, previous = Temporary(full));
+            Directory.Move(tmp, full);
+        }
+        catch
+        {
+            try { if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true); } catch (IOException) { }
+            if (previous is not null && !Directory.Exists(full)) Directory.Move(previous, full);
+            throw;
+        }
+        if (previous is not null) Directory.Delete(previous, recursive: true);
+    }
+
+    /// <summary>A new temporary name beside <paramref name="full"/> that <see cref="Leftovers"/> recognises, its folder created and cleared of stale ones.</summary>
+    static string Temporary(string full)
+    {
+        var dir = Path.GetDirectoryName(full)!;
+        Directory.CreateDirectory(dir);
+        Leftovers.RemoveStale(dir);
+        return $"{full}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
+    }
 }

@@ -5,7 +5,7 @@ namespace Sqair;
 
 /// <summary>
 /// Temporary files a killed process leaves behind: <c>NAME.tmp-PID-GUID</c> from
-/// <see cref="AtomicFile"/> (up to a checkpoint's size) and <c>.part-PID-GUID</c> from dataset
+/// <see cref="AtomicFile"/> (up to a checkpoint's size, or a folder of track files) and <c>.part-PID-GUID</c> from dataset
 /// generation (up to a gigabyte). Their names carry the writer's process id, so the next command
 /// that owns the folder removes those whose writer is gone and leaves a running writer's alone.
 /// </summary>
@@ -23,15 +23,17 @@ internal static partial class Leftovers
     {
         if (!Directory.Exists(dir)) return 0;
         int removed = 0;
-        foreach (var file in Directory.EnumerateFiles(dir))
+        foreach (var entry in Directory.EnumerateFileSystemEntries(dir))
         {
-            if (WriterOf(Path.GetFileName(file)) is not { } pid || pid == Environment.ProcessId || IsRunning(pid)) continue;
+            if (WriterOf(Path.GetFileName(entry)) is not { } pid || pid == Environment.ProcessId || IsRunning(pid)) continue;
             try
             {
-                long bytes = new FileInfo(file).Length;
-                File.Delete(file);
+                bool folder = Directory.Exists(entry);
+                long bytes = folder ? Directory.EnumerateFiles(entry, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) : new FileInfo(entry).Length;
+                if (folder) Directory.Delete(entry, recursive: true);
+                else File.Delete(entry);
                 removed++;
-                log?.Invoke($"removed {file} ({bytes / 1e6:N1} MB), left by process {pid}, which is no longer running");
+                log?.Invoke($"removed {entry} ({bytes / 1e6:N1} MB), left by process {pid}, which is no longer running");
             }
             catch (IOException) { }
             catch (UnauthorizedAccessException) { }

@@ -38,4 +38,39 @@ public class AtomicFileTests
         Assert.False(SpecialFile.Is(Path.Combine(dir, "missing")));
         if (OperatingSystem.IsLinux()) Assert.True(SpecialFile.Is("/dev/null"));
     }
+
+    [Fact]
+    public void A_write_removes_what_killed_writers_left_in_its_folder_and_keeps_a_running_writers()
+    {
+        var dir = TestUtil.TempDir();
+        using var gone = System.Diagnostics.Process.Start("true")!;
+        gone.WaitForExit();
+        var staleFile = Path.Combine(dir, $"model.safetensors.tmp-{gone.Id}-{Guid.NewGuid():N}");
+        var staleFolder = Path.Combine(dir, $"tracks-mot.tmp-{gone.Id}-{Guid.NewGuid():N}");
+        var running = Path.Combine(dir, $"eval.json.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        File.WriteAllText(staleFile, "half a checkpoint");
+        Directory.CreateDirectory(staleFolder);
+        File.WriteAllText(Path.Combine(staleFolder, "seq-000000.txt"), "1,1,1,1,1,1,1,-1,-1,-1");
+        File.WriteAllText(running, "being written");
+        AtomicFile.WriteAllText(Path.Combine(dir, "out.json"), "{}");
+        Assert.False(File.Exists(staleFile));
+        Assert.False(Directory.Exists(staleFolder));
+        Assert.True(File.Exists(running));
+    }
+
+    [Fact]
+    public void A_folder_is_replaced_whole_and_kept_when_writing_the_new_one_fails()
+    {
+        var dir = Path.Combine(TestUtil.TempDir(), "tracks-mot");
+        AtomicFile.WriteFolder(dir, tmp => { foreach (var n in new[] { "a", "b", "c" }) File.WriteAllText(Path.Combine(tmp, n + ".txt"), n); });
+        AtomicFile.WriteFolder(dir, tmp => File.WriteAllText(Path.Combine(tmp, "a.txt"), "new"));
+        Assert.Equal([Path.Combine(dir, "a.txt")], Directory.GetFiles(dir));
+        Assert.Throws<IOException>(() => AtomicFile.WriteFolder(dir, tmp =>
+        {
+            File.WriteAllText(Path.Combine(tmp, "a.txt"), "partial");
+            throw new IOException("disk full");
+        }));
+        Assert.Equal("new", File.ReadAllText(Path.Combine(dir, "a.txt")));
+        Assert.Single(Directory.GetFileSystemEntries(Path.GetDirectoryName(dir)!));
+    }
 }

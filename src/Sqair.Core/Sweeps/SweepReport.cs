@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using Sqair.Training;
+using Sqair.Visualisation;
 
 namespace Sqair.Sweeps;
 
@@ -167,7 +168,7 @@ internal static class SweepReport
             plot.Title($"{label}: mean over seeds (line), each seed (points){caveat}");
             plot.XLabel("iteration");
             plot.ShowLegend();
-            plot.SavePng(Path.Combine(outDir, $"{key}.png"), 800, 450);
+            Curves.Save(plot, Path.Combine(outDir, $"{key}.png"));
         }
     }
 }

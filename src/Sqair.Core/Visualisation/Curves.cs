@@ -16,6 +16,13 @@ public static class Curves
         ("loss", "training loss"),
     ];
 
+    /// <summary>Size of every curve plot: wide enough for a legend beside the lines on a laptop screen.</summary>
+    const int Width = 800, Height = 450;
+
+    /// <summary>Writes <paramref name="plot"/> as a PNG, atomically: a full disk never leaves an empty picture under its name (issue 20, 13).</summary>
+    internal static void Save(ScottPlot.Plot plot, string path) =>
+        AtomicFile.WriteAllBytes(path, plot.GetImageBytes(Width, Height, ScottPlot.ImageFormat.Png));
+
     /// <summary>Draws the curves of <paramref name="runDirs"/> into <paramref name="outDir"/>; lines that are not whole records are skipped and reported through <paramref name="warn"/>.</summary>
     public static IReadOnlyList<string> Plot(IReadOnlyList<string> runDirs, string outDir, Action<string>? warn = null)
     {
@@ -42,7 +49,7 @@ public static class Curves
             plot.XLabel("iteration");
             plot.ShowLegend();
             var path = Path.Combine(outDir, $"{key}.png");
-            plot.SavePng(path, 800, 450);
+            Save(plot, path);
             written.Add(path);
         }
         return written;

@@ -342,6 +342,13 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             Assert.InRange(int.Parse(fields[0]), 1, 3);
             Assert.True(int.Parse(fields[1]) >= 1);
         }
+        // the folder is replaced whole, not mixed with the first run's files (issue 20, 5), and never holding what track did not write
+        Run("track", run, data, "--format", "mot", "--count", "2", "--threads", "1", "--out", prefix).AssertCode(0);
+        Assert.Equal(mot[..2], Directory.GetFiles(prefix + "-mot").Order());
+        File.WriteAllText(Path.Combine(prefix + "-mot", "notes.md"), "mine");
+        Assert.Contains("holds notes.md, which track did not write",
+            Run("track", run, data, "--format", "mot", "--threads", "1", "--out", prefix).AssertCode(2).Stderr);
+        Assert.True(File.Exists(Path.Combine(prefix + "-mot", "notes.md")));
         var e = Run("eval", run, "--data", f.Data, "--threads", "1").AssertCode(2);
         Assert.Contains("1 channel (grey), the model's channels is 3", e.Stderr);
     }
