@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Runtime.InteropServices;
 using Spectre.Console;
 using Sqair.Data;
@@ -22,7 +23,22 @@ static class Cli
         root.Subcommands.Add(ExportCommand.Build());
         root.Subcommands.Add(BenchCommand.Build());
         root.Subcommands.Add(SweepCommand.Build());
+        RefuseEmptyText(root, []);
         return root;
+    }
+
+    /// <summary>
+    /// Every text option and argument of every command refuses an empty value, naming itself: ""
+    /// names no file, folder, preset or split, and .NET's own error for it names no option (issue 20, 14).
+    /// </summary>
+    static void RefuseEmptyText(Command command, HashSet<Symbol> seen)
+    {
+        static bool Empty(SymbolResult r) => r.Tokens.Any(t => t.Value.Length == 0);
+        foreach (var option in command.Options.Where(o => o.ValueType == typeof(string) && seen.Add(o)))
+            option.Validators.Add(r => { if (Empty(r)) r.AddError($"{option.Name}: must not be empty"); });
+        foreach (var argument in command.Arguments.Where(a => a.ValueType == typeof(string) && seen.Add(a)))
+            argument.Validators.Add(r => { if (Empty(r)) r.AddError($"{argument.Name}: must not be empty"); });
+        foreach (var sub in command.Subcommands) RefuseEmptyText(sub, seen);
     }
 
     /// <summary>Cancelled by the first SIGINT or SIGTERM: long work stops at its next safe point and cleans up.</summary>

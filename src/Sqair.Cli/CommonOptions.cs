@@ -83,7 +83,7 @@ static class CommonOptions
         new(r.GetValue(K), Enum.Parse<Resampling>(r.GetValue(Resample)!, ignoreCase: true), r.GetValue(RejectIoU));
 
     /// <summary>Adds a validator: the option's value must be one of <paramref name="allowed"/>.</summary>
-    static Option<string> OneOf(string[] allowed, Option<string> option)
+    public static Option<string> OneOf(string[] allowed, Option<string> option)
     {
         option.Validators.Add(result =>
         {

@@ -22,7 +22,7 @@ static class FigureCommands
     /// Frames [T, B, C, H, W] of <c>count</c> sequences of a split from <c>first</c> on, skipping
     /// those without a digit, of any length (longer ones generated on the fly).
     /// </summary>
-    static Tensor Frames(ParseResult r, SqairConfig config, int length, Device device)
+    static Tensor Frames(ParseResult r, SqairConfig config, int length, string lengthOption, Device device)
     {
         var split = r.GetValue(CommonOptions.Split)!;
         int first = r.GetValue(First), count = r.GetValue(Sequences);
@@ -39,7 +39,7 @@ static class FigureCommands
             if (source.Count is { } n && first + count > n)
                 throw new UserError($"--first {first} --count {count}: {(file?.Path ?? "the data")} holds {n} sequences");
             if (source.Config.SeqLen < length)
-                throw new UserError($"--seq-len {length}: {(file?.Path ?? "the data")} has {source.Config.SeqLen} frames per sequence");
+                throw new UserError($"{lengthOption} {length}: {(file?.Path ?? "the data")} has {source.Config.SeqLen} frames per sequence");
             using var batch = SequenceBatch.Of(source, SequenceBatch.Showing(source, count, first), length, device);
             return batch.Frames.clone();
         }
@@ -79,7 +79,7 @@ static class FigureCommands
             var device = CommonOptions.DeviceFrom(r);
             var (model, iteration) = Load(r, device);
             int len = r.GetValue(length) ?? model.Config.SeqLen;
-            var frames = Frames(r, model.Config, len, device);
+            var frames = Frames(r, model.Config, len, "--seq-len", device);
             using var generator = new Generator(r.GetValue(CommonOptions.Seed));
             var inferred = Inference.Run(model, frames, CommonOptions.Inference(r), generator);
             var tracks = ModelFigures.Extract(frames, inferred.Output, inferred.Rows);
@@ -119,9 +119,9 @@ static class FigureCommands
             var (model, iteration) = Load(r, device);
             manual_seed((long)r.GetValue(CommonOptions.Seed));
             int len = r.GetValue(length), k = r.GetValue(observe), count = r.GetValue(Sequences);
-            if (k < 0 || k > len) throw new UserError($"--observe {k} must be in 0..--length ({len})");
+            if (k < 0 || k > len) throw new UserError($"--observe {k}: must be in 0..--length ({len})");
             var c = model.Config;
-            var observed = k > 0 ? Frames(r, c, k, device) : null;
+            var observed = k > 0 ? Frames(r, c, k, "--observe", device) : null;
             using var _ = no_grad();
             var steps = model.Generate(len, count, observed, r.GetValue(CommonOptions.K), device);
             var inputs = observed ?? zeros([0, count, c.Channels, c.ImgSize, c.ImgSize], device: device);

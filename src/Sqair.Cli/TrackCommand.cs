@@ -17,6 +17,8 @@ static class TrackCommand
     /// <summary>Output formats: ours (CSV + JSON, boxes and windows) or MOT Challenge text files.</summary>
     enum TrackFormat { Csv, Mot }
 
+    static readonly string[] FormatNames = [.. Enum.GetNames<TrackFormat>().Select(n => n.ToLowerInvariant())];
+
     /// <summary>Sequences drawn side by side in the --gif animation: more would not fit a screen.</summary>
     const int GifSequences = 8;
 
@@ -41,7 +43,7 @@ static class TrackCommand
         var input = new Argument<string>("input") { Description = "A dataset file of ours (.safetensors) or a folder of PNG/JPEG frames (one sequence, in name order)" };
         var count = CommonOptions.AtLeast(1, new Option<int?>("--count") { Description = "Track the first N sequences of a dataset file (default: all)" });
         var output = new Option<string>("--out") { Description = "Output prefix: PREFIX.csv and PREFIX.json, or PREFIX-mot/<sequence>.txt, and PREFIX.gif", DefaultValueFactory = _ => "tracks" };
-        var format = new Option<TrackFormat>("--format") { Description = "csv (ours: boxes, windows, probabilities, plus JSON) or mot (MOT Challenge text, as py-motmetrics and TrackEval read)", DefaultValueFactory = _ => TrackFormat.Csv };
+        var format = CommonOptions.OneOf(FormatNames, new Option<string>("--format") { Description = "csv (ours: boxes, windows, probabilities, plus JSON) or mot (MOT Challenge text, as py-motmetrics and TrackEval read)", DefaultValueFactory = _ => "csv" });
         var gif = new Option<bool>("--gif") { Description = $"Also draw the tracks (attention windows coloured by id) over the input frames of up to {GifSequences} sequences" };
         var batch = CommonOptions.BatchSize(32);
         var lag = CommonOptions.AtLeast(1, new Option<int>("--lag")
@@ -64,7 +66,8 @@ static class TrackCommand
             ulong seed = r.GetValue(CommonOptions.Seed);
             var inference = CommonOptions.Inference(r);
             var prefix = r.GetValue(output)!;
-            if (r.GetValue(format) == TrackFormat.Mot) CheckMotFolder(prefix + MotSuffix);
+            bool mot = Enum.Parse<TrackFormat>(r.GetValue(format)!, ignoreCase: true) == TrackFormat.Mot;
+            if (mot) CheckMotFolder(prefix + MotSuffix);
 
             var sequences = new List<TrackedSequence>();
             var drawn = new List<ModelFigures.Track>();
@@ -105,7 +108,7 @@ static class TrackCommand
                 }
             }
 
-            var written = r.GetValue(format) == TrackFormat.Mot ? WriteMot(sequences, prefix + MotSuffix) : WriteCsvAndJson(sequences, prefix, path);
+            var written = mot ? WriteMot(sequences, prefix + MotSuffix) : WriteCsvAndJson(sequences, prefix, path);
             if (drawn.Count > 0)
             {
                 written.Add(prefix + ".gif");

@@ -66,10 +66,17 @@ internal static class AtomicFile
         if (previous is not null) Directory.Delete(previous, recursive: true);
     }
 
+    static IEnumerable<string> Ancestors(string? dir)
+    {
+        for (; dir is not null; dir = Path.GetDirectoryName(dir)) yield return dir;
+    }
+
     /// <summary>A new temporary name beside <paramref name="full"/> that <see cref="Leftovers"/> recognises, its folder created and cleared of stale ones.</summary>
     static string Temporary(string full)
     {
         var dir = Path.GetDirectoryName(full)!;
+        if (Ancestors(dir).FirstOrDefault(File.Exists) is { } file)
+            throw new IOException($"cannot write {full}: {file} is a file, not a folder");
         Directory.CreateDirectory(dir);
         Leftovers.RemoveStale(dir);
         return $"{full}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";

@@ -73,4 +73,13 @@ public class AtomicFileTests
         Assert.Equal("new", File.ReadAllText(Path.Combine(dir, "a.txt")));
         Assert.Single(Directory.GetFileSystemEntries(Path.GetDirectoryName(dir)!));
     }
+
+    [Fact]
+    public void A_path_under_a_file_is_refused_naming_the_file()
+    {
+        var file = Path.Combine(TestUtil.TempDir(), "model.safetensors");
+        File.WriteAllText(file, "x");
+        var e = Assert.Throws<IOException>(() => AtomicFile.WriteAllText(Path.Combine(file, "sub", "eval.json"), "{}"));
+        Assert.Equal($"cannot write {Path.Combine(file, "sub", "eval.json")}: {file} is a file, not a folder", e.Message);
+    }
 }
