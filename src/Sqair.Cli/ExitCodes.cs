@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Sqair.Training;
 
 namespace Sqair.Cli;
 
@@ -23,7 +24,7 @@ static class ExitCodes
     {
         // Parallel work fails with one exception per worker, all alike: the first one speaks for them.
         AggregateException a => Classify(a.Flatten().InnerExceptions[0]),
-        UserError or ArgumentException => (Usage, e.Message),
+        UserError or ArgumentException or RunFolderInUseException => (Usage, e.Message),
         OperationCanceledException => (Interrupted, "interrupted"),
         OutOfMemoryException or InsufficientExecutionStackException => (Failure, OutOfMemory(e.Message)),
         ExternalException when IsOutOfMemory(e.Message) => (Failure, OutOfMemory(e.Message.Split('\n')[0].Trim())),

@@ -82,20 +82,29 @@ public static class Checkpoint
         }
     }
 
+    /// <summary>
+    /// The first of the checkpoint's parameters that <paramref name="model"/> cannot take (missing,
+    /// another shape or type), or null: a damaged file when the model was built from the checkpoint's
+    /// own config, another architecture when it was not (<c>--init</c>).
+    /// </summary>
+    internal static string? Misfit(Contents c, SqairModel model)
+    {
+        foreach (var (name, p) in model.named_parameters())
+        {
+            if (!c.Tensors.TryGetValue($"model/{name}", out var saved)) return $"{c.Path}: no parameter 'model/{name}'";
+            if (!saved.shape.SequenceEqual(p.shape))
+                return $"{c.Path}: parameter 'model/{name}' has shape [{string.Join(", ", saved.shape)}], the model expects [{string.Join(", ", p.shape)}]";
+            if (saved.dtype != p.dtype) return $"{c.Path}: parameter 'model/{name}' is {saved.dtype}, the model expects {p.dtype}";
+        }
+        return null;
+    }
+
     /// <summary>Copies the checkpoint's parameters into <paramref name="model"/> (same architecture).</summary>
     internal static void LoadInto(Contents c, SqairModel model, ParameterOptimizer? optimizer = null, bool restoreRng = false)
     {
+        if (Misfit(c, model) is { } misfit) throw new InvalidDataException(misfit);
         using (no_grad())
-            foreach (var (name, p) in model.named_parameters())
-            {
-                if (!c.Tensors.TryGetValue($"model/{name}", out var saved))
-                    throw new InvalidDataException($"{c.Path}: no parameter 'model/{name}'");
-                if (!saved.shape.SequenceEqual(p.shape))
-                    throw new InvalidDataException($"{c.Path}: parameter 'model/{name}' has shape [{string.Join(", ", saved.shape)}], the model expects [{string.Join(", ", p.shape)}]");
-                if (saved.dtype != p.dtype)
-                    throw new InvalidDataException($"{c.Path}: parameter 'model/{name}' is {saved.dtype}, the model expects {p.dtype}");
-                p.copy_(saved);
-            }
+            foreach (var (name, p) in model.named_parameters()) p.copy_(c.Tensors[$"model/{name}"]);
         if (optimizer is not null)
         {
             try { optimizer.Load(c.Tensors, c.OptimizerSteps); }
@@ -139,3 +148,4 @@ public static class Checkpoint
         long.TryParse(Path.GetFileNameWithoutExtension(path).AsSpan("step-".Length), out var step)
             ? step : throw new ArgumentException($"{path} is not named step-N.safetensors");
 }
+

@@ -23,7 +23,7 @@ internal sealed class RunLock : IDisposable
         try { stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
         catch (IOException)
         {
-            throw new IOException($"{runDir} is in use by another training (it holds {path}); wait for it to end, or stop it, or choose another --run-dir");
+            throw new RunFolderInUseException($"{runDir} is in use by another training (it holds {path}); wait for it to end, or stop it, or choose another --run-dir");
         }
         if (stream.Length > 0)
         {
@@ -44,3 +44,6 @@ internal sealed class RunLock : IDisposable
         stream.Dispose();
     }
 }
+
+/// <summary>Another process trains in the run folder: a usage error (choose another folder or wait), not a failure of the work.</summary>
+public sealed class RunFolderInUseException(string message) : IOException(message);

@@ -126,6 +126,8 @@ public sealed class Trainer : IDisposable
                 Model.Decoder.SetMeanImage(MeanFrame(trainSource, device));
                 if (init is not null)
                 {
+                    if (Checkpoint.Misfit(init, Model) is { } misfit)
+                        throw new ArgumentException($"{misfit}: a run starts only from a model of its own architecture");
                     Checkpoint.LoadInto(init, Model);
                     this.log($"starting from the parameters of {init.Path} (iteration {init.Iteration})");
                 }

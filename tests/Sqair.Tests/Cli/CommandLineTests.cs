@@ -133,7 +133,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "train --resume RUN --output_std 0.1 --data DATA", 2, "output_std" },
         { "train --config CFG --valid_data DATA --run-dir NEW", 2, "'valid_data' needs 'data'" },
         { "train --config CFG --data DIR/none.safetensors --run-dir NEW", 2, "config key 'data' = " },
-        { "train --config CFG --data DATA --init CKPT64 --run-dir NEW", 1, "the model expects" },
+        { "train --config CFG --data DATA --init CKPT64 --run-dir NEW", 2, "a run starts only from a model of its own architecture" },
         { "data import DIR/empty-folder --out DIR/x.safetensors", 2, "holds no .png or .jpg frames" },
         { "data import DIR --out DIR/x.safetensors --channels 2", 2, "--channels 2: allowed are 1, 3" },
         { "eval NEGSHAPE", 1, "negative dimension" },

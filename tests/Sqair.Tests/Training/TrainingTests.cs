@@ -155,7 +155,7 @@ public class TrainingTests
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
         var first = new Trainer(c, dir, train, valid, CPU);
-        var e = Assert.Throws<IOException>(() => new Trainer(c, dir, train, valid, CPU, start: StartMode.Replace));
+        var e = Assert.Throws<RunFolderInUseException>(() => new Trainer(c, dir, train, valid, CPU, start: StartMode.Replace));
         Assert.Contains("in use by another training", e.Message);
         first.Run(CancellationToken.None);
         Assert.False(File.Exists(Path.Combine(dir, RunLock.FileName)));
