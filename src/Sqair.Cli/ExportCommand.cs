@@ -14,13 +14,19 @@ static class ExportCommand
     {
         var output = new Option<string>("--out") { Description = "Model file to write (.safetensors)", Required = true };
         var note = new Option<string?>("--note") { Description = "Free text kept in the provenance (how it was trained, on what machine, for how long)" };
+        var force = new Option<bool>("--force") { Description = "Replace the output file if it exists (never the checkpoint being exported)" };
         var export = new Command("export", "Write a checkpoint's model parameters (no optimiser state) with their provenance: config, iteration, commit, note")
         {
-            CommonOptions.Checkpoint, output, note,
+            CommonOptions.Checkpoint, output, note, force,
         };
         export.SetAction(r =>
         {
             var contents = CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!);
+            var path = r.GetValue(output)!;
+            if (Path.GetFullPath(path) == Path.GetFullPath(contents.Path))
+                throw new UserError($"--out {path} is the checkpoint being exported; choose another file");
+            if (File.Exists(path) && !r.GetValue(force))
+                throw new UserError($"--out {path} exists; pass --force to replace it");
             var model = new SqairModel(contents.Config);
             Checkpoint.LoadInto(contents, model);
             var provenance = JsonSerializer.Serialize(new
@@ -32,8 +38,9 @@ static class ExportCommand
                 exported_at = DateTime.UtcNow.ToString("o"),
                 machine = $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture}",
                 note = r.GetValue(note) ?? "",
+                // re-exporting a model file keeps where it came from (issue 20, 17)
+                source_provenance = contents.Metadata.TryGetValue("provenance", out var earlier) ? JsonDocument.Parse(earlier).RootElement : (JsonElement?)null,
             });
-            var path = r.GetValue(output)!;
             Checkpoint.SaveModel(path, model, contents.Iteration, contents.OptimizerSteps, provenance);
             Console.WriteLine($"{Path.GetFullPath(path)}\t{new FileInfo(path).Length / 1e6:N1} MB");
             return ExitCodes.Success;

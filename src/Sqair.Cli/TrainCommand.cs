@@ -39,9 +39,9 @@ static class TrainCommand
             if (ignored.Count > 0)
                 throw new UserError($"--resume continues the run in its own folder with its own config; {string.Join(", ", ignored)} cannot be given with it");
             if (!Directory.Exists(resume)) throw new UserError($"--resume {resume}: no such run folder");
-            // The config from a header alone; the trainer reads the checkpoint it resumes from once, whole.
-            var runConfig = Checkpoint.InRun(resume).Select(TryReadConfig).FirstOrDefault(c => c is not null)
-                            ?? throw new UserError($"--resume {resume}: the folder has no readable checkpoint");
+            // The config of the checkpoint the trainer will resume from (it reads that file again: a few MB).
+            var runConfig = CheckpointStore.NewestResumable(resume)?.Config
+                            ?? throw new UserError($"--resume {resume}: the folder has no checkpoint to resume from");
             config = runConfig.With(ConfigOptions.KeyAssignments(r));
             (mode, runDir) = (StartMode.Resume, resume);
         }
@@ -97,12 +97,6 @@ static class TrainCommand
             TrainOutcome.Interrupted => ExitCodes.Interrupted,
             _ => ExitCodes.Success,
         };
-    }
-
-    static SqairConfig? TryReadConfig(string checkpoint)
-    {
-        try { return Checkpoint.ReadConfig(checkpoint); }
-        catch (Exception e) when (e is InvalidDataException or IOException) { return null; }
     }
 
     /// <summary>The progress line; time left to whichever of max_train_iter and the time limit comes first, as h:mm:ss.</summary>

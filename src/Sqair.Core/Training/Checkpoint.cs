@@ -32,7 +32,7 @@ public static class Checkpoint
         var tensors = Parameters(model);
         if (optimizer is not null)
             foreach (var (key, value) in optimizer.State()) tensors[key] = value;
-        tensors["rng/torch"] = get_rng_state();
+        tensors[RngKey] = get_rng_state();
         Safetensors.Save(path, tensors, Metadata(model, iteration, optimizer?.Steps ?? 0));
     }
 
@@ -99,6 +99,13 @@ public static class Checkpoint
         return null;
     }
 
+    const string RngKey = "rng/torch", OptimizerPrefix = "optimizer/";
+
+    /// <summary>Why a run cannot resume from this file, or null: a model file (<c>sqair export</c>) holds the parameters alone.</summary>
+    internal static string? NotResumable(Contents c) =>
+        c.Tensors.ContainsKey(RngKey) && c.Tensors.Keys.Any(k => k.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
+            ? null : "it holds the model's parameters only (a model file?), without the optimiser's and random generator's state";
+
     /// <summary>Copies the checkpoint's parameters into <paramref name="model"/> (same architecture).</summary>
     internal static void LoadInto(Contents c, SqairModel model, ParameterOptimizer? optimizer = null, bool restoreRng = false)
     {
@@ -112,7 +119,7 @@ public static class Checkpoint
         }
         if (restoreRng)
         {
-            if (!c.Tensors.TryGetValue("rng/torch", out var rng)) throw new InvalidDataException($"{c.Path}: no 'rng/torch' state");
+            if (!c.Tensors.TryGetValue(RngKey, out var rng)) throw new InvalidDataException($"{c.Path}: no '{RngKey}' state");
             set_rng_state(rng);
         }
     }

@@ -1,3 +1,5 @@
+using Sqair.Model;
+
 namespace Sqair.Training;
 
 /// <summary>
@@ -72,6 +74,36 @@ internal sealed class CheckpointStore
             warn?.Invoke($"skipping unreadable checkpoint {path}: {e.Message}");
             return null;
         }
+    }
+
+    /// <summary>
+    /// The newest checkpoint a run can resume from: it reads and checks out, holds the optimiser's and
+    /// random generator's state (a model file copied in does not), and was trained with the run's
+    /// config.json on every key a resume cannot change (a colour model's checkpoint copied into a grey
+    /// run was not). Each newer file passed over is reported through <paramref name="warn"/> with its
+    /// reason (issue 20, 6b). Null when there is none.
+    /// </summary>
+    public static Checkpoint.Contents? NewestResumable(string runDir, Action<string>? warn = null)
+    {
+        var runConfig = RunConfig(runDir);
+        foreach (var path in Checkpoint.InRun(runDir))
+        {
+            if (TryRead(path, warn) is not { } c) continue;
+            var why = Checkpoint.NotResumable(c);
+            if (why is null && runConfig?.DifferingKeys(c.Config).Where(k => !SqairConfig.ResumableKeys.Contains(k)).ToList() is [_, ..] changed)
+                why = $"it was trained with another {string.Join(", ", changed)} than {RunFolder.ConfigFile}";
+            if (why is null) return c;
+            warn?.Invoke($"skipping checkpoint {path}: {why}");
+        }
+        return null;
+    }
+
+    /// <summary>The run's config.json, or null when it is missing or unreadable (then the checkpoints are not checked against it).</summary>
+    static SqairConfig? RunConfig(string runDir)
+    {
+        var path = Path.Combine(runDir, RunFolder.ConfigFile);
+        try { return File.Exists(path) ? SqairConfig.FromJsonFile(path) : null; }
+        catch (Exception e) when (e is InvalidDataException or IOException or ArgumentException) { return null; }
     }
 
     /// <summary>

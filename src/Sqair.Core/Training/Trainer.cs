@@ -95,8 +95,8 @@ public sealed class Trainer : IDisposable
         Checkpoint.Contents? from = null;
         if (start == StartMode.Resume)
         {
-            from = CheckpointStore.NewestReadable(RunDir, this.log)
-                   ?? throw new FileNotFoundException($"{RunDir} has no readable checkpoint to resume from");
+            from = CheckpointStore.NewestResumable(RunDir, this.log)
+                   ?? throw new FileNotFoundException($"{RunDir} has no checkpoint to resume from");
             var changed = config.DifferingKeys(from.Config).Where(k => !SqairConfig.ResumableKeys.Contains(k)).ToList();
             if (changed.Count > 0)
                 throw new ArgumentException($"cannot resume {from.Path} with a different {string.Join(", ", changed)}; a resumed run may only change {string.Join(", ", SqairConfig.ResumableKeys)}");
@@ -334,10 +334,10 @@ public sealed class Trainer : IDisposable
 
     const string NotFinite = "its parameters are no longer finite";
 
-    /// <summary>Restores the newest readable checkpoint (if any) and says <paramref name="why"/> the run stopped.</summary>
+    /// <summary>Restores the newest checkpoint to resume from (if any) and says <paramref name="why"/> the run stopped.</summary>
     TrainOutcome Diverged(string why)
     {
-        if (CheckpointStore.NewestReadable(RunDir, log) is { } contents)
+        if (CheckpointStore.NewestResumable(RunDir, log) is { } contents)
         {
             Checkpoint.LoadInto(contents, Model, optimizer, restoreRng: true);
             Iteration = contents.Iteration;

@@ -422,6 +422,16 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         Assert.StartsWith("sqair ", (string)provenance["exported_by"]!);
         Assert.True(new FileInfo(path).Length < new FileInfo(source.Path).Length / 2);
         Run("eval", path, "--data", f.Data, "--count", "4", "--threads", "1", "--json", path + ".json").AssertCode(0);
+
+        // an existing file is replaced only with --force, the exported file itself never (issue 20, 6b)
+        Assert.Contains("exists; pass --force", Run("export", f.Run, "--out", path).AssertCode(2).Stderr);
+        Assert.Contains("is the checkpoint being exported", Run("export", path, "--out", path, "--force").AssertCode(2).Stderr);
+        // a re-export keeps the first export's provenance
+        var again = path + ".again.safetensors";
+        Run("export", path, "--out", again, "--note", "second").AssertCode(0);
+        var chain = JsonNode.Parse(Sqair.Training.Checkpoint.Read(again).Metadata["provenance"])!;
+        Assert.Equal("two iterations of a tiny model", (string)chain["source_provenance"]!["note"]!);
+        Run("export", f.Run, "--out", path, "--force").AssertCode(0);
     }
 
     [Fact]

@@ -123,7 +123,7 @@ public class TrainingTests
 
         foreach (var f in Checkpoint.InRun(dir)) File.WriteAllBytes(f, new byte[100]);
         var e = Assert.Throws<FileNotFoundException>(() => new Trainer(c, dir, train, valid, CPU, start: StartMode.Resume));
-        Assert.Contains("no readable checkpoint", e.Message);
+        Assert.Contains("no checkpoint to resume from", e.Message);
     }
 
     [Fact]
@@ -180,6 +180,25 @@ public class TrainingTests
         new Trainer(c with { MaxTrainIter = 14, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume).Run(CancellationToken.None, _ => { });
         var kept = Checkpoint.InRun(dir).Select(Checkpoint.StepOf).Order().ToArray();
         Assert.Equal([2, 4, 6, 8, 10, 14], kept);
+    }
+
+    [Fact]
+    public void A_model_file_or_another_runs_checkpoint_copied_in_is_passed_over_with_a_warning()
+    {
+        var c = TinyTraining() with { MaxTrainIter = 2, CkptItr = 1, EvalItr = 100, FigItr = 100 };
+        var (train, valid) = Data(c);
+        var (dir, otherDir) = (TestUtil.TempDir(), TestUtil.TempDir());
+        new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
+        new Trainer(c with { LearningRate = 0.5 }, otherDir, train, valid, CPU).Run(CancellationToken.None);
+        // newer than the run's own: another run's checkpoint (another learning_rate) as step 6, a model file as step 5
+        File.Copy(Checkpoint.InRun(otherDir).First(), Checkpoint.PathFor(dir, 6));
+        Checkpoint.SaveModel(Checkpoint.PathFor(dir, 5), Checkpoint.LoadModel(Checkpoint.InRun(dir).First()).Model, 5, 5, "{}");
+
+        var messages = new List<string>();
+        using (var resumed = new Trainer(c, dir, train, valid, CPU, messages.Add, StartMode.Resume))
+            Assert.Equal(2, resumed.Iteration);
+        Assert.Contains(messages, m => m.Contains(Checkpoint.PathFor(dir, 6)) && m.Contains("another learning_rate than config.json"));
+        Assert.Contains(messages, m => m.Contains(Checkpoint.PathFor(dir, 5)) && m.Contains("parameters only"));
     }
 
     [Fact]
