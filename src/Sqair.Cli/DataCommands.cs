@@ -79,7 +79,7 @@ static class DataCommands
                     Leftovers.RemoveStale(Path.GetDirectoryName(Path.GetFullPath(output))!, Cli.Log);
                     var seed = r.GetValue(CommonOptions.DataSeed);
                     var gen = r.GetValue(synthetic)
-                        ? new MovingMnist(config, MovingMnist.SyntheticTemplates(MovingMnist.SyntheticPoolSize, seed + (ulong)pool), seed)
+                        ? new MovingMnist(config, MovingMnist.SyntheticTemplates(MovingMnist.SyntheticPoolSize, seed + (ulong)pool, config.DigitScale), seed)
                         : Datasets.Generator(Cli.EnsureMnist(r), config, pool, seed);
                     AnsiConsole.Progress().Start(ctx =>
                     {

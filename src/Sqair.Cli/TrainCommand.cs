@@ -89,8 +89,9 @@ static class TrainCommand
                 if (p.Iteration % config.LogItr == 0) Console.WriteLine(Line(p));
             });
         }
-        var color = outcome is TrainOutcome.Diverged ? "red" : "green";
-        AnsiConsole.MarkupLine($"[{color}]{Markup.Escape(trainer.StopMessage ?? outcome.ToString())}[/]");
+        var message = trainer.StopMessage ?? outcome.ToString();
+        if (outcome is TrainOutcome.Diverged) Cli.Error(message);
+        else AnsiConsole.MarkupLine($"[green]{Markup.Escape(message)}[/]");
         return outcome switch
         {
             TrainOutcome.Diverged => ExitCodes.Diverged,

@@ -130,19 +130,22 @@ public sealed class MovingMnist
         {
             var t = Crop(split.Image(i), MnistSplit.Side, split.Labels[i]);
             if (t is null) continue;
-            result.Add(digitScale == 1.0 ? t : Rescale(t, digitScale));
+            result.Add(Scaled(t, digitScale));
         }
         return result;
     }
+
+    static Template Scaled(Template t, double scale) => scale == 1.0 ? t : Rescale(t, scale);
 
     /// <summary>Synthetic templates in a pool for data and benchmarks: enough that sequences rarely repeat a blob, as MNIST's thousands of digits.</summary>
     public const int SyntheticPoolSize = 1000;
 
     /// <summary>
     /// Digit-sized random blobs (8–28 px high, 6–28 px wide, every pixel non-zero): templates for
-    /// tests and benchmarks that must not depend on MNIST being available.
+    /// tests and benchmarks that must not depend on MNIST being available; rescaled by
+    /// <paramref name="digitScale"/> as MNIST digits are.
     /// </summary>
-    public static List<Template> SyntheticTemplates(int n, ulong seed)
+    public static List<Template> SyntheticTemplates(int n, ulong seed, double digitScale = 1.0)
     {
         var rng = new Rng(seed);
         var list = new List<Template>(n);
@@ -151,7 +154,7 @@ public sealed class MovingMnist
             int h = rng.NextInt(8, 28), w = rng.NextInt(6, 28);
             var px = new byte[h * w];
             for (int p = 0; p < px.Length; p++) px[p] = (byte)rng.NextInt(1, 255);
-            list.Add(new Template(px, h, w, i % 10));
+            list.Add(Scaled(new Template(px, h, w, i % 10), digitScale));
         }
         return list;
     }

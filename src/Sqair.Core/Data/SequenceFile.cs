@@ -119,7 +119,8 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         var tmpDir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
         Directory.CreateDirectory(tmpDir);
         var parts = specs.Select(_ => System.IO.Path.Combine(tmpDir, $".part-{Environment.ProcessId}-{Guid.NewGuid():N}")).ToArray();
-        var streams = parts.Select(p => new FileStream(p, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20, FileOptions.DeleteOnClose)).ToArray();
+        // Opened inside the try: when one cannot be created (a full disk), those already open are closed, and so deleted (issue 20, 13).
+        var streams = new List<FileStream>(parts.Length);
         var hashes = specs.Select(_ => new XxHash3()).ToArray();
         void Put(int tensor, ReadOnlySpan<byte> bytes)
         {
@@ -128,6 +129,7 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         }
         try
         {
+            foreach (var part in parts) streams.Add(new FileStream(part, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20, FileOptions.DeleteOnClose));
             var options = new ParallelOptions { MaxDegreeOfParallelism = threads ?? Environment.ProcessorCount, CancellationToken = stop };
             for (long start = 0; start < count; start += chunk)
             {

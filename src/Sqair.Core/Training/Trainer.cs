@@ -334,7 +334,7 @@ public sealed class Trainer : IDisposable
 
     const string NotFinite = "its parameters are no longer finite";
 
-    /// <summary>Restores the newest checkpoint to resume from (if any) and says <paramref name="why"/> the run stopped.</summary>
+    /// <summary>Restores the newest checkpoint to resume from (if any) and says in <see cref="StopMessage"/> <paramref name="why"/> the run stopped.</summary>
     TrainOutcome Diverged(string why)
     {
         if (CheckpointStore.NewestResumable(RunDir, log) is { } contents)
@@ -349,7 +349,6 @@ public sealed class Trainer : IDisposable
             StopMessage = $"training diverged: {why} at iteration {Iteration}, before any checkpoint was saved. " +
                           "Try a lower learning_rate or clip_grad_norm.";
         }
-        log(StopMessage);
         return TrainOutcome.Diverged;
     }
 

@@ -253,6 +253,14 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
     }
 
     [Fact]
+    public void A_diverged_run_exits_3_and_says_so_once_on_stderr()
+    {
+        var result = Run("train", "--config", f.Config, "--learning_rate", "1e308", "--max_train_iter", "8", "--data", f.Data, "--run-dir", NewDir(), "--threads", "1").AssertCode(3);
+        Assert.Single(result.Stderr.Split('\n'), l => l.StartsWith("error: training diverged", StringComparison.Ordinal));
+        Assert.DoesNotContain("training diverged", result.Stdout);
+    }
+
+    [Fact]
     public void Eval_track_and_render_give_the_same_numbers_boxes_and_pictures_for_the_same_seed()
     {
         string[] Eval(string json, string seed) => ["eval", f.Model, "--data", f.Data, "--count", "8", "--batch-size", "3", "--threads", "1", "--seed", seed, "--json", json];

@@ -223,4 +223,16 @@ public class MovingMnistTests
         Assert.Null(Leftovers.WriterOf("step-000000004.safetensors"));
         Assert.Null(Leftovers.WriterOf("notes.tmp-1-x"));
     }
+
+    [Fact]
+    public void Synthetic_blobs_are_rescaled_as_digits_are()
+    {
+        var full = MovingMnist.SyntheticTemplates(50, 3);
+        var half = MovingMnist.SyntheticTemplates(50, 3, digitScale: 0.5);
+        Assert.All(full.Zip(half), p =>
+        {
+            Assert.InRange(p.Second.Height, p.First.Height / 2 - 1, p.First.Height / 2 + 1);
+            Assert.InRange(p.Second.Width, p.First.Width / 2 - 1, p.First.Width / 2 + 1);
+        });
+    }
 }
