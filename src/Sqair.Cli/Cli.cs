@@ -110,13 +110,14 @@ static class Cli
 
     /// <summary>
     /// A dataset file the user names, checked against the model (canvas size, channels), else the
-    /// cached standard dataset of the split, generated with the model's data parameters.
+    /// cached standard dataset of the split, generated with the model's data parameters; either
+    /// verified against its checksums.
     /// </summary>
     public static SequenceFile ModelData(ParseResult r, Option<string?> fileOption, SqairConfig config, string split, long? count = null)
     {
-        if (r.GetValue(fileOption) is not { } path) return SplitDataset(r, config, split, count);
+        if (r.GetValue(fileOption) is not { } path) return SplitDataset(r, config, split, count).Checked(Log, Warn);
         if (!File.Exists(path)) throw new UserError($"{fileOption.Name} {path}: no such file");
-        var file = SequenceFile.Open(path);
+        var file = SequenceFile.Open(path).Checked(Log, Warn);
         if (config.Misfit(file.Config) is { } misfit)
         {
             file.Dispose();

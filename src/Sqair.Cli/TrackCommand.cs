@@ -198,7 +198,7 @@ static class TrackCommand
     /// <summary>A dataset file: its sequences in batches, named by index, boxes in canvas pixels.</summary>
     static Input FileInput(string path, Model.SqairConfig c, int? count, int batchSize)
     {
-        var file = SequenceFile.Open(path);
+        var file = SequenceFile.Open(path).Checked(Cli.Log, Cli.Warn);
         if (c.Misfit(file.Config) is { } misfit)
         {
             file.Dispose();

@@ -78,7 +78,7 @@ internal static class Safetensors
         return bytes;
     }
 
-    /// <summary>Reads and checks a header: every entry's offsets must fit its dtype and shape and lie inside the file.</summary>
+    /// <summary>Reads and checks a header: every entry's offsets must fit its dtype and shape and lie inside the file, and nothing may follow the last.</summary>
     public static Header ReadHeader(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path} does not exist", path);
@@ -104,6 +104,7 @@ internal static class Safetensors
         long dataStart = 8 + json.Length;
         var entries = new Dictionary<string, (Entry, long)>();
         var metadata = new Dictionary<string, string>();
+        long dataEnd = dataStart;
         foreach (var (name, node) in header)
         {
             try
@@ -124,6 +125,7 @@ internal static class Safetensors
                 if (dataStart + range[1] > length)
                     throw new InvalidDataException($"{path}: truncated: tensor '{name}' ends at byte {dataStart + range[1]}, the file has {length}");
                 entries[name] = (entry, dataStart + range[0]);
+                dataEnd = Math.Max(dataEnd, dataStart + range[1]);
             }
             catch (Exception e) when (e is InvalidOperationException or NullReferenceException or FormatException or ArgumentException or OverflowException)
             {
@@ -131,6 +133,10 @@ internal static class Safetensors
                 throw new InvalidDataException($"{path}: malformed header entry '{name}' ({why})", e);
             }
         }
+        // The format's own reader (Hugging Face's safetensors) refuses bytes past the last tensor as an
+        // incomplete buffer: they are damage or an append, never data.
+        if (dataEnd < length)
+            throw new InvalidDataException($"{path}: {length - dataEnd} bytes after the last tensor (which ends at byte {dataEnd}): appended to or damaged");
         return new Header(entries, metadata);
     }
 

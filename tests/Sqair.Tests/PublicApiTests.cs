@@ -19,7 +19,7 @@ public class PublicApiTests
         "Sqair.Model.FrameOutput", "Sqair.Model.ModelKind", "Sqair.Model.Resampling", "Sqair.Model.SequenceOutput", "Sqair.Model.SqairConfig", "Sqair.Model.SqairModel",
         "Sqair.NativeLibraries",
         "Sqair.Training.Checkpoint", "Sqair.Training.Checkpoint+Contents", "Sqair.Training.Presets", "Sqair.Training.StartMode",
-        "Sqair.Training.TrainOutcome", "Sqair.Training.TrainProgress", "Sqair.Training.Trainer", "Sqair.Training.TrainingData",
+        "Sqair.Training.RunFolderInUseException", "Sqair.Training.TrainOutcome", "Sqair.Training.TrainProgress", "Sqair.Training.Trainer", "Sqair.Training.TrainingData",
         "Sqair.Visualisation.Curves", "Sqair.Visualisation.DataFigures", "Sqair.Visualisation.ModelFigures", "Sqair.Visualisation.ModelFigures+Track",
     ];
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Sqair.Data;
 using Sqair.Model;
 
@@ -50,8 +49,8 @@ public sealed class TrainingData : IDisposable
         if (config.ValidData != "") throw new ArgumentException("config key 'valid_data' needs 'data' (the generated training set comes with its own validation set)");
         ISequenceSource trainSource = config.OnTheFly
             ? new GeneratedSource(Datasets.Generator(mnist(), dataConfig, Pool.Train, config.DataSeed))
-            : Checked(cachedDataset(dataConfig, Pool.Train, config.TrainSize, config.DataSeed), log, warn);
-        return new TrainingData(trainSource, Checked(cachedDataset(dataConfig, Pool.Validation, config.ValidSize, config.DataSeed), log, warn), config);
+            : cachedDataset(dataConfig, Pool.Train, config.TrainSize, config.DataSeed).Checked(log, warn);
+        return new TrainingData(trainSource, cachedDataset(dataConfig, Pool.Validation, config.ValidSize, config.DataSeed).Checked(log, warn), config);
     }
 
     /// <summary>Closes the files (the validation file once, when it is the training file).</summary>
@@ -62,29 +61,7 @@ public sealed class TrainingData : IDisposable
     }
 
     static SequenceFile OpenChecked(string path, string key, Action<string>? log, Action<string>? warn) =>
-        File.Exists(path) ? Checked(SequenceFile.Open(path), log, warn) : throw new FileNotFoundException($"config key '{key}' = {path}: no such file", path);
-
-    /// <summary>
-    /// Checks a dataset file against its checksums before training on it: a changed byte would
-    /// silently change what is learnt, and reading even the 1.5 GB training set costs seconds of an hour.
-    /// </summary>
-    static SequenceFile Checked(SequenceFile file, Action<string>? log, Action<string>? warn)
-    {
-        var sw = Stopwatch.StartNew();
-        switch (file.Verify())
-        {
-            case null:
-                warn?.Invoke($"{file.Path} has no checksums (written by an older version): its values were checked, its bytes cannot be; delete it to have it generated again with checksums");
-                break;
-            case []:
-                log?.Invoke($"{file.Path}: checksums verified in {sw.Elapsed.TotalSeconds:F1} s");
-                break;
-            case var problems:
-                file.Dispose();
-                throw new InvalidDataException($"{file.Path}: {problems[0]}");
-        }
-        return file;
-    }
+        File.Exists(path) ? SequenceFile.Open(path).Checked(log, warn) : throw new FileNotFoundException($"config key '{key}' = {path}: no such file", path);
 
     /// <summary>
     /// A new run records its data files by full path and the training frames' checksum; a resumed

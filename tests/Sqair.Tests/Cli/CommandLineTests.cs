@@ -142,6 +142,9 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "data stats --file HUGEDATA", 1, "malformed header entry 'frames'" },
         { "eval RELABELLED --data DATA", 1, "expects Float32" },
         { "data verify FLIPPED", 1, "'frames' does not match its checksum" },
+        { "data verify APPENDED", 1, "3 bytes after the last tensor" },
+        { "eval CKPT --data FLIPPED", 1, "'frames' does not match its checksum" },
+        { "track CKPT FLIPPED", 1, "'frames' does not match its checksum" },
         { "data verify NANBOXES", 1, "'boxes' holds NaN" },
         { "track CKPT PNGS", 1, "truncated image" },
         { "sweep NEW", 2, "holds no sweep" },
@@ -189,6 +192,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             "HUGESHAPE" => Make("huge-shape.safetensors", p => WriteHeader(p, $$$"""{"__metadata__":{"format":"{{{Sqair.Training.Checkpoint.Format}}}"},"model/x":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}""")),
             "HUGEDATA" => Make("huge-data.safetensors", p => WriteHeader(p, """{"frames":{"dtype":"F32","shape":[2305843009213693952,10,1,50,50],"data_offsets":[0,0]}}""")),
             "RELABELLED" => Make("relabelled.safetensors", p => File.WriteAllBytes(p, Replace(File.ReadAllBytes(f.Model), "\"dtype\":\"F32\"", "\"dtype\":\"I32\""))),
+            "APPENDED" => Make("appended.safetensors", p => File.WriteAllBytes(p, [.. File.ReadAllBytes(f.Data), 1, 2, 3])),
             "FLIPPED" => Make("flipped.safetensors", p =>
             {
                 var bytes = File.ReadAllBytes(f.Data);
