@@ -117,6 +117,7 @@ static class DataCommands
         stats.SetAction(r =>
         {
             using var source = Open(r, r.GetValue(statsFile), r.GetValue(statsSplit)!, r.GetValue(count));
+            if (!source.HasTruth) throw new UserError($"{source.Path} has no ground truth (frames imported without {FrameImport.TruthFile}): there are no digits to count");
             var c = source.Config;
             var digits = new long[c.MaxDigits + 1];
             var visible = new long[c.MaxDigits + 1];

@@ -98,8 +98,10 @@ static class FigureCommands
         var plot = new Command("plot", "Learning curves (IWAE, count accuracy, MOTA, KL, log p(x|z), loss) of one or more runs, as PNGs") { runs, outDir };
         plot.SetAction(r =>
         {
-            foreach (var f in Curves.Plot(r.GetValue(runs)!, r.GetValue(outDir)!, Cli.Warn)) Console.WriteLine(Path.GetFullPath(f));
-            return 0;
+            var written = Curves.Plot(r.GetValue(runs)!, r.GetValue(outDir)!, Cli.Warn);
+            if (written.Count == 0) throw new UserError($"nothing to plot: no measurements in the metrics.jsonl of {string.Join(", ", r.GetValue(runs)!)}");
+            foreach (var f in written) Console.WriteLine(Path.GetFullPath(f));
+            return ExitCodes.Success;
         });
         return plot;
     }

@@ -27,7 +27,6 @@ public static class Curves
     public static IReadOnlyList<string> Plot(IReadOnlyList<string> runDirs, string outDir, Action<string>? warn = null)
     {
         var series = runDirs.Select(dir => (Name: Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/')), Lines: Read(dir, warn))).ToList();
-        Directory.CreateDirectory(outDir);
         var written = new List<string>();
         foreach (var (key, label) in Measures)
         {

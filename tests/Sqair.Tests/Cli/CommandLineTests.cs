@@ -143,6 +143,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "eval RELABELLED --data DATA", 1, "expects Float32" },
         { "data verify FLIPPED", 1, "'frames' does not match its checksum" },
         { "data verify APPENDED", 1, "3 bytes after the last tensor" },
+        { "plot EMPTYRUN --out NEW", 2, "nothing to plot: no measurements" },
         { "eval CKPT --data FLIPPED", 1, "'frames' does not match its checksum" },
         { "track CKPT FLIPPED", 1, "'frames' does not match its checksum" },
         { "data verify NANBOXES", 1, "'boxes' holds NaN" },
@@ -192,6 +193,11 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             "HUGESHAPE" => Make("huge-shape.safetensors", p => WriteHeader(p, $$$"""{"__metadata__":{"format":"{{{Sqair.Training.Checkpoint.Format}}}"},"model/x":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}""")),
             "HUGEDATA" => Make("huge-data.safetensors", p => WriteHeader(p, """{"frames":{"dtype":"F32","shape":[2305843009213693952,10,1,50,50],"data_offsets":[0,0]}}""")),
             "RELABELLED" => Make("relabelled.safetensors", p => File.WriteAllBytes(p, Replace(File.ReadAllBytes(f.Model), "\"dtype\":\"F32\"", "\"dtype\":\"I32\""))),
+            "EMPTYRUN" => Make("empty-run", p =>
+            {
+                Directory.CreateDirectory(p);
+                File.WriteAllText(Path.Combine(p, "metrics.jsonl"), "");
+            }),
             "APPENDED" => Make("appended.safetensors", p => File.WriteAllBytes(p, [.. File.ReadAllBytes(f.Data), 1, 2, 3])),
             "FLIPPED" => Make("flipped.safetensors", p =>
             {
@@ -394,6 +400,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         Assert.Null(report["metrics"]!["mota"]);
         Assert.Null(report["metrics"]!["count_acc_visible"]);
         Assert.NotNull(report["metrics"]!["iwae"]);
+        Assert.Contains("has no ground truth", Run("data", "stats", "--file", unlabelled).AssertCode(2).Stderr);
         // a folder of frames tracks as one sequence, named after the folder, in the frames' own pixels
         Run("track", f.Model, Path.Combine(folders[0], "img1"), "--format", "mot", "--threads", "1", "--out", Path.Combine(dir, "t")).AssertCode(0);
         Assert.True(File.Exists(Path.Combine(dir, "t-mot", "img1.txt")));
