@@ -62,7 +62,7 @@ static class TrackCommand
             var (model, _) = Checkpoint.LoadModel(CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!), device);
             var path = r.GetValue(input)!;
             if (!Directory.Exists(path) && !File.Exists(path)) throw new UserError($"input {path}: no such file or folder");
-            var (batches, names, scale) = Directory.Exists(path) ? FolderInput(path, model.Config) : FileInput(path, model.Config, r.GetValue(count), r.GetValue(batch));
+            var (batches, names, scale, totalFrames) = Directory.Exists(path) ? FolderInput(path, model.Config) : FileInput(path, model.Config, r.GetValue(count), r.GetValue(batch));
             ulong seed = r.GetValue(CommonOptions.Seed);
             var inference = CommonOptions.Inference(r);
             var prefix = r.GetValue(output)!;
@@ -71,42 +71,17 @@ static class TrackCommand
 
             var sequences = new List<TrackedSequence>();
             var drawn = new List<ModelFigures.Track>();
-            foreach (var (size, frames) in batches)
+            Cli.ModelProgress().Start(ctx =>
             {
-                // a generator per batch, as in eval, so the same input and seed always give the same tracks
-                using var generator = new Generator(Evaluator.BatchSeed(seed, sequences.Count));
-                using var stream = new TrackStream(model, size, inference, generator, device, r.GetValue(lag));
-                var objects = Enumerable.Range(0, (int)size).Select(_ => new List<Tracked>()).ToArray();
-                bool draw = r.GetValue(gif) && drawn.Count < GifSequences;
-                var inputs = new List<Tensor>();
-                var chosen = new List<Model.FrameOutput>();
-                void Collect(IReadOnlyList<StreamedFrame> fixedFrames)
-                {
-                    foreach (var f in fixedFrames)
+                var task = ctx.AddTask($"{Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(path)))}: {totalFrames:N0} frames, K = {inference.K}", maxValue: totalFrames);
+                var how = new Settings(inference, seed, r.GetValue(lag), device, r.GetValue(gif), names, scale);
+                foreach (var (size, frames) in batches)
+                    TrackBatch(model, size, frames, how, sequences, drawn, done =>
                     {
-                        for (int b = 0; b < size; b++)
-                            objects[b].AddRange(f.Content[b].Zip(f.Windows[b], (box, window) => new Tracked(f.Frame, box.Id, box, window)));
-                        if (draw) chosen.Add(f.Chosen);   // --gif keeps every frame of the drawn sequences
-                        else foreach (var t in f.Chosen.Tensors()) t.Dispose();
-                    }
-                }
-                int length = 0;
-                foreach (var frame in frames)
-                    using (frame)
-                    using (var onDevice = frame.to(device))
-                    {
-                        Cli.Stopping.ThrowIfCancellationRequested();   // SIGINT/SIGTERM: exit 130 before any file is written
-                        Collect(stream.Push(onDevice));
-                        if (draw) inputs.Add(frame.clone());
-                        length++;
-                    }
-                Collect(stream.Finish());
-                for (int b = 0; b < size; b++)
-                {
-                    sequences.Add(new TrackedSequence(names(sequences.Count), length, objects[b], scale.X, scale.Y));
-                    if (draw && drawn.Count < GifSequences) drawn.Add(ModelFigures.Extract(stack(inputs), chosen, b, b));
-                }
-            }
+                        task.Increment(done);
+                        ctx.Refresh();
+                    });
+            });
 
             var written = mot ? WriteMot(sequences, prefix + MotSuffix) : WriteCsvAndJson(sequences, prefix, path);
             if (drawn.Count > 0)
@@ -118,6 +93,53 @@ static class TrackCommand
             return ExitCodes.Success;
         });
         return track;
+    }
+
+    /// <summary>How <c>track</c> was asked to track: the same for every batch.</summary>
+    sealed record Settings(InferenceOptions Inference, ulong Seed, int Lag, Device Device, bool Gif, Func<int, string> Names, (double X, double Y) Scale);
+
+    /// <summary>
+    /// Tracks one batch of <paramref name="size"/> sequences frame by frame and adds them to
+    /// <paramref name="sequences"/> (and, with --gif, to <paramref name="drawn"/> up to
+    /// <see cref="GifSequences"/>); <paramref name="advanced"/> hears of every frame of the batch done.
+    /// </summary>
+    static void TrackBatch(Model.SqairModel model, long size, IEnumerable<Tensor> frames, Settings how, List<TrackedSequence> sequences,
+                           List<ModelFigures.Track> drawn, Action<long> advanced)
+    {
+        // a generator per batch, as in eval, so the same input and seed always give the same tracks
+        using var generator = new Generator(Evaluator.BatchSeed(how.Seed, sequences.Count));
+        using var stream = new TrackStream(model, size, how.Inference, generator, how.Device, how.Lag);
+        var objects = Enumerable.Range(0, (int)size).Select(_ => new List<Tracked>()).ToArray();
+        bool draw = how.Gif && drawn.Count < GifSequences;
+        var inputs = new List<Tensor>();
+        var chosen = new List<Model.FrameOutput>();
+        void Collect(IReadOnlyList<StreamedFrame> fixedFrames)
+        {
+            foreach (var f in fixedFrames)
+            {
+                for (int b = 0; b < size; b++)
+                    objects[b].AddRange(f.Content[b].Zip(f.Windows[b], (box, window) => new Tracked(f.Frame, box.Id, box, window)));
+                if (draw) chosen.Add(f.Chosen);   // --gif keeps every frame of the drawn sequences
+                else foreach (var t in f.Chosen.Tensors()) t.Dispose();
+            }
+        }
+        int length = 0;
+        foreach (var frame in frames)
+            using (frame)
+            using (var onDevice = frame.to(how.Device))
+            {
+                Cli.Stopping.ThrowIfCancellationRequested();   // SIGINT/SIGTERM: exit 130 before any file is written
+                Collect(stream.Push(onDevice));
+                if (draw) inputs.Add(frame.clone());
+                length++;
+                advanced(size);
+            }
+        Collect(stream.Finish());
+        for (int b = 0; b < size; b++)
+        {
+            sequences.Add(new TrackedSequence(how.Names(sequences.Count), length, objects[b], how.Scale.X, how.Scale.Y));
+            if (draw && drawn.Count < GifSequences) drawn.Add(ModelFigures.Extract(stack(inputs), chosen, b, b));
+        }
     }
 
     static List<string> WriteCsvAndJson(List<TrackedSequence> sequences, string prefix, string input)
@@ -185,14 +207,14 @@ static class TrackCommand
     static string Invariant(object v) => Convert.ToString(v, CultureInfo.InvariantCulture)!;
 
     /// <summary>Batches of sequences, each as its size and its frames [B, C, H, W] one at a time (read as they are needed).</summary>
-    sealed record Input(IEnumerable<(long Size, IEnumerable<Tensor> Frames)> Batches, Func<int, string> Names, (double X, double Y) Scale);
+    sealed record Input(IEnumerable<(long Size, IEnumerable<Tensor> Frames)> Batches, Func<int, string> Names, (double X, double Y) Scale, long Frames);
 
     /// <summary>A folder of frames: one sequence named after the folder, read a frame at a time, boxes scaled back to the frames' own pixels.</summary>
     static Input FolderInput(string folder, Model.SqairConfig c)
     {
         var (frames, size) = FrameFolder.Stream(folder, c.ImgSize, c.Channels);
         var name = Path.GetFileName(Path.GetFullPath(folder).TrimEnd('/'));
-        return new([(1, frames)], _ => name, ((double)size.Width / c.ImgSize, (double)size.Height / c.ImgSize));
+        return new([(1, frames)], _ => name, ((double)size.Width / c.ImgSize, (double)size.Height / c.ImgSize), FrameFolder.Files(folder).Count);
     }
 
     /// <summary>A dataset file: its sequences in batches, named by index, boxes in canvas pixels.</summary>
@@ -204,15 +226,16 @@ static class TrackCommand
             file.Dispose();
             throw new UserError($"input {path}: {misfit}");
         }
-        return new(Batches(file, count, batchSize), i => $"seq-{i:D6}", (1.0, 1.0));
+        long sequences = Math.Min(count ?? file.Count!.Value, file.Count!.Value);
+        return new(Batches(file, sequences, batchSize), i => $"seq-{i:D6}", (1.0, 1.0), sequences * file.Config.SeqLen);
     }
 
-    static IEnumerable<(long, IEnumerable<Tensor>)> Batches(SequenceFile file, int? count, int batchSize)
+    static IEnumerable<(long, IEnumerable<Tensor>)> Batches(SequenceFile file, long count, int batchSize)
     {
         using (file)
         {
             var loader = new BatchLoader(file, batchSize, shuffle: false, seed: 0, CPU);
-            foreach (var batch in loader.Ordered(Math.Min(count ?? file.Count!.Value, file.Count!.Value)))
+            foreach (var batch in loader.Ordered(count))
                 using (batch)
                     yield return (batch.B, Enumerable.Range(0, batch.T).Select(t => batch.Frames[t].clone()));
         }
