@@ -1,6 +1,7 @@
 namespace Sqair.Tests;
 
 /// <summary>notebooks/play.ipynb runs headless: every cell executes against this build and the shipped model, and a failing cell fails the test.</summary>
+[Trait("Category", "Slow")]
 public class NotebookTests
 {
     [Fact]

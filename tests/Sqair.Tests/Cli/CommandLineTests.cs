@@ -52,6 +52,7 @@ public sealed record CliResult(int Code, string Stdout, string Stderr)
 /// Bad input and faults against the real command line, run in-process: each gets one line on stderr
 /// naming the option, key or file, the documented exit code (2 usage, 1 failure), and no stack trace.
 /// </summary>
+[Trait("Category", "Slow")]
 public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
 {
     static readonly object ConsoleLock = new();

@@ -7,6 +7,7 @@ namespace Sqair.Tests.Cli;
 /// <c>sqair sweep</c> end to end on the fixture's tiny data: every task in its own process, the
 /// table and plots, resuming after a task finished, and the arm specs it reads.
 /// </summary>
+[Trait("Category", "Slow")]
 public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
 {
     /// <summary>The fixture's tiny model and data as the base of a sweep, 2 iterations measured at each.</summary>

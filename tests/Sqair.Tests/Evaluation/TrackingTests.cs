@@ -128,6 +128,29 @@ public class TrackingTests
         Assert.Equal((1L, 1L), (s.FalsePositives, s.Misses));
     }
 
+    /// <summary>
+    /// py-motmetrics' own test_mota_motp (tests/test_metrics.py), its distance matrices turned into boxes:
+    /// two false positives, two misses, a frame of matches, a frame where both objects swap
+    /// hypotheses (two switches), and a frame where better-overlapping hypotheses appear but the
+    /// previous matches still overlap enough and are kept. py-motmetrics: 4 matches and 2 switches
+    /// (its matches exclude switches; ours count every matched pair: 6), 2 FP, 2 misses, MOTA 1 − 6/8.
+    /// </summary>
+    [Fact]
+    public void The_py_motmetrics_mota_motp_case_gives_its_counts_and_hand_computed_MOTP_and_IDF1()
+    {
+        var truth = Frames([], [B(1, 0, 0), B(2, 30, 30)], [B(1, 0, 0), B(2, 30, 30)], [B(1, 0, 0), B(2, 30, 30)], [B(1, 0, 0), B(2, 0, 4)], []);
+        var hyp = Frames([B(1, 0, 0), B(2, 30, 30)], [], [B(1, 0, 0), B(2, 30, 30)], [B(2, 0, 0), B(1, 30, 30)], [B(1, 0, 1), B(2, 0, 3)], []);
+        var acc = new MotAccumulator();
+        acc.AddSequence(truth, hyp);
+        var s = acc.Summary();
+        Assert.Equal((8L, 8L, 6L, 2L, 2L, 2L), (s.GroundTruth, s.Hypotheses, s.Matches, s.FalsePositives, s.Misses, s.IdSwitches));
+        Assert.Equal(1 - 6 / 8.0, s.Mota, 12);
+        // last frame: the kept pairs are 3 pixels apart, IoU 70/130 (the newcomers 1 pixel apart, 90/110); the others IoU 1
+        Assert.Equal((4 + 2 * 70 / 130.0) / 6, s.Motp, 6);
+        // every pairing of whole tracks matches in two frames: IDTP 4 of 8 + 8
+        Assert.Equal(2 * 4 / 16.0, s.Idf1, 12);
+    }
+
     [Fact]
     public void Continuity_keeps_an_existing_match_over_a_slightly_better_newcomer()
     {

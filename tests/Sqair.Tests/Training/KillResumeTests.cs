@@ -1,6 +1,7 @@
 namespace Sqair.Tests.Training;
 
 /// <summary>The short CI version of scripts/kill-resume.sh: SIGKILL a real training process at random moments, resume, compare.</summary>
+[Trait("Category", "Slow")]
 public class KillResumeTests
 {
     [Fact]

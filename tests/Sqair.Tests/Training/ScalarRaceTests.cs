@@ -15,6 +15,7 @@ namespace Sqair.Tests.Training;
 /// survive a thread that allocates and collects the whole time. Before the fix this failed within
 /// seconds.
 /// </summary>
+[Trait("Category", "Slow")]
 public class ScalarRaceTests
 {
     /// <summary>Steps run even past the stress time, so that a busy machine gives the race its chances too (and cannot fail the test by being slow).</summary>

@@ -1,0 +1,72 @@
+using System.Text.Json.Nodes;
+using Sqair.Model;
+using Sqair.Training;
+
+namespace Sqair.Tests.Model;
+
+public class ConfigTests
+{
+    [Fact]
+    public void Unknown_keys_are_named_with_a_suggestion()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["output_sdt=0.2"]));
+        Assert.Contains("'output_sdt'", e.Message);
+        Assert.Contains("output_std", e.Message);
+    }
+
+    [Fact]
+    public void Bad_values_are_named()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["batch_size=many"]));
+        Assert.Contains("batch_size", e.Message);
+        e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["output_std=-1"]));
+        Assert.Contains("output_std", e.Message);
+        e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["model=cnn"]));
+        Assert.Contains("model", e.Message);
+    }
+
+    [Fact]
+    public void Json_files_and_overrides_apply_and_errors_name_the_file()
+    {
+        var dir = TestUtil.TempDir();
+        var good = Path.Combine(dir, "good.json");
+        File.WriteAllText(good, """{ "output_std": 0.2, "disc_step_bias": 2.5, "model": "conv" }""");
+        var c = SqairConfig.FromJsonFile(good).With(["learning_rate=3e-4"]);
+        Assert.Equal((0.2, 2.5, ModelKind.Conv, 3e-4), (c.OutputStd, c.DiscStepBias, c.Kind, c.LearningRate));
+
+        var bad = Path.Combine(dir, "bad.json");
+        File.WriteAllText(bad, """{ "prop_step_bias": 5, "scale_priorr": -2 }""");
+        var e = Assert.Throws<ArgumentException>(() => SqairConfig.FromJsonFile(bad));
+        Assert.Contains(bad, e.Message);
+        Assert.Contains("scale_priorr", e.Message);
+
+        File.WriteAllText(bad, "{ not json");
+        e = Assert.Throws<ArgumentException>(() => SqairConfig.FromJsonFile(bad));
+        Assert.Contains(bad, e.Message);
+    }
+
+    [Fact]
+    public void Config_round_trips_through_json()
+    {
+        var c = Presets.Get("cpu");
+        var back = new SqairConfig().With(JsonNode.Parse(c.ToJson())!.AsObject(), "test");
+        Assert.Equal(c.ToJson(), back.ToJson());
+    }
+
+    [Fact]
+    public void Paper_schedule_divides_the_rate_by_3_at_the_4_6_10_splits_and_grows_the_curriculum()
+    {
+        var c = Presets.Get("paper");
+        Assert.Equal(1e-5, c.LearningRateAt(0), 15);
+        Assert.Equal(1e-5, c.LearningRateAt(399_999), 15);
+        Assert.Equal(1e-5 / 3, c.LearningRateAt(400_000), 15);
+        Assert.Equal(1e-5 / 3, c.LearningRateAt(999_999), 15);
+        Assert.Equal(1e-5 / 9, c.LearningRateAt(1_000_000), 15);
+        Assert.Equal(3, c.SeqLenAt(0));
+        Assert.Equal(3, c.SeqLenAt(99_999));
+        Assert.Equal(4, c.SeqLenAt(100_000));
+        Assert.Equal(10, c.SeqLenAt(700_000));
+        Assert.Equal(10, c.SeqLenAt(1_900_000));
+        Assert.Equal(("rmsprop", 32, 5), (c.Optimizer, c.BatchSize, c.KParticles));
+    }
+}
