@@ -34,7 +34,7 @@ static class BenchCommand
             var result = Bench.Train(config, source, len, r.GetValue(warmup), r.GetValue(iterations), device, r.GetValue(CommonOptions.Shards));
 
             var table = new Table().AddColumns("measure", "value");
-            table.AddRow("model", $"{config.Model}, T = {len}, batch {config.BatchSize}, K = {config.KParticles}");
+            table.AddRow("model", $"{config.Model.ToString().ToLowerInvariant()}, T = {len}, batch {config.BatchSize}, K = {config.KParticles}");
             table.AddRow("threads / shards / device", $"{result.Threads} / {result.Shards} / {result.Device}");
             table.AddRow("iterations/s", $"{result.IterationsPerSecond:F3}");
             table.AddRow("ms data / forward + backward / step", $"{result.DataMs:F1} / {result.GradientMs:F1} / {result.OptimizerMs:F1}");
@@ -66,7 +66,7 @@ static class BenchCommand
             AnsiConsole.MarkupLine($"[grey]evaluating and tracking {n} sequences of {config.SeqLen} frames…[/]");
             var result = Bench.Inference(config, source, n, r.GetValue(CommonOptions.K), device);
             var table = new Table().AddColumns("measure", "value");
-            table.AddRow("model", $"{config.Model}, T = {result.SeqLen}, {n} sequences");
+            table.AddRow("model", $"{config.Model.ToString().ToLowerInvariant()}, T = {result.SeqLen}, {n} sequences");
             table.AddRow("threads / device", $"{result.Threads} / {device}");
             table.AddRow($"eval, K = {result.K}: sequences/s", $"{result.EvalSequencesPerSecond:F1}");
             table.AddRow("eval: seconds per 10 000 sequences", $"{10_000 / result.EvalSequencesPerSecond:F0}");

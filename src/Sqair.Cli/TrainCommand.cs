@@ -63,7 +63,7 @@ static class TrainCommand
         }
         using var trainer = new Trainer(config, runDir, data.Train, data.Valid, device, Cli.Log, mode, r.GetValue(CommonOptions.Shards), init);
         AnsiConsole.MarkupLine($"run folder [green]{Markup.Escape(trainer.RunDir)}[/]  (tensorboard --logdir {Markup.Escape(trainer.RunDir)})");
-        AnsiConsole.MarkupLine($"[grey]model {config.Model}, {trainer.Model.parameters().Sum(p => p.numel()):N0} parameters, optimizer {config.Optimizer} lr {config.LearningRate}, batch {config.BatchSize}, K {config.KParticles}, {TorchSharp.torch.get_num_threads()} threads in {r.GetValue(CommonOptions.Shards)} shard(s) on {device}[/]");
+        AnsiConsole.MarkupLine($"[grey]model {config.Model.ToString().ToLowerInvariant()}, {trainer.Model.parameters().Sum(p => p.numel()):N0} parameters, optimizer {config.Optimizer.ToString().ToLowerInvariant()} lr {config.LearningRate}, batch {config.BatchSize}, K {config.KParticles}, {TorchSharp.torch.get_num_threads()} threads in {r.GetValue(CommonOptions.Shards)} shard(s) on {device}[/]");
 
         TrainOutcome outcome;
         if (AnsiConsole.Profile.Capabilities.Interactive)

@@ -16,7 +16,7 @@ public class PublicApiTests
         "Sqair.Evaluation.BatchMetrics", "Sqair.Evaluation.BoxKind", "Sqair.Evaluation.EvaluationReport", "Sqair.Evaluation.Evaluator",
         "Sqair.Evaluation.Inference", "Sqair.Evaluation.InferenceOptions", "Sqair.Evaluation.InferredBatch", "Sqair.Evaluation.MotSummary",
         "Sqair.Evaluation.StreamedFrame", "Sqair.Evaluation.TrackStream", "Sqair.Evaluation.TrackBox", "Sqair.Evaluation.TrackExtraction",
-        "Sqair.Model.FrameOutput", "Sqair.Model.ModelKind", "Sqair.Model.Resampling", "Sqair.Model.SequenceOutput", "Sqair.Model.SqairConfig", "Sqair.Model.SqairModel",
+        "Sqair.Model.FrameOutput", "Sqair.Model.ModelKind", "Sqair.Model.OptimizerKind", "Sqair.Model.VimcoSignal", "Sqair.Model.WindowStart", "Sqair.Model.Resampling", "Sqair.Model.SequenceOutput", "Sqair.Model.SqairConfig", "Sqair.Model.SqairModel",
         "Sqair.NativeLibraries",
         "Sqair.Training.Checkpoint", "Sqair.Training.Checkpoint+Contents", "Sqair.Training.Presets", "Sqair.Training.StartMode",
         "Sqair.Training.RunFolderInUseException", "Sqair.Training.TrainOutcome", "Sqair.Training.TrainProgress", "Sqair.Training.Trainer", "Sqair.Training.TrainingData",

@@ -62,17 +62,17 @@ internal sealed class VanillaRnn : Module<Tensor, Tensor, Tensor>
 /// <summary>Encodes a frame [n, C, H, W] into features [n, hidden] (discovery's input encoder).</summary>
 internal static class Networks
 {
-    public static Module<Tensor, Tensor> Input(IModelSettings c) => c.Kind == ModelKind.Conv
+    public static Module<Tensor, Tensor> Input(IModelSettings c) => c.Model == ModelKind.Conv
         ? new ConvEncoder("input_encoder", c.Channels, c.ImgSize, c.NHidden)
         : new FlattenThen("input_encoder", new Mlp("mlp", (long)c.Channels * c.ImgSize * c.ImgSize, [c.NHidden, c.NHidden]));
 
     /// <summary>Glimpse [n, C, G, G] → [n, 2·D_what] (loc, raw scale).</summary>
-    public static Module<Tensor, Tensor> Glimpse(IModelSettings c) => c.Kind == ModelKind.Conv
+    public static Module<Tensor, Tensor> Glimpse(IModelSettings c) => c.Model == ModelKind.Conv
         ? Sequential(("conv", new ConvEncoder("conv", c.Channels, c.GlimpseSize, c.NHidden)), ("elu", new Elu()), ("output", Linear(c.NHidden, 2 * c.NWhat)))
         : new FlattenThen("glimpse_encoder", new Mlp("mlp", (long)c.Channels * c.GlimpseSize * c.GlimpseSize, [c.NHidden, c.NHidden], 2 * c.NWhat));
 
     /// <summary>what [n, D_what] → glimpse [n, C, G, G] (before output_scale).</summary>
-    public static Module<Tensor, Tensor> Decoder(IModelSettings c) => c.Kind == ModelKind.Conv
+    public static Module<Tensor, Tensor> Decoder(IModelSettings c) => c.Model == ModelKind.Conv
         ? new ConvDecoder("glimpse_decoder", c.NWhat, c.NHidden, c.Channels, c.GlimpseSize)
         : new UnflattenAfter("glimpse_decoder", new Mlp("mlp", c.NWhat, [c.NHidden, c.NHidden], (long)c.Channels * c.GlimpseSize * c.GlimpseSize), c.Channels, c.GlimpseSize);
 }

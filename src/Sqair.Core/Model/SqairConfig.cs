@@ -16,13 +16,43 @@ public enum ModelKind
     Air,
 }
 
+/// <summary>The optimiser of a run (config key <c>optimizer</c>).</summary>
+public enum OptimizerKind
+{
+    /// <summary>RMSProp with momentum 0.9, as TensorFlow 1.x has it (the original's).</summary>
+    Rmsprop,
+    /// <summary>Adam.</summary>
+    Adam,
+}
+
+/// <summary>Where a training window shorter than the sequences starts (config key <c>window_start</c>).</summary>
+public enum WindowStart
+{
+    /// <summary>At frame 0 (the original).</summary>
+    First,
+    /// <summary>At a frame drawn per sequence, so short windows also show exits and re-entries.</summary>
+    Random,
+}
+
+/// <summary>VIMCO's learning signal (config key <c>vimco_signal</c>).</summary>
+public enum VimcoSignal
+{
+    /// <summary>L − L₋k, summed over particles (Mnih &amp; Rezende 2016).</summary>
+    Paper,
+    /// <summary>The original release's log w_k − L₋k, averaged over particles.</summary>
+    Original,
+}
+
+/// <summary>An enum written in JSON as its name in snake_case (<c>"mlp"</c>, <c>"rmsprop"</c>), as the original's flags are.</summary>
+internal sealed class SnakeCaseEnum<T>() : JsonStringEnumConverter<T>(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false) where T : struct, Enum;
+
 /// <summary>
 /// The keys that shape the model (docs/design.md §2), all the model's parts take: a run's other keys
 /// (data, optimiser, cadence) are not theirs to read.
 /// </summary>
 internal interface IModelSettings
 {
-    ModelKind Kind { get; }
+    ModelKind Model { get; }
     int MaxObjects { get; }
     int ImgSize { get; }
     int Channels { get; }
@@ -68,7 +98,7 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
 {
     // ---- model ----
     /// <summary>mlp (MLP-SQAIR), conv (CONV-SQAIR) or air (discovery only, the MLP-AIR baseline).</summary>
-    [JsonPropertyName("model")] public string Model { get; init; } = "mlp";
+    [JsonPropertyName("model"), JsonConverter(typeof(SnakeCaseEnum<ModelKind>))] public ModelKind Model { get; init; } = ModelKind.Mlp;
     /// <summary>N: objects per frame, discovery steps and propagated slots (original: n_steps_per_image).</summary>
     [JsonPropertyName("max_objects")] public int MaxObjects { get; init; } = 3;
     /// <summary>Side of the square frames in pixels.</summary>
@@ -146,7 +176,7 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     /// <summary>Sequences per training batch.</summary>
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 32;
     /// <summary>rmsprop (momentum 0.9, the original) or adam.</summary>
-    [JsonPropertyName("optimizer")] public string Optimizer { get; init; } = "rmsprop";
+    [JsonPropertyName("optimizer"), JsonConverter(typeof(SnakeCaseEnum<OptimizerKind>))] public OptimizerKind Optimizer { get; init; } = OptimizerKind.Rmsprop;
     /// <summary>The optimiser's initial learning rate.</summary>
     [JsonPropertyName("learning_rate")] public double LearningRate { get; init; } = 1e-5;
     /// <summary>Iterations to train for.</summary>
@@ -159,12 +189,12 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     /// Where a training window shorter than the sequences starts: first (frame 0, the original) or
     /// random (a frame drawn per sequence, so the curriculum's short windows also show exits and re-entries).
     /// </summary>
-    [JsonPropertyName("window_start")] public string WindowStart { get; init; } = "first";
+    [JsonPropertyName("window_start"), JsonConverter(typeof(SnakeCaseEnum<WindowStart>))] public WindowStart WindowStart { get; init; } = WindowStart.First;
     /// <summary>
     /// VIMCO's learning signal: paper (L − L₋k, summed over particles; Mnih &amp; Rezende 2016) or
     /// original (the original release's log w_k − L₋k, averaged over particles).
     /// </summary>
-    [JsonPropertyName("vimco_signal")] public string VimcoSignal { get; init; } = "paper";
+    [JsonPropertyName("vimco_signal"), JsonConverter(typeof(SnakeCaseEnum<VimcoSignal>))] public VimcoSignal VimcoSignal { get; init; } = VimcoSignal.Paper;
     /// <summary>Curriculum start length (0: always seq_len).</summary>
     [JsonPropertyName("curriculum_start")] public int CurriculumStart { get; init; } = 3;
     /// <summary>Iterations between curriculum increments (original: stage_itr).</summary>
@@ -189,15 +219,6 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
 
     /// <summary>Hidden width of the networks, 32·n_units.</summary>
     [JsonIgnore] public int NHidden => 32 * NUnits;
-    /// <summary><see cref="Model"/> as an enum.</summary>
-    [JsonIgnore]
-    public ModelKind Kind => Model.ToLowerInvariant() switch
-    {
-        "mlp" => ModelKind.Mlp,
-        "conv" => ModelKind.Conv,
-        "air" => ModelKind.Air,
-        _ => throw new ArgumentException($"config key 'model' = '{Model}': expected mlp, conv or air"),
-    };
 
     /// <summary>Keys a resumed run may change: how long it runs and how often it reports, nothing that shapes the model or the data.</summary>
     public static readonly IReadOnlySet<string> ResumableKeys = new HashSet<string>
@@ -247,6 +268,7 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
             var key = e.Path?.TrimStart('$', '.') ?? "?";
             var type = Keys.TryGetValue(key, out var prop) ? prop.PropertyType : typeof(object);
             var expected = type == typeof(bool) ? "true or false" : type == typeof(string) ? "text" : type.IsArray ? "a list of numbers" :
+                           type.IsEnum ? string.Join(", ", Enum.GetNames(type).Select(JsonNamingPolicy.SnakeCaseLower.ConvertName)) :
                            type == typeof(int) || type == typeof(long) || type == typeof(ulong) ? "a whole number" : "a number";
             throw new ArgumentException($"{source}: bad value for config key '{key}': {(overrides[key] is { } v ? v.ToJsonString() : "null")} (expected {expected})");
         }
@@ -308,7 +330,6 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         {
             if (!ok) throw new ArgumentException($"{source}: config key '{key}' = {value}: {rule}");
         }
-        _ = Kind;
         foreach (var (key, prop) in Keys)
             if (prop.PropertyType == typeof(double) && !double.IsFinite((double)prop.GetValue(this)!))
                 Check(false, key, prop.GetValue(this)!, "must be a finite number");
@@ -316,7 +337,7 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         Check(ImgSize >= 8, "img_size", ImgSize, "must be at least 8");
         Check(Channels is 1 or 3, "channels", Channels, "must be 1 or 3");
         Check(GlimpseSize >= 4 && GlimpseSize <= ImgSize, "glimpse_size", GlimpseSize, $"must be in 4..img_size ({ImgSize})");
-        Check(Kind != ModelKind.Conv || GlimpseSize % 4 == 0, "glimpse_size", GlimpseSize, "must be a multiple of 4 for the conv model");
+        Check(Model != ModelKind.Conv || GlimpseSize % 4 == 0, "glimpse_size", GlimpseSize, "must be a multiple of 4 for the conv model");
         Check(NWhat >= 1, "n_what", NWhat, "must be at least 1");
         Check(NUnits >= 1, "n_units", NUnits, "must be at least 1");
         Check(OutputStd > 0, "output_std", OutputStd, "must be positive");
@@ -331,13 +352,10 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         Check(TrainSize >= BatchSize, "train_size", TrainSize, "must be at least batch_size");
         Check(ValidSize >= 1, "valid_size", ValidSize, "must be at least 1");
         Check(BatchSize >= 1, "batch_size", BatchSize, "must be at least 1");
-        Check(Optimizer is "rmsprop" or "adam", "optimizer", Optimizer, "must be rmsprop or adam");
         Check(LearningRate > 0, "learning_rate", LearningRate, "must be positive");
         Check(MaxTrainIter >= 1, "max_train_iter", MaxTrainIter, "must be at least 1");
         Check(LrSchedule.Length >= 1 && LrSchedule.All(x => x > 0 && double.IsFinite(x)), "lr_schedule", $"[{string.Join(", ", LrSchedule)}]", "must be positive stage lengths");
         Check(LrDecay >= 1, "lr_decay", LrDecay, "must be at least 1");
-        Check(WindowStart is "first" or "random", "window_start", WindowStart, "must be first or random");
-        Check(VimcoSignal is "paper" or "original", "vimco_signal", VimcoSignal, "must be paper or original");
         Check(CurriculumStart >= 0 && CurriculumStart <= SeqLen, "curriculum_start", CurriculumStart, "must be in 0..seq_len");
         Check(StageItr >= 1, "stage_itr", StageItr, "must be at least 1");
         Check(ClipGradNorm >= 0, "clip_grad_norm", ClipGradNorm, "must be non-negative");

@@ -88,7 +88,7 @@ public sealed class SqairModel : Module
         discovery = new Discovery(config);
         decoder = new Decoder(config);
         RegisterComponents();
-        if (config.Kind == ModelKind.Air)
+        if (config.Model == ModelKind.Air)
             foreach (var p in propagation.parameters().Concat(discovery.PropagationOnlyParameters())) p.requires_grad = false;
     }
 
@@ -152,7 +152,7 @@ public sealed class SqairModel : Module
         Func<ObjectSlots, (ObjectSlots Objects, Tensor PriorPresenceLogit)> propagate,
         Func<ObjectSlots, Tensor, bool, Tensor, ObjectSlots> discover)
     {
-        bool air = Config.Kind == ModelKind.Air;
+        bool air = Config.Model == ModelKind.Air;
         ObjectSlots propagated;
         Tensor priorPresenceLogit;
         if (step == 0 || air) propagated = NonePropagated(state.Slots, out priorPresenceLogit);

@@ -1,3 +1,4 @@
+using Sqair.Model;
 using TorchSharp;
 using static Sqair.KeptScalars;
 using static TorchSharp.torch;
@@ -13,14 +14,14 @@ internal abstract class ParameterOptimizer(IReadOnlyList<(string Name, Tensor Pa
     protected IReadOnlyList<(string Name, Tensor Param)> Parameters { get; } = parameters;
     public long Steps { get; protected set; }
 
-    public static ParameterOptimizer Create(string name, IEnumerable<(string, Tensor)> parameters)
+    public static ParameterOptimizer Create(OptimizerKind kind, IEnumerable<(string, Tensor)> parameters)
     {
         var list = parameters.ToList();
-        return name switch
+        return kind switch
         {
-            "rmsprop" => new TfRmsProp(list),
-            "adam" => new AdamOptimizer(list),
-            _ => throw new ArgumentException($"config key 'optimizer' = '{name}': expected rmsprop or adam"),
+            OptimizerKind.Rmsprop => new TfRmsProp(list),
+            OptimizerKind.Adam => new AdamOptimizer(list),
+            _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "no such optimiser"),
         };
     }
 

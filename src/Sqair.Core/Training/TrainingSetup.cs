@@ -21,7 +21,7 @@ internal sealed record TrainingSetup(SqairModel Model, IReadOnlyList<(string Nam
         model.to(device);
         var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => (p.name, p.parameter)).ToList();
         var optimizer = ParameterOptimizer.Create(config.Optimizer, trainable.Select(p => (p.name, (Tensor)p.parameter)));
-        var batches = new BatchLoader(source, config.BatchSize, shuffle: true, seed: config.Seed, device) { RandomWindows = config.WindowStart == "random" };
-        return new TrainingSetup(model, trainable, optimizer, batches, new GradientStep(model, shards, originalVimco: config.VimcoSignal == "original"));
+        var batches = new BatchLoader(source, config.BatchSize, shuffle: true, seed: config.Seed, device) { RandomWindows = config.WindowStart == WindowStart.Random };
+        return new TrainingSetup(model, trainable, optimizer, batches, new GradientStep(model, shards, originalVimco: config.VimcoSignal == VimcoSignal.Original));
     }
 }

@@ -23,7 +23,7 @@ public sealed class CliFixture
     public static readonly SqairConfig Tiny = new()
     {
         ImgSize = 32, GlimpseSize = 8, NWhat = 8, NUnits = 2, MaxObjects = 2, KParticles = 2, BatchSize = 4,
-        SeqLen = 3, CurriculumStart = 0, Optimizer = "adam", LearningRate = 1e-3, LrSchedule = [1],
+        SeqLen = 3, CurriculumStart = 0, Optimizer = OptimizerKind.Adam, LearningRate = 1e-3, LrSchedule = [1],
         MaxTrainIter = 2, LogItr = 1, EvalItr = 100, FigItr = 100, CkptItr = 1, EvalSize = 4, TrainSize = 16, ValidSize = 8,
     };
 
@@ -125,8 +125,10 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "train --config CFG --learning_rate 1e999 --data DATA --run-dir NEW", 2, "learning_rate" },
         { "train --config CFG --output_scale -5 --data DATA --run-dir NEW", 2, "'output_scale' = -5" },
         { "train --glimpse_size 100 --run-dir NEW", 2, "'glimpse_size' = 100" },
-        { "train --window_start last --run-dir NEW", 2, "'window_start' = last: must be first or random" },
-        { "train --vimco_signal tf --run-dir NEW", 2, "'vimco_signal' = tf: must be paper or original" },
+        { "train --window_start last --run-dir NEW", 2, "config key 'window_start': \"last\" (expected first, random)" },
+        { "train --vimco_signal tf --run-dir NEW", 2, "config key 'vimco_signal': \"tf\" (expected paper, original)" },
+        { "train --optimizer sgd --run-dir NEW", 2, "config key 'optimizer': \"sgd\" (expected rmsprop, adam)" },
+        { "train --model cnn --run-dir NEW", 2, "config key 'model': \"cnn\" (expected mlp, conv, air)" },
         { "train --config CFG --channels 3 --data DATA --run-dir NEW", 2, "the model's channels is 3" },
         { "train --config CFG --data DATA --run-dir RUN", 2, "already holds a run" },
         { "train --resume RUN --run-dir NEW --data DATA", 2, "--run-dir cannot be given" },

@@ -32,7 +32,7 @@ public class ConfigTests
         var good = Path.Combine(dir, "good.json");
         File.WriteAllText(good, """{ "output_std": 0.2, "disc_step_bias": 2.5, "model": "conv" }""");
         var c = SqairConfig.FromJsonFile(good).With(["learning_rate=3e-4"]);
-        Assert.Equal((0.2, 2.5, ModelKind.Conv, 3e-4), (c.OutputStd, c.DiscStepBias, c.Kind, c.LearningRate));
+        Assert.Equal((0.2, 2.5, ModelKind.Conv, 3e-4), (c.OutputStd, c.DiscStepBias, c.Model, c.LearningRate));
 
         var bad = Path.Combine(dir, "bad.json");
         File.WriteAllText(bad, """{ "prop_step_bias": 5, "scale_priorr": -2 }""");
@@ -67,6 +67,6 @@ public class ConfigTests
         Assert.Equal(4, c.SeqLenAt(100_000));
         Assert.Equal(10, c.SeqLenAt(700_000));
         Assert.Equal(10, c.SeqLenAt(1_900_000));
-        Assert.Equal(("rmsprop", 32, 5), (c.Optimizer, c.BatchSize, c.KParticles));
+        Assert.Equal((OptimizerKind.Rmsprop, 32, 5), (c.Optimizer, c.BatchSize, c.KParticles));
     }
 }

@@ -21,7 +21,7 @@ public class ReferenceGradientTests
 
     static Reference Compute(string model)
     {
-        var c = new SqairConfig { Model = model, BatchSize = 4, SeqLen = 3 };
+        var c = new SqairConfig { Model = Enum.Parse<ModelKind>(model, ignoreCase: true), BatchSize = 4, SeqLen = 3 };
         var source = new GeneratedSource(new MovingMnist(c.DataConfig(), TestUtil.Templates(200, 3), 3));
         using var batch = new BatchLoader(source, c.BatchSize, shuffle: false, seed: 0).Get(0, c.SeqLen);
         manual_seed(11);

@@ -7,7 +7,7 @@ namespace Sqair.Tests.Model;
 
 public class SqairModelTests
 {
-    internal static SqairConfig Tiny(string model = "mlp", double discBias = 1.0, int channels = 1) => new()
+    internal static SqairConfig Tiny(ModelKind model = ModelKind.Mlp, double discBias = 1.0, int channels = 1) => new()
     {
         Model = model, ImgSize = 24, GlimpseSize = 8, NWhat = 4, NUnits = 1, MaxObjects = 3, Channels = channels,
         DiscStepBias = discBias, KParticles = 2, BatchSize = 2, TrainSize = 2,
@@ -20,11 +20,11 @@ public class SqairModelTests
     }
 
     [Theory]
-    [InlineData("mlp", 1)]
-    [InlineData("conv", 1)]
-    [InlineData("air", 1)]
-    [InlineData("mlp", 3)]
-    public void Every_trainable_parameter_gets_a_gradient(string model, int channels)
+    [InlineData(ModelKind.Mlp, 1)]
+    [InlineData(ModelKind.Conv, 1)]
+    [InlineData(ModelKind.Air, 1)]
+    [InlineData(ModelKind.Mlp, 3)]
+    public void Every_trainable_parameter_gets_a_gradient(ModelKind model, int channels)
     {
         manual_seed(1);
         // A mix of rows with and without room for discovery after t = 0, so every path is used.
@@ -37,7 +37,7 @@ public class SqairModelTests
             .Select(p => p.name).ToList();
         Assert.Empty(missing);
         Assert.True(float.IsFinite(loss.item<float>()));
-        if (model == "air")
+        if (model == ModelKind.Air)
             Assert.All(m.named_parameters().Where(p => p.name.StartsWith("propagation")), p => Assert.False(p.parameter.requires_grad));
     }
 
@@ -163,9 +163,9 @@ public class SqairModelTests
 public class GenerationTests
 {
     [Theory]
-    [InlineData("mlp")]
-    [InlineData("air")]
-    public void Prior_samples_respect_the_cap_and_keep_ids_of_propagated_objects(string model)
+    [InlineData(ModelKind.Mlp)]
+    [InlineData(ModelKind.Air)]
+    public void Prior_samples_respect_the_cap_and_keep_ids_of_propagated_objects(ModelKind model)
     {
         manual_seed(7);
         var c = SqairModelTests.Tiny(model, discBias: 1.0);
@@ -188,7 +188,7 @@ public class GenerationTests
                 var maxBefore = before.Count == 0 ? -1 : before.Max();
                 foreach (var id in steps[t].Ids[r].data<long>().Where(i => i >= 0))
                     Assert.True(before.Contains(id) || id > maxBefore);
-                if (model == "air") Assert.True(steps[t].Propagated[r].item<float>() == 0);
+                if (model == ModelKind.Air) Assert.True(steps[t].Propagated[r].item<float>() == 0);
             }
     }
 

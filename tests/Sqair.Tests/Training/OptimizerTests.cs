@@ -1,3 +1,4 @@
+using Sqair.Model;
 using Sqair.Training;
 using static TorchSharp.torch;
 
@@ -13,7 +14,7 @@ public class OptimizerTests
     public void RMSProp_follows_TensorFlow_with_decay_and_momentum_0_9()
     {
         using var theta = tensor(new[] { 1.0 }, requires_grad: true);
-        var optimizer = ParameterOptimizer.Create("rmsprop", [("theta", theta)]);
+        var optimizer = ParameterOptimizer.Create(OptimizerKind.Rmsprop, [("theta", theta)]);
         double expected = 1, ms = 1, mom = 0;
         for (int step = 0; step < 3; step++)
         {

@@ -9,7 +9,7 @@ namespace Sqair.Tests.Training;
 
 public class TrainingTests
 {
-    static SqairConfig TinyTraining(string optimizer = "adam") => new()
+    static SqairConfig TinyTraining(OptimizerKind optimizer = OptimizerKind.Adam) => new()
     {
         ImgSize = 32, GlimpseSize = 8, NWhat = 8, NUnits = 2, MaxObjects = 2, KParticles = 3, BatchSize = 8,
         SeqLen = 3, CurriculumStart = 2, StageItr = 4, Optimizer = optimizer, LearningRate = 1e-3, LrSchedule = [1],
@@ -49,7 +49,7 @@ public class TrainingTests
     [InlineData(2)]
     public void Interrupted_and_resumed_training_equals_uninterrupted_training(int shards)
     {
-        var c = TinyTraining("rmsprop") with { MaxTrainIter = 8, CkptItr = 100, EvalItr = 100, FigItr = 100 };
+        var c = TinyTraining(OptimizerKind.Rmsprop) with { MaxTrainIter = 8, CkptItr = 100, EvalItr = 100, FigItr = 100 };
         var (train, valid) = Data(c);
         int threads = get_num_threads();
 
