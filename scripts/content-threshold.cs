@@ -22,7 +22,7 @@ const double Match = 0.5, Cover = 0.3;
 float[] thresholds = [0.05f, 0.1f, 0.2f, 0.3f];
 var (model, iteration) = Checkpoint.LoadModel(args[0]);
 using var data = SequenceFile.Open(args[1]);
-long n = args.Length == 3 ? long.Parse(args[2]) : Math.Min(1000, data.Count!.Value);
+long n = args.Length == 3 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : Math.Min(1000, data.Count!.Value);
 int side = model.Config.ImgSize;
 var heightRatios = thresholds.ToDictionary(t => t, _ => new List<double>());
 var widthRatios = thresholds.ToDictionary(t => t, _ => new List<double>());

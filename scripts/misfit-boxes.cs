@@ -18,7 +18,7 @@ if (args.Length is < 2 or > 3)
 const double Match = 0.5, Near = 0.1;
 var (model, iteration) = Checkpoint.LoadModel(args[0]);
 using var data = SequenceFile.Open(args[1]);
-long n = args.Length == 3 ? long.Parse(args[2]) : Math.Min(2000, data.Count!.Value);
+long n = args.Length == 3 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : Math.Min(2000, data.Count!.Value);
 int side = model.Config.ImgSize;
 var buckets = new Dictionary<string, (long Truth, long Missed, long Misfit)>();
 void Add(string bucket, bool missed, bool misfit)

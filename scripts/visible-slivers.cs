@@ -14,7 +14,7 @@ if (args.Length is < 1 or > 2)
     return 2;
 }
 using var data = SequenceFile.Open(args[0]);
-long n = args.Length == 2 ? long.Parse(args[1]) : Math.Min(3000, data.Count!.Value);
+long n = args.Length == 2 ? long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : Math.Min(3000, data.Count!.Value);
 var c = data.Config;
 (double Below, string Name)[] buckets = [(0.1, "< 10 %"), (0.25, "10–25 %"), (0.5, "25–50 %"), (0.75, "50–75 %"), (1, "75–100 %"), (double.PositiveInfinity, "whole")];
 var counts = new long[buckets.Length];

@@ -46,7 +46,7 @@ static class BenchCommand
             table.AddRow("parameters: total", $"{result.ParametersPerModule.Values.Sum():N0}");
             AnsiConsole.Write(table);
             if (r.GetValue(json) is { } path)
-                AtomicFile.WriteAllText(path, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+                Cli.WriteJson(path, result);
             return 0;
         });
         bench.Subcommands.Add(train);
@@ -74,7 +74,7 @@ static class BenchCommand
             table.AddRow("peak memory (RSS)", $"{result.PeakRssMb:N0} MB");
             AnsiConsole.Write(table);
             if (r.GetValue(json) is { } path)
-                AtomicFile.WriteAllText(path, JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+                Cli.WriteJson(path, result);
             return 0;
         });
         bench.Subcommands.Add(inference);

@@ -80,6 +80,11 @@ static class Cli
         }
     }
 
+    static readonly System.Text.Json.JsonSerializerOptions IndentedJson = new() { WriteIndented = true };
+
+    /// <summary>Writes <paramref name="value"/> as indented JSON, atomically (reports, results).</summary>
+    public static void WriteJson(string path, object value) => AtomicFile.WriteAllText(path, System.Text.Json.JsonSerializer.Serialize(value, IndentedJson));
+
     public static void Error(string message) => Console.Error.WriteLine($"error: {OneLine(message)}");
     public static void Warn(string message) => Console.Error.WriteLine($"warning: {OneLine(message)}");
     public static void Log(string message) => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(message)}[/]");
@@ -93,7 +98,7 @@ static class Cli
     {
         var cache = r.GetValue(CommonOptions.Cache)!;
         var path = Datasets.CachePath(cache, config, pool, count, seed);
-        Leftovers.RemoveStale(Path.GetDirectoryName(path)!, Log);
+        StaleTemporaries.RemoveStale(Path.GetDirectoryName(path)!, Log);
         if (File.Exists(path))
             return Datasets.Ensure(cache, () => EnsureMnist(r), config, pool, count, seed, Log);
         var mnist = EnsureMnist(r);

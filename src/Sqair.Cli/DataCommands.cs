@@ -76,7 +76,7 @@ static class DataCommands
                 }
                 else
                 {
-                    Leftovers.RemoveStale(Path.GetDirectoryName(Path.GetFullPath(output))!, Cli.Log);
+                    StaleTemporaries.RemoveStale(Path.GetDirectoryName(Path.GetFullPath(output))!, Cli.Log);
                     var seed = r.GetValue(CommonOptions.DataSeed);
                     var gen = r.GetValue(synthetic)
                         ? new MovingMnist(config, MovingMnist.SyntheticTemplates(MovingMnist.SyntheticPoolSize, seed + (ulong)pool, config.DigitScale), seed)
@@ -189,7 +189,7 @@ static class DataCommands
         {
             var outPath = r.GetValue(output)!;
             var options = new ImportOptions(r.GetValue(size), r.GetValue(channels), r.GetValue(seqLen), r.GetValue(filter));
-            Leftovers.RemoveStale(Path.GetDirectoryName(Path.GetFullPath(outPath))!, Cli.Log);
+            StaleTemporaries.RemoveStale(Path.GetDirectoryName(Path.GetFullPath(outPath))!, Cli.Log);
             var sw = Stopwatch.StartNew();
             ImportSummary summary = null!;
             AnsiConsole.Progress().Start(ctx =>

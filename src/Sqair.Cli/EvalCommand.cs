@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.CommandLine;
 using System.Text.Json;
 using Spectre.Console;
@@ -44,7 +45,7 @@ static class EvalCommand
 
             var flat = report.Flat();
             var table = new Table().Title($"{Path.GetFileName(path)} (iteration {iteration}) on {split}").AddColumns("measure", "value");
-            foreach (var (key, value) in flat) table.AddRow(key, value.ToString("G6"));
+            foreach (var (key, value) in flat) table.AddRow(key, value.ToString("G6", CultureInfo.InvariantCulture));
             if (!report.HasTruth) table.AddRow("count accuracy, tracking", "absent: the data has no ground truth");
             AnsiConsole.Write(table);
             var output = r.GetValue(json) ?? Path.Combine(Path.GetDirectoryName(path)!, $"eval-{split}-{iteration:D9}.json");
@@ -54,7 +55,7 @@ static class EvalCommand
                 // JSON has no NaN: an undefined measure (MOTP without a match) is null, not the string "NaN" (issue 20, 15).
                 ["metrics"] = flat.ToDictionary(kv => kv.Key, kv => double.IsFinite(kv.Value) ? (object?)kv.Value : null),
             };
-            AtomicFile.WriteAllText(output, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+            Cli.WriteJson(output, doc);
             Console.WriteLine(Path.GetFullPath(output));
             return 0;
         });

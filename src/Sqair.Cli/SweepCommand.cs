@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.CommandLine;
 using System.Diagnostics;
 using Sqair.Sweeps;
@@ -69,7 +70,7 @@ static class SweepCommand
             return ExitCodes.Success;
         }
         Cli.Log($"sweep {dir}: {spec.Arms.Count} arm(s) × {spec.Seeds.Count} seed(s); {spec.Fairness}");
-        var failed = SweepRunner.RunLocal(spec, dir, t => Local(command, t), Cli.Stopping, Cli.Log);
+        var failed = SweepRunner.RunLocal(spec, dir, t => Local(command, t), Cli.Log, Cli.Stopping);
         Report(spec, dir);
         if (Cli.Stopping.IsCancellationRequested) return ExitCodes.Interrupted;
         if (failed.Count > 0)
@@ -148,7 +149,7 @@ static class SweepCommand
             Cli.Log($"task {index} ({task.Arm.Name} seed {task.Seed}) has finished already");
             return ExitCodes.Success;
         }
-        var args = new List<string> { "train", "--threads", spec.Threads.ToString() };
+        var args = new List<string> { "train", "--threads", spec.Threads.ToString(CultureInfo.InvariantCulture) };
         args.AddRange(PassedOn(r));
         if (state == TaskState.Started && spec.Iterations is not null) args.AddRange(["--resume", runDir]);
         else
@@ -187,7 +188,7 @@ static class SweepCommand
     static ProcessStartInfo Local(List<string> command, SweepTask task)
     {
         var info = new ProcessStartInfo(command[0]);
-        foreach (var word in command.Skip(1).Concat(["--task", task.Index.ToString()])) info.ArgumentList.Add(word);
+        foreach (var word in command.Skip(1).Concat(["--task", task.Index.ToString(CultureInfo.InvariantCulture)])) info.ArgumentList.Add(word);
         return info;
     }
 

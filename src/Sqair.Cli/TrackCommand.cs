@@ -159,12 +159,12 @@ static class TrackCommand
             json.Add(new { sequence = index, name = s.Name, frames });
         }
         AtomicFile.WriteAllText(prefix + ".csv", csv.ToString());
-        AtomicFile.WriteAllText(prefix + ".json", JsonSerializer.Serialize(new
+        Cli.WriteJson(prefix + ".json", new
         {
             input = Path.GetFullPath(input),
             box_format = "y,x,h,w in canvas pixels; box: tight box of what the object draws, window: its attention glimpse",
             sequences = json,
-        }, new JsonSerializerOptions { WriteIndented = true }));
+        });
         return [prefix + ".csv", prefix + ".json"];
     }
 

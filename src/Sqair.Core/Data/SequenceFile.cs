@@ -14,6 +14,7 @@ public interface ISequenceSource
     /// <summary>Whether sequences come with ground-truth objects (imported frames may have none).</summary>
     bool HasTruth => true;
     /// <summary>Sequence <paramref name="index"/> (0-based).</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1716", Justification = "Get is a keyword in Visual Basic only; the library is for C# and F#, and renaming would break the public API")]
     Sequence Get(long index);
 }
 
@@ -98,7 +99,7 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     public static void Write(string path, MovingMnist generator, long count, Pool pool, Action<long>? progress = null, int? threads = null,
                              CancellationToken stop = default) =>
         Write(path, generator.Config, count, i => generator.Generate(i),
-              new Dictionary<string, string> { ["seed"] = generator.Seed.ToString(), ["pool"] = pool.ToString().ToLowerInvariant() },
+              new Dictionary<string, string> { ["seed"] = generator.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture), ["pool"] = pool.ToString().ToLowerInvariant() },
               progress, threads, stop);
 
     /// <summary>

@@ -13,6 +13,7 @@ namespace Sqair.Evaluation;
 public sealed record InferenceOptions(int K = 5, Resampling Resampling = Resampling.None, double? RejectIoU = null)
 {
     /// <summary>One particle, no resampling: the cheapest tracking (no bound).</summary>
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720", Justification = "a single particle: the word, not the type")]
     public static InferenceOptions Single { get; } = new(1);
 }
 

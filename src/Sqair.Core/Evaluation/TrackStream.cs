@@ -17,6 +17,7 @@ public sealed record StreamedFrame(int Frame, List<TrackBox>[] Content, List<Tra
 /// of largest weight then, traced back through its ancestors (with K = 1 there is no choice, and
 /// the tracks are the batch path's at any length).
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1711", Justification = "it tracks a stream of frames; not a System.IO.Stream, and renaming would break the public API")]
 public sealed class TrackStream : IDisposable
 {
     /// <summary>Frames held before the oldest is fixed: the length of the test set's long sequences, about 250 MB at K = 5 and 32 sequences.</summary>

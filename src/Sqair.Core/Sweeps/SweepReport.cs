@@ -65,7 +65,7 @@ internal static class SweepReport
                            .Distinct().ToList();
         var sb = new StringBuilder("arm,seed,iteration," + string.Join(",", keys) + "\n");
         foreach (var p in points)
-            sb.Append($"\"{p.Task.Arm.Name.Replace("\"", "\"\"")}\",{p.Task.Seed},{p.Iteration},")
+            sb.Append(CultureInfo.InvariantCulture, $"\"{p.Task.Arm.Name.Replace("\"", "\"\"")}\",{p.Task.Seed},{p.Iteration},")
               .AppendJoin(",", keys.Select(k => p.Values.TryGetValue(k, out var v) ? v.ToString("R", CultureInfo.InvariantCulture) : ""))
               .Append('\n');
         return sb.ToString();
@@ -79,10 +79,10 @@ internal static class SweepReport
     static string Markdown(SweepSpec spec, IReadOnlyList<Point> points)
     {
         var sb = new StringBuilder($"# Sweep\n\nBase: preset {spec.Preset}{(spec.Base.Count > 0 ? " with " + Assignments(spec.Base) : "")}. ");
-        sb.Append($"Budget: {spec.Fairness}. Validation: the first {spec.EvalCount:N0} sequences every {spec.EvalEvery:N0} iterations and at the end.\n\n");
+        sb.Append(CultureInfo.InvariantCulture, $"Budget: {spec.Fairness}. Validation: the first {spec.EvalCount:N0} sequences every {spec.EvalEvery:N0} iterations and at the end.\n\n");
         var byTask = points.GroupBy(p => p.Task.Index).ToDictionary(g => g.Key, g => g.OrderBy(p => p.Iteration).ToList());
         var missing = spec.Tasks.Where(t => !byTask.ContainsKey(t.Index)).ToList();
-        if (missing.Count > 0) sb.Append($"Not measured yet: {string.Join(", ", missing.Select(t => $"{t.Arm.Name} seed {t.Seed}"))}.\n\n");
+        if (missing.Count > 0) sb.Append(CultureInfo.InvariantCulture, $"Not measured yet: {string.Join(", ", missing.Select(t => $"{t.Arm.Name} seed {t.Seed}"))}.\n\n");
         if (byTask.Count == 0) return sb.ToString();
 
         bool iwaeComparable = IwaeComparable(spec);
@@ -91,7 +91,7 @@ internal static class SweepReport
         long? equal = byTask.Values.Select(ps => ps.Select(p => p.Iteration)).Aggregate((a, b) => a.Intersect(b)).Cast<long?>().Max();
         if (equal is { } at)
         {
-            sb.Append($"## At iteration {at:N0} (every measured task)\n\n");
+            sb.Append(CultureInfo.InvariantCulture, $"## At iteration {at:N0} (every measured task)\n\n");
             Table(sb, spec, byTask, ps => ps.FirstOrDefault(p => p.Iteration == at), iwaeComparable);
         }
         if (byTask.Values.Any(ps => ps[^1].Iteration != equal))
@@ -111,15 +111,15 @@ internal static class SweepReport
                       bool showIteration = false)
     {
         var labels = Measures.Select(m => m.Key == "iwae" && !iwaeComparable ? m.Label + " †" : m.Label);
-        sb.Append($"| arm | seeds |{(showIteration ? " iterations |" : "")} {string.Join(" | ", labels)} |\n");
-        sb.Append($"| --- | --- |{(showIteration ? " ---: |" : "")}{string.Concat(Measures.Select(_ => " ---: |"))}\n");
+        sb.Append(CultureInfo.InvariantCulture, $"| arm | seeds |{(showIteration ? " iterations |" : "")} {string.Join(" | ", labels)} |\n");
+        sb.Append(CultureInfo.InvariantCulture, $"| --- | --- |{(showIteration ? " ---: |" : "")}{string.Concat(Measures.Select(_ => " ---: |"))}\n");
         foreach (var arm in spec.ArmList)
         {
             var chosen = spec.Tasks.Where(t => t.Arm.Name == arm.Name && byTask.ContainsKey(t.Index))
                              .Select(t => pick(byTask[t.Index])).OfType<Point>().ToList();
             if (chosen.Count == 0) continue;
-            sb.Append($"| {arm.Name} | {string.Join(", ", chosen.Select(p => p.Task.Seed))} |");
-            if (showIteration) sb.Append($" {string.Join(" / ", chosen.Select(p => p.Iteration.ToString("N0")))} |");
+            sb.Append(CultureInfo.InvariantCulture, $"| {arm.Name} | {string.Join(", ", chosen.Select(p => p.Task.Seed))} |");
+            if (showIteration) sb.Append(CultureInfo.InvariantCulture, $" {string.Join(" / ", chosen.Select(p => p.Iteration.ToString("N0", CultureInfo.InvariantCulture)))} |");
             foreach (var (key, _, format) in Measures)
             {
                 var values = chosen.Select(p => p.Values.TryGetValue(key, out var v) ? v : double.NaN).ToList();

@@ -50,7 +50,7 @@ internal static class SweepRunner
     /// tasks are asked to stop (SIGTERM: each saves a checkpoint) and no new one starts.
     /// </summary>
     public static IReadOnlyList<(SweepTask Task, int ExitCode)> RunLocal(SweepSpec spec, string sweepDir, Func<SweepTask, ProcessStartInfo> process,
-                                                                          CancellationToken stop, Action<string> log)
+                                                                          Action<string> log, CancellationToken stop)
     {
         var waiting = new Queue<SweepTask>(Unfinished(spec, sweepDir));
         int done = spec.Tasks.Count - waiting.Count;
@@ -137,6 +137,6 @@ internal static class SweepRunner
     {
         if (p.HasExited) return;
         if (OperatingSystem.IsWindows()) p.Kill(entireProcessTree: true);
-        else SendSignal(p.Id, SigTerm);
+        else _ = SendSignal(p.Id, SigTerm);   // fails only when the process has just ended: nothing left to stop
     }
 }

@@ -28,7 +28,7 @@ internal sealed class CheckpointStore
         this.cadence = cadence;
         this.log = log ?? (_ => { });
         keptFromBefore = Checkpoint.InRun(runDir).ToHashSet();
-        Leftovers.RemoveStale(Path.Combine(runDir, RunFolder.CheckpointsDir), this.log);
+        StaleTemporaries.RemoveStale(Path.Combine(runDir, RunFolder.CheckpointsDir), this.log);
     }
 
     /// <summary>Saves the model and optimiser at <paramref name="iteration"/>, then applies the retention rule.</summary>

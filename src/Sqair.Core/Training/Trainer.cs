@@ -176,11 +176,11 @@ public sealed class Trainer : IDisposable
     public TrainOutcome Run(CancellationToken stop, Action<TrainProgress>? onIteration = null)
     {
         runLock ??= RunLock.Acquire(RunDir, log);
-        try { return Loop(stop, onIteration); }
+        try { return Loop(onIteration, stop); }
         finally { Dispose(); }
     }
 
-    TrainOutcome Loop(CancellationToken stop, Action<TrainProgress>? onIteration)
+    TrainOutcome Loop(Action<TrainProgress>? onIteration, CancellationToken stop)
     {
         var c = Config;
         var clock = Stopwatch.StartNew();

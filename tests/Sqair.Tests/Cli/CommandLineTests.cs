@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using Sqair.Data;
@@ -74,7 +75,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         }
     }
 
-    string NewDir() => Path.Combine(TestUtil.TempDir(), "new");
+    static string NewDir() => Path.Combine(TestUtil.TempDir(), "new");
 
     /// <summary>The bad-input table: arguments (FIXTURE names replaced), the exit code, words the error must hold.</summary>
     public static TheoryData<string, int, string> BadInputs => new()
@@ -367,8 +368,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         {
             var fields = line.Split(',');
             Assert.Equal(10, fields.Length);
-            Assert.InRange(int.Parse(fields[0]), 1, 3);
-            Assert.True(int.Parse(fields[1]) >= 1);
+            Assert.InRange(int.Parse(fields[0], CultureInfo.InvariantCulture), 1, 3);
+            Assert.True(int.Parse(fields[1], CultureInfo.InvariantCulture) >= 1);
         }
         // the folder is replaced whole, not mixed with the first run's files (issue 20, 5), and never holding what track did not write
         Run("track", run, data, "--format", "mot", "--count", "2", "--threads", "1", "--out", prefix).AssertCode(0);
@@ -437,11 +438,11 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         var exported = Sqair.Training.Checkpoint.Read(path);
         var source = Sqair.Training.Checkpoint.Read(Checkpoint.InRun(f.Run).First());
         Assert.Equal(source.Iteration, exported.Iteration);
-        Assert.DoesNotContain(exported.Tensors.Keys, k => !k.StartsWith("model/"));
+        Assert.DoesNotContain(exported.Tensors.Keys, k => !k.StartsWith("model/", StringComparison.Ordinal));
         foreach (var (key, tensor) in exported.Tensors) Assert.True(tensor.allclose(source.Tensors[key], rtol: 0, atol: 0), key);
         var provenance = JsonNode.Parse(exported.Metadata["provenance"])!;
         Assert.Equal("two iterations of a tiny model", (string)provenance["note"]!);
-        Assert.StartsWith("sqair ", (string)provenance["exported_by"]!);
+        Assert.StartsWith("sqair ", (string)provenance["exported_by"]!, StringComparison.Ordinal);
         Assert.True(new FileInfo(path).Length < new FileInfo(source.Path).Length / 2);
         Run("eval", path, "--data", f.Data, "--count", "4", "--threads", "1", "--json", path + ".json").AssertCode(0);
 

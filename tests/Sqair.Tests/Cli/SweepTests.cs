@@ -100,7 +100,7 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
         {
             started.Add(t.Arm.Name);
             return new System.Diagnostics.ProcessStartInfo("sleep", "60");
-        }, stop.Token, _ => { }));
+        }, _ => { }, stop.Token));
         // a TimeoutException when the sweep does not return after its task stopped
         var failed = await run.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
         Assert.Equal(["base"], started);

@@ -218,10 +218,10 @@ public class MovingMnistTests
     [Fact]
     public void Temporary_files_name_their_writer()
     {
-        Assert.Equal(123, Leftovers.WriterOf($"step-000000004.safetensors.tmp-123-{Guid.NewGuid():N}"));
-        Assert.Equal(45, Leftovers.WriterOf($".part-45-{Guid.NewGuid():N}"));
-        Assert.Null(Leftovers.WriterOf("step-000000004.safetensors"));
-        Assert.Null(Leftovers.WriterOf("notes.tmp-1-x"));
+        Assert.Equal(123, StaleTemporaries.WriterOf($"step-000000004.safetensors.tmp-123-{Guid.NewGuid():N}"));
+        Assert.Equal(45, StaleTemporaries.WriterOf($".part-45-{Guid.NewGuid():N}"));
+        Assert.Null(StaleTemporaries.WriterOf("step-000000004.safetensors"));
+        Assert.Null(StaleTemporaries.WriterOf("notes.tmp-1-x"));
     }
 
     [Fact]

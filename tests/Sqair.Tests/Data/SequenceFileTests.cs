@@ -20,7 +20,7 @@ public class SequenceFileTests
         using var file = SequenceFile.Open(path);
         Assert.Equal(40, file.Count);
         Assert.Equal(gen.Config, file.Config);
-        Assert.Equal(gen.Seed.ToString(), file.Metadata["seed"]);
+        Assert.Equal(gen.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture), file.Metadata["seed"]);
         Assert.Equal("validation", file.Metadata["pool"]);
         Assert.True(file.HasTruth);
         for (int i = 0; i < 40; i++)

@@ -97,7 +97,7 @@ public class ParticleFilterTests
             var seen = Enumerable.Range(0, 12).Select(r => frames.Take(t + 1).SelectMany(f => f.Ids[r].data<long>().ToArray()).Max()).ToArray();
             for (int r = 0; r < 12; r++)
                 foreach (var id in next[(r * 3)..(r * 3 + 3)].Where(id => id >= 0))
-                    Assert.True(now[(r * 3)..(r * 3 + 3)].Contains(id) || id > seen[r], $"row {r}, frame {t + 1}: id {id}");
+                    Assert.True(now.AsSpan(r * 3, 3).Contains(id) || id > seen[r], $"row {r}, frame {t + 1}: id {id}");
         }
     }
 }
@@ -129,10 +129,10 @@ public class DiscoveryRejectionTests
         foreach (var (name, p) in discovery.named_parameters())
         {
             if (!name.Contains(".output.")) continue;
-            if (name.StartsWith("transform."))
-                p.copy_(name.EndsWith("bias") ? tensor(where.Concat(Enumerable.Repeat(-30f, 4)).ToArray()) : zeros_like(p));
-            else if (name.StartsWith("presence."))
-                p.copy_(name.EndsWith("bias") ? full_like(p, 30f) : zeros_like(p));
+            if (name.StartsWith("transform.", StringComparison.Ordinal))
+                p.copy_(name.EndsWith("bias", StringComparison.Ordinal) ? tensor(where.Concat(Enumerable.Repeat(-30f, 4)).ToArray()) : zeros_like(p));
+            else if (name.StartsWith("presence.", StringComparison.Ordinal))
+                p.copy_(name.EndsWith("bias", StringComparison.Ordinal) ? full_like(p, 30f) : zeros_like(p));
             else continue;
             set++;
         }

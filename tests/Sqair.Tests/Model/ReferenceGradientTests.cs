@@ -16,6 +16,7 @@ namespace Sqair.Tests.Model;
 public class ReferenceGradientTests
 {
     const string File = "Model/reference-gradients.json";
+    static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
     sealed record Reference(double Loss, Dictionary<string, double[]> Gradients);
 
@@ -55,7 +56,7 @@ public class ReferenceGradientTests
                 ? JsonSerializer.Deserialize<Dictionary<string, Reference>>(System.IO.File.ReadAllText(source))!
                 : [];
             all[model] = actual;
-            System.IO.File.WriteAllText(source, JsonSerializer.Serialize(all, new JsonSerializerOptions { WriteIndented = true }));
+            System.IO.File.WriteAllText(source, JsonSerializer.Serialize(all, Indented));
             return;
         }
         var expected = JsonSerializer.Deserialize<Dictionary<string, Reference>>(System.IO.File.ReadAllText(path))![model];

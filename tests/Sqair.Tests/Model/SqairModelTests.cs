@@ -38,7 +38,7 @@ public class SqairModelTests
         Assert.Empty(missing);
         Assert.True(float.IsFinite(loss.item<float>()));
         if (model == ModelKind.Air)
-            Assert.All(m.named_parameters().Where(p => p.name.StartsWith("propagation")), p => Assert.False(p.parameter.requires_grad));
+            Assert.All(m.named_parameters().Where(p => p.name.StartsWith("propagation", StringComparison.Ordinal)), p => Assert.False(p.parameter.requires_grad));
     }
 
     [Fact]

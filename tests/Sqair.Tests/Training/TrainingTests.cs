@@ -262,9 +262,9 @@ public class TrainingTests
         });
         // The step to iteration 4 failed; the evaluation and checkpoint due at 4 were still attempted
         // (and, with the poisoned parameter, the checkpoint was rightly refused).
-        Assert.Contains(messages, m => m.StartsWith("iteration 3: non-finite"));
-        Assert.Contains(messages, m => m.StartsWith("iteration 4: evaluation"));
-        Assert.Contains(messages, m => m.StartsWith("iteration 4: parameters are not finite, checkpoint not written"));
+        Assert.Contains(messages, m => m.StartsWith("iteration 3: non-finite", StringComparison.Ordinal));
+        Assert.Contains(messages, m => m.StartsWith("iteration 4: evaluation", StringComparison.Ordinal));
+        Assert.Contains(messages, m => m.StartsWith("iteration 4: parameters are not finite, checkpoint not written", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -6,6 +6,9 @@ using static TorchSharp.torch.nn;
 
 namespace Sqair.Model;
 
+// The networks the model is built of: the MLP, the RNN cell, the encoders and decoders (MLP or
+// CONV, chosen by `Networks` from the config) and the transform estimator.
+
 /// <summary>"MLP[a,b]→n": hidden layers each followed by ELU, then an optional linear output layer.</summary>
 internal sealed class Mlp : Module<Tensor, Tensor>
 {

@@ -9,7 +9,7 @@ namespace Sqair;
 /// generation (up to a gigabyte). Their names carry the writer's process id, so the next command
 /// that owns the folder removes those whose writer is gone and leaves a running writer's alone.
 /// </summary>
-internal static partial class Leftovers
+internal static partial class StaleTemporaries
 {
     [GeneratedRegex(@"(\.tmp-|^\.part-)(?<pid>\d+)-[0-9a-f]{32}$")]
     private static partial Regex TempName();

@@ -5,7 +5,7 @@ namespace Sqair;
 /// name: the content goes to a temporary file in the same folder, is flushed to disk, and only
 /// then replaces the target by rename. A device or FIFO (<see cref="SpecialFile"/>) is written
 /// in place: the rename would replace it with a regular file. Temporary files that killed writers
-/// left in the folder are removed first (<see cref="Leftovers"/>), so they do not pile up.
+/// left in the folder are removed first (<see cref="StaleTemporaries"/>), so they do not pile up.
 /// </summary>
 internal static class AtomicFile
 {
@@ -71,14 +71,14 @@ internal static class AtomicFile
         for (; dir is not null; dir = Path.GetDirectoryName(dir)) yield return dir;
     }
 
-    /// <summary>A new temporary name beside <paramref name="full"/> that <see cref="Leftovers"/> recognises, its folder created and cleared of stale ones.</summary>
+    /// <summary>A new temporary name beside <paramref name="full"/> that <see cref="StaleTemporaries"/> recognises, its folder created and cleared of stale ones.</summary>
     static string Temporary(string full)
     {
         var dir = Path.GetDirectoryName(full)!;
         if (Ancestors(dir).FirstOrDefault(File.Exists) is { } file)
             throw new IOException($"cannot write {full}: {file} is a file, not a folder");
         Directory.CreateDirectory(dir);
-        Leftovers.RemoveStale(dir);
+        StaleTemporaries.RemoveStale(dir);
         return $"{full}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
     }
 }

@@ -35,10 +35,11 @@ internal static partial class NativeAllocator
         configured = true;
         try
         {
-            mallopt(MmapThreshold, HeapBlockLimit);
-            mallopt(TrimThreshold, KeepFree);
-            mallopt(TopPad, GrowBy);
-            mallopt(ArenaMax, Arenas);
+            // mallopt returns 0 for a value it refuses: glibc's defaults then stay, which is only slower.
+            _ = mallopt(MmapThreshold, HeapBlockLimit);
+            _ = mallopt(TrimThreshold, KeepFree);
+            _ = mallopt(TopPad, GrowBy);
+            _ = mallopt(ArenaMax, Arenas);
         }
         catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException)
         {
