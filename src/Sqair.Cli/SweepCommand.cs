@@ -1,6 +1,6 @@
-using System.Globalization;
 using System.CommandLine;
 using System.Diagnostics;
+using System.Globalization;
 using Sqair.Sweeps;
 
 namespace Sqair.Cli;
