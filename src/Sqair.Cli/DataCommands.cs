@@ -12,6 +12,7 @@ static class DataCommands
     static readonly Option<int> SeqLen = CommonOptions.AtLeast(1, new Option<int>("--seq-len") { Description = "Frames per sequence", DefaultValueFactory = _ => 10 });
     static readonly Option<int> MinDigits = new("--min-digits") { Description = "Fewest digits in a sequence", DefaultValueFactory = _ => 0 };
     static readonly Option<int> MaxDigits = new("--max-digits") { Description = "Most digits in a sequence", DefaultValueFactory = _ => 2 };
+    static readonly Option<long?> Count = CommonOptions.AtLeast(1L, new Option<long?>("--count") { Description = "Sequences per split (default: train 60000, validation and test 10000)" });
     static readonly Option<double> DigitScale = new("--digit-scale") { Description = "Rescale digit templates by this factor", DefaultValueFactory = _ => 1.0 };
     static readonly Option<int> CanvasSize = new("--canvas-size") { Description = "Side of the square canvas", DefaultValueFactory = _ => 50 };
     static readonly Option<double> AccNoise = new("--acc-noise-std") { Description = "Standard deviation of the per-step acceleration noise", DefaultValueFactory = _ => 0.01 };
@@ -43,15 +44,23 @@ static class DataCommands
     public static Command Build()
     {
         var data = new Command("data", "Datasets: generate moving multi-MNIST, import your frames, verify, look at them");
+        data.Subcommands.Add(BuildGenerate());
+        data.Subcommands.Add(BuildImport());
+        data.Subcommands.Add(BuildVerify());
+        data.Subcommands.Add(BuildShow());
+        data.Subcommands.Add(BuildStats());
+        return data;
+    }
 
+    static Command BuildGenerate()
+    {
         var split = new Option<string[]>("--split") { Description = "Pools to generate: train, validation, test", DefaultValueFactory = _ => ["train", "validation"], AllowMultipleArgumentsPerToken = true };
         split.Validators.Add(result =>
         {
             foreach (var name in result.GetValueOrDefault<string[]>() ?? [])
                 if (!CommonOptions.TryParsePool(name, out _)) result.AddError($"--split {name}: allowed are train, validation and test");
         });
-        var count = CommonOptions.AtLeast(1L, new Option<long?>("--count") { Description = "Sequences per split (default: train 60000, validation and test 10000)" });
-        var generate = new Command("generate", "Generate datasets into the cache (or --out) and print their paths") { split, count };
+        var generate = new Command("generate", "Generate datasets into the cache (or --out) and print their paths") { split, Count };
         var outPath = new Option<string?>("--out") { Description = "Write to this file instead of the cache (one split only)" };
         var synthetic = new Option<bool>("--synthetic") { Description = "Random digit-sized blobs instead of MNIST digits: no download, for tests and scripts (needs --out)" };
         generate.Options.Add(outPath);
@@ -67,7 +76,7 @@ static class DataCommands
             if (r.GetValue(synthetic) && output is null) throw new UserError("--synthetic needs --out (the cache holds MNIST datasets only)");
             foreach (var pool in pools)
             {
-                long n = r.GetValue(count) ?? Datasets.DefaultCount(pool);
+                long n = r.GetValue(Count) ?? Datasets.DefaultCount(pool);
                 var sw = Stopwatch.StartNew();
                 if (output is null)
                 {
@@ -91,17 +100,21 @@ static class DataCommands
             }
             return ExitCodes.Success;
         });
+        return generate;
+    }
 
+    static Command BuildShow()
+    {
         var file = new Option<string?>("--file") { Description = "A dataset file (default: the cached dataset of --split)" };
         var showSplit = CommonOptions.OneOf(new Option<string>("--split") { Description = "Pool of the cached dataset to show", DefaultValueFactory = _ => "validation" }, ["train", "validation", "test"]);
         var rows = CommonOptions.AtLeast(1, new Option<int>("--rows") { Description = "Number of sequences to show", DefaultValueFactory = _ => 8 });
         var first = CommonOptions.AtLeast(0L, new Option<long>("--first") { Description = "Index of the first sequence shown", DefaultValueFactory = _ => 0 });
         var png = new Option<string>("--out") { Description = "PNG to write", DefaultValueFactory = _ => "data-preview.png" };
-        var show = new Command("show", "Draw sequences with their ground-truth boxes (coloured by object id) into a PNG") { file, showSplit, rows, first, png, count };
+        var show = new Command("show", "Draw sequences with their ground-truth boxes (coloured by object id) into a PNG") { file, showSplit, rows, first, png, Count };
         AddGeneratorOptions(show);
         show.SetAction(r =>
         {
-            using var source = Open(r, r.GetValue(file), r.GetValue(showSplit)!, r.GetValue(count));
+            using var source = Open(r, r.GetValue(file), r.GetValue(showSplit)!, r.GetValue(Count));
             long start = r.GetValue(first), n = Math.Min(r.GetValue(rows), source.Count!.Value - start);
             if (n <= 0) throw new UserError($"--first {start}: {source.Path} holds {source.Count} sequences (0..{source.Count - 1})");
             var output = r.GetValue(png)!;
@@ -109,14 +122,18 @@ static class DataCommands
             Console.WriteLine(Path.GetFullPath(output));
             return 0;
         });
+        return show;
+    }
 
+    static Command BuildStats()
+    {
         var statsFile = new Option<string?>("--file") { Description = "A dataset file (default: the cached dataset of --split)" };
         var statsSplit = CommonOptions.OneOf(new Option<string>("--split") { Description = "Pool of the cached dataset", DefaultValueFactory = _ => "validation" }, ["train", "validation", "test"]);
-        var stats = new Command("stats", "Distribution of digits per sequence and of visible digits per frame") { statsFile, statsSplit, count };
+        var stats = new Command("stats", "Distribution of digits per sequence and of visible digits per frame") { statsFile, statsSplit, Count };
         AddGeneratorOptions(stats);
         stats.SetAction(r =>
         {
-            using var source = Open(r, r.GetValue(statsFile), r.GetValue(statsSplit)!, r.GetValue(count));
+            using var source = Open(r, r.GetValue(statsFile), r.GetValue(statsSplit)!, r.GetValue(Count));
             if (!source.HasTruth) throw new UserError($"{source.Path} has no ground truth (frames imported without {FrameImport.TruthFile}): there are no digits to count");
             var c = source.Config;
             var digits = new long[c.MaxDigits + 1];
@@ -134,7 +151,11 @@ static class DataCommands
             AnsiConsole.Write(table);
             return 0;
         });
+        return stats;
+    }
 
+    static Command BuildVerify()
+    {
         var verifyFile = new Argument<string[]>("files") { Description = "Dataset files", Arity = ArgumentArity.OneOrMore };
         var verify = new Command("verify", "Check dataset files against the checksums written with them, and their ground truth's values") { verifyFile };
         verify.SetAction(r =>
@@ -164,13 +185,7 @@ static class DataCommands
             }
             return bad == 0 ? ExitCodes.Success : ExitCodes.Failure;
         });
-
-        data.Subcommands.Add(generate);
-        data.Subcommands.Add(BuildImport());
-        data.Subcommands.Add(verify);
-        data.Subcommands.Add(show);
-        data.Subcommands.Add(stats);
-        return data;
+        return verify;
     }
 
     static Command BuildImport()
