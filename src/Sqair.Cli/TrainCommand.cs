@@ -25,32 +25,7 @@ static class TrainCommand
     static int Run(ParseResult r)
     {
         var device = CommonOptions.DeviceFrom(r);
-        var resume = r.GetValue(Resume);
-        SqairConfig config;
-        StartMode mode;
-        string runDir;
-        if (resume is not null)
-        {
-            var ignored = new (Option Option, bool Given)[]
-            {
-                (RunDir, r.GetValue(RunDir) is not null), (ConfigOptions.Preset, r.GetResult(ConfigOptions.Preset) is { Implicit: false }),
-                (ConfigOptions.ConfigFile, r.GetValue(ConfigOptions.ConfigFile) is not null), (Force, r.GetValue(Force)),
-            }.Where(x => x.Given).Select(x => x.Option.Name).ToList();
-            if (ignored.Count > 0)
-                throw new UserError($"--resume continues the run in its own folder with its own config; {string.Join(", ", ignored)} cannot be given with it");
-            if (!Directory.Exists(resume)) throw new UserError($"--resume {resume}: no such run folder");
-            // The config of the checkpoint the trainer will resume from (it reads that file again: a few MB).
-            var runConfig = CheckpointStore.NewestResumable(resume)?.Config
-                            ?? throw new UserError($"--resume {resume}: the folder has no checkpoint to resume from");
-            config = runConfig.With(ConfigOptions.KeyAssignments(r));
-            (mode, runDir) = (StartMode.Resume, resume);
-        }
-        else
-        {
-            config = ConfigOptions.From(r);
-            mode = r.GetValue(Force) ? StartMode.Replace : StartMode.New;
-            runDir = r.GetValue(RunDir) ?? Path.Combine("runs", $"{r.GetValue(ConfigOptions.Preset)}-{DateTime.Now:yyyyMMdd-HHmmss}");
-        }
+        var (config, mode, runDir) = r.GetValue(Resume) is { } resume ? Resumed(r, resume) : Started(r);
 
         using var data = TrainingData.Open(config, mode, (dataConfig, pool, count, seed) => Cli.Dataset(r, dataConfig, pool, count, seed),
                                            () => Cli.EnsureMnist(r), Cli.Log, Cli.Warn);
@@ -65,10 +40,24 @@ static class TrainCommand
         AnsiConsole.MarkupLine($"run folder [green]{Markup.Escape(trainer.RunDir)}[/]  (tensorboard --logdir {Markup.Escape(trainer.RunDir)})");
         AnsiConsole.MarkupLine($"[grey]model {config.Model.ToString().ToLowerInvariant()}, {trainer.Model.parameters().Sum(p => p.numel()):N0} parameters, optimizer {config.Optimizer.ToString().ToLowerInvariant()} lr {config.LearningRate}, batch {config.BatchSize}, K {config.KParticles}, {TorchSharp.torch.get_num_threads()} threads in {r.GetValue(CommonOptions.Shards)} shard(s) on {device}[/]");
 
-        TrainOutcome outcome;
+        var outcome = RunShowingProgress(trainer, config);
+        var message = trainer.StopMessage ?? outcome.ToString();
+        if (outcome is TrainOutcome.Diverged) Cli.Error(message);
+        else AnsiConsole.MarkupLine($"[green]{Markup.Escape(message)}[/]");
+        return outcome switch
+        {
+            TrainOutcome.Diverged => ExitCodes.Diverged,
+            TrainOutcome.Interrupted => ExitCodes.Interrupted,
+            _ => ExitCodes.Success,
+        };
+    }
+
+    /// <summary>Trains to the end: a progress bar on a terminal, a line every log_itr iterations otherwise (logs, CI, Slurm).</summary>
+    static TrainOutcome RunShowingProgress(Trainer trainer, SqairConfig config)
+    {
         if (AnsiConsole.Profile.Capabilities.Interactive)
         {
-            outcome = TrainOutcome.Completed;
+            var outcome = TrainOutcome.Completed;
             Cli.ModelProgress()
                 .Start(ctx =>
                 {
@@ -81,23 +70,37 @@ static class TrainCommand
                         ctx.Refresh();
                     });
                 });
+            return outcome;
         }
-        else
+        return trainer.Run(Cli.Stopping, p =>
         {
-            outcome = trainer.Run(Cli.Stopping, p =>
-            {
-                if (p.Iteration % config.LogItr == 0) Console.WriteLine(Line(p));
-            });
-        }
-        var message = trainer.StopMessage ?? outcome.ToString();
-        if (outcome is TrainOutcome.Diverged) Cli.Error(message);
-        else AnsiConsole.MarkupLine($"[green]{Markup.Escape(message)}[/]");
-        return outcome switch
+            if (p.Iteration % config.LogItr == 0) Console.WriteLine(Line(p));
+        });
+    }
+
+    /// <summary>The config, start mode and folder of a new run (or one that replaces a folder's run, with --force).</summary>
+    static (SqairConfig, StartMode, string) Started(ParseResult r) =>
+        (ConfigOptions.From(r), r.GetValue(Force) ? StartMode.Replace : StartMode.New,
+         r.GetValue(RunDir) ?? Path.Combine("runs", $"{r.GetValue(ConfigOptions.Preset)}-{DateTime.Now:yyyyMMdd-HHmmss}"));
+
+    /// <summary>
+    /// The config of a resumed run: that of the checkpoint it resumes from, with only the key options
+    /// given (resumable keys; the trainer refuses others); the options that choose a folder or a config are refused.
+    /// </summary>
+    static (SqairConfig, StartMode, string) Resumed(ParseResult r, string resume)
+    {
+        var ignored = new (Option Option, bool Given)[]
         {
-            TrainOutcome.Diverged => ExitCodes.Diverged,
-            TrainOutcome.Interrupted => ExitCodes.Interrupted,
-            _ => ExitCodes.Success,
-        };
+            (RunDir, r.GetValue(RunDir) is not null), (ConfigOptions.Preset, r.GetResult(ConfigOptions.Preset) is { Implicit: false }),
+            (ConfigOptions.ConfigFile, r.GetValue(ConfigOptions.ConfigFile) is not null), (Force, r.GetValue(Force)),
+        }.Where(x => x.Given).Select(x => x.Option.Name).ToList();
+        if (ignored.Count > 0)
+            throw new UserError($"--resume continues the run in its own folder with its own config; {string.Join(", ", ignored)} cannot be given with it");
+        if (!Directory.Exists(resume)) throw new UserError($"--resume {resume}: no such run folder");
+        // The config of the checkpoint the trainer will resume from (it reads that file again: a few MB).
+        var runConfig = CheckpointStore.NewestResumable(resume)?.Config
+                        ?? throw new UserError($"--resume {resume}: the folder has no checkpoint to resume from");
+        return (runConfig.With(ConfigOptions.KeyAssignments(r)), StartMode.Resume, resume);
     }
 
     /// <summary>The progress line; time left to whichever of max_train_iter and the time limit comes first, as h:mm:ss.</summary>
