@@ -10,12 +10,11 @@ namespace Sqair.Data;
 /// </summary>
 public static class Datasets
 {
-    /// <summary>The original's sizes (the config's train_size and valid_size defaults): 60 000 training sequences, 10 000 validation or test.</summary>
-    public static long DefaultCount(Pool pool)
-    {
-        var defaults = new Model.SqairConfig();
-        return pool == Pool.Train ? defaults.TrainSize : defaults.ValidSize;
-    }
+    /// <summary>The original's sizes (the run config's train_size and valid_size defaults): 60 000 training sequences, 10 000 validation or test.</summary>
+    public const long TrainCount = 60_000, EvalCount = 10_000;
+
+    /// <summary>The original's size of a pool's dataset.</summary>
+    public static long DefaultCount(Pool pool) => pool == Pool.Train ? TrainCount : EvalCount;
 
     /// <summary>Where the cache keeps the dataset of these parameters (a hash of them in the name).</summary>
     public static string CachePath(string cacheRoot, MovingMnistConfig config, Pool pool, long count, ulong seed)
