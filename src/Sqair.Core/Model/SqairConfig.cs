@@ -154,9 +154,9 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     /// <summary>Factor the generated digits are rescaled by.</summary>
     [JsonPropertyName("digit_scale")] public double DigitScale { get; init; } = 1.0;
     /// <summary>Sequences in the generated training set.</summary>
-    [JsonPropertyName("train_size")] public long TrainSize { get; init; } = Data.Datasets.TrainCount;
+    [JsonPropertyName("train_size")] public long TrainSize { get; init; } = Sqair.Data.Datasets.TrainCount;
     /// <summary>Sequences in the generated validation set.</summary>
-    [JsonPropertyName("valid_size")] public long ValidSize { get; init; } = Data.Datasets.EvalCount;
+    [JsonPropertyName("valid_size")] public long ValidSize { get; init; } = Sqair.Data.Datasets.EvalCount;
     /// <summary>Train on freshly generated sequences instead of the fixed training set.</summary>
     [JsonPropertyName("on_the_fly")] public bool OnTheFly { get; init; } = false;
     /// <summary>Seed of the generated datasets.</summary>
