@@ -63,9 +63,7 @@ static class CommonOptions
 
     public static readonly Option<int> K = AtLeast(1, new Option<int>("--k") { Description = "Particles (importance samples)", DefaultValueFactory = _ => 5 });
 
-    static readonly string[] ResamplingNames = [.. Enum.GetNames<Resampling>().Select(n => n.ToLowerInvariant())];
-
-    public static readonly Option<string> Resample = OneOf(ResamplingNames, new Option<string>("--resample")
+    public static readonly Option<string> Resample = OneOfNames<Resampling>(new Option<string>("--resample")
     {
         Description = "Particle filtering: none (K whole-sequence samples, one kept: the original), ess (resample a sequence's particles " +
                       "when their effective sample size falls below K/2), always (after every frame)",
@@ -82,8 +80,12 @@ static class CommonOptions
     public static InferenceOptions Inference(ParseResult r) =>
         new(r.GetValue(K), Enum.Parse<Resampling>(r.GetValue(Resample)!, ignoreCase: true), r.GetValue(RejectIoU));
 
+    /// <summary>Adds a validator: the value must name a member of <typeparamref name="T"/> in lower case (parse it with Enum.Parse, ignoring case).</summary>
+    public static Option<string> OneOfNames<T>(Option<string> option) where T : struct, Enum =>
+        OneOf([.. Enum.GetNames<T>().Select(n => n.ToLowerInvariant())], option);
+
     /// <summary>Adds a validator: the option's value must be one of <paramref name="allowed"/>.</summary>
-    public static Option<string> OneOf(string[] allowed, Option<string> option)
+    static Option<string> OneOf(string[] allowed, Option<string> option)
     {
         option.Validators.Add(result =>
         {

@@ -17,8 +17,6 @@ static class TrackCommand
     /// <summary>Output formats: ours (CSV + JSON, boxes and windows) or MOT Challenge text files.</summary>
     enum TrackFormat { Csv, Mot }
 
-    static readonly string[] FormatNames = [.. Enum.GetNames<TrackFormat>().Select(n => n.ToLowerInvariant())];
-
     /// <summary>Sequences drawn side by side in the --gif animation: more would not fit a screen.</summary>
     const int GifSequences = 8;
 
@@ -43,7 +41,7 @@ static class TrackCommand
         var input = new Argument<string>("input") { Description = "A dataset file of ours (.safetensors) or a folder of PNG/JPEG frames (one sequence, in name order)" };
         var count = CommonOptions.AtLeast(1, new Option<int?>("--count") { Description = "Track the first N sequences of a dataset file (default: all)" });
         var output = new Option<string>("--out") { Description = "Output prefix: PREFIX.csv and PREFIX.json, or PREFIX-mot/<sequence>.txt, and PREFIX.gif", DefaultValueFactory = _ => "tracks" };
-        var format = CommonOptions.OneOf(FormatNames, new Option<string>("--format") { Description = "csv (ours: boxes, windows, probabilities, plus JSON) or mot (MOT Challenge text, as py-motmetrics and TrackEval read)", DefaultValueFactory = _ => "csv" });
+        var format = CommonOptions.OneOfNames<TrackFormat>(new Option<string>("--format") { Description = "csv (ours: boxes, windows, probabilities, plus JSON) or mot (MOT Challenge text, as py-motmetrics and TrackEval read)", DefaultValueFactory = _ => "csv" });
         var gif = new Option<bool>("--gif") { Description = $"Also draw the tracks (attention windows coloured by id) over the input frames of up to {GifSequences} sequences" };
         var batch = CommonOptions.BatchSize(32);
         var lag = CommonOptions.AtLeast(1, new Option<int>("--lag")
@@ -175,6 +173,8 @@ static class TrackCommand
     /// </summary>
     static List<string> WriteMot(List<TrackedSequence> sequences, string dir)
     {
+        // The folder is replaced whole, so its files need no atomic write of their own (each would
+        // scan the growing folder for stale temporaries: quadratic in the number of sequences).
         AtomicFile.WriteFolder(dir, tmp => { foreach (var s in sequences) WriteMot(s, Path.Combine(tmp, s.Name + ".txt")); });
         return [.. sequences.Select(s => Path.Combine(dir, s.Name + ".txt"))];
     }
@@ -188,7 +188,7 @@ static class TrackCommand
             Math.Round(o.Box.W * s.ScaleX, PixelDigits), Math.Round(o.Box.H * s.ScaleY, PixelDigits),
             Math.Round(o.Box.Probability, ProbabilityDigits), -1, -1, -1,
         }.Select(Invariant)));
-        AtomicFile.WriteAllText(file, string.Concat(lines.Select(l => l + "\n")));
+        File.WriteAllText(file, string.Concat(lines.Select(l => l + "\n")));
     }
 
     /// <summary>

@@ -54,7 +54,7 @@ internal static class AtomicFile
         {
             Directory.CreateDirectory(tmp);
             write(tmp);
-            if (Directory.Exists(full)) Directory.Move(full, previous = Temporary(full));
+            if (Directory.Exists(full)) Directory.Move(full, previous = TemporaryName(full));
             Directory.Move(tmp, full);
         }
         catch
@@ -71,7 +71,7 @@ internal static class AtomicFile
         for (; dir is not null; dir = Path.GetDirectoryName(dir)) yield return dir;
     }
 
-    /// <summary>A new temporary name beside <paramref name="full"/> that <see cref="StaleTemporaries"/> recognises, its folder created and cleared of stale ones.</summary>
+    /// <summary><see cref="TemporaryName"/>, its folder created and cleared of stale temporaries first.</summary>
     static string Temporary(string full)
     {
         var dir = Path.GetDirectoryName(full)!;
@@ -79,6 +79,9 @@ internal static class AtomicFile
             throw new IOException($"cannot write {full}: {file} is a file, not a folder");
         Directory.CreateDirectory(dir);
         StaleTemporaries.RemoveStale(dir);
-        return $"{full}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
+        return TemporaryName(full);
     }
+
+    /// <summary>A new temporary name beside <paramref name="full"/> that <see cref="StaleTemporaries"/> recognises.</summary>
+    static string TemporaryName(string full) => $"{full}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
 }
