@@ -42,6 +42,7 @@ static class BenchCommand
             table.AddRow("peak memory (RSS)", $"{result.PeakRssMb:N0} MB");
             table.AddRow("GFLOP per iteration (fwd + 2×fwd for bwd)", $"{result.GflopsPerIteration:F2}");
             table.AddRow("achieved GFLOP/s", $"{result.AchievedGflopsPerSecond:F1}");
+            table.AddRow("ops: forward + loss (tensors made)", $"{result.ForwardOps:N0}");
             foreach (var (module, count) in result.ParametersPerModule) table.AddRow($"parameters: {module}", $"{count:N0}");
             table.AddRow("parameters: total", $"{result.ParametersPerModule.Values.Sum():N0}");
             AnsiConsole.Write(table);

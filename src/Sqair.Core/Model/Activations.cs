@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using TorchSharp;
 using static Sqair.KeptScalars;
 using static TorchSharp.torch;
@@ -17,8 +18,17 @@ internal static class Activations
     /// <summary>ELU with α = 1.</summary>
     public static Tensor Elu(Tensor x) => x.elu(Kept(1.0), Kept(1.0), Kept(1.0));
 
-    /// <summary>softplus(x) = log(1 + eˣ), as −logsigmoid(−x), which is stable for large |x|.</summary>
-    public static Tensor Softplus(Tensor x) => x.neg().log_sigmoid().neg();
+    /// <summary>
+    /// softplus(x) = log(1 + eˣ) = logaddexp(x, 0): one op where −logsigmoid(−x) takes three, stable
+    /// for large |x| (TorchSharp's own softplus passes temporary scalars).
+    /// </summary>
+    public static Tensor Softplus(Tensor x) => x.logaddexp(Zero(x.dtype, x.device));
+
+    static readonly ConcurrentDictionary<(ScalarType, string), Tensor> Zeros = new();
+
+    /// <summary>A 0-dimensional zero of <paramref name="dtype"/> on <paramref name="device"/>, cached for the process.</summary>
+    static Tensor Zero(ScalarType dtype, Device device) =>
+        Zeros.GetOrAdd((dtype, device.ToString()), _ => zeros([], dtype: dtype, device: device).DetachFromDisposeScope());
 
     /// <summary>A standard deviation from an unconstrained value: softplus(x) + 0.01.</summary>
     public static Tensor PositiveScale(Tensor x) => Softplus(x).Plus(Kept(MinScale));

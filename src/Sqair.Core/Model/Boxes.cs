@@ -12,6 +12,16 @@ namespace Sqair.Model;
 /// </summary>
 internal static class Boxes
 {
+    /// <summary>Transformer windows as scales (sx, sy) [..., 2] and shifts (tx, ty) [..., 2]: x_image = s·x_glimpse + t.</summary>
+    public readonly record struct Window(Tensor Scale, Tensor Shift)
+    {
+        /// <summary>The windows given as (sx, sy, tx, ty) coordinates [..., 4].</summary>
+        public static Window Of(Tensor coords) => new(coords.narrow(-1, 0, 2), coords.narrow(-1, 2, 2));
+
+        /// <summary>(sx, sy, tx, ty) coordinates [..., 4].</summary>
+        public Tensor Coords() => cat([Scale, Shift], -1);
+    }
+
     public const double MinScale = 1e-4;
 
     /// <summary>
@@ -20,13 +30,19 @@ internal static class Boxes
     /// Dividing the logit by c keeps the slope at the centre that of tanh, so a window centre
     /// moves as it did under tanh until it nears the border (docs/design.md §2.1, Departure).
     /// </summary>
-    public static Tensor Coords(Tensor whereLogits, double shiftRange)
+    public static Tensor Coords(Tensor whereLogits, double shiftRange) => Windows(whereLogits, shiftRange).Coords();
+
+    /// <summary>
+    /// <see cref="Coords"/> as its two halves, for the spatial transformer, which reads them apart
+    /// (no concatenation to cut again: three ops fewer per glimpse).
+    /// </summary>
+    public static Window Windows(Tensor whereLogits, double shiftRange)
     {
         var parts = whereLogits.split([2, 2], -1);
         var scale = parts[0].sigmoid();
         scale = scale.Plus((scale.clamp_min(Kept(MinScale)) - scale).detach());
         var shift = shiftRange == 1 ? parts[1].tanh() : parts[1].div(Kept(shiftRange)).tanh().mul(Kept(shiftRange));
-        return cat([scale, shift], -1);
+        return new Window(scale, shift);
     }
 
     /// <summary>

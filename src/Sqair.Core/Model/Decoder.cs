@@ -40,7 +40,7 @@ internal sealed class Decoder : Module
         long r = what.shape[0], n = what.shape[1];
         int ch = c.Channels, g = c.GlimpseSize, side = c.ImgSize;
         var glimpses = (glimpse_decoder.call(what.reshape(r * n, c.NWhat)) * output_scale).view(r, n, ch, g, g);
-        var (canvas, coverage) = SpatialTransformer.WriteSum(glimpses, Boxes.Coords(where, c.ShiftRange), presence, side);
+        var (canvas, coverage) = SpatialTransformer.WriteSum(glimpses, Boxes.Windows(where, c.ShiftRange), presence, side);
         var mask = coverage.mul(Kept(MaskSharpness)).sub_(Kept(MaskSharpness / 2)).sigmoid();
         return (canvas.Plus(mean_img * mask), glimpses);
     }

@@ -104,10 +104,10 @@ internal sealed class Discovery : Module
             var (loc, scaleLogit) = transform.call(s);
             (whereScale[j], whereNoise[j]) = (PositiveScale(scaleLogit), StandardNormal(loc, generator));
             var whereK = loc.Plus(whereScale[j] * whereNoise[j]);
-            var window = Boxes.Coords(whereK, c.ShiftRange);
+            var window = Boxes.Windows(whereK, c.ShiftRange);
             if (followed is not null)
             {
-                var duplicate = Boxes.WindowIoU(window.unsqueeze(1), followed).mul(propagated.Presence).gt(Kept(rejectIoU)).any(1);
+                var duplicate = Boxes.WindowIoU(window.Coords().unsqueeze(1), followed).mul(propagated.Presence).gt(Kept(rejectIoU)).any(1);
                 allowed = allowed.masked_fill(duplicate.logical_and(allowed.gt(Kept((long)j))), Kept((long)j));
             }
             var enc = glimpseEncoder.call(SpatialTransformer.Extract(x, window, g)).split([d, d], -1);
@@ -116,7 +116,7 @@ internal sealed class Discovery : Module
 
             var logit = presence.call(cat([s, whatK], -1));
             // Steps past the cap are forced absent, so q(n) has no mass beyond A.
-            var gate = presJ * allowed.gt(Kept((long)j)).to(presJ.dtype).unsqueeze(-1);
+            var gate = presJ * allowed.gt(Kept((long)j)).unsqueeze(-1);   // float × bool is float
             var gated = GateLogits(logit, gate);
             Tensor z;
             using (no_grad()) z = bernoulli(gated.sigmoid(), generator);
@@ -160,13 +160,15 @@ internal sealed class Discovery : Module
     /// <summary>
     /// The where prior over discovered objects, step by step: <paramref name="pick"/> gives step j's
     /// value from its prior (loc, scale), either the posterior sample being scored or a new prior
-    /// sample. Returns the values [R, N, 4] and log p of the present ones [R].
+    /// sample. Returns the values [R, N, 4] and log p of the present ones [R], computed once on all
+    /// N steps after the recurrence.
     /// </summary>
     (Tensor Where, Tensor LogProb) WherePrior(Tensor cond, Tensor present, Func<int, Tensor, Tensor, Tensor> pick)
     {
         long r = present.shape[0];
         var values = new Tensor[c.MaxObjects];
-        var total = zeros(r, device: present.device);
+        var locs = new Tensor[c.MaxObjects];
+        var scales = new Tensor[c.MaxObjects];
         Tensor? state = null, input = null;
         if (c.RecWherePrior)
         {
@@ -189,11 +191,11 @@ internal sealed class Discovery : Module
                 (loc, scale) = (bias[0].expand(r, 4), PositiveScale(bias[1]).expand(r, 4));
             }
             var w = pick(j, loc, scale);
-            total = total.Plus(NormalLogProb(w, loc, scale).sum(-1) * present.select(1, j));
-            values[j] = w;
+            (values[j], locs[j], scales[j]) = (w, loc, scale);
             input = w;
         }
-        return (stack(values, 1), total);
+        var where = stack(values, 1);
+        return (where, (NormalLogProb(where, stack(locs, 1), stack(scales, 1)).sum(-1) * present).sum(1));
     }
 
     /// <summary>Samples new objects from the discovery priors, at most N − (propagated objects present).</summary>

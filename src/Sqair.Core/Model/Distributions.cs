@@ -41,10 +41,12 @@ internal static class Distributions
         (x * logits.log_sigmoid()).Plus(x.OneMinus() * logits.neg().log_sigmoid());
 
     /// <summary>
-    /// Presence gating (docs/design.md §2.2): logit ← gate·logit + (gate − 1)·88, so an absent gate gives
-    /// probability e^−88 ≈ 0 while a present one leaves the logit as it is.
+    /// Presence gating (docs/design.md §2.2): logit ← gate·logit + (gate − 1)·88 for a 0/1 gate, so an
+    /// absent gate gives probability e^−88 ≈ 0 while a present one leaves the logit as it is. Gates
+    /// are sampled presences, never differentiated, so this is the logit with the closed places
+    /// filled with −88 (two ops, not four; the gradient reaches the open logits alone either way).
     /// </summary>
-    public static Tensor GateLogits(Tensor logits, Tensor gate) => (gate * logits).Plus((gate - Kept(1.0)).mul(Kept(-AbsentLogit)));
+    public static Tensor GateLogits(Tensor logits, Tensor gate) => logits.masked_fill(gate.lt(Kept(0.5)), Kept(AbsentLogit));
 
     /// <summary>
     /// The logit of a presence that is ruled out: sigmoid(−88) = e^−88 ≈ 6·10⁻³⁹ is 0 for all

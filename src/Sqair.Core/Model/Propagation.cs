@@ -96,7 +96,7 @@ internal sealed class Propagation : Module
         var hPrev = prev.Temporal.reshape(r * n, h);
         var masks = c.MaskedGlimpse ? glimpse_mask.call(hPrev).sigmoid().view(r, n, 1, g, g) : null;
         var bias = where_bias.call(hPrev).view(r, n, 4).mul(Kept(WhereBiasScale));
-        var firstGlimpses = SpatialTransformer.Extract(x, Boxes.Coords(prev.Where.Plus(bias), c.ShiftRange), g);   // [R, N, C, G, G]
+        var firstGlimpses = SpatialTransformer.Extract(x, Boxes.Windows(prev.Where.Plus(bias), c.ShiftRange), g);   // [R, N, C, G, G]
         if (masks is not null) firstGlimpses = firstGlimpses * masks;
         var features = glimpseEncoder.call(firstGlimpses.reshape(r * n, ch, g, g)).view(r, n, -1).narrow(-1, 0, d);
 
@@ -122,7 +122,7 @@ internal sealed class Propagation : Module
             var eps = StandardNormal(loc, generator);
             var whereK1 = loc.Plus(scale * eps.Plus(eps.matmul(tril)));
 
-            var glimpse = SpatialTransformer.Extract(x, Boxes.Coords(whereK1, c.ShiftRange), g);
+            var glimpse = SpatialTransformer.Extract(x, Boxes.Windows(whereK1, c.ShiftRange), g);
             if (masks is not null) glimpse = glimpse * masks.select(1, k);
             var enc = glimpseEncoder.call(glimpse).split([d, d], -1);
             var encLoc = enc[0];

@@ -26,15 +26,17 @@ internal static class SpatialTransformer
     /// Glimpses of <paramref name="images"/> [n, C, L, L] at <paramref name="coords"/> [n, 4] → [n, C, G, G],
     /// or at [n, m, 4] (m windows in each image) → [n, m, C, G, G]; zeros outside the image.
     /// </summary>
-    public static Tensor Extract(Tensor images, Tensor coords, int glimpseSize)
+    public static Tensor Extract(Tensor images, Tensor coords, int glimpseSize) => Extract(images, Boxes.Window.Of(coords), glimpseSize);
+
+    /// <summary><see cref="Extract(Tensor, Tensor, int)"/> at windows given as scales and shifts [n, 2] or [n, m, 2].</summary>
+    public static Tensor Extract(Tensor images, Boxes.Window window, int glimpseSize)
     {
-        bool single = coords.dim() == 2;
-        var c = single ? coords.unsqueeze(1) : coords;
-        long n = c.shape[0], m = c.shape[1], ch = images.shape[1];
+        bool single = window.Scale.dim() == 2;
+        long n = window.Scale.shape[0], m = single ? 1 : window.Scale.shape[1], ch = images.shape[1];
         // grid [n, G, m, G, 2] of (x, y) = (s_x·x_g + t_x, s_y·y_g + t_y): the m windows side by side
         // in one [n, G, m·G] sampling grid, so the image is not copied m times
-        var scale = c.narrow(-1, 0, 2).view(n, 1, m, 1, 2);
-        var shift = c.narrow(-1, 2, 2).view(n, 1, m, 1, 2);
+        var scale = window.Scale.view(n, 1, m, 1, 2);
+        var shift = window.Shift.view(n, 1, m, 1, 2);
         var grid = (BaseGrid(glimpseSize, images.device, images.dtype) * scale).Plus(shift).view(n, glimpseSize, m * glimpseSize, 2);
         var sampled = nn.functional.grid_sample(images, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Zeros, align_corners: true);
         if (single) return sampled;
@@ -44,7 +46,7 @@ internal static class SpatialTransformer
     /// <summary>Writes glimpses [n, C, G, G] into [n, C, L, L] canvases by the inverse map x_g = (x_image − t)/s.</summary>
     public static Tensor Write(Tensor glimpses, Tensor coords, int side)
     {
-        var (wx, wy) = WriteWeights(coords, glimpses.shape[^1], side, glimpses.dtype);
+        var (wx, wy) = WriteWeights(Boxes.Window.Of(coords), glimpses.shape[^1], side, glimpses.dtype);
         return wy.unsqueeze(1).matmul(glimpses).matmul(wx.transpose(-1, -2).unsqueeze(1));
     }
 
@@ -54,12 +56,11 @@ internal static class SpatialTransformer
     /// [W_y,1 G_1 … W_y,N G_N] · [W_x,1 … W_x,N]ᵀ. Also returns the coverage [R, 1, L, L] =
     /// Σ_k p_k · write(ones)_k = Σ_k p_k (W_y,k 1)(W_x,k 1)ᵀ, the decoder's write mask before its sigmoid.
     /// </summary>
-    public static (Tensor Canvas, Tensor Coverage) WriteSum(Tensor glimpses, Tensor coords, Tensor presence, int side)
+    public static (Tensor Canvas, Tensor Coverage) WriteSum(Tensor glimpses, Boxes.Window windows, Tensor presence, int side)
     {
         long r = glimpses.shape[0], n = glimpses.shape[1], ch = glimpses.shape[2], g = glimpses.shape[^1];
-        var (wx, wy) = WriteWeights(coords.reshape(r * n, 4), g, side, glimpses.dtype);
-        wx = wx.view(r, n, side, g);
-        wy = wy.view(r, n, side, g) * presence.view(r, n, 1, 1);
+        var (wx, wy) = WriteWeights(windows, g, side, glimpses.dtype);                // [R, N, L, G] each
+        wy = wy * presence.view(r, n, 1, 1);
         var rows = wy.unsqueeze(2).matmul(glimpses);                                  // [R, N, C, L, G]
         var left = rows.permute(0, 2, 3, 1, 4).reshape(r, ch, side, n * g);          // [R, C, L, N·G]
         var right = wx.transpose(-1, -2).reshape(r, 1, n * g, side);                 // [R, 1, N·G, L]
@@ -68,12 +69,12 @@ internal static class SpatialTransformer
         return (canvas, coverage);
     }
 
-    /// <summary>Writing weights (W_x, W_y), each [n, L, G]: canvas pixel i reads glimpse position ((x_i − t)/s + 1)(G − 1)/2.</summary>
-    static (Tensor Wx, Tensor Wy) WriteWeights(Tensor coords, long glimpseSize, int side, ScalarType dtype)
+    /// <summary>Writing weights (W_x, W_y), each [..., L, G]: canvas pixel i reads glimpse position ((x_i − t)/s + 1)(G − 1)/2.</summary>
+    static (Tensor Wx, Tensor Wy) WriteWeights(Boxes.Window windows, long glimpseSize, int side, ScalarType dtype)
     {
-        var inverseScale = coords.narrow(-1, 0, 2).reciprocal();
-        var shift = coords.narrow(-1, 2, 2) * inverseScale;
-        var w = Weights(inverseScale.unsqueeze(-1) * Grid(side, coords.device, dtype) - shift.unsqueeze(-1), glimpseSize);
+        var inverseScale = windows.Scale.reciprocal();
+        var shift = windows.Shift * inverseScale;
+        var w = Weights(inverseScale.unsqueeze(-1) * Grid(side, inverseScale.device, dtype) - shift.unsqueeze(-1), glimpseSize);
         return (w.select(-3, 0), w.select(-3, 1));
     }
 

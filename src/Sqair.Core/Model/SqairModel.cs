@@ -138,7 +138,7 @@ public sealed class SqairModel : Module
 
     /// <summary>Merges propagated and discovered slots into the next state.</summary>
     SequenceState Merge(ObjectSlots propagated, ObjectSlots discovered, Tensor lastId) =>
-        new(ObjectSlots.Cat(propagated, discovered).CompactFirst(Config.MaxObjects), lastId.Plus(discovered.Presence.sum(1).to(ScalarType.Int64)));
+        new(ObjectSlots.Merge(propagated, discovered, Config.MaxObjects), lastId.Plus(discovered.Presence.sum(1).to(ScalarType.Int64)));
 
     /// <summary>
     /// One frame of the model (docs/design.md §2; the paper's Algorithm 1): propagate the objects of
@@ -187,11 +187,9 @@ public sealed class SqairModel : Module
         var discoveredCounts = new List<Tensor>();
         var kept = keepFrames ? new List<FrameOutput>() : null;
         var ancestors = new List<Resample?>();   // per step after the first: the row each row continues (null: itself)
-        bool inference = !is_grad_enabled();   // training keeps every step's graph until backward
         for (int step = 0; step < t; step++)
         {
-            var next = inference ? AdvanceFreeing(state, sums, step, frames[step], settings, keepFrames, disown: false)
-                                 : Advance(state, sums, step, frames[step], settings, keepFrames);
+            var next = AdvanceFreeing(state, sums, step, frames[step], settings, keepFrames, disown: false);
             (state, sums) = (next.State, next.Sums);
             if (step > 0) ancestors.Add(next.Ancestors);
             counts.Add(next.Count);
@@ -208,14 +206,15 @@ public sealed class SqairModel : Module
     }
 
     /// <summary>
-    /// <see cref="Advance"/> without gradients, freeing at once everything the step made except its
-    /// results, and the state and sums it replaced, so that inference memory does not grow with the
-    /// number of frames (what a frame computes is ~30× what it keeps). The results move to the
+    /// <see cref="Advance"/>, then freeing at once everything the step made except its results, and
+    /// the state and sums it replaced. In inference that keeps memory from growing with the number of
+    /// frames (what a frame computes is ~30× what it keeps). In training, autograd holds its own
+    /// references to what backward reads, so only the intermediates it does not need go, a frame
+    /// earlier than the step's end (docs/performance.md, "Memory"). The results move to the
     /// caller's dispose scope, or with <paramref name="disown"/> to none (the caller frees them).
     /// </summary>
     internal Advanced AdvanceFreeing(SequenceState state, ParticleSums sums, int step, Tensor frame, ParticleSettings settings, bool keep, bool disown)
     {
-        using var _ = no_grad();
         Advanced next;
         using (NewDisposeScope())
         {
@@ -234,7 +233,7 @@ public sealed class SqairModel : Module
     /// (docs/design.md §2.7), then the model's step (§2) and the weight update. With
     /// <paramref name="keep"/> the frame's outputs come back detached.
     /// </summary>
-    internal Advanced Advance(SequenceState state, ParticleSums sums, int step, Tensor frame, ParticleSettings settings, bool keep)
+    Advanced Advance(SequenceState state, ParticleSums sums, int step, Tensor frame, ParticleSettings settings, bool keep)
     {
         var c = Config;
         int k = settings.K;

@@ -15,7 +15,7 @@ namespace Sqair.Training;
 /// </summary>
 internal sealed record BenchResult(int Iterations, int SeqLen, int Threads, int Shards, string Device, double IterationsPerSecond,
                                  double DataMs, double? ForwardMs, double? BackwardMs, double GradientMs, double OptimizerMs,
-                                 double PeakRssMb, double ForwardGflops, IReadOnlyDictionary<string, long> ParametersPerModule)
+                                 double PeakRssMb, double ForwardGflops, long ForwardOps, IReadOnlyDictionary<string, long> ParametersPerModule)
 {
     /// <summary>Forward plus backward, counting the backward pass as twice the forward's matmul/conv FLOPs.</summary>
     public double GflopsPerIteration => 3 * ForwardGflops;
@@ -33,15 +33,19 @@ internal static class Bench
         var (model, _, optimizer, loader, gradientStep) = TrainingSetup.Create(c, source, device, shards);
         double data = 0, forward = 0, gradient = 0, step = 0;
         double forwardGflops = 0;
+        long ops = 0;
         warmup = Math.Max(1, warmup);
         for (int i = 0; i < warmup + iterations; i++)
         {
             bool timed = i >= warmup;
             using var scope = NewDisposeScope();
-            // FLOPs are counted once, in the first (untimed) iteration, so the hooks never slow a timed one.
+            // FLOPs and ops are counted once, in the first (untimed) iteration, so the hooks never slow a timed one.
             if (i == 0)
                 using (var first = loader.Get(i, seqLen))
+                {
                     forwardGflops = FlopCounter.Forward(model, first.Frames, c.KParticles) / 1e9;
+                    ops = OpCount.Forward(model, first.Frames, c.KParticles);
+                }
             var sw = Stopwatch.StartNew();
             using var batch = loader.Get(i, seqLen);
             double t0 = sw.Elapsed.TotalMilliseconds, t1 = double.NaN;
@@ -58,7 +62,7 @@ internal static class Bench
         var perModule = model.named_children().ToDictionary(m => m.name, m => m.module.parameters().Sum(p => p.numel()));
         return new BenchResult(iterations, seqLen, get_num_threads(), gradientStep.Shards, device.ToString(), iterations / (total / 1000),
                                data / iterations, split ? forward / iterations : null, split ? (gradient - forward) / iterations : null, gradient / iterations,
-                               step / iterations, PeakRssMb(), forwardGflops, perModule);
+                               step / iterations, PeakRssMb(), forwardGflops, ops, perModule);
     }
 
     /// <summary>
@@ -104,6 +108,26 @@ internal static class Bench
         if (!File.Exists(status)) return 0;
         var line = File.ReadLines(status).FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
         return line is null ? 0 : double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024;
+    }
+}
+
+/// <summary>
+/// The ops of one forward pass and its loss, counted as the tensors they create (an op returning
+/// several tensors counts each; in-place ops create none). At ~25 µs per op end to end, plus as much
+/// for its autograd node in backward (docs/performance.md), this count is the fixed cost of an
+/// iteration that larger batches do not amortise. TorchSharp 0.107 does not expose a tensor's
+/// gradient function, so autograd nodes cannot be counted from C#; every differentiable op adds one,
+/// so the op count bounds them.
+/// </summary>
+internal static class OpCount
+{
+    public static long Forward(SqairModel model, Tensor frames, int k)
+    {
+        using var scope = NewDisposeScope();
+        long before = DisposeScopeManager.Statistics.TensorStatistics.CreatedInScopeCount;
+        var output = model.Forward(frames, k);
+        Objective.Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, (int)frames.shape[0], original: false);
+        return DisposeScopeManager.Statistics.TensorStatistics.CreatedInScopeCount - before;
     }
 }
 

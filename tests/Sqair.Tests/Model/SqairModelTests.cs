@@ -108,16 +108,25 @@ public class SqairModelTests
     }
 
     [Fact]
-    public void Compaction_is_a_stable_partition_and_moves_everything_with_its_object()
+    public void Merging_is_a_stable_partition_and_moves_everything_with_its_object()
     {
         var presence = tensor(new float[] { 0, 1, 0, 1, 1, 0 }).view(1, 6);
         var ids = tensor(new long[] { -1, 7, -1, 3, 9, -1 }).view(1, 6);
         var what = arange(6, dtype: ScalarType.Float32).view(1, 6, 1).expand(1, 6, 2).contiguous();
-        var slots = new ObjectSlots(what, what.repeat(1, 1, 2), presence, presence, ids, what, what);
-        var compact = slots.CompactFirst(3);
-        Assert.Equal(new long[] { 7, 3, 9 }, compact.Ids.data<long>().ToArray());
-        Assert.Equal(new float[] { 1, 1, 3, 3, 4, 4 }, compact.What.data<float>().ToArray());
-        Assert.Equal(new long[] { 1, 3, 4 }, compact.Where.shape);
+        var where = arange(6, dtype: ScalarType.Float32).view(1, 6, 1).mul(10).expand(1, 6, 4).contiguous();
+        var state = arange(6, dtype: ScalarType.Float32).view(1, 6, 1).mul(100).expand(1, 6, 5).contiguous();
+        ObjectSlots Part(int from) => new(what[.., from..(from + 3)], where[.., from..(from + 3)], presence[.., from..(from + 3)],
+                                          presence[.., from..(from + 3)].mul(0.5), ids[.., from..(from + 3)], state[.., from..(from + 3)],
+                                          state[.., from..(from + 3)].neg());
+        var merged = ObjectSlots.Merge(Part(0), Part(3), 3);
+        Assert.Equal(new long[] { 7, 3, 9 }, merged.Ids.data<long>().ToArray());
+        Assert.Equal(new float[] { 1, 1, 3, 3, 4, 4 }, merged.What.data<float>().ToArray());
+        Assert.Equal(new float[] { 10, 30, 40 }, merged.Where.select(2, 3).data<float>().ToArray());
+        Assert.Equal(new float[] { 1, 1, 1 }, merged.Presence.data<float>().ToArray());
+        Assert.Equal(new float[] { 0.5f, 0.5f, 0.5f }, merged.PresenceProb.data<float>().ToArray());
+        Assert.Equal(new float[] { 100, 300, 400 }, merged.Temporal.select(2, 4).data<float>().ToArray());
+        Assert.Equal(new float[] { -100, -300, -400 }, merged.Prior.select(2, 0).data<float>().ToArray());
+        Assert.Equal(new long[] { 1, 3, 5 }, merged.Prior.shape);
     }
 
     [Fact]
