@@ -96,14 +96,14 @@ internal sealed class Discovery : Module
         var s = rnn.InitialState(r);
         Tensor whatJ = zeros(r, d, device: x.device), whereJ = zeros(r, 4, device: x.device), presJ = ones(r, 1, device: x.device);
         // Per step: samples, noise, scales and logits; the log-densities follow on all N steps at once.
-        var what = new Tensor[n]; var wheres = new Tensor[n]; var pres = new Tensor[n]; var logits = new Tensor[n]; var gatedLogits = new Tensor[n];
+        var what = new Tensor[n]; var wheres = new Tensor[n]; var pres = new Tensor[n]; var gatedLogits = new Tensor[n];
         var whereNoise = new Tensor[n]; var whereScale = new Tensor[n]; var whatNoise = new Tensor[n]; var whatScale = new Tensor[n];
         for (int j = 0; j < n; j++)
         {
             s = rnn.call(cat([features, cond, whatJ, whereJ, presJ], -1), s);
             var (loc, scaleLogit) = transform.call(s);
             (whereScale[j], whereNoise[j]) = (PositiveScale(scaleLogit), StandardNormal(loc, generator));
-            var whereK = loc.Plus(whereScale[j] * whereNoise[j]);
+            var whereK = loc.addcmul(whereScale[j], whereNoise[j], Kept(1.0));
             var window = Boxes.Windows(whereK, c.ShiftRange);
             if (followed is not null)
             {
@@ -112,7 +112,7 @@ internal sealed class Discovery : Module
             }
             var enc = glimpseEncoder.call(SpatialTransformer.Extract(x, window, g)).split([d, d], -1);
             (whatScale[j], whatNoise[j]) = (PositiveScale(enc[1]), StandardNormal(enc[0], generator));
-            var whatK = enc[0].Plus(whatScale[j] * whatNoise[j]);
+            var whatK = enc[0].addcmul(whatScale[j], whatNoise[j], Kept(1.0));
 
             var logit = presence.call(cat([s, whatK], -1));
             // Steps past the cap are forced absent, so q(n) has no mass beyond A.
@@ -124,15 +124,15 @@ internal sealed class Discovery : Module
 
             what[j] = whatJ = whatK;
             wheres[j] = whereJ = whereK;
-            pres[j] = presJ.squeeze(-1);
-            logits[j] = logit.squeeze(-1);
-            gatedLogits[j] = gated.squeeze(-1);
+            pres[j] = presJ;
+            gatedLogits[j] = gated;
         }
-        var present = stack(pres, 1);                                       // [R, N]
+        var present = cat(pres, 1);                                         // [R, N]
+        var presenceLogits = cat(gatedLogits, 1);
         var whatAll = stack(what, 1);
         var whereAll = stack(wheres, 1);
         var count = present.sum(1).to(ScalarType.Int64);
-        var logqN = NumStepsLogProbs(stack(logits, 1), allowed).gather(1, count.unsqueeze(1)).squeeze(1);
+        var logqN = StepsLogProb(present, presenceLogits);
         var logqCont = NoiseLogProb(stack(whereNoise, 1), stack(whereScale, 1)).sum(-1).Plus(NoiseLogProb(stack(whatNoise, 1), stack(whatScale, 1)).sum(-1));
 
         // priors
@@ -141,7 +141,7 @@ internal sealed class Discovery : Module
         var (_, logpWhere) = WherePrior(cat([cond, e], -1), present, (j, _, _) => whereAll.select(1, j));
         var logpWhat = (present * StandardNormalLogProb(whatAll).sum(-1)).sum(1);
 
-        var slots = new ObjectSlots(whatAll, whereAll, present, stack(gatedLogits, 1).sigmoid(), NewIds(lastId, present), initialStates.Temporal, initialStates.Prior);
+        var slots = new ObjectSlots(whatAll, whereAll, present, presenceLogits.sigmoid(), NewIds(lastId, present), initialStates.Temporal, initialStates.Prior);
         var logq = (present * logqCont).sum(1).Plus(logqN);
         return (slots, new StepTerms(logq, logpWhat.Plus(logpWhere).Plus(logpN), logqN));
     }

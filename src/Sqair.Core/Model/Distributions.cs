@@ -36,9 +36,12 @@ internal static class Distributions
     /// </summary>
     public static Tensor NoiseLogProb(Tensor eps, Tensor scale) => (eps * eps).mul(Kept(-0.5)) - scale.log() - Kept(HalfLog2Pi);
 
-    /// <summary>Elementwise log Bernoulli(x; sigmoid(logits)), stable for large |logits|.</summary>
+    /// <summary>
+    /// Elementwise log Bernoulli(x; sigmoid(logits)), stable for large |logits|: minus libtorch's
+    /// binary cross-entropy with logits, two ops where x·log σ(l) + (1 − x)·log σ(−l) takes seven.
+    /// </summary>
     public static Tensor BernoulliLogProb(Tensor x, Tensor logits) =>
-        (x * logits.log_sigmoid()).Plus(x.OneMinus() * logits.neg().log_sigmoid());
+        nn.functional.binary_cross_entropy_with_logits(logits, x, null, nn.Reduction.None, null).neg();
 
     /// <summary>
     /// Presence gating (docs/design.md §2.2): logit ← gate·logit + (gate − 1)·88 for a 0/1 gate, so an
@@ -55,25 +58,13 @@ internal static class Distributions
     public const double AbsentLogit = -88.0;
 
     /// <summary>
-    /// log q(n) for n = 0..N of AIR's number-of-steps posterior: with step probabilities
-    /// p_j = sigmoid(logits_j) and at most <paramref name="allowed"/> steps A,
-    /// q(n) = Π_{j≤n} p_j · (1 − p_{n+1}) for n &lt; A, Π_{j≤A} p_j for n = A, and 0 for n &gt; A.
-    /// logits [..., N], allowed [...] (integer-valued float) → [..., N + 1].
+    /// log q(n) of AIR's number-of-steps posterior for the sampled steps, from the presences
+    /// <paramref name="present"/> [..., N] and the gated logits <paramref name="gatedLogits"/> [..., N]
+    /// of every step. With step probabilities p_j = sigmoid(logit_j) and at most A steps, q(n) =
+    /// Π_{j&lt;n} p_j · (1 − p_n) for n &lt; A and Π_{j&lt;A} p_j for n = A. Those are exactly the
+    /// Bernoulli probabilities of the steps whose gate was open (j ≤ n and j &lt; A); a closed step's
+    /// logit is −88, so its absence adds log(1 − e^−88) ≈ 0. So log q(n) is the sum of the steps'
+    /// Bernoulli log-probabilities [...].
     /// </summary>
-    public static Tensor NumStepsLogProbs(Tensor logits, Tensor allowed)
-    {
-        long n = logits.shape[^1];
-        var logP = logits.log_sigmoid();
-        var log1mP = logits.neg().log_sigmoid();
-        var zerosCol = zeros_like(logP.narrow(-1, 0, 1));
-        // cumulative Σ_{j≤n} log p_j for n = 0..N
-        var cum = cat([zerosCol, logP.cumsum(-1)], -1);
-        // log(1 − p_{n+1}) for n = 0..N−1; the last count has no further step
-        var stop = cat([log1mP, zerosCol], -1);
-        var counts = Arange(n + 1, logits.dtype, logits.device);
-        var a = allowed.unsqueeze(-1);
-        var stopTerm = where(counts.lt(a), stop, zeros_like(stop));
-        var logq = cum.Plus(stopTerm);
-        return logq.masked_fill(counts.gt(a), Kept(double.NegativeInfinity));
-    }
+    public static Tensor StepsLogProb(Tensor present, Tensor gatedLogits) => BernoulliLogProb(present, gatedLogits).sum(-1);
 }

@@ -120,7 +120,7 @@ internal sealed class Propagation : Module
             var loc = whereP.Plus(locDelta);
             var scale = PositiveScale(scaleLogit.sub(Kept(1.0)));
             var eps = StandardNormal(loc, generator);
-            var whereK1 = loc.Plus(scale * eps.Plus(eps.matmul(tril)));
+            var whereK1 = loc.addcmul(scale, eps.Plus(eps.matmul(tril)), Kept(1.0));
 
             var glimpse = SpatialTransformer.Extract(x, Boxes.Windows(whereK1, c.ShiftRange), g);
             if (masks is not null) glimpse = glimpse * masks.select(1, k);
@@ -136,10 +136,10 @@ internal sealed class Propagation : Module
             Tensor forget = gate[0], input = gate[1], temporalGate = gate[2];
             var oneMinusInput = input.OneMinus();
             var oneMinusTemporal = temporalGate.OneMinus();
-            var whatLoc = (forget * whatP).Plus(oneMinusInput * encLoc).Plus(oneMinusTemporal * tStats[0]);
-            var whatScale = (oneMinusInput * encScale).Plus(oneMinusTemporal * tScale);
+            var whatLoc = (forget * whatP).addcmul(oneMinusInput, encLoc, Kept(1.0)).addcmul(oneMinusTemporal, tStats[0], Kept(1.0));
+            var whatScale = (oneMinusInput * encScale).addcmul(oneMinusTemporal, tScale, Kept(1.0));
             var whatEps = StandardNormal(whatLoc, generator);
-            var whatK1 = whatLoc.Plus(whatScale * whatEps);
+            var whatK1 = whatLoc.addcmul(whatScale, whatEps, Kept(1.0));
 
             var logit = GateLogits(presence.call(cat([s, hNew, whatK1], -1)), presP);
             Tensor z;
@@ -149,13 +149,13 @@ internal sealed class Propagation : Module
             what[k] = whatK = whatK1;
             wheres[k] = whereK = whereK1;
             presK = presK1;
-            pres[k] = presK1.squeeze(-1);
-            logits[k] = logit.squeeze(-1);
+            pres[k] = presK1;
+            logits[k] = logit;
             temporalState[k] = hNew;
             (whereNoise[k], whereScale[k], whatNoise[k], whatScales[k]) = (eps, scale, whatEps, whatScale);
         }
-        var present = stack(pres, 1);                           // [R, N]
-        var presenceLogits = stack(logits, 1);
+        var present = cat(pres, 1);                             // [R, N]
+        var presenceLogits = cat(logits, 1);
         var whatAll = stack(what, 1);
         var whereAll = stack(wheres, 1);
         // what and where count for objects present at t; presence for objects present at t − 1

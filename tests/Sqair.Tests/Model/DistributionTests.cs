@@ -47,7 +47,7 @@ public class DistributionTests
     }
 
     [Fact]
-    public void Number_of_steps_posterior_equals_brute_force_and_has_no_mass_past_the_cap()
+    public void Number_of_steps_posterior_from_the_gated_steps_equals_brute_force_and_sums_to_one()
     {
         var rng = new Random(5);
         for (int trial = 0; trial < 50; trial++)
@@ -55,13 +55,19 @@ public class DistributionTests
             int n = rng.Next(1, 6);
             var logits = Enumerable.Range(0, n).Select(_ => rng.NextDouble() * 6 - 3).ToArray();
             int allowed = rng.Next(0, n + 1);
-            var logq = Distributions.NumStepsLogProbs(tensor(logits, dtype: ScalarType.Float64).unsqueeze(0),
-                                                      tensor(new double[] { allowed }, dtype: ScalarType.Float64));
-            var q = logq.exp().squeeze(0).data<double>().ToArray();
             var expected = BruteForce(logits.Select(l => 1 / (1 + Math.Exp(-l))).ToArray(), allowed);
-            Assert.Equal(1.0, q.Sum(), 10);
-            for (int i = 0; i <= n; i++) Assert.Equal(expected[i], q[i], 10);
-            for (int i = allowed + 1; i <= n; i++) Assert.Equal(0.0, q[i]);
+            double total = 0;
+            for (int count = 0; count <= allowed; count++)
+            {
+                // the steps discovery samples for this count: present up to it, gates open for j ≤ count and j < A
+                var present = Enumerable.Range(0, n).Select(j => j < count ? 1.0 : 0.0).ToArray();
+                var gated = Enumerable.Range(0, n).Select(j => j <= count && j < allowed ? logits[j] : Distributions.AbsentLogit).ToArray();
+                double q = Math.Exp(Distributions.StepsLogProb(tensor(present, dtype: ScalarType.Float64), tensor(gated, dtype: ScalarType.Float64)).item<double>());
+                Assert.Equal(expected[count], q, 10);
+                total += q;
+            }
+            Assert.Equal(1.0, total, 10);
+            for (int count = allowed + 1; count <= n; count++) Assert.Equal(0.0, expected[count]);
         }
     }
 }
