@@ -86,89 +86,120 @@ internal sealed class Propagation : Module
                                                                                  Generator? generator = null)
     {
         long r = x.shape[0];
-        int n = c.MaxObjects, d = c.NWhat, g = c.GlimpseSize, h = c.NHidden;
-        long ch = x.shape[1];
-        var prior = Prior(prev);
-        var tril = where_tril.tril(-1).t();
-
-        // What depends only on the previous step is computed for all N objects at once: the
-        // glimpse mask, the where bias, and the first glimpse (at where_{t−1} + bias) with its features.
-        var hPrev = prev.Temporal.reshape(r * n, h);
-        var masks = c.MaskedGlimpse ? glimpse_mask.call(hPrev).sigmoid().view(r, n, 1, g, g) : null;
-        var bias = where_bias.call(hPrev).view(r, n, 4).mul(Kept(WhereBiasScale));
-        var firstGlimpses = SpatialTransformer.Extract(x, Boxes.Windows(prev.Where.Plus(bias), c.ShiftRange), g);   // [R, N, C, G, G]
-        if (masks is not null) firstGlimpses = firstGlimpses * masks;
-        var features = glimpseEncoder.call(firstGlimpses.reshape(r * n, ch, g, g)).view(r, n, -1).narrow(-1, 0, d);
-
+        int n = c.MaxObjects, d = c.NWhat;
+        var (masks, features) = FirstGlimpses(x, prev, glimpseEncoder);
+        var frame = new FrameInputs(x, prev, where_tril.tril(-1).t(), glimpseEncoder, generator);
         var s = rnn.InitialState(r);
-        Tensor whatK = zeros(r, d, device: x.device), whereK = zeros(r, 4, device: x.device), presK = zeros(r, 1, device: x.device);
-        // Per slot: the samples, their noise and scales, and the presence logits. The log-densities
-        // are computed once on all N slots after the loop (a third of the ops of doing it per slot).
-        var what = new Tensor[n]; var wheres = new Tensor[n]; var pres = new Tensor[n]; var logits = new Tensor[n]; var temporalState = new Tensor[n];
-        var whereNoise = new Tensor[n]; var whereScale = new Tensor[n]; var whatNoise = new Tensor[n]; var whatScales = new Tensor[n];
+        var before = (What: zeros(r, d, device: x.device), Where: zeros(r, 4, device: x.device), Presence: zeros(r, 1, device: x.device));
+        // Slot by slot (§2.3 steps 2–5); the log-densities follow on all N slots at once (a third of the ops of doing it per slot).
+        var slots = new SlotSample[n];
         for (int k = 0; k < n; k++)
         {
-            var hk = prev.Temporal.select(1, k);
-            var whatP = prev.What.select(1, k);
-            var whereP = prev.Where.select(1, k);
-            var presP = prev.Presence.narrow(1, k, 1);
-
-            s = rnn.call(cat([features.select(1, k), whatK, whereK, presK, whatP, whereP, presP, hk], -1), s);
-
-            // where ~ N(where_{t−1} + loc, L Lᵀ), L = diag(scale) + scale ⊙ strict-lower(M)
-            var (locDelta, scaleLogit) = transform.call(cat([s, whereP, hk], -1));
-            var loc = whereP.Plus(locDelta);
-            var scale = PositiveScale(scaleLogit.sub(Kept(1.0)));
-            var eps = StandardNormal(loc, generator);
-            var whereK1 = loc.addcmul(scale, eps.Plus(eps.matmul(tril)), Kept(1.0));
-
-            var glimpse = SpatialTransformer.Extract(x, Boxes.Windows(whereK1, c.ShiftRange), g);
-            if (masks is not null) glimpse = glimpse * masks.select(1, k);
-            var enc = glimpseEncoder.call(glimpse).split([d, d], -1);
-            var encLoc = enc[0];
-            var encScale = PositiveScale(enc[1]);
-
-            var hNew = temporal.call(cat([s, whereK1, encLoc, encScale], -1), hk);
-            var tStats = what_temporal.call(hNew).split([d, d], -1);
-            var tScale = PositiveScale(tStats[1]);
-            // forget, input and temporal gates, kept below 1 so that 1 − gate never vanishes
-            var gate = gates.call(hNew).sigmoid().mul(Kept(GateCeiling)).split([d, d, d], -1);
-            Tensor forget = gate[0], input = gate[1], temporalGate = gate[2];
-            var oneMinusInput = input.OneMinus();
-            var oneMinusTemporal = temporalGate.OneMinus();
-            var whatLoc = (forget * whatP).addcmul(oneMinusInput, encLoc, Kept(1.0)).addcmul(oneMinusTemporal, tStats[0], Kept(1.0));
-            var whatScale = (oneMinusInput * encScale).addcmul(oneMinusTemporal, tScale, Kept(1.0));
-            var whatEps = StandardNormal(whatLoc, generator);
-            var whatK1 = whatLoc.addcmul(whatScale, whatEps, Kept(1.0));
-
-            var logit = GateLogits(presence.call(cat([s, hNew, whatK1], -1)), presP);
-            Tensor z;
-            using (no_grad()) z = bernoulli(logit.sigmoid(), generator);
-            var presK1 = z * presP;
-
-            what[k] = whatK = whatK1;
-            wheres[k] = whereK = whereK1;
-            presK = presK1;
-            pres[k] = presK1;
-            logits[k] = logit;
-            temporalState[k] = hNew;
-            (whereNoise[k], whereScale[k], whatNoise[k], whatScales[k]) = (eps, scale, whatEps, whatScale);
+            (slots[k], s) = Slot(frame, k, features.select(1, k), masks?.select(1, k), before, s);
+            before = (slots[k].What, slots[k].Where, slots[k].Presence);
         }
-        var present = cat(pres, 1);                             // [R, N]
-        var presenceLogits = cat(logits, 1);
-        var whatAll = stack(what, 1);
-        var whereAll = stack(wheres, 1);
-        // what and where count for objects present at t; presence for objects present at t − 1
+        return Densities(prev, slots);
+    }
+
+    /// <summary>
+    /// §2.3 step 1, for all N objects at once (it depends only on t − 1): the glimpse masks [R, N, 1, G, G]
+    /// (null when not <c>masked_glimpse</c>) and the what-locs [R, N, D] of the first glimpses, at where_{t−1} + where-bias.
+    /// </summary>
+    (Tensor? Masks, Tensor Features) FirstGlimpses(Tensor x, ObjectSlots prev, Module<Tensor, Tensor> glimpseEncoder)
+    {
+        long r = x.shape[0], ch = x.shape[1];
+        int n = c.MaxObjects, g = c.GlimpseSize;
+        var hPrev = prev.Temporal.reshape(r * n, c.NHidden);
+        var masks = c.MaskedGlimpse ? glimpse_mask.call(hPrev).sigmoid().view(r, n, 1, g, g) : null;
+        var bias = where_bias.call(hPrev).view(r, n, 4).mul(Kept(WhereBiasScale));
+        var glimpses = SpatialTransformer.Extract(x, Boxes.Windows(prev.Where.Plus(bias), c.ShiftRange), g);   // [R, N, C, G, G]
+        if (masks is not null) glimpses = glimpses * masks;
+        return (masks, glimpseEncoder.call(glimpses.reshape(r * n, ch, g, g)).view(r, n, -1).narrow(-1, 0, c.NWhat));
+    }
+
+    /// <summary>
+    /// One slot's samples [R, ·]: what, where, presence (a column [R, 1]), its presence logit, new temporal
+    /// state, and the noise and scales the log-densities need.
+    /// </summary>
+    sealed record SlotSample(Tensor What, Tensor Where, Tensor Presence, Tensor Logit, Tensor Temporal,
+                             Tensor WhereNoise, Tensor WhereScale, Tensor WhatNoise, Tensor WhatScale);
+
+    /// <summary>
+    /// What every slot of a frame reads: the frame x [R, C, H, W], the slots of t − 1, the strictly
+    /// lower part of the where correlation (transposed), the glimpse encoder and the noise source.
+    /// </summary>
+    sealed record FrameInputs(Tensor X, ObjectSlots Prev, Tensor Tril, Module<Tensor, Tensor> GlimpseEncoder, Generator? Generator);
+
+    /// <summary>
+    /// §2.3 steps 2–5 for slot <paramref name="k"/>, after the slot <paramref name="before"/> (zeros for the first):
+    /// the RNN carried across slots, where, what, presence. Returns the slot and the RNN's new state.
+    /// </summary>
+    (SlotSample Slot, Tensor Rnn) Slot(FrameInputs frame, int k, Tensor feature, Tensor? mask,
+                                       (Tensor What, Tensor Where, Tensor Presence) before, Tensor s)
+    {
+        var (x, prev, tril, glimpseEncoder, generator) = frame;
+        int d = c.NWhat;
+        var hk = prev.Temporal.select(1, k);
+        var whatP = prev.What.select(1, k);
+        var whereP = prev.Where.select(1, k);
+        var presP = prev.Presence.narrow(1, k, 1);
+
+        s = rnn.call(cat([feature, before.What, before.Where, before.Presence, whatP, whereP, presP, hk], -1), s);
+
+        // where ~ N(where_{t−1} + loc, L Lᵀ), L = diag(scale) + scale ⊙ strict-lower(M)
+        var (locDelta, scaleLogit) = transform.call(cat([s, whereP, hk], -1));
+        var loc = whereP.Plus(locDelta);
+        var scale = PositiveScale(scaleLogit.sub(Kept(1.0)));
+        var eps = StandardNormal(loc, generator);
+        var where = loc.addcmul(scale, eps.Plus(eps.matmul(tril)), Kept(1.0));
+
+        var glimpse = SpatialTransformer.Extract(x, Boxes.Windows(where, c.ShiftRange), c.GlimpseSize);
+        if (mask is not null) glimpse = glimpse * mask;
+        var enc = glimpseEncoder.call(glimpse).split([d, d], -1);
+        var encLoc = enc[0];
+        var encScale = PositiveScale(enc[1]);
+
+        var hNew = temporal.call(cat([s, where, encLoc, encScale], -1), hk);
+        var tStats = what_temporal.call(hNew).split([d, d], -1);
+        var tScale = PositiveScale(tStats[1]);
+        // forget, input and temporal gates, kept below 1 so that 1 − gate never vanishes
+        var gate = gates.call(hNew).sigmoid().mul(Kept(GateCeiling)).split([d, d, d], -1);
+        Tensor forget = gate[0], oneMinusInput = gate[1].OneMinus(), oneMinusTemporal = gate[2].OneMinus();
+        var whatLoc = (forget * whatP).addcmul(oneMinusInput, encLoc, Kept(1.0)).addcmul(oneMinusTemporal, tStats[0], Kept(1.0));
+        var whatScale = (oneMinusInput * encScale).addcmul(oneMinusTemporal, tScale, Kept(1.0));
+        var whatEps = StandardNormal(whatLoc, generator);
+        var what = whatLoc.addcmul(whatScale, whatEps, Kept(1.0));
+
+        var logit = GateLogits(presence.call(cat([s, hNew, what], -1)), presP);
+        Tensor z;
+        using (no_grad()) z = bernoulli(logit.sigmoid(), generator);
+        return (new SlotSample(what, where, z * presP, logit, hNew, eps, scale, whatEps, whatScale), s);
+    }
+
+    /// <summary>
+    /// The slots of t, and log q, log p and log q of the presences summed over slots [R]: what and
+    /// where count for objects present at t, presence for objects present at t − 1.
+    /// </summary>
+    (ObjectSlots Slots, StepTerms Terms, Tensor PriorPresenceLogit) Densities(ObjectSlots prev, SlotSample[] slots)
+    {
+        Tensor All(Func<SlotSample, Tensor> field) => stack(slots.Select(field).ToArray(), 1);
+        var prior = Prior(prev);
+        var present = cat(slots.Select(v => v.Presence).ToArray(), 1);                   // [R, N]
+        var presenceLogits = cat(slots.Select(v => v.Logit).ToArray(), 1);
+        var whatAll = All(v => v.What);
+        var whereAll = All(v => v.Where);
         var logqPresence = BernoulliLogProb(present, presenceLogits) * prev.Presence;
-        var logqCont = NoiseLogProb(stack(whereNoise, 1), stack(whereScale, 1)).sum(-1).Plus(NoiseLogProb(stack(whatNoise, 1), stack(whatScales, 1)).sum(-1));
-        var logpCont = NormalLogProb(whereAll, prior.WhereLoc, prior.WhereScale).sum(-1).Plus(NormalLogProb(whatAll, prior.WhatLoc, prior.WhatScale).sum(-1));
+        var logqCont = NoiseLogProb(All(v => v.WhereNoise), All(v => v.WhereScale)).sum(-1)
+            .Plus(NoiseLogProb(All(v => v.WhatNoise), All(v => v.WhatScale)).sum(-1));
+        var logpCont = NormalLogProb(whereAll, prior.WhereLoc, prior.WhereScale).sum(-1)
+            .Plus(NormalLogProb(whatAll, prior.WhatLoc, prior.WhatScale).sum(-1));
         var logpPresence = BernoulliLogProb(present, prior.PresenceLogit) * prev.Presence;
         var logq = (present * logqCont).Plus(logqPresence).sum(1);
         var logp = (present * logpCont).Plus(logpPresence).sum(1);
 
         var ids = prev.Ids.masked_fill(present.lt(Kept(0.5)), Kept(-1L));
-        var slots = new ObjectSlots(whatAll, whereAll, present, presenceLogits.sigmoid(), ids, stack(temporalState, 1), prior.State);
-        return (slots, new StepTerms(logq, logp, logqPresence.sum(1)), prior.PresenceLogit);
+        var next = new ObjectSlots(whatAll, whereAll, present, presenceLogits.sigmoid(), ids, All(v => v.Temporal), prior.State);
+        return (next, new StepTerms(logq, logp, logqPresence.sum(1)), prior.PresenceLogit);
     }
 
     /// <summary>The learned correction of where_{t−1} before the first glimpse is scaled down (the original's 0.1) so it starts small.</summary>
