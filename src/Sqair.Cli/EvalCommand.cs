@@ -36,6 +36,7 @@ static class EvalCommand
             var split = r.GetValue(DataFile) is { } dataPath ? Path.GetFileNameWithoutExtension(dataPath) : r.GetValue(CommonOptions.Split)!;
             long n = Math.Min(r.GetValue(Count) ?? data.Count!.Value, data.Count!.Value);
             var inference = CommonOptions.Inference(r);
+            MemoryEstimate.Check(model.Config, Math.Min(r.GetValue(batch), n), inference.K, data.Config.SeqLen, MemoryEstimate.AvailableBytes(), "--batch-size");
             EvaluationReport report = null!;
             Cli.ModelProgress().Start(ctx =>
             {

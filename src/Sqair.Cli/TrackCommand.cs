@@ -63,6 +63,9 @@ static class TrackCommand
             var (batches, names, scale, totalFrames) = Directory.Exists(path) ? FolderInput(path, model.Config) : FileInput(path, model.Config, r.GetValue(count), r.GetValue(batch));
             ulong seed = r.GetValue(CommonOptions.Seed);
             var inference = CommonOptions.Inference(r);
+            // a folder is one sequence; the stream holds --lag frames and the one being inferred
+            MemoryEstimate.Check(model.Config, Directory.Exists(path) ? 1 : r.GetValue(batch), inference.K, r.GetValue(lag) + 1,
+                                 MemoryEstimate.AvailableBytes(), "--batch-size");
             var prefix = r.GetValue(output)!;
             bool mot = Enum.Parse<TrackFormat>(r.GetValue(format)!, ignoreCase: true) == TrackFormat.Mot;
             if (mot) CheckMotFolder(prefix + MotSuffix);

@@ -323,6 +323,13 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     public static SqairConfig FromJsonFile(string path, SqairConfig? baseConfig = null) =>
         (baseConfig ?? new SqairConfig()).With(ReadOverrides(path), path);
 
+    /// <summary>
+    /// Upper bounds that stop an absurd value before it allocates gigabytes (issue 20, 7): objects are
+    /// inferred one slot after another, and the paper's scenes hold 3–5; particles multiply every
+    /// tensor of a step, and the paper trains with 5.
+    /// </summary>
+    public const int MaxMaxObjects = 64, MaxKParticles = 1000;
+
     /// <summary>Checks every key; an error names the key, its value, what is allowed and <paramref name="source"/>.</summary>
     public void Validate(string source = "config")
     {
@@ -333,7 +340,7 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         foreach (var (key, prop) in Keys)
             if (prop.PropertyType == typeof(double) && !double.IsFinite((double)prop.GetValue(this)!))
                 Check(false, key, prop.GetValue(this)!, "must be a finite number");
-        Check(MaxObjects >= 1, "max_objects", MaxObjects, "must be at least 1");
+        Check(MaxObjects is >= 1 and <= MaxMaxObjects, "max_objects", MaxObjects, $"must be in 1..{MaxMaxObjects}");
         Check(ImgSize >= 8, "img_size", ImgSize, "must be at least 8");
         Check(Channels is 1 or 3, "channels", Channels, "must be 1 or 3");
         Check(GlimpseSize >= 4 && GlimpseSize <= ImgSize, "glimpse_size", GlimpseSize, $"must be in 4..img_size ({ImgSize})");
@@ -346,7 +353,7 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         Check(RejectIoU is >= 0 and < 1, "reject_iou", RejectIoU, "must be in [0, 1) (0: off)");
         Check(DiscDropout is >= 0 and < 1, "disc_dropout", DiscDropout, "must be in [0, 1) (0: off)");
         Check(DigitScale is > 0 and <= 4, "digit_scale", DigitScale, "must be in (0, 4]");
-        Check(KParticles >= 1, "k_particles", KParticles, "must be at least 1");
+        Check(KParticles is >= 1 and <= MaxKParticles, "k_particles", KParticles, $"must be in 1..{MaxKParticles}");
         Check(SeqLen >= 1, "seq_len", SeqLen, "must be at least 1");
         Check(MaxDigits >= MinDigits && MinDigits >= 0, "max_digits", MaxDigits, "must be at least min_digits ≥ 0");
         Check(TrainSize >= BatchSize, "train_size", TrainSize, "must be at least batch_size");

@@ -23,6 +23,12 @@ public class ConfigTests
         Assert.Contains("output_std", e.Message);
         e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["model=cnn"]));
         Assert.Contains("model", e.Message);
+        // absurd sizes stop before they allocate (issue 20, 7); the bounds themselves are allowed
+        e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["max_objects=1000000"]));
+        Assert.Contains("max_objects", e.Message);
+        e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["k_particles=100000"]));
+        Assert.Contains("k_particles", e.Message);
+        Assert.Equal(64, new SqairConfig().With(["max_objects=64"]).MaxObjects);
     }
 
     [Fact]
