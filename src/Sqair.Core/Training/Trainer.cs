@@ -180,13 +180,14 @@ public sealed class Trainer : IDisposable
         finally { Dispose(); }
     }
 
+    /// <summary>The flat training loop: a step, its bookkeeping, the work due at this iteration, the progress line.</summary>
     TrainOutcome Loop(Action<TrainProgress>? onIteration, CancellationToken stop)
     {
         var c = Config;
         var clock = Stopwatch.StartNew();
-        var window = new BatchMetrics();
-        double windowLoss = 0, windowGradNorm = 0, rate = 0;
-        int windowSteps = 0, badSteps = 0;
+        var window = new TrainWindow();
+        double rate = 0;
+        int badSteps = 0;
         IReadOnlyDictionary<string, double>? logged = null;
         long lastTick = Stopwatch.GetTimestamp();
         Model.train();
@@ -203,35 +204,7 @@ public sealed class Trainer : IDisposable
 
             int seqLen = c.SeqLenAt(Iteration);
             double lr = c.LearningRateAt(Iteration);
-            string? failure = null;
-            try
-            {
-                using var scope = NewDisposeScope();
-                using var batch = train.Get(Iteration, seqLen);
-                var (lossValue, output) = step.Run(batch.Frames, c.KParticles, c.Seed, Iteration);
-                double gradNorm = double.IsFinite(lossValue) ? GradNorm() : double.NaN;
-                if (!double.IsFinite(lossValue) || !double.IsFinite(gradNorm))
-                    failure = $"non-finite {(double.IsFinite(lossValue) ? "gradient" : "loss")}";
-                else
-                {
-                    if (c.ClipGradNorm > 0 && gradNorm > c.ClipGradNorm)
-                        using (no_grad())
-                        using (var factor = (c.ClipGradNorm / gradNorm).ToScalar())
-                            foreach (var (_, p) in trainable) p.grad?.mul_(factor);
-                    optimizer.Step(lr);
-                    window += BatchMetrics.Of(output, batch);
-                    windowLoss += lossValue;
-                    windowGradNorm += gradNorm;
-                    windowSteps++;
-                }
-            }
-            catch (ExternalException e)
-            {
-                // A guard, not a fix: the known cause, TorchSharp's finalizer-freed scalars, is
-                // banned from our code (KeptScalars.cs). Should libtorch still fail in a step, the
-                // step is lost, not the run: it is skipped like a non-finite one.
-                failure = $"libtorch error ({e.Message.Split('\n')[0].Trim()})";
-            }
+            string? failure = Step(seqLen, lr, window);
             Model.zero_grad();
             Iteration++;
             if (failure is not null)
@@ -250,21 +223,11 @@ public sealed class Trainer : IDisposable
                 rate = rate == 0 ? 1 / seconds : 0.95 * rate + 0.05 / seconds;
             }
 
-            if ((Iteration % c.LogItr == 0 || Iteration == c.MaxTrainIter) && windowSteps > 0)
+            if ((Iteration % c.LogItr == 0 || Iteration == c.MaxTrainIter) && window.Steps > 0)
             {
-                var means = new Dictionary<string, double>(window.Means())
-                {
-                    ["loss"] = windowLoss / windowSteps,
-                    ["grad_norm"] = windowGradNorm / windowSteps,
-                    ["lr"] = lr,
-                    ["seq_len"] = seqLen,
-                    ["iterations_per_second"] = rate,
-                };
-                Record("train", means);
-                logged = means;
-                window = new BatchMetrics();
-                windowLoss = windowGradNorm = 0;
-                windowSteps = 0;
+                logged = window.Means(lr, seqLen, rate);
+                Record("train", logged);
+                window = new TrainWindow();
             }
             // Due work is done even after a skipped step: the parameters are those of the last good one.
             if (Iteration % c.EvalItr == 0 && valid is not null) Safely("evaluation", () => Evaluate());
@@ -272,12 +235,74 @@ public sealed class Trainer : IDisposable
             if (Iteration % c.CkptItr == 0) SaveCheckpoint();
 
             // The progress line shows the running window, or the last logged one just after a log.
-            var shown = windowSteps > 0 ? new Dictionary<string, double>(window.Means()) { ["loss"] = windowLoss / windowSteps } : logged;
+            var shown = window.Steps > 0 ? window.Means(lr, seqLen, rate) : logged;
             onIteration?.Invoke(new TrainProgress(Iteration, c.MaxTrainIter, seqLen, shown?["loss"] ?? double.NaN,
                 shown?["iwae"] ?? double.NaN, shown?["count_acc_visible"] ?? double.NaN, rate,
                 TimeLeft(c.MaxTrainIter - Iteration, rate, c.TimeLimitMin, clock.Elapsed), lr));
         }
         return End(TrainOutcome.Completed, $"finished {Iteration} iterations");
+    }
+
+    /// <summary>
+    /// One training step at <paramref name="seqLen"/> frames and rate <paramref name="lr"/>: gradient,
+    /// clipping, the optimiser's step, the batch's measures into <paramref name="window"/>. Returns why
+    /// the step was skipped, or null: a non-finite loss or gradient leaves the parameters as they were.
+    /// </summary>
+    string? Step(int seqLen, double lr, TrainWindow window)
+    {
+        var c = Config;
+        try
+        {
+            using var scope = NewDisposeScope();
+            using var batch = train.Get(Iteration, seqLen);
+            var (lossValue, output) = step.Run(batch.Frames, c.KParticles, c.Seed, Iteration);
+            double gradNorm = double.IsFinite(lossValue) ? GradNorm() : double.NaN;
+            if (!double.IsFinite(lossValue) || !double.IsFinite(gradNorm))
+                return $"non-finite {(double.IsFinite(lossValue) ? "gradient" : "loss")}";
+            if (c.ClipGradNorm > 0 && gradNorm > c.ClipGradNorm)
+                using (no_grad())
+                using (var factor = (c.ClipGradNorm / gradNorm).ToScalar())
+                    foreach (var (_, p) in trainable) p.grad?.mul_(factor);
+            optimizer.Step(lr);
+            window.Add(BatchMetrics.Of(output, batch), lossValue, gradNorm);
+            return null;
+        }
+        catch (ExternalException e)
+        {
+            // A guard, not a fix: the known cause, TorchSharp's finalizer-freed scalars, is
+            // banned from our code (KeptScalars.cs). Should libtorch still fail in a step, the
+            // step is lost, not the run: it is skipped like a non-finite one.
+            return $"libtorch error ({e.Message.Split('\n')[0].Trim()})";
+        }
+    }
+
+    /// <summary>The training measures summed since the last log line, and their means for the log and the progress line.</summary>
+    sealed class TrainWindow
+    {
+        BatchMetrics metrics = new();
+        double loss, gradNorm;
+
+        /// <summary>Steps summed (skipped steps are not).</summary>
+        public int Steps { get; private set; }
+
+        public void Add(BatchMetrics batch, double stepLoss, double stepGradNorm)
+        {
+            metrics += batch;
+            loss += stepLoss;
+            gradNorm += stepGradNorm;
+            Steps++;
+        }
+
+        /// <summary>The means of the window, with the step's rate, length and speed.</summary>
+        public Dictionary<string, double> Means(double lr, int seqLen, double iterationsPerSecond) =>
+            new(metrics.Means())
+            {
+                ["loss"] = loss / Steps,
+                ["grad_norm"] = gradNorm / Steps,
+                ["lr"] = lr,
+                ["seq_len"] = seqLen,
+                ["iterations_per_second"] = iterationsPerSecond,
+            };
     }
 
     /// <summary>
