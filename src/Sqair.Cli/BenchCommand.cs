@@ -6,21 +6,40 @@ using Sqair.Training;
 
 namespace Sqair.Cli;
 
-/// <summary><c>sqair bench train</c>: iterations per second, time per phase, memory and FLOPs of a config; <c>sqair bench eval</c>: inference speed.</summary>
+/// <summary>
+/// <c>sqair bench train</c>: iterations per second, time per phase, memory and FLOPs of a config;
+/// <c>sqair bench eval</c>: inference speed.
+/// </summary>
 static class BenchCommand
 {
     public static Command Build()
     {
         var bench = new Command("bench", "Benchmarks");
         // Not --seq-len: beside the config key --seq_len that would be two spellings of two meanings.
-        var seqLen = CommonOptions.AtLeast(1, new Option<int?>("--timed-len") { Description = "Frames per timed sequence (default: the config's seq_len)" });
-        var warmup = CommonOptions.AtLeast(0, new Option<int>("--warmup") { Description = "Untimed iterations first", DefaultValueFactory = _ => 3 });
-        var iterations = CommonOptions.AtLeast(1, new Option<int>("--iterations") { Description = "Timed iterations", DefaultValueFactory = _ => 20 });
-        var synthetic = new Option<bool>("--synthetic") { Description = "Random digit-sized blobs instead of MNIST (no download)" };
+        var seqLen = CommonOptions.AtLeast(1, new Option<int?>("--timed-len")
+        {
+            Description = "Frames per timed sequence (default: the config's seq_len)",
+        });
+        var warmup = CommonOptions.AtLeast(0, new Option<int>("--warmup")
+        {
+            Description = "Untimed iterations first",
+            DefaultValueFactory = _ => 3,
+        });
+        var iterations = CommonOptions.AtLeast(1, new Option<int>("--iterations")
+        {
+            Description = "Timed iterations",
+            DefaultValueFactory = _ => 20,
+        });
+        var synthetic = new Option<bool>("--synthetic")
+        {
+            Description = "Random digit-sized blobs instead of MNIST (no download)",
+        };
         var json = new Option<string?>("--json") { Description = "Also write the result as JSON to this file" };
         var train = new Command("train", "Time training iterations of a config (forward, backward, optimiser step)")
         {
-            seqLen, warmup, iterations, synthetic, json, CommonOptions.Device, CommonOptions.Threads, CommonOptions.Shards, CommonOptions.Cache, CommonOptions.MnistDir,
+            seqLen, warmup, iterations, synthetic, json,
+            CommonOptions.Device, CommonOptions.Threads, CommonOptions.Shards,
+            CommonOptions.Cache, CommonOptions.MnistDir,
         };
         ConfigOptions.AddTo(train);
         train.SetAction(r =>
@@ -29,21 +48,28 @@ static class BenchCommand
             var device = CommonOptions.DeviceFrom(r);
             var source = Source(r, config, synthetic);
             int len = r.GetValue(seqLen) ?? config.SeqLen;
-            // No spinner: an animation thread allocating while libtorch runs is exactly what TorchSharp's scalar finalizer race needs.
-            AnsiConsole.MarkupLine($"[grey]timing {r.GetValue(iterations)} iterations at T = {len}, batch {config.BatchSize}, K = {config.KParticles}…[/]");
-            var result = Bench.Train(config, source, len, r.GetValue(warmup), r.GetValue(iterations), device, r.GetValue(CommonOptions.Shards));
+            // No spinner: an animation thread allocating while libtorch runs is exactly what
+            // TorchSharp's scalar finalizer race needs.
+            AnsiConsole.MarkupLine($"[grey]timing {r.GetValue(iterations)} iterations at T = {len}, " +
+                                   $"batch {config.BatchSize}, K = {config.KParticles}…[/]");
+            var result = Bench.Train(config, source, len, r.GetValue(warmup), r.GetValue(iterations), device,
+                                     r.GetValue(CommonOptions.Shards));
 
             var table = new Table().AddColumns("measure", "value");
-            table.AddRow("model", $"{config.Model.ToString().ToLowerInvariant()}, T = {len}, batch {config.BatchSize}, K = {config.KParticles}");
+            table.AddRow("model", $"{config.Model.ToString().ToLowerInvariant()}, T = {len}, " +
+                                  $"batch {config.BatchSize}, K = {config.KParticles}");
             table.AddRow("threads / shards / device", $"{result.Threads} / {result.Shards} / {result.Device}");
             table.AddRow("iterations/s", $"{result.IterationsPerSecond:F3}");
-            table.AddRow("ms data / forward + backward / step", $"{result.DataMs:F1} / {result.GradientMs:F1} / {result.OptimizerMs:F1}");
-            if (result.Shards == 1) table.AddRow("ms forward / backward", $"{result.ForwardMs:F1} / {result.BackwardMs:F1}");
+            table.AddRow("ms data / forward + backward / step",
+                         $"{result.DataMs:F1} / {result.GradientMs:F1} / {result.OptimizerMs:F1}");
+            if (result.Shards == 1)
+                table.AddRow("ms forward / backward", $"{result.ForwardMs:F1} / {result.BackwardMs:F1}");
             table.AddRow("peak memory (RSS)", $"{result.PeakRssMb:N0} MB");
             table.AddRow("GFLOP per iteration (fwd + 2×fwd for bwd)", $"{result.GflopsPerIteration:F2}");
             table.AddRow("achieved GFLOP/s", $"{result.AchievedGflopsPerSecond:F1}");
             table.AddRow("ops: forward + loss (tensors made)", $"{result.ForwardOps:N0}");
-            foreach (var (module, count) in result.ParametersPerModule) table.AddRow($"parameters: {module}", $"{count:N0}");
+            foreach (var (module, count) in result.ParametersPerModule)
+                table.AddRow($"parameters: {module}", $"{count:N0}");
             table.AddRow("parameters: total", $"{result.ParametersPerModule.Values.Sum():N0}");
             AnsiConsole.Write(table);
             if (r.GetValue(json) is { } path)
@@ -52,10 +78,16 @@ static class BenchCommand
         });
         bench.Subcommands.Add(train);
 
-        var count = CommonOptions.AtLeast(1L, new Option<long>("--count") { Description = "Sequences to evaluate and track", DefaultValueFactory = _ => 1000 });
-        var inference = new Command("eval", "Time sqair eval (all measures, K particles) and sqair track (K = 1) on a config's model")
+        var count = CommonOptions.AtLeast(1L, new Option<long>("--count")
         {
-            count, CommonOptions.K, synthetic, json, CommonOptions.Device, CommonOptions.Threads, CommonOptions.Cache, CommonOptions.MnistDir,
+            Description = "Sequences to evaluate and track",
+            DefaultValueFactory = _ => 1000,
+        });
+        var inference = new Command("eval", "Time sqair eval (all measures, K particles) and sqair track (K = 1) " +
+                                            "on a config's model")
+        {
+            count, CommonOptions.K, synthetic, json,
+            CommonOptions.Device, CommonOptions.Threads, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         ConfigOptions.AddTo(inference);
         inference.SetAction(r =>
@@ -82,13 +114,16 @@ static class BenchCommand
         return bench;
     }
 
-    /// <summary>The sequences a bench runs on: digit-sized blobs (no download) or MNIST digits, generated on the fly.</summary>
+    /// <summary>
+    /// The sequences a bench runs on: digit-sized blobs (no download) or MNIST digits, generated on the fly.
+    /// </summary>
     static GeneratedSource Source(ParseResult r, Model.SqairConfig config, Option<bool> synthetic)
     {
         var dataConfig = config.DataConfig();
         var templates = r.GetValue(synthetic)
             ? MovingMnist.SyntheticTemplates(MovingMnist.SyntheticPoolSize, 0)
-            : MovingMnist.BuildPool(Mnist.LoadSplit(Cli.EnsureMnist(r), train: true), Pool.Train, dataConfig.DigitScale);
+            : MovingMnist.BuildPool(Mnist.LoadSplit(Cli.EnsureMnist(r), train: true), Pool.Train,
+                                    dataConfig.DigitScale);
         return new GeneratedSource(new MovingMnist(dataConfig, templates, config.DataSeed));
     }
 }

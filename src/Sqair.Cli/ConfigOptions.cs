@@ -16,11 +16,18 @@ static class ConfigOptions
         Description = $"Starting config: {string.Join(", ", Presets.All.Keys)}",
         DefaultValueFactory = _ => "cpu",
     }, [.. Presets.All.Keys]);
-    public static readonly Option<string?> ConfigFile = new("--config") { Description = "JSON file of config keys applied on top of the preset" };
+    public static readonly Option<string?> ConfigFile = new("--config")
+    {
+        Description = "JSON file of config keys applied on top of the preset",
+    };
 
     /// <summary>One string option per config key, so "--learning_rate 3e-4" works like the original's flags.</summary>
     static readonly Dictionary<string, Option<string?>> KeyOptions =
-        SqairConfig.Keys.Keys.ToDictionary(k => k, k => new Option<string?>($"--{k}") { Description = $"config key {k}", HelpName = "value" });
+        SqairConfig.Keys.Keys.ToDictionary(k => k, k => new Option<string?>($"--{k}")
+        {
+            Description = $"config key {k}",
+            HelpName = "value",
+        });
 
     /// <summary>--preset, --config and one option per config key.</summary>
     public static void AddTo(Command command)

@@ -10,20 +10,33 @@ using TorchSharp;
 
 namespace Sqair.Cli;
 
-/// <summary><c>sqair eval</c>: every docs/design.md §5 measurement of a checkpoint on the validation or test set.</summary>
+/// <summary>
+/// <c>sqair eval</c>: every docs/design.md §5 measurement of a checkpoint on the validation or test set.
+/// </summary>
 static class EvalCommand
 {
-    static readonly Option<long?> Count = CommonOptions.AtLeast(1L, new Option<long?>("--count") { Description = "Evaluate the first N sequences (default: the whole set)" });
+    static readonly Option<long?> Count = CommonOptions.AtLeast(1L, new Option<long?>("--count")
+    {
+        Description = "Evaluate the first N sequences (default: the whole set)",
+    });
 
-    static readonly Option<string?> DataFile = new("--data") { Description = "Evaluate on this dataset file (any length, digit count or scale) instead of a split" };
+    static readonly Option<string?> DataFile = new("--data")
+    {
+        Description = "Evaluate on this dataset file (any length, digit count or scale) instead of a split",
+    };
 
     public static Command Build()
     {
         var batch = CommonOptions.BatchSize(50);
-        var json = new Option<string?>("--json") { Description = "Where to write the JSON report (default: eval-<split>-<step>.json beside the checkpoint)" };
-        var eval = new Command("eval", "Measure a checkpoint: IWAE bound, ELBO, log p(x|z), KL, ESS, MSE, count accuracy, MOTA/MOTP/IDF1")
+        var json = new Option<string?>("--json")
         {
-            CommonOptions.Checkpoint, CommonOptions.Split, DataFile, Count, CommonOptions.K, CommonOptions.Resample, CommonOptions.RejectIoU, batch, CommonOptions.Seed, json,
+            Description = "Where to write the JSON report (default: eval-<split>-<step>.json beside the checkpoint)",
+        };
+        var eval = new Command("eval", "Measure a checkpoint: IWAE bound, ELBO, log p(x|z), KL, ESS, MSE, " +
+                                       "count accuracy, MOTA/MOTP/IDF1")
+        {
+            CommonOptions.Checkpoint, CommonOptions.Split, DataFile, Count,
+            CommonOptions.K, CommonOptions.Resample, CommonOptions.RejectIoU, batch, CommonOptions.Seed, json,
             CommonOptions.Device, CommonOptions.Threads, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         eval.SetAction(r =>
@@ -32,29 +45,48 @@ static class EvalCommand
             var checkpoint = CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!);
             var (model, iteration) = Checkpoint.LoadModel(checkpoint, device);
             var path = checkpoint.Path;
-            using var data = Cli.ModelData(r, DataFile, model.Config, r.GetValue(CommonOptions.Split)!, r.GetValue(Count));
-            var split = r.GetValue(DataFile) is { } dataPath ? Path.GetFileNameWithoutExtension(dataPath) : r.GetValue(CommonOptions.Split)!;
+            using var data = Cli.ModelData(r, DataFile, model.Config, r.GetValue(CommonOptions.Split)!,
+                                           r.GetValue(Count));
+            var split = r.GetValue(DataFile) is { } dataPath
+                ? Path.GetFileNameWithoutExtension(dataPath)
+                : r.GetValue(CommonOptions.Split)!;
             long n = Math.Min(r.GetValue(Count) ?? data.Count!.Value, data.Count!.Value);
             var inference = CommonOptions.Inference(r);
-            MemoryEstimate.Check(model.Config, Math.Min(r.GetValue(batch), n), inference.K, data.Config.SeqLen, MemoryEstimate.AvailableBytes(), "--batch-size");
+            MemoryEstimate.Check(model.Config, Math.Min(r.GetValue(batch), n), inference.K, data.Config.SeqLen,
+                                 MemoryEstimate.AvailableBytes(), "--batch-size");
             EvaluationReport report = null!;
             Cli.ModelProgress().Start(ctx =>
             {
-                var task = ctx.AddTask($"{split}, {n} sequences, K = {inference.K}, resampling {inference.Resampling.ToString().ToLowerInvariant()}", maxValue: n);
-                report = Evaluator.Run(model, data, n, inference, r.GetValue(batch), device, done => { Cli.Stopping.ThrowIfCancellationRequested(); task.Value = done; ctx.Refresh(); }, r.GetValue(CommonOptions.Seed));
+                var task = ctx.AddTask($"{split}, {n} sequences, K = {inference.K}, " +
+                                       $"resampling {inference.Resampling.ToString().ToLowerInvariant()}", maxValue: n);
+                report = Evaluator.Run(model, data, n, inference, r.GetValue(batch), device, done =>
+                {
+                    Cli.Stopping.ThrowIfCancellationRequested();
+                    task.Value = done;
+                    ctx.Refresh();
+                }, r.GetValue(CommonOptions.Seed));
             });
 
             var flat = report.Flat();
-            var table = new Table().Title($"{Path.GetFileName(path)} (iteration {iteration}) on {split}").AddColumns("measure", "value");
+            var table = new Table()
+                .Title($"{Path.GetFileName(path)} (iteration {iteration}) on {split}")
+                .AddColumns("measure", "value");
             foreach (var (key, value) in flat) table.AddRow(key, value.ToString("G6", CultureInfo.InvariantCulture));
             if (!report.HasTruth) table.AddRow("count accuracy, tracking", "absent: the data has no ground truth");
             AnsiConsole.Write(table);
-            var output = r.GetValue(json) ?? Path.Combine(Path.GetDirectoryName(path)!, $"eval-{split}-{iteration:D9}.json");
+            var output = r.GetValue(json)
+                ?? Path.Combine(Path.GetDirectoryName(path)!, $"eval-{split}-{iteration:D9}.json");
             var doc = new Dictionary<string, object>
             {
-                ["checkpoint"] = Path.GetFullPath(path), ["iteration"] = iteration, ["split"] = split, ["data"] = data.Path, ["ground_truth"] = report.HasTruth, ["k"] = inference.K, ["resample"] = inference.Resampling.ToString().ToLowerInvariant(), ["reject_iou"] = inference.RejectIoU ?? model.Config.RejectIoU, ["seed"] = r.GetValue(CommonOptions.Seed),
-                // JSON has no NaN: an undefined measure (MOTP without a match) is null, not the string "NaN" (issue 20, 15).
-                ["metrics"] = flat.ToDictionary(kv => kv.Key, kv => double.IsFinite(kv.Value) ? (object?)kv.Value : null),
+                ["checkpoint"] = Path.GetFullPath(path), ["iteration"] = iteration,
+                ["split"] = split, ["data"] = data.Path, ["ground_truth"] = report.HasTruth,
+                ["k"] = inference.K, ["resample"] = inference.Resampling.ToString().ToLowerInvariant(),
+                ["reject_iou"] = inference.RejectIoU ?? model.Config.RejectIoU,
+                ["seed"] = r.GetValue(CommonOptions.Seed),
+                // JSON has no NaN: an undefined measure (MOTP without a match) is null, not the string
+                // "NaN" (issue 20, 15).
+                ["metrics"] = flat.ToDictionary(kv => kv.Key,
+                                                kv => double.IsFinite(kv.Value) ? (object?)kv.Value : null),
             };
             Cli.WriteJson(output, doc);
             Console.WriteLine(Path.GetFullPath(output));

@@ -13,7 +13,9 @@ static class ExitCodes
     public const int Usage = 2;
     /// <summary>Training stopped because its steps kept failing (non-finite loss or gradient).</summary>
     public const int Diverged = 3;
-    /// <summary>Stopped by SIGINT or SIGTERM after saving what there was to save (128 + SIGINT, the shell's convention).</summary>
+    /// <summary>
+    /// Stopped by SIGINT or SIGTERM after saving what there was to save (128 + SIGINT, the shell's convention).
+    /// </summary>
     public const int Interrupted = 130;
 
     /// <summary>
@@ -42,5 +44,7 @@ static class ExitCodes
         $"out of memory ({detail}); try a smaller --batch-size (or batch_size / k_particles when training)";
 }
 
-/// <summary>An error in what the user asked for (bad option, missing file): printed without a stack trace, exit 2.</summary>
+/// <summary>
+/// An error in what the user asked for (bad option, missing file): printed without a stack trace, exit 2.
+/// </summary>
 sealed class UserError(string message) : Exception(message);

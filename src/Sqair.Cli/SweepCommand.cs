@@ -12,29 +12,73 @@ namespace Sqair.Cli;
 /// </summary>
 static class SweepCommand
 {
-    static readonly Argument<string> Dir = new("dir") { Description = "Sweep folder: sweep.json, one run folder per arm and seed, sweep.csv, sweep.md, plots/" };
+    static readonly Argument<string> Dir = new("dir")
+    {
+        Description = "Sweep folder: sweep.json, one run folder per arm and seed, sweep.csv, sweep.md, plots/",
+    };
     static readonly Option<string[]> Arms = new("--arm")
     {
         Description = "An arm: name:key=value,key=value (or key=value,… named by its changes); repeat for more arms",
         AllowMultipleArgumentsPerToken = false,
     };
-    static readonly Option<string[]> Grids = new("--grid") { Description = "key=v1,v2,…: one arm per value; repeat for more keys (each varied alone)" };
-    static readonly Option<string[]> Sets = new("--set") { Description = "key=value applied to every arm (the base), e.g. --set curriculum_start=6" };
-    static readonly Option<bool> NoBase = new("--no-base") { Description = "Do not add the base config as an arm of its own (added first by default)" };
-    static readonly Option<ulong[]> Seeds = new("--seeds") { Description = "Seeds of every arm [default: 1 2]", AllowMultipleArgumentsPerToken = true };
-    static readonly Option<long?> Iterations = CommonOptions.AtLeast(1L, new Option<long?>("--iterations") { Description = "Budget: iterations per arm and seed" });
-    static readonly Option<double?> Minutes = new("--minutes") { Description = "Budget: minutes per arm and seed (wall time; an interrupted task starts again)" };
-    static readonly Option<string?> Init = new("--init") { Description = "Continue a checkpoint's parameters in every arm (config key init)" };
+    static readonly Option<string[]> Grids = new("--grid")
+    {
+        Description = "key=v1,v2,…: one arm per value; repeat for more keys (each varied alone)",
+    };
+    static readonly Option<string[]> Sets = new("--set")
+    {
+        Description = "key=value applied to every arm (the base), e.g. --set curriculum_start=6",
+    };
+    static readonly Option<bool> NoBase = new("--no-base")
+    {
+        Description = "Do not add the base config as an arm of its own (added first by default)",
+    };
+    static readonly Option<ulong[]> Seeds = new("--seeds")
+    {
+        Description = "Seeds of every arm [default: 1 2]",
+        AllowMultipleArgumentsPerToken = true,
+    };
+    static readonly Option<long?> Iterations = CommonOptions.AtLeast(1L, new Option<long?>("--iterations")
+    {
+        Description = "Budget: iterations per arm and seed",
+    });
+    static readonly Option<double?> Minutes = new("--minutes")
+    {
+        Description = "Budget: minutes per arm and seed (wall time; an interrupted task starts again)",
+    };
+    static readonly Option<string?> Init = new("--init")
+    {
+        Description = "Continue a checkpoint's parameters in every arm (config key init)",
+    };
     static readonly Option<long?> EvalEvery = CommonOptions.AtLeast(1L, new Option<long?>("--eval-every")
-    { Description = "Measure on validation every this many iterations (default: a quarter of --iterations; 500 with --minutes)" });
+    {
+        Description = "Measure on validation every this many iterations " +
+                      "(default: a quarter of --iterations; 500 with --minutes)",
+    });
     static readonly Option<int> EvalCount = CommonOptions.AtLeast(1, new Option<int>("--eval-count")
     { Description = "Validation sequences per measurement", DefaultValueFactory = _ => 500 });
     static readonly Option<int> TaskThreads = CommonOptions.ThreadCount(1, "libtorch threads per task [default: 1]");
-    static readonly Option<int?> Parallel = CommonOptions.AtLeast(1, new Option<int?>("--parallel") { Description = "Tasks at once (default: cores / --threads)" });
-    static readonly Option<int?> Task = CommonOptions.AtLeast(0, new Option<int?>("--task") { Description = "Run only task N of the sweep in this process (what each task's process and a Slurm array task run)" });
-    static readonly Option<bool> Collect = new("--collect") { Description = "Only write the table and plots from the run folders" };
-    static readonly Option<bool> Slurm = new("--slurm") { Description = "Submit the unfinished tasks as one Slurm job array (sbatch) instead of running them here" };
-    static readonly Option<string?> SbatchArgs = new("--sbatch") { Description = "Options passed to sbatch with --slurm, e.g. \"--partition=gpu --time=2:00:00\"" };
+    static readonly Option<int?> Parallel = CommonOptions.AtLeast(1, new Option<int?>("--parallel")
+    {
+        Description = "Tasks at once (default: cores / --threads)",
+    });
+    static readonly Option<int?> Task = CommonOptions.AtLeast(0, new Option<int?>("--task")
+    {
+        Description = "Run only task N of the sweep in this process " +
+                      "(what each task's process and a Slurm array task run)",
+    });
+    static readonly Option<bool> Collect = new("--collect")
+    {
+        Description = "Only write the table and plots from the run folders",
+    };
+    static readonly Option<bool> Slurm = new("--slurm")
+    {
+        Description = "Submit the unfinished tasks as one Slurm job array (sbatch) instead of running them here",
+    };
+    static readonly Option<string?> SbatchArgs = new("--sbatch")
+    {
+        Description = "Options passed to sbatch with --slurm, e.g. \"--partition=gpu --time=2:00:00\"",
+    };
 
     /// <summary>A fraction of the budget between measurements when --eval-every is not given.</summary>
     const int DefaultMeasurements = 4;
@@ -43,9 +87,11 @@ static class SweepCommand
 
     public static Command Build()
     {
-        var sweep = new Command("sweep", "Compare arms of a config fairly: each arm and seed trained on the same budget, measured, tabulated and plotted")
+        var sweep = new Command("sweep", "Compare arms of a config fairly: each arm and seed trained on the same " +
+                                         "budget, measured, tabulated and plotted")
         {
-            Dir, Arms, Grids, Sets, NoBase, Seeds, Iterations, Minutes, Init, ConfigOptions.Preset, EvalEvery, EvalCount, TaskThreads, Parallel, Task, Collect, Slurm, SbatchArgs,
+            Dir, Arms, Grids, Sets, NoBase, Seeds, Iterations, Minutes, Init, ConfigOptions.Preset,
+            EvalEvery, EvalCount, TaskThreads, Parallel, Task, Collect, Slurm, SbatchArgs,
             CommonOptions.Device, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         sweep.SetAction(Run);
@@ -65,8 +111,10 @@ static class SweepCommand
         var command = TaskCommand(r, dir);
         if (r.GetValue(Slurm))
         {
-            Console.WriteLine(SweepSlurm.Submit(spec, dir, command, (r.GetValue(SbatchArgs) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries)));
-            Cli.Log($"job script {Path.Combine(dir, SweepSlurm.ScriptName)}; when the array has finished: sqair sweep {dir} --collect");
+            Console.WriteLine(SweepSlurm.Submit(spec, dir, command,
+                (r.GetValue(SbatchArgs) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries)));
+            Cli.Log($"job script {Path.Combine(dir, SweepSlurm.ScriptName)}; " +
+                    $"when the array has finished: sqair sweep {dir} --collect");
             return ExitCodes.Success;
         }
         Cli.Log($"sweep {dir}: {spec.Arms.Count} arm(s) × {spec.Seeds.Count} seed(s); {spec.Fairness}");
@@ -74,7 +122,8 @@ static class SweepCommand
         Report(spec, dir);
         if (Cli.Stopping.IsCancellationRequested) return ExitCodes.Interrupted;
         if (failed.Count > 0)
-            throw new IOException($"{failed.Count} task(s) failed, first {failed[0].Task.Arm.Name} seed {failed[0].Task.Seed} (exit {failed[0].ExitCode}): " +
+            throw new IOException($"{failed.Count} task(s) failed, first {failed[0].Task.Arm.Name} " +
+                                  $"seed {failed[0].Task.Seed} (exit {failed[0].ExitCode}): " +
                                   $"see {SweepRunner.LogOf(dir, failed[0].Task)}; run the sweep again to retry them");
         return ExitCodes.Success;
     }
@@ -86,15 +135,19 @@ static class SweepCommand
     static SweepSpec SpecFrom(ParseResult r, string dir)
     {
         var saved = SweepSpec.Read(dir);
-        bool described = (r.GetValue(Arms)?.Length ?? 0) + (r.GetValue(Grids)?.Length ?? 0) > 0 || r.GetValue(Iterations) is not null || r.GetValue(Minutes) is not null;
+        bool described = (r.GetValue(Arms)?.Length ?? 0) + (r.GetValue(Grids)?.Length ?? 0) > 0 ||
+                         r.GetValue(Iterations) is not null || r.GetValue(Minutes) is not null;
         if (!described)
-            return saved ?? throw new UserError($"{dir} holds no sweep ({SweepSpec.FileName}); give arms (--arm, --grid) and a budget (--iterations or --minutes)");
+            return saved ?? throw new UserError($"{dir} holds no sweep ({SweepSpec.FileName}); give arms " +
+                                                "(--arm, --grid) and a budget (--iterations or --minutes)");
         var spec = Described(r);
         spec.Validate();
         if (saved is not null)
         {
             if (!saved.SameAs(spec))
-                throw new UserError($"{dir} holds another sweep ({SweepSpec.FileName}); run 'sqair sweep {r.GetValue(Dir)}' alone to resume it, or choose another folder");
+                throw new UserError($"{dir} holds another sweep ({SweepSpec.FileName}); " +
+                                    $"run 'sqair sweep {r.GetValue(Dir)}' alone to resume it, " +
+                                    "or choose another folder");
             return saved;
         }
         if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
@@ -127,7 +180,9 @@ static class SweepCommand
             Seeds = r.GetValue(Seeds) is { Length: > 0 } seeds ? [.. seeds] : [1, 2],
             Iterations = iterations,
             Minutes = r.GetValue(Minutes),
-            EvalEvery = r.GetValue(EvalEvery) ?? (iterations is { } n ? Math.Max(1, (n + DefaultMeasurements - 1) / DefaultMeasurements) : DefaultEvalEveryForMinutes),
+            EvalEvery = r.GetValue(EvalEvery) ?? (iterations is { } n
+                ? Math.Max(1, (n + DefaultMeasurements - 1) / DefaultMeasurements)
+                : DefaultEvalEveryForMinutes),
             EvalCount = r.GetValue(EvalCount),
             Threads = threads,
             Parallel = r.GetValue(Parallel) ?? Math.Max(1, Environment.ProcessorCount / threads),
@@ -140,7 +195,8 @@ static class SweepCommand
     /// </summary>
     static int RunTask(ParseResult r, SweepSpec spec, string dir, int index)
     {
-        if (index >= spec.Tasks.Count) throw new UserError($"--task {index}: the sweep has tasks 0..{spec.Tasks.Count - 1}");
+        if (index >= spec.Tasks.Count)
+            throw new UserError($"--task {index}: the sweep has tasks 0..{spec.Tasks.Count - 1}");
         var task = spec.Tasks[index];
         var runDir = task.RunDir(dir);
         var state = SweepRunner.StateOf(runDir);
@@ -177,10 +233,16 @@ static class SweepCommand
         return words;
     }
 
-    /// <summary>The options a sweep passes on to each task and each task to its training: device, cache, MNIST folder.</summary>
+    /// <summary>
+    /// The options a sweep passes on to each task and each task to its training: device, cache, MNIST folder.
+    /// </summary>
     static List<string> PassedOn(ParseResult r)
     {
-        var words = new List<string> { "--device", r.GetValue(CommonOptions.Device)!, "--cache", r.GetValue(CommonOptions.Cache)! };
+        var words = new List<string>
+        {
+            "--device", r.GetValue(CommonOptions.Device)!,
+            "--cache", r.GetValue(CommonOptions.Cache)!,
+        };
         if (r.GetValue(CommonOptions.MnistDir) is { } mnist) words.AddRange(["--mnist-dir", mnist]);
         return words;
     }
@@ -188,13 +250,15 @@ static class SweepCommand
     static ProcessStartInfo Local(List<string> command, SweepTask task)
     {
         var info = new ProcessStartInfo(command[0]);
-        foreach (var word in command.Skip(1).Concat(["--task", task.Index.ToString(CultureInfo.InvariantCulture)])) info.ArgumentList.Add(word);
+        foreach (var word in command.Skip(1).Concat(["--task", task.Index.ToString(CultureInfo.InvariantCulture)]))
+            info.ArgumentList.Add(word);
         return info;
     }
 
     static void Report(SweepSpec spec, string dir)
     {
         Console.WriteLine(SweepReport.Write(spec, dir));
-        Cli.Log($"wrote {Path.Combine(dir, SweepReport.MarkdownFile)}, {SweepReport.CsvFile} and {SweepReport.PlotsDir}/");
+        Cli.Log($"wrote {Path.Combine(dir, SweepReport.MarkdownFile)}, {SweepReport.CsvFile} " +
+                $"and {SweepReport.PlotsDir}/");
     }
 }

@@ -11,7 +11,10 @@ using static TorchSharp.torch;
 
 namespace Sqair.Cli;
 
-/// <summary><c>sqair track</c>: runs a trained model on new sequences and writes its tracks (CSV and JSON, or MOT Challenge text), optionally as a GIF.</summary>
+/// <summary>
+/// <c>sqair track</c>: runs a trained model on new sequences and writes its tracks (CSV and JSON, or
+/// MOT Challenge text), optionally as a GIF.
+/// </summary>
 static class TrackCommand
 {
     /// <summary>Output formats: ours (CSV + JSON, boxes and windows) or MOT Challenge text files.</summary>
@@ -33,39 +36,70 @@ static class TrackCommand
     /// <summary>One tracked object in one frame, in the model's canvas pixels.</summary>
     sealed record Tracked(int Frame, long Id, TrackBox Box, TrackBox Window);
 
-    /// <summary>A tracked sequence: its name (folder or index), its objects, and the scale from canvas to original pixels.</summary>
+    /// <summary>
+    /// A tracked sequence: its name (folder or index), its objects, and the scale from canvas to
+    /// original pixels.
+    /// </summary>
     sealed record TrackedSequence(string Name, int Frames, List<Tracked> Objects, double ScaleX, double ScaleY);
 
     public static Command Build()
     {
-        var input = new Argument<string>("input") { Description = "A dataset file of ours (.safetensors) or a folder of PNG/JPEG frames (one sequence, in name order)" };
-        var count = CommonOptions.AtLeast(1, new Option<int?>("--count") { Description = "Track the first N sequences of a dataset file (default: all)" });
-        var output = new Option<string>("--out") { Description = "Output prefix: PREFIX.csv and PREFIX.json, or PREFIX-mot/<sequence>.txt, and PREFIX.gif", DefaultValueFactory = _ => "tracks" };
-        var format = CommonOptions.OneOfNames<TrackFormat>(new Option<string>("--format") { Description = "csv (ours: boxes, windows, probabilities, plus JSON) or mot (MOT Challenge text, as py-motmetrics and TrackEval read)", DefaultValueFactory = _ => "csv" });
-        var gif = new Option<bool>("--gif") { Description = $"Also draw the tracks (attention windows coloured by id) over the input frames of up to {GifSequences} sequences" };
+        var input = new Argument<string>("input")
+        {
+            Description = "A dataset file of ours (.safetensors) or a folder of PNG/JPEG frames " +
+                          "(one sequence, in name order)",
+        };
+        var count = CommonOptions.AtLeast(1, new Option<int?>("--count")
+        {
+            Description = "Track the first N sequences of a dataset file (default: all)",
+        });
+        var output = new Option<string>("--out")
+        {
+            Description = "Output prefix: PREFIX.csv and PREFIX.json, or PREFIX-mot/<sequence>.txt, and PREFIX.gif",
+            DefaultValueFactory = _ => "tracks",
+        };
+        var format = CommonOptions.OneOfNames<TrackFormat>(new Option<string>("--format")
+        {
+            Description = "csv (ours: boxes, windows, probabilities, plus JSON) " +
+                          "or mot (MOT Challenge text, as py-motmetrics and TrackEval read)",
+            DefaultValueFactory = _ => "csv",
+        });
+        var gif = new Option<bool>("--gif")
+        {
+            Description = "Also draw the tracks (attention windows coloured by id) over the input frames " +
+                          $"of up to {GifSequences} sequences",
+        };
         var batch = CommonOptions.BatchSize(32);
         var lag = CommonOptions.AtLeast(1, new Option<int>("--lag")
         {
-            Description = "Frames held before the oldest is fixed: sequences up to this long get the tracks of the whole-sequence choice; " +
-                          "longer ones fix each frame on the best particle this many frames later (memory grows with it, not with the video)",
+            Description = "Frames held before the oldest is fixed: sequences up to this long get the tracks " +
+                          "of the whole-sequence choice; longer ones fix each frame on the best particle " +
+                          "this many frames later (memory grows with it, not with the video)",
             DefaultValueFactory = _ => TrackStream.DefaultLag,
         });
-        var track = new Command("track", "Detect and track objects in new sequences; writes frame, id, box and presence probability")
+        var track = new Command("track", "Detect and track objects in new sequences; writes frame, id, box " +
+                                         "and presence probability")
         {
-            CommonOptions.Checkpoint, input, count, format, gif, CommonOptions.K, CommonOptions.Resample, CommonOptions.RejectIoU, CommonOptions.Seed, output, batch, lag, CommonOptions.Device, CommonOptions.Threads,
+            CommonOptions.Checkpoint, input, count, format, gif,
+            CommonOptions.K, CommonOptions.Resample, CommonOptions.RejectIoU, CommonOptions.Seed, output, batch, lag,
+            CommonOptions.Device, CommonOptions.Threads,
         };
         track.SetAction(r =>
         {
             var device = CommonOptions.DeviceFrom(r);
-            var (model, _) = Checkpoint.LoadModel(CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!), device);
+            var (model, _) = Checkpoint.LoadModel(CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!),
+                                                  device);
             var path = r.GetValue(input)!;
-            if (!Directory.Exists(path) && !File.Exists(path)) throw new UserError($"input {path}: no such file or folder");
-            var (batches, names, scale, totalFrames) = Directory.Exists(path) ? FolderInput(path, model.Config) : FileInput(path, model.Config, r.GetValue(count), r.GetValue(batch));
+            if (!Directory.Exists(path) && !File.Exists(path))
+                throw new UserError($"input {path}: no such file or folder");
+            var (batches, names, scale, totalFrames) = Directory.Exists(path)
+                ? FolderInput(path, model.Config)
+                : FileInput(path, model.Config, r.GetValue(count), r.GetValue(batch));
             ulong seed = r.GetValue(CommonOptions.Seed);
             var inference = CommonOptions.Inference(r);
             // a folder is one sequence; the stream holds --lag frames and the one being inferred
-            MemoryEstimate.Check(model.Config, Directory.Exists(path) ? 1 : r.GetValue(batch), inference.K, r.GetValue(lag) + 1,
-                                 MemoryEstimate.AvailableBytes(), "--batch-size");
+            MemoryEstimate.Check(model.Config, Directory.Exists(path) ? 1 : r.GetValue(batch), inference.K,
+                                 r.GetValue(lag) + 1, MemoryEstimate.AvailableBytes(), "--batch-size");
             var prefix = r.GetValue(output)!;
             bool mot = Enum.Parse<TrackFormat>(r.GetValue(format)!, ignoreCase: true) == TrackFormat.Mot;
             if (mot) CheckMotFolder(prefix + MotSuffix);
@@ -74,7 +108,9 @@ static class TrackCommand
             var drawn = new List<ModelFigures.Track>();
             Cli.ModelProgress().Start(ctx =>
             {
-                var task = ctx.AddTask($"{Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(path)))}: {totalFrames:N0} frames, K = {inference.K}", maxValue: totalFrames);
+                var task = ctx.AddTask(
+                    $"{Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(path)))}: " +
+                    $"{totalFrames:N0} frames, K = {inference.K}", maxValue: totalFrames);
                 var how = new Settings(inference, seed, r.GetValue(lag), device, r.GetValue(gif), names, scale);
                 foreach (var (size, frames) in batches)
                     TrackBatch(model, size, frames, how, sequences, drawn, done =>
@@ -88,7 +124,8 @@ static class TrackCommand
             if (drawn.Count > 0)
             {
                 written.Add(prefix + ".gif");
-                ModelFigures.TrackedAnimation(drawn, prefix + ".gif", $"{Path.GetFileName(Path.GetFullPath(path).TrimEnd('/'))}: attention windows, coloured by id");
+                ModelFigures.TrackedAnimation(drawn, prefix + ".gif",
+                    $"{Path.GetFileName(Path.GetFullPath(path).TrimEnd('/'))}: attention windows, coloured by id");
             }
             foreach (var f in written) Console.WriteLine(Path.GetFullPath(f));
             return ExitCodes.Success;
@@ -97,15 +134,16 @@ static class TrackCommand
     }
 
     /// <summary>How <c>track</c> was asked to track: the same for every batch.</summary>
-    sealed record Settings(InferenceOptions Inference, ulong Seed, int Lag, Device Device, bool Gif, Func<int, string> Names, (double X, double Y) Scale);
+    sealed record Settings(InferenceOptions Inference, ulong Seed, int Lag, Device Device, bool Gif,
+                           Func<int, string> Names, (double X, double Y) Scale);
 
     /// <summary>
     /// Tracks one batch of <paramref name="size"/> sequences frame by frame and adds them to
     /// <paramref name="sequences"/> (and, with --gif, to <paramref name="drawn"/> up to
     /// <see cref="GifSequences"/>); <paramref name="advanced"/> hears of every frame of the batch done.
     /// </summary>
-    static void TrackBatch(Model.SqairModel model, long size, IEnumerable<Tensor> frames, Settings how, List<TrackedSequence> sequences,
-                           List<ModelFigures.Track> drawn, Action<long> advanced)
+    static void TrackBatch(Model.SqairModel model, long size, IEnumerable<Tensor> frames, Settings how,
+                           List<TrackedSequence> sequences, List<ModelFigures.Track> drawn, Action<long> advanced)
     {
         // a generator per batch, as in eval, so the same input and seed always give the same tracks
         using var generator = new Generator(Evaluator.BatchSeed(how.Seed, sequences.Count));
@@ -119,7 +157,8 @@ static class TrackCommand
             foreach (var f in fixedFrames)
             {
                 for (int b = 0; b < size; b++)
-                    objects[b].AddRange(f.Content[b].Zip(f.Windows[b], (box, window) => new Tracked(f.Frame, box.Id, box, window)));
+                    objects[b].AddRange(f.Content[b]
+                        .Zip(f.Windows[b], (box, window) => new Tracked(f.Frame, box.Id, box, window)));
                 if (draw) chosen.Add(f.Chosen);   // --gif keeps every frame of the drawn sequences
                 else foreach (var t in f.Chosen.Tensors()) t.Dispose();
             }
@@ -138,7 +177,8 @@ static class TrackCommand
         Collect(stream.Finish());
         for (int b = 0; b < size; b++)
         {
-            sequences.Add(new TrackedSequence(how.Names(sequences.Count), length, objects[b], how.Scale.X, how.Scale.Y));
+            sequences.Add(new TrackedSequence(how.Names(sequences.Count), length, objects[b],
+                                              how.Scale.X, how.Scale.Y));
             if (draw && drawn.Count < GifSequences) drawn.Add(ModelFigures.Extract(stack(inputs), chosen, b, b));
         }
     }
@@ -150,12 +190,19 @@ static class TrackCommand
         foreach (var (s, index) in sequences.Select((s, i) => (s, i)))
         {
             foreach (var o in s.Objects)
-                csv.AppendLine(string.Join(",", new object[] { index, o.Frame, o.Id }.Concat(Yxhw(o.Box).Cast<object>()).Concat(Yxhw(o.Window).Cast<object>())
+                csv.AppendLine(string.Join(",", new object[] { index, o.Frame, o.Id }
+                    .Concat(Yxhw(o.Box).Cast<object>()).Concat(Yxhw(o.Window).Cast<object>())
                     .Append(Math.Round(o.Box.Probability, ProbabilityDigits)).Select(Invariant)));
             var frames = Enumerable.Range(0, s.Frames).Select(t => new
             {
                 frame = t,
-                objects = s.Objects.Where(o => o.Frame == t).Select(o => new { id = o.Id, box = Yxhw(o.Box), window = Yxhw(o.Window), presence_prob = Math.Round(o.Box.Probability, ProbabilityDigits) }),
+                objects = s.Objects.Where(o => o.Frame == t).Select(o => new
+                {
+                    id = o.Id,
+                    box = Yxhw(o.Box),
+                    window = Yxhw(o.Window),
+                    presence_prob = Math.Round(o.Box.Probability, ProbabilityDigits),
+                }),
             });
             json.Add(new { sequence = index, name = s.Name, frames });
         }
@@ -163,7 +210,8 @@ static class TrackCommand
         Cli.WriteJson(prefix + ".json", new
         {
             input = Path.GetFullPath(input),
-            box_format = "y,x,h,w in canvas pixels; box: tight box of what the object draws, window: its attention glimpse",
+            box_format = "y,x,h,w in canvas pixels; box: tight box of what the object draws, " +
+                         "window: its attention glimpse",
             sequences = json,
         });
         return [prefix + ".csv", prefix + ".json"];
@@ -178,7 +226,10 @@ static class TrackCommand
     {
         // The folder is replaced whole, so its files need no atomic write of their own (each would
         // scan the growing folder for stale temporaries: quadratic in the number of sequences).
-        AtomicFile.WriteFolder(dir, tmp => { foreach (var s in sequences) WriteMot(s, Path.Combine(tmp, s.Name + ".txt")); });
+        AtomicFile.WriteFolder(dir, tmp =>
+        {
+            foreach (var s in sequences) WriteMot(s, Path.Combine(tmp, s.Name + ".txt"));
+        });
         return [.. sequences.Select(s => Path.Combine(dir, s.Name + ".txt"))];
     }
 
@@ -201,23 +252,32 @@ static class TrackCommand
     static void CheckMotFolder(string dir)
     {
         if (File.Exists(dir)) throw new UserError($"--out: {dir} is a file; the MOT output is a folder");
-        if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).FirstOrDefault(e => !(File.Exists(e) && e.EndsWith(".txt", StringComparison.Ordinal))) is { } foreign)
-            throw new UserError($"--out: {dir} holds {Path.GetFileName(foreign)}, which track did not write; it replaces the folder on every run, so choose another --out or empty it");
+        if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir)
+                .FirstOrDefault(e => !(File.Exists(e) && e.EndsWith(".txt", StringComparison.Ordinal))) is { } foreign)
+            throw new UserError($"--out: {dir} holds {Path.GetFileName(foreign)}, which track did not write; " +
+                                "it replaces the folder on every run, so choose another --out or empty it");
     }
 
     static double[] Yxhw(TrackBox b) => [.. new[] { b.Y, b.X, b.H, b.W }.Select(v => Math.Round(v, PixelDigits))];
 
     static string Invariant(object v) => Convert.ToString(v, CultureInfo.InvariantCulture)!;
 
-    /// <summary>Batches of sequences, each as its size and its frames [B, C, H, W] one at a time (read as they are needed).</summary>
-    sealed record Input(IEnumerable<(long Size, IEnumerable<Tensor> Frames)> Batches, Func<int, string> Names, (double X, double Y) Scale, long Frames);
+    /// <summary>
+    /// Batches of sequences, each as its size and its frames [B, C, H, W] one at a time (read as they are needed).
+    /// </summary>
+    sealed record Input(IEnumerable<(long Size, IEnumerable<Tensor> Frames)> Batches, Func<int, string> Names,
+                        (double X, double Y) Scale, long Frames);
 
-    /// <summary>A folder of frames: one sequence named after the folder, read a frame at a time, boxes scaled back to the frames' own pixels.</summary>
+    /// <summary>
+    /// A folder of frames: one sequence named after the folder, read a frame at a time, boxes scaled
+    /// back to the frames' own pixels.
+    /// </summary>
     static Input FolderInput(string folder, Model.SqairConfig c)
     {
         var (frames, size) = FrameFolder.Stream(folder, c.ImgSize, c.Channels);
         var name = Path.GetFileName(Path.GetFullPath(folder).TrimEnd('/'));
-        return new([(1, frames)], _ => name, ((double)size.Width / c.ImgSize, (double)size.Height / c.ImgSize), FrameFolder.Files(folder).Count);
+        return new([(1, frames)], _ => name, ((double)size.Width / c.ImgSize, (double)size.Height / c.ImgSize),
+                   FrameFolder.Files(folder).Count);
     }
 
     /// <summary>A dataset file: its sequences in batches, named by index, boxes in canvas pixels.</summary>

@@ -5,17 +5,31 @@ using Sqair.Training;
 
 namespace Sqair.Cli;
 
-/// <summary><c>sqair train</c>: every config key is also an option (--output_std 0.2), under the original's names.</summary>
+/// <summary>
+/// <c>sqair train</c>: every config key is also an option (--output_std 0.2), under the original's names.
+/// </summary>
 static class TrainCommand
 {
-    static readonly Option<string?> RunDir = new("--run-dir") { Description = "Run folder (default runs/<preset>-<time>); refused if it holds a run, unless --force" };
-    static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run in this folder from its newest readable checkpoint" };
-    static readonly Option<bool> Force = new("--force") { Description = "Replace the run in --run-dir (its checkpoints, logs and figures are deleted)" };
+    static readonly Option<string?> RunDir = new("--run-dir")
+    {
+        Description = "Run folder (default runs/<preset>-<time>); refused if it holds a run, unless --force",
+    };
+    static readonly Option<string?> Resume = new("--resume")
+    {
+        Description = "Continue the run in this folder from its newest readable checkpoint",
+    };
+    static readonly Option<bool> Force = new("--force")
+    {
+        Description = "Replace the run in --run-dir (its checkpoints, logs and figures are deleted)",
+    };
     public static Command Build()
     {
-        var train = new Command("train", "Train SQAIR on moving multi-MNIST or a dataset file (a run folder with checkpoints, figures, TensorBoard events)")
+        var train = new Command("train", "Train SQAIR on moving multi-MNIST or a dataset file " +
+                                         "(a run folder with checkpoints, figures, TensorBoard events)")
         {
-            RunDir, Resume, Force, CommonOptions.Device, CommonOptions.Threads, CommonOptions.Shards, CommonOptions.Cache, CommonOptions.MnistDir,
+            RunDir, Resume, Force,
+            CommonOptions.Device, CommonOptions.Threads, CommonOptions.Shards,
+            CommonOptions.Cache, CommonOptions.MnistDir,
         };
         ConfigOptions.AddTo(train);
         train.SetAction(Run);
@@ -27,8 +41,9 @@ static class TrainCommand
         var device = CommonOptions.DeviceFrom(r);
         var (config, mode, runDir) = r.GetValue(Resume) is { } resume ? Resumed(r, resume) : Started(r);
 
-        using var data = TrainingData.Open(config, mode, (dataConfig, pool, count, seed) => Cli.Dataset(r, dataConfig, pool, count, seed),
-                                           () => Cli.EnsureMnist(r), Cli.Log, Cli.Warn);
+        using var data = TrainingData.Open(config, mode,
+            (dataConfig, pool, count, seed) => Cli.Dataset(r, dataConfig, pool, count, seed),
+            () => Cli.EnsureMnist(r), Cli.Log, Cli.Warn);
         config = data.Config;
         Checkpoint.Contents? init = null;
         if (mode != StartMode.Resume && config.Init != "")
@@ -36,9 +51,16 @@ static class TrainCommand
             init = CommonOptions.ReadCheckpoint(config.Init);
             config = config with { Init = Path.GetFullPath(init.Path) };
         }
-        using var trainer = new Trainer(config, runDir, data.Train, data.Valid, device, Cli.Log, mode, r.GetValue(CommonOptions.Shards), init);
-        AnsiConsole.MarkupLine($"run folder [green]{Markup.Escape(trainer.RunDir)}[/]  (tensorboard --logdir {Markup.Escape(trainer.RunDir)})");
-        AnsiConsole.MarkupLine($"[grey]model {config.Model.ToString().ToLowerInvariant()}, {trainer.Model.parameters().Sum(p => p.numel()):N0} parameters, optimizer {config.Optimizer.ToString().ToLowerInvariant()} lr {config.LearningRate}, batch {config.BatchSize}, K {config.KParticles}, {TorchSharp.torch.get_num_threads()} threads in {r.GetValue(CommonOptions.Shards)} shard(s) on {device}[/]");
+        using var trainer = new Trainer(config, runDir, data.Train, data.Valid, device, Cli.Log, mode,
+                                        r.GetValue(CommonOptions.Shards), init);
+        AnsiConsole.MarkupLine($"run folder [green]{Markup.Escape(trainer.RunDir)}[/]  " +
+                               $"(tensorboard --logdir {Markup.Escape(trainer.RunDir)})");
+        AnsiConsole.MarkupLine($"[grey]model {config.Model.ToString().ToLowerInvariant()}, " +
+                               $"{trainer.Model.parameters().Sum(p => p.numel()):N0} parameters, " +
+                               $"optimizer {config.Optimizer.ToString().ToLowerInvariant()} " +
+                               $"lr {config.LearningRate}, batch {config.BatchSize}, K {config.KParticles}, " +
+                               $"{TorchSharp.torch.get_num_threads()} threads " +
+                               $"in {r.GetValue(CommonOptions.Shards)} shard(s) on {device}[/]");
 
         var outcome = RunShowingProgress(trainer, config);
         var message = trainer.StopMessage ?? outcome.ToString();
@@ -52,7 +74,10 @@ static class TrainCommand
         };
     }
 
-    /// <summary>Trains to the end: a progress bar on a terminal, a line every log_itr iterations otherwise (logs, CI, Slurm).</summary>
+    /// <summary>
+    /// Trains to the end: a progress bar on a terminal, a line every log_itr iterations otherwise
+    /// (logs, CI, Slurm).
+    /// </summary>
     static TrainOutcome RunShowingProgress(Trainer trainer, SqairConfig config)
     {
         if (AnsiConsole.Profile.Capabilities.Interactive)
@@ -78,10 +103,13 @@ static class TrainCommand
         });
     }
 
-    /// <summary>The config, start mode and folder of a new run (or one that replaces a folder's run, with --force).</summary>
+    /// <summary>
+    /// The config, start mode and folder of a new run (or one that replaces a folder's run, with --force).
+    /// </summary>
     static (SqairConfig, StartMode, string) Started(ParseResult r) =>
         (ConfigOptions.From(r), r.GetValue(Force) ? StartMode.Replace : StartMode.New,
-         r.GetValue(RunDir) ?? Path.Combine("runs", $"{r.GetValue(ConfigOptions.Preset)}-{DateTime.Now:yyyyMMdd-HHmmss}"));
+         r.GetValue(RunDir)
+         ?? Path.Combine("runs", $"{r.GetValue(ConfigOptions.Preset)}-{DateTime.Now:yyyyMMdd-HHmmss}"));
 
     /// <summary>
     /// The config of a resumed run: that of the checkpoint it resumes from, with only the key options
@@ -91,11 +119,14 @@ static class TrainCommand
     {
         var ignored = new (Option Option, bool Given)[]
         {
-            (RunDir, r.GetValue(RunDir) is not null), (ConfigOptions.Preset, r.GetResult(ConfigOptions.Preset) is { Implicit: false }),
-            (ConfigOptions.ConfigFile, r.GetValue(ConfigOptions.ConfigFile) is not null), (Force, r.GetValue(Force)),
+            (RunDir, r.GetValue(RunDir) is not null),
+            (ConfigOptions.Preset, r.GetResult(ConfigOptions.Preset) is { Implicit: false }),
+            (ConfigOptions.ConfigFile, r.GetValue(ConfigOptions.ConfigFile) is not null),
+            (Force, r.GetValue(Force)),
         }.Where(x => x.Given).Select(x => x.Option.Name).ToList();
         if (ignored.Count > 0)
-            throw new UserError($"--resume continues the run in its own folder with its own config; {string.Join(", ", ignored)} cannot be given with it");
+            throw new UserError("--resume continues the run in its own folder with its own config; " +
+                                $"{string.Join(", ", ignored)} cannot be given with it");
         if (!Directory.Exists(resume)) throw new UserError($"--resume {resume}: no such run folder");
         // The config of the checkpoint the trainer will resume from (it reads that file again: a few MB).
         var runConfig = CheckpointStore.NewestResumable(resume)?.Config
@@ -103,8 +134,10 @@ static class TrainCommand
         return (runConfig.With(ConfigOptions.KeyAssignments(r)), StartMode.Resume, resume);
     }
 
-    /// <summary>The progress line; time left to whichever of max_train_iter and the time limit comes first, as h:mm:ss.</summary>
+    /// <summary>
+    /// The progress line; time left to whichever of max_train_iter and the time limit comes first, as h:mm:ss.
+    /// </summary>
     static string Line(TrainProgress p) =>
-        $"it {p.Iteration}/{p.MaxIterations} len {p.SeqLen} loss {p.Loss:F1} iwae {p.Iwae:F1} acc {p.CountAccuracy:F3} {p.IterationsPerSecond:F2} it/s " +
-        $"left {(int)p.Eta.TotalHours}:{p.Eta:mm\\:ss}";
+        $"it {p.Iteration}/{p.MaxIterations} len {p.SeqLen} loss {p.Loss:F1} iwae {p.Iwae:F1} " +
+        $"acc {p.CountAccuracy:F3} {p.IterationsPerSecond:F2} it/s left {(int)p.Eta.TotalHours}:{p.Eta:mm\\:ss}";
 }
