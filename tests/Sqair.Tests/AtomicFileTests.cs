@@ -22,7 +22,8 @@ public class AtomicFileTests
         Assert.True(SpecialFile.Is(fifo));
         var reader = Task.Run(() => File.ReadAllText(fifo), TestContext.Current.CancellationToken);
         AtomicFile.WriteAllText(fifo, "through the pipe");
-        Assert.Equal("through the pipe", await reader.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+        Assert.Equal("through the pipe",
+                     await reader.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
         Assert.True(SpecialFile.Is(fifo), "the FIFO was replaced by a regular file");
         Assert.Single(Directory.GetFiles(Path.GetDirectoryName(fifo)!));
     }
@@ -62,7 +63,10 @@ public class AtomicFileTests
     public void A_folder_is_replaced_whole_and_kept_when_writing_the_new_one_fails()
     {
         var dir = Path.Combine(TestUtil.TempDir(), "tracks-mot");
-        AtomicFile.WriteFolder(dir, tmp => { foreach (var n in new[] { "a", "b", "c" }) File.WriteAllText(Path.Combine(tmp, n + ".txt"), n); });
+        AtomicFile.WriteFolder(dir, tmp =>
+        {
+            foreach (var n in new[] { "a", "b", "c" }) File.WriteAllText(Path.Combine(tmp, n + ".txt"), n);
+        });
         AtomicFile.WriteFolder(dir, tmp => File.WriteAllText(Path.Combine(tmp, "a.txt"), "new"));
         Assert.Equal([Path.Combine(dir, "a.txt")], Directory.GetFiles(dir));
         Assert.Throws<IOException>(() => AtomicFile.WriteFolder(dir, tmp =>
@@ -80,6 +84,7 @@ public class AtomicFileTests
         var file = Path.Combine(TestUtil.TempDir(), "model.safetensors");
         File.WriteAllText(file, "x");
         var e = Assert.Throws<IOException>(() => AtomicFile.WriteAllText(Path.Combine(file, "sub", "eval.json"), "{}"));
-        Assert.Equal($"cannot write {Path.Combine(file, "sub", "eval.json")}: {file} is a file, not a folder", e.Message);
+        Assert.Equal($"cannot write {Path.Combine(file, "sub", "eval.json")}: {file} is a file, not a folder",
+                     e.Message);
     }
 }

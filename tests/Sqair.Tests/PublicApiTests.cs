@@ -9,24 +9,31 @@ public class PublicApiTests
 {
     static readonly string[] Approved =
     [
-        "Sqair.Data.BatchLoader", "Sqair.Data.Datasets", "Sqair.Data.FrameFolder", "Sqair.Data.FrameImport", "Sqair.Data.GeneratedSource",
-        "Sqair.Data.ISequenceSource", "Sqair.Data.ImportOptions", "Sqair.Data.ImportSummary", "Sqair.Data.Mnist", "Sqair.Data.MnistSplit",
-        "Sqair.Data.MotBox", "Sqair.Data.MovingMnist", "Sqair.Data.MovingMnistConfig", "Sqair.Data.Pool", "Sqair.Data.ResizeFilter",
+        "Sqair.Data.BatchLoader", "Sqair.Data.Datasets", "Sqair.Data.FrameFolder", "Sqair.Data.FrameImport",
+        "Sqair.Data.GeneratedSource", "Sqair.Data.ISequenceSource", "Sqair.Data.ImportOptions",
+        "Sqair.Data.ImportSummary", "Sqair.Data.Mnist", "Sqair.Data.MnistSplit", "Sqair.Data.MotBox",
+        "Sqair.Data.MovingMnist", "Sqair.Data.MovingMnistConfig", "Sqair.Data.Pool", "Sqair.Data.ResizeFilter",
         "Sqair.Data.Sequence", "Sqair.Data.SequenceBatch", "Sqair.Data.SequenceFile", "Sqair.Data.Template",
-        "Sqair.Evaluation.BatchMetrics", "Sqair.Evaluation.BoxKind", "Sqair.Evaluation.EvaluationReport", "Sqair.Evaluation.Evaluator",
-        "Sqair.Evaluation.Inference", "Sqair.Evaluation.InferenceOptions", "Sqair.Evaluation.InferredBatch", "Sqair.Evaluation.MotSummary",
-        "Sqair.Evaluation.StreamedFrame", "Sqair.Evaluation.TrackStream", "Sqair.Evaluation.TrackBox", "Sqair.Evaluation.TrackExtraction",
-        "Sqair.Model.FrameOutput", "Sqair.Model.ModelKind", "Sqair.Model.OptimizerKind", "Sqair.Model.VimcoSignal", "Sqair.Model.WindowStart", "Sqair.Model.Resampling", "Sqair.Model.SequenceOutput", "Sqair.Model.SqairConfig", "Sqair.Model.SqairModel",
+        "Sqair.Evaluation.BatchMetrics", "Sqair.Evaluation.BoxKind", "Sqair.Evaluation.EvaluationReport",
+        "Sqair.Evaluation.Evaluator", "Sqair.Evaluation.Inference", "Sqair.Evaluation.InferenceOptions",
+        "Sqair.Evaluation.InferredBatch", "Sqair.Evaluation.MotSummary", "Sqair.Evaluation.StreamedFrame",
+        "Sqair.Evaluation.TrackStream", "Sqair.Evaluation.TrackBox", "Sqair.Evaluation.TrackExtraction",
+        "Sqair.Model.FrameOutput", "Sqair.Model.ModelKind", "Sqair.Model.OptimizerKind", "Sqair.Model.VimcoSignal",
+        "Sqair.Model.WindowStart", "Sqair.Model.Resampling", "Sqair.Model.SequenceOutput", "Sqair.Model.SqairConfig",
+        "Sqair.Model.SqairModel",
         "Sqair.NativeLibraries",
-        "Sqair.Training.Checkpoint", "Sqair.Training.Checkpoint+Contents", "Sqair.Training.Presets", "Sqair.Training.StartMode",
-        "Sqair.Training.RunFolderInUseException", "Sqair.Training.TrainOutcome", "Sqair.Training.TrainProgress", "Sqair.Training.Trainer", "Sqair.Training.TrainingData",
-        "Sqair.Visualisation.Curves", "Sqair.Visualisation.DataFigures", "Sqair.Visualisation.ModelFigures", "Sqair.Visualisation.ModelFigures+Track",
+        "Sqair.Training.Checkpoint", "Sqair.Training.Checkpoint+Contents", "Sqair.Training.Presets",
+        "Sqair.Training.StartMode", "Sqair.Training.RunFolderInUseException", "Sqair.Training.TrainOutcome",
+        "Sqair.Training.TrainProgress", "Sqair.Training.Trainer", "Sqair.Training.TrainingData",
+        "Sqair.Visualisation.Curves", "Sqair.Visualisation.DataFigures", "Sqair.Visualisation.ModelFigures",
+        "Sqair.Visualisation.ModelFigures+Track",
     ];
 
     [Fact]
     public void Only_the_approved_types_are_public()
     {
-        var exported = typeof(Sqair.Model.SqairModel).Assembly.GetExportedTypes().Select(t => t.FullName!).Order(StringComparer.Ordinal).ToArray();
+        var exported = typeof(Sqair.Model.SqairModel).Assembly.GetExportedTypes()
+            .Select(t => t.FullName!).Order(StringComparer.Ordinal).ToArray();
         Assert.Equal(Approved.Order(StringComparer.Ordinal), exported);
     }
 }
@@ -38,9 +45,11 @@ public class ReadmeTests
     public void The_configuration_section_names_every_config_key()
     {
         var readme = File.ReadAllText(Path.Combine(TestUtil.RepositoryRoot(), "README.md"));
-        int start = readme.IndexOf("### Configuration", StringComparison.Ordinal), end = readme.IndexOf("### Training runs", StringComparison.Ordinal);
+        int start = readme.IndexOf("### Configuration", StringComparison.Ordinal),
+            end = readme.IndexOf("### Training runs", StringComparison.Ordinal);
         Assert.True(start >= 0 && end > start, "README lost its Configuration section");
-        var named = System.Text.RegularExpressions.Regex.Matches(readme[start..end], "`([a-z_]+)`").Select(m => m.Groups[1].Value).ToHashSet();
+        var named = System.Text.RegularExpressions.Regex.Matches(readme[start..end], "`([a-z_]+)`")
+            .Select(m => m.Groups[1].Value).ToHashSet();
         Assert.DoesNotContain(Sqair.Model.SqairConfig.Keys.Keys, k => !named.Contains(k));
     }
 

@@ -15,7 +15,9 @@ static class TestUtil
     /// <summary>Digit-like templates with no zero pixels (so visibility is exactly "corner on the canvas").</summary>
     public static List<Template> Templates(int n, ulong seed = 1) => MovingMnist.SyntheticTemplates(n, seed);
 
-    /// <summary>The repository's root folder: the first folder above the test binaries that holds <paramref name="marker"/>.</summary>
+    /// <summary>
+    /// The repository's root folder: the first folder above the test binaries that holds <paramref name="marker"/>.
+    /// </summary>
     public static string RepositoryRoot(string marker = "Sqair.slnx")
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
@@ -23,11 +25,17 @@ static class TestUtil
         throw new InvalidOperationException($"{marker} not found above {AppContext.BaseDirectory}");
     }
 
-    /// <summary>Runs a program to its end (at most <paramref name="minutes"/>) and returns its exit code and output.</summary>
-    public static async Task<(int Code, string Stdout, string Stderr)> RunAsync(string program, IEnumerable<string> args,
-                                                                                IReadOnlyDictionary<string, string>? environment = null, int minutes = 5)
+    /// <summary>
+    /// Runs a program to its end (at most <paramref name="minutes"/>) and returns its exit code and output.
+    /// </summary>
+    public static async Task<(int Code, string Stdout, string Stderr)> RunAsync(
+        string program, IEnumerable<string> args,
+        IReadOnlyDictionary<string, string>? environment = null, int minutes = 5)
     {
-        var start = new System.Diagnostics.ProcessStartInfo(program, args) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = new System.Diagnostics.ProcessStartInfo(program, args)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true
+        };
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         using var process = System.Diagnostics.Process.Start(start)!;
         var token = TestContext.Current.CancellationToken;

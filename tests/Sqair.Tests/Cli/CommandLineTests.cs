@@ -25,7 +25,8 @@ public sealed class CliFixture
     {
         ImgSize = 32, GlimpseSize = 8, NWhat = 8, NUnits = 2, MaxObjects = 2, KParticles = 2, BatchSize = 4,
         SeqLen = 3, CurriculumStart = 0, Optimizer = OptimizerKind.Adam, LearningRate = 1e-3, LrSchedule = [1],
-        MaxTrainIter = 2, LogItr = 1, EvalItr = 100, FigItr = 100, CkptItr = 1, EvalSize = 4, TrainSize = 16, ValidSize = 8,
+        MaxTrainIter = 2, LogItr = 1, EvalItr = 100, FigItr = 100, CkptItr = 1,
+        EvalSize = 4, TrainSize = 16, ValidSize = 8,
     };
 
     public CliFixture()
@@ -35,7 +36,8 @@ public sealed class CliFixture
         File.WriteAllText(Config, Tiny.ToJson());
         manual_seed(0);
         Sqair.Training.Checkpoint.Save(Model, new SqairModel(Tiny), null, 0);
-        CommandLineTests.Run("train", "--config", Config, "--data", Data, "--run-dir", Run, "--threads", "1").AssertCode(0);
+        CommandLineTests.Run("train", "--config", Config, "--data", Data, "--run-dir", Run, "--threads", "1")
+            .AssertCode(0);
     }
 }
 
@@ -77,7 +79,9 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
 
     static string NewDir() => Path.Combine(TestUtil.TempDir(), "new");
 
-    /// <summary>The bad-input table: arguments (FIXTURE names replaced), the exit code, words the error must hold.</summary>
+    /// <summary>
+    /// The bad-input table: arguments (FIXTURE names replaced), the exit code, words the error must hold.
+    /// </summary>
     public static TheoryData<string, int, string> BadInputs => new()
     {
         { "", 2, "command" },
@@ -126,7 +130,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "train --config CFG --learning_rate 1e999 --data DATA --run-dir NEW", 2, "learning_rate" },
         { "train --config CFG --output_scale -5 --data DATA --run-dir NEW", 2, "'output_scale' = -5" },
         { "train --glimpse_size 100 --run-dir NEW", 2, "'glimpse_size' = 100" },
-        { "train --window_start last --run-dir NEW", 2, "config key 'window_start': \"last\" (expected first, random)" },
+        { "train --window_start last --run-dir NEW", 2,
+          "config key 'window_start': \"last\" (expected first, random)" },
         { "train --vimco_signal tf --run-dir NEW", 2, "config key 'vimco_signal': \"tf\" (expected paper, original)" },
         { "train --optimizer sgd --run-dir NEW", 2, "config key 'optimizer': \"sgd\" (expected rmsprop, adam)" },
         { "train --model cnn --run-dir NEW", 2, "config key 'model': \"cnn\" (expected mlp, conv, air)" },
@@ -137,7 +142,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "train --resume RUN --output_std 0.1 --data DATA", 2, "output_std" },
         { "train --config CFG --valid_data DATA --run-dir NEW", 2, "'valid_data' needs 'data'" },
         { "train --config CFG --data DIR/none.safetensors --run-dir NEW", 2, "config key 'data' = " },
-        { "train --config CFG --data DATA --init CKPT64 --run-dir NEW", 2, "a run starts only from a model of its own architecture" },
+        { "train --config CFG --data DATA --init CKPT64 --run-dir NEW", 2,
+          "a run starts only from a model of its own architecture" },
         { "data import DIR/empty-folder --out DIR/x.safetensors", 2, "holds no .png or .jpg frames" },
         { "data import DIR --out DIR/x.safetensors --channels 2", 2, "--channels 2: allowed are 1, 3" },
         { "eval NEGSHAPE", 1, "negative dimension" },
@@ -154,7 +160,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "track CKPT PNGS", 1, "truncated image" },
         { "sweep NEW", 2, "holds no sweep" },
         { "sweep NEW --arm output_std=0.2", 2, "needs one budget" },
-        { "sweep NEW --arm output_sdt=0.2 --iterations 2", 2, "arm 'output_sdt=0.2': unknown config key 'output_sdt' (did you mean 'output_std'?)" },
+        { "sweep NEW --arm output_sdt=0.2 --iterations 2", 2,
+          "arm 'output_sdt=0.2': unknown config key 'output_sdt' (did you mean 'output_std'?)" },
         { "sweep NEW --arm output_std=-1 --iterations 2", 2, "arm 'output_std=-1': config key 'output_std' = -1" },
         { "sweep NEW --arm seed=3 --iterations 2", 2, "arm 'seed=3': seed is set by the sweep" },
         { "sweep NEW --set max_train_iter=9 --iterations 2", 2, "--set max_train_iter: set by the sweep" },
@@ -178,12 +185,16 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         Assert.False(Directory.Exists(newDir), $"{newDir} was created");
     }
 
-    /// <summary>Replaces the placeholders of <see cref="BadInputs"/> with the fixture's files, making the broken ones on demand.</summary>
+    /// <summary>
+    /// Replaces the placeholders of <see cref="BadInputs"/> with the fixture's files, making the broken ones on
+    /// demand.
+    /// </summary>
     string[] Expand(string args, string newDir) =>
         args.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(a => a switch
         {
             "CKPT" => f.Model,
-            "CKPT64" => Make("model64.safetensors", p => Sqair.Training.Checkpoint.Save(p, new SqairModel(CliFixture.Tiny with { ImgSize = 64 }), null, 0)),
+            "CKPT64" => Make("model64.safetensors", p =>
+                Sqair.Training.Checkpoint.Save(p, new SqairModel(CliFixture.Tiny with { ImgSize = 64 }), null, 0)),
             "DATA" => f.Data,
             "CFG" => f.Config,
             "RUN" => f.Run,
@@ -192,17 +203,23 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             "DUP" => Make("dup.json", p => File.WriteAllText(p, """{ "seq_len": 3, "seq_len": 4 }""")),
             "INF" => Make("inf.json", p => File.WriteAllText(p, """{ "learning_rate": 1e999 }""")),
             "NEGSHAPE" => Make("negative-shape.safetensors", p => File.WriteAllBytes(p, Safetensors.EncodeHeader(
-                [new Safetensors.Entry("model/x", "F32", [-1, 4])], new Dictionary<string, string> { ["format"] = Sqair.Training.Checkpoint.Format }))),
+                [new Safetensors.Entry("model/x", "F32", [-1, 4])],
+                new Dictionary<string, string> { ["format"] = Sqair.Training.Checkpoint.Format }))),
             // shapes whose byte counts overflow 64 bits with empty data (issue 20, 4): 2^62 × 4 floats, 2^61 sequences
-            "HUGESHAPE" => Make("huge-shape.safetensors", p => WriteHeader(p, $$$"""{"__metadata__":{"format":"{{{Sqair.Training.Checkpoint.Format}}}"},"model/x":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}""")),
-            "HUGEDATA" => Make("huge-data.safetensors", p => WriteHeader(p, """{"frames":{"dtype":"F32","shape":[2305843009213693952,10,1,50,50],"data_offsets":[0,0]}}""")),
-            "RELABELLED" => Make("relabelled.safetensors", p => File.WriteAllBytes(p, Replace(File.ReadAllBytes(f.Model), "\"dtype\":\"F32\"", "\"dtype\":\"I32\""))),
+            "HUGESHAPE" => Make("huge-shape.safetensors", p => WriteHeader(p,
+                $$$"""{"__metadata__":{"format":"{{{Sqair.Training.Checkpoint.Format}}}"},"model/x":""" +
+                """{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}""")),
+            "HUGEDATA" => Make("huge-data.safetensors", p => WriteHeader(p,
+                """{"frames":{"dtype":"F32","shape":[2305843009213693952,10,1,50,50],"data_offsets":[0,0]}}""")),
+            "RELABELLED" => Make("relabelled.safetensors", p =>
+                File.WriteAllBytes(p, Replace(File.ReadAllBytes(f.Model), "\"dtype\":\"F32\"", "\"dtype\":\"I32\""))),
             "EMPTYRUN" => Make("empty-run", p =>
             {
                 Directory.CreateDirectory(p);
                 File.WriteAllText(Path.Combine(p, "metrics.jsonl"), "");
             }),
-            "APPENDED" => Make("appended.safetensors", p => File.WriteAllBytes(p, [.. File.ReadAllBytes(f.Data), 1, 2, 3])),
+            "APPENDED" => Make("appended.safetensors", p =>
+                File.WriteAllBytes(p, [.. File.ReadAllBytes(f.Data), 1, 2, 3])),
             "FLIPPED" => Make("flipped.safetensors", p =>
             {
                 var bytes = File.ReadAllBytes(f.Data);
@@ -258,41 +275,51 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
     public void A_config_file_is_validated_after_the_command_line_completes_it()
     {
         var file = Path.Combine(TestUtil.TempDir(), "short.json");
-        File.WriteAllText(file, """{ "seq_len": 2, "img_size": 32, "glimpse_size": 8, "n_what": 8, "n_units": 2, "max_objects": 2, "batch_size": 4, "train_size": 16, "ckpt_itr": 1 }""");
+        File.WriteAllText(file, """{ "seq_len": 2, "img_size": 32, "glimpse_size": 8, "n_what": 8, "n_units": 2,""" +
+                                """ "max_objects": 2, "batch_size": 4, "train_size": 16, "ckpt_itr": 1 }""");
         // alone, the file's seq_len 2 contradicts the cpu preset's curriculum_start 3
         Run("train", "--config", file, "--data", f.Data, "--run-dir", NewDir()).AssertCode(2);
         var run = NewDir();
-        Run("train", "--config", file, "--curriculum_start", "0", "--max_train_iter", "1", "--data", f.Data, "--run-dir", run, "--threads", "1").AssertCode(0);
+        Run("train", "--config", file, "--curriculum_start", "0", "--max_train_iter", "1", "--data", f.Data,
+            "--run-dir", run, "--threads", "1").AssertCode(0);
         Assert.Single(Checkpoint.InRun(run));
     }
 
     [Fact]
     public void A_diverged_run_exits_3_and_says_so_once_on_stderr()
     {
-        var result = Run("train", "--config", f.Config, "--learning_rate", "1e308", "--max_train_iter", "8", "--data", f.Data, "--run-dir", NewDir(), "--threads", "1").AssertCode(3);
-        Assert.Single(result.Stderr.Split('\n'), l => l.StartsWith("error: training diverged", StringComparison.Ordinal));
+        var result = Run("train", "--config", f.Config, "--learning_rate", "1e308", "--max_train_iter", "8",
+                         "--data", f.Data, "--run-dir", NewDir(), "--threads", "1").AssertCode(3);
+        Assert.Single(result.Stderr.Split('\n'),
+                      l => l.StartsWith("error: training diverged", StringComparison.Ordinal));
         Assert.DoesNotContain("training diverged", result.Stdout);
     }
 
     [Fact]
     public void Eval_track_and_render_give_the_same_numbers_boxes_and_pictures_for_the_same_seed()
     {
-        string[] Eval(string json, string seed) => ["eval", f.Model, "--data", f.Data, "--count", "8", "--batch-size", "3", "--threads", "1", "--seed", seed, "--json", json];
+        string[] Eval(string json, string seed) =>
+            ["eval", f.Model, "--data", f.Data, "--count", "8", "--batch-size", "3", "--threads", "1",
+             "--seed", seed, "--json", json];
         var dir = TestUtil.TempDir();
         Run(Eval(Path.Combine(dir, "a.json"), "4")).AssertCode(0);
         Run(Eval(Path.Combine(dir, "b.json"), "4")).AssertCode(0);
         Run(Eval(Path.Combine(dir, "c.json"), "5")).AssertCode(0);
         Dictionary<string, double> Metrics(string name) =>
             JsonNode.Parse(File.ReadAllText(Path.Combine(dir, name)))!["metrics"]!.AsObject()
-                .Where(kv => kv.Value?.GetValueKind() == System.Text.Json.JsonValueKind.Number).ToDictionary(kv => kv.Key, kv => (double)kv.Value!);
+                .Where(kv => kv.Value?.GetValueKind() == System.Text.Json.JsonValueKind.Number)
+                .ToDictionary(kv => kv.Key, kv => (double)kv.Value!);
         // every measure a number, or null where it is undefined (never the string "NaN": issue 20, 15)
-        Assert.All(JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "a.json")))!["metrics"]!.AsObject(),
-                   kv => Assert.True(kv.Value is null || kv.Value.GetValueKind() == System.Text.Json.JsonValueKind.Number, $"{kv.Key}: {kv.Value}"));
+        Assert.All(JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "a.json")))!["metrics"]!.AsObject(), kv =>
+            Assert.True(kv.Value is null || kv.Value.GetValueKind() == System.Text.Json.JsonValueKind.Number,
+                        $"{kv.Key}: {kv.Value}"));
         // Equal to float32 precision: libtorch's vectorised float32 kernels round by the memory
         // alignment of their inputs, which moves the 9th digit between runs.
         var (a, b, c) = (Metrics("a.json"), Metrics("b.json"), Metrics("c.json"));
         Assert.Equal(a.Keys, b.Keys);
-        foreach (var (key, value) in a) Assert.True(Math.Abs(value - b[key]) <= 1e-6 * Math.Max(1, Math.Abs(value)), $"{key}: {value} vs {b[key]}");
+        foreach (var (key, value) in a)
+            Assert.True(Math.Abs(value - b[key]) <= 1e-6 * Math.Max(1, Math.Abs(value)),
+                        $"{key}: {value} vs {b[key]}");
         Assert.True(Math.Abs(a["iwae"] - c["iwae"]) > 1e-3, "another seed gives another sample");
 
         string[] Track(string prefix) => ["track", f.Model, f.Data, "--threads", "1", "--seed", "4", "--out", prefix];
@@ -300,7 +327,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         Run(Track(Path.Combine(dir, "t2"))).AssertCode(0);
         Assert.Equal(File.ReadAllText(Path.Combine(dir, "t1.csv")), File.ReadAllText(Path.Combine(dir, "t2.csv")));
 
-        string[] Render(string outDir) => ["render", f.Model, "--data", f.Data, "--count", "2", "--threads", "1", "--out", outDir];
+        string[] Render(string outDir) =>
+            ["render", f.Model, "--data", f.Data, "--count", "2", "--threads", "1", "--out", outDir];
         Run(Render(Path.Combine(dir, "r1"))).AssertCode(0);
         Run(Render(Path.Combine(dir, "r2"))).AssertCode(0);
         foreach (var png in Directory.GetFiles(Path.Combine(dir, "r1")))
@@ -338,7 +366,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         CopyDir(f.Run, run);
         var checkpoints = Path.Combine(run, "checkpoints");
         var dead = Path.Combine(checkpoints, $"step-000000009.safetensors.tmp-{DeadPid()}-{Guid.NewGuid():N}");
-        var live = Path.Combine(checkpoints, $"step-000000009.safetensors.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        var live = Path.Combine(checkpoints,
+                                $"step-000000009.safetensors.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}");
         File.WriteAllBytes(dead, new byte[10]);
         File.WriteAllBytes(live, new byte[10]);
         Run("train", "--resume", run, "--max_train_iter", "3", "--data", f.Data, "--threads", "1").AssertCode(0);
@@ -351,16 +380,20 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
     {
         var dir = TestUtil.TempDir();
         var data = Path.Combine(dir, "colour.safetensors");
-        Run("data", "generate", "--synthetic", "--colour", "--split", "train", "--count", "16", "--canvas-size", "32", "--seq-len", "3", "--out", data).AssertCode(0);
+        Run("data", "generate", "--synthetic", "--colour", "--split", "train", "--count", "16", "--canvas-size", "32",
+            "--seq-len", "3", "--out", data).AssertCode(0);
         var run = Path.Combine(dir, "run");
-        Run("train", "--config", f.Config, "--channels", "3", "--data", data, "--run-dir", run, "--threads", "1").AssertCode(0);
+        Run("train", "--config", f.Config, "--channels", "3", "--data", data, "--run-dir", run,
+            "--threads", "1").AssertCode(0);
         Assert.NotEmpty(Directory.GetFiles(Path.Combine(run, "figures")));
         var json = Path.Combine(dir, "eval.json");
         Run("eval", run, "--data", data, "--threads", "1", "--json", json).AssertCode(0);
         Assert.NotNull(JsonNode.Parse(File.ReadAllText(json))!["metrics"]!["mota"]);
-        Run("render", run, "--data", data, "--count", "2", "--threads", "1", "--out", Path.Combine(dir, "renders")).AssertCode(0);
+        Run("render", run, "--data", data, "--count", "2", "--threads", "1",
+            "--out", Path.Combine(dir, "renders")).AssertCode(0);
         var prefix = Path.Combine(dir, "tracks");
-        Run("track", run, data, "--format", "mot", "--gif", "--count", "3", "--threads", "1", "--out", prefix).AssertCode(0);
+        Run("track", run, data, "--format", "mot", "--gif", "--count", "3", "--threads", "1",
+            "--out", prefix).AssertCode(0);
         Assert.True(File.Exists(prefix + ".gif"));
         var mot = Directory.GetFiles(prefix + "-mot").Order().ToArray();
         Assert.Equal(3, mot.Length);
@@ -371,7 +404,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             Assert.InRange(int.Parse(fields[0], CultureInfo.InvariantCulture), 1, 3);
             Assert.True(int.Parse(fields[1], CultureInfo.InvariantCulture) >= 1);
         }
-        // the folder is replaced whole, not mixed with the first run's files (issue 20, 5), and never holding what track did not write
+        // the folder is replaced whole, not mixed with the first run's files (issue 20, 5), and never holding what
+        // track did not write
         Run("track", run, data, "--format", "mot", "--count", "2", "--threads", "1", "--out", prefix).AssertCode(0);
         Assert.Equal(mot[..2], Directory.GetFiles(prefix + "-mot").Order());
         File.WriteAllText(Path.Combine(prefix + "-mot", "notes.md"), "mine");
@@ -386,7 +420,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
     public void Imported_frames_are_measured_with_their_ground_truth_or_without_it()
     {
         var dir = TestUtil.TempDir();
-        var folders = Data.FrameImportTests.AsMotFolders(new MovingMnist(CliFixture.Tiny.DataConfig(), TestUtil.Templates(50), 9), 3, dir);
+        var folders = Data.FrameImportTests.AsMotFolders(
+            new MovingMnist(CliFixture.Tiny.DataConfig(), TestUtil.Templates(50), 9), 3, dir);
         var labelled = Path.Combine(dir, "labelled.safetensors");
         Run(["data", "import", .. folders, "--size", "32", "--out", labelled]).AssertCode(0);
         var json = Path.Combine(dir, "labelled.json");
@@ -406,7 +441,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         Assert.NotNull(report["metrics"]!["iwae"]);
         Assert.Contains("has no ground truth", Run("data", "stats", "--file", unlabelled).AssertCode(2).Stderr);
         // a folder of frames tracks as one sequence, named after the folder, in the frames' own pixels
-        Run("track", f.Model, Path.Combine(folders[0], "img1"), "--format", "mot", "--threads", "1", "--out", Path.Combine(dir, "t")).AssertCode(0);
+        Run("track", f.Model, Path.Combine(folders[0], "img1"), "--format", "mot", "--threads", "1",
+            "--out", Path.Combine(dir, "t")).AssertCode(0);
         Assert.True(File.Exists(Path.Combine(dir, "t-mot", "img1.txt")));
     }
 
@@ -415,7 +451,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
     {
         var dir = TestUtil.TempDir();
         var run = Path.Combine(dir, "finetune");
-        Run("train", "--config", f.Config, "--data", f.Data, "--init", f.Run, "--learning_rate", "0.0001", "--run-dir", run, "--threads", "1").AssertCode(0);
+        Run("train", "--config", f.Config, "--data", f.Data, "--init", f.Run, "--learning_rate", "0.0001",
+            "--run-dir", run, "--threads", "1").AssertCode(0);
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(run, "config.json")))!;
         Assert.EndsWith("step-000000002.safetensors", (string)config["init"]!);
         Assert.Equal(Path.GetFullPath(f.Data), (string)config["data"]!);
@@ -425,7 +462,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         var moved = Path.Combine(dir, "run2");
         File.Copy(f.Data, copy);
         Run("train", "--config", f.Config, "--data", copy, "--run-dir", moved, "--threads", "1").AssertCode(0);
-        SequenceFile.Write(copy, new MovingMnist(CliFixture.Tiny.DataConfig(), TestUtil.Templates(50), 4), 16, Pool.Train, stop: TestContext.Current.CancellationToken);
+        SequenceFile.Write(copy, new MovingMnist(CliFixture.Tiny.DataConfig(), TestUtil.Templates(50), 4), 16,
+                           Pool.Train, stop: TestContext.Current.CancellationToken);
         var e = Run("train", "--resume", moved, "--max_train_iter", "3", "--threads", "1").AssertCode(2);
         Assert.Contains("changed since the run started", e.Stderr);
     }
@@ -439,7 +477,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         var source = Sqair.Training.Checkpoint.Read(Checkpoint.InRun(f.Run).First());
         Assert.Equal(source.Iteration, exported.Iteration);
         Assert.DoesNotContain(exported.Tensors.Keys, k => !k.StartsWith("model/", StringComparison.Ordinal));
-        foreach (var (key, tensor) in exported.Tensors) Assert.True(tensor.allclose(source.Tensors[key], rtol: 0, atol: 0), key);
+        foreach (var (key, tensor) in exported.Tensors)
+            Assert.True(tensor.allclose(source.Tensors[key], rtol: 0, atol: 0), key);
         var provenance = JsonNode.Parse(exported.Metadata["provenance"])!;
         Assert.Equal("two iterations of a tiny model", (string)provenance["note"]!);
         Assert.StartsWith("sqair ", (string)provenance["exported_by"]!, StringComparison.Ordinal);
@@ -448,7 +487,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
 
         // an existing file is replaced only with --force, the exported file itself never (issue 20, 6b)
         Assert.Contains("exists; pass --force", Run("export", f.Run, "--out", path).AssertCode(2).Stderr);
-        Assert.Contains("is the checkpoint being exported", Run("export", path, "--out", path, "--force").AssertCode(2).Stderr);
+        Assert.Contains("is the checkpoint being exported",
+            Run("export", path, "--out", path, "--force").AssertCode(2).Stderr);
         // a re-export keeps the first export's provenance
         var again = path + ".again.safetensors";
         Run("export", path, "--out", again, "--note", "second").AssertCode(0);
@@ -482,16 +522,23 @@ public class ExitCodeTests
     [Fact]
     public void Failures_users_cause_map_to_their_codes_and_bugs_keep_their_trace()
     {
-        Assert.Equal(Sqair.Cli.ExitCodes.Usage, Sqair.Cli.ExitCodes.Classify(new ArgumentException("config key 'x'"))!.Value.Code);
-        Assert.Equal(Sqair.Cli.ExitCodes.Failure, Sqair.Cli.ExitCodes.Classify(new InvalidDataException("f: truncated"))!.Value.Code);
-        Assert.Equal(Sqair.Cli.ExitCodes.Interrupted, Sqair.Cli.ExitCodes.Classify(new OperationCanceledException())!.Value.Code);
-        var oom = Sqair.Cli.ExitCodes.Classify(new System.Runtime.InteropServices.ExternalException("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: you tried to allocate 9 GB.\n frame #0"))!.Value;
+        Assert.Equal(Sqair.Cli.ExitCodes.Usage,
+                     Sqair.Cli.ExitCodes.Classify(new ArgumentException("config key 'x'"))!.Value.Code);
+        Assert.Equal(Sqair.Cli.ExitCodes.Failure,
+                     Sqair.Cli.ExitCodes.Classify(new InvalidDataException("f: truncated"))!.Value.Code);
+        Assert.Equal(Sqair.Cli.ExitCodes.Interrupted,
+                     Sqair.Cli.ExitCodes.Classify(new OperationCanceledException())!.Value.Code);
+        var oom = Sqair.Cli.ExitCodes.Classify(new System.Runtime.InteropServices.ExternalException(
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: " +
+            "you tried to allocate 9 GB.\n frame #0"))!.Value;
         Assert.Equal(Sqair.Cli.ExitCodes.Failure, oom.Code);
         Assert.Contains("out of memory", oom.Message);
         Assert.Contains("--batch-size", oom.Message);
-        var parallel = new AggregateException(new ArgumentException("cannot place 9 digits"), new ArgumentException("cannot place 8 digits"));
+        var parallel = new AggregateException(new ArgumentException("cannot place 9 digits"),
+                                              new ArgumentException("cannot place 8 digits"));
         Assert.Equal((Sqair.Cli.ExitCodes.Usage, "cannot place 9 digits"), Sqair.Cli.ExitCodes.Classify(parallel));
         Assert.Null(Sqair.Cli.ExitCodes.Classify(new NullReferenceException()));
-        Assert.Null(Sqair.Cli.ExitCodes.Classify(new System.Runtime.InteropServices.ExternalException("Expected false to be true")));
+        Assert.Null(Sqair.Cli.ExitCodes.Classify(
+            new System.Runtime.InteropServices.ExternalException("Expected false to be true")));
     }
 }

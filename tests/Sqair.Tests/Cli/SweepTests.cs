@@ -13,8 +13,10 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
     /// <summary>The fixture's tiny model and data as the base of a sweep, 2 iterations measured at each.</summary>
     string[] TinySweep(string dir) =>
     [
-        "sweep", dir, "--arm", "output_std=0.2", "--seeds", "1", "--iterations", "2", "--eval-every", "1", "--eval-count", "4", "--parallel", "2",
-        "--set", $"data={f.Data},img_size=32,glimpse_size=8,n_what=8,n_units=2,max_objects=2,k_particles=2,batch_size=4,seq_len=3," +
+        "sweep", dir, "--arm", "output_std=0.2", "--seeds", "1", "--iterations", "2", "--eval-every", "1",
+        "--eval-count", "4", "--parallel", "2",
+        "--set", $"data={f.Data},img_size=32,glimpse_size=8,n_what=8,n_units=2,max_objects=2,k_particles=2," +
+                 "batch_size=4,seq_len=3," +
                  "curriculum_start=0,lr_schedule=[1],log_itr=1,fig_itr=100,train_size=16,valid_size=8",
     ];
 
@@ -65,12 +67,15 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
             var viaSlurm = Path.Combine(TestUtil.TempDir(), "slurm-sweep");
             var submitted = CommandLineTests.Run([.. TinySweep(viaSlurm), "--slurm"]).AssertCode(0);
             Assert.Contains("Submitted batch job", submitted.Stdout);
-            var markers = new[] { "base", "output_std=0.2" }.Select(arm => Path.Combine(viaSlurm, arm, "seed-1", Sqair.Sweeps.SweepRunner.DoneMarker)).ToList();
-            for (var waited = System.Diagnostics.Stopwatch.StartNew(); !markers.All(File.Exists); await Task.Delay(500, TestContext.Current.CancellationToken))
+            var markers = new[] { "base", "output_std=0.2" }
+                .Select(arm => Path.Combine(viaSlurm, arm, "seed-1", Sqair.Sweeps.SweepRunner.DoneMarker)).ToList();
+            for (var waited = System.Diagnostics.Stopwatch.StartNew(); !markers.All(File.Exists);
+                 await Task.Delay(500, TestContext.Current.CancellationToken))
                 Assert.True(waited.Elapsed < TimeSpan.FromMinutes(3), "the Slurm tasks did not finish in 3 minutes: " +
                             string.Join("\n", Directory.GetFiles(viaSlurm, "slurm-*.out").Select(File.ReadAllText)));
             CommandLineTests.Run("sweep", viaSlurm, "--collect").AssertCode(0);
-            Assert.Equal(File.ReadAllText(Path.Combine(local, "sweep.md")), File.ReadAllText(Path.Combine(viaSlurm, "sweep.md")));
+            Assert.Equal(File.ReadAllText(Path.Combine(local, "sweep.md")),
+                         File.ReadAllText(Path.Combine(viaSlurm, "sweep.md")));
         }
         finally
         {
@@ -84,7 +89,8 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
     {
         var dir = Path.Combine(TestUtil.TempDir(), "sweep");
         CommandLineTests.Run([.. TinySweep(dir), "--task", "0"]).AssertCode(0);
-        var other = CommandLineTests.Run([.. TinySweep(dir)[..^2], "--set", $"data={f.Data},img_size=32"]).AssertCode(2);
+        var other = CommandLineTests.Run([.. TinySweep(dir)[..^2], "--set", $"data={f.Data},img_size=32"])
+            .AssertCode(2);
         Assert.Contains("holds another sweep", other.Stderr);
         var collect = CommandLineTests.Run("sweep", dir, "--collect").AssertCode(0);
         Assert.Contains("Not measured yet: output_std=0.2 seed 1", collect.Stdout);
@@ -93,7 +99,10 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
     [Fact]
     public async Task A_stopped_sweep_stops_its_running_task_starts_no_other_and_returns()
     {
-        var spec = new SweepSpec { Arms = [new("base", []), new("other", [])], Seeds = [1], Iterations = 1, EvalEvery = 1, Parallel = 1 };
+        var spec = new SweepSpec
+        {
+            Arms = [new("base", []), new("other", [])], Seeds = [1], Iterations = 1, EvalEvery = 1, Parallel = 1
+        };
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(1));
         var started = new List<string>();
         var run = Task.Run(() => SweepRunner.RunLocal(spec, TestUtil.TempDir(), t =>
@@ -134,7 +143,9 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
         };
         spec.Validate();
         var c = spec.ConfigOf(spec.Tasks[1]);
-        Assert.Equal((0.2, 3, 7UL, 40L, 10L, 10L, 20, 0.0), (c.OutputStd, c.KParticles, c.Seed, c.MaxTrainIter, c.EvalItr, c.CkptItr, c.EvalSize, c.TimeLimitMin));
+        Assert.Equal(
+            (0.2, 3, 7UL, 40L, 10L, 10L, 20, 0.0),
+            (c.OutputStd, c.KParticles, c.Seed, c.MaxTrainIter, c.EvalItr, c.CkptItr, c.EvalSize, c.TimeLimitMin));
         Assert.Equal(0.25, spec.ConfigOf(spec.Tasks[0]).OutputStd);
         Assert.Equal(3e-4, c.LearningRate); // the cpu preset's
     }

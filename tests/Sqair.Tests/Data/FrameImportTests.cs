@@ -29,8 +29,9 @@ public class FrameImportTests
                     for (int x = 0; x < side; x++)
                     {
                         int o = t * c.Channels * plane + y * side + x;
-                        bmp.SetPixel(x, y, c.Channels == 1 ? new SKColor(s.Frames[o], s.Frames[o], s.Frames[o])
-                                                           : new SKColor(s.Frames[o], s.Frames[o + plane], s.Frames[o + 2 * plane]));
+                        bmp.SetPixel(x, y, c.Channels == 1
+                            ? new SKColor(s.Frames[o], s.Frames[o], s.Frames[o])
+                            : new SKColor(s.Frames[o], s.Frames[o + plane], s.Frames[o + 2 * plane]));
                     }
                 using var png = bmp.Encode(SKEncodedImageFormat.Png, 100);
                 File.WriteAllBytes(Path.Combine(dir, "img1", $"{t + 1:D6}.png"), png.ToArray());
@@ -38,7 +39,9 @@ public class FrameImportTests
                     if (s.Present[t * c.MaxDigits + k] == 1)
                     {
                         var b = s.Boxes.AsSpan((t * c.MaxDigits + k) * 4, 4);
-                        gt.Add(string.Join(",", new object[] { t + 1, s.Ids[k] + 1, b[1] + 1, b[0] + 1, b[3], b[2], 1, 1, 1 }.Select(v => Convert.ToString(v, CultureInfo.InvariantCulture))));
+                        gt.Add(string.Join(",",
+                            new object[] { t + 1, s.Ids[k] + 1, b[1] + 1, b[0] + 1, b[3], b[2], 1, 1, 1 }
+                                .Select(v => Convert.ToString(v, CultureInfo.InvariantCulture))));
                     }
             }
             File.WriteAllLines(Path.Combine(dir, "gt", "gt.txt"), gt);
@@ -52,12 +55,16 @@ public class FrameImportTests
     [InlineData(3)]
     public void Frames_and_MOT_ground_truth_import_back_to_the_sequences_they_came_from(int channels)
     {
-        var config = new MovingMnistConfig { CanvasSize = 32, SeqLen = 4, MinDigits = 1, MaxDigits = 2, Channels = channels };
+        var config = new MovingMnistConfig
+        {
+            CanvasSize = 32, SeqLen = 4, MinDigits = 1, MaxDigits = 2, Channels = channels
+        };
         var generator = TestUtil.Generator(config);
         var root = TestUtil.TempDir();
         var folders = AsMotFolders(generator, 3, root);
         var path = Path.Combine(root, "imported.safetensors");
-        var summary = FrameImport.Import(folders, path, new ImportOptions(32, channels, null), stop: TestContext.Current.CancellationToken);
+        var summary = FrameImport.Import(folders, path, new ImportOptions(32, channels, null),
+                                         stop: TestContext.Current.CancellationToken);
         Assert.Equal((3L, true), (summary.Sequences, summary.HasTruth));
 
         using var file = SequenceFile.Open(path);
@@ -73,7 +80,8 @@ public class FrameImportTests
                 for (int k = 0; k < n; k++)
                 {
                     Assert.Equal(a.Present[t * 2 + k], b.Present[t * file.Config.MaxDigits + k]);
-                    Assert.Equal(a.Boxes.AsSpan((t * 2 + k) * 4, 4).ToArray(), b.Boxes.AsSpan((t * file.Config.MaxDigits + k) * 4, 4).ToArray());
+                    Assert.Equal(a.Boxes.AsSpan((t * 2 + k) * 4, 4).ToArray(),
+                                 b.Boxes.AsSpan((t * file.Config.MaxDigits + k) * 4, 4).ToArray());
                 }
             Assert.Equal(a.Ids.Where(id => id >= 0).Select(id => id + 1), b.Ids.Where(id => id >= 0));
         }
@@ -86,7 +94,8 @@ public class FrameImportTests
         var folders = AsMotFolders(TestUtil.Generator(new MovingMnistConfig { CanvasSize = 32, SeqLen = 7 }), 2, root);
         foreach (var f in folders) Directory.Delete(Path.Combine(f, "gt"), recursive: true);
         var path = Path.Combine(root, "windows.safetensors");
-        var summary = FrameImport.Import(folders, path, new ImportOptions(16, 1, 3, ResizeFilter.Nearest), stop: TestContext.Current.CancellationToken);
+        var summary = FrameImport.Import(folders, path, new ImportOptions(16, 1, 3, ResizeFilter.Nearest),
+                                         stop: TestContext.Current.CancellationToken);
         Assert.Equal((4L, false, 2), (summary.Sequences, summary.HasTruth, summary.DroppedFrames));
         using var file = SequenceFile.Open(path);
         Assert.False(file.HasTruth);
@@ -99,19 +108,25 @@ public class FrameImportTests
         var root = TestUtil.TempDir();
         var output = Path.Combine(root, "x.safetensors");
         var empty = Directory.CreateDirectory(Path.Combine(root, "empty")).FullName;
-        var e1 = Assert.Throws<FileNotFoundException>(() => FrameImport.Import([empty], output, new ImportOptions(32, 1, null), stop: TestContext.Current.CancellationToken));
+        var e1 = Assert.Throws<FileNotFoundException>(() =>
+            FrameImport.Import([empty], output, new ImportOptions(32, 1, null),
+                               stop: TestContext.Current.CancellationToken));
         Assert.Contains(empty, e1.Message);
 
         var folders = AsMotFolders(TestUtil.Generator(new MovingMnistConfig { CanvasSize = 32, SeqLen = 3 }), 2, root);
         using (var big = new SKBitmap(40, 40))
         using (var png = big.Encode(SKEncodedImageFormat.Png, 100))
             File.WriteAllBytes(Path.Combine(folders[0], "img1", "000002.png"), png.ToArray());
-        var e2 = Assert.Throws<InvalidDataException>(() => FrameImport.Import([folders[0]], output, new ImportOptions(32, 1, null), stop: TestContext.Current.CancellationToken));
+        var e2 = Assert.Throws<InvalidDataException>(() =>
+            FrameImport.Import([folders[0]], output, new ImportOptions(32, 1, null),
+                               stop: TestContext.Current.CancellationToken));
         Assert.Contains("000002.png: 40×40 pixels", e2.Message);
 
         var gt = Path.Combine(folders[1], FrameImport.TruthFile);
         File.AppendAllText(gt, "9,1,1,1,5,5,1,1,1\n");
-        var e3 = Assert.Throws<InvalidDataException>(() => FrameImport.Import([folders[1]], output, new ImportOptions(32, 1, null), stop: TestContext.Current.CancellationToken));
+        var e3 = Assert.Throws<InvalidDataException>(() =>
+            FrameImport.Import([folders[1]], output, new ImportOptions(32, 1, null),
+                               stop: TestContext.Current.CancellationToken));
         Assert.Contains($"{gt}:", e3.Message);
         Assert.Contains("frame 9 is outside the folder's frames 1..3", e3.Message);
         Assert.False(File.Exists(output));
@@ -119,7 +134,8 @@ public class FrameImportTests
 
     /// <summary>The error of importing <paramref name="folder"/> with its ground truth.</summary>
     static InvalidDataException ImportError(string folder) => Assert.Throws<InvalidDataException>(() =>
-        FrameImport.Import([folder], Path.Combine(Path.GetDirectoryName(folder)!, "x.safetensors"), new ImportOptions(32, 1, null), stop: TestContext.Current.CancellationToken));
+        FrameImport.Import([folder], Path.Combine(Path.GetDirectoryName(folder)!, "x.safetensors"),
+                           new ImportOptions(32, 1, null), stop: TestContext.Current.CancellationToken));
 
     [Fact]
     public void Ground_truth_frames_are_matched_by_number_so_a_missing_or_offset_image_is_named()
@@ -132,11 +148,13 @@ public class FrameImportTests
         Assert.Contains("(no frame 2)", gap.Message);
 
         foreach (var file in Directory.GetFiles(Path.Combine(folders[1], "img1")).OrderDescending())
-            File.Move(file, Path.Combine(Path.GetDirectoryName(file)!, $"{int.Parse(Path.GetFileNameWithoutExtension(file), CultureInfo.InvariantCulture) + 100:D6}.png"));
+            File.Move(file, Path.Combine(Path.GetDirectoryName(file)!,
+                $"{int.Parse(Path.GetFileNameWithoutExtension(file), CultureInfo.InvariantCulture) + 100:D6}.png"));
         Assert.Contains("000101.png: numbered 101 but frame 1", ImportError(folders[1]).Message);
 
         File.Move(Path.Combine(folders[2], "img1", "000004.png"), Path.Combine(folders[2], "img1", "last.png"));
-        Assert.Contains("last.png: with gt/gt.txt, frames are matched to ground truth by number", ImportError(folders[2]).Message);
+        Assert.Contains("last.png: with gt/gt.txt, frames are matched to ground truth by number",
+                        ImportError(folders[2]).Message);
     }
 
     [Theory]
@@ -147,7 +165,8 @@ public class FrameImportTests
     [InlineData("1,1,1,1,1e39,5,1,1,1", "field 5 '1e39' is not a number")]
     public void Ground_truth_values_that_would_be_cut_or_overflow_are_errors_naming_the_line(string line, string words)
     {
-        var folder = AsMotFolders(TestUtil.Generator(new MovingMnistConfig { CanvasSize = 32, SeqLen = 3 }), 1, TestUtil.TempDir())[0];
+        var folder = AsMotFolders(TestUtil.Generator(new MovingMnistConfig { CanvasSize = 32, SeqLen = 3 }), 1,
+                                  TestUtil.TempDir())[0];
         var gt = Path.Combine(folder, FrameImport.TruthFile);
         int lines = File.ReadAllLines(gt).Length;
         File.AppendAllText(gt, line + "\n");
@@ -159,7 +178,8 @@ public class FrameImportTests
     public void A_FIFO_among_the_frames_is_refused_instead_of_read()
     {
         Assert.SkipUnless(OperatingSystem.IsLinux(), "FIFOs are detected on Linux");
-        var folder = AsMotFolders(TestUtil.Generator(new MovingMnistConfig { CanvasSize = 32, SeqLen = 3 }), 1, TestUtil.TempDir())[0];
+        var folder = AsMotFolders(TestUtil.Generator(new MovingMnistConfig { CanvasSize = 32, SeqLen = 3 }), 1,
+                                  TestUtil.TempDir())[0];
         var fifo = Path.Combine(folder, "img1", "000010.png");
         TestUtil.MakeFifo(fifo);
         var e = Assert.Throws<InvalidDataException>(() => FrameFolder.Files(folder));

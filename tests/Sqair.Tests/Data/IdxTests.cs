@@ -115,7 +115,8 @@ public class IdxTests
         var dir = TestUtil.TempDir();
         Idx.Write(Path.Combine(dir, "i"), [2, 28, 28], new byte[2 * 28 * 28]);
         Idx.Write(Path.Combine(dir, "l"), [3], [1, 2, 3]);
-        var e = Assert.Throws<InvalidDataException>(() => MnistSplit.Load(Path.Combine(dir, "i"), Path.Combine(dir, "l")));
+        var e = Assert.Throws<InvalidDataException>(() =>
+            MnistSplit.Load(Path.Combine(dir, "i"), Path.Combine(dir, "l")));
         Assert.Contains("3 labels for 2 images", e.Message);
     }
 }

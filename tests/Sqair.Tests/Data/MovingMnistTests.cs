@@ -104,7 +104,8 @@ public class MovingMnistTests
                         {
                             int py = (int)y + ty, px = (int)x + tx;
                             if (py < Side && px < Side)
-                                expected[py * Side + px] = Math.Max(expected[py * Side + px], tpl.Pixels[ty * tpl.Width + tx]);
+                                expected[py * Side + px] =
+                                    Math.Max(expected[py * Side + px], tpl.Pixels[ty * tpl.Width + tx]);
                         }
                 }
                 Assert.Equal(expected, s.Frames.AsSpan(t * Side * Side, Side * Side).ToArray());
@@ -190,7 +191,8 @@ public class MovingMnistTests
     [Fact]
     public void Bad_parameters_are_named()
     {
-        var e = Assert.Throws<ArgumentException>(() => TestUtil.Generator(new MovingMnistConfig { MinDigits = 3, MaxDigits = 2 }));
+        var e = Assert.Throws<ArgumentException>(() =>
+            TestUtil.Generator(new MovingMnistConfig { MinDigits = 3, MaxDigits = 2 }));
         Assert.Contains("max_digits", e.Message);
     }
 
@@ -211,7 +213,8 @@ public class MovingMnistTests
         var dir = TestUtil.TempDir();
         using var cts = new CancellationTokenSource();
         Assert.Throws<OperationCanceledException>(() =>
-            SequenceFile.Write(Path.Combine(dir, "d.safetensors"), TestUtil.Generator(), 10_000, Pool.Train, done => cts.Cancel(), threads: 1, stop: cts.Token));
+            SequenceFile.Write(Path.Combine(dir, "d.safetensors"), TestUtil.Generator(), 10_000, Pool.Train,
+                               done => cts.Cancel(), threads: 1, stop: cts.Token));
         Assert.Empty(Directory.GetFileSystemEntries(dir));
     }
 

@@ -100,9 +100,12 @@ public class SequenceFileTests
             var s = gen.Generate(16 + i);
             var first = batch.Frames[0, i].flatten().data<float>().ToArray();
             // the window's frame 0 is some frame f of the sequence, its frame 3 is frame f + 3
-            int f = Enumerable.Range(0, file.Config.SeqLen - 3).First(g => s.Frames.AsSpan(g * 2500, 2500).ToArray().Select(v => v / 255f).SequenceEqual(first));
-            Assert.Equal(s.Frames.AsSpan((f + 3) * 2500, 2500).ToArray().Select(v => v / 255f), batch.Frames[3, i].flatten().data<float>());
-            Assert.Equal(s.Visible.AsSpan((f + 3) * 2, 2).ToArray().Select(v => (float)v), batch.Visible[3, i].data<float>().ToArray());
+            int f = Enumerable.Range(0, file.Config.SeqLen - 3)
+                .First(g => s.Frames.AsSpan(g * 2500, 2500).ToArray().Select(v => v / 255f).SequenceEqual(first));
+            Assert.Equal(s.Frames.AsSpan((f + 3) * 2500, 2500).ToArray().Select(v => v / 255f),
+                         batch.Frames[3, i].flatten().data<float>());
+            Assert.Equal(s.Visible.AsSpan((f + 3) * 2, 2).ToArray().Select(v => (float)v),
+                         batch.Visible[3, i].data<float>().ToArray());
             starts.Add(f);
         }
         Assert.True(starts.Count > 1, "the windows all started at one frame");
@@ -132,7 +135,8 @@ public class SequenceFileTests
         var loader = new BatchLoader(new GeneratedSource(gen), 4, shuffle: true, seed: 0);
         using var batch = loader.Get(1_000_000);
         var s = gen.Generate(4_000_002);
-        Assert.Equal(s.Frames.AsSpan(0, 2500).ToArray().Select(v => v / 255f), batch.Frames[0, 2].flatten().data<float>().ToArray());
+        Assert.Equal(s.Frames.AsSpan(0, 2500).ToArray().Select(v => v / 255f),
+                     batch.Frames[0, 2].flatten().data<float>().ToArray());
     }
 
     [Fact]
@@ -162,6 +166,7 @@ public class SequenceFileTests
     public void Grey_configs_keep_their_json_so_cached_datasets_keep_their_names()
     {
         Assert.DoesNotContain("channels", System.Text.Json.JsonSerializer.Serialize(new MovingMnistConfig()));
-        Assert.Contains("\"channels\":3", System.Text.Json.JsonSerializer.Serialize(new MovingMnistConfig { Channels = 3 }));
+        Assert.Contains("\"channels\":3",
+                        System.Text.Json.JsonSerializer.Serialize(new MovingMnistConfig { Channels = 3 }));
     }
 }

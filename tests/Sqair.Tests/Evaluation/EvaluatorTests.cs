@@ -8,7 +8,9 @@ namespace Sqair.Tests.Evaluation;
 
 public class EvaluatorTests
 {
-    /// <summary>Every batch samples from a generator seeded by its position, so nothing sampled before changes a report.</summary>
+    /// <summary>
+    /// Every batch samples from a generator seeded by its position, so nothing sampled before changes a report.
+    /// </summary>
     [Fact]
     public void A_report_does_not_depend_on_earlier_sampling_or_the_thread_count()
     {

@@ -27,12 +27,16 @@ public class MemoryEstimateTests
     {
         var c = Presets.Get("paper");
         long available = 4 * Gb;
-        var e = Assert.Throws<ArgumentException>(() => MemoryEstimate.Check(c, batch: 5000, k: 5, keptFrames: 10, available, "--batch-size"));
+        var e = Assert.Throws<ArgumentException>(() =>
+            MemoryEstimate.Check(c, batch: 5000, k: 5, keptFrames: 10, available, "--batch-size"));
         Assert.Contains("--batch-size 5000 with K = 5", e.Message);
-        var suggested = long.Parse(System.Text.RegularExpressions.Regex.Match(e.Message, @"use --batch-size (\d+) or less").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        var suggested = long.Parse(
+            System.Text.RegularExpressions.Regex.Match(e.Message, @"use --batch-size (\d+) or less").Groups[1].Value,
+            System.Globalization.CultureInfo.InvariantCulture);
         // the suggestion fits and one more sequence would not
         MemoryEstimate.Check(c, suggested, 5, 10, available, "--batch-size");
-        Assert.Throws<ArgumentException>(() => MemoryEstimate.Check(c, suggested + 1, 5, 10, available, "--batch-size"));
+        Assert.Throws<ArgumentException>(() =>
+            MemoryEstimate.Check(c, suggested + 1, 5, 10, available, "--batch-size"));
         // not even one sequence fits: lower K
         e = Assert.Throws<ArgumentException>(() => MemoryEstimate.Check(c, 1, 100_000, 10, available, "--batch-size"));
         Assert.Contains("lower --k", e.Message);

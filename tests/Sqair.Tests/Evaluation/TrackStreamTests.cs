@@ -8,8 +8,12 @@ namespace Sqair.Tests.Evaluation;
 
 public class TrackStreamTests
 {
-    /// <summary>Every frame's content and window boxes per sequence from streaming the frames through a <see cref="TrackStream"/>.</summary>
-    static (List<TrackBox>[][] Content, List<TrackBox>[][] Windows) Streamed(SqairModel model, Tensor frames, InferenceOptions options, ulong seed, int lag)
+    /// <summary>
+    /// Every frame's content and window boxes per sequence from streaming the frames through a
+    /// <see cref="TrackStream"/>.
+    /// </summary>
+    static (List<TrackBox>[][] Content, List<TrackBox>[][] Windows) Streamed(
+        SqairModel model, Tensor frames, InferenceOptions options, ulong seed, int lag)
     {
         using var stream = new TrackStream(model, frames.shape[1], options, new Generator(seed), lag: lag);
         var fixedFrames = new List<StreamedFrame>();
@@ -49,7 +53,8 @@ public class TrackStreamTests
     {
         manual_seed(8);
         var model = new SqairModel(SqairModelTests.Tiny(discBias: 0.5));
-        var (content, _) = Streamed(model, SqairModelTests.Frames(9, 2), new InferenceOptions(4, Resampling.Ess), seed: 3, lag: 2);
+        var (content, _) = Streamed(model, SqairModelTests.Frames(9, 2), new InferenceOptions(4, Resampling.Ess),
+                                    seed: 3, lag: 2);
         Assert.Equal(9, content.Length);
         Assert.All(content, f => Assert.Equal(2, f.Length));
     }

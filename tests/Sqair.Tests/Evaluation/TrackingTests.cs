@@ -37,7 +37,8 @@ public class TrackingTests
     [Fact]
     public void Clipping_keeps_the_visible_part_of_a_box()
     {
-        Assert.Equal(new TrackBox(3, 40, 0, 10, 6, OnCanvas: 60f / 280), new TrackBox(3, 40, -4, 28, 10).ClipTo(50, 50));
+        Assert.Equal(new TrackBox(3, 40, 0, 10, 6, OnCanvas: 60f / 280),
+                     new TrackBox(3, 40, -4, 28, 10).ClipTo(50, 50));
         Assert.Equal(new TrackBox(1, 5, 6, 7, 8), new TrackBox(1, 5, 6, 7, 8).ClipTo(50, 50));
         var outside = new TrackBox(2, 60, 10, 5, 5).ClipTo(50, 50);
         Assert.Equal(0, outside.H * outside.W);
@@ -47,8 +48,10 @@ public class TrackingTests
     public void Ground_truth_of_a_digit_leaving_the_canvas_is_its_visible_part()
     {
         // one sequence, one frame, one digit whose 20×20 box hangs 10 pixels off the bottom
-        using var batch = new SequenceBatch(torch.zeros([1, 1, 1, 50, 50]), torch.tensor(new float[] { 40, 5, 20, 20 }).reshape(1, 1, 1, 4),
-                                            torch.ones(1, 1, 1), torch.ones(1, 1, 1), torch.zeros(1, 1, torch.int64), torch.zeros(1, 1, torch.int64));
+        using var batch = new SequenceBatch(torch.zeros([1, 1, 1, 50, 50]),
+                                            torch.tensor(new float[] { 40, 5, 20, 20 }).reshape(1, 1, 1, 4),
+                                            torch.ones(1, 1, 1), torch.ones(1, 1, 1),
+                                            torch.zeros(1, 1, torch.int64), torch.zeros(1, 1, torch.int64));
         var truth = TrackExtraction.Truth(batch);
         Assert.Equal(new TrackBox(0, 40, 5, 10, 20, OnCanvas: 0.5f), Assert.Single(truth[0][0]));
     }
@@ -87,7 +90,8 @@ public class TrackingTests
     {
         // 20 frames, one digit, found in the first half; in the second half a wrong box (a miss and a false positive)
         var truth = Enumerable.Range(0, 20).Select(f => (IReadOnlyList<TrackBox>)[B(0, f, 0)]).ToList();
-        var hyp = Enumerable.Range(0, 20).Select(f => (IReadOnlyList<TrackBox>)[f < 10 ? B(3, f, 0) : B(3, f, 30)]).ToList();
+        var hyp = Enumerable.Range(0, 20)
+            .Select(f => (IReadOnlyList<TrackBox>)[f < 10 ? B(3, f, 0) : B(3, f, 30)]).ToList();
         var acc = new MotAccumulator();
         acc.AddSequence(truth, hyp);
         var s = acc.Summary();
@@ -138,14 +142,18 @@ public class TrackingTests
     [Fact]
     public void The_py_motmetrics_mota_motp_case_gives_its_counts_and_hand_computed_MOTP_and_IDF1()
     {
-        var truth = Frames([], [B(1, 0, 0), B(2, 30, 30)], [B(1, 0, 0), B(2, 30, 30)], [B(1, 0, 0), B(2, 30, 30)], [B(1, 0, 0), B(2, 0, 4)], []);
-        var hyp = Frames([B(1, 0, 0), B(2, 30, 30)], [], [B(1, 0, 0), B(2, 30, 30)], [B(2, 0, 0), B(1, 30, 30)], [B(1, 0, 1), B(2, 0, 3)], []);
+        var truth = Frames([], [B(1, 0, 0), B(2, 30, 30)], [B(1, 0, 0), B(2, 30, 30)], [B(1, 0, 0), B(2, 30, 30)],
+                           [B(1, 0, 0), B(2, 0, 4)], []);
+        var hyp = Frames([B(1, 0, 0), B(2, 30, 30)], [], [B(1, 0, 0), B(2, 30, 30)], [B(2, 0, 0), B(1, 30, 30)],
+                         [B(1, 0, 1), B(2, 0, 3)], []);
         var acc = new MotAccumulator();
         acc.AddSequence(truth, hyp);
         var s = acc.Summary();
-        Assert.Equal((8L, 8L, 6L, 2L, 2L, 2L), (s.GroundTruth, s.Hypotheses, s.Matches, s.FalsePositives, s.Misses, s.IdSwitches));
+        Assert.Equal((8L, 8L, 6L, 2L, 2L, 2L),
+                     (s.GroundTruth, s.Hypotheses, s.Matches, s.FalsePositives, s.Misses, s.IdSwitches));
         Assert.Equal(1 - 6 / 8.0, s.Mota, 12);
-        // last frame: the kept pairs are 3 pixels apart, IoU 70/130 (the newcomers 1 pixel apart, 90/110); the others IoU 1
+        // last frame: the kept pairs are 3 pixels apart, IoU 70/130 (the newcomers 1 pixel apart, 90/110);
+        // the others IoU 1
         Assert.Equal((4 + 2 * 70 / 130.0) / 6, s.Motp, 6);
         // every pairing of whole tracks matches in two frames: IDTP 4 of 8 + 8
         Assert.Equal(2 * 4 / 16.0, s.Idf1, 12);
@@ -154,7 +162,8 @@ public class TrackingTests
     [Fact]
     public void Continuity_keeps_an_existing_match_over_a_slightly_better_newcomer()
     {
-        // gt 0 is matched to hypothesis 1; at frame 2 hypothesis 2 overlaps more, but 1 still overlaps enough: no switch.
+        // gt 0 is matched to hypothesis 1; at frame 2 hypothesis 2 overlaps more, but 1 still overlaps enough:
+        // no switch.
         var truth = Frames([B(0, 0, 0)], [B(0, 0, 0)]);
         var hyp = Frames([B(1, 1, 0)], [B(1, 2, 0), B(2, 0, 0)]);
         var acc = new MotAccumulator();
@@ -168,14 +177,20 @@ public class TrackingTests
     {
         var cost = new double[,] { { 4, 1, 3 }, { 2, 0, 5 }, { 3, 2, 2 } };
         Assert.Equal(new[] { 1, 0, 2 }, Hungarian.Solve(cost));
-        var rect = new double[,] { { 1, double.PositiveInfinity }, { double.PositiveInfinity, double.PositiveInfinity }, { 0.5, 3 } };
+        var rect = new double[,]
+        {
+            { 1, double.PositiveInfinity },
+            { double.PositiveInfinity, double.PositiveInfinity },
+            { 0.5, 3 }
+        };
         Assert.Equal(new[] { 0, -1, 1 }, Hungarian.Solve(rect));
     }
 
     [Fact]
     public void Hungarian_matches_brute_force_on_random_matrices()
     {
-        Gen.Int[1, 5].SelectMany(n => Gen.Int[1, 5].SelectMany(m => Gen.Double[0, 10].Array[n * m].Select(v => (n, m, v))))
+        Gen.Int[1, 5]
+            .SelectMany(n => Gen.Int[1, 5].SelectMany(m => Gen.Double[0, 10].Array[n * m].Select(v => (n, m, v))))
             .Sample(t =>
             {
                 var (n, m, v) = t;
@@ -200,7 +215,8 @@ public class TrackingTests
                 if (assigned == Math.Min(n, m)) best = Math.Min(best, sum);
                 return;
             }
-            if (n - i > m - assigned) Go(i + 1, used, sum, assigned); // row may stay free only if rows outnumber columns
+            // row may stay free only if rows outnumber columns
+            if (n - i > m - assigned) Go(i + 1, used, sum, assigned);
             for (int j = 0; j < m; j++)
                 if (!used[j]) { used[j] = true; Go(i + 1, used, sum + cost[i, j], assigned + 1); used[j] = false; }
         }

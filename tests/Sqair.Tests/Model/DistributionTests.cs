@@ -13,7 +13,8 @@ public class DistributionTests
         Assert.Equal(-0.5 * 0.25 - Math.Log(2) - 0.5 * Math.Log(2 * Math.PI), lp, 5);
         // the sample 0.5 + 2·0.5 = 1.5 scored from its noise 0.5 and scale 2
         Assert.Equal(lp, Distributions.NoiseLogProb(tensor(0.5f), tensor(2.0f)).item<float>(), 5);
-        var b = Distributions.BernoulliLogProb(tensor(new float[] { 1, 0 }), tensor(new float[] { 0.3f, 0.3f })).data<float>().ToArray();
+        var b = Distributions.BernoulliLogProb(tensor(new float[] { 1, 0 }), tensor(new float[] { 0.3f, 0.3f }))
+            .data<float>().ToArray();
         double p = 1 / (1 + Math.Exp(-0.3));
         Assert.Equal(Math.Log(p), b[0], 5);
         Assert.Equal(Math.Log(1 - p), b[1], 5);
@@ -22,7 +23,9 @@ public class DistributionTests
         Assert.Equal(0.0, Distributions.BernoulliLogProb(tensor(0f), gated).item<float>(), 6);
     }
 
-    /// <summary>Enumerates all presence sequences with AIR's gating (a step needs the previous one and j &lt; A).</summary>
+    /// <summary>
+    /// Enumerates all presence sequences with AIR's gating (a step needs the previous one and j &lt; A).
+    /// </summary>
     static double[] BruteForce(double[] p, int allowed)
     {
         int n = p.Length;
@@ -61,8 +64,11 @@ public class DistributionTests
             {
                 // the steps discovery samples for this count: present up to it, gates open for j ≤ count and j < A
                 var present = Enumerable.Range(0, n).Select(j => j < count ? 1.0 : 0.0).ToArray();
-                var gated = Enumerable.Range(0, n).Select(j => j <= count && j < allowed ? logits[j] : Distributions.AbsentLogit).ToArray();
-                double q = Math.Exp(Distributions.StepsLogProb(tensor(present, dtype: ScalarType.Float64), tensor(gated, dtype: ScalarType.Float64)).item<double>());
+                var gated = Enumerable.Range(0, n)
+                    .Select(j => j <= count && j < allowed ? logits[j] : Distributions.AbsentLogit).ToArray();
+                double q = Math.Exp(
+                    Distributions.StepsLogProb(tensor(present, dtype: ScalarType.Float64),
+                                               tensor(gated, dtype: ScalarType.Float64)).item<double>());
                 Assert.Equal(expected[count], q, 10);
                 total += q;
             }

@@ -11,7 +11,12 @@ public class ParticleFilterTests
     [Fact]
     public void Systematic_resampling_copies_each_particle_floor_or_ceil_of_K_times_its_weight()
     {
-        var weights = tensor(new float[,] { { 0.5f, 0.3f, 0.15f, 0.05f }, { 0f, 1f, 0f, 0f }, { 0.25f, 0.25f, 0.25f, 0.25f } });
+        var weights = tensor(new float[,]
+        {
+            { 0.5f, 0.3f, 0.15f, 0.05f },
+            { 0f, 1f, 0f, 0f },
+            { 0.25f, 0.25f, 0.25f, 0.25f }
+        });
         for (ulong seed = 0; seed < 20; seed++)
         {
             var idx = ParticleFilter.Systematic(weights, new Generator(seed)).data<long>().ToArray();
@@ -40,7 +45,8 @@ public class ParticleFilterTests
         Assert.NotNull(resample);
         Assert.Equal([true, false], resample.Sequences.data<bool>().ToArray());
         Assert.Equal([0L, 0, 0, 3, 4, 5], resample.Rows.data<long>().ToArray());
-        var sums = new ParticleSums(logW.view(-1), arange(6).to(ScalarType.Float32), arange(6).to(ScalarType.Float32).mul(10), zeros(6));
+        var sums = new ParticleSums(logW.view(-1), arange(6).to(ScalarType.Float32),
+                                    arange(6).to(ScalarType.Float32).mul(10), zeros(6));
         var after = ParticleFilter.Resampled(sums, resample, 2, 3);
         var lw = after.LogWeight.view(2, 3);
         // log-mean-exp per sequence (the filter's running estimate of log p(x)) is unchanged
@@ -48,7 +54,8 @@ public class ParticleFilterTests
         Assert.Equal(Doubles(before), Doubles(lw.logsumexp(1) - Math.Log(3)), new ToleranceComparer(1e-5));
         Assert.Equal(0f, (lw[0] - lw[0, 0]).abs().max().item<float>(), 6);                // resampled: equal weights
         Assert.Equal(new float[] { 5, 5, 5 }, lw[1].data<float>().ToArray());             // untouched
-        Assert.Equal(new float[] { 0, 0, 0, 30, 40, 50 }, after.LogLikelihood.data<float>().ToArray());   // sums move with their rows
+        // sums move with their rows
+        Assert.Equal(new float[] { 0, 0, 0, 30, 40, 50 }, after.LogLikelihood.data<float>().ToArray());
     }
 
     [Fact]
@@ -81,20 +88,23 @@ public class ParticleFilterTests
         manual_seed(4);
         var m = new SqairModel(SqairModelTests.Tiny(discBias: 0.5));
         using var _ = no_grad();
-        var o = m.Forward(SqairModelTests.Frames(6, 3), k: 4, keepFrames: true, generator: new Generator(9), resampling: resampling);
+        var o = m.Forward(SqairModelTests.Frames(6, 3), k: 4, keepFrames: true, generator: new Generator(9),
+                          resampling: resampling);
         var frames = o.Frames!;
         // each final particle's log p(x|z) is the sum over the frames of its own history
         var traced = stack(frames.Select(f => f.LogLikelihood).ToArray()).sum([0L]).view(3, 4);
         Assert.Equal(Doubles(o.LogLikelihood), Doubles(traced), new ToleranceComparer(1e-2));
         // its object counts are those of its kept frames
         for (int t = 0; t < 6; t++)
-            Assert.Equal(frames[t].Presence.sum(1).data<float>().ToArray(), o.Counts[t].reshape(-1).data<float>().ToArray());
+            Assert.Equal(frames[t].Presence.sum(1).data<float>().ToArray(),
+                         o.Counts[t].reshape(-1).data<float>().ToArray());
         // a propagated object keeps its id: every id present at t + 1 was present at t or is newer than all ids so far
         for (int t = 0; t + 1 < 6; t++)
         {
             var now = frames[t].Ids.data<long>().ToArray();
             var next = frames[t + 1].Ids.data<long>().ToArray();
-            var seen = Enumerable.Range(0, 12).Select(r => frames.Take(t + 1).SelectMany(f => f.Ids[r].data<long>().ToArray()).Max()).ToArray();
+            var seen = Enumerable.Range(0, 12)
+                .Select(r => frames.Take(t + 1).SelectMany(f => f.Ids[r].data<long>().ToArray()).Max()).ToArray();
             for (int r = 0; r < 12; r++)
                 foreach (var id in next[(r * 3)..(r * 3 + 3)].Where(id => id >= 0))
                     Assert.True(now.AsSpan(r * 3, 3).Contains(id) || id > seen[r], $"row {r}, frame {t + 1}: id {id}");
@@ -130,7 +140,9 @@ public class DiscoveryRejectionTests
         {
             if (!name.Contains(".output.")) continue;
             if (name.StartsWith("transform.", StringComparison.Ordinal))
-                p.copy_(name.EndsWith("bias", StringComparison.Ordinal) ? tensor(where.Concat(Enumerable.Repeat(-30f, 4)).ToArray()) : zeros_like(p));
+                p.copy_(name.EndsWith("bias", StringComparison.Ordinal)
+                    ? tensor(where.Concat(Enumerable.Repeat(-30f, 4)).ToArray())
+                    : zeros_like(p));
             else if (name.StartsWith("presence.", StringComparison.Ordinal))
                 p.copy_(name.EndsWith("bias", StringComparison.Ordinal) ? full_like(p, 30f) : zeros_like(p));
             else continue;
@@ -139,11 +151,14 @@ public class DiscoveryRejectionTests
         Assert.Equal(4, set);
         var x = SqairModelTests.Frames(1, 1)[0];
         var n = c.MaxObjects;
-        var followed = new ObjectSlots(zeros(1, n, c.NWhat), tensor(where).expand(1, n, 4).clone(), tensor(new float[] { 1, 0, 0 }).view(1, n),
-                                       ones(1, n), tensor(new long[] { 0, -1, -1 }).view(1, n), propagation.InitialStates(1, n).Temporal.clone(),
+        var followed = new ObjectSlots(zeros(1, n, c.NWhat), tensor(where).expand(1, n, 4).clone(),
+                                       tensor(new float[] { 1, 0, 0 }).view(1, n), ones(1, n),
+                                       tensor(new long[] { 0, -1, -1 }).view(1, n),
+                                       propagation.InitialStates(1, n).Temporal.clone(),
                                        propagation.InitialStates(1, n).Prior.clone());
-        var (slots, terms) = discovery.Forward(x, discovery.EncodeFrames(x, 1), followed, zeros(1, n), later: true, Networks.Glimpse(c),
-                                               propagation.InitialStates(1, n), tensor(new long[] { 0 }), rejectIoU, new Generator(1));
+        var (slots, terms) = discovery.Forward(x, discovery.EncodeFrames(x, 1), followed, zeros(1, n), later: true,
+                                               Networks.Glimpse(c), propagation.InitialStates(1, n),
+                                               tensor(new long[] { 0 }), rejectIoU, new Generator(1));
         return (slots.Presence.sum().item<float>(), terms.LogQ.item<float>());
     }
 
@@ -152,9 +167,11 @@ public class DiscoveryRejectionTests
     {
         var where = new float[] { -1.5f, -1.5f, 0.3f, -0.2f };
         var (without, _) = DiscoverBesideFollowed(where, rejectIoU: 0);
-        Assert.Equal(2f, without);   // presence ≈ 1 and room for two beside the followed object: the digit is found twice
+        // presence ≈ 1 and room for two beside the followed object: the digit is found twice
+        Assert.Equal(2f, without);
         var (with, logq) = DiscoverBesideFollowed(where, rejectIoU: 0.8);
         Assert.Equal(0f, with);
-        Assert.True(float.IsFinite(logq) && logq > -1, $"the forced stop is certain under q, not a 1 − p ≈ e^−30 event: log q = {logq}");
+        Assert.True(float.IsFinite(logq) && logq > -1,
+                    $"the forced stop is certain under q, not a 1 − p ≈ e^−30 event: log q = {logq}");
     }
 }

@@ -11,7 +11,8 @@ namespace Sqair.Tests.Model;
 /// parameter's gradient must match values recorded from the implementation as it stood at commit
 /// d9e40bb (grid_sample transformer, one op per object). Each gradient is summarised by its norm
 /// and its inner product with a fixed pattern, so a change in any part of it shows.
-/// To re-record after a deliberate change of the model: SQAIR_RECORD_REFERENCE=1 dotnet test --filter ReferenceGradientTests
+/// To re-record after a deliberate change of the model:
+/// SQAIR_RECORD_REFERENCE=1 dotnet test --filter ReferenceGradientTests
 /// </summary>
 public class ReferenceGradientTests
 {
@@ -59,7 +60,8 @@ public class ReferenceGradientTests
             System.IO.File.WriteAllText(source, JsonSerializer.Serialize(all, Indented));
             return;
         }
-        var expected = JsonSerializer.Deserialize<Dictionary<string, Reference>>(System.IO.File.ReadAllText(path))![model];
+        var expected = JsonSerializer.Deserialize<Dictionary<string, Reference>>(
+            System.IO.File.ReadAllText(path))![model];
         Assert.Equal(expected.Loss, actual.Loss, Math.Abs(expected.Loss) * 1e-5);
         Assert.Equal(expected.Gradients.Keys.Order(), actual.Gradients.Keys.Order());
         foreach (var (name, e) in expected.Gradients)

@@ -33,12 +33,14 @@ public class SqairModelTests
         var (loss, _) = Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, 3);
         loss.backward();
         var missing = m.named_parameters()
-            .Where(p => p.parameter.requires_grad && (p.parameter.grad is null || p.parameter.grad.abs().sum().item<float>() == 0))
+            .Where(p => p.parameter.requires_grad &&
+                        (p.parameter.grad is null || p.parameter.grad.abs().sum().item<float>() == 0))
             .Select(p => p.name).ToList();
         Assert.Empty(missing);
         Assert.True(float.IsFinite(loss.item<float>()));
         if (model == ModelKind.Air)
-            Assert.All(m.named_parameters().Where(p => p.name.StartsWith("propagation", StringComparison.Ordinal)), p => Assert.False(p.parameter.requires_grad));
+            Assert.All(m.named_parameters().Where(p => p.name.StartsWith("propagation", StringComparison.Ordinal)),
+                       p => Assert.False(p.parameter.requires_grad));
     }
 
     [Fact]
@@ -115,8 +117,9 @@ public class SqairModelTests
         var what = arange(6, dtype: ScalarType.Float32).view(1, 6, 1).expand(1, 6, 2).contiguous();
         var where = arange(6, dtype: ScalarType.Float32).view(1, 6, 1).mul(10).expand(1, 6, 4).contiguous();
         var state = arange(6, dtype: ScalarType.Float32).view(1, 6, 1).mul(100).expand(1, 6, 5).contiguous();
-        ObjectSlots Part(int from) => new(what[.., from..(from + 3)], where[.., from..(from + 3)], presence[.., from..(from + 3)],
-                                          presence[.., from..(from + 3)].mul(0.5), ids[.., from..(from + 3)], state[.., from..(from + 3)],
+        ObjectSlots Part(int from) => new(what[.., from..(from + 3)], where[.., from..(from + 3)],
+                                          presence[.., from..(from + 3)], presence[.., from..(from + 3)].mul(0.5),
+                                          ids[.., from..(from + 3)], state[.., from..(from + 3)],
                                           state[.., from..(from + 3)].neg());
         var merged = ObjectSlots.Merge(Part(0), Part(3), 3);
         Assert.Equal(new long[] { 7, 3, 9 }, merged.Ids.data<long>().ToArray());

@@ -6,7 +6,9 @@ namespace Sqair.Tests.Model;
 
 public class TransformerTests
 {
-    /// <summary>Coordinates whose 20×20 glimpse samples exactly the pixels [top, top + 20) of a 50×50 image.</summary>
+    /// <summary>
+    /// Coordinates whose 20×20 glimpse samples exactly the pixels [top, top + 20) of a 50×50 image.
+    /// </summary>
     static Tensor PixelAlignedCoords(int topY, int topX)
     {
         double s = 19.0 / 49.0;
@@ -41,8 +43,11 @@ public class TransformerTests
         Assert.Equal(0.0, canvas[.., .., .., 0..29].abs().max().item<double>(), 12);
     }
 
-    /// <summary>docs/design.md §2.1, one axis in an image of side L: size = (L + 1)s, top = (L − 1)(t − s + 1)/2.</summary>
-    static (double Top, double Size) ToPixels(double s, double t, int side) => (0.5 * (side - 1) * (t - s + 1), (side + 1) * s);
+    /// <summary>
+    /// docs/design.md §2.1, one axis in an image of side L: size = (L + 1)s, top = (L − 1)(t − s + 1)/2.
+    /// </summary>
+    static (double Top, double Size) ToPixels(double s, double t, int side) =>
+        (0.5 * (side - 1) * (t - s + 1), (side + 1) * s);
 
     [Fact]
     public void Pixel_boxes_follow_the_design_formula()
@@ -50,9 +55,11 @@ public class TransformerTests
         var rng = new Random(3);
         for (int i = 0; i < 50; i++)
         {
-            double sx = 0.05 + rng.NextDouble(), sy = 0.05 + rng.NextDouble(), tx = rng.NextDouble() * 2 - 1, ty = rng.NextDouble() * 2 - 1;
+            double sx = 0.05 + rng.NextDouble(), sy = 0.05 + rng.NextDouble(),
+                   tx = rng.NextDouble() * 2 - 1, ty = rng.NextDouble() * 2 - 1;
             int height = rng.Next(10, 100), width = rng.Next(10, 100);
-            var box = Boxes.CoordsToPixelBoxes(tensor(new[] { sx, sy, tx, ty }, dtype: ScalarType.Float64), height, width).data<double>().ToArray();
+            var box = Boxes.CoordsToPixelBoxes(tensor(new[] { sx, sy, tx, ty }, dtype: ScalarType.Float64),
+                                               height, width).data<double>().ToArray();
             var (y, h) = ToPixels(sy, ty, height);
             var (x, w) = ToPixels(sx, tx, width);
             Assert.Equal(new[] { y, x, h, w }, box, new ToleranceComparer(1e-9));
@@ -95,11 +102,13 @@ public class TransformerTests
     [InlineData(1.0)]
     [InlineData(1.6)]
     [InlineData(3.0)]
-    public void A_window_centre_reaches_the_intended_margin_past_the_canvas_and_round_trips_through_pixel_boxes(double range)
+    public void A_window_centre_reaches_the_intended_margin_past_the_canvas_and_round_trips_through_pixel_boxes(
+        double range)
     {
         const int side = 50;
         // top + size/2 = (L − 1)(t + 1)/2 + s: the window centre in pixels plus the scale.
-        // A logit far out saturates the shift at ±range: the window centre lies range·(L − 1)/2 from the canvas centre.
+        // A logit far out saturates the shift at ±range: the window centre lies range·(L − 1)/2 from the
+        // canvas centre.
         var logits = tensor(new[] { 0.0, 0.0, 40.0, -40.0 }, dtype: ScalarType.Float64);
         var coords = Boxes.Coords(logits, range);
         var box = Boxes.CoordsToPixelBoxes(coords, side, side).data<double>().ToArray();   // y, x, h, w
@@ -117,7 +126,8 @@ public class TransformerTests
     {
         var img = KnownImage();
         var logits = tensor(new[] { -0.3, 0.2, 0.1, -0.25 }, dtype: ScalarType.Float64).unsqueeze(0).requires_grad_();
-        Tensor F(Tensor l) => (SpatialTransformer.Extract(img, Boxes.Coords(l, 1.6), 20) * img[.., .., 0..20, 0..20]).sum();
+        Tensor F(Tensor l) =>
+            (SpatialTransformer.Extract(img, Boxes.Coords(l, 1.6), 20) * img[.., .., 0..20, 0..20]).sum();
         F(logits).backward();
         var analytic = logits.grad!.data<double>().ToArray();
         for (int i = 0; i < 4; i++)

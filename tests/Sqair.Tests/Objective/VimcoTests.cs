@@ -34,7 +34,8 @@ public class VimcoTests
         // the original averages its score-function term over the particles, the paper's sums it
         var logQ = tensor(new[] { -0.5, -1.0, -2.0 }, dtype: ScalarType.Float64).unsqueeze(0);
         double score = Enumerable.Range(0, 3).Sum(k => original[k] * logQ[0, k].item<double>());
-        Assert.Equal(-bound - score / 3, Vimco.Surrogate(logW, logQ, seqLen: 1, original: true).Loss.item<double>(), 10);
+        Assert.Equal(-bound - score / 3,
+                     Vimco.Surrogate(logW, logQ, seqLen: 1, original: true).Loss.item<double>(), 10);
         double paperScore = Enumerable.Range(0, 3).Sum(k => paper[k] * logQ[0, k].item<double>());
         Assert.Equal((-bound - paperScore) / 2, Vimco.Surrogate(logW, logQ, seqLen: 2).Loss.item<double>(), 10);
     }
@@ -56,7 +57,8 @@ public class VimcoTests
         var surrogateGrad = 0.0;
         for (int bits = 0; bits < 1 << K; bits++)
         {
-            var z = tensor(Enumerable.Range(0, K).Select(k => (double)(bits >> k & 1)).ToArray(), dtype: ScalarType.Float64).unsqueeze(0);
+            var z = tensor(Enumerable.Range(0, K).Select(k => (double)(bits >> k & 1)).ToArray(),
+                           dtype: ScalarType.Float64).unsqueeze(0);
             var logq = LogQ(z);
             var logW = a * z - logq;
             var prob = logq.sum().exp();
@@ -74,11 +76,13 @@ public class VimcoTests
     [Fact]
     public void Effective_sample_size_is_K_for_equal_weights_and_1_for_one_dominant()
     {
-        var ess = Iwae.EffectiveSampleSize(tensor(new[] { 0.0, 0.0, 0.0, 0.0, -500.0, 0.0, 0.0, 0.0 }, dtype: ScalarType.Float64).view(2, 4))
+        var ess = Iwae.EffectiveSampleSize(tensor(new[] { 0.0, 0.0, 0.0, 0.0, -500.0, 0.0, 0.0, 0.0 },
+                                                  dtype: ScalarType.Float64).view(2, 4))
             .data<double>().ToArray();
         Assert.Equal(4, ess[0], 9);
         Assert.Equal(3, ess[1], 9);
-        var one = Iwae.EffectiveSampleSize(tensor(new[] { 0.0, -800.0 }, dtype: ScalarType.Float64).view(1, 2)).item<double>();
+        var one = Iwae.EffectiveSampleSize(tensor(new[] { 0.0, -800.0 }, dtype: ScalarType.Float64).view(1, 2))
+            .item<double>();
         Assert.Equal(1, one, 9);
     }
 }

@@ -26,7 +26,8 @@ public class FlopCounterTests
         // 3×3, stride 2, 1 → 16 channels: a 20×20 input gives 16×10×10 outputs, each 9 multiply-adds
         Assert.Equal(2.0 * 10 * 16 * 10 * 10 * 9, Count(Conv2d(1, 16, 3, stride: 2, padding: 1), zeros(10, 1, 20, 20)));
         // transposed 4×4, stride 2, 32 → 16 channels: every input value feeds 16×4×4 outputs
-        Assert.Equal(2.0 * 10 * 32 * 5 * 5 * 16 * 16, Count(ConvTranspose2d(32, 16, 4, stride: 2, padding: 1), zeros(10, 32, 5, 5)));
+        Assert.Equal(2.0 * 10 * 32 * 5 * 5 * 16 * 16,
+                     Count(ConvTranspose2d(32, 16, 4, stride: 2, padding: 1), zeros(10, 32, 5, 5)));
     }
 
     [Fact]

@@ -24,7 +24,8 @@ public class GradientStepTests
             var frames = SqairModelTests.Frames(3, 5);
 
             var (loss, output) = new GradientStep(m, shards: 2).Run(frames, c.KParticles, seed: 9, iteration: 4);
-            var sharded = m.named_parameters().Where(p => p.parameter.grad is not null).ToDictionary(p => p.name, p => p.parameter.grad!.clone());
+            var sharded = m.named_parameters().Where(p => p.parameter.grad is not null)
+                .ToDictionary(p => p.name, p => p.parameter.grad!.clone());
             Assert.Equal(new long[] { 5, c.KParticles }, output.LogWeights.shape);
             Assert.Equal(new long[] { 3, 5, c.KParticles }, output.Counts.shape);
 
@@ -45,7 +46,8 @@ public class GradientStepTests
             foreach (var (name, p) in m.named_parameters())
             {
                 if (p.grad is null) { Assert.False(sharded.ContainsKey(name), name); continue; }
-                Assert.True(sharded[name].allclose(p.grad, rtol: 1e-5, atol: 1e-6), $"{name}: sharded gradient differs");
+                Assert.True(sharded[name].allclose(p.grad, rtol: 1e-5, atol: 1e-6),
+                            $"{name}: sharded gradient differs");
             }
         }
         finally { set_num_threads(threads); }

@@ -18,7 +18,10 @@ namespace Sqair.Tests.Training;
 [Trait("Category", "Slow")]
 public class ScalarRaceTests
 {
-    /// <summary>Steps run even past the stress time, so that a busy machine gives the race its chances too (and cannot fail the test by being slow).</summary>
+    /// <summary>
+    /// Steps run even past the stress time, so that a busy machine gives the race its chances too (and cannot fail
+    /// the test by being slow).
+    /// </summary>
     const int MinSteps = 20;
 
     [Fact]

@@ -13,7 +13,8 @@ public class TrainingTests
     {
         ImgSize = 32, GlimpseSize = 8, NWhat = 8, NUnits = 2, MaxObjects = 2, KParticles = 3, BatchSize = 8,
         SeqLen = 3, CurriculumStart = 2, StageItr = 4, Optimizer = optimizer, LearningRate = 1e-3, LrSchedule = [1],
-        MaxTrainIter = 40, LogItr = 5, EvalItr = 20, FigItr = 20, CkptItr = 20, EvalSize = 16, TrainSize = 64, ValidSize = 16,
+        MaxTrainIter = 40, LogItr = 5, EvalItr = 20, FigItr = 20, CkptItr = 20,
+        EvalSize = 16, TrainSize = 64, ValidSize = 16,
     };
 
     static (ISequenceSource Train, ISequenceSource Valid) Data(SqairConfig c)
@@ -49,7 +50,13 @@ public class TrainingTests
     [InlineData(2)]
     public void Interrupted_and_resumed_training_equals_uninterrupted_training(int shards)
     {
-        var c = TinyTraining(OptimizerKind.Rmsprop) with { MaxTrainIter = 8, CkptItr = 100, EvalItr = 100, FigItr = 100 };
+        var c = TinyTraining(OptimizerKind.Rmsprop) with
+        {
+            MaxTrainIter = 8,
+            CkptItr = 100,
+            EvalItr = 100,
+            FigItr = 100
+        };
         var (train, valid) = Data(c);
         int threads = get_num_threads();
 
@@ -81,17 +88,26 @@ public class TrainingTests
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
         new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
-        var longer = new Trainer(c with { MaxTrainIter = 4, TimeLimitMin = 5 }, dir, train, valid, CPU, start: StartMode.Resume);
+        var longer = new Trainer(c with { MaxTrainIter = 4, TimeLimitMin = 5 }, dir, train, valid, CPU,
+                                 start: StartMode.Resume);
         Assert.Equal(TrainOutcome.Completed, longer.Run(CancellationToken.None));
         Assert.Equal(4, longer.Iteration);
-        var e = Assert.Throws<ArgumentException>(() => new Trainer(c with { MaxTrainIter = 6, OutputStd = 0.2 }, dir, train, valid, CPU, start: StartMode.Resume));
+        var e = Assert.Throws<ArgumentException>(() =>
+            new Trainer(c with { MaxTrainIter = 6, OutputStd = 0.2 }, dir, train, valid, CPU, start: StartMode.Resume));
         Assert.Contains("output_std", e.Message);
     }
 
     [Fact]
     public void A_run_out_of_time_still_saves_measures_and_draws_its_final_model()
     {
-        var c = TinyTraining() with { TimeLimitMin = 0.0005, MaxTrainIter = 1000, CkptItr = 100, EvalItr = 100, FigItr = 100 };
+        var c = TinyTraining() with
+        {
+            TimeLimitMin = 0.0005,
+            MaxTrainIter = 1000,
+            CkptItr = 100,
+            EvalItr = 100,
+            FigItr = 100
+        };
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
         var trainer = new Trainer(c, dir, train, valid, CPU);
@@ -99,7 +115,8 @@ public class TrainingTests
         Assert.Equal(TrainOutcome.TimeLimit, trainer.Run(CancellationToken.None, _ => Thread.Sleep(50)));
         Assert.Equal(1, trainer.Iteration);
         Assert.EndsWith("step-000000001.safetensors", Checkpoint.InRun(dir).Single());
-        var valids = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!).Where(n => (string)n["split"]! == "valid");
+        var valids = File.ReadAllLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonNode.Parse(l)!)
+            .Where(n => (string)n["split"]! == "valid");
         Assert.Equal(1, (long)Assert.Single(valids)["iteration"]!);
         Assert.Single(Directory.GetFiles(Path.Combine(dir, "figures"), "sequence-*.png"));
     }
@@ -122,7 +139,8 @@ public class TrainingTests
         Assert.Equal(bytes.Length / 2, new FileInfo(newest).Length);
 
         foreach (var f in Checkpoint.InRun(dir)) File.WriteAllBytes(f, new byte[100]);
-        var e = Assert.Throws<FileNotFoundException>(() => new Trainer(c, dir, train, valid, CPU, start: StartMode.Resume));
+        var e = Assert.Throws<FileNotFoundException>(() =>
+            new Trainer(c, dir, train, valid, CPU, start: StartMode.Resume));
         Assert.Contains("no checkpoint to resume from", e.Message);
     }
 
@@ -155,7 +173,8 @@ public class TrainingTests
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
         var first = new Trainer(c, dir, train, valid, CPU);
-        var e = Assert.Throws<RunFolderInUseException>(() => new Trainer(c, dir, train, valid, CPU, start: StartMode.Replace));
+        var e = Assert.Throws<RunFolderInUseException>(() =>
+            new Trainer(c, dir, train, valid, CPU, start: StartMode.Replace));
         Assert.Contains("in use by another training", e.Message);
         first.Run(CancellationToken.None);
         Assert.False(File.Exists(Path.Combine(dir, RunLock.FileName)));
@@ -166,10 +185,13 @@ public class TrainingTests
     public void Retention_keeps_the_cadence_the_two_newest_and_everything_from_before_this_process()
     {
         var steps = new long[] { 9, 8, 7, 6, 5, 4, 3, 2 }.Select(s => ($"step-{s}", s)).ToList();
-        Assert.Equal(["step-7", "step-5", "step-3"], CheckpointStore.Retired(steps, 2, new HashSet<string>(), _ => true));
-        Assert.Equal(["step-7"], CheckpointStore.Retired(steps, 2, new HashSet<string> { "step-5", "step-3" }, _ => true));
+        Assert.Equal(["step-7", "step-5", "step-3"],
+                     CheckpointStore.Retired(steps, 2, new HashSet<string>(), _ => true));
+        Assert.Equal(["step-7"],
+                     CheckpointStore.Retired(steps, 2, new HashSet<string> { "step-5", "step-3" }, _ => true));
         // Two unreadable newest files count for nothing and are kept: 7 and 6 are the two newest (issue 20, 6).
-        Assert.Equal(["step-5", "step-3"], CheckpointStore.Retired(steps, 2, new HashSet<string>(), p => p is not ("step-9" or "step-8")));
+        Assert.Equal(["step-5", "step-3"],
+                     CheckpointStore.Retired(steps, 2, new HashSet<string>(), p => p is not ("step-9" or "step-8")));
         Assert.Empty(CheckpointStore.Retired(steps, 2, new HashSet<string>(), p => p == "step-9"));
 
         // A run that checkpointed every 2 iterations, resumed with ckpt_itr 5, keeps all of them.
@@ -177,7 +199,8 @@ public class TrainingTests
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
         new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
-        new Trainer(c with { MaxTrainIter = 14, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume).Run(CancellationToken.None, _ => { });
+        new Trainer(c with { MaxTrainIter = 14, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume)
+            .Run(CancellationToken.None, _ => { });
         var kept = Checkpoint.InRun(dir).Select(Checkpoint.StepOf).Order().ToArray();
         Assert.Equal([2, 4, 6, 8, 10, 14], kept);
     }
@@ -192,12 +215,14 @@ public class TrainingTests
         new Trainer(c with { LearningRate = 0.5 }, otherDir, train, valid, CPU).Run(CancellationToken.None);
         // newer than the run's own: another run's checkpoint (another learning_rate) as step 6, a model file as step 5
         File.Copy(Checkpoint.InRun(otherDir).First(), Checkpoint.PathFor(dir, 6));
-        Checkpoint.SaveModel(Checkpoint.PathFor(dir, 5), Checkpoint.LoadModel(Checkpoint.InRun(dir).First()).Model, 5, 5, "{}");
+        Checkpoint.SaveModel(Checkpoint.PathFor(dir, 5), Checkpoint.LoadModel(Checkpoint.InRun(dir).First()).Model,
+                             5, 5, "{}");
 
         var messages = new List<string>();
         using (var resumed = new Trainer(c, dir, train, valid, CPU, messages.Add, StartMode.Resume))
             Assert.Equal(2, resumed.Iteration);
-        Assert.Contains(messages, m => m.Contains(Checkpoint.PathFor(dir, 6)) && m.Contains("another learning_rate than config.json"));
+        Assert.Contains(messages, m => m.Contains(Checkpoint.PathFor(dir, 6)) &&
+                                       m.Contains("another learning_rate than config.json"));
         Assert.Contains(messages, m => m.Contains(Checkpoint.PathFor(dir, 5)) && m.Contains("parameters only"));
     }
 
@@ -209,7 +234,8 @@ public class TrainingTests
         var dir = TestUtil.TempDir();
         new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
         foreach (var step in new[] { 100, 101 }) File.WriteAllBytes(Checkpoint.PathFor(dir, step), []);
-        new Trainer(c with { MaxTrainIter = 7, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume).Run(CancellationToken.None, _ => { });
+        new Trainer(c with { MaxTrainIter = 7, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume)
+            .Run(CancellationToken.None, _ => { });
         Assert.Equal([2, 4, 5, 7, 100, 101], Checkpoint.InRun(dir).Select(Checkpoint.StepOf).Order().ToArray());
         Assert.Equal(7, Checkpoint.Read(Checkpoint.PathFor(dir, 7)).Iteration);
     }
@@ -223,9 +249,11 @@ public class TrainingTests
         new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
         string[] Files() => [.. Directory.GetFiles(dir, "*", SearchOption.AllDirectories).Order()];
         var (lines, files) = (File.ReadAllLines(Path.Combine(dir, RunFolder.MetricsFile)), Files());
-        Assert.Contains(lines, l => l.Contains("\"valid\"") && RunLog.IterationOf(l) == 3); // the end of the run was measured (3 is off the cadence)
+        // the end of the run was measured (3 is off the cadence)
+        Assert.Contains(lines, l => l.Contains("\"valid\"") && RunLog.IterationOf(l) == 3);
         for (int i = 0; i < 2; i++)
-            Assert.Equal(TrainOutcome.Completed, new Trainer(c, dir, train, valid, CPU, start: StartMode.Resume).Run(CancellationToken.None));
+            Assert.Equal(TrainOutcome.Completed,
+                         new Trainer(c, dir, train, valid, CPU, start: StartMode.Resume).Run(CancellationToken.None));
         Assert.Equal(lines, File.ReadAllLines(Path.Combine(dir, RunFolder.MetricsFile)));
         Assert.Equal(files, Files()); // no second events file, figure or checkpoint (issue 20, 8)
     }
@@ -242,7 +270,8 @@ public class TrainingTests
         var messages = new List<string>();
         new Trainer(c, dir, train, null, CPU, messages.Add, StartMode.Resume).Run(CancellationToken.None);
         Assert.Contains(messages, m => m.Contains("dropped 2 line(s)"));
-        var iterations = File.ReadAllLines(Path.Combine(dir, RunFolder.MetricsFile)).Select(l => RunLog.IterationOf(l)!.Value).ToArray();
+        var iterations = File.ReadAllLines(Path.Combine(dir, RunFolder.MetricsFile))
+            .Select(l => RunLog.IterationOf(l)!.Value).ToArray();
         Assert.Equal([2, 4, 6, 8], iterations);
     }
 
@@ -264,7 +293,8 @@ public class TrainingTests
         // (and, with the poisoned parameter, the checkpoint was rightly refused).
         Assert.Contains(messages, m => m.StartsWith("iteration 3: non-finite", StringComparison.Ordinal));
         Assert.Contains(messages, m => m.StartsWith("iteration 4: evaluation", StringComparison.Ordinal));
-        Assert.Contains(messages, m => m.StartsWith("iteration 4: parameters are not finite, checkpoint not written", StringComparison.Ordinal));
+        Assert.Contains(messages, m => m.StartsWith("iteration 4: parameters are not finite, checkpoint not written",
+                                                    StringComparison.Ordinal));
     }
 
     [Fact]

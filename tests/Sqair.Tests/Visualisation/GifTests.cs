@@ -17,7 +17,8 @@ public class GifTests
                 for (int x = 0; x < 37; x++)
                 {
                     // grey ramp plus a few box-coloured pixels: everything on the palette
-                    var c = rng.Next(10) == 0 ? Grid.ColorOf(rng.Next(10)) : new SKColor((byte)(x * 7), (byte)(x * 7), (byte)(x * 7));
+                    var c = rng.Next(10) == 0 ? Grid.ColorOf(rng.Next(10))
+                                              : new SKColor((byte)(x * 7), (byte)(x * 7), (byte)(x * 7));
                     bmp.SetPixel(x, y, c);
                 }
             frames.Add(bmp);
@@ -30,13 +31,15 @@ public class GifTests
         for (int f = 0; f < 3; f++)
         {
             using var decoded = new SKBitmap(codec.Info.Width, codec.Info.Height);
-            Assert.Equal(SKCodecResult.Success, codec.GetPixels(decoded.Info, decoded.GetPixels(), new SKCodecOptions(f)));
+            Assert.Equal(SKCodecResult.Success,
+                         codec.GetPixels(decoded.Info, decoded.GetPixels(), new SKCodecOptions(f)));
             for (int y = 0; y < 23; y++)
                 for (int x = 0; x < 37; x++)
                 {
                     var a = frames[f].GetPixel(x, y);
                     var b = decoded.GetPixel(x, y);
-                    Assert.True(Math.Abs(a.Red - b.Red) <= 1 && Math.Abs(a.Green - b.Green) <= 1 && Math.Abs(a.Blue - b.Blue) <= 1, $"frame {f} ({x},{y}): {a} vs {b}");
+                    Assert.True(Math.Abs(a.Red - b.Red) <= 1 && Math.Abs(a.Green - b.Green) <= 1 &&
+                                Math.Abs(a.Blue - b.Blue) <= 1, $"frame {f} ({x},{y}): {a} vs {b}");
                 }
         }
     }
