@@ -12,7 +12,9 @@ namespace Sqair.Model;
 /// </summary>
 internal static class Activations
 {
-    /// <summary>The floor added to every softplus scale (the original's 1e−2): keeps standard deviations away from 0.</summary>
+    /// <summary>
+    /// The floor added to every softplus scale (the original's 1e−2): keeps standard deviations away from 0.
+    /// </summary>
     public const double MinScale = 0.01;
 
     /// <summary>ELU with α = 1.</summary>
@@ -26,9 +28,12 @@ internal static class Activations
 
     static readonly ConcurrentDictionary<(ScalarType, string), Tensor> Zeros = new();
 
-    /// <summary>A 0-dimensional zero of <paramref name="dtype"/> on <paramref name="device"/>, cached for the process.</summary>
+    /// <summary>
+    /// A 0-dimensional zero of <paramref name="dtype"/> on <paramref name="device"/>, cached for the process.
+    /// </summary>
     static Tensor Zero(ScalarType dtype, Device device) =>
-        Zeros.GetOrAdd((dtype, device.ToString()), _ => zeros([], dtype: dtype, device: device).DetachFromDisposeScope());
+        Zeros.GetOrAdd((dtype, device.ToString()),
+                       _ => zeros([], dtype: dtype, device: device).DetachFromDisposeScope());
 
     /// <summary>A standard deviation from an unconstrained value: softplus(x) + 0.01.</summary>
     public static Tensor PositiveScale(Tensor x) => Softplus(x).Plus(Kept(MinScale));

@@ -12,7 +12,9 @@ namespace Sqair.Model;
 /// </summary>
 internal static class Boxes
 {
-    /// <summary>Transformer windows as scales (sx, sy) [..., 2] and shifts (tx, ty) [..., 2]: x_image = s·x_glimpse + t.</summary>
+    /// <summary>
+    /// Transformer windows as scales (sx, sy) [..., 2] and shifts (tx, ty) [..., 2]: x_image = s·x_glimpse + t.
+    /// </summary>
     public readonly record struct Window(Tensor Scale, Tensor Shift)
     {
         /// <summary>The windows given as (sx, sy, tx, ty) coordinates [..., 4].</summary>
@@ -53,7 +55,8 @@ internal static class Boxes
     {
         var p = a.unbind(-1);
         var q = b.unbind(-1);
-        Tensor Overlap(Tensor s1, Tensor t1, Tensor s2, Tensor t2) => minimum(t1.Plus(s1), t2.Plus(s2)).sub(maximum(t1 - s1, t2 - s2)).clamp_min(Kept(0.0));
+        Tensor Overlap(Tensor s1, Tensor t1, Tensor s2, Tensor t2) =>
+            minimum(t1.Plus(s1), t2.Plus(s2)).sub(maximum(t1 - s1, t2 - s2)).clamp_min(Kept(0.0));
         var inter = Overlap(p[0], p[2], q[0], q[2]) * Overlap(p[1], p[3], q[1], q[3]);
         var union = (p[0] * p[1]).Plus(q[0] * q[1]).mul(Kept(4L)) - inter;
         return inter.div(union.clamp_min(Kept(1e-12)));
@@ -79,8 +82,9 @@ internal static class Boxes
     /// object's extent, comparable to ground-truth bounding boxes. Null when nothing exceeds it.
     /// <paramref name="glimpse"/> is C×G×G; <paramref name="coords"/> (sx, sy, tx, ty).
     /// </summary>
-    public static (float Y, float X, float H, float W)? ContentBox(ReadOnlySpan<float> glimpse, int g, ReadOnlySpan<float> coords,
-                                                                int height, int width, float threshold)
+    public static (float Y, float X, float H, float W)? ContentBox(ReadOnlySpan<float> glimpse, int g,
+                                                                ReadOnlySpan<float> coords, int height, int width,
+                                                                float threshold)
     {
         int r0 = g, r1 = -1, c0 = g, c1 = -1;
         for (int i = 0; i < glimpse.Length; i++)

@@ -15,8 +15,9 @@ namespace Sqair.Model;
 internal sealed class Decoder : Module
 {
     readonly IModelSettings c;
-    // snake_case on purpose: RegisterComponents names each parameter after its field ("decoder.glimpse_decoder.…"), and
-    // these are the names in checkpoints, as PyTorch would write them (docs/design.md §2).
+    // snake_case on purpose: RegisterComponents names each parameter after its field
+    // ("decoder.glimpse_decoder.…"), and these are the names in checkpoints, as PyTorch would write them
+    // (docs/design.md §2).
     readonly Module<Tensor, Tensor> glimpse_decoder;
     readonly Parameter output_scale, mean_img;
 
@@ -40,7 +41,8 @@ internal sealed class Decoder : Module
         long r = what.shape[0], n = what.shape[1];
         int ch = c.Channels, g = c.GlimpseSize, side = c.ImgSize;
         var glimpses = (glimpse_decoder.call(what.reshape(r * n, c.NWhat)) * output_scale).view(r, n, ch, g, g);
-        var (canvas, coverage) = SpatialTransformer.WriteSum(glimpses, Boxes.Windows(where, c.ShiftRange), presence, side);
+        var (canvas, coverage) =
+            SpatialTransformer.WriteSum(glimpses, Boxes.Windows(where, c.ShiftRange), presence, side);
         var mask = coverage.mul(Kept(MaskSharpness)).sub_(Kept(MaskSharpness / 2)).sigmoid();
         return (canvas.Plus(mean_img * mask), glimpses);
     }
@@ -56,6 +58,7 @@ internal sealed class Decoder : Module
     {
         var z = (x - canvas).div(Kept(c.OutputStd));
         long pixels = x.shape[1] * x.shape[2] * x.shape[3];
-        return (z * z).mul(Kept(-0.5)).sum([1, 2, 3]).sub(Kept(pixels * (Math.Log(c.OutputStd) + Distributions.HalfLog2Pi)));
+        return (z * z).mul(Kept(-0.5)).sum([1, 2, 3])
+            .sub(Kept(pixels * (Math.Log(c.OutputStd) + Distributions.HalfLog2Pi)));
     }
 }

@@ -17,8 +17,9 @@ namespace Sqair.Model;
 internal sealed class Discovery : Module
 {
     readonly IModelSettings c;
-    // snake_case on purpose: RegisterComponents names each parameter after its field ("discovery.input_encoder.…"), and
-    // these are the names in checkpoints, as PyTorch would write them (docs/design.md §2).
+    // snake_case on purpose: RegisterComponents names each parameter after its field
+    // ("discovery.input_encoder.…"), and these are the names in checkpoints, as PyTorch would write them
+    // (docs/design.md §2).
     readonly Module<Tensor, Tensor> input_encoder;
     readonly Mlp conditioning, presence;
     readonly VanillaRnn rnn;
@@ -52,7 +53,8 @@ internal sealed class Discovery : Module
         where_prior_rnn = new VanillaRnn("where_prior_rnn", 4, 4);
         where_prior_readout = Linear(4, 8);
         using (no_grad())
-            where_prior_readout.bias!.copy_(tensor(new float[] { (float)c.ScalePrior, (float)c.ScalePrior, 0, 0, 1, 1, 1, 1 }));
+            where_prior_readout.bias!.copy_(
+                tensor(new float[] { (float)c.ScalePrior, (float)c.ScalePrior, 0, 0, 1, 1, 1, 1 }));
         where_prior_init_sample = Parameter(zeros(4));
         RegisterComponents();
     }
@@ -81,9 +83,11 @@ internal sealed class Discovery : Module
     /// (0: never), and in training it is switched off for a row with probability <c>disc_dropout</c>.
     /// Both lower the cap A on the number of new objects, so q(n) stays the proposal that was sampled.
     /// </summary>
-    public (ObjectSlots Slots, StepTerms Terms) Forward(Tensor x, Tensor features, ObjectSlots propagated, Tensor priorPresenceLogit, bool later,
-                                                        Module<Tensor, Tensor> glimpseEncoder, (Tensor Temporal, Tensor Prior) initialStates,
-                                                        Tensor lastId, double rejectIoU, Generator? generator = null)
+    public (ObjectSlots Slots, StepTerms Terms) Forward(Tensor x, Tensor features, ObjectSlots propagated,
+                                                        Tensor priorPresenceLogit, bool later,
+                                                        Module<Tensor, Tensor> glimpseEncoder,
+                                                        (Tensor Temporal, Tensor Prior) initialStates, Tensor lastId,
+                                                        double rejectIoU, Generator? generator = null)
     {
         long r = x.shape[0];
         int n = c.MaxObjects, d = c.NWhat, g = c.GlimpseSize;
@@ -94,10 +98,12 @@ internal sealed class Discovery : Module
         var followed = later && rejectIoU > 0 ? Boxes.Coords(propagated.Where, c.ShiftRange) : null;
 
         var s = rnn.InitialState(r);
-        Tensor whatJ = zeros(r, d, device: x.device), whereJ = zeros(r, 4, device: x.device), presJ = ones(r, 1, device: x.device);
+        Tensor whatJ = zeros(r, d, device: x.device), whereJ = zeros(r, 4, device: x.device),
+            presJ = ones(r, 1, device: x.device);
         // Per step: samples, noise, scales and logits; the log-densities follow on all N steps at once.
         var what = new Tensor[n]; var wheres = new Tensor[n]; var pres = new Tensor[n]; var gatedLogits = new Tensor[n];
-        var whereNoise = new Tensor[n]; var whereScale = new Tensor[n]; var whatNoise = new Tensor[n]; var whatScale = new Tensor[n];
+        var whereNoise = new Tensor[n]; var whereScale = new Tensor[n];
+        var whatNoise = new Tensor[n]; var whatScale = new Tensor[n];
         for (int j = 0; j < n; j++)
         {
             s = rnn.call(cat([features, cond, whatJ, whereJ, presJ], -1), s);
@@ -107,7 +113,8 @@ internal sealed class Discovery : Module
             var window = Boxes.Windows(whereK, c.ShiftRange);
             if (followed is not null)
             {
-                var duplicate = Boxes.WindowIoU(window.Coords().unsqueeze(1), followed).mul(propagated.Presence).gt(Kept(rejectIoU)).any(1);
+                var duplicate = Boxes.WindowIoU(window.Coords().unsqueeze(1), followed).mul(propagated.Presence)
+                    .gt(Kept(rejectIoU)).any(1);
                 allowed = allowed.masked_fill(duplicate.logical_and(allowed.gt(Kept((long)j))), Kept((long)j));
             }
             var enc = glimpseEncoder.call(SpatialTransformer.Extract(x, window, g)).split([d, d], -1);
@@ -133,7 +140,8 @@ internal sealed class Discovery : Module
         var whereAll = stack(wheres, 1);
         var count = present.sum(1).to(ScalarType.Int64);
         var logqN = StepsLogProb(present, presenceLogits);
-        var logqCont = NoiseLogProb(stack(whereNoise, 1), stack(whereScale, 1)).sum(-1).Plus(NoiseLogProb(stack(whatNoise, 1), stack(whatScale, 1)).sum(-1));
+        var logqCont = NoiseLogProb(stack(whereNoise, 1), stack(whereScale, 1)).sum(-1)
+            .Plus(NoiseLogProb(stack(whatNoise, 1), stack(whatScale, 1)).sum(-1));
 
         // priors
         var (stepLogits, e) = StepsPrior(priorPresenceLogit, later);
@@ -141,7 +149,8 @@ internal sealed class Discovery : Module
         var (_, logpWhere) = WherePrior(cat([cond, e], -1), present, (j, _, _) => whereAll.select(1, j));
         var logpWhat = (present * StandardNormalLogProb(whatAll).sum(-1)).sum(1);
 
-        var slots = new ObjectSlots(whatAll, whereAll, present, presenceLogits.sigmoid(), NewIds(lastId, present), initialStates.Temporal, initialStates.Prior);
+        var slots = new ObjectSlots(whatAll, whereAll, present, presenceLogits.sigmoid(), NewIds(lastId, present),
+                                    initialStates.Temporal, initialStates.Prior);
         var logq = (present * logqCont).sum(1).Plus(logqN);
         return (slots, new StepTerms(logq, logpWhat.Plus(logpWhere).Plus(logpN), logqN));
     }
@@ -186,7 +195,8 @@ internal sealed class Discovery : Module
             }
             else
             {
-                // Fixed prior at the readout's initial bias: loc (scale_prior, scale_prior, 0, 0), scale softplus(1) + 0.01.
+                // Fixed prior at the readout's initial bias: loc (scale_prior, scale_prior, 0, 0), scale
+                // softplus(1) + 0.01.
                 var bias = where_prior_readout.bias!.detach().split([4, 4]);
                 (loc, scale) = (bias[0].expand(r, 4), PositiveScale(bias[1]).expand(r, 4));
             }
@@ -199,7 +209,8 @@ internal sealed class Discovery : Module
     }
 
     /// <summary>Samples new objects from the discovery priors, at most N − (propagated objects present).</summary>
-    public ObjectSlots SamplePrior(ObjectSlots propagated, Tensor priorPresenceLogit, bool later, (Tensor Temporal, Tensor Prior) initialStates, Tensor lastId)
+    public ObjectSlots SamplePrior(ObjectSlots propagated, Tensor priorPresenceLogit, bool later,
+                                   (Tensor Temporal, Tensor Prior) initialStates, Tensor lastId)
     {
         long r = propagated.Presence.shape[0];
         int n = c.MaxObjects;
@@ -209,9 +220,11 @@ internal sealed class Discovery : Module
         var capped = logits.masked_fill(counts.gt(allowed.unsqueeze(1)), Kept(double.NegativeInfinity));
         var count = multinomial(nn.functional.softmax(capped, 1), 1);
         var present = Arange(n, ScalarType.Int64, logits.device).lt(count).to(logits.dtype);
-        var (sampledWhere, _) = WherePrior(cat([cond, e], -1), present, (_, loc, scale) => loc.Plus(scale * randn_like(loc)));
+        var (sampledWhere, _) = WherePrior(cat([cond, e], -1), present,
+                                           (_, loc, scale) => loc.Plus(scale * randn_like(loc)));
         var what = randn(r, n, c.NWhat, device: logits.device);
-        return new ObjectSlots(what, sampledWhere, present, present, NewIds(lastId, present), initialStates.Temporal, initialStates.Prior);
+        return new ObjectSlots(what, sampledWhere, present, present, NewIds(lastId, present), initialStates.Temporal,
+                               initialStates.Prior);
     }
 
     /// <summary>
@@ -220,7 +233,8 @@ internal sealed class Discovery : Module
     /// </summary>
     (Tensor Summary, Tensor Allowed) Conditioning(ObjectSlots propagated)
     {
-        var summary = (conditioning.call(cat([propagated.What, propagated.Where], -1)) * propagated.Presence.unsqueeze(-1)).sum(1);
+        var summary = (conditioning.call(cat([propagated.What, propagated.Where], -1))
+                       * propagated.Presence.unsqueeze(-1)).sum(1);
         return (summary, propagated.Presence.sum(1).neg().Plus(Kept((long)c.MaxObjects)));
     }
 

@@ -34,7 +34,8 @@ internal static class Distributions
     /// Elementwise log-density of the sample loc + scale·eps under N(loc, scale), from its noise:
     /// log N(eps; 0, 1) − log scale.
     /// </summary>
-    public static Tensor NoiseLogProb(Tensor eps, Tensor scale) => (eps * eps).mul(Kept(-0.5)) - scale.log() - Kept(HalfLog2Pi);
+    public static Tensor NoiseLogProb(Tensor eps, Tensor scale) =>
+        (eps * eps).mul(Kept(-0.5)) - scale.log() - Kept(HalfLog2Pi);
 
     /// <summary>
     /// Elementwise log Bernoulli(x; sigmoid(logits)), stable for large |logits|: minus libtorch's
@@ -49,7 +50,8 @@ internal static class Distributions
     /// are sampled presences, never differentiated, so this is the logit with the closed places
     /// filled with −88 (two ops, not four; the gradient reaches the open logits alone either way).
     /// </summary>
-    public static Tensor GateLogits(Tensor logits, Tensor gate) => logits.masked_fill(gate.lt(Kept(0.5)), Kept(AbsentLogit));
+    public static Tensor GateLogits(Tensor logits, Tensor gate) =>
+        logits.masked_fill(gate.lt(Kept(0.5)), Kept(AbsentLogit));
 
     /// <summary>
     /// The logit of a presence that is ruled out: sigmoid(−88) = e^−88 ≈ 6·10⁻³⁹ is 0 for all
@@ -66,5 +68,6 @@ internal static class Distributions
     /// logit is −88, so its absence adds log(1 − e^−88) ≈ 0. So log q(n) is the sum of the steps'
     /// Bernoulli log-probabilities [...].
     /// </summary>
-    public static Tensor StepsLogProb(Tensor present, Tensor gatedLogits) => BernoulliLogProb(present, gatedLogits).sum(-1);
+    public static Tensor StepsLogProb(Tensor present, Tensor gatedLogits) =>
+        BernoulliLogProb(present, gatedLogits).sum(-1);
 }

@@ -67,23 +67,32 @@ internal static class Networks
 {
     public static Module<Tensor, Tensor> Input(IModelSettings c) => c.Model == ModelKind.Conv
         ? new ConvEncoder("input_encoder", c.Channels, c.ImgSize, c.NHidden)
-        : new FlattenThen("input_encoder", new Mlp("mlp", (long)c.Channels * c.ImgSize * c.ImgSize, [c.NHidden, c.NHidden]));
+        : new FlattenThen("input_encoder",
+                          new Mlp("mlp", (long)c.Channels * c.ImgSize * c.ImgSize, [c.NHidden, c.NHidden]));
 
     /// <summary>Glimpse [n, C, G, G] → [n, 2·D_what] (loc, raw scale).</summary>
     public static Module<Tensor, Tensor> Glimpse(IModelSettings c) => c.Model == ModelKind.Conv
-        ? Sequential(("conv", new ConvEncoder("conv", c.Channels, c.GlimpseSize, c.NHidden)), ("elu", new Elu()), ("output", Linear(c.NHidden, 2 * c.NWhat)))
-        : new FlattenThen("glimpse_encoder", new Mlp("mlp", (long)c.Channels * c.GlimpseSize * c.GlimpseSize, [c.NHidden, c.NHidden], 2 * c.NWhat));
+        ? Sequential(("conv", new ConvEncoder("conv", c.Channels, c.GlimpseSize, c.NHidden)), ("elu", new Elu()),
+                     ("output", Linear(c.NHidden, 2 * c.NWhat)))
+        : new FlattenThen("glimpse_encoder", new Mlp("mlp", (long)c.Channels * c.GlimpseSize * c.GlimpseSize,
+                                                     [c.NHidden, c.NHidden], 2 * c.NWhat));
 
     /// <summary>what [n, D_what] → glimpse [n, C, G, G] (before output_scale).</summary>
     public static Module<Tensor, Tensor> Decoder(IModelSettings c) => c.Model == ModelKind.Conv
         ? new ConvDecoder("glimpse_decoder", c.NWhat, c.NHidden, c.Channels, c.GlimpseSize)
-        : new UnflattenAfter("glimpse_decoder", new Mlp("mlp", c.NWhat, [c.NHidden, c.NHidden], (long)c.Channels * c.GlimpseSize * c.GlimpseSize), c.Channels, c.GlimpseSize);
+        : new UnflattenAfter("glimpse_decoder", new Mlp("mlp", c.NWhat, [c.NHidden, c.NHidden],
+                                                        (long)c.Channels * c.GlimpseSize * c.GlimpseSize),
+                             c.Channels, c.GlimpseSize);
 }
 
 sealed class FlattenThen : Module<Tensor, Tensor>
 {
     readonly Module<Tensor, Tensor> inner;
-    public FlattenThen(string name, Module<Tensor, Tensor> inner) : base(name) { this.inner = inner; RegisterComponents(); }
+    public FlattenThen(string name, Module<Tensor, Tensor> inner) : base(name)
+    {
+        this.inner = inner;
+        RegisterComponents();
+    }
     public override Tensor forward(Tensor x) => inner.call(x.flatten(1));
 }
 
@@ -99,7 +108,9 @@ sealed class UnflattenAfter : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => inner.call(x).view(-1, channels, side, side);
 }
 
-/// <summary>CONV-SQAIR encoder: three stride-2 3×3 convolutions (ELU) and a linear layer to <c>output</c> features.</summary>
+/// <summary>
+/// CONV-SQAIR encoder: three stride-2 3×3 convolutions (ELU) and a linear layer to <c>output</c> features.
+/// </summary>
 sealed class ConvEncoder : Module<Tensor, Tensor>
 {
     readonly Sequential convs;
@@ -120,7 +131,9 @@ sealed class ConvEncoder : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => linear.call(convs.call(x).flatten(1));
 }
 
-/// <summary>CONV-SQAIR glimpse decoder: linear layers to a 32×(G/4)² map, then two stride-2 transposed convolutions.</summary>
+/// <summary>
+/// CONV-SQAIR glimpse decoder: linear layers to a 32×(G/4)² map, then two stride-2 transposed convolutions.
+/// </summary>
 sealed class ConvDecoder : Module<Tensor, Tensor>
 {
     readonly Sequential dense, deconvs;

@@ -8,9 +8,12 @@ namespace Sqair.Model;
 /// What [R, N, D]; Where [R, N, 4] logits; Presence [R, N] 0/1; PresenceProb [R, N];
 /// Ids [R, N] int64 (−1 absent); Temporal and Prior [R, N, hidden] RNN states.
 /// </summary>
-internal sealed record ObjectSlots(Tensor What, Tensor Where, Tensor Presence, Tensor PresenceProb, Tensor Ids, Tensor Temporal, Tensor Prior)
+internal sealed record ObjectSlots(Tensor What, Tensor Where, Tensor Presence, Tensor PresenceProb, Tensor Ids,
+                                   Tensor Temporal, Tensor Prior)
 {
-    /// <summary>The slots of the rows <paramref name="rows"/> [R'] (a particle's objects, ids and RNN states move together).</summary>
+    /// <summary>
+    /// The slots of the rows <paramref name="rows"/> [R'] (a particle's objects, ids and RNN states move together).
+    /// </summary>
     public ObjectSlots Select(Tensor rows) =>
         new(What[rows], Where[rows], Presence[rows], PresenceProb[rows], Ids[rows], Temporal[rows], Prior[rows]);
 

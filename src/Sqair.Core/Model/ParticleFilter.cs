@@ -9,27 +9,40 @@ namespace Sqair.Model;
 /// </summary>
 public enum Resampling
 {
-    /// <summary>K independent importance samples of the whole sequence, one picked at the end (the paper and the original).</summary>
+    /// <summary>
+    /// K independent importance samples of the whole sequence, one picked at the end (the paper and the original).
+    /// </summary>
     None,
-    /// <summary>A particle filter: a sequence's particles are resampled after a frame when their effective sample size falls below K/2.</summary>
+    /// <summary>
+    /// A particle filter: a sequence's particles are resampled after a frame when their effective sample size
+    /// falls below K/2.
+    /// </summary>
     Ess,
     /// <summary>A particle filter resampling after every frame (the bootstrap filter's schedule).</summary>
     Always,
 }
 
-/// <summary>What each particle row has summed over the frames so far: log w, log q of the discrete latents, log p(x|z), KL; each [R].</summary>
+/// <summary>
+/// What each particle row has summed over the frames so far: log w, log q of the discrete latents, log p(x|z), KL;
+/// each [R].
+/// </summary>
 internal sealed record ParticleSums(Tensor LogWeight, Tensor LogQDiscrete, Tensor LogLikelihood, Tensor Kl)
 {
     /// <summary>Nothing summed yet, for <paramref name="rows"/> rows.</summary>
     public static ParticleSums Zeros(long rows, Device device) =>
-        new(zeros(rows, device: device), zeros(rows, device: device), zeros(rows, device: device), zeros(rows, device: device));
+        new(zeros(rows, device: device), zeros(rows, device: device), zeros(rows, device: device),
+            zeros(rows, device: device));
 
     /// <summary>Every tensor of the sums.</summary>
     public IEnumerable<Tensor> Tensors() => [LogWeight, LogQDiscrete, LogLikelihood, Kl];
 
-    /// <summary>The sums after one more frame with log p(x|z) <paramref name="ll"/>, log p(z) <paramref name="logp"/>, log q(z) <paramref name="logq"/>: log w += ll + log p − log q.</summary>
+    /// <summary>
+    /// The sums after one more frame with log p(x|z) <paramref name="ll"/>, log p(z) <paramref name="logp"/>,
+    /// log q(z) <paramref name="logq"/>: log w += ll + log p − log q.
+    /// </summary>
     public ParticleSums Add(Tensor ll, Tensor logp, Tensor logq, Tensor logQDiscrete) =>
-        new(LogWeight.Plus(ll).Plus(logp) - logq, LogQDiscrete.Plus(logQDiscrete), LogLikelihood.Plus(ll.detach()), Kl.Plus((logq - logp).detach()));
+        new(LogWeight.Plus(ll).Plus(logp) - logq, LogQDiscrete.Plus(logQDiscrete), LogLikelihood.Plus(ll.detach()),
+            Kl.Plus((logq - logp).detach()));
 }
 
 /// <summary>
@@ -64,7 +77,10 @@ internal static class ParticleFilter
         return new Resample(rows, resampled);
     }
 
-    /// <summary>One particle per sequence drawn with probability ∝ w_k from log weights [B, K], as row indices [B] into the B·K rows.</summary>
+    /// <summary>
+    /// One particle per sequence drawn with probability ∝ w_k from log weights [B, K], as row indices [B] into the
+    /// B·K rows.
+    /// </summary>
     public static Tensor Pick(Tensor logWeights, Generator? generator)
     {
         var k = multinomial(nn.functional.softmax(logWeights, 1), 1, generator: generator).squeeze(1);
@@ -73,7 +89,8 @@ internal static class ParticleFilter
 
     /// <summary>The particle of largest weight per sequence, from log weights [B, K], as row indices [B].</summary>
     public static Tensor Best(Tensor logWeights) =>
-        Arange(logWeights.shape[0], ScalarType.Int64, logWeights.device).mul(Kept(logWeights.shape[1])).Plus(logWeights.argmax(1));
+        Arange(logWeights.shape[0], ScalarType.Int64, logWeights.device).mul(Kept(logWeights.shape[1]))
+            .Plus(logWeights.argmax(1));
 
     /// <summary>
     /// Systematic resampling: for each sequence one u ~ U[0, 1/K), positions u + i/K, i = 0..K−1, and
@@ -88,13 +105,17 @@ internal static class ParticleFilter
         return searchsorted(cumulative, positions.contiguous(), right: true).clamp_max(Kept(k - 1));
     }
 
-    /// <summary>The sums of the rows after resampling: each row takes its ancestor's; a resampled sequence's log weights become their log-mean-exp.</summary>
+    /// <summary>
+    /// The sums of the rows after resampling: each row takes its ancestor's; a resampled sequence's log weights
+    /// become their log-mean-exp.
+    /// </summary>
     public static ParticleSums Resampled(ParticleSums sums, Resample resample, long b, long k)
     {
         var lw = sums.LogWeight.view(b, k);
         var mean = lw.logsumexp(1, keepdim: true).sub(Kept(Math.Log(k)));
         var logWeight = where(resample.Sequences.unsqueeze(1), mean.expand(b, k), lw).view(-1);
-        return new ParticleSums(logWeight, sums.LogQDiscrete[resample.Rows], sums.LogLikelihood[resample.Rows], sums.Kl[resample.Rows]);
+        return new ParticleSums(logWeight, sums.LogQDiscrete[resample.Rows], sums.LogLikelihood[resample.Rows],
+                                sums.Kl[resample.Rows]);
     }
 
     /// <summary>

@@ -20,8 +20,9 @@ internal sealed record StepTerms(Tensor LogQ, Tensor LogP, Tensor LogQDiscrete);
 internal sealed class Propagation : Module
 {
     readonly IModelSettings c;
-    // snake_case on purpose: RegisterComponents names each parameter after its field ("propagation.where_bias.…"), and
-    // these are the names in checkpoints, as PyTorch would write them (docs/design.md §2).
+    // snake_case on purpose: RegisterComponents names each parameter after its field
+    // ("propagation.where_bias.…"), and these are the names in checkpoints, as PyTorch would write them
+    // (docs/design.md §2).
     readonly Mlp where_bias, glimpse_mask, presence;
     readonly VanillaRnn rnn;
     readonly TransformEstimator transform;
@@ -55,12 +56,17 @@ internal sealed class Propagation : Module
         RegisterComponents();
     }
 
-    /// <summary>Learned initial temporal and prior RNN states for <paramref name="rows"/>×<paramref name="slots"/> new objects.</summary>
+    /// <summary>
+    /// Learned initial temporal and prior RNN states for <paramref name="rows"/>×<paramref name="slots"/> new objects.
+    /// </summary>
     public (Tensor Temporal, Tensor Prior) InitialStates(long rows, long slots) =>
         (temporal_init.expand(rows, slots, -1), prior_init.expand(rows, slots, -1));
 
-    /// <summary>The propagation prior: per-object presence logits (gated), where/what Gaussians, next prior state.</summary>
-    public (Tensor PresenceLogit, Tensor WhereLoc, Tensor WhereScale, Tensor WhatLoc, Tensor WhatScale, Tensor State) Prior(ObjectSlots prev)
+    /// <summary>
+    /// The propagation prior: per-object presence logits (gated), where/what Gaussians, next prior state.
+    /// </summary>
+    public (Tensor PresenceLogit, Tensor WhereLoc, Tensor WhereScale, Tensor WhatLoc, Tensor WhatScale, Tensor State)
+        Prior(ObjectSlots prev)
     {
         long r = prev.What.shape[0], n = prev.What.shape[1];
         int h = c.NHidden, d = c.NWhat;
@@ -70,7 +76,10 @@ internal sealed class Propagation : Module
         return (logit, stats[1], PositiveScale(stats[3]), stats[2], PositiveScale(stats[4]), state.view(r, n, h));
     }
 
-    /// <summary>Samples z_t ~ p(z_t | z_{t−1}) for every object: presence (only for objects present at t − 1), where and what.</summary>
+    /// <summary>
+    /// Samples z_t ~ p(z_t | z_{t−1}) for every object: presence (only for objects present at t − 1), where and
+    /// what.
+    /// </summary>
     public (ObjectSlots Slots, Tensor PriorPresenceLogit) SamplePrior(ObjectSlots prev)
     {
         var prior = Prior(prev);
@@ -78,11 +87,16 @@ internal sealed class Propagation : Module
         var sampledWhere = prior.WhereLoc.Plus(prior.WhereScale * randn_like(prior.WhereLoc));
         var what = prior.WhatLoc.Plus(prior.WhatScale * randn_like(prior.WhatLoc));
         var ids = prev.Ids.masked_fill(present.lt(Kept(0.5)), Kept(-1L));
-        return (new ObjectSlots(what, sampledWhere, present, prior.PresenceLogit.sigmoid(), ids, prev.Temporal, prior.State), prior.PresenceLogit);
+        return (new ObjectSlots(what, sampledWhere, present, prior.PresenceLogit.sigmoid(), ids, prev.Temporal,
+                                prior.State), prior.PresenceLogit);
     }
 
-    /// <summary>The posterior of every object present at t − 1, with noise from <paramref name="generator"/> (null: the global one).</summary>
-    public (ObjectSlots Slots, StepTerms Terms, Tensor PriorPresenceLogit) Forward(Tensor x, ObjectSlots prev, Module<Tensor, Tensor> glimpseEncoder,
+    /// <summary>
+    /// The posterior of every object present at t − 1, with noise from <paramref name="generator"/> (null: the
+    /// global one).
+    /// </summary>
+    public (ObjectSlots Slots, StepTerms Terms, Tensor PriorPresenceLogit) Forward(Tensor x, ObjectSlots prev,
+                                                                                 Module<Tensor, Tensor> glimpseEncoder,
                                                                                  Generator? generator = null)
     {
         long r = x.shape[0];
@@ -90,8 +104,10 @@ internal sealed class Propagation : Module
         var (masks, features) = FirstGlimpses(x, prev, glimpseEncoder);
         var frame = new FrameInputs(x, prev, where_tril.tril(-1).t(), glimpseEncoder, generator);
         var s = rnn.InitialState(r);
-        var before = (What: zeros(r, d, device: x.device), Where: zeros(r, 4, device: x.device), Presence: zeros(r, 1, device: x.device));
-        // Slot by slot (§2.3 steps 2–5); the log-densities follow on all N slots at once (a third of the ops of doing it per slot).
+        var before = (What: zeros(r, d, device: x.device), Where: zeros(r, 4, device: x.device),
+                      Presence: zeros(r, 1, device: x.device));
+        // Slot by slot (§2.3 steps 2–5); the log-densities follow on all N slots at once (a third of the ops of
+        // doing it per slot).
         var slots = new SlotSample[n];
         for (int k = 0; k < n; k++)
         {
@@ -103,7 +119,8 @@ internal sealed class Propagation : Module
 
     /// <summary>
     /// §2.3 step 1, for all N objects at once (it depends only on t − 1): the glimpse masks [R, N, 1, G, G]
-    /// (null when not <c>masked_glimpse</c>) and the what-locs [R, N, D] of the first glimpses, at where_{t−1} + where-bias.
+    /// (null when not <c>masked_glimpse</c>) and the what-locs [R, N, D] of the first glimpses, at
+    /// where_{t−1} + where-bias.
     /// </summary>
     (Tensor? Masks, Tensor Features) FirstGlimpses(Tensor x, ObjectSlots prev, Module<Tensor, Tensor> glimpseEncoder)
     {
@@ -112,7 +129,8 @@ internal sealed class Propagation : Module
         var hPrev = prev.Temporal.reshape(r * n, c.NHidden);
         var masks = c.MaskedGlimpse ? glimpse_mask.call(hPrev).sigmoid().view(r, n, 1, g, g) : null;
         var bias = where_bias.call(hPrev).view(r, n, 4).mul(Kept(WhereBiasScale));
-        var glimpses = SpatialTransformer.Extract(x, Boxes.Windows(prev.Where.Plus(bias), c.ShiftRange), g);   // [R, N, C, G, G]
+        // [R, N, C, G, G]
+        var glimpses = SpatialTransformer.Extract(x, Boxes.Windows(prev.Where.Plus(bias), c.ShiftRange), g);
         if (masks is not null) glimpses = glimpses * masks;
         return (masks, glimpseEncoder.call(glimpses.reshape(r * n, ch, g, g)).view(r, n, -1).narrow(-1, 0, c.NWhat));
     }
@@ -128,7 +146,8 @@ internal sealed class Propagation : Module
     /// What every slot of a frame reads: the frame x [R, C, H, W], the slots of t − 1, the strictly
     /// lower part of the where correlation (transposed), the glimpse encoder and the noise source.
     /// </summary>
-    sealed record FrameInputs(Tensor X, ObjectSlots Prev, Tensor Tril, Module<Tensor, Tensor> GlimpseEncoder, Generator? Generator);
+    sealed record FrameInputs(Tensor X, ObjectSlots Prev, Tensor Tril, Module<Tensor, Tensor> GlimpseEncoder,
+                              Generator? Generator);
 
     /// <summary>
     /// §2.3 steps 2–5 for slot <paramref name="k"/>, after the slot <paramref name="before"/> (zeros for the first):
@@ -165,7 +184,8 @@ internal sealed class Propagation : Module
         // forget, input and temporal gates, kept below 1 so that 1 − gate never vanishes
         var gate = gates.call(hNew).sigmoid().mul(Kept(GateCeiling)).split([d, d, d], -1);
         Tensor forget = gate[0], oneMinusInput = gate[1].OneMinus(), oneMinusTemporal = gate[2].OneMinus();
-        var whatLoc = (forget * whatP).addcmul(oneMinusInput, encLoc, Kept(1.0)).addcmul(oneMinusTemporal, tStats[0], Kept(1.0));
+        var whatLoc = (forget * whatP).addcmul(oneMinusInput, encLoc, Kept(1.0))
+            .addcmul(oneMinusTemporal, tStats[0], Kept(1.0));
         var whatScale = (oneMinusInput * encScale).addcmul(oneMinusTemporal, tScale, Kept(1.0));
         var whatEps = StandardNormal(whatLoc, generator);
         var what = whatLoc.addcmul(whatScale, whatEps, Kept(1.0));
@@ -198,13 +218,19 @@ internal sealed class Propagation : Module
         var logp = (present * logpCont).Plus(logpPresence).sum(1);
 
         var ids = prev.Ids.masked_fill(present.lt(Kept(0.5)), Kept(-1L));
-        var next = new ObjectSlots(whatAll, whereAll, present, presenceLogits.sigmoid(), ids, All(v => v.Temporal), prior.State);
+        var next = new ObjectSlots(whatAll, whereAll, present, presenceLogits.sigmoid(), ids, All(v => v.Temporal),
+                                   prior.State);
         return (next, new StepTerms(logq, logp, logqPresence.sum(1)), prior.PresenceLogit);
     }
 
-    /// <summary>The learned correction of where_{t−1} before the first glimpse is scaled down (the original's 0.1) so it starts small.</summary>
+    /// <summary>
+    /// The learned correction of where_{t−1} before the first glimpse is scaled down (the original's 0.1) so it
+    /// starts small.
+    /// </summary>
     const double WhereBiasScale = 0.1;
 
-    /// <summary>The what gates are sigmoid · 0.9999 (the original's), so the posterior scale (1 − i)·σ stays positive.</summary>
+    /// <summary>
+    /// The what gates are sigmoid · 0.9999 (the original's), so the posterior scale (1 − i)·σ stays positive.
+    /// </summary>
     const double GateCeiling = 0.9999;
 }

@@ -26,9 +26,12 @@ internal static class SpatialTransformer
     /// Glimpses of <paramref name="images"/> [n, C, L, L] at <paramref name="coords"/> [n, 4] → [n, C, G, G],
     /// or at [n, m, 4] (m windows in each image) → [n, m, C, G, G]; zeros outside the image.
     /// </summary>
-    public static Tensor Extract(Tensor images, Tensor coords, int glimpseSize) => Extract(images, Boxes.Window.Of(coords), glimpseSize);
+    public static Tensor Extract(Tensor images, Tensor coords, int glimpseSize) =>
+        Extract(images, Boxes.Window.Of(coords), glimpseSize);
 
-    /// <summary><see cref="Extract(Tensor, Tensor, int)"/> at windows given as scales and shifts [n, 2] or [n, m, 2].</summary>
+    /// <summary>
+    /// <see cref="Extract(Tensor, Tensor, int)"/> at windows given as scales and shifts [n, 2] or [n, m, 2].
+    /// </summary>
     public static Tensor Extract(Tensor images, Boxes.Window window, int glimpseSize)
     {
         bool single = window.Scale.dim() == 2;
@@ -37,13 +40,17 @@ internal static class SpatialTransformer
         // in one [n, G, m·G] sampling grid, so the image is not copied m times
         var scale = window.Scale.view(n, 1, m, 1, 2);
         var shift = window.Shift.view(n, 1, m, 1, 2);
-        var grid = (BaseGrid(glimpseSize, images.device, images.dtype) * scale).Plus(shift).view(n, glimpseSize, m * glimpseSize, 2);
-        var sampled = nn.functional.grid_sample(images, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Zeros, align_corners: true);
+        var grid = (BaseGrid(glimpseSize, images.device, images.dtype) * scale).Plus(shift)
+            .view(n, glimpseSize, m * glimpseSize, 2);
+        var sampled = nn.functional.grid_sample(images, grid, GridSampleMode.Bilinear, GridSamplePaddingMode.Zeros,
+                                                align_corners: true);
         if (single) return sampled;
         return sampled.view(n, ch, glimpseSize, m, glimpseSize).permute(0, 3, 1, 2, 4);
     }
 
-    /// <summary>Writes glimpses [n, C, G, G] into [n, C, L, L] canvases by the inverse map x_g = (x_image − t)/s.</summary>
+    /// <summary>
+    /// Writes glimpses [n, C, G, G] into [n, C, L, L] canvases by the inverse map x_g = (x_image − t)/s.
+    /// </summary>
     public static Tensor Write(Tensor glimpses, Tensor coords, int side)
     {
         var (wx, wy) = WriteWeights(Boxes.Window.Of(coords), glimpses.shape[^1], side, glimpses.dtype);
@@ -56,7 +63,8 @@ internal static class SpatialTransformer
     /// [W_y,1 G_1 … W_y,N G_N] · [W_x,1 … W_x,N]ᵀ. Also returns the coverage [R, 1, L, L] =
     /// Σ_k p_k · write(ones)_k = Σ_k p_k (W_y,k 1)(W_x,k 1)ᵀ, the decoder's write mask before its sigmoid.
     /// </summary>
-    public static (Tensor Canvas, Tensor Coverage) WriteSum(Tensor glimpses, Boxes.Window windows, Tensor presence, int side)
+    public static (Tensor Canvas, Tensor Coverage) WriteSum(Tensor glimpses, Boxes.Window windows, Tensor presence,
+                                                            int side)
     {
         long r = glimpses.shape[0], n = glimpses.shape[1], ch = glimpses.shape[2], g = glimpses.shape[^1];
         var (wx, wy) = WriteWeights(windows, g, side, glimpses.dtype);                // [R, N, L, G] each
@@ -69,12 +77,16 @@ internal static class SpatialTransformer
         return (canvas, coverage);
     }
 
-    /// <summary>Writing weights (W_x, W_y), each [..., L, G]: canvas pixel i reads glimpse position ((x_i − t)/s + 1)(G − 1)/2.</summary>
+    /// <summary>
+    /// Writing weights (W_x, W_y), each [..., L, G]: canvas pixel i reads glimpse position
+    /// ((x_i − t)/s + 1)(G − 1)/2.
+    /// </summary>
     static (Tensor Wx, Tensor Wy) WriteWeights(Boxes.Window windows, long glimpseSize, int side, ScalarType dtype)
     {
         var inverseScale = windows.Scale.reciprocal();
         var shift = windows.Shift * inverseScale;
-        var w = Weights(inverseScale.unsqueeze(-1) * Grid(side, inverseScale.device, dtype) - shift.unsqueeze(-1), glimpseSize);
+        var w = Weights(inverseScale.unsqueeze(-1) * Grid(side, inverseScale.device, dtype) - shift.unsqueeze(-1),
+                        glimpseSize);
         return (w.select(-3, 0), w.select(-3, 1));
     }
 
@@ -96,7 +108,9 @@ internal static class SpatialTransformer
         Constants.GetOrAdd((points, device.ToString(), dtype, true), _ =>
             linspace(-1.0, 1.0, points, dtype: dtype).to(device).DetachFromDisposeScope());
 
-    /// <summary>The glimpse's own grid [G, 1, G, 2]: (x_g, y_g) of pixel (row, column), as affine_grid builds it, cached.</summary>
+    /// <summary>
+    /// The glimpse's own grid [G, 1, G, 2]: (x_g, y_g) of pixel (row, column), as affine_grid builds it, cached.
+    /// </summary>
     static Tensor BaseGrid(long points, Device device, ScalarType dtype) =>
         Grids.GetOrAdd((points, device.ToString(), dtype), _ =>
         {

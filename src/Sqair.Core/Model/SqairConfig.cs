@@ -43,8 +43,12 @@ public enum VimcoSignal
     Original,
 }
 
-/// <summary>An enum written in JSON as its name in snake_case (<c>"mlp"</c>, <c>"rmsprop"</c>), as the original's flags are.</summary>
-internal sealed class SnakeCaseEnum<T>() : JsonStringEnumConverter<T>(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false) where T : struct, Enum;
+/// <summary>
+/// An enum written in JSON as its name in snake_case (<c>"mlp"</c>, <c>"rmsprop"</c>), as the original's flags are.
+/// </summary>
+internal sealed class SnakeCaseEnum<T>()
+    : JsonStringEnumConverter<T>(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false)
+    where T : struct, Enum;
 
 /// <summary>
 /// The keys that shape the model (docs/design.md §2), all the model's parts take: a run's other keys
@@ -98,7 +102,8 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
 {
     // ---- model ----
     /// <summary>mlp (MLP-SQAIR), conv (CONV-SQAIR) or air (discovery only, the MLP-AIR baseline).</summary>
-    [JsonPropertyName("model"), JsonConverter(typeof(SnakeCaseEnum<ModelKind>))] public ModelKind Model { get; init; } = ModelKind.Mlp;
+    [JsonPropertyName("model"), JsonConverter(typeof(SnakeCaseEnum<ModelKind>))]
+    public ModelKind Model { get; init; } = ModelKind.Mlp;
     /// <summary>N: objects per frame, discovery steps and propagated slots (original: n_steps_per_image).</summary>
     [JsonPropertyName("max_objects")] public int MaxObjects { get; init; } = 3;
     /// <summary>Side of the square frames in pixels.</summary>
@@ -127,15 +132,20 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     [JsonPropertyName("prop_prior_step_bias")] public double PropPriorStepBias { get; init; } = 10.0;
     /// <summary>
     /// c: a window centre lies within c·(the canvas half-width) of the canvas centre (shift = c·tanh(logit / c));
-    /// 1 is the original's tanh, larger lets an object follow a digit past the bottom or right edge (docs/design.md §2.1).
+    /// 1 is the original's tanh, larger lets an object follow a digit past the bottom or right edge
+    /// (docs/design.md §2.1).
     /// </summary>
     [JsonPropertyName("shift_range")] public double ShiftRange { get; init; } = 1.0;
     /// <summary>
     /// Discovery stops at a proposed object whose window overlaps a propagated object's window with IoU above
-    /// this (0: never; docs/design.md §2.4): a digit already followed is not found again. eval and track may override it.
+    /// this (0: never; docs/design.md §2.4): a digit already followed is not found again. eval and track may
+    /// override it.
     /// </summary>
     [JsonPropertyName("reject_iou")] public double RejectIoU { get; init; } = 0;
-    /// <summary>Training only: the probability that discovery is switched off for a sequence's frame at t &gt; 0, so that propagation learns to follow (docs/design.md §2.4).</summary>
+    /// <summary>
+    /// Training only: the probability that discovery is switched off for a sequence's frame at t &gt; 0, so that
+    /// propagation learns to follow (docs/design.md §2.4).
+    /// </summary>
     [JsonPropertyName("disc_dropout")] public double DiscDropout { get; init; } = 0;
     /// <summary>Propagation multiplies its first glimpse by a learned mask (docs/design.md §2.3).</summary>
     [JsonPropertyName("masked_glimpse")] public bool MaskedGlimpse { get; init; } = true;
@@ -163,9 +173,14 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     [JsonPropertyName("data_seed")] public ulong DataSeed { get; init; } = 0;
     /// <summary>A dataset file to train on instead of the generated moving-MNIST sets ("": those).</summary>
     [JsonPropertyName("data")] public string Data { get; init; } = "";
-    /// <summary>A dataset file to validate on ("": the generated validation set, or <see cref="Data"/> when that is given).</summary>
+    /// <summary>
+    /// A dataset file to validate on ("": the generated validation set, or <see cref="Data"/> when that is given).
+    /// </summary>
     [JsonPropertyName("valid_data")] public string ValidData { get; init; } = "";
-    /// <summary>The checksum of <see cref="Data"/>'s frames when the run started, so a resume cannot silently continue on other data.</summary>
+    /// <summary>
+    /// The checksum of <see cref="Data"/>'s frames when the run started, so a resume cannot silently continue on
+    /// other data.
+    /// </summary>
     [JsonPropertyName("data_checksum")] public string DataChecksum { get; init; } = "";
 
     // ---- training ----
@@ -176,12 +191,15 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     /// <summary>Sequences per training batch.</summary>
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 32;
     /// <summary>rmsprop (momentum 0.9, the original) or adam.</summary>
-    [JsonPropertyName("optimizer"), JsonConverter(typeof(SnakeCaseEnum<OptimizerKind>))] public OptimizerKind Optimizer { get; init; } = OptimizerKind.Rmsprop;
+    [JsonPropertyName("optimizer"), JsonConverter(typeof(SnakeCaseEnum<OptimizerKind>))]
+    public OptimizerKind Optimizer { get; init; } = OptimizerKind.Rmsprop;
     /// <summary>The optimiser's initial learning rate.</summary>
     [JsonPropertyName("learning_rate")] public double LearningRate { get; init; } = 1e-5;
     /// <summary>Iterations to train for.</summary>
     [JsonPropertyName("max_train_iter")] public long MaxTrainIter { get; init; } = 2_000_000;
-    /// <summary>Relative lengths of the learning-rate stages; the rate is divided by <c>lr_decay</c> at each boundary.</summary>
+    /// <summary>
+    /// Relative lengths of the learning-rate stages; the rate is divided by <c>lr_decay</c> at each boundary.
+    /// </summary>
     [JsonPropertyName("lr_schedule")] public double[] LrSchedule { get; init; } = [4, 6, 10];
     /// <summary>Factor the learning rate is divided by at each lr_schedule boundary.</summary>
     [JsonPropertyName("lr_decay")] public double LrDecay { get; init; } = 3;
@@ -189,12 +207,14 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     /// Where a training window shorter than the sequences starts: first (frame 0, the original) or
     /// random (a frame drawn per sequence, so the curriculum's short windows also show exits and re-entries).
     /// </summary>
-    [JsonPropertyName("window_start"), JsonConverter(typeof(SnakeCaseEnum<WindowStart>))] public WindowStart WindowStart { get; init; } = WindowStart.First;
+    [JsonPropertyName("window_start"), JsonConverter(typeof(SnakeCaseEnum<WindowStart>))]
+    public WindowStart WindowStart { get; init; } = WindowStart.First;
     /// <summary>
     /// VIMCO's learning signal: paper (L − L₋k, summed over particles; Mnih &amp; Rezende 2016) or
     /// original (the original release's log w_k − L₋k, averaged over particles).
     /// </summary>
-    [JsonPropertyName("vimco_signal"), JsonConverter(typeof(SnakeCaseEnum<VimcoSignal>))] public VimcoSignal VimcoSignal { get; init; } = VimcoSignal.Paper;
+    [JsonPropertyName("vimco_signal"), JsonConverter(typeof(SnakeCaseEnum<VimcoSignal>))]
+    public VimcoSignal VimcoSignal { get; init; } = VimcoSignal.Paper;
     /// <summary>Curriculum start length (0: always seq_len).</summary>
     [JsonPropertyName("curriculum_start")] public int CurriculumStart { get; init; } = 3;
     /// <summary>Iterations between curriculum increments (original: stage_itr).</summary>
@@ -211,16 +231,24 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     [JsonPropertyName("ckpt_itr")] public long CkptItr { get; init; } = 100_000;
     /// <summary>Sequences of the validation set used by each periodic evaluation (0: all).</summary>
     [JsonPropertyName("eval_size")] public long EvalSize { get; init; } = 1_000;
-    /// <summary>Stop after this many minutes of training in one invocation, saving a checkpoint (0: no limit).</summary>
+    /// <summary>
+    /// Stop after this many minutes of training in one invocation, saving a checkpoint (0: no limit).
+    /// </summary>
     [JsonPropertyName("time_limit_min")] public double TimeLimitMin { get; init; } = 0;
 
-    /// <summary>Largest <see cref="ShiftRange"/>: at 3 a window centre may sit a whole canvas width outside it, far past any digit still visible.</summary>
+    /// <summary>
+    /// Largest <see cref="ShiftRange"/>: at 3 a window centre may sit a whole canvas width outside it, far past any
+    /// digit still visible.
+    /// </summary>
     public const double MaxShiftRange = 3;
 
     /// <summary>Hidden width of the networks, 32·n_units.</summary>
     [JsonIgnore] public int NHidden => 32 * NUnits;
 
-    /// <summary>Keys a resumed run may change: how long it runs and how often it reports, nothing that shapes the model or the data.</summary>
+    /// <summary>
+    /// Keys a resumed run may change: how long it runs and how often it reports, nothing that shapes the model or
+    /// the data.
+    /// </summary>
     public static readonly IReadOnlySet<string> ResumableKeys = new HashSet<string>
     {
         "max_train_iter", "time_limit_min", "log_itr", "eval_itr", "fig_itr", "ckpt_itr", "eval_size",
@@ -267,19 +295,27 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         {
             var key = e.Path?.TrimStart('$', '.') ?? "?";
             var type = Keys.TryGetValue(key, out var prop) ? prop.PropertyType : typeof(object);
-            var expected = type == typeof(bool) ? "true or false" : type == typeof(string) ? "text" : type.IsArray ? "a list of numbers" :
-                           type.IsEnum ? string.Join(", ", Enum.GetNames(type).Select(JsonNamingPolicy.SnakeCaseLower.ConvertName)) :
-                           type == typeof(int) || type == typeof(long) || type == typeof(ulong) ? "a whole number" : "a number";
-            throw new ArgumentException($"{source}: bad value for config key '{key}': {(overrides[key] is { } v ? v.ToJsonString() : "null")} (expected {expected})");
+            var expected = type == typeof(bool) ? "true or false" : type == typeof(string) ? "text" :
+                           type.IsArray ? "a list of numbers" :
+                           type.IsEnum ? string.Join(", ", Enum.GetNames(type)
+                               .Select(JsonNamingPolicy.SnakeCaseLower.ConvertName)) :
+                           type == typeof(int) || type == typeof(long) || type == typeof(ulong) ? "a whole number" :
+                           "a number";
+            throw new ArgumentException(
+                $"{source}: bad value for config key '{key}': " +
+                $"{(overrides[key] is { } v ? v.ToJsonString() : "null")} (expected {expected})");
         }
         result.Validate(source);
         return result;
     }
 
     /// <summary>Applies <c>key=value</c> overrides (values parsed as JSON, else taken as strings).</summary>
-    public SqairConfig With(IEnumerable<string> assignments, string source = "command line") => With(Assignments(assignments, source), source);
+    public SqairConfig With(IEnumerable<string> assignments, string source = "command line") =>
+        With(Assignments(assignments, source), source);
 
-    /// <summary><c>key=value</c> texts as a JSON object of overrides (values parsed as JSON, else taken as strings).</summary>
+    /// <summary>
+    /// <c>key=value</c> texts as a JSON object of overrides (values parsed as JSON, else taken as strings).
+    /// </summary>
     public static JsonObject Assignments(IEnumerable<string> assignments, string source = "command line")
     {
         var o = new JsonObject();
@@ -304,22 +340,28 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     /// </summary>
     public static JsonObject ReadOverrides(string path)
     {
-        if (Directory.Exists(path)) throw new ArgumentException($"--config {path}: is a folder; give a JSON file of config keys (e.g. a run's config.json)");
+        if (Directory.Exists(path))
+            throw new ArgumentException(
+                $"--config {path}: is a folder; give a JSON file of config keys (e.g. a run's config.json)");
         if (!File.Exists(path)) throw new FileNotFoundException($"--config {path}: no such file", path);
         var text = File.ReadAllText(path);
         try
         {
             using var doc = JsonDocument.Parse(text);
-            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new ArgumentException($"{path}: the config must be a JSON object of keys");
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new ArgumentException($"{path}: the config must be a JSON object of keys");
             var seen = new HashSet<string>();
             foreach (var property in doc.RootElement.EnumerateObject())
-                if (!seen.Add(property.Name)) throw new ArgumentException($"{path}: config key '{property.Name}' is given twice");
+                if (!seen.Add(property.Name))
+                    throw new ArgumentException($"{path}: config key '{property.Name}' is given twice");
             return JsonNode.Parse(text)!.AsObject();
         }
         catch (JsonException e) { throw new ArgumentException($"{path}: not valid JSON ({e.Message})", e); }
     }
 
-    /// <summary>A JSON file of keys applied on top of <paramref name="baseConfig"/> (default: the paper preset), validated.</summary>
+    /// <summary>
+    /// A JSON file of keys applied on top of <paramref name="baseConfig"/> (default: the paper preset), validated.
+    /// </summary>
     public static SqairConfig FromJsonFile(string path, SqairConfig? baseConfig = null) =>
         (baseConfig ?? new SqairConfig()).With(ReadOverrides(path), path);
 
@@ -330,7 +372,9 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     /// </summary>
     public const int MaxMaxObjects = 64, MaxKParticles = 1000;
 
-    /// <summary>Checks every key; an error names the key, its value, what is allowed and <paramref name="source"/>.</summary>
+    /// <summary>
+    /// Checks every key; an error names the key, its value, what is allowed and <paramref name="source"/>.
+    /// </summary>
     public void Validate(string source = "config")
     {
         void Check(bool ok, string key, object value, string rule)
@@ -343,8 +387,10 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         Check(MaxObjects is >= 1 and <= MaxMaxObjects, "max_objects", MaxObjects, $"must be in 1..{MaxMaxObjects}");
         Check(ImgSize >= 8, "img_size", ImgSize, "must be at least 8");
         Check(Channels is 1 or 3, "channels", Channels, "must be 1 or 3");
-        Check(GlimpseSize >= 4 && GlimpseSize <= ImgSize, "glimpse_size", GlimpseSize, $"must be in 4..img_size ({ImgSize})");
-        Check(Model != ModelKind.Conv || GlimpseSize % 4 == 0, "glimpse_size", GlimpseSize, "must be a multiple of 4 for the conv model");
+        Check(GlimpseSize >= 4 && GlimpseSize <= ImgSize, "glimpse_size", GlimpseSize,
+              $"must be in 4..img_size ({ImgSize})");
+        Check(Model != ModelKind.Conv || GlimpseSize % 4 == 0, "glimpse_size", GlimpseSize,
+              "must be a multiple of 4 for the conv model");
         Check(NWhat >= 1, "n_what", NWhat, "must be at least 1");
         Check(NUnits >= 1, "n_units", NUnits, "must be at least 1");
         Check(OutputStd > 0, "output_std", OutputStd, "must be positive");
@@ -361,12 +407,15 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         Check(BatchSize >= 1, "batch_size", BatchSize, "must be at least 1");
         Check(LearningRate > 0, "learning_rate", LearningRate, "must be positive");
         Check(MaxTrainIter >= 1, "max_train_iter", MaxTrainIter, "must be at least 1");
-        Check(LrSchedule.Length >= 1 && LrSchedule.All(x => x > 0 && double.IsFinite(x)), "lr_schedule", $"[{string.Join(", ", LrSchedule)}]", "must be positive stage lengths");
+        Check(LrSchedule.Length >= 1 && LrSchedule.All(x => x > 0 && double.IsFinite(x)), "lr_schedule",
+              $"[{string.Join(", ", LrSchedule)}]", "must be positive stage lengths");
         Check(LrDecay >= 1, "lr_decay", LrDecay, "must be at least 1");
-        Check(CurriculumStart >= 0 && CurriculumStart <= SeqLen, "curriculum_start", CurriculumStart, "must be in 0..seq_len");
+        Check(CurriculumStart >= 0 && CurriculumStart <= SeqLen, "curriculum_start", CurriculumStart,
+              "must be in 0..seq_len");
         Check(StageItr >= 1, "stage_itr", StageItr, "must be at least 1");
         Check(ClipGradNorm >= 0, "clip_grad_norm", ClipGradNorm, "must be non-negative");
-        foreach (var (k, v) in new[] { ("log_itr", LogItr), ("eval_itr", EvalItr), ("fig_itr", FigItr), ("ckpt_itr", CkptItr) })
+        foreach (var (k, v) in new[] { ("log_itr", LogItr), ("eval_itr", EvalItr), ("fig_itr", FigItr),
+                                       ("ckpt_itr", CkptItr) })
             Check(v >= 1, k, v, "must be at least 1");
         Check(EvalSize >= 0, "eval_size", EvalSize, "must be non-negative");
         Check(TimeLimitMin >= 0, "time_limit_min", TimeLimitMin, "must be non-negative");
@@ -375,12 +424,16 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     /// <summary>The generator parameters of the data this config trains on.</summary>
     public Data.MovingMnistConfig DataConfig() => new()
     {
-        CanvasSize = ImgSize, SeqLen = SeqLen, MinDigits = MinDigits, MaxDigits = MaxDigits, DigitScale = DigitScale, Channels = Channels,
+        CanvasSize = ImgSize, SeqLen = SeqLen, MinDigits = MinDigits, MaxDigits = MaxDigits, DigitScale = DigitScale,
+        Channels = Channels,
     };
 
     /// <summary>Why frames of this shape cannot go through a model of this config, or null when they can.</summary>
     public string? Misfit(Data.MovingMnistConfig data) =>
-        data.CanvasSize != ImgSize ? $"its frames are {data.CanvasSize}×{data.CanvasSize} pixels, the model's img_size is {ImgSize}"
-        : data.Channels != Channels ? $"its frames have {data.Channels} channel{(data.Channels == 1 ? " (grey)" : "s (colour)")}, the model's channels is {Channels}"
+        data.CanvasSize != ImgSize
+            ? $"its frames are {data.CanvasSize}×{data.CanvasSize} pixels, the model's img_size is {ImgSize}"
+        : data.Channels != Channels
+            ? $"its frames have {data.Channels} channel{(data.Channels == 1 ? " (grey)" : "s (colour)")}, " +
+              $"the model's channels is {Channels}"
         : null;
 }

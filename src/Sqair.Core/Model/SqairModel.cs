@@ -12,15 +12,18 @@ namespace Sqair.Model;
 /// PresenceProb [R, N]; Ids [R, N] (−1 absent); LogLikelihood, LogP, LogQ [R]; Propagated and
 /// Discovered [R] object counts.
 /// </summary>
-public sealed record FrameOutput(Tensor Canvas, Tensor Glimpses, Tensor Where, Tensor Window, Tensor Presence, Tensor PresenceProb, Tensor Ids,
+public sealed record FrameOutput(Tensor Canvas, Tensor Glimpses,
+                                 Tensor Where, Tensor Window, Tensor Presence, Tensor PresenceProb, Tensor Ids,
                                  Tensor LogLikelihood, Tensor LogP, Tensor LogQ, Tensor Propagated, Tensor Discovered)
 {
     /// <summary>The same step with rows picked by <paramref name="rows"/> [B].</summary>
-    public FrameOutput Select(Tensor rows) => new(Canvas[rows], Glimpses[rows], Where[rows], Window[rows], Presence[rows], PresenceProb[rows], Ids[rows],
-        LogLikelihood[rows], LogP[rows], LogQ[rows], Propagated[rows], Discovered[rows]);
+    public FrameOutput Select(Tensor rows) =>
+        new(Canvas[rows], Glimpses[rows], Where[rows], Window[rows], Presence[rows], PresenceProb[rows], Ids[rows],
+            LogLikelihood[rows], LogP[rows], LogQ[rows], Propagated[rows], Discovered[rows]);
 
     /// <summary>Every tensor of the step.</summary>
-    public IEnumerable<Tensor> Tensors() => [Canvas, Glimpses, Where, Window, Presence, PresenceProb, Ids, LogLikelihood, LogP, LogQ, Propagated, Discovered];
+    public IEnumerable<Tensor> Tensors() => [Canvas, Glimpses, Where, Window, Presence, PresenceProb, Ids,
+                                             LogLikelihood, LogP, LogQ, Propagated, Discovered];
 }
 
 /// <summary>
@@ -29,8 +32,9 @@ public sealed record FrameOutput(Tensor Canvas, Tensor Glimpses, Tensor Where, T
 /// [B, K] summed over time; Counts [T, B, K] objects present per frame; Frames (detached) when
 /// asked for.
 /// </summary>
-public sealed record SequenceOutput(Tensor LogWeights, Tensor LogQDiscrete, Tensor LogLikelihood, Tensor Kl, Tensor Counts,
-                                    Tensor Propagated, Tensor Discovered, IReadOnlyList<FrameOutput>? Frames)
+public sealed record SequenceOutput(Tensor LogWeights, Tensor LogQDiscrete, Tensor LogLikelihood, Tensor Kl,
+                                    Tensor Counts, Tensor Propagated, Tensor Discovered,
+                                    IReadOnlyList<FrameOutput>? Frames)
 {
     /// <summary>Sequences.</summary>
     public long B => LogWeights.shape[0];
@@ -41,16 +45,19 @@ public sealed record SequenceOutput(Tensor LogWeights, Tensor LogQDiscrete, Tens
     public static SequenceOutput Concat(IReadOnlyList<SequenceOutput> parts)
     {
         Tensor Cat(Func<SequenceOutput, Tensor> field, int dim) => cat(parts.Select(field).ToArray(), dim);
-        return new SequenceOutput(Cat(o => o.LogWeights, 0), Cat(o => o.LogQDiscrete, 0), Cat(o => o.LogLikelihood, 0), Cat(o => o.Kl, 0),
+        return new SequenceOutput(Cat(o => o.LogWeights, 0), Cat(o => o.LogQDiscrete, 0),
+                                  Cat(o => o.LogLikelihood, 0), Cat(o => o.Kl, 0),
                                   Cat(o => o.Counts, 1), Cat(o => o.Propagated, 1), Cat(o => o.Discovered, 1), null);
     }
 
     /// <summary>The same outputs cut off from the autograd graph.</summary>
-    public SequenceOutput Detached() => new(LogWeights.detach(), LogQDiscrete.detach(), LogLikelihood.detach(), Kl.detach(),
-                                           Counts.detach(), Propagated.detach(), Discovered.detach(), null);
+    public SequenceOutput Detached() =>
+        new(LogWeights.detach(), LogQDiscrete.detach(), LogLikelihood.detach(), Kl.detach(),
+            Counts.detach(), Propagated.detach(), Discovered.detach(), null);
 
     /// <summary>Every tensor this output holds (kept frames aside).</summary>
-    public IEnumerable<Tensor> Tensors() => [LogWeights, LogQDiscrete, LogLikelihood, Kl, Counts, Propagated, Discovered];
+    public IEnumerable<Tensor> Tensors() =>
+        [LogWeights, LogQDiscrete, LogLikelihood, Kl, Counts, Propagated, Discovered];
 
     /// <summary>
     /// Importance resampling: one particle per sequence drawn with probability ∝ w_k, as row
@@ -58,7 +65,9 @@ public sealed record SequenceOutput(Tensor LogWeights, Tensor LogQDiscrete, Tens
     /// </summary>
     public Tensor ResampleRows(Generator? generator = null) => ParticleFilter.Pick(LogWeights.detach(), generator);
 
-    /// <summary><see cref="ResampleRows"/> as an array: the row of each sequence's chosen particle, for drawing and tracking.</summary>
+    /// <summary>
+    /// <see cref="ResampleRows"/> as an array: the row of each sequence's chosen particle, for drawing and tracking.
+    /// </summary>
     public long[] PickParticles(Generator? generator = null) => ResampleRows(generator).cpu().data<long>().ToArray();
 }
 
@@ -78,7 +87,10 @@ public sealed class SqairModel : Module
     readonly Discovery discovery;
     readonly Decoder decoder;
 
-    /// <summary>A freshly initialised model of <paramref name="config"/> (load trained parameters with <see cref="Training.Checkpoint.LoadModel(string, Device?)"/>).</summary>
+    /// <summary>
+    /// A freshly initialised model of <paramref name="config"/> (load trained parameters with
+    /// <see cref="Training.Checkpoint.LoadModel(string, Device?)"/>).
+    /// </summary>
     public SqairModel(SqairConfig config) : base("sqair")
     {
         config.Validate();
@@ -89,7 +101,8 @@ public sealed class SqairModel : Module
         decoder = new Decoder(config);
         RegisterComponents();
         if (config.Model == ModelKind.Air)
-            foreach (var p in propagation.parameters().Concat(discovery.PropagationOnlyParameters())) p.requires_grad = false;
+            foreach (var p in propagation.parameters().Concat(discovery.PropagationOnlyParameters()))
+                p.requires_grad = false;
     }
 
     internal Decoder Decoder => decoder;
@@ -100,11 +113,18 @@ public sealed class SqairModel : Module
         /// <summary>The state of the rows <paramref name="rows"/> [R'].</summary>
         public SequenceState Select(Tensor rows) => new(Slots.Select(rows), LastId[rows]);
 
-        /// <summary>Every tensor of the state (for streaming, which frees each frame's state when the next one replaces it).</summary>
-        public IEnumerable<Tensor> Tensors() => [Slots.What, Slots.Where, Slots.Presence, Slots.PresenceProb, Slots.Ids, Slots.Temporal, Slots.Prior, LastId];
+        /// <summary>
+        /// Every tensor of the state (for streaming, which frees each frame's state when the next one replaces it).
+        /// </summary>
+        public IEnumerable<Tensor> Tensors() =>
+            [Slots.What, Slots.Where, Slots.Presence, Slots.PresenceProb, Slots.Ids,
+             Slots.Temporal, Slots.Prior, LastId];
     }
 
-    /// <summary>What holds for a whole run of frames: K particles, the filter's resampling, discovery's rejection IoU, the random stream.</summary>
+    /// <summary>
+    /// What holds for a whole run of frames: K particles, the filter's resampling, discovery's rejection IoU, the
+    /// random stream.
+    /// </summary>
     internal sealed record ParticleSettings(int K, Resampling Resampling, double RejectIoU, Generator? Generator);
 
     /// <summary>
@@ -116,19 +136,23 @@ public sealed class SqairModel : Module
     {
         /// <summary>Every tensor a later step or the caller reads.</summary>
         public IEnumerable<Tensor> Tensors() =>
-            [.. State.Tensors(), .. Sums.Tensors(), .. Frame?.Tensors() ?? [], .. Ancestors?.Tensors() ?? [], Count, Propagated, Discovered];
+            [.. State.Tensors(), .. Sums.Tensors(), .. Frame?.Tensors() ?? [], .. Ancestors?.Tensors() ?? [],
+             Count, Propagated, Discovered];
     }
 
     internal SequenceState InitialState(long rows, Device device)
     {
         int n = Config.MaxObjects;
         var (temporal0, prior0) = propagation.InitialStates(rows, n);
-        var slots = new ObjectSlots(zeros(rows, n, Config.NWhat, device: device), zeros(rows, n, 4, device: device), zeros(rows, n, device: device),
-                                    zeros(rows, n, device: device), full(rows, n, Kept(-1L), device: device), temporal0, prior0);
+        var slots = new ObjectSlots(zeros(rows, n, Config.NWhat, device: device), zeros(rows, n, 4, device: device),
+                                    zeros(rows, n, device: device), zeros(rows, n, device: device),
+                                    full(rows, n, Kept(-1L), device: device), temporal0, prior0);
         return new SequenceState(slots, full(rows, Kept(-1L), device: device));
     }
 
-    /// <summary>Nothing to propagate (t = 0, or the AIR baseline): every slot absent, prior presence logits gated to "absent".</summary>
+    /// <summary>
+    /// Nothing to propagate (t = 0, or the AIR baseline): every slot absent, prior presence logits gated to "absent".
+    /// </summary>
     ObjectSlots NonePropagated(ObjectSlots state, out Tensor priorPresenceLogit)
     {
         long r = state.Presence.shape[0];
@@ -138,7 +162,8 @@ public sealed class SqairModel : Module
 
     /// <summary>Merges propagated and discovered slots into the next state.</summary>
     SequenceState Merge(ObjectSlots propagated, ObjectSlots discovered, Tensor lastId) =>
-        new(ObjectSlots.Merge(propagated, discovered, Config.MaxObjects), lastId.Plus(discovered.Presence.sum(1).to(ScalarType.Int64)));
+        new(ObjectSlots.Merge(propagated, discovered, Config.MaxObjects),
+            lastId.Plus(discovered.Presence.sum(1).to(ScalarType.Int64)));
 
     /// <summary>
     /// One frame of the model (docs/design.md §2; the paper's Algorithm 1): propagate the objects of
@@ -175,8 +200,9 @@ public sealed class SqairModel : Module
                                   Resampling resampling = Resampling.None, double? rejectIoU = null) =>
         Infer(frames, k, keepFrames, generator, resampling, rejectIoU).Output;
 
-    (SequenceOutput Output, SequenceState Final) Infer(Tensor frames, int k, bool keepFrames, Generator? generator = null,
-                                                       Resampling resampling = Resampling.None, double? rejectIoU = null)
+    (SequenceOutput Output, SequenceState Final) Infer(
+        Tensor frames, int k, bool keepFrames, Generator? generator = null,
+        Resampling resampling = Resampling.None, double? rejectIoU = null)
     {
         long t = frames.shape[0], b = frames.shape[1], r = b * k;
         var settings = new ParticleSettings(k, resampling, rejectIoU ?? Config.RejectIoU, generator);
@@ -198,8 +224,10 @@ public sealed class SqairModel : Module
             kept?.Add(next.Frame!);
         }
         var lineage = ParticleFilter.Lineages(ancestors);
-        Tensor Traced(List<Tensor> perStep) => stack(perStep.Select((v, i) => lineage[i] is { } rows ? v[rows] : v).ToArray()).view(t, b, k);
-        var output = new SequenceOutput(sums.LogWeight.view(b, k), sums.LogQDiscrete.view(b, k), sums.LogLikelihood.view(b, k), sums.Kl.view(b, k),
+        Tensor Traced(List<Tensor> perStep) =>
+            stack(perStep.Select((v, i) => lineage[i] is { } rows ? v[rows] : v).ToArray()).view(t, b, k);
+        var output = new SequenceOutput(sums.LogWeight.view(b, k), sums.LogQDiscrete.view(b, k),
+                                        sums.LogLikelihood.view(b, k), sums.Kl.view(b, k),
                                         Traced(counts), Traced(propagatedCounts), Traced(discoveredCounts),
                                         kept?.Select((f, i) => lineage[i] is { } rows ? f.Select(rows) : f).ToList());
         return (output, state);
@@ -213,7 +241,8 @@ public sealed class SqairModel : Module
     /// earlier than the step's end (docs/performance.md, "Memory"). The results move to the
     /// caller's dispose scope, or with <paramref name="disown"/> to none (the caller frees them).
     /// </summary>
-    internal Advanced AdvanceFreeing(SequenceState state, ParticleSums sums, int step, Tensor frame, ParticleSettings settings, bool keep, bool disown)
+    internal Advanced AdvanceFreeing(SequenceState state, ParticleSums sums, int step, Tensor frame,
+                                     ParticleSettings settings, bool keep, bool disown)
     {
         Advanced next;
         using (NewDisposeScope())
@@ -233,14 +262,16 @@ public sealed class SqairModel : Module
     /// (docs/design.md §2.7), then the model's step (§2) and the weight update. With
     /// <paramref name="keep"/> the frame's outputs come back detached.
     /// </summary>
-    Advanced Advance(SequenceState state, ParticleSums sums, int step, Tensor frame, ParticleSettings settings, bool keep)
+    Advanced Advance(SequenceState state, ParticleSums sums, int step, Tensor frame, ParticleSettings settings,
+                     bool keep)
     {
         var c = Config;
         int k = settings.K;
         long b = frame.shape[0], r = b * k;
         var generator = settings.Generator;
         Resample? resample = null;
-        if (step > 0 && ParticleFilter.Ancestors(sums.LogWeight.detach().view(b, k), settings.Resampling, generator) is { } drawn)
+        if (step > 0 && ParticleFilter.Ancestors(sums.LogWeight.detach().view(b, k), settings.Resampling, generator)
+            is { } drawn)
         {
             resample = drawn;
             (state, sums) = (state.Select(drawn.Rows), ParticleFilter.Resampled(sums, drawn, b, k));
@@ -257,22 +288,26 @@ public sealed class SqairModel : Module
             },
             (objects, priorPresenceLogit, later, lastId) =>
             {
-                (var found, discTerms) = discovery.Forward(x, features, objects, priorPresenceLogit, later, glimpse_encoder,
-                                                           propagation.InitialStates(r, c.MaxObjects), lastId, settings.RejectIoU, generator);
+                (var found, discTerms) = discovery.Forward(x, features, objects, priorPresenceLogit, later,
+                                                           glimpse_encoder, propagation.InitialStates(r, c.MaxObjects),
+                                                           lastId, settings.RejectIoU, generator);
                 return found;
             });
         var slots = state.Slots;
         var ll = decoder.LogLikelihood(x, canvas);
         var logq = propTerms is null ? discTerms!.LogQ : discTerms!.LogQ.Plus(propTerms.LogQ);
         var logp = propTerms is null ? discTerms.LogP : discTerms.LogP.Plus(propTerms.LogP);
-        var logQDiscrete = propTerms is null ? discTerms.LogQDiscrete : discTerms.LogQDiscrete.Plus(propTerms.LogQDiscrete);
+        var logQDiscrete = propTerms is null
+            ? discTerms.LogQDiscrete
+            : discTerms.LogQDiscrete.Plus(propTerms.LogQDiscrete);
         sums = sums.Add(ll, logp, logq, logQDiscrete);
         var numPropagated = propagated.Presence.sum(1).detach();
         var numDiscovered = discovered.Presence.sum(1).detach();
         var kept = keep
-            ? new FrameOutput(canvas.detach(), glimpses.detach(), slots.Where.detach(), Boxes.Coords(slots.Where.detach(), c.ShiftRange),
-                              slots.Presence.detach(), slots.PresenceProb.detach(), slots.Ids.detach(), ll.detach(), logp.detach(), logq.detach(),
-                              numPropagated, numDiscovered)
+            ? new FrameOutput(canvas.detach(), glimpses.detach(),
+                              slots.Where.detach(), Boxes.Coords(slots.Where.detach(), c.ShiftRange),
+                              slots.Presence.detach(), slots.PresenceProb.detach(), slots.Ids.detach(),
+                              ll.detach(), logp.detach(), logq.detach(), numPropagated, numDiscovered)
             : null;
         return new Advanced(state, sums, resample, kept, slots.Presence.sum(1).detach(), numPropagated, numDiscovered);
     }
@@ -284,7 +319,8 @@ public sealed class SqairModel : Module
     /// <paramref name="length"/> steps are sampled from the prior for <paramref name="sequences"/>
     /// sequences. Returns every step's outputs (canvas = the mean of p(x | z)).
     /// </summary>
-    public IReadOnlyList<FrameOutput> Generate(int length, int sequences = 1, Tensor? observed = null, int k = 5, Device? device = null)
+    public IReadOnlyList<FrameOutput> Generate(int length, int sequences = 1, Tensor? observed = null, int k = 5,
+                                               Device? device = null)
     {
         using var _ = no_grad();
         var steps = new List<FrameOutput>();
@@ -306,10 +342,12 @@ public sealed class SqairModel : Module
             (state, var propagated, var discovered, var canvas, var glimpses) = Step(state, step,
                 propagation.SamplePrior,
                 (objects, priorPresenceLogit, later, lastId) =>
-                    discovery.SamplePrior(objects, priorPresenceLogit, later, propagation.InitialStates(r, Config.MaxObjects), lastId));
+                    discovery.SamplePrior(objects, priorPresenceLogit, later,
+                                          propagation.InitialStates(r, Config.MaxObjects), lastId));
             var slots = state.Slots;
             var zero = zeros(r, device: canvas.device);
-            steps.Add(new FrameOutput(canvas, glimpses, slots.Where, Boxes.Coords(slots.Where, Config.ShiftRange), slots.Presence, slots.PresenceProb, slots.Ids, zero, zero, zero,
+            steps.Add(new FrameOutput(canvas, glimpses, slots.Where, Boxes.Coords(slots.Where, Config.ShiftRange),
+                                      slots.Presence, slots.PresenceProb, slots.Ids, zero, zero, zero,
                                       propagated.Presence.sum(1), discovered.Presence.sum(1)));
         }
         return steps;

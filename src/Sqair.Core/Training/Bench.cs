@@ -13,11 +13,15 @@ namespace Sqair.Training;
 /// are timed apart only for an unsharded step (<see cref="GradientStep"/>); sharded, they overlap
 /// on two threads and only their sum is measured.
 /// </summary>
-internal sealed record BenchResult(int Iterations, int SeqLen, int Threads, int Shards, string Device, double IterationsPerSecond,
-                                 double DataMs, double? ForwardMs, double? BackwardMs, double GradientMs, double OptimizerMs,
-                                 double PeakRssMb, double ForwardGflops, long ForwardOps, IReadOnlyDictionary<string, long> ParametersPerModule)
+internal sealed record BenchResult(int Iterations, int SeqLen, int Threads, int Shards, string Device,
+                                   double IterationsPerSecond, double DataMs, double? ForwardMs, double? BackwardMs,
+                                   double GradientMs, double OptimizerMs,
+                                   double PeakRssMb, double ForwardGflops, long ForwardOps,
+                                   IReadOnlyDictionary<string, long> ParametersPerModule)
 {
-    /// <summary>Forward plus backward, counting the backward pass as twice the forward's matmul/conv FLOPs.</summary>
+    /// <summary>
+    /// Forward plus backward, counting the backward pass as twice the forward's matmul/conv FLOPs.
+    /// </summary>
     public double GflopsPerIteration => 3 * ForwardGflops;
     public double AchievedGflopsPerSecond => GflopsPerIteration * IterationsPerSecond;
 }
@@ -28,7 +32,8 @@ internal sealed record InferenceBenchResult(long Sequences, int SeqLen, int K, i
 
 internal static class Bench
 {
-    public static BenchResult Train(SqairConfig c, ISequenceSource source, int seqLen, int warmup, int iterations, Device device, int shards = 1)
+    public static BenchResult Train(SqairConfig c, ISequenceSource source, int seqLen, int warmup, int iterations,
+                                    Device device, int shards = 1)
     {
         var (model, _, optimizer, loader, gradientStep) = TrainingSetup.Create(c, source, device, shards);
         double data = 0, forward = 0, gradient = 0, step = 0;
@@ -39,7 +44,8 @@ internal static class Bench
         {
             bool timed = i >= warmup;
             using var scope = NewDisposeScope();
-            // FLOPs and ops are counted once, in the first (untimed) iteration, so the hooks never slow a timed one.
+            // FLOPs and ops are counted once, in the first (untimed) iteration, so the hooks never slow a timed
+            // one.
             if (i == 0)
                 using (var first = loader.Get(i, seqLen))
                 {
@@ -49,7 +55,8 @@ internal static class Bench
             var sw = Stopwatch.StartNew();
             using var batch = loader.Get(i, seqLen);
             double t0 = sw.Elapsed.TotalMilliseconds, t1 = double.NaN;
-            gradientStep.Run(batch.Frames, c.KParticles, c.Seed, i, afterForward: () => t1 = sw.Elapsed.TotalMilliseconds);
+            gradientStep.Run(batch.Frames, c.KParticles, c.Seed, i,
+                             afterForward: () => t1 = sw.Elapsed.TotalMilliseconds);
             double t2 = sw.Elapsed.TotalMilliseconds;
             optimizer.Step(c.LearningRate);
             model.zero_grad();
@@ -59,9 +66,11 @@ internal static class Bench
         }
         double total = data + gradient + step;
         bool split = gradientStep.Shards == 1;
-        var perModule = model.named_children().ToDictionary(m => m.name, m => m.module.parameters().Sum(p => p.numel()));
-        return new BenchResult(iterations, seqLen, get_num_threads(), gradientStep.Shards, device.ToString(), iterations / (total / 1000),
-                               data / iterations, split ? forward / iterations : null, split ? (gradient - forward) / iterations : null, gradient / iterations,
+        var perModule = model.named_children()
+            .ToDictionary(m => m.name, m => m.module.parameters().Sum(p => p.numel()));
+        return new BenchResult(iterations, seqLen, get_num_threads(), gradientStep.Shards, device.ToString(),
+                               iterations / (total / 1000), data / iterations, split ? forward / iterations : null,
+                               split ? (gradient - forward) / iterations : null, gradient / iterations,
                                step / iterations, PeakRssMb(), forwardGflops, ops, perModule);
     }
 
@@ -70,7 +79,8 @@ internal static class Bench
     /// (every measure, K particles, batches of 50) and
     /// <c>sqair track</c> (K = 1, batches of 32, forward pass and tight boxes).
     /// </summary>
-    public static InferenceBenchResult Inference(SqairConfig c, ISequenceSource source, long sequences, int k, Device device)
+    public static InferenceBenchResult Inference(SqairConfig c, ISequenceSource source, long sequences, int k,
+                                                 Device device)
     {
         manual_seed((long)c.Seed);
         var model = new SqairModel(c);
@@ -83,19 +93,21 @@ internal static class Bench
         long frames = 0;
         clock.Restart();
         using (no_grad())
-            foreach (var batch in new BatchLoader(source, TrackBatchSize, shuffle: false, seed: 0, device).Ordered(sequences))
+            foreach (var batch in new BatchLoader(source, TrackBatchSize, shuffle: false, seed: 0, device)
+                .Ordered(sequences))
             {
                 using var scope = NewDisposeScope();
                 using (batch)
                 {
                     using var generator = new Generator((ulong)frames);
-                    Evaluation.Inference.Run(model, batch.Frames, InferenceOptions.Single, generator).Boxes(BoxKind.Content);
+                    Evaluation.Inference.Run(model, batch.Frames, InferenceOptions.Single, generator)
+                        .Boxes(BoxKind.Content);
                     frames += (long)batch.T * batch.B;
                 }
             }
         double trackSeconds = clock.Elapsed.TotalSeconds;
-        return new InferenceBenchResult(sequences, source.Config.SeqLen, k, get_num_threads(), evalSeconds, sequences / evalSeconds,
-                                        frames / trackSeconds, PeakRssMb());
+        return new InferenceBenchResult(sequences, source.Config.SeqLen, k, get_num_threads(), evalSeconds,
+                                        sequences / evalSeconds, frames / trackSeconds, PeakRssMb());
     }
 
     /// <summary>Batch sizes of <c>sqair eval</c> and <c>sqair track</c> (their defaults).</summary>
@@ -107,7 +119,8 @@ internal static class Bench
         const string status = "/proc/self/status";
         if (!File.Exists(status)) return 0;
         var line = File.ReadLines(status).FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        return line is null ? 0 : double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024;
+        return line is null ? 0 : double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1],
+                                               System.Globalization.CultureInfo.InvariantCulture) / 1024;
     }
 }
 
@@ -142,7 +155,9 @@ sealed class FlopCounter
     double flops;
     readonly List<Action> removers = [];
 
-    /// <summary>The FLOPs of one forward pass of <paramref name="model"/> on <paramref name="frames"/> (no gradient kept).</summary>
+    /// <summary>
+    /// The FLOPs of one forward pass of <paramref name="model"/> on <paramref name="frames"/> (no gradient kept).
+    /// </summary>
     public static double Forward(SqairModel model, Tensor frames, int k)
     {
         var counter = Attach(model);
@@ -193,7 +208,8 @@ sealed class FlopCounter
                     var hg = gru.register_forward_hook((_, input, hidden, output) =>
                     {
                         var rows = input.shape[0];
-                        counter.flops += 2.0 * rows * (gru.weight_ih!.shape[0] * gru.weight_ih.shape[1] + gru.weight_hh!.shape[0] * gru.weight_hh.shape[1]);
+                        counter.flops += 2.0 * rows * (gru.weight_ih!.shape[0] * gru.weight_ih.shape[1]
+                                                       + gru.weight_hh!.shape[0] * gru.weight_hh.shape[1]);
                         return output;
                     });
                     counter.removers.Add(() => hg.remove());

@@ -24,8 +24,9 @@ public static class Checkpoint
     /// <param name="Tensors">Every tensor by name ("model/…", "optimizer/…", "rng/torch").</param>
     /// <param name="Path">The file.</param>
     /// <param name="Metadata">The header's metadata (format, config, iteration, provenance…).</param>
-    public sealed record Contents(SqairConfig Config, long Iteration, long OptimizerSteps, Dictionary<string, Tensor> Tensors, string Path,
-                                 IReadOnlyDictionary<string, string> Metadata);
+    public sealed record Contents(SqairConfig Config, long Iteration, long OptimizerSteps,
+                                  Dictionary<string, Tensor> Tensors, string Path,
+                                  IReadOnlyDictionary<string, string> Metadata);
 
     internal static void Save(string path, SqairModel model, ParameterOptimizer? optimizer, long iteration)
     {
@@ -36,7 +37,10 @@ public static class Checkpoint
         Safetensors.Save(path, tensors, Metadata(model, iteration, optimizer?.Steps ?? 0));
     }
 
-    /// <summary>Writes the parameters of a trained model and where they came from (<paramref name="provenance"/>, JSON), for sharing.</summary>
+    /// <summary>
+    /// Writes the parameters of a trained model and where they came from (<paramref name="provenance"/>, JSON), for
+    /// sharing.
+    /// </summary>
     public static void SaveModel(string path, SqairModel model, long iteration, long optimizerSteps, string provenance)
     {
         var metadata = Metadata(model, iteration, optimizerSteps);
@@ -60,7 +64,8 @@ public static class Checkpoint
     {
         var (tensors, meta) = Safetensors.Load(path);
         var config = ConfigOf(meta, path);
-        if (!long.TryParse(meta.GetValueOrDefault("iteration"), out var iteration) || !long.TryParse(meta.GetValueOrDefault("optimizer_steps"), out var steps))
+        if (!long.TryParse(meta.GetValueOrDefault("iteration"), out var iteration) ||
+            !long.TryParse(meta.GetValueOrDefault("optimizer_steps"), out var steps))
             throw new InvalidDataException($"{path}: no iteration number in the metadata");
         foreach (var (key, t) in tensors)
             if (t.is_floating_point() && !t.isfinite().all().item<bool>())
@@ -68,15 +73,23 @@ public static class Checkpoint
         return new Contents(config, iteration, steps, tensors, path, meta);
     }
 
-    /// <summary>The config a checkpoint or model file was trained with, from its header alone (no tensor is read).</summary>
+    /// <summary>
+    /// The config a checkpoint or model file was trained with, from its header alone (no tensor is read).
+    /// </summary>
     public static SqairConfig ReadConfig(string path) => ConfigOf(Safetensors.ReadHeader(path).Metadata, path);
 
     static SqairConfig ConfigOf(IReadOnlyDictionary<string, string> meta, string path)
     {
         if (meta.GetValueOrDefault("format") != Format)
-            throw new InvalidDataException($"{path}: format '{meta.GetValueOrDefault("format")}' is not {Format}; not a SQAIR checkpoint");
-        try { return new SqairConfig().With(System.Text.Json.Nodes.JsonNode.Parse(meta["config"])!.AsObject(), $"{path} (config)"); }
-        catch (Exception e) when (e is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
+            throw new InvalidDataException(
+                $"{path}: format '{meta.GetValueOrDefault("format")}' is not {Format}; not a SQAIR checkpoint");
+        try
+        {
+            return new SqairConfig().With(System.Text.Json.Nodes.JsonNode.Parse(meta["config"])!.AsObject(),
+                                          $"{path} (config)");
+        }
+        catch (Exception e)
+            when (e is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
         {
             throw new InvalidDataException($"{path}: unreadable config in the metadata ({e.Message})", e);
         }
@@ -93,21 +106,29 @@ public static class Checkpoint
         {
             if (!c.Tensors.TryGetValue($"model/{name}", out var saved)) return $"{c.Path}: no parameter 'model/{name}'";
             if (!saved.shape.SequenceEqual(p.shape))
-                return $"{c.Path}: parameter 'model/{name}' has shape [{string.Join(", ", saved.shape)}], the model expects [{string.Join(", ", p.shape)}]";
-            if (saved.dtype != p.dtype) return $"{c.Path}: parameter 'model/{name}' is {saved.dtype}, the model expects {p.dtype}";
+                return $"{c.Path}: parameter 'model/{name}' has shape [{string.Join(", ", saved.shape)}], " +
+                       $"the model expects [{string.Join(", ", p.shape)}]";
+            if (saved.dtype != p.dtype)
+                return $"{c.Path}: parameter 'model/{name}' is {saved.dtype}, the model expects {p.dtype}";
         }
         return null;
     }
 
     const string RngKey = "rng/torch", OptimizerPrefix = "optimizer/";
 
-    /// <summary>Why a run cannot resume from this file, or null: a model file (<c>sqair export</c>) holds the parameters alone.</summary>
+    /// <summary>
+    /// Why a run cannot resume from this file, or null: a model file (<c>sqair export</c>) holds the parameters alone.
+    /// </summary>
     internal static string? NotResumable(Contents c) =>
-        c.Tensors.ContainsKey(RngKey) && c.Tensors.Keys.Any(k => k.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
-            ? null : "it holds the model's parameters only (a model file?), without the optimiser's and random generator's state";
+        c.Tensors.ContainsKey(RngKey)
+        && c.Tensors.Keys.Any(k => k.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
+            ? null
+            : "it holds the model's parameters only (a model file?), without the optimiser's and " +
+              "random generator's state";
 
     /// <summary>Copies the checkpoint's parameters into <paramref name="model"/> (same architecture).</summary>
-    internal static void LoadInto(Contents c, SqairModel model, ParameterOptimizer? optimizer = null, bool restoreRng = false)
+    internal static void LoadInto(Contents c, SqairModel model, ParameterOptimizer? optimizer = null,
+                                  bool restoreRng = false)
     {
         if (Misfit(c, model) is { } misfit) throw new InvalidDataException(misfit);
         using (no_grad())
@@ -119,15 +140,19 @@ public static class Checkpoint
         }
         if (restoreRng)
         {
-            if (!c.Tensors.TryGetValue(RngKey, out var rng)) throw new InvalidDataException($"{c.Path}: no '{RngKey}' state");
+            if (!c.Tensors.TryGetValue(RngKey, out var rng))
+                throw new InvalidDataException($"{c.Path}: no '{RngKey}' state");
             set_rng_state(rng);
         }
     }
 
     /// <summary>Builds the model a checkpoint describes, loads its parameters and puts it in evaluation mode.</summary>
-    public static (SqairModel Model, long Iteration) LoadModel(string path, Device? device = null) => LoadModel(Read(path), device);
+    public static (SqairModel Model, long Iteration) LoadModel(string path, Device? device = null) =>
+        LoadModel(Read(path), device);
 
-    /// <summary>Builds the model a checkpoint already read describes, loads its parameters and puts it in evaluation mode.</summary>
+    /// <summary>
+    /// Builds the model a checkpoint already read describes, loads its parameters and puts it in evaluation mode.
+    /// </summary>
     public static (SqairModel Model, long Iteration) LoadModel(Contents c, Device? device = null)
     {
         var model = new SqairModel(c.Config);

@@ -31,7 +31,9 @@ internal sealed class CheckpointStore
         StaleTemporaries.RemoveStale(Path.Combine(runDir, RunFolder.CheckpointsDir), this.log);
     }
 
-    /// <summary>Saves the model and optimiser at <paramref name="iteration"/>, then applies the retention rule.</summary>
+    /// <summary>
+    /// Saves the model and optimiser at <paramref name="iteration"/>, then applies the retention rule.
+    /// </summary>
     public string Save(Model.SqairModel model, ParameterOptimizer optimizer, long iteration)
     {
         var path = Checkpoint.PathFor(runDir, iteration);
@@ -49,13 +51,14 @@ internal sealed class CheckpointStore
     /// newer files must not cost the run its good checkpoint, issue 20, 6) and are never deleted
     /// unless older than those.
     /// </summary>
-    public static IEnumerable<string> Retired(IReadOnlyList<(string Path, long Step)> newestFirst, long cadence, IReadOnlySet<string> keptFromBefore,
-                                              Func<string, bool> readable)
+    public static IEnumerable<string> Retired(IReadOnlyList<(string Path, long Step)> newestFirst, long cadence,
+                                              IReadOnlySet<string> keptFromBefore, Func<string, bool> readable)
     {
         var newest = newestFirst.Where(c => readable(c.Path)).Take(KeepNewest).ToList();
         if (newest.Count < KeepNewest) return [];
         long oldestKept = newest[^1].Step;
-        return newestFirst.Where(c => c.Step < oldestKept && c.Step % cadence != 0 && !keptFromBefore.Contains(c.Path)).Select(c => c.Path);
+        return newestFirst.Where(c => c.Step < oldestKept && c.Step % cadence != 0 && !keptFromBefore.Contains(c.Path))
+            .Select(c => c.Path);
     }
 
     /// <summary>Whether a checkpoint reads and checks out (its tensors are read and released).</summary>
@@ -65,7 +68,9 @@ internal sealed class CheckpointStore
         return TryRead(path) is not null;
     }
 
-    /// <summary>The checkpoint, or null when it does not read or check out (<paramref name="warn"/> says why).</summary>
+    /// <summary>
+    /// The checkpoint, or null when it does not read or check out (<paramref name="warn"/> says why).
+    /// </summary>
     static Checkpoint.Contents? TryRead(string path, Action<string>? warn = null)
     {
         try { return Checkpoint.Read(path); }
@@ -90,7 +95,9 @@ internal sealed class CheckpointStore
         {
             if (TryRead(path, warn) is not { } c) continue;
             var why = Checkpoint.NotResumable(c);
-            if (why is null && runConfig?.DifferingKeys(c.Config).Where(k => !SqairConfig.ResumableKeys.Contains(k)).ToList() is [_, ..] changed)
+            if (why is null &&
+                runConfig?.DifferingKeys(c.Config).Where(k => !SqairConfig.ResumableKeys.Contains(k)).ToList()
+                    is [_, ..] changed)
                 why = $"it was trained with another {string.Join(", ", changed)} than {RunFolder.ConfigFile}";
             if (why is null) return c;
             warn?.Invoke($"skipping checkpoint {path}: {why}");
@@ -98,7 +105,10 @@ internal sealed class CheckpointStore
         return null;
     }
 
-    /// <summary>The run's config.json, or null when it is missing or unreadable (then the checkpoints are not checked against it).</summary>
+    /// <summary>
+    /// The run's config.json, or null when it is missing or unreadable (then the checkpoints are not checked against
+    /// it).
+    /// </summary>
     static SqairConfig? RunConfig(string runDir)
     {
         var path = Path.Combine(runDir, RunFolder.ConfigFile);

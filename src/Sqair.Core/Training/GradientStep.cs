@@ -23,7 +23,8 @@ namespace Sqair.Training;
 /// </summary>
 internal sealed class GradientStep(SqairModel model, int shards = 1, bool originalVimco = false)
 {
-    public int Shards { get; } = shards >= 1 ? shards : throw new ArgumentOutOfRangeException(nameof(shards), "shards must be at least 1");
+    public int Shards { get; } =
+        shards >= 1 ? shards : throw new ArgumentOutOfRangeException(nameof(shards), "shards must be at least 1");
 
     /// <summary>
     /// Runs the model on <paramref name="frames"/> [T, B, C, H, W] with K particles and, where the
@@ -31,7 +32,8 @@ internal sealed class GradientStep(SqairModel model, int shards = 1, bool origin
     /// An unsharded step calls <paramref name="afterForward"/> between its forward and backward passes
     /// (the bench times them apart); sharded, they overlap and it is not called.
     /// </summary>
-    public (double Loss, SequenceOutput Output) Run(Tensor frames, int k, ulong seed, long iteration, Action? afterForward = null)
+    public (double Loss, SequenceOutput Output) Run(Tensor frames, int k, ulong seed, long iteration,
+                                                    Action? afterForward = null)
     {
         int seqLen = (int)frames.shape[0];
         long b = frames.shape[1];

@@ -45,19 +45,26 @@ internal abstract class ParameterOptimizer(IReadOnlyList<(string Name, Tensor Pa
         using var _ = no_grad();
         foreach (var (key, value) in State())
         {
-            if (!tensors.TryGetValue(key, out var saved)) throw new InvalidDataException($"checkpoint lacks optimizer state '{key}'");
-            if (!saved.shape.SequenceEqual(value.shape)) throw new InvalidDataException($"optimizer state '{key}' has shape [{string.Join(", ", saved.shape)}], expected [{string.Join(", ", value.shape)}]");
-            if (saved.dtype != value.dtype) throw new InvalidDataException($"optimizer state '{key}' is {saved.dtype}, expected {value.dtype}");
+            if (!tensors.TryGetValue(key, out var saved))
+                throw new InvalidDataException($"checkpoint lacks optimizer state '{key}'");
+            if (!saved.shape.SequenceEqual(value.shape))
+                throw new InvalidDataException(
+                    $"optimizer state '{key}' has shape [{string.Join(", ", saved.shape)}], " +
+                    $"expected [{string.Join(", ", value.shape)}]");
+            if (saved.dtype != value.dtype)
+                throw new InvalidDataException($"optimizer state '{key}' is {saved.dtype}, expected {value.dtype}");
             value.copy_(saved);
         }
     }
 
-    protected Dictionary<string, Tensor> Slot() => Parameters.ToDictionary(p => p.Name, p => zeros_like(p.Param).DetachFromDisposeScope());
+    protected Dictionary<string, Tensor> Slot() =>
+        Parameters.ToDictionary(p => p.Name, p => zeros_like(p.Param).DetachFromDisposeScope());
 }
 
 /// <summary>
 /// RMSProp with momentum as in TensorFlow 1.x (the original's optimiser): ms ← ρ·ms + (1 − ρ)g²,
-/// mom ← μ·mom + lr·g/√(ms + ε), θ ← θ − mom; ρ = 0.9, μ = 0.9, ε = 1e−10. TensorFlow starts ms at 1.
+/// mom ← μ·mom + lr·g/√(ms + ε), θ ← θ − mom; ρ = 0.9, μ = 0.9, ε = 1e−10. TensorFlow starts ms
+/// at 1.
 /// </summary>
 internal sealed class TfRmsProp : ParameterOptimizer
 {
@@ -80,7 +87,8 @@ internal sealed class TfRmsProp : ParameterOptimizer
     }
 
     public override IEnumerable<(string, Tensor)> State() =>
-        ms.Select(kv => ($"optimizer/ms/{kv.Key}", kv.Value)).Concat(mom.Select(kv => ($"optimizer/mom/{kv.Key}", kv.Value)));
+        ms.Select(kv => ($"optimizer/ms/{kv.Key}", kv.Value))
+            .Concat(mom.Select(kv => ($"optimizer/mom/{kv.Key}", kv.Value)));
 }
 
 /// <summary>Adam (Kingma &amp; Ba) with β = (0.9, 0.999), ε = 1e−8.</summary>

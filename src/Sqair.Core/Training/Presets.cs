@@ -37,5 +37,7 @@ public static class Presets
 
     /// <summary>The preset called <paramref name="name"/> (paper or cpu).</summary>
     public static SqairConfig Get(string name) =>
-        All.TryGetValue(name, out var c) ? c : throw new ArgumentException($"unknown preset '{name}' (choose from {string.Join(", ", All.Keys)})");
+        All.TryGetValue(name, out var c)
+            ? c
+            : throw new ArgumentException($"unknown preset '{name}' (choose from {string.Join(", ", All.Keys)})");
 }

@@ -21,7 +21,10 @@ internal static class RunFolder
             .Concat(Directory.Exists(dir) ? Directory.GetFiles(dir, "events.out.tfevents.*") : [])
             .Concat(Checkpoint.InRun(dir));
 
-    /// <summary>A short description of the run a folder holds ("config.json, metrics.jsonl, 3 checkpoints"), or null if it holds none.</summary>
+    /// <summary>
+    /// A short description of the run a folder holds ("config.json, metrics.jsonl, 3 checkpoints"), or null if it
+    /// holds none.
+    /// </summary>
     public static string? Describe(string dir)
     {
         if (!Directory.Exists(dir)) return null;
@@ -31,17 +34,22 @@ internal static class RunFolder
         return parts.Count > 0 ? string.Join(", ", parts) : null;
     }
 
-    /// <summary>Removes a run's files (config, logs, events, checkpoints, figures) so a new run can start in its folder.</summary>
+    /// <summary>
+    /// Removes a run's files (config, logs, events, checkpoints, figures) so a new run can start in its folder.
+    /// </summary>
     public static void Clear(string dir, Action<string>? log = null)
     {
         var files = RunFiles(dir).ToList();
         foreach (var f in files) File.Delete(f);
         var figures = Path.Combine(dir, FiguresDir);
         if (Directory.Exists(figures)) Directory.Delete(figures, recursive: true);
-        if (files.Count > 0) log?.Invoke($"--force: removed the previous run in {dir} ({files.Count} files and its figures)");
+        if (files.Count > 0)
+            log?.Invoke($"--force: removed the previous run in {dir} ({files.Count} files and its figures)");
     }
 
-    /// <summary>Removes a folder a failed start created, as long as it holds no run (nothing of value is lost).</summary>
+    /// <summary>
+    /// Removes a folder a failed start created, as long as it holds no run (nothing of value is lost).
+    /// </summary>
     public static void RemoveIfEmptyRun(string dir)
     {
         if (Directory.Exists(dir) && Describe(dir) is null)

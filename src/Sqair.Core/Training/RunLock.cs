@@ -14,7 +14,10 @@ internal sealed class RunLock : IDisposable
 
     RunLock(FileStream stream) => this.stream = stream;
 
-    /// <summary>Takes the lock of <paramref name="runDir"/> (creating the folder), or fails naming the folder when a running training holds it.</summary>
+    /// <summary>
+    /// Takes the lock of <paramref name="runDir"/> (creating the folder), or fails naming the folder when a running
+    /// training holds it.
+    /// </summary>
     public static RunLock Acquire(string runDir, Action<string>? log = null)
     {
         Directory.CreateDirectory(runDir);
@@ -23,7 +26,9 @@ internal sealed class RunLock : IDisposable
         try { stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
         catch (IOException)
         {
-            throw new RunFolderInUseException($"{runDir} is in use by another training (it holds {path}); wait for it to end, or stop it, or choose another --run-dir");
+            throw new RunFolderInUseException(
+                $"{runDir} is in use by another training (it holds {path}); wait for it to end, or stop it, " +
+                "or choose another --run-dir");
         }
         if (stream.Length > 0)
         {
@@ -45,5 +50,7 @@ internal sealed class RunLock : IDisposable
     }
 }
 
-/// <summary>Another process trains in the run folder: a usage error (choose another folder or wait), not a failure of the work.</summary>
+/// <summary>
+/// Another process trains in the run folder: a usage error (choose another folder or wait), not a failure of the work.
+/// </summary>
 public sealed class RunFolderInUseException(string message) : IOException(message);

@@ -20,25 +20,35 @@ internal sealed class RunLog
         metricsPath = Path.Combine(runDir, RunFolder.MetricsFile);
     }
 
-    /// <summary>The events file, created at the first write: a resume that writes nothing adds none (issue 20, 8).</summary>
+    /// <summary>
+    /// The events file, created at the first write: a resume that writes nothing adds none (issue 20, 8).
+    /// </summary>
     SummaryWriter Tensorboard => tensorboard ??= TorchSharp.torch.utils.tensorboard.SummaryWriter(runDir);
 
-    /// <summary>Whether metrics.jsonl holds a record of <paramref name="split"/> at <paramref name="iteration"/>.</summary>
+    /// <summary>
+    /// Whether metrics.jsonl holds a record of <paramref name="split"/> at <paramref name="iteration"/>.
+    /// </summary>
     public bool HasRecord(string split, long iteration) =>
         File.Exists(metricsPath) && File.ReadLines(metricsPath).Where(l => IterationOf(l) == iteration)
-                                                          .Any(l => JsonNode.Parse(l)?["split"]?.GetValue<string>() == split);
+            .Any(l => JsonNode.Parse(l)?["split"]?.GetValue<string>() == split);
 
-    /// <summary>Appends one record of <paramref name="split"/> ("train", "valid") at an iteration to both logs.</summary>
+    /// <summary>
+    /// Appends one record of <paramref name="split"/> ("train", "valid") at an iteration to both logs.
+    /// </summary>
     public void Record(string split, long iteration, IReadOnlyDictionary<string, double> values)
     {
         foreach (var (k, v) in values) Tensorboard.add_scalar($"{split}/{k}", (float)v, (int)iteration);
-        var line = new Dictionary<string, object?> { ["iteration"] = iteration, ["split"] = split, ["time"] = DateTime.UtcNow.ToString("o") };
+        var line = new Dictionary<string, object?>
+        {
+            ["iteration"] = iteration, ["split"] = split, ["time"] = DateTime.UtcNow.ToString("o")
+        };
         // JSON has no NaN: an undefined measure is null.
         foreach (var (k, v) in values) line[k] = double.IsFinite(v) ? Math.Round(v, 6) : null;
         File.AppendAllText(metricsPath, JsonSerializer.Serialize(line) + "\n");
     }
 
-    public void Scalar(string tag, double value, long iteration) => Tensorboard.add_scalar(tag, (float)value, (int)iteration);
+    public void Scalar(string tag, double value, long iteration) =>
+        Tensorboard.add_scalar(tag, (float)value, (int)iteration);
 
     public void Image(string tag, string pngPath, long iteration) => Tensorboard.add_img(tag, pngPath, (int)iteration);
 

@@ -13,7 +13,8 @@ using static TorchSharp.torch;
 namespace Sqair.Training;
 
 /// <summary>What the progress line shows after each iteration.</summary>
-public sealed record TrainProgress(long Iteration, long MaxIterations, int SeqLen, double Loss, double Iwae, double CountAccuracy,
+public sealed record TrainProgress(long Iteration, long MaxIterations, int SeqLen,
+                                   double Loss, double Iwae, double CountAccuracy,
                                    double IterationsPerSecond, TimeSpan Eta, double LearningRate);
 
 /// <summary>How a training run ended.</summary>
@@ -29,7 +30,9 @@ public enum TrainOutcome
     Diverged,
 }
 
-/// <summary>How a trainer treats its run folder: start a new run (refusing a folder that holds one), continue it, or replace it.</summary>
+/// <summary>
+/// How a trainer treats its run folder: start a new run (refusing a folder that holds one), continue it, or replace it.
+/// </summary>
 public enum StartMode
 {
     /// <summary>A new run; a folder that holds a run is refused.</summary>
@@ -81,9 +84,12 @@ public sealed class Trainer : IDisposable
     /// <see cref="SqairConfig.ResumableKeys"/>. Each batch is split over <paramref name="shards"/>
     /// threads (<see cref="GradientStep"/>). Nothing is created or changed when a check fails.
     /// </summary>
-    /// <remarks>A new run starts from <paramref name="init"/>'s parameters when given (same architecture; a fresh optimiser).</remarks>
-    public Trainer(SqairConfig config, string runDir, ISequenceSource trainSource, ISequenceSource? validSource, Device device,
-                   Action<string>? log = null, StartMode start = StartMode.New, int shards = 1, Checkpoint.Contents? init = null)
+    /// <remarks>
+    /// A new run starts from <paramref name="init"/>'s parameters when given (same architecture; a fresh optimiser).
+    /// </remarks>
+    public Trainer(SqairConfig config, string runDir, ISequenceSource trainSource, ISequenceSource? validSource,
+                   Device device, Action<string>? log = null, StartMode start = StartMode.New, int shards = 1,
+                   Checkpoint.Contents? init = null)
     {
         this.log = log ?? (_ => { });
         this.device = device;
@@ -99,10 +105,14 @@ public sealed class Trainer : IDisposable
                    ?? throw new FileNotFoundException($"{RunDir} has no checkpoint to resume from");
             var changed = config.DifferingKeys(from.Config).Where(k => !SqairConfig.ResumableKeys.Contains(k)).ToList();
             if (changed.Count > 0)
-                throw new ArgumentException($"cannot resume {from.Path} with a different {string.Join(", ", changed)}; a resumed run may only change {string.Join(", ", SqairConfig.ResumableKeys)}");
+                throw new ArgumentException(
+                    $"cannot resume {from.Path} with a different {string.Join(", ", changed)}; " +
+                    $"a resumed run may only change {string.Join(", ", SqairConfig.ResumableKeys)}");
         }
         else if (RunFolder.Describe(RunDir) is { } existing && start == StartMode.New)
-            throw new ArgumentException($"{RunDir} already holds a run ({existing}); resume it with --resume {RunDir}, choose another --run-dir, or pass --force to replace it");
+            throw new ArgumentException(
+                $"{RunDir} already holds a run ({existing}); resume it with --resume {RunDir}, " +
+                "choose another --run-dir, or pass --force to replace it");
 
         bool created = !Directory.Exists(RunDir);
         runLock = RunLock.Acquire(RunDir, this.log);
@@ -119,7 +129,8 @@ public sealed class Trainer : IDisposable
                 Checkpoint.LoadInto(from, Model, optimizer, restoreRng: true);
                 Iteration = from.Iteration;
                 if (runLog.TruncateAfter(Iteration) is > 0 and var dropped)
-                    this.log($"dropped {dropped} line(s) of metrics.jsonl past iteration {Iteration}, written after that checkpoint");
+                    this.log($"dropped {dropped} line(s) of metrics.jsonl past iteration {Iteration}, " +
+                             "written after that checkpoint");
             }
             else
             {
@@ -127,7 +138,8 @@ public sealed class Trainer : IDisposable
                 if (init is not null)
                 {
                     if (Checkpoint.Misfit(init, Model) is { } misfit)
-                        throw new ArgumentException($"{misfit}: a run starts only from a model of its own architecture");
+                        throw new ArgumentException(
+                            $"{misfit}: a run starts only from a model of its own architecture");
                     Checkpoint.LoadInto(init, Model);
                     this.log($"starting from the parameters of {init.Path} (iteration {init.Iteration})");
                 }
@@ -147,7 +159,8 @@ public sealed class Trainer : IDisposable
         if (c.Misfit(source.Config) is { } misfit)
             throw new ArgumentException($"the {what} data does not fit the model: {misfit}");
         if (source.Config.SeqLen < c.SeqLen)
-            throw new ArgumentException($"the {what} data has {source.Config.SeqLen} frames per sequence, fewer than seq_len = {c.SeqLen}");
+            throw new ArgumentException(
+                $"the {what} data has {source.Config.SeqLen} frames per sequence, fewer than seq_len = {c.SeqLen}");
     }
 
     /// <summary>Releases the run folder's lock (also done when <see cref="Run"/> returns).</summary>
@@ -157,7 +170,9 @@ public sealed class Trainer : IDisposable
         runLock = null;
     }
 
-    /// <summary>The mean training frame (over up to 1 000 sequences), the initial value of the learned mean image.</summary>
+    /// <summary>
+    /// The mean training frame (over up to 1 000 sequences), the initial value of the learned mean image.
+    /// </summary>
     static Tensor MeanFrame(ISequenceSource source, Device device)
     {
         long n = Math.Min(source.Count ?? 1000, 1000);
@@ -169,10 +184,14 @@ public sealed class Trainer : IDisposable
             for (int p = 0; p < s.Frames.Length; p++) sum[p % sum.Length] += s.Frames[p];
         }
         double scale = 1.0 / (255.0 * n * c.SeqLen);
-        return tensor(sum.Select(v => (float)(v * scale)).ToArray(), [c.Channels, c.CanvasSize, c.CanvasSize]).to(device);
+        return tensor(sum.Select(v => (float)(v * scale)).ToArray(), [c.Channels, c.CanvasSize, c.CanvasSize])
+            .to(device);
     }
 
-    /// <summary>Trains until max_train_iter, the time limit, a stop request or divergence; releases the run's lock when it returns.</summary>
+    /// <summary>
+    /// Trains until max_train_iter, the time limit, a stop request or divergence; releases the run's lock when it
+    /// returns.
+    /// </summary>
     public TrainOutcome Run(CancellationToken stop, Action<TrainProgress>? onIteration = null)
     {
         runLock ??= RunLock.Acquire(RunDir, log);
@@ -180,7 +199,9 @@ public sealed class Trainer : IDisposable
         finally { Dispose(); }
     }
 
-    /// <summary>The flat training loop: a step, its bookkeeping, the work due at this iteration, the progress line.</summary>
+    /// <summary>
+    /// The flat training loop: a step, its bookkeeping, the work due at this iteration, the progress line.
+    /// </summary>
     TrainOutcome Loop(Action<TrainProgress>? onIteration, CancellationToken stop)
     {
         var c = Config;
@@ -200,7 +221,8 @@ public sealed class Trainer : IDisposable
                 return TrainOutcome.Interrupted;
             }
             if (c.TimeLimitMin > 0 && clock.Elapsed.TotalMinutes >= c.TimeLimitMin)
-                return End(TrainOutcome.TimeLimit, $"time limit of {c.TimeLimitMin} min reached at iteration {Iteration}");
+                return End(TrainOutcome.TimeLimit,
+                           $"time limit of {c.TimeLimitMin} min reached at iteration {Iteration}");
 
             int seqLen = c.SeqLenAt(Iteration);
             double lr = c.LearningRateAt(Iteration);
@@ -276,7 +298,9 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    /// <summary>The training measures summed since the last log line, and their means for the log and the progress line.</summary>
+    /// <summary>
+    /// The training measures summed since the last log line, and their means for the log and the progress line.
+    /// </summary>
     sealed class TrainWindow
     {
         BatchMetrics metrics = new();
@@ -322,12 +346,17 @@ public sealed class Trainer : IDisposable
     /// Time until whichever limit comes first: the iterations left at the current rate, or the
     /// time limit (0: none). Unknown (zero rate, no time limit) is <see cref="TimeSpan.Zero"/>.
     /// </summary>
-    public static TimeSpan TimeLeft(long iterationsLeft, double iterationsPerSecond, double timeLimitMin, TimeSpan elapsed)
+    public static TimeSpan TimeLeft(long iterationsLeft, double iterationsPerSecond, double timeLimitMin,
+                                    TimeSpan elapsed)
     {
         double byIterations = iterationsPerSecond > 0 ? iterationsLeft / iterationsPerSecond : double.PositiveInfinity;
-        double byClock = timeLimitMin > 0 ? Math.Max(0, timeLimitMin * 60 - elapsed.TotalSeconds) : double.PositiveInfinity;
+        double byClock = timeLimitMin > 0
+            ? Math.Max(0, timeLimitMin * 60 - elapsed.TotalSeconds)
+            : double.PositiveInfinity;
         double seconds = Math.Min(byIterations, byClock);
-        return double.IsFinite(seconds) ? TimeSpan.FromSeconds(Math.Min(seconds, TimeSpan.MaxValue.TotalSeconds / 2)) : TimeSpan.Zero;
+        return double.IsFinite(seconds)
+            ? TimeSpan.FromSeconds(Math.Min(seconds, TimeSpan.MaxValue.TotalSeconds / 2))
+            : TimeSpan.Zero;
     }
 
     /// <summary>
@@ -339,34 +368,44 @@ public sealed class Trainer : IDisposable
     {
         var c = Config;
         if (Iteration % c.CkptItr != 0 && !File.Exists(Checkpoint.PathFor(RunDir, Iteration))) SaveCheckpoint();
-        if (valid is not null && Iteration % c.EvalItr != 0 && !runLog.HasRecord("valid", Iteration)) Safely("evaluation", () => Evaluate());
-        if (valid is not null && Iteration % c.FigItr != 0 && !File.Exists(SequenceFigurePath)) Safely("figures", Figures);
+        if (valid is not null && Iteration % c.EvalItr != 0 && !runLog.HasRecord("valid", Iteration))
+            Safely("evaluation", () => Evaluate());
+        if (valid is not null && Iteration % c.FigItr != 0 && !File.Exists(SequenceFigurePath))
+            Safely("figures", Figures);
     }
 
     /// <summary>Periodic side work must not end a run: a libtorch error there is logged and training goes on.</summary>
     void Safely(string what, Action action)
     {
         try { action(); }
-        catch (ExternalException e) { log($"iteration {Iteration}: {what} failed ({e.Message.Split('\n')[0].Trim()}); training continues"); }
+        catch (ExternalException e)
+        {
+            log($"iteration {Iteration}: {what} failed ({e.Message.Split('\n')[0].Trim()}); training continues");
+        }
     }
 
     double GradNorm()
     {
         using var _ = no_grad();
-        var squares = trainable.Where(p => p.Param.grad is not null).Select(p => (p.Param.grad! * p.Param.grad!).sum()).ToArray();
+        var squares = trainable.Where(p => p.Param.grad is not null)
+            .Select(p => (p.Param.grad! * p.Param.grad!).sum()).ToArray();
         return stack(squares).sum().sqrt().ToDouble();
     }
 
     const string NotFinite = "its parameters are no longer finite";
 
-    /// <summary>Restores the newest checkpoint to resume from (if any) and says in <see cref="StopMessage"/> <paramref name="why"/> the run stopped.</summary>
+    /// <summary>
+    /// Restores the newest checkpoint to resume from (if any) and says in <see cref="StopMessage"/>
+    /// <paramref name="why"/> the run stopped.
+    /// </summary>
     TrainOutcome Diverged(string why)
     {
         if (CheckpointStore.NewestResumable(RunDir, log) is { } contents)
         {
             Checkpoint.LoadInto(contents, Model, optimizer, restoreRng: true);
             Iteration = contents.Iteration;
-            StopMessage = $"training diverged: {why}; restored {contents.Path} (iteration {contents.Iteration}) and stopped. " +
+            StopMessage = $"training diverged: {why}; restored {contents.Path} " +
+                          $"(iteration {contents.Iteration}) and stopped. " +
                           "Try a lower learning_rate or clip_grad_norm.";
         }
         else
@@ -383,8 +422,11 @@ public sealed class Trainer : IDisposable
     /// <summary>Evaluates on the first eval_size validation sequences and records "valid/…" scalars.</summary>
     public IReadOnlyDictionary<string, double> Evaluate()
     {
-        var n = Config.EvalSize == 0 ? valid!.Count ?? 1000 : Math.Min(Config.EvalSize, valid!.Count ?? Config.EvalSize);
-        var metrics = Evaluator.Run(Model, valid, n, new InferenceOptions(Config.KParticles), EvalBatchSize, device).Flat();
+        var n = Config.EvalSize == 0
+            ? valid!.Count ?? 1000
+            : Math.Min(Config.EvalSize, valid!.Count ?? Config.EvalSize);
+        var metrics = Evaluator.Run(Model, valid, n, new InferenceOptions(Config.KParticles), EvalBatchSize, device)
+            .Flat();
         Record("valid", metrics);
         return metrics;
     }
@@ -393,8 +435,10 @@ public sealed class Trainer : IDisposable
     {
         runLog.Record(split, Iteration, values);
         if (split == "valid" || Iteration % (Config.LogItr * 10) == 0 || Iteration == Config.LogItr)
-            log($"{split} @ {Iteration}: " + string.Join("  ", values.Where(kv => kv.Key is "loss" or "iwae" or "kl" or "log_p_x_given_z" or "count_acc_present" or "count_acc_visible" or "ess" or "mota" or "idf1")
-                                                                  .Select(kv => $"{kv.Key} {kv.Value:G5}")));
+            log($"{split} @ {Iteration}: " + string.Join("  ", values
+                .Where(kv => kv.Key is "loss" or "iwae" or "kl" or "log_p_x_given_z" or "count_acc_present" or
+                                       "count_acc_visible" or "ess" or "mota" or "idf1")
+                .Select(kv => $"{kv.Key} {kv.Value:G5}")));
     }
 
     string SequenceFigurePath => Path.Combine(RunDir, RunFolder.FiguresDir, $"sequence-{Iteration:D9}.png");
@@ -419,13 +463,17 @@ public sealed class Trainer : IDisposable
         var tracks = ModelFigures.Extract(batch.Frames, inferred.Output, inferred.Rows);
         var seq = SequenceFigurePath;
         var still = Path.Combine(dir, $"still-{Iteration:D9}.png");
-        ModelFigures.SequenceFigure(tracks, seq, $"iteration {Iteration}: inputs and reconstructions (caption: count: ids)");
-        ModelFigures.StillFigure(tracks, batch.T - 1, still, $"iteration {Iteration}, frame {batch.T - 1}: input, reconstruction, glimpses");
+        ModelFigures.SequenceFigure(tracks, seq,
+                                    $"iteration {Iteration}: inputs and reconstructions (caption: count: ids)");
+        ModelFigures.StillFigure(tracks, batch.T - 1, still,
+                                 $"iteration {Iteration}, frame {batch.T - 1}: input, reconstruction, glimpses");
         runLog.Image("figures/sequence", seq, Iteration);
         runLog.Image("figures/still", still, Iteration);
     }
 
-    /// <summary>Saves a checkpoint unless a parameter is not finite (a bad checkpoint must never replace good ones).</summary>
+    /// <summary>
+    /// Saves a checkpoint unless a parameter is not finite (a bad checkpoint must never replace good ones).
+    /// </summary>
     public string? SaveCheckpoint()
     {
         if (!ParametersFinite())

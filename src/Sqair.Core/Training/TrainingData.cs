@@ -14,12 +14,17 @@ public sealed class TrainingData : IDisposable
 {
     /// <summary>The training sequences.</summary>
     public ISequenceSource Train { get; }
-    /// <summary>The validation sequences (the training file itself when a file is given without <c>valid_data</c>).</summary>
+    /// <summary>
+    /// The validation sequences (the training file itself when a file is given without <c>valid_data</c>).
+    /// </summary>
     public ISequenceSource Valid { get; }
-    /// <summary>The run's config with its data provenance recorded (full paths, the training frames' checksum).</summary>
+    /// <summary>
+    /// The run's config with its data provenance recorded (full paths, the training frames' checksum).
+    /// </summary>
     public SqairConfig Config { get; }
 
-    TrainingData(ISequenceSource train, ISequenceSource valid, SqairConfig config) => (Train, Valid, Config) = (train, valid, config);
+    TrainingData(ISequenceSource train, ISequenceSource valid, SqairConfig config) =>
+        (Train, Valid, Config) = (train, valid, config);
 
     /// <summary>
     /// Opens the data of <paramref name="config"/>. <paramref name="cachedDataset"/> opens (generating
@@ -28,7 +33,8 @@ public sealed class TrainingData : IDisposable
     /// on-the-fly generator. A missing file is a <see cref="FileNotFoundException"/>, a contradiction
     /// in the config an <see cref="ArgumentException"/>, damaged bytes an <see cref="InvalidDataException"/>.
     /// </summary>
-    public static TrainingData Open(SqairConfig config, StartMode mode, Func<MovingMnistConfig, Pool, long, ulong, SequenceFile> cachedDataset,
+    public static TrainingData Open(SqairConfig config, StartMode mode,
+                                    Func<MovingMnistConfig, Pool, long, ulong, SequenceFile> cachedDataset,
                                     Func<string> mnist, Action<string>? log = null, Action<string>? warn = null)
     {
         var dataConfig = config.DataConfig();
@@ -46,11 +52,16 @@ public sealed class TrainingData : IDisposable
                 throw;
             }
         }
-        if (config.ValidData != "") throw new ArgumentException("config key 'valid_data' needs 'data' (the generated training set comes with its own validation set)");
+        if (config.ValidData != "")
+            throw new ArgumentException("config key 'valid_data' needs 'data' " +
+                                        "(the generated training set comes with its own validation set)");
         ISequenceSource trainSource = config.OnTheFly
             ? new GeneratedSource(Datasets.Generator(mnist(), dataConfig, Pool.Train, config.DataSeed))
             : cachedDataset(dataConfig, Pool.Train, config.TrainSize, config.DataSeed).Checked(log, warn);
-        return new TrainingData(trainSource, cachedDataset(dataConfig, Pool.Validation, config.ValidSize, config.DataSeed).Checked(log, warn), config);
+        return new TrainingData(
+            trainSource,
+            cachedDataset(dataConfig, Pool.Validation, config.ValidSize, config.DataSeed).Checked(log, warn),
+            config);
     }
 
     /// <summary>Closes the files (the validation file once, when it is the training file).</summary>
@@ -61,7 +72,9 @@ public sealed class TrainingData : IDisposable
     }
 
     static SequenceFile OpenChecked(string path, string key, Action<string>? log, Action<string>? warn) =>
-        File.Exists(path) ? SequenceFile.Open(path).Checked(log, warn) : throw new FileNotFoundException($"config key '{key}' = {path}: no such file", path);
+        File.Exists(path)
+            ? SequenceFile.Open(path).Checked(log, warn)
+            : throw new FileNotFoundException($"config key '{key}' = {path}: no such file", path);
 
     /// <summary>
     /// A new run records its data files by full path and the training frames' checksum; a resumed
@@ -73,7 +86,9 @@ public sealed class TrainingData : IDisposable
         if (mode == StartMode.Resume)
         {
             if (config.DataChecksum != "" && checksum != config.DataChecksum)
-                throw new ArgumentException($"config key 'data' = {config.Data}: its frames changed since the run started (checksum {checksum}, the run's {config.DataChecksum})");
+                throw new ArgumentException(
+                    $"config key 'data' = {config.Data}: its frames changed since the run started " +
+                    $"(checksum {checksum}, the run's {config.DataChecksum})");
             return config;
         }
         return config with
