@@ -22,7 +22,9 @@ const double Match = 0.5, Cover = 0.3;
 float[] thresholds = [0.05f, 0.1f, 0.2f, 0.3f];
 var (model, iteration) = Checkpoint.LoadModel(args[0]);
 using var data = SequenceFile.Open(args[1]);
-long n = args.Length == 3 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : Math.Min(1000, data.Count!.Value);
+long n = args.Length == 3
+    ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture)
+    : Math.Min(1000, data.Count!.Value);
 int side = model.Config.ImgSize;
 var heightRatios = thresholds.ToDictionary(t => t, _ => new List<double>());
 var widthRatios = thresholds.ToDictionary(t => t, _ => new List<double>());
@@ -45,7 +47,8 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
                 for (int t = 0; t < batch.T; t++)
                     foreach (var g in truth[b][t])
                     {
-                        var best = hyp[b][t].Select(h => (h, iou: g.IoU(h))).OrderByDescending(p => p.iou).FirstOrDefault();
+                        var best = hyp[b][t].Select(h => (h, iou: g.IoU(h)))
+                            .OrderByDescending(p => p.iou).FirstOrDefault();
                         if (best.iou >= Match) hits[threshold]++;
                         bool whole = g.Y > 0 && g.X > 0 && g.Y + g.H < side && g.X + g.W < side;
                         if (whole && best.iou >= Cover)
@@ -59,10 +62,14 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
     }
 
 static double Median(List<double> x) => x.Count == 0 ? double.NaN : x.Order().ElementAt(x.Count / 2);
-Console.WriteLine($"{Path.GetFileName(args[0])} (iteration {iteration}) on {done} sequences of {Path.GetFileName(args[1])}: {truthBoxes:N0} visible digit boxes\n");
-Console.WriteLine($"| content threshold | median height ratio | median width ratio | digits with a box at IoU ≥ {Match} |");
+Console.WriteLine($"{Path.GetFileName(args[0])} (iteration {iteration}) on {done} sequences of " +
+                  $"{Path.GetFileName(args[1])}: {truthBoxes:N0} visible digit boxes\n");
+Console.WriteLine("| content threshold | median height ratio | median width ratio | " +
+                  $"digits with a box at IoU ≥ {Match} |");
 Console.WriteLine("| ---: | ---: | ---: | ---: |");
 foreach (var t in thresholds)
-    Console.WriteLine($"| {t} | {Median(heightRatios[t]):F2} | {Median(widthRatios[t]):F2} | {(double)hits[t] / truthBoxes:P1} |");
-Console.WriteLine($"\nratios: model box / digit box, for digits wholly on the canvas covered by a model box at IoU ≥ {Cover}");
+    Console.WriteLine($"| {t} | {Median(heightRatios[t]):F2} | {Median(widthRatios[t]):F2} | " +
+                      $"{(double)hits[t] / truthBoxes:P1} |");
+Console.WriteLine("\nratios: model box / digit box, for digits wholly on the canvas covered by a model box " +
+                  $"at IoU ≥ {Cover}");
 return 0;

@@ -18,7 +18,9 @@ if (args.Length is < 2 or > 3)
 const double Match = 0.5, Near = 0.1;
 var (model, iteration) = Checkpoint.LoadModel(args[0]);
 using var data = SequenceFile.Open(args[1]);
-long n = args.Length == 3 ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : Math.Min(2000, data.Count!.Value);
+long n = args.Length == 3
+    ? long.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture)
+    : Math.Min(2000, data.Count!.Value);
 int side = model.Config.ImgSize;
 var buckets = new Dictionary<string, (long Truth, long Missed, long Misfit)>();
 void Add(string bucket, bool missed, bool misfit)
@@ -46,7 +48,8 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
             {
                 var g = truth[b][t];
                 var h = hyp[b][t];
-                var pairs = g.SelectMany((gb, i) => h.Select((hb, j) => (i, j, iou: gb.IoU(hb)))).Where(p => p.iou >= Match).OrderByDescending(p => p.iou);
+                var pairs = g.SelectMany((gb, i) => h.Select((hb, j) => (i, j, iou: gb.IoU(hb))))
+                    .Where(p => p.iou >= Match).OrderByDescending(p => p.iou);
                 var (gUsed, hUsed) = (new HashSet<int>(), new HashSet<int>());
                 foreach (var (i, j, _) in pairs)
                     if (!gUsed.Contains(i) && !hUsed.Contains(j)) { gUsed.Add(i); hUsed.Add(j); }
@@ -59,7 +62,8 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
                     bool edge = y < 0 || x < 0 || y + bh > side || x + bw > side;
                     bool overlap = g.Where((_, j) => j != i).Any(other => g[i].IoU(other) > 0);
                     Add("all", missed, misfit);
-                    Add($"width {(bw < 8 ? "< 8" : bw < 12 ? "8–11" : bw < 16 ? "12–15" : "≥ 16")} px", missed, misfit);
+                    Add($"width {(bw < 8 ? "< 8" : bw < 12 ? "8–11" : bw < 16 ? "12–15" : "≥ 16")} px",
+                        missed, misfit);
                     Add($"label {labels[b * m + k]}", missed, misfit);
                     Add(overlap ? "overlaps another digit" : "apart from other digits", missed, misfit);
                     Add(edge ? "cut by the canvas edge" : "whole on the canvas", missed, misfit);
@@ -75,10 +79,12 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
         done += batch.B;
     }
 
-Console.WriteLine($"{Path.GetFileName(args[0])} (iteration {iteration}) on {done} sequences of {Path.GetFileName(args[1])}, IoU ≥ {Match}\n");
+Console.WriteLine($"{Path.GetFileName(args[0])} (iteration {iteration}) on {done} sequences of " +
+                  $"{Path.GetFileName(args[1])}, IoU ≥ {Match}\n");
 Console.WriteLine("| ground truth | boxes | missed | miss rate | of the misses, a box overlaps it (IoU ≥ 0.1) |");
 Console.WriteLine("| --- | ---: | ---: | ---: | ---: |");
 foreach (var (bucket, (t, mi, f)) in buckets.OrderBy(kv => kv.Key == "all" ? "" : kv.Key, StringComparer.Ordinal))
     Console.WriteLine($"| {bucket} | {t:N0} | {mi:N0} | {(double)mi / t:P1} | {(mi == 0 ? 0 : (double)f / mi):P0} |");
-Console.WriteLine($"\nunmatched model boxes: {misfitHypotheses + phantoms:N0} of {hypotheses:N0} ({misfitHypotheses:N0} overlapping a digit, IoU ≥ {Near}; {phantoms:N0} on nothing visible)");
+Console.WriteLine($"\nunmatched model boxes: {misfitHypotheses + phantoms:N0} of {hypotheses:N0} " +
+                  $"({misfitHypotheses:N0} overlapping a digit, IoU ≥ {Near}; {phantoms:N0} on nothing visible)");
 return 0;

@@ -14,9 +14,19 @@ if (args.Length is < 1 or > 2)
     return 2;
 }
 using var data = SequenceFile.Open(args[0]);
-long n = args.Length == 2 ? long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : Math.Min(3000, data.Count!.Value);
+long n = args.Length == 2
+    ? long.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture)
+    : Math.Min(3000, data.Count!.Value);
 var c = data.Config;
-(double Below, string Name)[] buckets = [(0.1, "< 10 %"), (0.25, "10–25 %"), (0.5, "25–50 %"), (0.75, "50–75 %"), (1, "75–100 %"), (double.PositiveInfinity, "whole")];
+(double Below, string Name)[] buckets =
+[
+    (0.1, "< 10 %"),
+    (0.25, "10–25 %"),
+    (0.5, "25–50 %"),
+    (0.75, "50–75 %"),
+    (1, "75–100 %"),
+    (double.PositiveInfinity, "whole"),
+];
 var counts = new long[buckets.Length];
 long total = 0;
 for (long i = 0; i < n; i++)
@@ -35,5 +45,6 @@ for (long i = 0; i < n; i++)
 Console.WriteLine($"{n} sequences of {Path.GetFileName(args[0])}: {total:N0} visible digit boxes\n");
 Console.WriteLine("| share of the box on the canvas | boxes | share of visible boxes |");
 Console.WriteLine("| --- | ---: | ---: |");
-for (int b = 0; b < buckets.Length; b++) Console.WriteLine($"| {buckets[b].Name} | {counts[b]:N0} | {(double)counts[b] / total:P1} |");
+for (int b = 0; b < buckets.Length; b++)
+    Console.WriteLine($"| {buckets[b].Name} | {counts[b]:N0} | {(double)counts[b] / total:P1} |");
 return 0;

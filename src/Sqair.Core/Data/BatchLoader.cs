@@ -8,7 +8,8 @@ namespace Sqair.Data;
 /// Frames [T, B, C, H, W] float in [0, 1]; Boxes [T, B, M, 4] (y, x, h, w) pixels;
 /// Present and Visible [T, B, M] float 0/1; Labels and Ids [B, M] int64 (−1 absent).
 /// </summary>
-public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, Tensor visible, Tensor labels, Tensor ids) : IDisposable
+public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, Tensor visible,
+                                  Tensor labels, Tensor ids) : IDisposable
 {
     /// <summary>[T, B, C, H, W] float frames in [0, 1].</summary>
     public Tensor Frames { get; } = frames;
@@ -32,10 +33,12 @@ public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, T
     /// Builds a batch from sequences, keeping <paramref name="seqLen"/> frames of each: the first
     /// ones, or those from frame <paramref name="starts"/>[i] of sequence i.
     /// </summary>
-    public static SequenceBatch From(IReadOnlyList<Sequence> seqs, MovingMnistConfig c, int seqLen, Device? device = null, IReadOnlyList<int>? starts = null)
+    public static SequenceBatch From(IReadOnlyList<Sequence> seqs, MovingMnistConfig c, int seqLen,
+                                     Device? device = null, IReadOnlyList<int>? starts = null)
     {
         int b = seqs.Count, side = c.CanvasSize, m = c.MaxDigits, ch = c.Channels, hw = ch * side * side;
-        if (seqLen < 1 || seqLen > c.SeqLen) throw new ArgumentOutOfRangeException(nameof(seqLen), $"sequence length {seqLen} outside 1..{c.SeqLen}");
+        if (seqLen < 1 || seqLen > c.SeqLen)
+            throw new ArgumentOutOfRangeException(nameof(seqLen), $"sequence length {seqLen} outside 1..{c.SeqLen}");
         int t = seqLen;
         var frames = new float[t * b * hw];
         var boxes = new float[t * b * m * 4];
@@ -47,7 +50,9 @@ public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, T
         {
             var s = seqs[i];
             int start = starts?[i] ?? 0;
-            if (start < 0 || start + t > c.SeqLen) throw new ArgumentOutOfRangeException(nameof(starts), $"frames {start}..{start + t - 1} outside 0..{c.SeqLen - 1}");
+            if (start < 0 || start + t > c.SeqLen)
+                throw new ArgumentOutOfRangeException(nameof(starts),
+                                                      $"frames {start}..{start + t - 1} outside 0..{c.SeqLen - 1}");
             for (int f = 0; f < t; f++)
             {
                 int g = start + f;
@@ -74,7 +79,8 @@ public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, T
     }
 
     /// <summary>The sequences at <paramref name="indices"/> of a source, as one batch.</summary>
-    public static SequenceBatch Of(ISequenceSource source, IEnumerable<long> indices, int? seqLen = null, Device? device = null) =>
+    public static SequenceBatch Of(ISequenceSource source, IEnumerable<long> indices, int? seqLen = null,
+                                   Device? device = null) =>
         From([.. indices.Select(source.Get)], source.Config, seqLen ?? source.Config.SeqLen, device);
 
     /// <summary>
@@ -87,7 +93,8 @@ public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, T
     {
         long end = Math.Min(source.Count ?? long.MaxValue, first + scan);
         var picked = source.HasTruth
-            ? Enumerable.Range(0, (int)(end - first)).Select(i => first + i).Where(i => source.Get(i).Present.Any(p => p != 0)).Take(count).ToList()
+            ? Enumerable.Range(0, (int)(end - first)).Select(i => first + i)
+                .Where(i => source.Get(i).Present.Any(p => p != 0)).Take(count).ToList()
             : [];
         for (long i = first; picked.Count < count && i < (source.Count ?? long.MaxValue); i++)
             if (!picked.Contains(i)) picked.Add(i);
@@ -120,7 +127,8 @@ public sealed class BatchLoader(ISequenceSource source, int batchSize, bool shuf
     /// <summary>The sequences batched.</summary>
     public ISequenceSource Source { get; } = source;
     /// <summary>Sequences per batch.</summary>
-    public int BatchSize { get; } = batchSize > 0 ? batchSize : throw new ArgumentOutOfRangeException(nameof(batchSize));
+    public int BatchSize { get; } =
+        batchSize > 0 ? batchSize : throw new ArgumentOutOfRangeException(nameof(batchSize));
     readonly object _lock = new();
     long _permEpoch = -1;
     int[]? _perm;
@@ -142,7 +150,9 @@ public sealed class BatchLoader(ISequenceSource source, int batchSize, bool shuf
         }
     }
 
-    /// <summary>Batch number <paramref name="b"/>, truncated to <paramref name="seqLen"/> frames (the curriculum).</summary>
+    /// <summary>
+    /// Batch number <paramref name="b"/>, truncated to <paramref name="seqLen"/> frames (the curriculum).
+    /// </summary>
     public SequenceBatch Get(long b, int? seqLen = null)
     {
         var indices = Enumerable.Range(0, BatchSize).Select(i => SequenceIndex(b * BatchSize + i)).ToArray();
@@ -150,7 +160,8 @@ public sealed class BatchLoader(ISequenceSource source, int batchSize, bool shuf
         Parallel.For(0, indices.Length, i => seqs[i] = Source.Get(indices[i]));
         int t = seqLen ?? Source.Config.SeqLen;
         int[]? starts = RandomWindows && t < Source.Config.SeqLen
-            ? [.. Enumerable.Range(0, BatchSize).Select(i => new Rng(seed ^ WindowSalt, (ulong)(b * BatchSize + i)).NextInt(0, Source.Config.SeqLen - t))]
+            ? [.. Enumerable.Range(0, BatchSize).Select(i =>
+                    new Rng(seed ^ WindowSalt, (ulong)(b * BatchSize + i)).NextInt(0, Source.Config.SeqLen - t))]
             : null;
         return SequenceBatch.From(seqs, Source.Config, t, device, starts);
     }
@@ -158,7 +169,9 @@ public sealed class BatchLoader(ISequenceSource source, int batchSize, bool shuf
     /// <summary>One ordered pass over a finite source (the last batch may be smaller), for evaluation.</summary>
     public IEnumerable<SequenceBatch> Ordered(long? limit = null, int? seqLen = null)
     {
-        long n = Math.Min(Source.Count ?? limit ?? throw new InvalidOperationException("an unbounded source needs a limit"), limit ?? long.MaxValue);
+        long n = Math.Min(
+            Source.Count ?? limit ?? throw new InvalidOperationException("an unbounded source needs a limit"),
+            limit ?? long.MaxValue);
         for (long start = 0; start < n; start += BatchSize)
         {
             int len = (int)Math.Min(BatchSize, n - start);

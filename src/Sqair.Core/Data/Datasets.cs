@@ -10,7 +10,10 @@ namespace Sqair.Data;
 /// </summary>
 public static class Datasets
 {
-    /// <summary>The original's sizes (the run config's train_size and valid_size defaults): 60 000 training sequences, 10 000 validation or test.</summary>
+    /// <summary>
+    /// The original's sizes (the run config's train_size and valid_size defaults): 60 000 training
+    /// sequences, 10 000 validation or test.
+    /// </summary>
     public const long TrainCount = 60_000, EvalCount = 10_000;
 
     /// <summary>The original's size of a pool's dataset.</summary>
@@ -21,7 +24,8 @@ public static class Datasets
     {
         var key = $"{JsonSerializer.Serialize(config)}|{pool}|{count}|{seed}|{SequenceFile.Format}";
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)))[..12];
-        return Path.Combine(cacheRoot, "datasets", $"moving-mnist-{pool.ToString().ToLowerInvariant()}-{count}-{hash}.safetensors");
+        return Path.Combine(cacheRoot, "datasets",
+                            $"moving-mnist-{pool.ToString().ToLowerInvariant()}-{count}-{hash}.safetensors");
     }
 
     /// <summary>The generator for a pool of MNIST (from the verified MNIST folder).</summary>
@@ -37,8 +41,9 @@ public static class Datasets
     /// Opens the cached dataset, generating it first if it is missing or damaged; only then is
     /// <paramref name="mnistDir"/> asked for (finding and checking MNIST reads 55 MB).
     /// </summary>
-    public static SequenceFile Ensure(string cacheRoot, Func<string> mnistDir, MovingMnistConfig config, Pool pool, long count, ulong seed,
-                                      Action<string>? log = null, Action<long, long>? progress = null, int? threads = null,
+    public static SequenceFile Ensure(string cacheRoot, Func<string> mnistDir, MovingMnistConfig config, Pool pool,
+                                      long count, ulong seed, Action<string>? log = null,
+                                      Action<long, long>? progress = null, int? threads = null,
                                       CancellationToken stop = default)
     {
         var path = CachePath(cacheRoot, config, pool, count, seed);
@@ -48,7 +53,8 @@ public static class Datasets
             catch (InvalidDataException e) { log?.Invoke($"regenerating {path}: {e.Message}"); }
         }
         log?.Invoke($"generating {count} {pool.ToString().ToLowerInvariant()} sequences into {path}");
-        SequenceFile.Write(path, Generator(mnistDir(), config, pool, seed), count, pool, done => progress?.Invoke(done, count), threads, stop);
+        SequenceFile.Write(path, Generator(mnistDir(), config, pool, seed), count, pool,
+                           done => progress?.Invoke(done, count), threads, stop);
         return SequenceFile.Open(path);
     }
 }

@@ -26,28 +26,40 @@ public static class FrameFolder
     /// <summary>File extensions read as frames.</summary>
     public static readonly string[] Extensions = [".png", ".jpg", ".jpeg"];
 
-    /// <summary>The frame files of a sequence folder, in name order; an error naming the folder if it holds none.</summary>
+    /// <summary>
+    /// The frame files of a sequence folder, in name order; an error naming the folder if it holds none.
+    /// </summary>
     public static IReadOnlyList<string> Files(string folder)
     {
         if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"{folder}: no such folder");
         static List<string> In(string dir) => Directory.Exists(dir)
-            ? Directory.GetFiles(dir).Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant())).Order(StringComparer.Ordinal).ToList()
+            ? Directory.GetFiles(dir).Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+                .Order(StringComparer.Ordinal).ToList()
             : [];
         var files = In(folder);
         if (files.Count == 0) files = In(Path.Combine(folder, "img1"));
-        if (files.Count == 0) throw new FileNotFoundException($"{folder} holds no .png or .jpg frames (nor does {Path.Combine(folder, "img1")})");
+        if (files.Count == 0)
+            throw new FileNotFoundException(
+                $"{folder} holds no .png or .jpg frames (nor does {Path.Combine(folder, "img1")})");
         // Reading a FIFO blocks until something writes to it (issue 20, 12).
         return files.FirstOrDefault(SpecialFile.Is) is { } special
-            ? throw new InvalidDataException($"{special}: not a regular file (a FIFO, device or socket); frames must be image files")
+            ? throw new InvalidDataException(
+                $"{special}: not a regular file (a FIFO, device or socket); frames must be image files")
             : files;
     }
 
-    /// <summary>Frames of a folder as [T, 1, C, side, side] in [0, 1] (one sequence, batch of one), for tracking.</summary>
+    /// <summary>
+    /// Frames of a folder as [T, 1, C, side, side] in [0, 1] (one sequence, batch of one), for tracking.
+    /// </summary>
     public static Tensor Load(string folder, int side, int channels, ResizeFilter filter = ResizeFilter.Linear) =>
         Load(folder, side, channels, filter, out _);
 
-    /// <summary><see cref="Load(string, int, int, ResizeFilter)"/>, with the frames' own size (width, height), to map boxes back to it.</summary>
-    public static Tensor Load(string folder, int side, int channels, ResizeFilter filter, out (int Width, int Height) size)
+    /// <summary>
+    /// <see cref="Load(string, int, int, ResizeFilter)"/>, with the frames' own size (width,
+    /// height), to map boxes back to it.
+    /// </summary>
+    public static Tensor Load(string folder, int side, int channels, ResizeFilter filter,
+                              out (int Width, int Height) size)
     {
         var files = Files(folder);
         var bytes = Read(files, side, channels, filter, out size);
@@ -58,7 +70,8 @@ public static class FrameFolder
     /// The frames as bytes [T, C, side, side], each resized to side×side; all must share one size,
     /// which <paramref name="size"/> returns (width, height) so boxes can be mapped back.
     /// </summary>
-    public static byte[] Read(IReadOnlyList<string> files, int side, int channels, ResizeFilter filter, out (int Width, int Height) size)
+    public static byte[] Read(IReadOnlyList<string> files, int side, int channels, ResizeFilter filter,
+                              out (int Width, int Height) size)
     {
         int frame = channels * side * side;
         var data = new byte[files.Count * frame];
@@ -77,7 +90,8 @@ public static class FrameFolder
     /// sequence), so that tracking a long video holds one frame, not all; and the frames' own size
     /// (width, height), read from the first. A frame of another size is an error naming it when it is reached.
     /// </summary>
-    public static (IEnumerable<Tensor> Frames, (int Width, int Height) Size) Stream(string folder, int side, int channels, ResizeFilter filter = ResizeFilter.Linear)
+    public static (IEnumerable<Tensor> Frames, (int Width, int Height) Size) Stream(
+        string folder, int side, int channels, ResizeFilter filter = ResizeFilter.Linear)
     {
         var files = Files(folder);
         (int Width, int Height) size;
@@ -97,10 +111,15 @@ public static class FrameFolder
     static void CheckSize(string file, (int Width, int Height) size, string first, (int Width, int Height) firstSize)
     {
         if (size != firstSize)
-            throw new InvalidDataException($"{file}: {size.Width}×{size.Height} pixels, but {first} is {firstSize.Width}×{firstSize.Height}; the frames of one sequence must share a size");
+            throw new InvalidDataException(
+                $"{file}: {size.Width}×{size.Height} pixels, but {first} is {firstSize.Width}×{firstSize.Height}; " +
+                "the frames of one sequence must share a size");
     }
 
-    /// <summary>Decodes one frame, resizes it to side×side and writes its C planes into <paramref name="into"/>; returns its own size.</summary>
+    /// <summary>
+    /// Decodes one frame, resizes it to side×side and writes its C planes into
+    /// <paramref name="into"/>; returns its own size.
+    /// </summary>
     static (int Width, int Height) ReadFrame(string file, int side, int channels, ResizeFilter filter, Span<byte> into)
     {
         int plane = side * side;
@@ -134,15 +153,20 @@ public static class FrameFolder
         return image.Resize(new SKImageInfo(side, side, SKColorType.Rgba8888, SKAlphaType.Premul), sampling);
     }
 
-    /// <summary>Decodes a whole image; a truncated or damaged one is an error naming the file (a partial decode would pass as a frame).</summary>
+    /// <summary>
+    /// Decodes a whole image; a truncated or damaged one is an error naming the file (a partial
+    /// decode would pass as a frame).
+    /// </summary>
     public static SKBitmap Decode(string file)
     {
-        using var codec = SKCodec.Create(file, out var created) ?? throw new InvalidDataException($"{file}: not a readable image ({created})");
+        using var codec = SKCodec.Create(file, out var created)
+            ?? throw new InvalidDataException($"{file}: not a readable image ({created})");
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Premul);
         var bitmap = new SKBitmap(info);
         var result = codec.GetPixels(info, bitmap.GetPixels());
         if (result == SKCodecResult.Success) return bitmap;
         bitmap.Dispose();
-        throw new InvalidDataException($"{file}: {(result == SKCodecResult.IncompleteInput ? "truncated image" : $"cannot decode the image ({result})")}");
+        throw new InvalidDataException($"{file}: " +
+            (result == SKCodecResult.IncompleteInput ? "truncated image" : $"cannot decode the image ({result})"));
     }
 }

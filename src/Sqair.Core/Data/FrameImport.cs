@@ -3,18 +3,26 @@ using System.Text.Json;
 
 namespace Sqair.Data;
 
-/// <summary>One object's box in a frame of MOT Challenge ground truth: (x, y) is the top-left corner, 0-based pixels of the original frame.</summary>
+/// <summary>
+/// One object's box in a frame of MOT Challenge ground truth: (x, y) is the top-left corner,
+/// 0-based pixels of the original frame.
+/// </summary>
 public readonly record struct MotBox(int Frame, int Id, float X, float Y, float W, float H);
 
 /// <summary>How <see cref="FrameImport.Import"/> turns folders of frames into a dataset.</summary>
 /// <param name="CanvasSize">Side of the square canvas every frame is stretched to.</param>
 /// <param name="Channels">1 (grey: mean of R, G, B) or 3 (colour).</param>
-/// <param name="SeqLen">Cut each folder into consecutive windows of this many frames (the remainder is dropped); null: one sequence per folder, all of one length.</param>
+/// <param name="SeqLen">
+/// Cut each folder into consecutive windows of this many frames (the remainder is dropped); null: one
+/// sequence per folder, all of one length.
+/// </param>
 /// <param name="Filter">How frames are resized to the canvas.</param>
-public sealed record ImportOptions(int CanvasSize, int Channels, int? SeqLen, ResizeFilter Filter = ResizeFilter.Linear);
+public sealed record ImportOptions(int CanvasSize, int Channels, int? SeqLen,
+                                   ResizeFilter Filter = ResizeFilter.Linear);
 
 /// <summary>What an import wrote.</summary>
-public sealed record ImportSummary(int Folders, long Sequences, int Frames, bool HasTruth, int Slots, int DroppedFrames);
+public sealed record ImportSummary(int Folders, long Sequences, int Frames, bool HasTruth, int Slots,
+                                   int DroppedFrames);
 
 /// <summary>
 /// Turns a user's videos (folders of frames, <see cref="FrameFolder"/>) into a dataset file. Ground
@@ -29,7 +37,10 @@ public static class FrameImport
     /// <summary>Where a sequence folder keeps its ground truth, as MOT17 lays it out.</summary>
     public const string TruthFile = "gt/gt.txt";
 
-    /// <summary>Reads a MOT ground-truth file; every problem names the file and line. Frames must lie in 1..<paramref name="frames"/>.</summary>
+    /// <summary>
+    /// Reads a MOT ground-truth file; every problem names the file and line. Frames must lie in
+    /// 1..<paramref name="frames"/>.
+    /// </summary>
     public static List<MotBox> ReadMotTruth(string path, int frames)
     {
         var boxes = new List<MotBox>();
@@ -41,16 +52,27 @@ public static class FrameImport
             if (line.Length == 0) continue;
             var f = line.Split(',');
             string where = $"{path}:{lineNumber}";
-            if (f.Length < 6) throw new InvalidDataException($"{where}: expected frame,id,bb_left,bb_top,bb_width,bb_height[,conf,class,visibility], found {f.Length} fields");
+            if (f.Length < 6)
+                throw new InvalidDataException($"{where}: expected frame,id,bb_left,bb_top,bb_width,bb_height" +
+                                               $"[,conf,class,visibility], found {f.Length} fields");
             // Boxes are stored as floats: a value beyond float's range would become infinite (issue 20, 11).
-            double Field(int i) => double.TryParse(f[i], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && Math.Abs(v) <= float.MaxValue
-                ? v : throw new InvalidDataException($"{where}: field {i + 1} '{f[i]}' is not a number (within ±{float.MaxValue:G3})");
-            // A fraction or an id past int's range would be cut or clamped silently, moving a box to another frame or merging two objects.
-            int Whole(int i, string name, int min) => Field(i) is var v && v == Math.Floor(v) && v >= min && v <= int.MaxValue
-                ? (int)v : throw new InvalidDataException($"{where}: {name} '{f[i]}' is not a whole number in {min}..{int.MaxValue}");
+            double Field(int i) =>
+                double.TryParse(f[i], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) &&
+                Math.Abs(v) <= float.MaxValue
+                    ? v
+                    : throw new InvalidDataException(
+                        $"{where}: field {i + 1} '{f[i]}' is not a number (within ±{float.MaxValue:G3})");
+            // A fraction or an id past int's range would be cut or clamped silently, moving a box to another
+            // frame or merging two objects.
+            int Whole(int i, string name, int min) =>
+                Field(i) is var v && v == Math.Floor(v) && v >= min && v <= int.MaxValue
+                    ? (int)v
+                    : throw new InvalidDataException(
+                        $"{where}: {name} '{f[i]}' is not a whole number in {min}..{int.MaxValue}");
             if (f.Length >= 7 && Field(6) == 0) continue;
             int frame = Whole(0, "frame", 1), id = Whole(1, "id", 0);
-            if (frame > frames) throw new InvalidDataException($"{where}: frame {frame} is outside the folder's frames 1..{frames}");
+            if (frame > frames)
+                throw new InvalidDataException($"{where}: frame {frame} is outside the folder's frames 1..{frames}");
             double w = Field(4), h = Field(5);
             if (w <= 0 || h <= 0) throw new InvalidDataException($"{where}: box size {w}×{h} is not positive");
             boxes.Add(new MotBox(frame - 1, id, (float)(Field(2) - 1), (float)(Field(3) - 1), (float)w, (float)h));
@@ -60,22 +82,32 @@ public static class FrameImport
 
     sealed record Window(string Folder, IReadOnlyList<string> Files, int First, List<MotBox>? Truth);
 
-    /// <summary>Imports folders of frames (and their ground truth, if every folder has some) into a dataset file at <paramref name="outPath"/>.</summary>
-    public static ImportSummary Import(IReadOnlyList<string> folders, string outPath, ImportOptions options, Action<long>? progress = null,
-                                       int? threads = null, CancellationToken stop = default)
+    /// <summary>
+    /// Imports folders of frames (and their ground truth, if every folder has some) into a dataset
+    /// file at <paramref name="outPath"/>.
+    /// </summary>
+    public static ImportSummary Import(IReadOnlyList<string> folders, string outPath, ImportOptions options,
+                                       Action<long>? progress = null, int? threads = null,
+                                       CancellationToken stop = default)
     {
         if (folders.Count == 0) throw new ArgumentException("no folders to import");
-        if (options.Channels is not (1 or 3)) throw new ArgumentException($"--channels {options.Channels}: allowed are 1 (grey) and 3 (colour)");
+        if (options.Channels is not (1 or 3))
+            throw new ArgumentException($"--channels {options.Channels}: allowed are 1 (grey) and 3 (colour)");
         if (options.CanvasSize < 8) throw new ArgumentException($"--size {options.CanvasSize}: must be at least 8");
         var files = folders.Select(FrameFolder.Files).ToList();
         var withTruth = folders.Where(d => File.Exists(Path.Combine(d, TruthFile))).ToList();
         if (withTruth.Count > 0 && withTruth.Count < folders.Count)
-            throw new ArgumentException($"{folders.First(d => !withTruth.Contains(d))} has no {TruthFile} but {withTruth[0]} has: import folders with ground truth and without it separately");
+            throw new ArgumentException(
+                $"{folders.First(d => !withTruth.Contains(d))} has no {TruthFile} but {withTruth[0]} has: " +
+                "import folders with ground truth and without it separately");
         bool hasTruth = withTruth.Count > 0;
 
         int seqLen = options.SeqLen ?? files[0].Count;
         if (options.SeqLen is null && files.Any(f => f.Count != seqLen))
-            throw new ArgumentException($"the folders hold different numbers of frames ({string.Join(", ", folders.Zip(files, (d, f) => $"{Path.GetFileName(d)}: {f.Count}").Take(4))}); give --seq-len to cut them into windows of equal length");
+            throw new ArgumentException(
+                "the folders hold different numbers of frames " +
+                $"({string.Join(", ", folders.Zip(files, (d, f) => $"{Path.GetFileName(d)}: {f.Count}").Take(4))}); " +
+                "give --seq-len to cut them into windows of equal length");
         if (seqLen < 1) throw new ArgumentException($"--seq-len {seqLen}: must be at least 1");
 
         var windows = new List<Window>();
@@ -85,21 +117,32 @@ public static class FrameImport
             if (hasTruth) CheckNumbered(files[i]);
             var truth = hasTruth ? ReadMotTruth(Path.Combine(folders[i], TruthFile), files[i].Count) : null;
             int count = files[i].Count / seqLen;
-            if (count == 0) throw new ArgumentException($"{folders[i]} holds {files[i].Count} frames, fewer than --seq-len {seqLen}");
+            if (count == 0)
+                throw new ArgumentException(
+                    $"{folders[i]} holds {files[i].Count} frames, fewer than --seq-len {seqLen}");
             dropped += files[i].Count - count * seqLen;
             for (int w = 0; w < count; w++)
                 windows.Add(new Window(folders[i], files[i], w * seqLen,
-                    truth?.Where(b => b.Frame >= w * seqLen && b.Frame < (w + 1) * seqLen).Select(b => b with { Frame = b.Frame - w * seqLen }).ToList()));
+                    truth?.Where(b => b.Frame >= w * seqLen && b.Frame < (w + 1) * seqLen)
+                        .Select(b => b with { Frame = b.Frame - w * seqLen }).ToList()));
         }
         int slots = hasTruth ? windows.Max(w => w.Truth!.Select(b => b.Id).Distinct().Count()) : 0;
-        var config = new MovingMnistConfig { CanvasSize = options.CanvasSize, SeqLen = seqLen, MinDigits = 0, MaxDigits = slots, Channels = options.Channels };
+        var config = new MovingMnistConfig
+        {
+            CanvasSize = options.CanvasSize,
+            SeqLen = seqLen,
+            MinDigits = 0,
+            MaxDigits = slots,
+            Channels = options.Channels,
+        };
 
         Sequence Build(long index)
         {
             var window = windows[(int)index];
             var frameFiles = window.Files.Skip(window.First).Take(seqLen).ToList();
             var seq = new Sequence(seqLen, options.CanvasSize, slots, options.Channels);
-            FrameFolder.Read(frameFiles, options.CanvasSize, options.Channels, options.Filter, out var size).CopyTo(seq.Frames, 0);
+            FrameFolder.Read(frameFiles, options.CanvasSize, options.Channels, options.Filter, out var size)
+                .CopyTo(seq.Frames, 0);
             if (window.Truth is { } truth) FillTruth(seq, truth, slots, options.CanvasSize, size);
             return seq;
         }
@@ -108,8 +151,11 @@ public static class FrameImport
         {
             ["source"] = JsonSerializer.Serialize(new
             {
-                folders = folders.Select(Path.GetFullPath), seq_len = seqLen, filter = options.Filter.ToString().ToLowerInvariant(),
-                windows = windows.Select(w => new { folder = Path.GetFileName(Path.GetFullPath(w.Folder)), first_frame = w.First + 1 }),
+                folders = folders.Select(Path.GetFullPath),
+                seq_len = seqLen,
+                filter = options.Filter.ToString().ToLowerInvariant(),
+                windows = windows.Select(w =>
+                    new { folder = Path.GetFileName(Path.GetFullPath(w.Folder)), first_frame = w.First + 1 }),
             }),
         };
         if (!hasTruth) metadata["ground_truth"] = SequenceFile.NoTruth;
@@ -128,14 +174,20 @@ public static class FrameImport
         {
             var stem = Path.GetFileNameWithoutExtension(files[i]);
             if (!int.TryParse(stem, NumberStyles.None, CultureInfo.InvariantCulture, out var number))
-                throw new InvalidDataException($"{files[i]}: with {TruthFile}, frames are matched to ground truth by number, so every frame file is named by its number (000001.jpg, …)");
+                throw new InvalidDataException(
+                    $"{files[i]}: with {TruthFile}, frames are matched to ground truth by number, " +
+                    "so every frame file is named by its number (000001.jpg, …)");
             if (number != i + 1)
-                throw new InvalidDataException($"{files[i]}: numbered {number} but frame {i + 1} in name order; {TruthFile}'s frame N is the image numbered N, " +
-                                               $"so the frames must be numbered 1..{files.Count} without gaps" + (number > i + 1 ? $" (no frame {i + 1})" : ""));
+                throw new InvalidDataException($"{files[i]}: numbered {number} but frame {i + 1} in name order; " +
+                                               $"{TruthFile}'s frame N is the image numbered N, " +
+                                               $"so the frames must be numbered 1..{files.Count} without gaps" +
+                                               (number > i + 1 ? $" (no frame {i + 1})" : ""));
         }
     }
 
-    /// <summary>Scales a window's MOT boxes from the original frame size to the canvas and fills the sequence's ground truth.</summary>
+    /// <summary>
+    /// Scales a window's MOT boxes from the original frame size to the canvas and fills the sequence's ground truth.
+    /// </summary>
     static void FillTruth(Sequence seq, List<MotBox> truth, int slots, int side, (int Width, int Height) size)
     {
         var slotOf = new Dictionary<int, int>();

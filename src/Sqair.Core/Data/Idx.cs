@@ -18,7 +18,10 @@ internal static class Idx
 {
     const byte UnsignedByte = 0x08;
 
-    /// <summary>The bytes themselves, or their decompression when they start with the gzip magic number (MNIST is served both ways).</summary>
+    /// <summary>
+    /// The bytes themselves, or their decompression when they start with the gzip magic number
+    /// (MNIST is served both ways).
+    /// </summary>
     public static byte[] Gunzip(byte[] bytes)
     {
         if (bytes.Length < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b) return bytes;
@@ -47,7 +50,9 @@ internal static class Idx
         if (bytes.Length < 4)
             throw new InvalidDataException($"{name}: too short for an IDX header ({bytes.Length} bytes)");
         if (bytes[0] != 0 || bytes[1] != 0)
-            throw new InvalidDataException($"{name}: bad IDX magic number 0x{bytes[0]:x2}{bytes[1]:x2}{bytes[2]:x2}{bytes[3]:x2} (expected 0x0000 then type and rank)");
+            throw new InvalidDataException(
+                $"{name}: bad IDX magic number 0x{bytes[0]:x2}{bytes[1]:x2}{bytes[2]:x2}{bytes[3]:x2} " +
+                "(expected 0x0000 then type and rank)");
         if (bytes[2] != UnsignedByte)
             throw new InvalidDataException($"{name}: IDX element type 0x{bytes[2]:x2} is not unsigned byte (0x08)");
         int rank = bytes[3];
@@ -67,16 +72,19 @@ internal static class Idx
         }
         long actual = bytes.Length - headerLength;
         if (actual < expected)
-            throw new InvalidDataException($"{name}: truncated: shape [{string.Join(", ", shape)}] needs {expected} data bytes, file has {actual}");
+            throw new InvalidDataException($"{name}: truncated: shape [{string.Join(", ", shape)}] needs " +
+                                           $"{expected} data bytes, file has {actual}");
         if (actual > expected)
-            throw new InvalidDataException($"{name}: {actual - expected} unexpected bytes after the data of shape [{string.Join(", ", shape)}]");
+            throw new InvalidDataException(
+                $"{name}: {actual - expected} unexpected bytes after the data of shape [{string.Join(", ", shape)}]");
         return new IdxArray(shape, bytes[headerLength..].ToArray());
     }
 
     public static void Write(string path, int[] shape, byte[] data, bool gzip = false)
     {
         long n = shape.Aggregate(1L, (a, b) => a * b);
-        if (n != data.Length) throw new ArgumentException($"shape [{string.Join(", ", shape)}] does not match {data.Length} bytes");
+        if (n != data.Length)
+            throw new ArgumentException($"shape [{string.Join(", ", shape)}] does not match {data.Length} bytes");
         var header = new byte[4 + 4 * shape.Length];
         header[2] = UnsignedByte;
         header[3] = (byte)shape.Length;

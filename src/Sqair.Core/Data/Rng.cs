@@ -53,7 +53,9 @@ internal sealed class Rng
         }
     }
 
-    /// <summary>Standard normal by the polar Box–Muller method (deterministic, no libm differences beyond log/sqrt).</summary>
+    /// <summary>
+    /// Standard normal by the polar Box–Muller method (deterministic, no libm differences beyond log/sqrt).
+    /// </summary>
     public double Normal()
     {
         if (_spareNormal is double spare) { _spareNormal = null; return spare; }

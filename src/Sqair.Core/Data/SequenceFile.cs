@@ -9,12 +9,16 @@ public interface ISequenceSource
 {
     /// <summary>Number of sequences, or null for an unbounded stream.</summary>
     long? Count { get; }
-    /// <summary>The shape of the sequences (canvas, length, channels, object slots) and, for generated data, how they were made.</summary>
+    /// <summary>
+    /// The shape of the sequences (canvas, length, channels, object slots) and, for generated data, how they were made.
+    /// </summary>
     MovingMnistConfig Config { get; }
     /// <summary>Whether sequences come with ground-truth objects (imported frames may have none).</summary>
     bool HasTruth => true;
     /// <summary>Sequence <paramref name="index"/> (0-based).</summary>
-    [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1716", Justification = "Get is a keyword in Visual Basic only; the library is for C# and F#, and renaming would break the public API")]
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1716",
+        Justification = "Get is a keyword in Visual Basic only; the library is for C# and F#, " +
+                        "and renaming would break the public API")]
     Sequence Get(long index);
 }
 
@@ -36,15 +40,18 @@ public sealed class GeneratedSource(MovingMnist generator) : ISequenceSource
 /// <item><c>frames</c> U8 [N, T, C, H, W], the frames (value/255 is what the model sees), C = 1 or 3;</item>
 /// <item><c>boxes</c> F32 [N, T, M, 4], (y, x, h, w) in pixels of each object's unclipped box;</item>
 /// <item><c>present</c>, <c>visible</c> U8 [N, T, M];</item>
-/// <item><c>labels</c>, <c>ids</c> I32 [N, M], −1 for absent slots or unknown classes (constant over a sequence).</item>
+/// <item>
+/// <c>labels</c>, <c>ids</c> I32 [N, M], −1 for absent slots or unknown classes (constant over a sequence).
+/// </item>
 /// </list>
 /// The header's <c>__metadata__</c> holds <c>format</c> (<see cref="Format"/>), <c>config</c> (the
 /// generator parameters as JSON: canvas_size, seq_len, max_digits = M and channels give the
 /// shapes), <c>checksums</c> (XXH3-64 of each tensor's bytes, as JSON; absent in files written
 /// before checksums existed), which <see cref="Verify"/> checks, and any further keys of the
 /// writer: <c>seed</c> and <c>pool</c> for generated data, <c>source</c> for imported frames, and
-/// <c>ground_truth</c> = <c>none</c> when the file holds no objects to measure against (M = 0). The file is memory-mapped, so opening
-/// even the 1.5 GB training set takes milliseconds; sequences are copied out on demand.
+/// <c>ground_truth</c> = <c>none</c> when the file holds no objects to measure against (M = 0). The
+/// file is memory-mapped, so opening even the 1.5 GB training set takes milliseconds; sequences are
+/// copied out on demand.
 /// </summary>
 public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
 {
@@ -96,10 +103,14 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     /// Cancelling <paramref name="stop"/> ends the work at the next chunk with
     /// <see cref="OperationCanceledException"/> and removes every temporary file.
     /// </remarks>
-    public static void Write(string path, MovingMnist generator, long count, Pool pool, Action<long>? progress = null, int? threads = null,
-                             CancellationToken stop = default) =>
+    public static void Write(string path, MovingMnist generator, long count, Pool pool, Action<long>? progress = null,
+                             int? threads = null, CancellationToken stop = default) =>
         Write(path, generator.Config, count, i => generator.Generate(i),
-              new Dictionary<string, string> { ["seed"] = generator.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture), ["pool"] = pool.ToString().ToLowerInvariant() },
+              new Dictionary<string, string>
+              {
+                  ["seed"] = generator.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                  ["pool"] = pool.ToString().ToLowerInvariant(),
+              },
               progress, threads, stop);
 
     /// <summary>
@@ -107,8 +118,9 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     /// have the shapes of <paramref name="config"/>) atomically to <paramref name="path"/>, with
     /// <paramref name="metadata"/> beside the format, config and checksums.
     /// </summary>
-    public static void Write(string path, MovingMnistConfig config, long count, Func<long, Sequence> get, IReadOnlyDictionary<string, string> metadata,
-                             Action<long>? progress = null, int? threads = null, CancellationToken stop = default)
+    public static void Write(string path, MovingMnistConfig config, long count, Func<long, Sequence> get,
+                             IReadOnlyDictionary<string, string> metadata, Action<long>? progress = null,
+                             int? threads = null, CancellationToken stop = default)
     {
         if (count < 1) throw new ArgumentException($"a dataset needs at least 1 sequence, not {count}");
         var c = config;
@@ -119,8 +131,11 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         const int chunk = 4096;
         var tmpDir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
         Directory.CreateDirectory(tmpDir);
-        var parts = specs.Select(_ => System.IO.Path.Combine(tmpDir, $".part-{Environment.ProcessId}-{Guid.NewGuid():N}")).ToArray();
-        // Opened inside the try: when one cannot be created (a full disk), those already open are closed, and so deleted (issue 20, 13).
+        var parts = specs
+            .Select(_ => System.IO.Path.Combine(tmpDir, $".part-{Environment.ProcessId}-{Guid.NewGuid():N}"))
+            .ToArray();
+        // Opened inside the try: when one cannot be created (a full disk), those already open are closed,
+        // and so deleted (issue 20, 13).
         var streams = new List<FileStream>(parts.Length);
         var hashes = specs.Select(_ => new XxHash3()).ToArray();
         void Put(int tensor, ReadOnlySpan<byte> bytes)
@@ -130,8 +145,14 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         }
         try
         {
-            foreach (var part in parts) streams.Add(new FileStream(part, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20, FileOptions.DeleteOnClose));
-            var options = new ParallelOptions { MaxDegreeOfParallelism = threads ?? Environment.ProcessorCount, CancellationToken = stop };
+            foreach (var part in parts)
+                streams.Add(new FileStream(part, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20,
+                                           FileOptions.DeleteOnClose));
+            var options = new ParallelOptions
+            {
+                MaxDegreeOfParallelism = threads ?? Environment.ProcessorCount,
+                CancellationToken = stop,
+            };
             for (long start = 0; start < count; start += chunk)
             {
                 stop.ThrowIfCancellationRequested();
@@ -141,7 +162,8 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
                 try { Parallel.For(0, len, options, i => seqs[i] = get(s0 + i)); }
                 catch (AggregateException e)
                 {
-                    // Every worker fails alike on a bad config or file: report the first, as the sequential code would.
+                    // Every worker fails alike on a bad config or file: report the first, as the sequential
+                    // code would.
                     System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.Flatten().InnerExceptions[0]);
                 }
                 foreach (var q in seqs)
@@ -159,7 +181,9 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
             {
                 ["format"] = Format,
                 ["config"] = JsonSerializer.Serialize(c),
-                ["checksums"] = JsonSerializer.Serialize(specs.Select((e, i) => (e.Name, Hash: ChecksumText(hashes[i]))).ToDictionary(x => x.Name, x => x.Hash)),
+                ["checksums"] = JsonSerializer.Serialize(
+                    specs.Select((e, i) => (e.Name, Hash: ChecksumText(hashes[i])))
+                        .ToDictionary(x => x.Name, x => x.Hash)),
             };
             var headerBytes = Safetensors.EncodeHeader(specs, header);
             stop.ThrowIfCancellationRequested();
@@ -190,12 +214,16 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         var header = Safetensors.ReadHeader(path);
         var meta = header.Metadata;
         if (meta.GetValueOrDefault("format") != Format)
-            throw new InvalidDataException($"{path}: format '{meta.GetValueOrDefault("format")}' is not {Format}; not a SQAIR dataset");
+            throw new InvalidDataException(
+                $"{path}: format '{meta.GetValueOrDefault("format")}' is not {Format}; not a SQAIR dataset");
         try
         {
-            Config = JsonSerializer.Deserialize<MovingMnistConfig>(meta["config"]) ?? throw new InvalidDataException("null config");
+            Config = JsonSerializer.Deserialize<MovingMnistConfig>(meta["config"])
+                ?? throw new InvalidDataException("null config");
             if (Config.Channels is not (1 or 3)) throw new FormatException($"channels = {Config.Channels}, not 1 or 3");
-            _checksums = meta.TryGetValue("checksums", out var sums) ? JsonSerializer.Deserialize<Dictionary<string, string>>(sums) : null;
+            _checksums = meta.TryGetValue("checksums", out var sums)
+                ? JsonSerializer.Deserialize<Dictionary<string, string>>(sums)
+                : null;
         }
         catch (Exception e) when (e is JsonException or FormatException or ArgumentException or KeyNotFoundException)
         {
@@ -209,10 +237,15 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         _t = Config.SeqLen; _side = Config.CanvasSize; _m = Config.MaxDigits; _c = Config.Channels;
         foreach (var s in Specs(_n, Config))
         {
-            if (!header.Entries.TryGetValue(s.Name, out var found)) throw new InvalidDataException($"{path}: no '{s.Name}' tensor");
-            if (found.Entry.Dtype != s.Dtype) throw new InvalidDataException($"{path}: tensor '{s.Name}' has dtype {found.Entry.Dtype}, expected {s.Dtype}");
+            if (!header.Entries.TryGetValue(s.Name, out var found))
+                throw new InvalidDataException($"{path}: no '{s.Name}' tensor");
+            if (found.Entry.Dtype != s.Dtype)
+                throw new InvalidDataException(
+                    $"{path}: tensor '{s.Name}' has dtype {found.Entry.Dtype}, expected {s.Dtype}");
             if (!found.Entry.Shape.SequenceEqual(s.Shape))
-                throw new InvalidDataException($"{path}: tensor '{s.Name}' has shape [{string.Join(", ", found.Entry.Shape)}], expected [{string.Join(", ", s.Shape)}] from the header's config");
+                throw new InvalidDataException(
+                    $"{path}: tensor '{s.Name}' has shape [{string.Join(", ", found.Entry.Shape)}], " +
+                    $"expected [{string.Join(", ", s.Shape)}] from the header's config");
             _tensors[s.Name] = (found.Offset, s.Bytes);
         }
         long length = new FileInfo(path).Length;
@@ -222,7 +255,8 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         _base = p;
         (_frames, _boxes, _present, _visible, _labels, _ids) =
-            (_tensors["frames"].Offset, _tensors["boxes"].Offset, _tensors["present"].Offset, _tensors["visible"].Offset, _tensors["labels"].Offset, _tensors["ids"].Offset);
+            (_tensors["frames"].Offset, _tensors["boxes"].Offset, _tensors["present"].Offset,
+             _tensors["visible"].Offset, _tensors["labels"].Offset, _tensors["ids"].Offset);
         try { CheckValues(); }
         catch
         {
@@ -240,15 +274,19 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     {
         var boxes = new ReadOnlySpan<float>(_base + _boxes, checked((int)(_tensors["boxes"].Bytes / 4)));
         if (!AllFinite(boxes))
-            throw new InvalidDataException($"{Path}: tensor 'boxes' holds NaN or infinite values (a damaged file; regenerate it, or check it with sqair data verify)");
+            throw new InvalidDataException($"{Path}: tensor 'boxes' holds NaN or infinite values " +
+                                           "(a damaged file; regenerate it, or check it with sqair data verify)");
         foreach (var name in new[] { "present", "visible" })
-            if (new ReadOnlySpan<byte>(_base + _tensors[name].Offset, checked((int)_tensors[name].Bytes)).IndexOfAnyExcept((byte)0, (byte)1) is >= 0 and var i)
-                throw new InvalidDataException($"{Path}: tensor '{name}' holds {_base[_tensors[name].Offset + i]} at element {i}; only 0 and 1 are allowed");
+            if (new ReadOnlySpan<byte>(_base + _tensors[name].Offset, checked((int)_tensors[name].Bytes))
+                    .IndexOfAnyExcept((byte)0, (byte)1) is >= 0 and var i)
+                throw new InvalidDataException($"{Path}: tensor '{name}' holds {_base[_tensors[name].Offset + i]} " +
+                                               $"at element {i}; only 0 and 1 are allowed");
         foreach (var (name, lo, hi) in new[] { ("labels", -1, 9), ("ids", -1, int.MaxValue) })
         {
             var values = new ReadOnlySpan<int>(_base + _tensors[name].Offset, checked((int)(_tensors[name].Bytes / 4)));
             if (values.IndexOfAnyExceptInRange(lo, hi) is >= 0 and var i)
-                throw new InvalidDataException($"{Path}: tensor '{name}' holds {values[i]} at element {i}; allowed are {lo}..{(hi == int.MaxValue ? "" : hi)}");
+                throw new InvalidDataException($"{Path}: tensor '{name}' holds {values[i]} at element {i}; " +
+                                               $"allowed are {lo}..{(hi == int.MaxValue ? "" : hi)}");
         }
     }
 
@@ -259,7 +297,9 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         return true;
     }
 
-    /// <summary>The stored checksum of one tensor (e.g. "frames"), or null in files written before checksums existed.</summary>
+    /// <summary>
+    /// The stored checksum of one tensor (e.g. "frames"), or null in files written before checksums existed.
+    /// </summary>
     public string? Checksum(string tensor) => _checksums?.GetValueOrDefault(tensor);
 
     /// <summary>
@@ -274,9 +314,13 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         {
             var hash = new XxHash3();
             for (long done = 0; done < bytes; done += int.MaxValue / 2)
-                hash.Append(new ReadOnlySpan<byte>(_base + offset + done, (int)Math.Min(int.MaxValue / 2, bytes - done)));
-            if (!_checksums.TryGetValue(name, out var expected)) problems.Add($"tensor '{name}' has no stored checksum");
-            else if (ChecksumText(hash) != expected) problems.Add($"tensor '{name}' does not match its checksum ({ChecksumText(hash)}, stored {expected}): the file was changed or damaged after it was written");
+                hash.Append(new ReadOnlySpan<byte>(_base + offset + done,
+                                                   (int)Math.Min(int.MaxValue / 2, bytes - done)));
+            if (!_checksums.TryGetValue(name, out var expected))
+                problems.Add($"tensor '{name}' has no stored checksum");
+            else if (ChecksumText(hash) != expected)
+                problems.Add($"tensor '{name}' does not match its checksum ({ChecksumText(hash)}, " +
+                             $"stored {expected}): the file was changed or damaged after it was written");
         }
         return problems;
     }
@@ -293,7 +337,8 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         switch (Verify())
         {
             case null:
-                warn?.Invoke($"{Path} has no checksums (written by an older version): its values were checked, its bytes cannot be; delete it to have it generated again with checksums");
+                warn?.Invoke($"{Path} has no checksums (written by an older version): its values were checked, " +
+                             "its bytes cannot be; delete it to have it generated again with checksums");
                 break;
             case []:
                 log?.Invoke($"{Path}: checksums verified in {sw.Elapsed.TotalSeconds:F1} s");
@@ -305,13 +350,16 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         return this;
     }
 
-    /// <summary>Opens and checks a dataset file (memory-mapped: milliseconds even for 1.5 GB); every problem names the file.</summary>
+    /// <summary>
+    /// Opens and checks a dataset file (memory-mapped: milliseconds even for 1.5 GB); every problem names the file.
+    /// </summary>
     public static SequenceFile Open(string path) => new(path);
 
     /// <inheritdoc/>
     public Sequence Get(long index)
     {
-        if ((ulong)index >= (ulong)_n) throw new ArgumentOutOfRangeException(nameof(index), $"sequence {index} of {_n} in {Path}");
+        if ((ulong)index >= (ulong)_n)
+            throw new ArgumentOutOfRangeException(nameof(index), $"sequence {index} of {_n} in {Path}");
         var s = new Sequence(_t, _side, _m, _c);
         Copy(_frames, index, s.Frames.AsSpan());
         Copy(_boxes, index, System.Runtime.InteropServices.MemoryMarshal.AsBytes(s.Boxes.AsSpan()));

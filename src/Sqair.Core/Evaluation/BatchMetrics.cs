@@ -26,9 +26,13 @@ public sealed record BatchMetrics
     public double Kl { get; init; }
     /// <summary>Sum over sequences of the effective sample size of the K importance weights.</summary>
     public double Ess { get; init; }
-    /// <summary>Σ over frames of importance-weighted squared error of the canvas, per pixel mean (needs kept frames).</summary>
+    /// <summary>
+    /// Σ over frames of importance-weighted squared error of the canvas, per pixel mean (needs kept frames).
+    /// </summary>
     public double Mse { get; init; }
-    /// <summary>Σ over frames of Σ_k ŵ_k 1[count = digits present in the sequence] (the original's definition).</summary>
+    /// <summary>
+    /// Σ over frames of Σ_k ŵ_k 1[count = digits present in the sequence] (the original's definition).
+    /// </summary>
     public double CountCorrectPresent { get; init; }
     /// <summary>Σ over frames of Σ_k ŵ_k 1[count = digits visible in the frame].</summary>
     public double CountCorrectVisible { get; init; }
@@ -37,7 +41,10 @@ public sealed record BatchMetrics
     /// <summary>Weighted number of discovered objects, summed over frames.</summary>
     public double Discovered { get; init; }
 
-    /// <summary>The sums over one batch of model output and its ground truth, each particle weighted by its normalised importance weight.</summary>
+    /// <summary>
+    /// The sums over one batch of model output and its ground truth, each particle weighted by its
+    /// normalised importance weight.
+    /// </summary>
     public static BatchMetrics Of(SequenceOutput o, SequenceBatch batch)
     {
         using var _ = NewDisposeScope();

@@ -16,8 +16,8 @@ namespace Sqair.Evaluation;
 /// (<see cref="HasTruth"/> false: imported frames) the count accuracies and tracking measures are
 /// absent, not zero.
 /// </summary>
-public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, MotSummary TrackingGlimpse, MotSummary TrackingWindowP50,
-                                      MotSummary TrackingDontCare, bool HasTruth = true)
+public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, MotSummary TrackingGlimpse,
+                                      MotSummary TrackingWindowP50, MotSummary TrackingDontCare, bool HasTruth = true)
 {
     /// <summary>Presence probability above which an object counts in <see cref="TrackingWindowP50"/>.</summary>
     public const float WindowP50Probability = 0.5f;
@@ -25,12 +25,18 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
     /// <summary>The measures that compare with ground truth, left out when there is none.</summary>
     public static readonly IReadOnlySet<string> TruthMeasures = new HashSet<string>
     {
-        "count_acc_present", "count_acc_visible", "mota", "motp_iou", "idf1", "idp", "idr", "id_switches", "false_positives", "misses",
-        "misses_box_off", "false_positives_box_off", "gt_boxes", "mota_glimpse", "motp_iou_glimpse", "idf1_glimpse",
-        "mota_window_p50", "idf1_window_p50", "mota_dontcare", "idf1_dontcare", "misses_dontcare", "false_positives_dontcare",
+        "count_acc_present", "count_acc_visible",
+        "mota", "motp_iou", "idf1", "idp", "idr", "id_switches", "false_positives", "misses",
+        "misses_box_off", "false_positives_box_off", "gt_boxes",
+        "mota_glimpse", "motp_iou_glimpse", "idf1_glimpse",
+        "mota_window_p50", "idf1_window_p50",
+        "mota_dontcare", "idf1_dontcare", "misses_dontcare", "false_positives_dontcare",
     };
 
-    /// <summary>Every measure by its name in the JSON report and metrics.jsonl (count accuracies and tracking left out without ground truth).</summary>
+    /// <summary>
+    /// Every measure by its name in the JSON report and metrics.jsonl (count accuracies and
+    /// tracking left out without ground truth).
+    /// </summary>
     public IReadOnlyDictionary<string, double> Flat()
     {
         var d = new Dictionary<string, double>(Totals.Means())
@@ -81,8 +87,13 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
 /// </summary>
 public static class Evaluator
 {
-    /// <summary>Measures <paramref name="model"/> on the first <paramref name="sequences"/> of <paramref name="source"/>, inferred as <paramref name="inference"/> says, in batches; <paramref name="progress"/> gets the sequences done.</summary>
-    public static EvaluationReport Run(SqairModel model, ISequenceSource source, long sequences, InferenceOptions inference, int batchSize, Device device,
+    /// <summary>
+    /// Measures <paramref name="model"/> on the first <paramref name="sequences"/> of
+    /// <paramref name="source"/>, inferred as <paramref name="inference"/> says, in batches;
+    /// <paramref name="progress"/> gets the sequences done.
+    /// </summary>
+    public static EvaluationReport Run(SqairModel model, ISequenceSource source, long sequences,
+                                       InferenceOptions inference, int batchSize, Device device,
                                        Action<long>? progress = null, ulong seed = 0)
     {
         if (sequences < 1) throw new ArgumentException($"evaluation needs at least 1 sequence, not {sequences}");
@@ -113,7 +124,8 @@ public static class Evaluator
                     {
                         mot.AddSequence(truth[b], content[b]);
                         motGlimpse.AddSequence(truth[b], windows[b]);
-                        motWindowP50.AddSequence(truth[b], [.. windows[b].Select(f => (IReadOnlyList<TrackBox>)[.. f.Where(x => x.Probability > EvaluationReport.WindowP50Probability)])]);
+                        motWindowP50.AddSequence(truth[b], [.. windows[b].Select(f => (IReadOnlyList<TrackBox>)
+                            [.. f.Where(x => x.Probability > EvaluationReport.WindowP50Probability)])]);
                         var (truthCounted, contentCounted) = DontCare.Remove(truth[b], content[b]);
                         motDontCare.AddSequence(truthCounted, contentCounted);
                     }
@@ -126,7 +138,8 @@ public static class Evaluator
         {
             if (wasTraining) model.train();
         }
-        return new EvaluationReport(total, mot.Summary(), motGlimpse.Summary(), motWindowP50.Summary(), motDontCare.Summary(), source.HasTruth);
+        return new EvaluationReport(total, mot.Summary(), motGlimpse.Summary(), motWindowP50.Summary(),
+                                    motDontCare.Summary(), source.HasTruth);
     }
 
     /// <summary>

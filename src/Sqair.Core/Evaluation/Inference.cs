@@ -13,7 +13,8 @@ namespace Sqair.Evaluation;
 public sealed record InferenceOptions(int K = 5, Resampling Resampling = Resampling.None, double? RejectIoU = null)
 {
     /// <summary>One particle, no resampling: the cheapest tracking (no bound).</summary>
-    [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720", Justification = "a single particle: the word, not the type")]
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720",
+        Justification = "a single particle: the word, not the type")]
     public static InferenceOptions Single { get; } = new(1);
 }
 
@@ -49,7 +50,8 @@ public static class Inference
     public static InferredBatch Run(SqairModel model, Tensor frames, InferenceOptions options, Generator generator)
     {
         using var _ = no_grad();
-        var output = model.Forward(frames, options.K, keepFrames: true, generator: generator, resampling: options.Resampling, rejectIoU: options.RejectIoU);
+        var output = model.Forward(frames, options.K, keepFrames: true, generator: generator,
+                                   resampling: options.Resampling, rejectIoU: options.RejectIoU);
         return new InferredBatch(output, output.PickParticles(generator), model.Config.ImgSize);
     }
 }

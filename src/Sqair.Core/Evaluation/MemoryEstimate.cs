@@ -17,25 +17,37 @@ internal static class MemoryEstimate
     /// <summary>The runtime, libtorch, the model and the pages of the dataset file read so far.</summary>
     const long ProcessBytes = 600L << 20;
 
-    /// <summary>One frame's transient tensors per row, in canvases (the spatial transformer's write) and per object.</summary>
+    /// <summary>
+    /// One frame's transient tensors per row, in canvases (the spatial transformer's write) and per object.
+    /// </summary>
     const long WorkingCanvases = 48, WorkingHiddenPerObject = 16, WorkingGlimpsesPerObject = 8;
 
-    /// <summary>Bytes held at the peak of inference over <paramref name="rows"/> particle rows keeping <paramref name="keptFrames"/> frames.</summary>
+    /// <summary>
+    /// Bytes held at the peak of inference over <paramref name="rows"/> particle rows keeping
+    /// <paramref name="keptFrames"/> frames.
+    /// </summary>
     public static long InferenceBytes(IModelSettings c, long rows, int keptFrames)
     {
-        long canvas = (long)c.Channels * c.ImgSize * c.ImgSize, glimpse = (long)c.Channels * c.GlimpseSize * c.GlimpseSize;
-        long working = WorkingCanvases * canvas + (long)c.MaxObjects * (WorkingHiddenPerObject * c.NHidden + WorkingGlimpsesPerObject * glimpse);
+        long canvas = (long)c.Channels * c.ImgSize * c.ImgSize,
+             glimpse = (long)c.Channels * c.GlimpseSize * c.GlimpseSize;
+        long working = WorkingCanvases * canvas +
+            (long)c.MaxObjects * (WorkingHiddenPerObject * c.NHidden + WorkingGlimpsesPerObject * glimpse);
         long kept = canvas + c.MaxObjects * (glimpse + 16);
         return ProcessBytes + rows * (working + keptFrames * kept) * sizeof(float);
     }
 
-    /// <summary>Memory the kernel can give without swapping (MemAvailable), or null where /proc/meminfo is not there.</summary>
+    /// <summary>
+    /// Memory the kernel can give without swapping (MemAvailable), or null where /proc/meminfo is not there.
+    /// </summary>
     public static long? AvailableBytes()
     {
         const string meminfo = "/proc/meminfo";
         if (!File.Exists(meminfo)) return null;
         var line = File.ReadLines(meminfo).FirstOrDefault(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal));
-        return line is null ? null : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        return line is null
+            ? null
+            : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1],
+                         CultureInfo.InvariantCulture) * 1024;
     }
 
     /// <summary>

@@ -14,7 +14,9 @@ public enum BoxKind
     Content,
 }
 
-/// <summary>Turns ground truth and model outputs into per-sequence, per-frame box lists for tracking measures.</summary>
+/// <summary>
+/// Turns ground truth and model outputs into per-sequence, per-frame box lists for tracking measures.
+/// </summary>
 public static class TrackExtraction
 {
     /// <summary>
@@ -28,8 +30,11 @@ public static class TrackExtraction
     public static List<IReadOnlyList<TrackBox>>[] Truth(SequenceBatch batch)
     {
         int t = batch.T, b = batch.B, m = (int)batch.Ids.shape[1];
-        // No slots (imported frames without ground truth): empty frames; TorchSharp cannot read an empty tensor's data.
-        if (m == 0) return [.. Enumerable.Range(0, b).Select(_ => Enumerable.Range(0, t).Select(_ => (IReadOnlyList<TrackBox>)[]).ToList())];
+        // No slots (imported frames without ground truth): empty frames; TorchSharp cannot read an empty
+        // tensor's data.
+        if (m == 0)
+            return [.. Enumerable.Range(0, b)
+                .Select(_ => Enumerable.Range(0, t).Select(_ => (IReadOnlyList<TrackBox>)[]).ToList())];
         int height = (int)batch.Frames.shape[^2], width = (int)batch.Frames.shape[^1];
         var boxes = batch.Boxes.cpu().data<float>().ToArray();
         var visible = batch.Visible.cpu().data<float>().ToArray();
@@ -45,7 +50,8 @@ public static class TrackExtraction
                 {
                     if (visible[(f * b + s) * m + k] < 0.5f) continue;
                     int o = ((f * b + s) * m + k) * 4;
-                    frame.Add(new TrackBox(ids[s * m + k], boxes[o], boxes[o + 1], boxes[o + 2], boxes[o + 3]).ClipTo(height, width));
+                    frame.Add(new TrackBox(ids[s * m + k], boxes[o], boxes[o + 1], boxes[o + 2], boxes[o + 3])
+                        .ClipTo(height, width));
                 }
                 result[s].Add(frame);
             }
@@ -58,8 +64,8 @@ public static class TrackExtraction
     /// the canvas, [B][T][boxes]. A content box falls back to the window when the object draws
     /// nothing above <paramref name="threshold"/> (default <see cref="ContentThreshold"/>, the measure's).
     /// </summary>
-    public static List<IReadOnlyList<TrackBox>>[] Hypotheses(IReadOnlyList<FrameOutput> frames, long[] rows, int side, BoxKind kind,
-                                                             float threshold = ContentThreshold)
+    public static List<IReadOnlyList<TrackBox>>[] Hypotheses(IReadOnlyList<FrameOutput> frames, long[] rows, int side,
+                                                             BoxKind kind, float threshold = ContentThreshold)
     {
         var result = rows.Select(_ => new List<IReadOnlyList<TrackBox>>()).ToArray();
         using var index = tensor(rows);
@@ -71,7 +77,8 @@ public static class TrackExtraction
             var boxes = Boxes.CoordsToPixelBoxes(coords, side, side).cpu().data<float>().ToArray();
             var coordArray = coords.cpu().data<float>().ToArray();
             var glimpses = kind == BoxKind.Content ? step.Glimpses[sel].cpu().data<float>().ToArray() : null;
-            int glimpseSize = (int)step.Glimpses.shape[^1], glimpseLength = (int)(step.Glimpses.numel() / step.Glimpses.shape[0] / step.Glimpses.shape[1]);
+            int glimpseSize = (int)step.Glimpses.shape[^1],
+                glimpseLength = (int)(step.Glimpses.numel() / step.Glimpses.shape[0] / step.Glimpses.shape[1]);
             var presence = step.Presence[sel].cpu().data<float>().ToArray();
             var probability = step.PresenceProb[sel].cpu().data<float>().ToArray();
             var ids = step.Ids[sel].cpu().data<long>().ToArray();
@@ -85,10 +92,11 @@ public static class TrackExtraction
                     int o = (s * n + k) * 4;
                     var box = (boxes[o], boxes[o + 1], boxes[o + 2], boxes[o + 3]);
                     if (glimpses is not null &&
-                        Boxes.ContentBox(glimpses.AsSpan((s * n + k) * glimpseLength, glimpseLength), glimpseSize, coordArray.AsSpan(o, 4),
-                                         side, side, threshold) is { } tight)
+                        Boxes.ContentBox(glimpses.AsSpan((s * n + k) * glimpseLength, glimpseLength), glimpseSize,
+                                         coordArray.AsSpan(o, 4), side, side, threshold) is { } tight)
                         box = tight;
-                    frame.Add(new TrackBox(ids[s * n + k], box.Item1, box.Item2, box.Item3, box.Item4, probability[s * n + k]).ClipTo(side, side));
+                    frame.Add(new TrackBox(ids[s * n + k], box.Item1, box.Item2, box.Item3, box.Item4,
+                                           probability[s * n + k]).ClipTo(side, side));
                 }
                 result[s].Add(frame);
             }

@@ -4,7 +4,9 @@ using static TorchSharp.torch;
 
 namespace Sqair.Evaluation;
 
-/// <summary>One frame of a stream, fixed: per sequence its boxes, and the chosen particle's outputs ([B] rows, for drawing).</summary>
+/// <summary>
+/// One frame of a stream, fixed: per sequence its boxes, and the chosen particle's outputs ([B] rows, for drawing).
+/// </summary>
 public sealed record StreamedFrame(int Frame, List<TrackBox>[] Content, List<TrackBox>[] Windows, FrameOutput Chosen);
 
 /// <summary>
@@ -17,10 +19,14 @@ public sealed record StreamedFrame(int Frame, List<TrackBox>[] Content, List<Tra
 /// of largest weight then, traced back through its ancestors (with K = 1 there is no choice, and
 /// the tracks are the batch path's at any length).
 /// </summary>
-[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1711", Justification = "it tracks a stream of frames; not a System.IO.Stream, and renaming would break the public API")]
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1711",
+    Justification = "it tracks a stream of frames; not a System.IO.Stream, and renaming would break the public API")]
 public sealed class TrackStream : IDisposable
 {
-    /// <summary>Frames held before the oldest is fixed: the length of the test set's long sequences, about 250 MB at K = 5 and 32 sequences.</summary>
+    /// <summary>
+    /// Frames held before the oldest is fixed: the length of the test set's long sequences, about
+    /// 250 MB at K = 5 and 32 sequences.
+    /// </summary>
     public const int DefaultLag = 100;
 
     readonly SqairModel model;
@@ -28,7 +34,8 @@ public sealed class TrackStream : IDisposable
     readonly Generator generator;
     readonly long sequences;
     readonly int side;
-    readonly Queue<(FrameOutput Frame, Resample? Ancestors)> held = new();   // Ancestors: the resampling before that frame
+    // Ancestors: the resampling before that frame
+    readonly Queue<(FrameOutput Frame, Resample? Ancestors)> held = new();
     SqairModel.SequenceState state;
     ParticleSums sums;
     int step, emitted;
@@ -36,8 +43,12 @@ public sealed class TrackStream : IDisposable
     /// <summary>The number of frames held before the oldest is fixed.</summary>
     public int Lag { get; }
 
-    /// <summary>A stream of <paramref name="sequences"/> sequences inferred as <paramref name="options"/> says, drawing from <paramref name="generator"/>.</summary>
-    public TrackStream(SqairModel model, long sequences, InferenceOptions options, Generator generator, Device? device = null, int lag = DefaultLag)
+    /// <summary>
+    /// A stream of <paramref name="sequences"/> sequences inferred as <paramref name="options"/>
+    /// says, drawing from <paramref name="generator"/>.
+    /// </summary>
+    public TrackStream(SqairModel model, long sequences, InferenceOptions options, Generator generator,
+                       Device? device = null, int lag = DefaultLag)
     {
         if (lag < 1) throw new ArgumentOutOfRangeException(nameof(lag), lag, "the stream must hold at least one frame");
         this.model = model;
@@ -45,14 +56,17 @@ public sealed class TrackStream : IDisposable
         this.sequences = sequences;
         side = model.Config.ImgSize;
         Lag = lag;
-        settings = new SqairModel.ParticleSettings(options.K, options.Resampling, options.RejectIoU ?? model.Config.RejectIoU, generator);
+        settings = new SqairModel.ParticleSettings(options.K, options.Resampling,
+                                                   options.RejectIoU ?? model.Config.RejectIoU, generator);
         using var _ = no_grad();
         state = model.InitialState(sequences * options.K, device ?? CPU);
         sums = ParticleSums.Zeros(sequences * options.K, device ?? CPU);
         foreach (var t in state.Tensors().Concat(sums.Tensors())) t.DetachFromDisposeScope();
     }
 
-    /// <summary>Infers the next frame [B, C, H, W]; returns the frames now fixed (none until <see cref="Lag"/> are held).</summary>
+    /// <summary>
+    /// Infers the next frame [B, C, H, W]; returns the frames now fixed (none until <see cref="Lag"/> are held).
+    /// </summary>
     public IReadOnlyList<StreamedFrame> Push(Tensor frame)
     {
         using var _ = no_grad();
@@ -62,11 +76,14 @@ public sealed class TrackStream : IDisposable
         (state, sums) = (next.State, next.Sums);
         held.Enqueue((next.Frame!, next.Ancestors));
         var fixedFrames = new List<StreamedFrame>();
-        while (held.Count > Lag) fixedFrames.Add(EmitOldest(ParticleFilter.Best(sums.LogWeight.view(sequences, settings.K))));
+        while (held.Count > Lag)
+            fixedFrames.Add(EmitOldest(ParticleFilter.Best(sums.LogWeight.view(sequences, settings.K))));
         return fixedFrames;
     }
 
-    /// <summary>Fixes every held frame on the particle drawn ∝ its final weight, as <see cref="Inference.Run"/> chooses.</summary>
+    /// <summary>
+    /// Fixes every held frame on the particle drawn ∝ its final weight, as <see cref="Inference.Run"/> chooses.
+    /// </summary>
     public IReadOnlyList<StreamedFrame> Finish()
     {
         using var _ = no_grad();
@@ -77,7 +94,10 @@ public sealed class TrackStream : IDisposable
         return fixedFrames;
     }
 
-    /// <summary>The oldest held frame on the ancestors of <paramref name="rows"/> [B] (rows at the newest frame), freed once read.</summary>
+    /// <summary>
+    /// The oldest held frame on the ancestors of <paramref name="rows"/> [B] (rows at the newest
+    /// frame), freed once read.
+    /// </summary>
     StreamedFrame EmitOldest(Tensor rows)
     {
         var frames = held.ToArray();
@@ -90,7 +110,8 @@ public sealed class TrackStream : IDisposable
         var content = TrackExtraction.Hypotheses([chosen], picked, side, BoxKind.Content);
         var windows = TrackExtraction.Hypotheses([chosen], picked, side, BoxKind.Glimpse);
         foreach (var t in oldest.Tensors().Concat(ancestors?.Tensors() ?? [])) t.Dispose();
-        return new StreamedFrame(emitted++, [.. content.Select(s => s[0].ToList())], [.. windows.Select(s => s[0].ToList())], chosen);
+        return new StreamedFrame(emitted++, [.. content.Select(s => s[0].ToList())],
+                                 [.. windows.Select(s => s[0].ToList())], chosen);
     }
 
     /// <summary>Frees the particles' state and the held frames.</summary>

@@ -5,7 +5,8 @@ namespace Sqair.Evaluation;
 /// objects the presence probability, and after <see cref="ClipTo"/> the fraction of the box's area
 /// that was on the canvas.
 /// </summary>
-public readonly record struct TrackBox(long Id, float Y, float X, float H, float W, float Probability = 1, float OnCanvas = 1)
+public readonly record struct TrackBox(long Id, float Y, float X, float H, float W, float Probability = 1,
+                                       float OnCanvas = 1)
 {
     /// <summary>Intersection over union with another box.</summary>
     public double IoU(TrackBox o)
@@ -37,7 +38,8 @@ public readonly record struct TrackBox(long Id, float Y, float X, float H, float
 /// </remarks>
 /// <see cref="MotaByTenth"/> and <see cref="HypothesesPerDigitByTenth"/> split the frames into ten equal parts
 /// (empty unless every sequence has the same length, a multiple of 10 above 10), so drift shows as a curve.
-public sealed record MotSummary(long GroundTruth, long Hypotheses, long Matches, long FalsePositives, long Misses, long IdSwitches,
+public sealed record MotSummary(long GroundTruth, long Hypotheses, long Matches, long FalsePositives,
+                                long Misses, long IdSwitches,
                                 double Mota, double Motp, double Idf1, double Idp, double Idr,
                                 long MissesBoxOff, long FalsePositivesBoxOff,
                                 IReadOnlyList<double> MotaByTenth, IReadOnlyList<double> HypothesesPerDigitByTenth);
@@ -54,7 +56,9 @@ public sealed record MotSummary(long GroundTruth, long Hypotheses, long Matches,
 /// </summary>
 internal sealed class MotAccumulator
 {
-    /// <summary>IoU above which an unmatched box still overlaps one of the other side (a box misfit, not a missed object).</summary>
+    /// <summary>
+    /// IoU above which an unmatched box still overlaps one of the other side (a box misfit, not a missed object).
+    /// </summary>
     public const double Overlap = 0.1;
 
     public double Threshold { get; }
@@ -67,9 +71,11 @@ internal sealed class MotAccumulator
     public MotAccumulator(double threshold = 0.5) => Threshold = threshold;
 
     /// <summary>Adds one sequence: per frame, the visible ground-truth boxes and the present hypotheses.</summary>
-    public void AddSequence(IReadOnlyList<IReadOnlyList<TrackBox>> truth, IReadOnlyList<IReadOnlyList<TrackBox>> hypotheses)
+    public void AddSequence(IReadOnlyList<IReadOnlyList<TrackBox>> truth,
+                            IReadOnlyList<IReadOnlyList<TrackBox>> hypotheses)
     {
-        if (truth.Count != hypotheses.Count) throw new ArgumentException($"{truth.Count} ground-truth frames but {hypotheses.Count} hypothesis frames");
+        if (truth.Count != hypotheses.Count)
+            throw new ArgumentException($"{truth.Count} ground-truth frames but {hypotheses.Count} hypothesis frames");
         if (length is { } l && l != truth.Count) perFrame = null;
         length = truth.Count;
         var current = new Dictionary<long, long>();   // gt id → hypothesis id it is matched to now
@@ -138,7 +144,8 @@ internal sealed class MotAccumulator
     }
 
     /// <summary>Frames matched under the best one-to-one pairing of whole tracks.</summary>
-    long IdentityTruePositives(IReadOnlyList<IReadOnlyList<TrackBox>> truth, IReadOnlyList<IReadOnlyList<TrackBox>> hypotheses)
+    long IdentityTruePositives(IReadOnlyList<IReadOnlyList<TrackBox>> truth,
+                               IReadOnlyList<IReadOnlyList<TrackBox>> hypotheses)
     {
         var gIds = truth.SelectMany(f => f.Select(b => b.Id)).Distinct().ToList();
         var hIds = hypotheses.SelectMany(f => f.Select(b => b.Id)).Distinct().ToList();
@@ -165,16 +172,21 @@ internal sealed class MotAccumulator
         double idp = hyp == 0 ? double.NaN : (double)idtp / hyp;
         double idr = gt == 0 ? double.NaN : (double)idtp / gt;
         var (motaByTenth, hypByTenth) = ByTenth();
-        return new MotSummary(gt, hyp, matches, fp, misses, switches, mota, motp, idf1, idp, idr, missesBoxOff, fpBoxOff, motaByTenth, hypByTenth);
+        return new MotSummary(gt, hyp, matches, fp, misses, switches, mota, motp, idf1, idp, idr,
+                              missesBoxOff, fpBoxOff, motaByTenth, hypByTenth);
     }
 
-    /// <summary>MOTA and hypotheses per ground-truth box in each tenth of the frames (empty unless the sequences share a length that is a multiple of 10 above 10).</summary>
+    /// <summary>
+    /// MOTA and hypotheses per ground-truth box in each tenth of the frames (empty unless the
+    /// sequences share a length that is a multiple of 10 above 10).
+    /// </summary>
     (double[] Mota, double[] HypothesesPerDigit) ByTenth()
     {
         if (perFrame is null || length is not { } t || t <= 10 || t % 10 != 0) return ([], []);
         int part = t / 10;
         var tenths = Enumerable.Range(0, 10).Select(i => perFrame.Skip(i * part).Take(part)
-            .Aggregate((Gt: 0L, Hyp: 0L, Errors: 0L), (a, f) => (a.Gt + f.Gt, a.Hyp + f.Hyp, a.Errors + f.Errors))).ToArray();
+                .Aggregate((Gt: 0L, Hyp: 0L, Errors: 0L), (a, f) => (a.Gt + f.Gt, a.Hyp + f.Hyp, a.Errors + f.Errors)))
+            .ToArray();
         return ([.. tenths.Select(x => x.Gt == 0 ? double.NaN : 1 - (double)x.Errors / x.Gt)],
                 [.. tenths.Select(x => x.Gt == 0 ? double.NaN : (double)x.Hyp / x.Gt)]);
     }
@@ -196,7 +208,8 @@ static class DontCare
 
     /// <summary>One sequence's frames without don't-care ground truth and the hypotheses matched to it.</summary>
     public static (List<IReadOnlyList<TrackBox>> Truth, List<IReadOnlyList<TrackBox>> Hypotheses) Remove(
-        IReadOnlyList<IReadOnlyList<TrackBox>> truth, IReadOnlyList<IReadOnlyList<TrackBox>> hypotheses, double threshold = 0.5)
+        IReadOnlyList<IReadOnlyList<TrackBox>> truth, IReadOnlyList<IReadOnlyList<TrackBox>> hypotheses,
+        double threshold = 0.5)
     {
         var keptTruth = new List<IReadOnlyList<TrackBox>>();
         var keptHypotheses = new List<IReadOnlyList<TrackBox>>();

@@ -14,7 +14,8 @@ internal static class AtomicFile
         var full = Path.GetFullPath(path);
         if (SpecialFile.Is(full))
         {
-            using var device = new FileStream(full, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 1 << 20);
+            using var device = new FileStream(full, FileMode.Open, FileAccess.Write, FileShare.ReadWrite,
+                                              bufferSize: 1 << 20);
             write(device);
             return;
         }
@@ -82,6 +83,8 @@ internal static class AtomicFile
         return TemporaryName(full);
     }
 
-    /// <summary>A new temporary name beside <paramref name="full"/> that <see cref="StaleTemporaries"/> recognises.</summary>
+    /// <summary>
+    /// A new temporary name beside <paramref name="full"/> that <see cref="StaleTemporaries"/> recognises.
+    /// </summary>
     static string TemporaryName(string full) => $"{full}.tmp-{Environment.ProcessId}-{Guid.NewGuid():N}";
 }

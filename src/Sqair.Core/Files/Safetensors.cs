@@ -17,12 +17,16 @@ internal static class Safetensors
 {
     public sealed record Entry(string Name, string Dtype, long[] Shape)
     {
-        /// <summary>The data's size; an <see cref="OverflowException"/> for a shape no file can hold (a crafted or corrupt header).</summary>
+        /// <summary>
+        /// The data's size; an <see cref="OverflowException"/> for a shape no file can hold (a
+        /// crafted or corrupt header).
+        /// </summary>
         public long Bytes => checked(Shape.Aggregate(1L, (a, b) => checked(a * b)) * ElementSize(Dtype));
     }
 
     /// <summary>A parsed header: entries with absolute file offsets of their data, and the metadata.</summary>
-    public sealed record Header(IReadOnlyDictionary<string, (Entry Entry, long Offset)> Entries, IReadOnlyDictionary<string, string> Metadata);
+    public sealed record Header(IReadOnlyDictionary<string, (Entry Entry, long Offset)> Entries,
+                                IReadOnlyDictionary<string, string> Metadata);
 
     public static int ElementSize(string dtype) => dtype switch
     {
@@ -78,7 +82,10 @@ internal static class Safetensors
         return bytes;
     }
 
-    /// <summary>Reads and checks a header: every entry's offsets must fit its dtype and shape and lie inside the file, and nothing may follow the last.</summary>
+    /// <summary>
+    /// Reads and checks a header: every entry's offsets must fit its dtype and shape and lie inside
+    /// the file, and nothing may follow the last.
+    /// </summary>
     public static Header ReadHeader(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path} does not exist", path);
@@ -91,12 +98,18 @@ internal static class Safetensors
             fs.ReadExactly(lenBytes);
             ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
             if (headerLength > (ulong)(length - 8) || headerLength > 100_000_000)
-                throw new InvalidDataException($"{path}: header length {headerLength} exceeds the file ({length} bytes): truncated or not a safetensors file");
+                throw new InvalidDataException(
+                    $"{path}: header length {headerLength} exceeds the file ({length} bytes): " +
+                    "truncated or not a safetensors file");
             json = new byte[headerLength];
             fs.ReadExactly(json);
         }
         JsonObject header;
-        try { header = JsonNode.Parse(json)?.AsObject() ?? throw new InvalidDataException($"{path}: empty safetensors header"); }
+        try
+        {
+            header = JsonNode.Parse(json)?.AsObject()
+                ?? throw new InvalidDataException($"{path}: empty safetensors header");
+        }
         catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             throw new InvalidDataException($"{path}: unreadable safetensors header ({e.Message})", e);
@@ -118,16 +131,21 @@ internal static class Safetensors
                 var shape = node["shape"]!.AsArray().Select(x => (long)x!).ToArray();
                 var range = node["data_offsets"]!.AsArray().Select(x => (long)x!).ToArray();
                 if (shape.Any(d => d < 0))
-                    throw new InvalidDataException($"{path}: tensor '{name}' has a negative dimension in its shape [{string.Join(", ", shape)}]");
+                    throw new InvalidDataException(
+                        $"{path}: tensor '{name}' has a negative dimension in its shape [{string.Join(", ", shape)}]");
                 var entry = new Entry(name, dtype, shape);
                 if (range.Length != 2 || range[0] < 0 || range[1] - range[0] != entry.Bytes)
-                    throw new InvalidDataException($"{path}: tensor '{name}' has data offsets [{string.Join(", ", range)}] for {entry.Bytes} bytes of {dtype} [{string.Join(", ", shape)}]");
+                    throw new InvalidDataException(
+                        $"{path}: tensor '{name}' has data offsets [{string.Join(", ", range)}] " +
+                        $"for {entry.Bytes} bytes of {dtype} [{string.Join(", ", shape)}]");
                 if (dataStart + range[1] > length)
-                    throw new InvalidDataException($"{path}: truncated: tensor '{name}' ends at byte {dataStart + range[1]}, the file has {length}");
+                    throw new InvalidDataException($"{path}: truncated: tensor '{name}' ends at byte " +
+                                                   $"{dataStart + range[1]}, the file has {length}");
                 entries[name] = (entry, dataStart + range[0]);
                 dataEnd = Math.Max(dataEnd, dataStart + range[1]);
             }
-            catch (Exception e) when (e is InvalidOperationException or NullReferenceException or FormatException or ArgumentException or OverflowException)
+            catch (Exception e) when (e is InvalidOperationException or NullReferenceException or FormatException or
+                                      ArgumentException or OverflowException)
             {
                 var why = e is OverflowException ? "its shape holds more than 2^63 bytes" : e.Message;
                 throw new InvalidDataException($"{path}: malformed header entry '{name}' ({why})", e);
@@ -136,12 +154,14 @@ internal static class Safetensors
         // The format's own reader (Hugging Face's safetensors) refuses bytes past the last tensor as an
         // incomplete buffer: they are damage or an append, never data.
         if (dataEnd < length)
-            throw new InvalidDataException($"{path}: {length - dataEnd} bytes after the last tensor (which ends at byte {dataEnd}): appended to or damaged");
+            throw new InvalidDataException($"{path}: {length - dataEnd} bytes after the last tensor " +
+                                           $"(which ends at byte {dataEnd}): appended to or damaged");
         return new Header(entries, metadata);
     }
 
     /// <summary>Writes tensors (copied to the CPU) and metadata atomically.</summary>
-    public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string> metadata)
+    public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors,
+                            IReadOnlyDictionary<string, string> metadata)
     {
         var ordered = tensors.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
         var entries = ordered.Select(kv => new Entry(kv.Key, DtypeOf(kv.Value.dtype), kv.Value.shape)).ToList();

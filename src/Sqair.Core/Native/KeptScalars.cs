@@ -24,7 +24,9 @@ internal static class KeptScalars
     /// <summary>An integer scalar that is never freed (fills of index and id tensors).</summary>
     public static Scalar Kept(long value) => Longs.GetOrAdd(value, v => v.ToScalar());
 
-    /// <summary>a + b. TorchSharp's <c>+</c> and <c>add(b)</c> pass a temporary alpha = 1 scalar; this passes a kept one.</summary>
+    /// <summary>
+    /// a + b. TorchSharp's <c>+</c> and <c>add(b)</c> pass a temporary alpha = 1 scalar; this passes a kept one.
+    /// </summary>
     public static torch.Tensor Plus(this torch.Tensor a, torch.Tensor b) => a.add(b, Kept(1L));
 
     /// <summary>a + s, with a kept alpha (see <see cref="Plus(torch.Tensor, torch.Tensor)"/>).</summary>
@@ -33,7 +35,9 @@ internal static class KeptScalars
     /// <summary>1 − a, which TorchSharp's <c>1 - a</c> computes with two temporary scalars.</summary>
     public static torch.Tensor OneMinus(this torch.Tensor a) => a.neg().add_(Kept(1.0), Kept(1L));
 
-    /// <summary>0, 1, …, n − 1, like <c>torch.arange(n)</c>, whose own overloads convert their bounds implicitly.</summary>
+    /// <summary>
+    /// 0, 1, …, n − 1, like <c>torch.arange(n)</c>, whose own overloads convert their bounds implicitly.
+    /// </summary>
     public static torch.Tensor Arange(long n, torch.ScalarType dtype, torch.Device device) =>
         torch.arange(Kept(0L), Kept(n), Kept(1L), dtype: dtype, device: device);
 }

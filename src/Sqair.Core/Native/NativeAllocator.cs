@@ -11,9 +11,12 @@ namespace Sqair;
 /// </summary>
 internal static partial class NativeAllocator
 {
-    const int TrimThreshold = -1, TopPad = -2, MmapThreshold = -3, ArenaMax = -8;   // glibc malloc.h: M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_ARENA_MAX
+    // glibc malloc.h: M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD, M_ARENA_MAX
+    const int TrimThreshold = -1, TopPad = -2, MmapThreshold = -3, ArenaMax = -8;
 
-    /// <summary>The largest blocks glibc will still take from the heap (its cap on M_MMAP_THRESHOLD on 64-bit).</summary>
+    /// <summary>
+    /// The largest blocks glibc will still take from the heap (its cap on M_MMAP_THRESHOLD on 64-bit).
+    /// </summary>
     const int HeapBlockLimit = 32 << 20;
     /// <summary>Free heap memory glibc may keep before returning it: more than a step at T = 10 uses.</summary>
     const int KeepFree = 1 << 30;
@@ -28,7 +31,9 @@ internal static partial class NativeAllocator
 
     static bool configured;
 
-    /// <summary>Applies the settings once per process; does nothing where glibc is absent (macOS, Windows, musl).</summary>
+    /// <summary>
+    /// Applies the settings once per process; does nothing where glibc is absent (macOS, Windows, musl).
+    /// </summary>
     public static void Configure()
     {
         if (configured || !OperatingSystem.IsLinux()) return;

@@ -21,7 +21,9 @@ public static class NativeLibraries
         (typeof(SkiaSharp.SKBitmap), "SkiaSharp"),
     ];
 
-    /// <summary>Loads the native libraries found in the build folder (runtimes/&lt;rid&gt;/native); returns the files loaded.</summary>
+    /// <summary>
+    /// Loads the native libraries found in the build folder (runtimes/&lt;rid&gt;/native); returns the files loaded.
+    /// </summary>
     public static IReadOnlyList<string> LoadFromBuildFolder()
     {
         var handles = new Dictionary<string, IntPtr>();
@@ -30,8 +32,14 @@ public static class NativeLibraries
         {
             var dir = Path.GetDirectoryName(beside.Assembly.Location);
             if (string.IsNullOrEmpty(dir)) continue;
-            var file = OperatingSystem.IsWindows() ? $"{name}.dll" : OperatingSystem.IsMacOS() ? $"lib{name}.dylib" : $"lib{name}.so";
-            var found = new[] { Path.Combine(dir, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", file), Path.Combine(dir, file) }.FirstOrDefault(File.Exists);
+            var file = OperatingSystem.IsWindows() ? $"{name}.dll"
+                : OperatingSystem.IsMacOS() ? $"lib{name}.dylib"
+                : $"lib{name}.so";
+            var found = new[]
+            {
+                Path.Combine(dir, "runtimes", RuntimeInformation.RuntimeIdentifier, "native", file),
+                Path.Combine(dir, file),
+            }.FirstOrDefault(File.Exists);
             if (found is null) continue;
             var handle = NativeLibrary.Load(found);
             handles[name] = handles["lib" + name] = handle;
@@ -40,7 +48,10 @@ public static class NativeLibraries
         foreach (var assembly in Libraries.Select(l => l.Beside.Assembly).Distinct())
         {
             try { NativeLibrary.SetDllImportResolver(assembly, (name, _, _) => handles.GetValueOrDefault(name)); }
-            catch (InvalidOperationException) { }   // the assembly set its own resolver, which finds the loaded library by name
+            catch (InvalidOperationException)
+            {
+                // the assembly set its own resolver, which finds the loaded library by name
+            }
         }
         return loaded;
     }

@@ -46,7 +46,8 @@ internal static class Vimco
     /// over particles (not the sum) of its signal (<see cref="LearningSignal"/>). Returns the loss
     /// and the per-sequence bound L [B].
     /// </summary>
-    public static (Tensor Loss, Tensor Bound) Surrogate(Tensor logW, Tensor logQDiscrete, int seqLen, bool original = false)
+    public static (Tensor Loss, Tensor Bound) Surrogate(Tensor logW, Tensor logQDiscrete, int seqLen,
+                                                        bool original = false)
     {
         var bound = Iwae.LogMeanExp(logW);
         var signal = LearningSignal(logW, original);

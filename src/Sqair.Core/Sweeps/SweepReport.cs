@@ -40,8 +40,10 @@ internal static class SweepReport
             if (!File.Exists(path)) continue;
             foreach (var line in File.ReadLines(path))
             {
-                if (RunLog.IterationOf(line) is not { } iteration || JsonNode.Parse(line) is not JsonObject o || (string?)o["split"] != "valid") continue;
-                var values = o.Where(kv => kv.Value is JsonValue v && v.TryGetValue<double>(out _)).ToDictionary(kv => kv.Key, kv => (double)kv.Value!);
+                if (RunLog.IterationOf(line) is not { } iteration || JsonNode.Parse(line) is not JsonObject o ||
+                    (string?)o["split"] != "valid") continue;
+                var values = o.Where(kv => kv.Value is JsonValue v && v.TryGetValue<double>(out _))
+                              .ToDictionary(kv => kv.Key, kv => (double)kv.Value!);
                 points.Add(new Point(task, iteration, values));
             }
         }
@@ -61,12 +63,15 @@ internal static class SweepReport
 
     static string Csv(IReadOnlyList<Point> points)
     {
-        var keys = Measures.Select(m => m.Key).Concat(points.SelectMany(p => p.Values.Keys).Where(k => k != "iteration").Distinct().Order())
-                           .Distinct().ToList();
+        var keys = Measures.Select(m => m.Key)
+            .Concat(points.SelectMany(p => p.Values.Keys).Where(k => k != "iteration").Distinct().Order())
+            .Distinct().ToList();
         var sb = new StringBuilder("arm,seed,iteration," + string.Join(",", keys) + "\n");
         foreach (var p in points)
-            sb.Append(CultureInfo.InvariantCulture, $"\"{p.Task.Arm.Name.Replace("\"", "\"\"")}\",{p.Task.Seed},{p.Iteration},")
-              .AppendJoin(",", keys.Select(k => p.Values.TryGetValue(k, out var v) ? v.ToString("R", CultureInfo.InvariantCulture) : ""))
+            sb.Append(CultureInfo.InvariantCulture,
+                      $"\"{p.Task.Arm.Name.Replace("\"", "\"\"")}\",{p.Task.Seed},{p.Iteration},")
+              .AppendJoin(",", keys.Select(k =>
+                  p.Values.TryGetValue(k, out var v) ? v.ToString("R", CultureInfo.InvariantCulture) : ""))
               .Append('\n');
         return sb.ToString();
     }
@@ -78,17 +83,24 @@ internal static class SweepReport
     /// </summary>
     static string Markdown(SweepSpec spec, IReadOnlyList<Point> points)
     {
-        var sb = new StringBuilder($"# Sweep\n\nBase: preset {spec.Preset}{(spec.Base.Count > 0 ? " with " + Assignments(spec.Base) : "")}. ");
-        sb.Append(CultureInfo.InvariantCulture, $"Budget: {spec.Fairness}. Validation: the first {spec.EvalCount:N0} sequences every {spec.EvalEvery:N0} iterations and at the end.\n\n");
-        var byTask = points.GroupBy(p => p.Task.Index).ToDictionary(g => g.Key, g => g.OrderBy(p => p.Iteration).ToList());
+        var sb = new StringBuilder($"# Sweep\n\nBase: preset {spec.Preset}" +
+                                   $"{(spec.Base.Count > 0 ? " with " + Assignments(spec.Base) : "")}. ");
+        sb.Append(CultureInfo.InvariantCulture,
+                  $"Budget: {spec.Fairness}. Validation: the first {spec.EvalCount:N0} sequences every " +
+                  $"{spec.EvalEvery:N0} iterations and at the end.\n\n");
+        var byTask = points.GroupBy(p => p.Task.Index)
+                           .ToDictionary(g => g.Key, g => g.OrderBy(p => p.Iteration).ToList());
         var missing = spec.Tasks.Where(t => !byTask.ContainsKey(t.Index)).ToList();
-        if (missing.Count > 0) sb.Append(CultureInfo.InvariantCulture, $"Not measured yet: {string.Join(", ", missing.Select(t => $"{t.Arm.Name} seed {t.Seed}"))}.\n\n");
+        if (missing.Count > 0)
+            sb.Append(CultureInfo.InvariantCulture,
+                $"Not measured yet: {string.Join(", ", missing.Select(t => $"{t.Arm.Name} seed {t.Seed}"))}.\n\n");
         if (byTask.Count == 0) return sb.ToString();
 
         bool iwaeComparable = IwaeComparable(spec);
         // The largest iteration at which every measured task has a record: a fair comparison even
         // when a minutes budget ended the tasks at different iterations.
-        long? equal = byTask.Values.Select(ps => ps.Select(p => p.Iteration)).Aggregate((a, b) => a.Intersect(b)).Cast<long?>().Max();
+        long? equal = byTask.Values.Select(ps => ps.Select(p => p.Iteration)).Aggregate((a, b) => a.Intersect(b))
+                            .Cast<long?>().Max();
         if (equal is { } at)
         {
             sb.Append(CultureInfo.InvariantCulture, $"## At iteration {at:N0} (every measured task)\n\n");
@@ -99,27 +111,36 @@ internal static class SweepReport
             sb.Append("\n## At each task's end\n\n");
             Table(sb, spec, byTask, ps => ps[^1], iwaeComparable, showIteration: true);
         }
-        if (!iwaeComparable) sb.Append("\n† not comparable across arms: they differ in output_std, which scales the likelihood.\n");
+        if (!iwaeComparable)
+            sb.Append("\n† not comparable across arms: they differ in output_std, which scales the likelihood.\n");
         return sb.ToString();
     }
 
-    /// <summary>Whether the arms share output_std, which scales the likelihood: otherwise their IWAE bounds do not compare.</summary>
+    /// <summary>
+    /// Whether the arms share output_std, which scales the likelihood: otherwise their IWAE bounds do not compare.
+    /// </summary>
     static bool IwaeComparable(SweepSpec spec) =>
-        spec.Arms.Select(a => a.Changes.TryGetValue("output_std", out var v) ? v?.ToJsonString() : null).Distinct().Count() == 1;
+        spec.Arms.Select(a => a.Changes.TryGetValue("output_std", out var v) ? v?.ToJsonString() : null)
+            .Distinct().Count() == 1;
 
-    static void Table(StringBuilder sb, SweepSpec spec, Dictionary<int, List<Point>> byTask, Func<List<Point>, Point?> pick, bool iwaeComparable,
-                      bool showIteration = false)
+    static void Table(StringBuilder sb, SweepSpec spec, Dictionary<int, List<Point>> byTask,
+                      Func<List<Point>, Point?> pick, bool iwaeComparable, bool showIteration = false)
     {
         var labels = Measures.Select(m => m.Key == "iwae" && !iwaeComparable ? m.Label + " †" : m.Label);
-        sb.Append(CultureInfo.InvariantCulture, $"| arm | seeds |{(showIteration ? " iterations |" : "")} {string.Join(" | ", labels)} |\n");
-        sb.Append(CultureInfo.InvariantCulture, $"| --- | --- |{(showIteration ? " ---: |" : "")}{string.Concat(Measures.Select(_ => " ---: |"))}\n");
+        sb.Append(CultureInfo.InvariantCulture,
+                  $"| arm | seeds |{(showIteration ? " iterations |" : "")} {string.Join(" | ", labels)} |\n");
+        sb.Append(CultureInfo.InvariantCulture,
+                  $"| --- | --- |{(showIteration ? " ---: |" : "")}{string.Concat(Measures.Select(_ => " ---: |"))}\n");
         foreach (var arm in spec.ArmList)
         {
             var chosen = spec.Tasks.Where(t => t.Arm.Name == arm.Name && byTask.ContainsKey(t.Index))
                              .Select(t => pick(byTask[t.Index])).OfType<Point>().ToList();
             if (chosen.Count == 0) continue;
-            sb.Append(CultureInfo.InvariantCulture, $"| {arm.Name} | {string.Join(", ", chosen.Select(p => p.Task.Seed))} |");
-            if (showIteration) sb.Append(CultureInfo.InvariantCulture, $" {string.Join(" / ", chosen.Select(p => p.Iteration.ToString("N0", CultureInfo.InvariantCulture)))} |");
+            sb.Append(CultureInfo.InvariantCulture,
+                      $"| {arm.Name} | {string.Join(", ", chosen.Select(p => p.Task.Seed))} |");
+            if (showIteration)
+                sb.Append(CultureInfo.InvariantCulture, $" {string.Join(" / ", chosen.Select(p =>
+                    p.Iteration.ToString("N0", CultureInfo.InvariantCulture)))} |");
             foreach (var (key, _, format) in Measures)
             {
                 var values = chosen.Select(p => p.Values.TryGetValue(key, out var v) ? v : double.NaN).ToList();
@@ -130,7 +151,9 @@ internal static class SweepReport
         }
     }
 
-    /// <summary>The value in <paramref name="format"/> ("F3"), "–" when missing; what rounds to zero prints without a sign.</summary>
+    /// <summary>
+    /// The value in <paramref name="format"/> ("F3"), "–" when missing; what rounds to zero prints without a sign.
+    /// </summary>
     static string Format(double v, string format)
     {
         if (double.IsNaN(v)) return "–";
@@ -158,13 +181,16 @@ internal static class SweepReport
                                 .Select(g => (X: (double)g.Key, Y: g.Average(p => p.Values[key]))).ToArray();
                 var line = plot.Add.Scatter(means.Select(m => m.X).ToArray(), means.Select(m => m.Y).ToArray());
                 line.LegendText = arm.Name;
-                var dots = plot.Add.ScatterPoints(mine.Select(p => (double)p.Iteration).ToArray(), mine.Select(p => p.Values[key]).ToArray());
+                var dots = plot.Add.ScatterPoints(mine.Select(p => (double)p.Iteration).ToArray(),
+                                                  mine.Select(p => p.Values[key]).ToArray());
                 dots.Color = line.Color.WithAlpha(0.5);
                 dots.MarkerSize = 4;
                 any = true;
             }
             if (!any) continue;
-            var caveat = key == "iwae" && !IwaeComparable(spec) ? " (not comparable: the arms differ in output_std)" : "";
+            var caveat = key == "iwae" && !IwaeComparable(spec)
+                ? " (not comparable: the arms differ in output_std)"
+                : "";
             plot.Title($"{label}: mean over seeds (line), each seed (points){caveat}");
             plot.XLabel("iteration");
             plot.ShowLegend();

@@ -39,7 +39,8 @@ internal static class SweepRunner
         spec.Tasks.Where(t => StateOf(t.RunDir(sweepDir)) != TaskState.Done);
 
     /// <summary>Marks a task finished (its process calls this after training returned normally).</summary>
-    public static void MarkDone(string runDir) => AtomicFile.WriteAllText(Path.Combine(runDir, DoneMarker), DateTime.UtcNow.ToString("o") + "\n");
+    public static void MarkDone(string runDir) =>
+        AtomicFile.WriteAllText(Path.Combine(runDir, DoneMarker), DateTime.UtcNow.ToString("o") + "\n");
 
     /// <summary>The log of a task's process, beside its run folder.</summary>
     public static string LogOf(string sweepDir, SweepTask task) => task.RunDir(sweepDir) + ".log";
@@ -49,7 +50,8 @@ internal static class SweepRunner
     /// and returns the tasks that failed, with their exit codes. On <paramref name="stop"/> the running
     /// tasks are asked to stop (SIGTERM: each saves a checkpoint) and no new one starts.
     /// </summary>
-    public static IReadOnlyList<(SweepTask Task, int ExitCode)> RunLocal(SweepSpec spec, string sweepDir, Func<SweepTask, ProcessStartInfo> process,
+    public static IReadOnlyList<(SweepTask Task, int ExitCode)> RunLocal(SweepSpec spec, string sweepDir,
+                                                                          Func<SweepTask, ProcessStartInfo> process,
                                                                           Action<string> log, CancellationToken stop)
     {
         var waiting = new Queue<SweepTask>(Unfinished(spec, sweepDir));
@@ -66,7 +68,9 @@ internal static class SweepRunner
             {
                 var state = StateOf(task.RunDir(sweepDir));
                 running.Add(Start(task, process(task), LogOf(sweepDir, task)));
-                log($"started {task.Arm.Name} seed {task.Seed}{(state == TaskState.Started ? " (resumed from its checkpoint)" : "")}: log {LogOf(sweepDir, task)}");
+                log($"started {task.Arm.Name} seed {task.Seed}" +
+                    $"{(state == TaskState.Started ? " (resumed from its checkpoint)" : "")}: " +
+                    $"log {LogOf(sweepDir, task)}");
             }
             if (stop.IsCancellationRequested && !stopping)
             {
@@ -85,12 +89,14 @@ internal static class SweepRunner
                 if (finished) done++;
                 else if (!stopping) failed.Add((r.Task, code));
                 log(finished ? $"finished {r.Task.Arm.Name} seed {r.Task.Seed} ({done} of {spec.Tasks.Count})"
-                             : $"{r.Task.Arm.Name} seed {r.Task.Seed} stopped with exit code {code}: see {LogOf(sweepDir, r.Task)}");
+                             : $"{r.Task.Arm.Name} seed {r.Task.Seed} stopped with exit code {code}: " +
+                               $"see {LogOf(sweepDir, r.Task)}");
             }
             if (running.Count > 0 && lastStatus.Elapsed >= StatusEvery)
             {
                 lastStatus.Restart();
-                var status = "running: " + string.Join("; ", running.Select(r => $"{r.Task.Arm.Name} seed {r.Task.Seed} at iteration {LastIteration(r.Task.RunDir(sweepDir))}"));
+                var status = "running: " + string.Join("; ", running.Select(r =>
+                    $"{r.Task.Arm.Name} seed {r.Task.Seed} at iteration {LastIteration(r.Task.RunDir(sweepDir))}"));
                 if (status != lastLine) log(status);
                 lastLine = status;
             }
@@ -132,7 +138,9 @@ internal static class SweepRunner
 
     const int SigTerm = 15;
 
-    /// <summary>SIGTERM where there are signals (the trainer then saves a checkpoint); elsewhere the process is ended.</summary>
+    /// <summary>
+    /// SIGTERM where there are signals (the trainer then saves a checkpoint); elsewhere the process is ended.
+    /// </summary>
     static void AskToStop(Process p)
     {
         if (p.HasExited) return;

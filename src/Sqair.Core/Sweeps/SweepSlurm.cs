@@ -16,7 +16,8 @@ internal static class SweepSlurm
     /// The batch script: an array over <paramref name="taskIndices"/>, each task on
     /// <see cref="SweepSpec.Threads"/> CPUs running <paramref name="taskCommand"/> followed by its task index.
     /// </summary>
-    public static string Script(SweepSpec spec, string sweepDir, IReadOnlyList<int> taskIndices, IReadOnlyList<string> taskCommand) =>
+    public static string Script(SweepSpec spec, string sweepDir, IReadOnlyList<int> taskIndices,
+                                IReadOnlyList<string> taskCommand) =>
         $"""
         #!/bin/bash
         #SBATCH --job-name=sqair-sweep
@@ -32,27 +33,39 @@ internal static class SweepSlurm
     /// Writes the script for the unfinished tasks and submits it with sbatch (with
     /// <paramref name="sbatchArgs"/> before the script); returns sbatch's answer ("Submitted batch job N").
     /// </summary>
-    public static string Submit(SweepSpec spec, string sweepDir, IReadOnlyList<string> taskCommand, IReadOnlyList<string> sbatchArgs)
+    public static string Submit(SweepSpec spec, string sweepDir, IReadOnlyList<string> taskCommand,
+                                IReadOnlyList<string> sbatchArgs)
     {
         var unfinished = SweepRunner.Unfinished(spec, sweepDir).Select(t => t.Index).ToList();
         if (unfinished.Count == 0) return "every task has finished; nothing to submit";
         var script = Path.Combine(sweepDir, ScriptName);
         AtomicFile.WriteAllText(script, Script(spec, sweepDir, unfinished, taskCommand));
-        var info = new ProcessStartInfo("sbatch") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var info = new ProcessStartInfo("sbatch")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
         foreach (var a in sbatchArgs) info.ArgumentList.Add(a);
         info.ArgumentList.Add(script);
         Process process;
         try { process = Process.Start(info)!; }
-        catch (System.ComponentModel.Win32Exception) { throw new IOException("sbatch was not found: --slurm needs a Slurm client on PATH (the job script is in " + script + ")"); }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            throw new IOException("sbatch was not found: --slurm needs a Slurm client on PATH " +
+                                  "(the job script is in " + script + ")");
+        }
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEnd();
         process.WaitForExit();
-        if (process.ExitCode != 0) throw new IOException($"sbatch {script} failed (exit {process.ExitCode}): {stderr.Trim()}");
+        if (process.ExitCode != 0)
+            throw new IOException($"sbatch {script} failed (exit {process.ExitCode}): {stderr.Trim()}");
         return stdout.Result.Trim();
     }
 
     /// <summary>A word for bash: single-quoted unless it is plainly safe.</summary>
     static string Quote(string word) =>
-        word.Length > 0 && word.All(c => char.IsAsciiLetterOrDigit(c) || c is '/' or '.' or '_' or '-' or '=' or ':' or ',' or '+')
+        word.Length > 0 &&
+        word.All(c => char.IsAsciiLetterOrDigit(c) || c is '/' or '.' or '_' or '-' or '=' or ':' or ',' or '+')
             ? word : "'" + word.Replace("'", "'\\''") + "'";
 }

@@ -46,7 +46,9 @@ internal sealed record SweepSpec
     [JsonPropertyName("seeds")] public List<ulong> Seeds { get; init; } = [1, 2];
     /// <summary>Iterations per task (max_train_iter); null when the budget is <see cref="Minutes"/>.</summary>
     [JsonPropertyName("iterations")] public long? Iterations { get; init; }
-    /// <summary>Minutes of wall time per task (time_limit_min); null when the budget is <see cref="Iterations"/>.</summary>
+    /// <summary>
+    /// Minutes of wall time per task (time_limit_min); null when the budget is <see cref="Iterations"/>.
+    /// </summary>
     [JsonPropertyName("minutes")] public double? Minutes { get; init; }
     /// <summary>Validation (and a kept checkpoint) every this many iterations.</summary>
     [JsonPropertyName("eval_every")] public long EvalEvery { get; init; }
@@ -58,7 +60,8 @@ internal sealed record SweepSpec
     [JsonPropertyName("parallel")] public int Parallel { get; init; } = 1;
 
     /// <summary>An arm as sweep.json stores it.</summary>
-    public sealed record ArmJson([property: JsonPropertyName("name")] string Name, [property: JsonPropertyName("changes")] Dictionary<string, JsonNode?> Changes);
+    public sealed record ArmJson([property: JsonPropertyName("name")] string Name,
+                                 [property: JsonPropertyName("changes")] Dictionary<string, JsonNode?> Changes);
 
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
@@ -70,25 +73,36 @@ internal sealed record SweepSpec
     {
         var path = Path.Combine(sweepDir, FileName);
         if (!File.Exists(path)) return null;
-        try { return JsonSerializer.Deserialize<SweepSpec>(File.ReadAllText(path)) ?? throw new InvalidDataException($"{path}: empty"); }
+        try
+        {
+            return JsonSerializer.Deserialize<SweepSpec>(File.ReadAllText(path))
+                ?? throw new InvalidDataException($"{path}: empty");
+        }
         catch (JsonException e) { throw new InvalidDataException($"{path}: not a sweep spec ({e.Message})"); }
     }
 
     /// <summary>Whether two specs describe the same sweep (compared as sweep.json would hold them).</summary>
-    public bool SameAs(SweepSpec other) => JsonNode.DeepEquals(JsonNode.Parse(ToJson()), JsonNode.Parse(other.ToJson()));
+    public bool SameAs(SweepSpec other) =>
+        JsonNode.DeepEquals(JsonNode.Parse(ToJson()), JsonNode.Parse(other.ToJson()));
 
     /// <summary>The arms, in order.</summary>
     public IReadOnlyList<SweepArm> ArmList => [.. Arms.Select(a => new SweepArm(a.Name, a.Changes))];
 
-    /// <summary>Every (arm, seed), arm-major: seeds of one arm run side by side when the machine holds several tasks.</summary>
+    /// <summary>
+    /// Every (arm, seed), arm-major: seeds of one arm run side by side when the machine holds several tasks.
+    /// </summary>
     public IReadOnlyList<SweepTask> Tasks =>
         [.. ArmList.SelectMany(a => Seeds.Select(s => (a, s))).Select((x, i) => new SweepTask(i, x.a, x.s))];
 
     /// <summary>How the budget and machine are shared, for the report: every arm gets the same of both.</summary>
     public string Fairness =>
         $"{(Iterations is { } n ? $"{n:N0} iterations" : $"{Minutes} minutes")} per arm and seed; " +
-        $"{Parallel} task{(Parallel == 1 ? "" : "s")} at a time with {Threads} libtorch thread{(Threads == 1 ? "" : "s")} each" +
-        (Minutes is not null && Parallel > 1 ? " (a minutes budget is fair only while every slot is busy: keep the task count a multiple of the parallel count)" : "");
+        $"{Parallel} task{(Parallel == 1 ? "" : "s")} at a time " +
+        $"with {Threads} libtorch thread{(Threads == 1 ? "" : "s")} each" +
+        (Minutes is not null && Parallel > 1
+            ? " (a minutes budget is fair only while every slot is busy: " +
+              "keep the task count a multiple of the parallel count)"
+            : "");
 
     /// <summary>
     /// The full config of a task: the preset, the base, the arm's changes, then the sweep's own keys.
@@ -116,20 +130,26 @@ internal sealed record SweepSpec
     /// </summary>
     public void Validate()
     {
-        if (Iterations is null == Minutes is null) throw new ArgumentException("a sweep needs one budget: --iterations or --minutes");
+        if (Iterations is null == Minutes is null)
+            throw new ArgumentException("a sweep needs one budget: --iterations or --minutes");
         if (Iterations is <= 0) throw new ArgumentException($"--iterations {Iterations}: must be at least 1");
-        if (Minutes is { } m && !(m > 0 && double.IsFinite(m))) throw new ArgumentException($"--minutes {m}: must be a positive number");
+        if (Minutes is { } m && !(m > 0 && double.IsFinite(m)))
+            throw new ArgumentException($"--minutes {m}: must be a positive number");
         if (EvalEvery < 1) throw new ArgumentException($"--eval-every {EvalEvery}: must be at least 1");
         if (EvalCount < 1) throw new ArgumentException($"--eval-count {EvalCount}: must be at least 1");
-        if (Seeds.Count == 0 || Seeds.Distinct().Count() != Seeds.Count) throw new ArgumentException("--seeds: give one or more different seeds");
+        if (Seeds.Count == 0 || Seeds.Distinct().Count() != Seeds.Count)
+            throw new ArgumentException("--seeds: give one or more different seeds");
         if (Arms.Count == 0) throw new ArgumentException("a sweep needs at least one arm");
         foreach (var dup in Arms.GroupBy(a => a.Name).Where(g => g.Count() > 1))
             throw new ArgumentException($"arm '{dup.Key}' is given twice");
         foreach (var key in Base.Keys.Where(SweepKeys.Contains))
-            throw new ArgumentException($"--set {key}: set by the sweep for every arm ({string.Join(", ", SweepKeys)}); use --iterations, --minutes, --seeds, --eval-every, --eval-count");
+            throw new ArgumentException(
+                $"--set {key}: set by the sweep for every arm ({string.Join(", ", SweepKeys)}); " +
+                "use --iterations, --minutes, --seeds, --eval-every, --eval-count");
         foreach (var arm in Arms)
         {
-            if (arm.Name.Length == 0 || arm.Name.IndexOfAny([.. Path.GetInvalidFileNameChars(), ' ']) >= 0 || arm.Name is "." or "..")
+            if (arm.Name.Length == 0 || arm.Name.IndexOfAny([.. Path.GetInvalidFileNameChars(), ' ']) >= 0 ||
+                arm.Name is "." or "..")
                 throw new ArgumentException($"arm '{arm.Name}': a name must be a file name without spaces");
             foreach (var key in arm.Changes.Keys.Where(SweepKeys.Contains))
                 throw new ArgumentException($"arm '{arm.Name}': {key} is set by the sweep for every arm");
@@ -179,7 +199,9 @@ internal sealed record SweepSpec
     }
 
     static string NameOf(Dictionary<string, JsonNode?> changes) =>
-        changes.Count == 0 ? "base" : string.Join(",", changes.Select(kv => $"{kv.Key}={kv.Value?.ToJsonString().Trim('"').Replace(" ", "")}"));
+        changes.Count == 0
+            ? "base"
+            : string.Join(",", changes.Select(kv => $"{kv.Key}={kv.Value?.ToJsonString().Trim('"').Replace(" ", "")}"));
 
     /// <summary>Splits on commas outside brackets, so "lr_schedule=[1,1],seq_len=3" is two assignments.</summary>
     static List<string> SplitTopLevel(string text)

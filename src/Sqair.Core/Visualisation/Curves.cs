@@ -19,14 +19,22 @@ public static class Curves
     /// <summary>Size of every curve plot: wide enough for a legend beside the lines on a laptop screen.</summary>
     const int Width = 800, Height = 450;
 
-    /// <summary>Writes <paramref name="plot"/> as a PNG, atomically: a full disk never leaves an empty picture under its name (issue 20, 13).</summary>
+    /// <summary>
+    /// Writes <paramref name="plot"/> as a PNG, atomically: a full disk never leaves an empty
+    /// picture under its name (issue 20, 13).
+    /// </summary>
     internal static void Save(ScottPlot.Plot plot, string path) =>
         AtomicFile.WriteAllBytes(path, plot.GetImageBytes(Width, Height, ScottPlot.ImageFormat.Png));
 
-    /// <summary>Draws the curves of <paramref name="runDirs"/> into <paramref name="outDir"/>; lines that are not whole records are skipped and reported through <paramref name="warn"/>.</summary>
+    /// <summary>
+    /// Draws the curves of <paramref name="runDirs"/> into <paramref name="outDir"/>; lines that
+    /// are not whole records are skipped and reported through <paramref name="warn"/>.
+    /// </summary>
     public static IReadOnlyList<string> Plot(IReadOnlyList<string> runDirs, string outDir, Action<string>? warn = null)
     {
-        var series = runDirs.Select(dir => (Name: Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/')), Lines: Read(dir, warn))).ToList();
+        var series = runDirs
+            .Select(dir => (Name: Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/')), Lines: Read(dir, warn)))
+            .ToList();
         var written = new List<string>();
         foreach (var (key, label) in Measures)
         {
@@ -35,10 +43,12 @@ public static class Curves
             foreach (var (name, lines) in series)
                 foreach (var split in new[] { "train", "valid" })
                 {
-                    var points = lines.Where(l => (string?)l["split"] == split && l[key] is JsonValue v && v.TryGetValue<double>(out _))
+                    var points = lines.Where(l => (string?)l["split"] == split &&
+                                                  l[key] is JsonValue v && v.TryGetValue<double>(out _))
                         .Select(l => ((double)l["iteration"]!, (double)l[key]!)).ToArray();
                     if (points.Length == 0) continue;
-                    var scatter = plot.Add.Scatter(points.Select(p => p.Item1).ToArray(), points.Select(p => p.Item2).ToArray());
+                    var scatter = plot.Add.Scatter(points.Select(p => p.Item1).ToArray(),
+                                                   points.Select(p => p.Item2).ToArray());
                     scatter.LegendText = $"{name} {split}";
                     scatter.MarkerSize = split == "valid" ? 5 : 0;
                     any = true;
@@ -64,9 +74,12 @@ public static class Curves
         {
             lineNumber++;
             if (line.Length == 0) continue;
-            // A line cut short (the disk filled up, the process was killed mid-write) loses one point, not the plot.
-            if (Training.RunLog.IterationOf(line) is null) warn?.Invoke($"{path}:{lineNumber}: not a whole record, skipped");
-            else records.Add(JsonNode.Parse(line)!);
+            // A line cut short (the disk filled up, the process was killed mid-write) loses one point, not
+            // the plot.
+            if (Training.RunLog.IterationOf(line) is null)
+                warn?.Invoke($"{path}:{lineNumber}: not a whole record, skipped");
+            else
+                records.Add(JsonNode.Parse(line)!);
         }
         return records;
     }

@@ -5,7 +5,10 @@ namespace Sqair.Visualisation;
 /// <summary>Pictures of ground truth: one row per sequence, one cell per frame, boxes coloured by object id.</summary>
 public static class DataFigures
 {
-    /// <summary>Draws sequences <paramref name="indices"/> of a source, one row each, with their ground-truth boxes coloured by id, into a PNG.</summary>
+    /// <summary>
+    /// Draws sequences <paramref name="indices"/> of a source, one row each, with their
+    /// ground-truth boxes coloured by id, into a PNG.
+    /// </summary>
     public static void Show(ISequenceSource source, IReadOnlyList<long> indices, string path, int scale = 2)
     {
         var c = source.Config;
@@ -28,7 +31,8 @@ public static class DataFigures
                     int b = (t * m + k) * 4;
                     boxes.Add(new DrawBox(s.Boxes[b], s.Boxes[b + 1], s.Boxes[b + 2], s.Boxes[b + 3], s.Ids[k]));
                 }
-                row.Add(new Cell(px, c.Channels, side, side, boxes, source.HasTruth ? $"{visible}/{boxes.Count}" : $"t={t}"));
+                row.Add(new Cell(px, c.Channels, side, side, boxes,
+                                 source.HasTruth ? $"{visible}/{boxes.Count}" : $"t={t}"));
             }
             rows.Add(row);
             labels.Add($"#{i} [{string.Join(",", s.Labels.Where(l => l >= 0))}]");

@@ -15,7 +15,11 @@ internal static class Gif
     static SKColor[] BuildPalette()
     {
         var p = new SKColor[256];
-        for (int i = 0; i < Greys; i++) { byte v = (byte)Math.Round(i * 255.0 / (Greys - 1)); p[i] = new SKColor(v, v, v); }
+        for (int i = 0; i < Greys; i++)
+        {
+            byte v = (byte)Math.Round(i * 255.0 / (Greys - 1));
+            p[i] = new SKColor(v, v, v);
+        }
         for (int i = 0; i < 10; i++) p[Greys + i] = Grid.ColorOf(i);
         for (int i = Greys + 10; i < 256; i++) p[i] = SKColors.Black;
         return p;
@@ -29,13 +33,17 @@ internal static class Gif
         int best = Greys, bestD = int.MaxValue;
         for (int i = Greys; i < Greys + 10; i++)
         {
-            int dr = r - Palette[i].Red, dg = g - Palette[i].Green, db = b - Palette[i].Blue, d = dr * dr + dg * dg + db * db;
+            int dr = r - Palette[i].Red, dg = g - Palette[i].Green, db = b - Palette[i].Blue,
+                d = dr * dr + dg * dg + db * db;
             if (d < bestD) { bestD = d; best = i; }
         }
         return (byte)best;
     }
 
-    /// <summary>Writes the frames (all the size of the first) as a looping GIF, <paramref name="delayCs"/> hundredths of a second each.</summary>
+    /// <summary>
+    /// Writes the frames (all the size of the first) as a looping GIF, <paramref name="delayCs"/>
+    /// hundredths of a second each.
+    /// </summary>
     public static void Write(string path, IReadOnlyList<SKBitmap> frames, int delayCs = 20)
     {
         if (frames.Count == 0) throw new ArgumentException("no frames to write");
@@ -47,25 +55,31 @@ internal static class Gif
             o.Write((ushort)w); o.Write((ushort)h);
             o.Write((byte)0xF7); o.Write((byte)0); o.Write((byte)0);   // global 256-colour table
             foreach (var c in Palette) { o.Write(c.Red); o.Write(c.Green); o.Write(c.Blue); }
-            // Application extension NETSCAPE2.0: loop forever. (Byte arrays, not u8 strings: \xFF would be UTF-8 encoded.)
+            // Application extension NETSCAPE2.0: loop forever. (Byte arrays, not u8 strings: \xFF would be
+            // UTF-8 encoded.)
             o.Write(new byte[] { 0x21, 0xFF, 0x0B });
             o.Write("NETSCAPE2.0"u8);
             o.Write(new byte[] { 0x03, 0x01, 0x00, 0x00, 0x00 });
             foreach (var frame in frames)
             {
-                o.Write(new byte[] { 0x21, 0xF9, 0x04, 0x00 }); o.Write((ushort)delayCs); o.Write((byte)0); o.Write((byte)0);
-                o.Write((byte)0x2C); o.Write((ushort)0); o.Write((ushort)0); o.Write((ushort)w); o.Write((ushort)h); o.Write((byte)0);
+                o.Write(new byte[] { 0x21, 0xF9, 0x04, 0x00 });
+                o.Write((ushort)delayCs); o.Write((byte)0); o.Write((byte)0);
+                o.Write((byte)0x2C); o.Write((ushort)0); o.Write((ushort)0);
+                o.Write((ushort)w); o.Write((ushort)h); o.Write((byte)0);
                 var indices = new byte[w * h];
                 for (int y = 0; y < h; y++)
                     for (int x = 0; x < w; x++)
-                        indices[y * w + x] = x < frame.Width && y < frame.Height ? Index(frame.GetPixel(x, y)) : (byte)0;
+                        indices[y * w + x] =
+                            x < frame.Width && y < frame.Height ? Index(frame.GetPixel(x, y)) : (byte)0;
                 Lzw(o, indices);
             }
             o.Write((byte)0x3B);
         });
     }
 
-    /// <summary>LZW with 8-bit minimum code size, variable code width up to 12 bits, written in ≤255-byte sub-blocks.</summary>
+    /// <summary>
+    /// LZW with 8-bit minimum code size, variable code width up to 12 bits, written in ≤255-byte sub-blocks.
+    /// </summary>
     static void Lzw(BinaryWriter o, byte[] data)
     {
         const int minCode = 8, clear = 1 << minCode, end = clear + 1;

@@ -6,7 +6,8 @@ namespace Sqair.Visualisation;
 internal readonly record struct DrawBox(float Y, float X, float H, float W, int Id);
 
 /// <summary>One image of a figure: C×H×W values in [0, 1] (C = 1 grey or 3 colour), boxes and a caption.</summary>
-internal sealed record Cell(float[] Pixels, int Channels, int Height, int Width, IReadOnlyList<DrawBox>? Boxes = null, string? Caption = null);
+internal sealed record Cell(float[] Pixels, int Channels, int Height, int Width, IReadOnlyList<DrawBox>? Boxes = null,
+                            string? Caption = null);
 
 /// <summary>
 /// Renders rows of image cells into a PNG, with id-coloured boxes and captions. Every figure of
@@ -26,12 +27,14 @@ internal static class Grid
 
     static readonly Lazy<SKTypeface> Font = new(() =>
     {
-        foreach (var f in new[] { "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf" })
+        foreach (var f in new[] { "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+                                  "/usr/share/fonts/TTF/DejaVuSans.ttf" })
             if (File.Exists(f) && SKTypeface.FromFile(f) is { } t) return t;
         return SKTypeface.Default;
     });
 
-    public static SKBitmap Render(IReadOnlyList<IReadOnlyList<Cell>> rows, int scale = 3, string? title = null, IReadOnlyList<string>? rowLabels = null)
+    public static SKBitmap Render(IReadOnlyList<IReadOnlyList<Cell>> rows, int scale = 3, string? title = null,
+                                  IReadOnlyList<string>? rowLabels = null)
     {
         int cellW = rows.SelectMany(r => r).Max(c => c.Width) * scale;
         int cellH = rows.SelectMany(r => r).Max(c => c.Height) * scale;
@@ -79,7 +82,13 @@ internal static class Grid
         canvas.ClipRect(dest);
         foreach (var b in cell.Boxes ?? [])
         {
-            using var paint = new SKPaint { Color = ColorOf(b.Id), Style = SKPaintStyle.Stroke, StrokeWidth = 1.5f, IsAntialias = true };
+            using var paint = new SKPaint
+            {
+                Color = ColorOf(b.Id),
+                Style = SKPaintStyle.Stroke,
+                StrokeWidth = 1.5f,
+                IsAntialias = true,
+            };
             canvas.DrawRect(x0 + b.X * scale, y0 + b.Y * scale, b.W * scale, b.H * scale, paint);
         }
         canvas.Restore();

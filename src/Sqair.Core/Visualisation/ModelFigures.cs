@@ -13,8 +13,9 @@ namespace Sqair.Visualisation;
 public static class ModelFigures
 {
     /// <summary>One resampled particle per sequence, as CPU arrays ready for drawing.</summary>
-    public sealed record Track(float[][] Inputs, float[][] Recons, float[][][] Boxes, float[][] Presence, float[][] Probs,
-                               long[][] Ids, float[][][] Glimpses, int Channels, int Side, int GlimpseSide);
+    public sealed record Track(float[][] Inputs, float[][] Recons, float[][][] Boxes, float[][] Presence,
+                               float[][] Probs, long[][] Ids, float[][][] Glimpses,
+                               int Channels, int Side, int GlimpseSide);
 
     /// <summary>
     /// Extracts sequence <paramref name="b"/> at row <paramref name="row"/> of each kept step. Steps
@@ -30,34 +31,46 @@ public static class ModelFigures
         for (int i = 0; i < t; i++)
         {
             var s = steps[i];
-            inputs[i] = i < observed ? frames[i, b].cpu().flatten().data<float>().ToArray() : new float[ch * side * side];
+            inputs[i] = i < observed
+                ? frames[i, b].cpu().flatten().data<float>().ToArray()
+                : new float[ch * side * side];
             recons[i] = s.Canvas[row].clamp(Kept(0.0), Kept(1.0)).cpu().flatten().data<float>().ToArray();
             boxes[i] = Boxes.CoordsToPixelBoxes(s.Window[row], side, side).cpu().flatten().data<float>().ToArray();
             pres[i] = s.Presence[row].cpu().data<float>().ToArray();
             probs[i] = s.PresenceProb[row].cpu().data<float>().ToArray();
             ids[i] = s.Ids[row].cpu().data<long>().ToArray();
             var gl = s.Glimpses[row].clamp(Kept(0.0), Kept(1.0)).cpu();
-            glimpses[i] = Enumerable.Range(0, (int)gl.shape[0]).Select(k => gl[k].flatten().data<float>().ToArray()).ToArray();
+            glimpses[i] = Enumerable.Range(0, (int)gl.shape[0])
+                .Select(k => gl[k].flatten().data<float>().ToArray()).ToArray();
         }
-        return new Track(inputs, recons, [.. boxes.Select(bx => Enumerable.Range(0, bx.Length / 4).Select(k => bx[(4 * k)..(4 * k + 4)]).ToArray())],
+        return new Track(inputs, recons, [.. boxes.Select(bx =>
+                             Enumerable.Range(0, bx.Length / 4).Select(k => bx[(4 * k)..(4 * k + 4)]).ToArray())],
                          pres, probs, ids, glimpses, ch, side, g);
     }
 
-    /// <summary>The chosen particle of every sequence (<see cref="SequenceOutput.PickParticles"/>) of an output kept with its frames.</summary>
+    /// <summary>
+    /// The chosen particle of every sequence (<see cref="SequenceOutput.PickParticles"/>) of an
+    /// output kept with its frames.
+    /// </summary>
     public static List<Track> Extract(Tensor frames, SequenceOutput output, long[] rows) =>
-        [.. rows.Select((row, b) => Extract(frames, output.Frames ?? throw new ArgumentException("the output was computed without keepFrames"), b, row))];
+        [.. rows.Select((row, b) => Extract(frames,
+            output.Frames ?? throw new ArgumentException("the output was computed without keepFrames"), b, row))];
 
     static List<DrawBox> PresentBoxes(Track tr, int t) =>
         Enumerable.Range(0, tr.Presence[t].Length).Where(k => tr.Presence[t][k] > 0.5f)
-            .Select(k => new DrawBox(tr.Boxes[t][k][0], tr.Boxes[t][k][1], tr.Boxes[t][k][2], tr.Boxes[t][k][3], (int)tr.Ids[t][k])).ToList();
+            .Select(k => new DrawBox(tr.Boxes[t][k][0], tr.Boxes[t][k][1], tr.Boxes[t][k][2], tr.Boxes[t][k][3],
+                                     (int)tr.Ids[t][k])).ToList();
 
     static string CountCaption(Track tr, int t)
     {
-        var ids = Enumerable.Range(0, tr.Presence[t].Length).Where(k => tr.Presence[t][k] > 0.5f).Select(k => tr.Ids[t][k]).ToList();
+        var ids = Enumerable.Range(0, tr.Presence[t].Length).Where(k => tr.Presence[t][k] > 0.5f)
+            .Select(k => tr.Ids[t][k]).ToList();
         return $"{ids.Count}: {string.Join(",", ids)}";
     }
 
-    /// <summary>Per sequence a row of inputs and a row of reconstructions with id-coloured boxes, captioned "count: ids".</summary>
+    /// <summary>
+    /// Per sequence a row of inputs and a row of reconstructions with id-coloured boxes, captioned "count: ids".
+    /// </summary>
     public static void SequenceFigure(IReadOnlyList<Track> tracks, string path, string title, bool showInputs = true)
     {
         var rows = new List<IReadOnlyList<Cell>>();
@@ -67,10 +80,12 @@ public static class ModelFigures
             var tr = tracks[s];
             if (showInputs)
             {
-                rows.Add(tr.Inputs.Select((px, t) => new Cell(px, tr.Channels, tr.Side, tr.Side, null, $"t={t}")).ToList());
+                rows.Add(tr.Inputs.Select((px, t) => new Cell(px, tr.Channels, tr.Side, tr.Side, null, $"t={t}"))
+                    .ToList());
                 labels.Add($"#{s} input");
             }
-            rows.Add(tr.Recons.Select((px, t) => new Cell(px, tr.Channels, tr.Side, tr.Side, PresentBoxes(tr, t), CountCaption(tr, t))).ToList());
+            rows.Add(tr.Recons.Select((px, t) =>
+                new Cell(px, tr.Channels, tr.Side, tr.Side, PresentBoxes(tr, t), CountCaption(tr, t))).ToList());
             labels.Add(showInputs ? $"#{s} recon" : $"#{s}");
         }
         Grid.SavePng(Grid.Render(rows, 2, title, labels), path);
@@ -80,7 +95,8 @@ public static class ModelFigures
     /// An animated GIF: per frame, a row of inputs and a row of reconstructions with id-coloured
     /// boxes, one column per sequence.
     /// </summary>
-    public static void Animation(IReadOnlyList<Track> tracks, string path, string title, int delayCs = 20, bool showInputs = true)
+    public static void Animation(IReadOnlyList<Track> tracks, string path, string title, int delayCs = 20,
+                                 bool showInputs = true)
     {
         int t = tracks.Max(tr => tr.Inputs.Length);
         var frames = new List<SKBitmap>();
@@ -88,9 +104,13 @@ public static class ModelFigures
         {
             for (int i = 0; i < t; i++)
             {
-                var inputs = tracks.Select(tr => new Cell(tr.Inputs[i], tr.Channels, tr.Side, tr.Side, null, $"t={i}")).ToList();
-                var recons = tracks.Select(tr => new Cell(tr.Recons[i], tr.Channels, tr.Side, tr.Side, PresentBoxes(tr, i), CountCaption(tr, i))).ToList();
-                frames.Add(showInputs ? Grid.Render([inputs, recons], 3, title, ["input", "model"]) : Grid.Render([recons], 3, $"{title}, t={i}", ["model"]));
+                var inputs = tracks.Select(tr => new Cell(tr.Inputs[i], tr.Channels, tr.Side, tr.Side,
+                                                          null, $"t={i}")).ToList();
+                var recons = tracks.Select(tr => new Cell(tr.Recons[i], tr.Channels, tr.Side, tr.Side,
+                                                          PresentBoxes(tr, i), CountCaption(tr, i))).ToList();
+                frames.Add(showInputs
+                    ? Grid.Render([inputs, recons], 3, title, ["input", "model"])
+                    : Grid.Render([recons], 3, $"{title}, t={i}", ["model"]));
             }
             Gif.Write(path, frames, delayCs);
         }
@@ -100,7 +120,10 @@ public static class ModelFigures
         }
     }
 
-    /// <summary>An animated GIF of the input frames with each present object's attention window coloured by its id, one column per sequence.</summary>
+    /// <summary>
+    /// An animated GIF of the input frames with each present object's attention window coloured by
+    /// its id, one column per sequence.
+    /// </summary>
     public static void TrackedAnimation(IReadOnlyList<Track> tracks, string path, string title, int delayCs = 20)
     {
         int t = tracks.Max(tr => tr.Inputs.Length);
@@ -108,8 +131,10 @@ public static class ModelFigures
         try
         {
             for (int i = 0; i < t; i++)
-                frames.Add(Grid.Render([tracks.Select(tr => new Cell(tr.Inputs[i], tr.Channels, tr.Side, tr.Side, PresentBoxes(tr, i), $"t={i} {CountCaption(tr, i)}")).ToList()],
-                                       3, title));
+                frames.Add(Grid.Render(
+                    [tracks.Select(tr => new Cell(tr.Inputs[i], tr.Channels, tr.Side, tr.Side, PresentBoxes(tr, i),
+                                                  $"t={i} {CountCaption(tr, i)}")).ToList()],
+                    3, title));
             Gif.Write(path, frames, delayCs);
         }
         finally
@@ -118,7 +143,10 @@ public static class ModelFigures
         }
     }
 
-    /// <summary>Inputs, reconstructions with boxes, and each slot's decoded glimpse with its presence probability, at frame <paramref name="t"/>.</summary>
+    /// <summary>
+    /// Inputs, reconstructions with boxes, and each slot's decoded glimpse with its presence
+    /// probability, at frame <paramref name="t"/>.
+    /// </summary>
     public static void StillFigure(IReadOnlyList<Track> tracks, int t, string path, string title)
     {
         var rows = new List<IReadOnlyList<Cell>>();
@@ -133,7 +161,8 @@ public static class ModelFigures
             {
                 var id = tr.Presence[t][k] > 0.5f ? (int)tr.Ids[t][k] : -1;
                 var border = new DrawBox(0, 0, tr.GlimpseSide, tr.GlimpseSide, id);
-                row.Add(new Cell(tr.Glimpses[t][k], tr.Channels, tr.GlimpseSide, tr.GlimpseSide, id >= 0 ? [border] : null, $"p={tr.Probs[t][k]:F2}"));
+                row.Add(new Cell(tr.Glimpses[t][k], tr.Channels, tr.GlimpseSide, tr.GlimpseSide,
+                                 id >= 0 ? [border] : null, $"p={tr.Probs[t][k]:F2}"));
             }
             rows.Add(row);
         }
