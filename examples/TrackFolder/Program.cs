@@ -14,8 +14,10 @@ var (model, _) = Checkpoint.LoadModel(args[0]);
 var c = model.Config;
 var frames = FrameFolder.Load(args[1], c.ImgSize, c.Channels);             // [T, 1, C, H, W]
 using var generator = new Generator(0);
-var inferred = Inference.Run(model, frames, InferenceOptions.Single, generator);   // one particle: tracking, not a bound
+// one particle: tracking, not a bound
+var inferred = Inference.Run(model, frames, InferenceOptions.Single, generator);
 var tracks = inferred.Boxes(BoxKind.Content)[0];
 for (int t = 0; t < tracks.Count; t++)
-    Console.WriteLine($"frame {t,3}: " + string.Join("  ", tracks[t].Select(b => $"#{b.Id} y {b.Y:F0} x {b.X:F0} h {b.H:F0} w {b.W:F0}")));
+    Console.WriteLine($"frame {t,3}: " +
+                      string.Join("  ", tracks[t].Select(b => $"#{b.Id} y {b.Y:F0} x {b.X:F0} h {b.H:F0} w {b.W:F0}")));
 return 0;

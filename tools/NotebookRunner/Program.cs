@@ -41,31 +41,46 @@ foreach (var (cell, number) in notebook["cells"]!.AsArray().Select((c, i) => (c!
         switch (e)
         {
             case StandardOutputValueProduced o:
-                outputs.Add(new JsonObject { ["output_type"] = "stream", ["name"] = "stdout", ["text"] = Lines(o.FormattedValues.First().Value) });
+                outputs.Add(Stream("stdout", o.FormattedValues.First().Value));
                 break;
             case StandardErrorValueProduced o:
-                outputs.Add(new JsonObject { ["output_type"] = "stream", ["name"] = "stderr", ["text"] = Lines(o.FormattedValues.First().Value) });
+                outputs.Add(Stream("stderr", o.FormattedValues.First().Value));
                 break;
             case DisplayEvent d:
                 var data = new JsonObject();
                 foreach (var v in d.FormattedValues) data[v.MimeType] = Lines(v.Value);
                 outputs.Add(d is ReturnValueProduced
-                    ? new JsonObject { ["output_type"] = "execute_result", ["execution_count"] = executed, ["data"] = data, ["metadata"] = new JsonObject() }
-                    : new JsonObject { ["output_type"] = "display_data", ["data"] = data, ["metadata"] = new JsonObject() });
+                    ? new JsonObject
+                    {
+                        ["output_type"] = "execute_result", ["execution_count"] = executed, ["data"] = data,
+                        ["metadata"] = new JsonObject(),
+                    }
+                    : new JsonObject
+                    {
+                        ["output_type"] = "display_data", ["data"] = data, ["metadata"] = new JsonObject(),
+                    });
                 break;
             case CommandFailed f:
                 failed++;
-                outputs.Add(new JsonObject { ["output_type"] = "error", ["ename"] = "Error", ["evalue"] = f.Message, ["traceback"] = new JsonArray() });
+                outputs.Add(new JsonObject
+                {
+                    ["output_type"] = "error", ["ename"] = "Error", ["evalue"] = f.Message,
+                    ["traceback"] = new JsonArray(),
+                });
                 Console.Error.WriteLine($"cell {number} ({source.Split('\n')[0].Trim()}) failed:\n{f.Message}");
                 break;
         }
     cell["outputs"] = outputs;
     cell["execution_count"] = executed;
-    Console.WriteLine($"cell {number}: {(outputs.Any(o => (string?)o!["output_type"] == "error") ? "FAILED" : "ok")} in {clock.Elapsed.TotalSeconds:F1} s");
+    bool cellFailed = outputs.Any(o => (string?)o!["output_type"] == "error");
+    Console.WriteLine($"cell {number}: {(cellFailed ? "FAILED" : "ok")} in {clock.Elapsed.TotalSeconds:F1} s");
     if (failed > 0) break;
 }
 if (args.Length == 2)
-    File.WriteAllText(path, notebook.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
+{
+    var indented = new System.Text.Json.JsonSerializerOptions { WriteIndented = true };
+    File.WriteAllText(path, notebook.ToJsonString(indented) + "\n");
+}
 Console.WriteLine(failed == 0 ? $"{executed} cells ran" : "stopped at the first failing cell");
 return failed == 0 ? 0 : 1;
 
@@ -75,3 +90,7 @@ static JsonArray Lines(string text)
     var parts = text.Split('\n');
     return new JsonArray([.. parts.Select((l, i) => (JsonNode?)JsonValue.Create(i < parts.Length - 1 ? l + "\n" : l))]);
 }
+
+// A stream output ("stdout" or "stderr") of a cell.
+static JsonObject Stream(string name, string text) =>
+    new() { ["output_type"] = "stream", ["name"] = name, ["text"] = Lines(text) };
