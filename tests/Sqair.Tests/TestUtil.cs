@@ -26,15 +26,16 @@ static class TestUtil
     }
 
     /// <summary>
-    /// Runs a program to its end (at most <paramref name="minutes"/>) and returns its exit code and output.
+    /// Runs a program to its end (at most <paramref name="minutes"/>), in <paramref name="workingDirectory"/>
+    /// (null: this process's), and returns its exit code and output.
     /// </summary>
     public static async Task<(int Code, string Stdout, string Stderr)> RunAsync(
         string program, IEnumerable<string> args,
-        IReadOnlyDictionary<string, string>? environment = null, int minutes = 5)
+        IReadOnlyDictionary<string, string>? environment = null, int minutes = 5, string? workingDirectory = null)
     {
         var start = new System.Diagnostics.ProcessStartInfo(program, args)
         {
-            RedirectStandardOutput = true, RedirectStandardError = true
+            RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory ?? "",
         };
         foreach (var (key, value) in environment ?? new Dictionary<string, string>()) start.Environment[key] = value;
         using var process = System.Diagnostics.Process.Start(start)!;
