@@ -57,7 +57,7 @@ static class SweepCommand
     });
     static readonly Option<int> EvalCount = CommonOptions.AtLeast(1, new Option<int>("--eval-count")
     { Description = "Validation sequences per measurement", DefaultValueFactory = _ => 500 });
-    static readonly Option<int> TaskThreads = CommonOptions.ThreadCount(1, "libtorch threads per task [default: 1]");
+    static readonly Option<int> TaskThreads = CommonOptions.ThreadCount(1, "libtorch threads per task");
     static readonly Option<int?> Parallel = CommonOptions.AtLeast(1, new Option<int?>("--parallel")
     {
         Description = "Tasks at once (default: cores / --threads)",
