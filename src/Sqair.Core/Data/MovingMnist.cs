@@ -52,21 +52,26 @@ public sealed record MovingMnistConfig
     /// <summary>Checks every parameter; an error names the first bad one.</summary>
     public void Validate()
     {
-        static void Check(bool ok, string key, object value, string rule)
-        {
-            if (!ok) throw new ArgumentException($"moving-MNIST parameter '{key}' = {value}: {rule}");
-        }
-        Check(CanvasSize >= 28 * DigitScale, "canvas_size", CanvasSize, "must hold a whole digit");
-        Check(SeqLen >= 1, "seq_len", SeqLen, "must be at least 1");
-        Check(MinDigits >= 0, "min_digits", MinDigits, "must be at least 0");
-        Check(MaxDigits >= MinDigits, "max_digits", MaxDigits, "must be at least min_digits");
-        Check(DigitScale is > 0 and <= 4, "digit_scale", DigitScale, "must be in (0, 4]");
-        Check(AccNoiseStd >= 0, "acc_noise_std", AccNoiseStd, "must be non-negative");
-        Check(MaxSpeed >= 0, "max_speed", MaxSpeed, "must be non-negative");
-        Check(MaxAcc >= 0, "max_acc", MaxAcc, "must be non-negative");
-        Check(PlacementTries >= 1, "placement_tries", PlacementTries, "must be at least 1");
-        Check(Channels is 1 or 3, "channels", Channels, "must be 1 (grey) or 3 (colour)");
+        if (Problem() is { } p) throw new ArgumentException($"moving-MNIST parameter '{p.Key}' = {p.Value}: {p.Rule}");
     }
+
+    /// <summary>
+    /// The first rule these parameters break, or null: the one statement of the data's rules, which a run's
+    /// config checks too (<see cref="Model.SqairConfig.Validate"/>). That the canvas holds a whole digit matters
+    /// only <paramref name="forGeneration"/>: a model of imported frames may be smaller than a digit.
+    /// </summary>
+    public (string Key, object Value, string Rule)? Problem(bool forGeneration = true) =>
+        forGeneration && CanvasSize < 28 * DigitScale ? ("canvas_size", CanvasSize, "must hold a whole digit")
+        : SeqLen < 1 ? ("seq_len", SeqLen, "must be at least 1")
+        : MinDigits < 0 ? ("min_digits", MinDigits, "must be at least 0")
+        : MaxDigits < MinDigits ? ("max_digits", MaxDigits, "must be at least min_digits")
+        : DigitScale is not (> 0 and <= 4) ? ("digit_scale", DigitScale, "must be in (0, 4]")
+        : AccNoiseStd < 0 ? ("acc_noise_std", AccNoiseStd, "must be non-negative")
+        : MaxSpeed < 0 ? ("max_speed", MaxSpeed, "must be non-negative")
+        : MaxAcc < 0 ? ("max_acc", MaxAcc, "must be non-negative")
+        : PlacementTries < 1 ? ("placement_tries", PlacementTries, "must be at least 1")
+        : Channels is not (1 or 3) ? ("channels", Channels, "must be 1 (grey) or 3 (colour)")
+        : null;
 }
 
 /// <summary>

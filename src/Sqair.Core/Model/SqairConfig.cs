@@ -386,7 +386,9 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
                 Check(false, key, prop.GetValue(this)!, "must be a finite number");
         Check(MaxObjects is >= 1 and <= MaxMaxObjects, "max_objects", MaxObjects, $"must be in 1..{MaxMaxObjects}");
         Check(ImgSize >= 8, "img_size", ImgSize, "must be at least 8");
-        Check(Channels is 1 or 3, "channels", Channels, "must be 1 or 3");
+        // the data's own keys, by the data's rules (img_size is their canvas_size)
+        if (DataConfig().Problem(forGeneration: false) is { } data)
+            Check(false, data.Key == "canvas_size" ? "img_size" : data.Key, data.Value, data.Rule);
         Check(GlimpseSize >= 4 && GlimpseSize <= ImgSize, "glimpse_size", GlimpseSize,
               $"must be in 4..img_size ({ImgSize})");
         Check(Model != ModelKind.Conv || GlimpseSize % 4 == 0, "glimpse_size", GlimpseSize,
@@ -398,10 +400,7 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         Check(ShiftRange is >= 1 and <= MaxShiftRange, "shift_range", ShiftRange, $"must be in [1, {MaxShiftRange}]");
         Check(RejectIoU is >= 0 and < 1, "reject_iou", RejectIoU, "must be in [0, 1) (0: off)");
         Check(DiscDropout is >= 0 and < 1, "disc_dropout", DiscDropout, "must be in [0, 1) (0: off)");
-        Check(DigitScale is > 0 and <= 4, "digit_scale", DigitScale, "must be in (0, 4]");
         Check(KParticles is >= 1 and <= MaxKParticles, "k_particles", KParticles, $"must be in 1..{MaxKParticles}");
-        Check(SeqLen >= 1, "seq_len", SeqLen, "must be at least 1");
-        Check(MaxDigits >= MinDigits && MinDigits >= 0, "max_digits", MaxDigits, "must be at least min_digits ≥ 0");
         Check(TrainSize >= BatchSize, "train_size", TrainSize, "must be at least batch_size");
         Check(ValidSize >= 1, "valid_size", ValidSize, "must be at least 1");
         Check(BatchSize >= 1, "batch_size", BatchSize, "must be at least 1");

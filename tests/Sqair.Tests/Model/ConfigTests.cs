@@ -32,6 +32,23 @@ public class ConfigTests
     }
 
     [Fact]
+    public void The_data_keys_follow_the_data_rules_stated_once()
+    {
+        // the run config reports the data config's rule under its own key names
+        var e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["digit_scale=5"]));
+        Assert.Contains("config key 'digit_scale' = 5: must be in (0, 4]", e.Message);
+        e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["min_digits=3", "max_digits=2"]));
+        Assert.Contains("'max_digits'", e.Message);
+        e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["channels=2"]));
+        Assert.Contains("'channels'", e.Message);
+        // a model of frames smaller than a digit is fine; generating such frames is not
+        var small = new SqairConfig().With(["img_size=16", "glimpse_size=8"]);
+        Assert.Equal(16, small.ImgSize);
+        e = Assert.Throws<ArgumentException>(() => small.DataConfig().Validate());
+        Assert.Contains("'canvas_size' = 16", e.Message);
+    }
+
+    [Fact]
     public void Json_files_and_overrides_apply_and_errors_name_the_file()
     {
         var dir = TestUtil.TempDir();
