@@ -182,6 +182,11 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     /// other data.
     /// </summary>
     [JsonPropertyName("data_checksum")] public string DataChecksum { get; init; } = "";
+    /// <summary>
+    /// The checksum of <see cref="ValidData"/>'s frames when the run started: a resume on changed validation frames
+    /// is warned about, since its measures no longer compare with the earlier ones.
+    /// </summary>
+    [JsonPropertyName("valid_data_checksum")] public string ValidDataChecksum { get; init; } = "";
 
     // ---- training ----
     /// <summary>Seed of the model's initialisation, batch order and sampling.</summary>

@@ -44,7 +44,7 @@ public sealed class TrainingData : IDisposable
             try
             {
                 var valid = config.ValidData != "" ? OpenChecked(config.ValidData, "valid_data", log, warn) : train;
-                return new TrainingData(train, valid, WithProvenance(config, train, mode));
+                return new TrainingData(train, valid, WithProvenance(config, train, valid, mode, warn));
             }
             catch
             {
@@ -77,18 +77,24 @@ public sealed class TrainingData : IDisposable
             : throw new FileNotFoundException($"config key '{key}' = {path}: no such file", path);
 
     /// <summary>
-    /// A new run records its data files by full path and the training frames' checksum; a resumed
-    /// run must find the same frames there.
+    /// A new run records its data files by full path and their frames' checksums; a resumed run must
+    /// find the same training frames there, and is warned when the validation frames changed.
     /// </summary>
-    static SqairConfig WithProvenance(SqairConfig config, SequenceFile train, StartMode mode)
+    static SqairConfig WithProvenance(SqairConfig config, SequenceFile train, SequenceFile valid, StartMode mode,
+                                      Action<string>? warn)
     {
         var checksum = train.Checksum("frames") ?? "";
+        var validChecksum = config.ValidData == "" ? "" : valid.Checksum("frames") ?? "";
         if (mode == StartMode.Resume)
         {
             if (config.DataChecksum != "" && checksum != config.DataChecksum)
                 throw new ArgumentException(
                     $"config key 'data' = {config.Data}: its frames changed since the run started " +
                     $"(checksum {checksum}, the run's {config.DataChecksum})");
+            if (config.ValidDataChecksum != "" && validChecksum != config.ValidDataChecksum)
+                warn?.Invoke($"config key 'valid_data' = {config.ValidData}: its frames changed since the run started " +
+                             $"(checksum {validChecksum}, the run's {config.ValidDataChecksum}); validation measures " +
+                             "from now on do not compare with the earlier ones");
             return config;
         }
         return config with
@@ -96,6 +102,7 @@ public sealed class TrainingData : IDisposable
             Data = Path.GetFullPath(config.Data),
             ValidData = config.ValidData == "" ? "" : Path.GetFullPath(config.ValidData),
             DataChecksum = checksum,
+            ValidDataChecksum = validChecksum,
         };
     }
 }

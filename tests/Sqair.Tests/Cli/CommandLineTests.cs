@@ -466,6 +466,20 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
                            Pool.Train, stop: TestContext.Current.CancellationToken);
         var e = Run("train", "--resume", moved, "--max_train_iter", "3", "--threads", "1").AssertCode(2);
         Assert.Contains("changed since the run started", e.Stderr);
+
+        // changed validation frames: the resume goes on, with a warning that its measures no longer compare
+        var valid = Path.Combine(dir, "valid.safetensors");
+        var validated = Path.Combine(dir, "run3");
+        File.Copy(f.Data, valid);
+        Run("train", "--config", f.Config, "--data", f.Data, "--valid_data", valid, "--run-dir", validated,
+            "--threads", "1").AssertCode(0);
+        Assert.StartsWith("xxh3:", (string)JsonNode.Parse(File.ReadAllText(Path.Combine(validated, "config.json")))!
+            ["valid_data_checksum"]!);
+        SequenceFile.Write(valid, new MovingMnist(CliFixture.Tiny.DataConfig(), TestUtil.Templates(50), 5), 16,
+                           Pool.Validation, stop: TestContext.Current.CancellationToken);
+        e = Run("train", "--resume", validated, "--max_train_iter", "3", "--threads", "1").AssertCode(0);
+        Assert.Contains("'valid_data'", e.Stderr);
+        Assert.Contains("do not compare", e.Stderr);
     }
 
     [Fact]
