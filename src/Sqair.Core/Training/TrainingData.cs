@@ -92,9 +92,9 @@ public sealed class TrainingData : IDisposable
                     $"config key 'data' = {config.Data}: its frames changed since the run started " +
                     $"(checksum {checksum}, the run's {config.DataChecksum})");
             if (config.ValidDataChecksum != "" && validChecksum != config.ValidDataChecksum)
-                warn?.Invoke($"config key 'valid_data' = {config.ValidData}: its frames changed since the run started " +
-                             $"(checksum {validChecksum}, the run's {config.ValidDataChecksum}); validation measures " +
-                             "from now on do not compare with the earlier ones");
+                warn?.Invoke($"config key 'valid_data' = {config.ValidData}: its frames changed since the run " +
+                             $"started (checksum {validChecksum}, the run's {config.ValidDataChecksum}); " +
+                             "validation measures from now on do not compare with the earlier ones");
             return config;
         }
         return config with
