@@ -81,9 +81,12 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
 /// <summary>
 /// Runs a model over (part of) a dataset in inference mode and adds up the docs/design.md §5 measurements.
 /// Every batch samples from its own generator, seeded by <c>seed</c> and the index of its first
-/// sequence (<see cref="BatchSeed"/>), so a report depends only on the model, the data, K and the
-/// seed (and, in the last digits, on the thread count through libtorch's reductions), not on what
-/// ran before or on the batch size's effect on other batches.
+/// sequence (<see cref="BatchSeed"/>), so a report depends only on the model, the data, K, the
+/// seed and the batch size (and, in the last digits, on the thread count through libtorch's
+/// reductions), not on what ran before. The batch size decides which noise each sequence draws:
+/// another one gives another Monte Carlo estimate of the same measures (issue 20, 10). Seeding per
+/// sequence would remove that, at one random draw per sequence and sampling site instead of one per
+/// batch (about a thousand more ops per frame at batch 50), so it is not done.
 /// </summary>
 public static class Evaluator
 {
