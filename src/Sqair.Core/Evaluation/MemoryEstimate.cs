@@ -1,4 +1,3 @@
-using System.Globalization;
 using Sqair.Model;
 
 namespace Sqair.Evaluation;
@@ -23,6 +22,12 @@ internal static class MemoryEstimate
     const long WorkingCanvases = 48, WorkingHiddenPerObject = 16, WorkingGlimpsesPerObject = 8;
 
     /// <summary>
+    /// The small values a kept frame holds per object beside its glimpse: where and window (4 each),
+    /// presence, its probability and id, rounded up.
+    /// </summary>
+    const long KeptValuesPerObject = 16;
+
+    /// <summary>
     /// Bytes held at the peak of inference over <paramref name="rows"/> particle rows keeping
     /// <paramref name="keptFrames"/> frames.
     /// </summary>
@@ -32,23 +37,14 @@ internal static class MemoryEstimate
              glimpse = (long)c.Channels * c.GlimpseSize * c.GlimpseSize;
         long working = WorkingCanvases * canvas +
             (long)c.MaxObjects * (WorkingHiddenPerObject * c.NHidden + WorkingGlimpsesPerObject * glimpse);
-        long kept = canvas + c.MaxObjects * (glimpse + 16);
+        long kept = canvas + c.MaxObjects * (glimpse + KeptValuesPerObject);
         return ProcessBytes + rows * (working + keptFrames * kept) * sizeof(float);
     }
 
     /// <summary>
     /// Memory the kernel can give without swapping (MemAvailable), or null where /proc/meminfo is not there.
     /// </summary>
-    public static long? AvailableBytes()
-    {
-        const string meminfo = "/proc/meminfo";
-        if (!File.Exists(meminfo)) return null;
-        var line = File.ReadLines(meminfo).FirstOrDefault(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal));
-        return line is null
-            ? null
-            : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1],
-                         CultureInfo.InvariantCulture) * 1024;
-    }
+    public static long? AvailableBytes() => ProcFiles.Kilobytes("/proc/meminfo", "MemAvailable") * 1024;
 
     /// <summary>
     /// Refuses (<see cref="ArgumentException"/>) inference over <paramref name="batch"/> sequences of

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using TorchSharp;
 using static Sqair.KeptScalars;
 using static TorchSharp.torch;
@@ -26,14 +25,9 @@ internal static class Activations
     /// </summary>
     public static Tensor Softplus(Tensor x) => x.logaddexp(Zero(x.dtype, x.device));
 
-    static readonly ConcurrentDictionary<(ScalarType, string), Tensor> Zeros = new();
-
-    /// <summary>
-    /// A 0-dimensional zero of <paramref name="dtype"/> on <paramref name="device"/>, cached for the process.
-    /// </summary>
+    /// <summary>A 0-dimensional zero of <paramref name="dtype"/> on <paramref name="device"/>, kept.</summary>
     static Tensor Zero(ScalarType dtype, Device device) =>
-        Zeros.GetOrAdd((dtype, device.ToString()),
-                       _ => zeros([], dtype: dtype, device: device).DetachFromDisposeScope());
+        KeptTensors.Get("zero", 0, dtype, device, () => zeros([], dtype: dtype, device: device));
 
     /// <summary>A standard deviation from an unconstrained value: softplus(x) + 0.01.</summary>
     public static Tensor PositiveScale(Tensor x) => Softplus(x).Plus(Kept(MinScale));

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using TorchSharp;
 using static Sqair.KeptScalars;
 using static TorchSharp.torch;
@@ -101,28 +100,22 @@ internal static class SpatialTransformer
         return distance.OneMinus().relu_();
     }
 
-    static readonly ConcurrentDictionary<(long, string, ScalarType, bool), Tensor> Constants = new();
-
-    /// <summary>The align-corners sampling grid: L points from −1 to 1 (what affine_grid uses), cached.</summary>
+    /// <summary>The align-corners sampling grid: L points from −1 to 1 (what affine_grid uses), kept.</summary>
     static Tensor Grid(long points, Device device, ScalarType dtype) =>
-        Constants.GetOrAdd((points, device.ToString(), dtype, true), _ =>
-            linspace(-1.0, 1.0, points, dtype: dtype).to(device).DetachFromDisposeScope());
+        KeptTensors.Get("grid", points, dtype, device, () => linspace(-1.0, 1.0, points, dtype: dtype).to(device));
 
     /// <summary>
-    /// The glimpse's own grid [G, 1, G, 2]: (x_g, y_g) of pixel (row, column), as affine_grid builds it, cached.
+    /// The glimpse's own grid [G, 1, G, 2]: (x_g, y_g) of pixel (row, column), as affine_grid builds it, kept.
     /// </summary>
     static Tensor BaseGrid(long points, Device device, ScalarType dtype) =>
-        Grids.GetOrAdd((points, device.ToString(), dtype), _ =>
+        KeptTensors.Get("base grid", points, dtype, device, () =>
         {
             var axis = Grid(points, device, dtype);
             return stack([axis.view(1, points).expand(points, points), axis.view(points, 1).expand(points, points)], -1)
-                .view(points, 1, points, 2).DetachFromDisposeScope();
+                .view(points, 1, points, 2);
         });
 
-    static readonly ConcurrentDictionary<(long, string, ScalarType), Tensor> Grids = new();
-
-    /// <summary>Pixel indices 0..Q − 1, cached.</summary>
+    /// <summary>Pixel indices 0..Q − 1, kept.</summary>
     static Tensor Pixels(long count, Device device, ScalarType dtype) =>
-        Constants.GetOrAdd((count, device.ToString(), dtype, false), _ =>
-            linspace(0.0, count - 1, count, dtype: dtype).to(device).DetachFromDisposeScope());
+        KeptTensors.Get("pixels", count, dtype, device, () => linspace(0.0, count - 1, count, dtype: dtype).to(device));
 }

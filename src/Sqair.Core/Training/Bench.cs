@@ -114,14 +114,7 @@ internal static class Bench
     const int EvalBatchSize = 50, TrackBatchSize = 32;
 
     /// <summary>Peak resident memory of this process (VmHWM), in MB; 0 where /proc is not available.</summary>
-    public static double PeakRssMb()
-    {
-        const string status = "/proc/self/status";
-        if (!File.Exists(status)) return 0;
-        var line = File.ReadLines(status).FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
-        return line is null ? 0 : double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1],
-                                               System.Globalization.CultureInfo.InvariantCulture) / 1024;
-    }
+    public static double PeakRssMb() => (ProcFiles.Kilobytes("/proc/self/status", "VmHWM") ?? 0) / 1024.0;
 }
 
 /// <summary>

@@ -8,7 +8,7 @@ namespace Sqair.Training;
 
 /// <summary>
 /// The loss and gradients of one training batch (docs/design.md §4), computed whole or in shards on parallel
-/// threads. Why shards: at batch 32 most of SQAIR's ~2 900 ops per iteration act on tensors too
+/// threads. Why shards: at batch 32 most of SQAIR's ~2 000 forward ops at T = 3 act on tensors too
 /// small for libtorch to split over cores, so with two intra-op threads one core mostly waits
 /// (docs/performance.md). Two shards of 16 sequences, each on its own thread with one intra-op
 /// thread, keep both cores busy. The gradient is the same estimator: the batch loss is the
