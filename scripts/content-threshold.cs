@@ -36,8 +36,7 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
     using (batch)
     {
         using var scope = NewDisposeScope();
-        using var generator = new Generator(Evaluator.BatchSeed(0, done));
-        var inferred = Inference.Run(model, batch.Frames, new InferenceOptions(K: 5), generator);
+        var inferred = Inference.Run(model, batch.Frames, new InferenceOptions(K: 5), first: done);
         var truth = TrackExtraction.Truth(batch);
         truthBoxes += truth.Sum(s => s.Sum(f => f.Count));
         foreach (var threshold in thresholds)

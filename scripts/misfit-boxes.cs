@@ -36,8 +36,7 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
     using (batch)
     {
         using var scope = NewDisposeScope();
-        using var generator = new Generator(Evaluator.BatchSeed(0, done));
-        var hyp = Inference.Run(model, batch.Frames, new InferenceOptions(K: 5), generator).Boxes(BoxKind.Content);
+        var hyp = Inference.Run(model, batch.Frames, new InferenceOptions(K: 5), first: done).Boxes(BoxKind.Content);
         var truth = TrackExtraction.Truth(batch);
         var raw = batch.Boxes.data<float>().ToArray();
         var labels = batch.Labels.data<long>().ToArray();

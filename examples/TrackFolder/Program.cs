@@ -13,9 +13,8 @@ if (args.Length != 2)
 var (model, _) = Checkpoint.LoadModel(args[0]);
 var c = model.Config;
 var frames = FrameFolder.Load(args[1], c.ImgSize, c.Channels);             // [T, 1, C, H, W]
-using var generator = new Generator(0);
 // one particle: tracking, not a bound
-var inferred = Inference.Run(model, frames, InferenceOptions.Single, generator);
+var inferred = Inference.Run(model, frames, InferenceOptions.Single);
 var tracks = inferred.Boxes(BoxKind.Content)[0];
 for (int t = 0; t < tracks.Count; t++)
     Console.WriteLine($"frame {t,3}: " +

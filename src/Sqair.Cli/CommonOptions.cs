@@ -152,10 +152,9 @@ static class CommonOptions
     public static Option<int> BatchSize(int defaultValue) =>
         AtLeast(1, new Option<int>("--batch-size")
         {
-            // Each batch draws from a generator seeded by its first sequence (Evaluator.BatchSeed), so
-            // another batch size gives other samples: the same model, other Monte Carlo noise (issue 20, 10).
-            Description = "Sequences per batch (lower it if memory runs out; the samples drawn depend on it, " +
-                          "so keep it fixed when comparing results)",
+            // Each sequence draws from its own generator (Inference.Run), so the batch size changes
+            // memory and speed, not the samples.
+            Description = "Sequences per batch (lower it if memory runs out; results do not depend on it)",
             DefaultValueFactory = _ => defaultValue,
         });
 

@@ -113,8 +113,7 @@ static class FigureCommands
             var (model, iteration) = Load(r, device);
             int len = r.GetValue(length) ?? model.Config.SeqLen;
             var frames = Frames(r, model.Config, len, "--seq-len", device);
-            using var generator = new Generator(r.GetValue(CommonOptions.Seed));
-            var inferred = Inference.Run(model, frames, CommonOptions.Inference(r), generator);
+            var inferred = Inference.Run(model, frames, CommonOptions.Inference(r), r.GetValue(CommonOptions.Seed));
             var tracks = ModelFigures.Extract(frames, inferred.Output, inferred.Rows);
             var from = r.GetValue(DataFile) is { } dataPath
                 ? Path.GetFileNameWithoutExtension(dataPath)

@@ -145,9 +145,9 @@ static class TrackCommand
     static void TrackBatch(Model.SqairModel model, long size, IEnumerable<Tensor> frames, Settings how,
                            List<TrackedSequence> sequences, List<ModelFigures.Track> drawn, Action<long> advanced)
     {
-        // a generator per batch, as in eval, so the same input and seed always give the same tracks
-        using var generator = new Generator(Evaluator.BatchSeed(how.Seed, sequences.Count));
-        using var stream = new TrackStream(model, size, how.Inference, generator, how.Device, how.Lag);
+        // a generator per sequence, as in eval, so the same input and seed give the same tracks in any batch
+        using var stream = new TrackStream(model, size, how.Inference, how.Seed, first: sequences.Count, how.Device,
+                                           how.Lag);
         var objects = Enumerable.Range(0, (int)size).Select(_ => new List<Tracked>()).ToArray();
         bool draw = how.Gif && drawn.Count < GifSequences;
         var inputs = new List<Tensor>();

@@ -80,13 +80,10 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
 
 /// <summary>
 /// Runs a model over (part of) a dataset in inference mode and adds up the docs/design.md §5 measurements.
-/// Every batch samples from its own generator, seeded by <c>seed</c> and the index of its first
-/// sequence (<see cref="BatchSeed"/>), so a report depends only on the model, the data, K, the
-/// seed and the batch size (and, in the last digits, on the thread count through libtorch's
-/// reductions), not on what ran before. The batch size decides which noise each sequence draws:
-/// another one gives another Monte Carlo estimate of the same measures (issue 20, 10). Seeding per
-/// sequence would remove that, at one random draw per sequence and sampling site instead of one per
-/// batch (about a thousand more ops per frame at batch 50), so it is not done.
+/// Every sequence samples from its own generator, seeded by <c>seed</c> and its index
+/// (<see cref="Inference.Run"/>, docs/design.md §2.8), so a report depends only on the model, the
+/// data, K and the seed (and, in the last digits, on the thread count and the batch size through
+/// libtorch's reductions), not on what ran before nor on how the sequences are batched.
 /// </summary>
 public static class Evaluator
 {
@@ -117,8 +114,7 @@ public static class Evaluator
                 using var scope = NewDisposeScope();
                 using (batch)
                 {
-                    using var generator = new Generator(BatchSeed(seed, done));
-                    var inferred = Inference.Run(model, batch.Frames, inference, generator);
+                    var inferred = Inference.Run(model, batch.Frames, inference, seed, first: done);
                     total += BatchMetrics.Of(inferred.Output, batch);
                     var truth = TrackExtraction.Truth(batch);
                     var content = inferred.Boxes(BoxKind.Content);
@@ -144,11 +140,4 @@ public static class Evaluator
         return new EvaluationReport(total, mot.Summary(), motGlimpse.Summary(), motWindowP50.Summary(),
                                     motDontCare.Summary(), source.HasTruth);
     }
-
-    /// <summary>
-    /// The generator seed of the batch starting at sequence <paramref name="first"/>: seed 0 gives
-    /// the index itself (the numbers reported before seeds existed); other seeds move every batch
-    /// to a far-away stream (an odd multiplier keeps distinct seeds distinct).
-    /// </summary>
-    public static ulong BatchSeed(ulong seed, long first) => unchecked(seed * 0x9E3779B97F4A7C15UL + (ulong)first);
 }

@@ -43,15 +43,20 @@ public sealed record InferredBatch(SequenceOutput Output, long[] Rows, int Side)
 public static class Inference
 {
     /// <summary>
-    /// Infers <paramref name="frames"/> [T, B, C, H, W] without gradients, drawing every sample (and
-    /// the particle choice) from <paramref name="generator"/>, so the same frames, options and seed
-    /// give the same tracks.
+    /// Infers <paramref name="frames"/> [T, B, C, H, W] without gradients. The B sequences are
+    /// numbered <paramref name="first"/>, <paramref name="first"/> + 1, … and each draws every sample
+    /// (and its particle choice) from its own generator, seeded by <paramref name="seed"/> and its
+    /// number (docs/design.md §2.8): the same sequence, options and seed give the same tracks in any
+    /// batch.
     /// </summary>
-    public static InferredBatch Run(SqairModel model, Tensor frames, InferenceOptions options, Generator generator)
+    public static InferredBatch Run(SqairModel model, Tensor frames, InferenceOptions options, ulong seed = 0,
+                                    long first = 0)
     {
         using var _ = no_grad();
-        var output = model.Forward(frames, options.K, keepFrames: true, generator: generator,
-                                   resampling: options.Resampling, rejectIoU: options.RejectIoU);
-        return new InferredBatch(output, output.PickParticles(generator), model.Config.ImgSize);
+        using var noise = new SequenceNoise(model.Config, seed, first, frames.shape[1]);
+        var (output, _) = model.Infer(frames, options.K, keepFrames: true, noise, options.Resampling,
+                                      options.RejectIoU);
+        var rows = ParticleFilter.Pick(output.LogWeights, noise).cpu().data<long>().ToArray();
+        return new InferredBatch(output, rows, model.Config.ImgSize);
     }
 }

@@ -31,7 +31,7 @@ public sealed class TrackStream : IDisposable
 
     readonly SqairModel model;
     readonly SqairModel.ParticleSettings settings;
-    readonly Generator generator;
+    readonly SequenceNoise noise;
     readonly long sequences;
     readonly int side;
     // Ancestors: the resampling before that frame
@@ -44,20 +44,20 @@ public sealed class TrackStream : IDisposable
     public int Lag { get; }
 
     /// <summary>
-    /// A stream of <paramref name="sequences"/> sequences inferred as <paramref name="options"/>
-    /// says, drawing from <paramref name="generator"/>.
+    /// A stream of <paramref name="sequences"/> sequences, numbered <paramref name="first"/>, … for
+    /// their noise as in <see cref="Inference.Run"/>, inferred as <paramref name="options"/> says.
     /// </summary>
-    public TrackStream(SqairModel model, long sequences, InferenceOptions options, Generator generator,
+    public TrackStream(SqairModel model, long sequences, InferenceOptions options, ulong seed = 0, long first = 0,
                        Device? device = null, int lag = DefaultLag)
     {
         if (lag < 1) throw new ArgumentOutOfRangeException(nameof(lag), lag, "the stream must hold at least one frame");
         this.model = model;
-        this.generator = generator;
+        noise = new SequenceNoise(model.Config, seed, first, sequences);
         this.sequences = sequences;
         side = model.Config.ImgSize;
         Lag = lag;
         settings = new SqairModel.ParticleSettings(options.K, options.Resampling,
-                                                   options.RejectIoU ?? model.Config.RejectIoU, generator);
+                                                   options.RejectIoU ?? model.Config.RejectIoU, noise);
         using var _ = no_grad();
         state = model.InitialState(sequences * options.K, device ?? CPU);
         sums = ParticleSums.Zeros(sequences * options.K, device ?? CPU);
@@ -88,7 +88,7 @@ public sealed class TrackStream : IDisposable
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var rows = ParticleFilter.Pick(sums.LogWeight.view(sequences, settings.K), generator);
+        var rows = ParticleFilter.Pick(sums.LogWeight.view(sequences, settings.K), noise);
         var fixedFrames = new List<StreamedFrame>();
         while (held.Count > 0) fixedFrames.Add(EmitOldest(rows));
         return fixedFrames;
@@ -114,9 +114,10 @@ public sealed class TrackStream : IDisposable
                                  [.. windows.Select(s => s[0].ToList())], chosen);
     }
 
-    /// <summary>Frees the particles' state and the held frames.</summary>
+    /// <summary>Frees the particles' state, the held frames and the generators.</summary>
     public void Dispose()
     {
+        noise.Dispose();
         foreach (var t in state.Tensors().Concat(sums.Tensors())) t.Dispose();
         while (held.Count > 0)
         {

@@ -78,7 +78,7 @@ internal sealed class Discovery : Module
     /// Discovers new objects in x [R, C, H, W], whose <see cref="EncodeFrames"/> features are
     /// <paramref name="features"/>. <paramref name="priorPresenceLogit"/> [R, N] are the propagation
     /// prior's gated presence logits (e in docs/design.md §2.4); <paramref name="later"/> is t &gt; 0. Noise comes
-    /// from <paramref name="generator"/> (null: the global one). At t &gt; 0, discovery stops at a proposal
+    /// from <paramref name="noise"/>. At t &gt; 0, discovery stops at a proposal
     /// whose window overlaps a present propagated object's with IoU above <paramref name="rejectIoU"/>
     /// (0: never), and in training it is switched off for a row with probability <c>disc_dropout</c>.
     /// Both lower the cap A on the number of new objects, so q(n) stays the proposal that was sampled.
@@ -87,13 +87,13 @@ internal sealed class Discovery : Module
                                                         Tensor priorPresenceLogit, bool later,
                                                         Module<Tensor, Tensor> glimpseEncoder,
                                                         (Tensor Temporal, Tensor Prior) initialStates, Tensor lastId,
-                                                        double rejectIoU, Generator? generator = null)
+                                                        double rejectIoU, Noise noise)
     {
         long r = x.shape[0];
         int n = c.MaxObjects, d = c.NWhat, g = c.GlimpseSize;
         var (cond, allowed) = Conditioning(propagated);
         if (later && training && c.DiscDropout > 0)
-            allowed = allowed * bernoulli(full_like(allowed, Kept(1 - c.DiscDropout)), generator);
+            allowed = allowed * noise.Bernoulli(full_like(allowed, Kept(1 - c.DiscDropout)), Site.DiscoveryDropout, 0);
         // [R, N, 4] windows of the propagated objects, to reject proposals that duplicate one
         var followed = later && rejectIoU > 0 ? Boxes.Coords(propagated.Where, c.ShiftRange) : null;
 
@@ -108,7 +108,7 @@ internal sealed class Discovery : Module
         {
             s = rnn.call(cat([features, cond, whatJ, whereJ, presJ], -1), s);
             var (loc, scaleLogit) = transform.call(s);
-            (whereScale[j], whereNoise[j]) = (PositiveScale(scaleLogit), StandardNormal(loc, generator));
+            (whereScale[j], whereNoise[j]) = (PositiveScale(scaleLogit), noise.Normal(loc, Site.DiscoveredWhere, j));
             var whereK = loc.addcmul(whereScale[j], whereNoise[j], Kept(1.0));
             var window = Boxes.Windows(whereK, c.ShiftRange);
             if (followed is not null)
@@ -118,7 +118,7 @@ internal sealed class Discovery : Module
                 allowed = allowed.masked_fill(duplicate.logical_and(allowed.gt(Kept((long)j))), Kept((long)j));
             }
             var enc = glimpseEncoder.call(SpatialTransformer.Extract(x, window, g)).split([d, d], -1);
-            (whatScale[j], whatNoise[j]) = (PositiveScale(enc[1]), StandardNormal(enc[0], generator));
+            (whatScale[j], whatNoise[j]) = (PositiveScale(enc[1]), noise.Normal(enc[0], Site.DiscoveredWhat, j));
             var whatK = enc[0].addcmul(whatScale[j], whatNoise[j], Kept(1.0));
 
             var logit = presence.call(cat([s, whatK], -1));
@@ -126,7 +126,7 @@ internal sealed class Discovery : Module
             var gate = presJ * allowed.gt(Kept((long)j)).unsqueeze(-1);   // float × bool is float
             var gated = GateLogits(logit, gate);
             Tensor z;
-            using (no_grad()) z = bernoulli(gated.sigmoid(), generator);
+            using (no_grad()) z = noise.Bernoulli(gated.sigmoid(), Site.DiscoveredPresence, j);
             presJ = z * gate;
 
             what[j] = whatJ = whatK;

@@ -20,13 +20,6 @@ internal static class Distributions
         return (z * z).mul(Kept(-0.5)) - scale.log() - Kept(HalfLog2Pi);
     }
 
-    /// <summary>
-    /// Standard normal noise shaped like <paramref name="like"/>, from <paramref name="generator"/>
-    /// (null: libtorch's global generator, the same stream as <c>randn_like</c>).
-    /// </summary>
-    public static Tensor StandardNormal(Tensor like, Generator? generator) =>
-        randn(like.shape, dtype: like.dtype, device: like.device, generator: generator);
-
     /// <summary>Elementwise log N(x; 0, 1).</summary>
     public static Tensor StandardNormalLogProb(Tensor x) => (x * x).mul(Kept(-0.5)) - Kept(HalfLog2Pi);
 

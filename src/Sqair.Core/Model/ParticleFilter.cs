@@ -62,7 +62,7 @@ internal static class ParticleFilter
     /// The row [R] each row continues from after this frame, given the log weights [B, K], or null when
     /// no sequence resamples (always with <see cref="Resampling.None"/>, which draws nothing).
     /// </summary>
-    public static Resample? Ancestors(Tensor logWeights, Resampling resampling, Generator? generator)
+    public static Resample? Ancestors(Tensor logWeights, Resampling resampling, Noise noise)
     {
         if (resampling == Resampling.None) return null;
         long b = logWeights.shape[0], k = logWeights.shape[1];
@@ -72,7 +72,7 @@ internal static class ParticleFilter
             : weights.square().sum(1).reciprocal().lt(Kept(EssFraction * k));
         if (resampling == Resampling.Ess && !resampled.any().item<bool>()) return null;
         var own = Arange(k, ScalarType.Int64, logWeights.device).unsqueeze(0).expand(b, k);
-        var chosen = where(resampled.unsqueeze(1), Systematic(weights, generator), own);
+        var chosen = where(resampled.unsqueeze(1), Systematic(weights, noise.Uniform(b, logWeights.device)), own);
         var rows = Arange(b, ScalarType.Int64, logWeights.device).mul(Kept(k)).unsqueeze(1).Plus(chosen).view(-1);
         return new Resample(rows, resampled);
     }
@@ -81,9 +81,9 @@ internal static class ParticleFilter
     /// One particle per sequence drawn with probability ∝ w_k from log weights [B, K], as row indices [B] into the
     /// B·K rows.
     /// </summary>
-    public static Tensor Pick(Tensor logWeights, Generator? generator)
+    public static Tensor Pick(Tensor logWeights, Noise noise)
     {
-        var k = multinomial(nn.functional.softmax(logWeights, 1), 1, generator: generator).squeeze(1);
+        var k = noise.Choose(nn.functional.softmax(logWeights, 1));
         return Arange(logWeights.shape[0], ScalarType.Int64, k.device).mul(Kept(logWeights.shape[1])).Plus(k);
     }
 
@@ -93,14 +93,14 @@ internal static class ParticleFilter
             .Plus(logWeights.argmax(1));
 
     /// <summary>
-    /// Systematic resampling: for each sequence one u ~ U[0, 1/K), positions u + i/K, i = 0..K−1, and
-    /// the ancestor of position p is the first particle whose cumulative weight exceeds p. [B, K] → [B, K] indices.
+    /// Systematic resampling: for each sequence one u ~ U[0, 1/K) (<paramref name="uniform"/> [B, 1] of U[0, 1)
+    /// divided by K), positions u + i/K, i = 0..K−1, and the ancestor of position p is the first particle
+    /// whose cumulative weight exceeds p. [B, K] → [B, K] indices.
     /// </summary>
-    public static Tensor Systematic(Tensor weights, Generator? generator)
+    public static Tensor Systematic(Tensor weights, Tensor uniform)
     {
-        long b = weights.shape[0], k = weights.shape[1];
-        var u = rand(b, 1, generator: generator, device: weights.device);
-        var positions = Arange(k, ScalarType.Float32, weights.device).unsqueeze(0).Plus(u).div(Kept(k));
+        long k = weights.shape[1];
+        var positions = Arange(k, ScalarType.Float32, weights.device).unsqueeze(0).Plus(uniform).div(Kept(k));
         var cumulative = weights.cumsum(1).contiguous();
         return searchsorted(cumulative, positions.contiguous(), right: true).clamp_max(Kept(k - 1));
     }

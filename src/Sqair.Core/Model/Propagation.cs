@@ -92,17 +92,16 @@ internal sealed class Propagation : Module
     }
 
     /// <summary>
-    /// The posterior of every object present at t − 1, with noise from <paramref name="generator"/> (null: the
-    /// global one).
+    /// The posterior of every object present at t − 1, with noise from <paramref name="noise"/>.
     /// </summary>
     public (ObjectSlots Slots, StepTerms Terms, Tensor PriorPresenceLogit) Forward(Tensor x, ObjectSlots prev,
                                                                                  Module<Tensor, Tensor> glimpseEncoder,
-                                                                                 Generator? generator = null)
+                                                                                 Noise noise)
     {
         long r = x.shape[0];
         int n = c.MaxObjects, d = c.NWhat;
         var (masks, features) = FirstGlimpses(x, prev, glimpseEncoder);
-        var frame = new FrameInputs(x, prev, where_tril.tril(-1).t(), glimpseEncoder, generator);
+        var frame = new FrameInputs(x, prev, where_tril.tril(-1).t(), glimpseEncoder, noise);
         var s = rnn.InitialState(r);
         var before = (What: zeros(r, d, device: x.device), Where: zeros(r, 4, device: x.device),
                       Presence: zeros(r, 1, device: x.device));
@@ -147,7 +146,7 @@ internal sealed class Propagation : Module
     /// lower part of the where correlation (transposed), the glimpse encoder and the noise source.
     /// </summary>
     sealed record FrameInputs(Tensor X, ObjectSlots Prev, Tensor Tril, Module<Tensor, Tensor> GlimpseEncoder,
-                              Generator? Generator);
+                              Noise Noise);
 
     /// <summary>
     /// §2.3 steps 2–5 for slot <paramref name="k"/>, after the slot <paramref name="before"/> (zeros for the first):
@@ -156,7 +155,7 @@ internal sealed class Propagation : Module
     (SlotSample Slot, Tensor Rnn) Slot(FrameInputs frame, int k, Tensor feature, Tensor? mask,
                                        (Tensor What, Tensor Where, Tensor Presence) before, Tensor s)
     {
-        var (x, prev, tril, glimpseEncoder, generator) = frame;
+        var (x, prev, tril, glimpseEncoder, noise) = frame;
         int d = c.NWhat;
         var hk = prev.Temporal.select(1, k);
         var whatP = prev.What.select(1, k);
@@ -169,7 +168,7 @@ internal sealed class Propagation : Module
         var (locDelta, scaleLogit) = transform.call(cat([s, whereP, hk], -1));
         var loc = whereP.Plus(locDelta);
         var scale = PositiveScale(scaleLogit.sub(Kept(1.0)));
-        var eps = StandardNormal(loc, generator);
+        var eps = noise.Normal(loc, Site.PropagatedWhere, k);
         var where = loc.addcmul(scale, eps.Plus(eps.matmul(tril)), Kept(1.0));
 
         var glimpse = SpatialTransformer.Extract(x, Boxes.Windows(where, c.ShiftRange), c.GlimpseSize);
@@ -187,12 +186,12 @@ internal sealed class Propagation : Module
         var whatLoc = (forget * whatP).addcmul(oneMinusInput, encLoc, Kept(1.0))
             .addcmul(oneMinusTemporal, tStats[0], Kept(1.0));
         var whatScale = (oneMinusInput * encScale).addcmul(oneMinusTemporal, tScale, Kept(1.0));
-        var whatEps = StandardNormal(whatLoc, generator);
+        var whatEps = noise.Normal(whatLoc, Site.PropagatedWhat, k);
         var what = whatLoc.addcmul(whatScale, whatEps, Kept(1.0));
 
         var logit = GateLogits(presence.call(cat([s, hNew, what], -1)), presP);
         Tensor z;
-        using (no_grad()) z = bernoulli(logit.sigmoid(), generator);
+        using (no_grad()) z = noise.Bernoulli(logit.sigmoid(), Site.PropagatedPresence, k);
         return (new SlotSample(what, where, z * presP, logit, hNew, eps, scale, whatEps, whatScale), s);
     }
 

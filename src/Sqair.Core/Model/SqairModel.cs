@@ -63,7 +63,8 @@ public sealed record SequenceOutput(Tensor LogWeights, Tensor LogQDiscrete, Tens
     /// Importance resampling: one particle per sequence drawn with probability ∝ w_k, as row
     /// indices [B] into the B·K rows.
     /// </summary>
-    public Tensor ResampleRows(Generator? generator = null) => ParticleFilter.Pick(LogWeights.detach(), generator);
+    public Tensor ResampleRows(Generator? generator = null) =>
+        ParticleFilter.Pick(LogWeights.detach(), new SharedNoise(generator));
 
     /// <summary>
     /// <see cref="ResampleRows"/> as an array: the row of each sequence's chosen particle, for drawing and tracking.
@@ -122,10 +123,10 @@ public sealed class SqairModel : Module
     }
 
     /// <summary>
-    /// What holds for a whole run of frames: K particles, the filter's resampling, discovery's rejection IoU, the
-    /// random stream.
+    /// What holds for a whole run of frames: K particles, the filter's resampling, discovery's rejection IoU, where
+    /// the noise comes from.
     /// </summary>
-    internal sealed record ParticleSettings(int K, Resampling Resampling, double RejectIoU, Generator? Generator);
+    internal sealed record ParticleSettings(int K, Resampling Resampling, double RejectIoU, Noise Noise);
 
     /// <summary>
     /// The particles after one frame: their state and sums, the resampling that preceded the frame
@@ -198,14 +199,17 @@ public sealed class SqairModel : Module
     /// </summary>
     public SequenceOutput Forward(Tensor frames, int k, bool keepFrames = false, Generator? generator = null,
                                   Resampling resampling = Resampling.None, double? rejectIoU = null) =>
-        Infer(frames, k, keepFrames, generator, resampling, rejectIoU).Output;
+        Infer(frames, k, keepFrames, new SharedNoise(generator), resampling, rejectIoU).Output;
 
-    (SequenceOutput Output, SequenceState Final) Infer(
-        Tensor frames, int k, bool keepFrames, Generator? generator = null,
+    /// <summary>
+    /// <see cref="Forward"/> drawing from <paramref name="noise"/>, with the state after the last frame.
+    /// </summary>
+    internal (SequenceOutput Output, SequenceState Final) Infer(
+        Tensor frames, int k, bool keepFrames, Noise noise,
         Resampling resampling = Resampling.None, double? rejectIoU = null)
     {
         long t = frames.shape[0], b = frames.shape[1], r = b * k;
-        var settings = new ParticleSettings(k, resampling, rejectIoU ?? Config.RejectIoU, generator);
+        var settings = new ParticleSettings(k, resampling, rejectIoU ?? Config.RejectIoU, noise);
         var state = InitialState(r, frames.device);
         var sums = ParticleSums.Zeros(r, frames.device);
         var counts = new List<Tensor>();
@@ -268,9 +272,10 @@ public sealed class SqairModel : Module
         var c = Config;
         int k = settings.K;
         long b = frame.shape[0], r = b * k;
-        var generator = settings.Generator;
+        var noise = settings.Noise;
+        noise.BeginFrame(b, k, frame.device);
         Resample? resample = null;
-        if (step > 0 && ParticleFilter.Ancestors(sums.LogWeight.detach().view(b, k), settings.Resampling, generator)
+        if (step > 0 && ParticleFilter.Ancestors(sums.LogWeight.detach().view(b, k), settings.Resampling, noise)
             is { } drawn)
         {
             resample = drawn;
@@ -282,7 +287,7 @@ public sealed class SqairModel : Module
         (state, var propagated, var discovered, var canvas, var glimpses) = Step(state, step,
             slots =>
             {
-                var (objects, terms, priorPresenceLogit) = propagation.Forward(x, slots, glimpse_encoder, generator);
+                var (objects, terms, priorPresenceLogit) = propagation.Forward(x, slots, glimpse_encoder, noise);
                 propTerms = terms;
                 return (objects, priorPresenceLogit);
             },
@@ -290,7 +295,7 @@ public sealed class SqairModel : Module
             {
                 (var found, discTerms) = discovery.Forward(x, features, objects, priorPresenceLogit, later,
                                                            glimpse_encoder, propagation.InitialStates(r, c.MaxObjects),
-                                                           lastId, settings.RejectIoU, generator);
+                                                           lastId, settings.RejectIoU, noise);
                 return found;
             });
         var slots = state.Slots;
@@ -328,7 +333,7 @@ public sealed class SqairModel : Module
         int start = 0;
         if (observed is not null)
         {
-            var (output, final) = Infer(observed, k, keepFrames: true);
+            var (output, final) = Infer(observed, k, keepFrames: true, new SharedNoise(null));
             var rows = output.ResampleRows();
             steps.AddRange(output.Frames!.Select(f => f.Select(rows)));
             state = final.Select(rows);

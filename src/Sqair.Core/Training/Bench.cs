@@ -90,7 +90,7 @@ internal static class Bench
         Evaluator.Run(model, source, sequences, new InferenceOptions(k), EvalBatchSize, device);
         double evalSeconds = clock.Elapsed.TotalSeconds;
 
-        long frames = 0;
+        long frames = 0, done = 0;
         clock.Restart();
         using (no_grad())
             foreach (var batch in new BatchLoader(source, TrackBatchSize, shuffle: false, seed: 0, device)
@@ -99,10 +99,10 @@ internal static class Bench
                 using var scope = NewDisposeScope();
                 using (batch)
                 {
-                    using var generator = new Generator((ulong)frames);
-                    Evaluation.Inference.Run(model, batch.Frames, InferenceOptions.Single, generator)
+                    Evaluation.Inference.Run(model, batch.Frames, InferenceOptions.Single, first: done)
                         .Boxes(BoxKind.Content);
                     frames += (long)batch.T * batch.B;
+                    done += batch.B;
                 }
             }
         double trackSeconds = clock.Elapsed.TotalSeconds;

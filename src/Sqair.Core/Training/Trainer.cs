@@ -454,11 +454,10 @@ public sealed class Trainer : IDisposable
         using var batch = SequenceBatch.Of(valid!, SequenceBatch.Showing(valid!, FigureSequences), device: device);
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        // Its own generator: drawing figures must not move the training's random stream.
-        using var generator = new Generator(0);
+        // Its own generators (seed 0): drawing figures must not move the training's random stream.
         InferredBatch inferred;
         Model.eval();
-        try { inferred = Inference.Run(Model, batch.Frames, new InferenceOptions(Config.KParticles), generator); }
+        try { inferred = Inference.Run(Model, batch.Frames, new InferenceOptions(Config.KParticles)); }
         finally { Model.train(); }
         var tracks = ModelFigures.Extract(batch.Frames, inferred.Output, inferred.Rows);
         var seq = SequenceFigurePath;

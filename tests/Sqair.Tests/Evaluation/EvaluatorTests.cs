@@ -33,4 +33,23 @@ public class EvaluatorTests
         }
         finally { set_num_threads(threads); }
     }
+
+    /// <summary>Every sequence samples from its own generator, so batching changes memory, not the report.</summary>
+    [Fact]
+    public void A_report_does_not_depend_on_the_batch_size()
+    {
+        manual_seed(4);
+        var c = SqairModelTests.Tiny(discBias: 0.5) with { SeqLen = 4, ImgSize = 32 };
+        var model = new SqairModel(c);
+        var source = new GeneratedSource(new MovingMnist(c.DataConfig(), TestUtil.Templates(50, 4), 4));
+        var options = new InferenceOptions(3, Resampling.Ess);
+        var reports = new[] { 7, 3, 2 }.Select(batch => Evaluator.Run(model, source, 7, options, batch, CPU).Flat())
+            .ToArray();
+        Assert.True(reports[0]["false_positives"] + reports[0]["gt_boxes"] - reports[0]["misses"] > 0,
+                    "hypotheses to score");
+        foreach (var other in reports[1..])
+            foreach (var (key, value) in reports[0])
+                Assert.True(value.Equals(other[key]) || Math.Abs(value - other[key]) <= 1e-5 * Math.Abs(value),
+                            $"{key}: {value} in one batch of 7, {other[key]} in smaller batches");
+    }
 }

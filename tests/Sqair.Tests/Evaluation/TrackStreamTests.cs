@@ -15,7 +15,7 @@ public class TrackStreamTests
     static (List<TrackBox>[][] Content, List<TrackBox>[][] Windows) Streamed(
         SqairModel model, Tensor frames, InferenceOptions options, ulong seed, int lag)
     {
-        using var stream = new TrackStream(model, frames.shape[1], options, new Generator(seed), lag: lag);
+        using var stream = new TrackStream(model, frames.shape[1], options, seed, lag: lag);
         var fixedFrames = new List<StreamedFrame>();
         for (int t = 0; t < frames.shape[0]; t++) fixedFrames.AddRange(stream.Push(frames[t]));
         fixedFrames.AddRange(stream.Finish());
@@ -25,7 +25,7 @@ public class TrackStreamTests
 
     static void AssertSameTracks(SqairModel model, Tensor frames, InferenceOptions options, int lag)
     {
-        var batch = Inference.Run(model, frames, options, new Generator(11));
+        var batch = Inference.Run(model, frames, options, seed: 11);
         var (content, windows) = Streamed(model, frames, options, 11, lag);
         var (batchContent, batchWindows) = (batch.Boxes(BoxKind.Content), batch.Boxes(BoxKind.Glimpse));
         Assert.True(batchContent.Sum(s => s.Sum(f => f.Count)) > frames.shape[0], "enough objects to compare");

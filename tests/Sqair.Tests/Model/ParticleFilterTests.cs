@@ -19,7 +19,8 @@ public class ParticleFilterTests
         });
         for (ulong seed = 0; seed < 20; seed++)
         {
-            var idx = ParticleFilter.Systematic(weights, new Generator(seed)).data<long>().ToArray();
+            var uniform = rand(3, 1, generator: new Generator(seed));
+            var idx = ParticleFilter.Systematic(weights, uniform).data<long>().ToArray();
             for (int b = 0; b < 3; b++)
             {
                 var row = idx[(b * 4)..(b * 4 + 4)];
@@ -41,7 +42,7 @@ public class ParticleFilterTests
     {
         // sequence 0 has degenerate weights (ESS ≈ 1 < K/2), sequence 1 equal ones (ESS = K)
         var logW = tensor(new float[] { 0f, -30f, -30f, 5f, 5f, 5f }).view(2, 3);
-        var resample = ParticleFilter.Ancestors(logW, Resampling.Ess, new Generator(3));
+        var resample = ParticleFilter.Ancestors(logW, Resampling.Ess, new SharedNoise(new Generator(3)));
         Assert.NotNull(resample);
         Assert.Equal([true, false], resample.Sequences.data<bool>().ToArray());
         Assert.Equal([0L, 0, 0, 3, 4, 5], resample.Rows.data<long>().ToArray());
@@ -63,9 +64,10 @@ public class ParticleFilterTests
     {
         var g = new Generator(5);
         var before = g.get_state().data<byte>().ToArray();
-        Assert.Null(ParticleFilter.Ancestors(zeros(2, 3), Resampling.None, g));
+        Assert.Null(ParticleFilter.Ancestors(zeros(2, 3), Resampling.None, new SharedNoise(g)));
         Assert.Equal(before, g.get_state().data<byte>().ToArray());
-        Assert.Null(ParticleFilter.Ancestors(zeros(2, 3), Resampling.Ess, g));   // equal weights: ESS = K
+        // equal weights: ESS = K
+        Assert.Null(ParticleFilter.Ancestors(zeros(2, 3), Resampling.Ess, new SharedNoise(g)));
     }
 
     [Fact]
@@ -158,7 +160,7 @@ public class DiscoveryRejectionTests
                                        propagation.InitialStates(1, n).Prior.clone());
         var (slots, terms) = discovery.Forward(x, discovery.EncodeFrames(x, 1), followed, zeros(1, n), later: true,
                                                Networks.Glimpse(c), propagation.InitialStates(1, n),
-                                               tensor(new long[] { 0 }), rejectIoU, new Generator(1));
+                                               tensor(new long[] { 0 }), rejectIoU, new SharedNoise(new Generator(1)));
         return (slots.Presence.sum().item<float>(), terms.LogQ.item<float>());
     }
 
