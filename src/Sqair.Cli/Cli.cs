@@ -47,6 +47,9 @@ static class Cli
     public static CancellationToken Stopping => stopping.Token;
     static CancellationTokenSource stopping = new();
 
+    /// <summary>Columns of stdout when it is not a terminal: wide enough that no log line wraps.</summary>
+    const int RedirectedWidth = 1000;
+
     /// <summary>
     /// Parses and runs a command line. Usage errors and the failures users cause print one line on
     /// stderr and return an <see cref="ExitCodes"/> code; only bugs keep their stack trace.
@@ -60,6 +63,9 @@ static class Cli
             Console.Error.WriteLine("(see --help)");
             return ExitCodes.Usage;
         }
+        // Redirected to a file or a pipe, Spectre wraps every line at 80 columns (mid-path, mid-number): a log
+        // line stays one line instead.
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = RedirectedWidth;
         stopping = new CancellationTokenSource();
         // The first signal asks for a clean stop; a second one is not intercepted and ends the process.
         void OnSignal(PosixSignalContext ctx)
