@@ -69,10 +69,13 @@ internal sealed class Discovery : Module
     public IEnumerable<Parameter> PropagationOnlyParameters() => conditioning.parameters().Append(steps_time_bias);
 
     /// <summary>
-    /// Features [B·K, hidden] of frames [B, C, H, W] for K particles each: the encoder runs once per
-    /// frame, not once per identical particle row (a K-fold saving on the largest layer).
+    /// Features [B·K, hidden] of frames [B, C, H, W] for K particles each, already multiplied by the discovery
+    /// RNN's weight of their columns (with its bias): every step reads them the same, so the product is taken
+    /// once per frame. The encoder runs once per frame, not once per identical particle row (a K-fold saving on
+    /// the largest layer).
     /// </summary>
-    public Tensor EncodeFrames(Tensor frames, int k) => input_encoder.call(frames).repeat_interleave(k, 0);
+    public Tensor EncodeFrames(Tensor frames, int k) =>
+        rnn.Project(input_encoder.call(frames)).repeat_interleave(k, 0);
 
     /// <summary>
     /// Discovers new objects in x [R, C, H, W], whose <see cref="EncodeFrames"/> features are
@@ -90,7 +93,7 @@ internal sealed class Discovery : Module
                                                         double rejectIoU, Noise noise)
     {
         long r = x.shape[0];
-        int n = c.MaxObjects, d = c.NWhat, g = c.GlimpseSize;
+        int n = c.MaxObjects, d = c.NWhat, g = c.GlimpseSize, h = c.NHidden;
         var (cond, allowed) = Conditioning(propagated);
         if (later && training && c.DiscDropout > 0)
             allowed = allowed * noise.Bernoulli(full_like(allowed, Kept(1 - c.DiscDropout)), Site.DiscoveryDropout, 0);
@@ -98,6 +101,9 @@ internal sealed class Discovery : Module
         var followed = later && rejectIoU > 0 ? Boxes.Coords(propagated.Where, c.ShiftRange) : null;
 
         var s = rnn.InitialState(r);
+        // The RNN's input columns [features, cond] are the same at every step: their share is computed once.
+        var fixedPart = features.addmm(cond, rnn.WeightT(h, h));
+        var restT = rnn.WeightT(2 * h, d + 5 + h);
         Tensor whatJ = zeros(r, d, device: x.device), whereJ = zeros(r, 4, device: x.device),
             presJ = ones(r, 1, device: x.device);
         // Per step: samples, noise, scales and logits; the log-densities follow on all N steps at once.
@@ -106,7 +112,7 @@ internal sealed class Discovery : Module
         var whatNoise = new Tensor[n]; var whatScale = new Tensor[n];
         for (int j = 0; j < n; j++)
         {
-            s = rnn.call(cat([features, cond, whatJ, whereJ, presJ], -1), s);
+            s = VanillaRnn.Step(fixedPart, cat([whatJ, whereJ, presJ, s], -1), restT);
             var (loc, scaleLogit) = transform.call(s);
             (whereScale[j], whereNoise[j]) = (PositiveScale(scaleLogit), noise.Normal(loc, Site.DiscoveredWhere, j));
             var whereK = loc.addcmul(whereScale[j], whereNoise[j], Kept(1.0));

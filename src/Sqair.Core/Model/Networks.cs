@@ -60,6 +60,22 @@ internal sealed class VanillaRnn : Module<Tensor, Tensor, Tensor>
     public Tensor InitialState(long rows) => init.unsqueeze(0).expand(rows, -1);
 
     public override Tensor forward(Tensor input, Tensor state) => linear.call(cat([input, state], -1)).tanh();
+
+    /// <summary>
+    /// W[:, :F]·input + b for input [n, F], the first F input columns: the share of the pre-activation of an input
+    /// part that every step of a loop shares, computed once (docs/performance.md, "Fewer, larger ops").
+    /// </summary>
+    public Tensor Project(Tensor input) =>
+        nn.functional.linear(input, linear.weight!.narrow(1, 0, input.shape[^1]), linear.bias);
+
+    /// <summary>The transposed weight of input columns [from, from + count): [count, H].</summary>
+    public Tensor WeightT(long from, long count) => linear.weight!.narrow(1, from, count).t();
+
+    /// <summary>
+    /// s' = tanh(fixed + rest·weightT): one step from the shared part <paramref name="fixedPart"/> [n, H] and the
+    /// remaining columns <paramref name="rest"/> [n, V] (the state last), whose weight is <see cref="WeightT"/>.
+    /// </summary>
+    public static Tensor Step(Tensor fixedPart, Tensor rest, Tensor weightT) => fixedPart.addmm(rest, weightT).tanh();
 }
 
 /// <summary>Encodes a frame [n, C, H, W] into features [n, hidden] (discovery's input encoder).</summary>
