@@ -1,2 +1,3 @@
 Sqair.NativeAllocator.Configure();
+Sqair.Denormals.FlushToZero();
 return Sqair.Cli.Cli.Run(args);

@@ -248,6 +248,8 @@ public sealed class SqairModel : Module
     internal Advanced AdvanceFreeing(SequenceState state, ParticleSums sums, int step, Tensor frame,
                                      ParticleSettings settings, bool keep, bool disown)
     {
+        // On the thread that computes the frame (and later its backward pass): the flags are per thread.
+        Denormals.FlushToZero();
         Advanced next;
         using (NewDisposeScope())
         {
