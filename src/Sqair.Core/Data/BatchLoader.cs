@@ -68,14 +68,27 @@ public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, T
             }
             for (int k = 0; k < m; k++) { labels[i * m + k] = s.Labels[k]; ids[i * m + k] = s.Ids[k]; }
         }
-        device ??= CPU;
+        var target = device ?? CPU;
         return new SequenceBatch(
-            tensor(frames, [t, b, ch, side, side]).to(device),
-            tensor(boxes, [t, b, m, 4]).to(device),
-            tensor(present, [t, b, m]).to(device),
-            tensor(visible, [t, b, m]).to(device),
-            tensor(labels, [b, m]).to(device),
-            tensor(ids, [b, m]).to(device));
+            OnDevice(tensor(frames, [t, b, ch, side, side]), target),
+            OnDevice(tensor(boxes, [t, b, m, 4]), target),
+            OnDevice(tensor(present, [t, b, m]), target),
+            OnDevice(tensor(visible, [t, b, m]), target),
+            OnDevice(tensor(labels, [b, m]), target),
+            OnDevice(tensor(ids, [b, m]), target));
+    }
+
+    /// <summary>
+    /// <paramref name="host"/> moved to <paramref name="device"/>, the host kept alive until libtorch has read it.
+    /// A batch is often built outside any dispose scope (an evaluation's enumerator), where nothing roots the
+    /// temporary: a collection started by another thread could run its finalizer, which frees the native tensor,
+    /// while <c>to</c> still reads it ("tensor does not have a device", seen in 2 of 16 runs of an evaluation).
+    /// </summary>
+    static Tensor OnDevice(Tensor host, Device device)
+    {
+        var moved = host.to(device);
+        GC.KeepAlive(host);
+        return moved;
     }
 
     /// <summary>The sequences at <paramref name="indices"/> of a source, as one batch.</summary>
