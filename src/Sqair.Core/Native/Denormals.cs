@@ -23,7 +23,7 @@ internal static partial class Denormals
         if (unavailable) return;
         try
         {
-            unavailable = !set_flush_denormal(true);
+            unavailable = !SetFlushDenormal(true);
         }
         catch (Exception e) when (e is EntryPointNotFoundException or DllNotFoundException)
         {
@@ -31,8 +31,11 @@ internal static partial class Denormals
         }
     }
 
-    // at::Context::setFlushDenormal is static: one bool argument; it returns whether the CPU supports the flags.
+    /// <summary>
+    /// libtorch's static at::Context::setFlushDenormal on the calling thread; returns whether the CPU supports the
+    /// flags. Tests clear them with it.
+    /// </summary>
     [LibraryImport("libtorch_cpu", EntryPoint = "_ZN2at7Context16setFlushDenormalEb")]
     [return: MarshalAs(UnmanagedType.U1)]
-    private static partial bool set_flush_denormal([MarshalAs(UnmanagedType.U1)] bool on);
+    internal static partial bool SetFlushDenormal([MarshalAs(UnmanagedType.U1)] bool on);
 }

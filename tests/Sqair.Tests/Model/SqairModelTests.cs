@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Sqair.Model;
 using Sqair.Objective;
 using TorchSharp;
@@ -44,17 +43,13 @@ public class SqairModelTests
                        p => Assert.False(p.parameter.requires_grad));
     }
 
-    [DllImport("libtorch_cpu", EntryPoint = "_ZN2at7Context16setFlushDenormalEb")]
-    [return: MarshalAs(UnmanagedType.U1)]
-    static extern bool SetFlushDenormal([MarshalAs(UnmanagedType.U1)] bool on);
-
     [Fact]
     public void A_frame_of_the_model_flushes_denormals_to_zero_on_its_thread()
     {
         float before = -1, after = -1;
         var thread = new Thread(() =>
         {
-            SetFlushDenormal(false);   // threads inherit the flags: start from libtorch's default
+            Denormals.SetFlushDenormal(false);   // threads inherit the flags: start from libtorch's default
             using var tiny = tensor(new[] { 1e-39f });   // a denormal
             before = tiny.add(tiny).item<float>();
             new SqairModel(Tiny()).Forward(Frames(1, 1), k: 1);
