@@ -33,6 +33,10 @@ static class DataCommands
         Description = "Rescale digit templates by this factor",
         DefaultValueFactory = _ => 1.0,
     };
+    static readonly Option<double?> DigitScaleMin = new("--digit-scale-min")
+    {
+        Description = "Draw each digit at its own scale, uniform between this and --digit-scale (digits of many sizes)",
+    };
     static readonly Option<int> CanvasSize = new("--canvas-size")
     {
         Description = "Side of the square canvas",
@@ -69,6 +73,7 @@ static class DataCommands
         MinDigits = r.GetValue(MinDigits),
         MaxDigits = r.GetValue(MaxDigits),
         DigitScale = r.GetValue(DigitScale),
+        DigitScaleMin = r.GetValue(DigitScaleMin),
         CanvasSize = r.GetValue(CanvasSize),
         AccNoiseStd = r.GetValue(AccNoise),
         MaxSpeed = r.GetValue(MaxSpeed),
@@ -81,7 +86,8 @@ static class DataCommands
     {
         foreach (var o in new Option[]
         {
-            SeqLen, MinDigits, MaxDigits, DigitScale, CanvasSize, AccNoise, MaxSpeed, MaxAcc, PlacementTries, Colour,
+            SeqLen, MinDigits, MaxDigits, DigitScale, DigitScaleMin, CanvasSize, AccNoise, MaxSpeed, MaxAcc,
+            PlacementTries, Colour,
             CommonOptions.Cache, CommonOptions.MnistDir, CommonOptions.DataSeed, CommonOptions.Threads,
         })
             c.Options.Add(o);

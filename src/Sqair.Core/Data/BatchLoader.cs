@@ -114,6 +114,14 @@ public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, T
         return picked.Order().ToList();
     }
 
+    /// <summary>
+    /// Sequences <paramref name="start"/> .. <paramref name="start"/> + <paramref name="count"/> − 1 as a batch of
+    /// views (no copy); disposing it frees the views, not this batch's tensors.
+    /// </summary>
+    public SequenceBatch Slice(int start, int count) =>
+        new(Frames.narrow(1, start, count), Boxes.narrow(1, start, count), Present.narrow(1, start, count),
+            Visible.narrow(1, start, count), Labels.narrow(0, start, count), Ids.narrow(0, start, count));
+
     /// <summary>Frees the batch's tensors.</summary>
     public void Dispose()
     {

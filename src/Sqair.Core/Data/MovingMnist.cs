@@ -32,6 +32,13 @@ public sealed record MovingMnistConfig
     [JsonPropertyName("max_digits")] public int MaxDigits { get; init; } = 2;
     /// <summary>Factor the MNIST digits are rescaled by.</summary>
     [JsonPropertyName("digit_scale")] public double DigitScale { get; init; } = 1.0;
+    /// <summary>
+    /// When set, each digit is drawn at its own scale, uniform in [digit_scale_min, digit_scale], so one dataset
+    /// holds digits of many sizes; unset (and left out of the JSON, so cache names stay), every digit is at
+    /// digit_scale and the sequences are those of data without this key.
+    /// </summary>
+    [JsonPropertyName("digit_scale_min"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? DigitScaleMin { get; init; }
     /// <summary>Standard deviation of the per-step acceleration noise.</summary>
     [JsonPropertyName("acc_noise_std")] public double AccNoiseStd { get; init; } = 0.01;
     /// <summary>Speed bound per axis, pixels per frame.</summary>
@@ -66,6 +73,8 @@ public sealed record MovingMnistConfig
         : MinDigits < 0 ? ("min_digits", MinDigits, "must be at least 0")
         : MaxDigits < MinDigits ? ("max_digits", MaxDigits, "must be at least min_digits")
         : DigitScale is not (> 0 and <= 4) ? ("digit_scale", DigitScale, "must be in (0, 4]")
+        : DigitScaleMin is { } min && (min <= 0 || min > DigitScale)
+            ? ("digit_scale_min", min, $"must be in (0, digit_scale = {DigitScale}]")
         : AccNoiseStd < 0 ? ("acc_noise_std", AccNoiseStd, "must be non-negative")
         : MaxSpeed < 0 ? ("max_speed", MaxSpeed, "must be non-negative")
         : MaxAcc < 0 ? ("max_acc", MaxAcc, "must be non-negative")
@@ -224,9 +233,10 @@ public sealed class MovingMnist
         int n = rng.NextInt(c.MinDigits, c.MaxDigits);
 
         var chosen = new int[n];
+        var drawn = new Template[n];
         var start = new (int Y, int X)[n];
         int redraws = 0;
-        while (!TryPlace(rng, n, chosen, start))
+        while (!TryPlace(rng, n, chosen, drawn, start))
             if (++redraws == MaxRedraws)
                 throw new ArgumentException(
                     $"cannot place {n} digits (digit_scale {c.DigitScale}) without overlap on a {side}×{side} " +
@@ -239,7 +249,7 @@ public sealed class MovingMnist
         var acc = new double[n, 2];
         for (int k = 0; k < n; k++)
         {
-            seq.Labels[k] = Templates[chosen[k]].Label;
+            seq.Labels[k] = drawn[k].Label;
             seq.Ids[k] = k;
             seq.TemplateIndices[k] = chosen[k];
             pos[k, 0] = start[k].Y; pos[k, 1] = start[k].X;
@@ -264,7 +274,7 @@ public sealed class MovingMnist
                 // Banker's rounding, as numpy's round in the original renderer.
                 int y = (int)Math.Round(pos[k, 0], MidpointRounding.ToEven);
                 int x = (int)Math.Round(pos[k, 1], MidpointRounding.ToEven);
-                var template = Templates[chosen[k]];
+                var template = drawn[k];
                 int b = (t * slots + k) * 4;
                 seq.Boxes[b] = y; seq.Boxes[b + 1] = x;
                 seq.Boxes[b + 2] = template.Height; seq.Boxes[b + 3] = template.Width;
@@ -282,8 +292,11 @@ public sealed class MovingMnist
     /// </summary>
     public const int MaxRedraws = 20_000;
 
-    /// <summary>Draws n distinct templates and non-overlapping in-canvas corners; false asks for a redraw.</summary>
-    bool TryPlace(Rng rng, int n, int[] chosen, (int Y, int X)[] start)
+    /// <summary>
+    /// Draws n distinct templates (each at its drawn size) and non-overlapping in-canvas corners; false asks for
+    /// a redraw.
+    /// </summary>
+    bool TryPlace(Rng rng, int n, int[] chosen, Template[] drawn, (int Y, int X)[] start)
     {
         var picked = new HashSet<int>();
         for (int k = 0; k < n; k++)
@@ -291,25 +304,33 @@ public sealed class MovingMnist
             int idx;
             do idx = rng.NextInt(0, Templates.Count - 1); while (!picked.Add(idx));
             chosen[k] = idx;
+            drawn[k] = AtDrawnScale(Templates[idx], rng);
         }
         int side = Config.CanvasSize;
         for (int k = 0; k < n; k++)
         {
-            var t = Templates[chosen[k]];
+            var t = drawn[k];
             bool placed = false;
             for (int attempt = 0; attempt < Config.PlacementTries && !placed; attempt++)
             {
                 int y = rng.NextInt(0, side - t.Height), x = rng.NextInt(0, side - t.Width);
                 placed = true;
                 for (int j = 0; j < k && placed; j++)
-                    placed = !Overlap(y, x, t.Height, t.Width,
-                                      start[j].Y, start[j].X, Templates[chosen[j]].Height, Templates[chosen[j]].Width);
+                    placed = !Overlap(y, x, t.Height, t.Width, start[j].Y, start[j].X, drawn[j].Height, drawn[j].Width);
                 if (placed) start[k] = (y, x);
             }
             if (!placed) return false;
         }
         return true;
     }
+
+    /// <summary>
+    /// A pool template (already at digit_scale) as drawn: unchanged, or with digit_scale_min rescaled to a scale
+    /// uniform in [digit_scale_min, digit_scale]. Without the key no random number is drawn, so such data is
+    /// byte for byte what it was before the key existed.
+    /// </summary>
+    Template AtDrawnScale(Template pooled, Rng rng) =>
+        Config.DigitScaleMin is { } min ? Rescale(pooled, rng.Uniform(min / Config.DigitScale, 1.0)) : pooled;
 
     static bool Overlap(int y0, int x0, int h0, int w0, int y1, int x1, int h1, int w1) =>
         y0 < y1 + h1 && y1 < y0 + h0 && x0 < x1 + w1 && x1 < x0 + w0;

@@ -163,6 +163,12 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     [JsonPropertyName("max_digits")] public int MaxDigits { get; init; } = 2;
     /// <summary>Factor the generated digits are rescaled by.</summary>
     [JsonPropertyName("digit_scale")] public double DigitScale { get; init; } = 1.0;
+    /// <summary>
+    /// When set, each generated digit is drawn at a scale uniform in [digit_scale_min, digit_scale]: one dataset of
+    /// many digit sizes (docs/tuning.md, small digits). Unset: left out of the JSON, every digit at digit_scale.
+    /// </summary>
+    [JsonPropertyName("digit_scale_min"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public double? DigitScaleMin { get; init; }
     /// <summary>Sequences in the generated training set.</summary>
     [JsonPropertyName("train_size")] public long TrainSize { get; init; } = Sqair.Data.Datasets.TrainCount;
     /// <summary>Sequences in the generated validation set.</summary>
@@ -429,7 +435,7 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     public Data.MovingMnistConfig DataConfig() => new()
     {
         CanvasSize = ImgSize, SeqLen = SeqLen, MinDigits = MinDigits, MaxDigits = MaxDigits, DigitScale = DigitScale,
-        Channels = Channels,
+        DigitScaleMin = DigitScaleMin, Channels = Channels,
     };
 
     /// <summary>Why frames of this shape cannot go through a model of this config, or null when they can.</summary>

@@ -1,4 +1,3 @@
-using System.Runtime.ExceptionServices;
 using Sqair.Model;
 using Sqair.Objective;
 using TorchSharp;
@@ -8,10 +7,7 @@ namespace Sqair.Training;
 
 /// <summary>
 /// The loss and gradients of one training batch (docs/design.md §4), computed whole or in shards on parallel
-/// threads. Why shards: at batch 32 most of SQAIR's ~2 000 forward ops at T = 3 act on tensors too
-/// small for libtorch to split over cores, so with two intra-op threads one core mostly waits
-/// (docs/performance.md). Two shards of 16 sequences, each on its own thread with one intra-op
-/// thread, keep both cores busy. The gradient is the same estimator: the batch loss is the
+/// threads (<see cref="ThreadShards"/> says why). The gradient is the same estimator: the batch loss is the
 /// size-weighted mean of the shard losses, and each shard's backward pass adds its share into the
 /// parameters' gradients (libtorch serialises that accumulation, and the two-term sum is exact in
 /// either order). Each shard samples from its own generator, seeded from (seed, iteration, shard),
@@ -48,27 +44,14 @@ internal sealed class GradientStep(SqairModel model, int shards = 1, bool origin
             return (value, output);
         }
 
-        var sizes = Enumerable.Range(0, n).Select(i => b / n + (i < b % n ? 1 : 0)).ToArray();
+        var sizes = ThreadShards.Sizes(b, n);
         var parts = frames.split(sizes.Select(s => (long)s).ToArray(), 1);
-        var results = new (double Loss, SequenceOutput Output)[n];
-        // libtorch's intra-op thread count is per thread (OpenMP's). The calling thread keeps the
-        // shards' count afterwards too: a team of OpenMP threads left from a wider setting spins for
-        // a while after each parallel region and would steal the shards' cores.
+        // The calling thread keeps the shards' count afterwards too: a team of OpenMP threads left from a
+        // wider setting spins for a while after each parallel region and would steal the shards' cores.
         int perShard = Math.Max(1, get_num_threads() / n);
         set_num_threads(perShard);
-        try
-        {
-            Parallel.For(0, n, new ParallelOptions { MaxDegreeOfParallelism = n }, i =>
-            {
-                set_num_threads(perShard);
-                results[i] = Shard(parts[i], k, seqLen, (double)sizes[i] / b, ShardSeed(seed, iteration, i));
-            });
-        }
-        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
-        {
-            ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
-            throw;
-        }
+        var results = ThreadShards.Run(n, perShard, i =>
+            Shard(parts[i], k, seqLen, (double)sizes[i] / b, ShardSeed(seed, iteration, i)));
         var combined = SequenceOutput.Concat(results.Select(r => r.Output).ToList());
         foreach (var t in results.SelectMany(r => r.Output.Tensors())) t.Dispose();
         return (results.Sum(r => r.Loss), combined);

@@ -189,6 +189,35 @@ public class MovingMnistTests
     }
 
     [Fact]
+    public void Digit_scale_min_draws_each_digit_at_its_own_scale_between_it_and_digit_scale()
+    {
+        const double min = 0.5;
+        var gen = TestUtil.Generator(new MovingMnistConfig { DigitScaleMin = min });
+        var ratios = new List<double>();
+        foreach (var s in Enumerable.Range(0, 300).Select(i => gen.Generate(i)))
+            for (int k = 0; k < M; k++)
+                if (s.Ids[k] >= 0)
+                {
+                    var pooled = gen.Templates[s.TemplateIndices[k]];
+                    var sizes = Enumerable.Range(0, T).Select(t => (Box(s, t, k).H, Box(s, t, k).W)).Distinct();
+                    Assert.Single(sizes); // one scale per digit for the whole sequence
+                    ratios.Add(Box(s, 0, k).H / pooled.Height);
+                }
+        // Sizes are whole pixels: the ratio may fall below min by half a pixel of the smallest template (8 px).
+        Assert.All(ratios, r => Assert.InRange(r, min - 0.5 / 8, 1.0));
+        Assert.True(ratios.Min() < 0.6 && ratios.Max() > 0.9, $"ratios span [{ratios.Min()}, {ratios.Max()}]");
+        Assert.Equal(gen.Generate(5).Frames, gen.Generate(5).Frames);
+    }
+
+    [Fact]
+    public void Data_without_digit_scale_min_keeps_its_json_and_so_its_cache_name()
+    {
+        Assert.DoesNotContain("digit_scale_min", System.Text.Json.JsonSerializer.Serialize(new MovingMnistConfig()));
+        Assert.Contains("\"digit_scale_min\":0.7",
+                        System.Text.Json.JsonSerializer.Serialize(new MovingMnistConfig { DigitScaleMin = 0.7 }));
+    }
+
+    [Fact]
     public void Bad_parameters_are_named()
     {
         var e = Assert.Throws<ArgumentException>(() =>

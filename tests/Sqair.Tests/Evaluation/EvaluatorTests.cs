@@ -9,10 +9,11 @@ namespace Sqair.Tests.Evaluation;
 public class EvaluatorTests
 {
     /// <summary>
-    /// Every batch samples from a generator seeded by its position, so nothing sampled before changes a report.
+    /// Every sequence samples from a generator seeded by its position, so nothing sampled before changes a
+    /// report, nor does cutting each batch into one shard per thread (two threads) or not (one).
     /// </summary>
     [Fact]
-    public void A_report_does_not_depend_on_earlier_sampling_or_the_thread_count()
+    public void A_report_does_not_depend_on_earlier_sampling_or_on_the_threads_that_shard_it()
     {
         int threads = get_num_threads();
         try
@@ -21,15 +22,18 @@ public class EvaluatorTests
             var c = SqairModelTests.Tiny(discBias: 0.5) with { SeqLen = 4, ImgSize = 32 };
             var model = new SqairModel(c);
             var source = new GeneratedSource(new MovingMnist(c.DataConfig(), TestUtil.Templates(50, 4), 4));
+            set_num_threads(2);
             var one = Evaluator.Run(model, source, 7, new InferenceOptions(2), 3, CPU).Flat();
+            Assert.Equal(2, get_num_threads()); // the caller gets its thread count back from the shards
             randn(100);   // the global generator moves on; the report must not
             set_num_threads(1);
             var two = Evaluator.Run(model, source, 7, new InferenceOptions(2), 3, CPU).Flat();
             Assert.Equal(7, one["sequences"]);
-            // the same samples; only float32 sums in libtorch may add in another order at another thread count
+            // the same samples; only float32 sums in libtorch may add in another order in smaller shards, and
+            // a mean near 0 (log p(x|z) of an untrained model) is a difference of sums of thousands of pixels
             foreach (var (key, value) in one)
-                Assert.True(value.Equals(two[key]) || Math.Abs(value - two[key]) <= 1e-6 * Math.Abs(value),
-                            $"{key}: {value} first, {two[key]} after other sampling on one thread");
+                Assert.True(value.Equals(two[key]) || Math.Abs(value - two[key]) <= 1e-5 * Math.Max(1, Math.Abs(value)),
+                            $"{key}: {value} in two shards, {two[key]} after other sampling on one thread");
         }
         finally { set_num_threads(threads); }
     }
