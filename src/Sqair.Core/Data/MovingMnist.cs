@@ -73,7 +73,7 @@ public sealed record MovingMnistConfig
         : MinDigits < 0 ? ("min_digits", MinDigits, "must be at least 0")
         : MaxDigits < MinDigits ? ("max_digits", MaxDigits, "must be at least min_digits")
         : DigitScale is not (> 0 and <= 4) ? ("digit_scale", DigitScale, "must be in (0, 4]")
-        : DigitScaleMin is { } min && (min <= 0 || min > DigitScale)
+        : DigitScaleMin is { } min && !(min > 0 && min <= DigitScale)
             ? ("digit_scale_min", min, $"must be in (0, digit_scale = {DigitScale}]")
         : AccNoiseStd < 0 ? ("acc_noise_std", AccNoiseStd, "must be non-negative")
         : MaxSpeed < 0 ? ("max_speed", MaxSpeed, "must be non-negative")
@@ -102,7 +102,8 @@ public sealed class Sequence(int seqLen, int side, int slots, int channels = 1)
     /// <summary>[slots] object id stable over the sequence, -1 when absent.</summary>
     public int[] Ids { get; } = Enumerable.Repeat(-1, slots).ToArray();
     /// <summary>
-    /// [slots] index of each digit's template in the generator's pool (not stored in files), -1 when absent.
+    /// [slots] index of each digit's template in the generator's pool (not stored in files), -1 when absent. With
+    /// digit_scale_min the digit drawn is that template rescaled.
     /// </summary>
     public int[] TemplateIndices { get; } = Enumerable.Repeat(-1, slots).ToArray();
 }

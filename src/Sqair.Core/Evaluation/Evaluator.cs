@@ -92,7 +92,8 @@ public static class Evaluator
     /// <paramref name="source"/>, inferred as <paramref name="inference"/> says, in batches;
     /// <paramref name="progress"/> gets the sequences done. On the CPU each batch is cut into one shard per
     /// libtorch thread, each shard on its own thread with one intra-op thread (<see cref="ThreadShards"/>):
-    /// per-sequence generators make the report the same as uncut.
+    /// per-sequence generators give the shards the samples of the uncut batch, so the report is the same up to
+    /// the order of float32 sums.
     /// </summary>
     public static EvaluationReport Run(SqairModel model, ISequenceSource source, long sequences,
                                        InferenceOptions inference, int batchSize, Device device,
@@ -120,7 +121,7 @@ public static class Evaluator
                     var starts = sizes.Select((_, i) => sizes.Take(i).Sum()).ToArray();
                     var parts = n == 1
                         ? [Measure(model, batch, inference, seed, done)]
-                        : ThreadShards.Run(n, 1, i =>
+                        : ThreadShards.Run(n, Math.Max(1, threads / n), i =>
                         {
                             using var part = batch.Slice(starts[i], sizes[i]);
                             return Measure(model, part, inference, seed, done + starts[i]);

@@ -18,10 +18,10 @@ internal static class ThreadShards
         [.. Enumerable.Range(0, n).Select(i => (int)(b / n + (i < b % n ? 1 : 0)))];
 
     /// <summary>
-    /// <paramref name="work"/>(i) for every shard i of <paramref name="n"/>, on n threads with
+    /// <paramref name="work"/>(i) for every shard i of <paramref name="n"/>, on up to n threads with
     /// <paramref name="threadsEach"/> intra-op threads each (libtorch's count is per thread, OpenMP's). The
-    /// calling thread runs one shard and keeps <paramref name="threadsEach"/>: callers that want their own
-    /// count back set it again. The first failure is rethrown as itself.
+    /// calling thread usually runs a shard and then keeps <paramref name="threadsEach"/>: callers that want their
+    /// own count back set it again. The first failure is rethrown as itself.
     /// </summary>
     public static T[] Run<T>(int n, int threadsEach, Func<int, T> work)
     {
