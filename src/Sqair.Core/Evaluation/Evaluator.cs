@@ -118,14 +118,14 @@ public static class Evaluator
                 {
                     int n = Math.Min(shards, batch.B);
                     var sizes = ThreadShards.Sizes(batch.B, n);
-                    var starts = sizes.Select((_, i) => sizes.Take(i).Sum()).ToArray();
-                    var parts = n == 1
-                        ? [Measure(model, batch, inference, seed, done)]
-                        : ThreadShards.Run(n, Math.Max(1, threads / n), i =>
-                        {
-                            using var part = batch.Slice(starts[i], sizes[i]);
-                            return Measure(model, part, inference, seed, done + starts[i]);
-                        });
+                    var starts = new int[n];
+                    for (int i = 1; i < n; i++) starts[i] = starts[i - 1] + sizes[i - 1];
+                    // one shard runs on the calling thread, as the uncut batch did
+                    var parts = ThreadShards.Run(n, Math.Max(1, threads / n), i =>
+                    {
+                        using var part = batch.Slice(starts[i], sizes[i]);
+                        return Measure(model, part, inference, seed, done + starts[i]);
+                    });
                     foreach (var p in parts)
                     {
                         total += p.Metrics;
