@@ -1,5 +1,5 @@
 using System.IO.Hashing;
-using System.IO.MemoryMappedFiles;
+using Microsoft.Win32.SafeHandles;
 using System.Text.Json;
 
 namespace Sqair.Data;
@@ -49,11 +49,13 @@ public sealed class GeneratedSource(MovingMnist generator) : ISequenceSource
 /// shapes), <c>checksums</c> (XXH3-64 of each tensor's bytes, as JSON; absent in files written
 /// before checksums existed), which <see cref="Verify"/> checks, and any further keys of the
 /// writer: <c>seed</c> and <c>pool</c> for generated data, <c>source</c> for imported frames, and
-/// <c>ground_truth</c> = <c>none</c> when the file holds no objects to measure against (M = 0). The
-/// file is memory-mapped, so opening even the 1.5 GB training set takes milliseconds; sequences are
-/// copied out on demand.
+/// <c>ground_truth</c> = <c>none</c> when the file holds no objects to measure against (M = 0).
+/// Opening reads only the header and the ground truth, so it takes milliseconds even for the 1.5 GB
+/// training set; sequences are read on demand with positioned reads. Not memory-mapped: mapped pages
+/// count in the process's resident memory once touched (all 0.25 GB of the test split after its
+/// checksum, a quarter of an evaluation's peak; docs/performance.md, "Memory").
 /// </summary>
-public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
+public sealed class SequenceFile : ISequenceSource, IDisposable
 {
     /// <summary>The <c>format</c> metadata value of dataset files.</summary>
     public const string Format = "sqair.moving_mnist.v1";
@@ -71,9 +73,7 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
 
     readonly long _n;
     readonly int _t, _side, _m, _c;
-    readonly MemoryMappedFile _mmf;
-    readonly MemoryMappedViewAccessor _view;
-    readonly byte* _base;
+    readonly SafeFileHandle _file;
     readonly long _frames, _boxes, _present, _visible, _labels, _ids;
     readonly Dictionary<string, (long Offset, long Bytes)> _tensors = [];
     readonly Dictionary<string, string>? _checksums;
@@ -248,12 +248,7 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
                     $"expected [{string.Join(", ", s.Shape)}] from the header's config");
             _tensors[s.Name] = (found.Offset, s.Bytes);
         }
-        long length = new FileInfo(path).Length;
-        _mmf = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        _view = _mmf.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
-        byte* p = null;
-        _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
-        _base = p;
+        _file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
         (_frames, _boxes, _present, _visible, _labels, _ids) =
             (_tensors["frames"].Offset, _tensors["boxes"].Offset, _tensors["present"].Offset,
              _tensors["visible"].Offset, _tensors["labels"].Offset, _tensors["ids"].Offset);
@@ -272,21 +267,59 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     /// </summary>
     void CheckValues()
     {
-        var boxes = new ReadOnlySpan<float>(_base + _boxes, checked((int)(_tensors["boxes"].Bytes / 4)));
-        if (!AllFinite(boxes))
-            throw new InvalidDataException($"{Path}: tensor 'boxes' holds NaN or infinite values " +
-                                           "(a damaged file; regenerate it, or check it with sqair data verify)");
-        foreach (var name in new[] { "present", "visible" })
-            if (new ReadOnlySpan<byte>(_base + _tensors[name].Offset, checked((int)_tensors[name].Bytes))
-                    .IndexOfAnyExcept((byte)0, (byte)1) is >= 0 and var i)
-                throw new InvalidDataException($"{Path}: tensor '{name}' holds {_base[_tensors[name].Offset + i]} " +
-                                               $"at element {i}; only 0 and 1 are allowed");
-        foreach (var (name, lo, hi) in new[] { ("labels", -1, 9), ("ids", -1, int.MaxValue) })
+        ForEachChunk("boxes", (chunk, _) =>
         {
-            var values = new ReadOnlySpan<int>(_base + _tensors[name].Offset, checked((int)(_tensors[name].Bytes / 4)));
-            if (values.IndexOfAnyExceptInRange(lo, hi) is >= 0 and var i)
-                throw new InvalidDataException($"{Path}: tensor '{name}' holds {values[i]} at element {i}; " +
-                                               $"allowed are {lo}..{(hi == int.MaxValue ? "" : hi)}");
+            if (!AllFinite(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(chunk)))
+                throw new InvalidDataException($"{Path}: tensor 'boxes' holds NaN or infinite values " +
+                                               "(a damaged file; regenerate it, or check it with sqair data verify)");
+        });
+        foreach (var name in new[] { "present", "visible" })
+            ForEachChunk(name, (chunk, start) =>
+            {
+                if (chunk.IndexOfAnyExcept((byte)0, (byte)1) is >= 0 and var i)
+                    throw new InvalidDataException($"{Path}: tensor '{name}' holds {chunk[i]} at element " +
+                                                   $"{start + i}; only 0 and 1 are allowed");
+            });
+        foreach (var (name, lo, hi) in new[] { ("labels", -1, 9), ("ids", -1, int.MaxValue) })
+            ForEachChunk(name, (chunk, start) =>
+            {
+                var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(chunk);
+                if (values.IndexOfAnyExceptInRange(lo, hi) is >= 0 and var i)
+                    throw new InvalidDataException($"{Path}: tensor '{name}' holds {values[i]} at element " +
+                                                   $"{start / 4 + i}; allowed are {lo}..{(hi == int.MaxValue ? "" : hi)}");
+            });
+    }
+
+    /// <summary>
+    /// Reads tensor <paramref name="name"/> in chunks of at most <see cref="ChunkBytes"/> and hands each to
+    /// <paramref name="visit"/> with its byte offset in the tensor.
+    /// </summary>
+    void ForEachChunk(string name, Action<ReadOnlySpan<byte>, long> visit)
+    {
+        var (offset, bytes) = _tensors[name];
+        var buffer = new byte[(int)Math.Min(ChunkBytes, bytes)];
+        for (long done = 0; done < bytes; done += buffer.Length)
+        {
+            var chunk = buffer.AsSpan(0, (int)Math.Min(buffer.Length, bytes - done));
+            Read(offset + done, chunk);
+            visit(chunk, done);
+        }
+    }
+
+    /// <summary>4 MiB: a multiple of every element size, and few reads even for the training set.</summary>
+    const int ChunkBytes = 1 << 22;
+
+    /// <summary>Fills <paramref name="dst"/> from byte <paramref name="position"/> of the file.</summary>
+    void Read(long position, Span<byte> dst)
+    {
+        while (dst.Length > 0)
+        {
+            int n = RandomAccess.Read(_file, dst, position);
+            if (n == 0)
+                throw new InvalidDataException($"{Path}: the file ends at byte {position}, inside a tensor; " +
+                                               "it was cut short (regenerate it, or check it with sqair data verify)");
+            dst = dst[n..];
+            position += n;
         }
     }
 
@@ -310,12 +343,10 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     {
         if (_checksums is null) return null;
         var problems = new List<string>();
-        foreach (var (name, (offset, bytes)) in _tensors)
+        foreach (var name in _tensors.Keys)
         {
             var hash = new XxHash3();
-            for (long done = 0; done < bytes; done += int.MaxValue / 2)
-                hash.Append(new ReadOnlySpan<byte>(_base + offset + done,
-                                                   (int)Math.Min(int.MaxValue / 2, bytes - done)));
+            ForEachChunk(name, (chunk, _) => hash.Append(chunk));
             if (!_checksums.TryGetValue(name, out var expected))
                 problems.Add($"tensor '{name}' has no stored checksum");
             else if (ChecksumText(hash) != expected)
@@ -351,7 +382,8 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
     }
 
     /// <summary>
-    /// Opens and checks a dataset file (memory-mapped: milliseconds even for 1.5 GB); every problem names the file.
+    /// Opens and checks a dataset file (milliseconds even for 1.5 GB: frames are read on demand); every problem
+    /// names the file.
     /// </summary>
     public static SequenceFile Open(string path) => new(path);
 
@@ -370,18 +402,15 @@ public sealed unsafe class SequenceFile : ISequenceSource, IDisposable
         return s;
     }
 
-    void Copy(long tensorStart, long index, Span<byte> dst) =>
-        new ReadOnlySpan<byte>(_base + tensorStart + index * dst.Length, dst.Length).CopyTo(dst);
+    void Copy(long tensorStart, long index, Span<byte> dst) => Read(tensorStart + index * dst.Length, dst);
 
     bool _disposed;
 
-    /// <summary>Unmaps the file.</summary>
+    /// <summary>Closes the file.</summary>
     public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
-        _view.SafeMemoryMappedViewHandle.ReleasePointer();
-        _view.Dispose();
-        _mmf.Dispose();
+        _file.Dispose();
     }
 }

@@ -60,6 +60,25 @@ public class SequenceFileTests
     }
 
     [Fact]
+    public void A_file_read_in_several_chunks_verifies_and_a_byte_changed_in_its_last_chunk_is_found()
+    {
+        var path = WriteSmall(out var gen, 200);    // 5 MB of frames: more than one 4 MiB read
+        using (var file = SequenceFile.Open(path))
+        {
+            Assert.Empty(file.Verify()!);
+            Assert.Equal(gen.Generate(199).Frames, file.Get(199).Frames);
+        }
+        var frames = Safetensors.ReadHeader(path).Entries["frames"];
+        using (var stream = File.OpenWrite(path))
+        {
+            stream.Position = frames.Offset + frames.Entry.Bytes - 1;
+            stream.WriteByte(0xAB);
+        }
+        using var changed = SequenceFile.Open(path);
+        Assert.Contains(changed.Verify()!, p => p.Contains("'frames' does not match its checksum", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_garbage_file_gives_an_error_naming_it()
     {
         var path = Path.Combine(TestUtil.TempDir(), "junk.safetensors");
