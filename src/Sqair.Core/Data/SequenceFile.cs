@@ -1,6 +1,6 @@
 using System.IO.Hashing;
-using Microsoft.Win32.SafeHandles;
 using System.Text.Json;
+using Microsoft.Win32.SafeHandles;
 
 namespace Sqair.Data;
 
@@ -286,7 +286,8 @@ public sealed class SequenceFile : ISequenceSource, IDisposable
                 var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(chunk);
                 if (values.IndexOfAnyExceptInRange(lo, hi) is >= 0 and var i)
                     throw new InvalidDataException($"{Path}: tensor '{name}' holds {values[i]} at element " +
-                                                   $"{start / 4 + i}; allowed are {lo}..{(hi == int.MaxValue ? "" : hi)}");
+                                                   $"{start / sizeof(int) + i}; allowed are " +
+                                                   $"{lo}..{(hi == int.MaxValue ? "" : hi)}");
             });
     }
 

@@ -75,7 +75,8 @@ public class SequenceFileTests
             stream.WriteByte(0xAB);
         }
         using var changed = SequenceFile.Open(path);
-        Assert.Contains(changed.Verify()!, p => p.Contains("'frames' does not match its checksum", StringComparison.Ordinal));
+        Assert.Contains(changed.Verify()!,
+                        p => p.Contains("'frames' does not match its checksum", StringComparison.Ordinal));
     }
 
     [Fact]
