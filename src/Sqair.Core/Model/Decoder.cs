@@ -43,8 +43,8 @@ internal sealed class Decoder : Module
         var glimpses = (glimpse_decoder.call(what.reshape(r * n, c.NWhat)) * output_scale).view(r, n, ch, g, g);
         var (canvas, coverage) =
             SpatialTransformer.WriteSum(glimpses, Boxes.Windows(where, c.ShiftRange), presence, side);
-        var mask = coverage.mul(Kept(MaskSharpness)).sub_(Kept(MaskSharpness / 2)).sigmoid();
-        return (canvas.Plus(mean_img * mask), glimpses);
+        var mask = coverage.Affine(MaskSharpness, -MaskSharpness / 2).sigmoid();
+        return (canvas.addcmul(mean_img, mask, Kept(1.0)), glimpses);
     }
 
     /// <summary>
@@ -53,12 +53,15 @@ internal sealed class Decoder : Module
     /// </summary>
     const double MaskSharpness = 20;
 
-    /// <summary>log p(x | z) = Σ_pixels log N(x; canvas, output_std), per row [R].</summary>
+    /// <summary>
+    /// log p(x | z) = Σ_pixels log N(x; canvas, output_std), per row [R]: −Σ (x − canvas)² / (2σ²) − P·log(σ√(2π)),
+    /// scaled after the sum, so only the difference and its square pass over the pixels.
+    /// </summary>
     public Tensor LogLikelihood(Tensor x, Tensor canvas)
     {
-        var z = (x - canvas).div(Kept(c.OutputStd));
         long pixels = x.shape[1] * x.shape[2] * x.shape[3];
-        return (z * z).mul(Kept(-0.5)).sum([1, 2, 3])
-            .sub(Kept(pixels * (Math.Log(c.OutputStd) + Distributions.HalfLog2Pi)));
+        double std = c.OutputStd;
+        return (x - canvas).square().sum([1, 2, 3])
+            .Affine(-0.5 / (std * std), -pixels * (Math.Log(std) + Distributions.HalfLog2Pi));
     }
 }

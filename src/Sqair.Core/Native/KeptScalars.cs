@@ -33,7 +33,16 @@ internal static class KeptScalars
     public static torch.Tensor Plus(this torch.Tensor a, Scalar s) => a.add(s, Kept(1L));
 
     /// <summary>1 − a, which TorchSharp's <c>1 - a</c> computes with two temporary scalars.</summary>
-    public static torch.Tensor OneMinus(this torch.Tensor a) => a.neg().add_(Kept(1.0), Kept(1L));
+    public static torch.Tensor OneMinus(this torch.Tensor a) => a.Affine(-1, 1);
+
+    /// <summary>
+    /// scale·a + shift in one op: libtorch's add with alpha = scale onto a kept 0-d tensor holding shift, where
+    /// a multiply and an add pass over a twice (on canvas-sized tensors that second pass is what costs).
+    /// </summary>
+    public static torch.Tensor Affine(this torch.Tensor a, double scale, double shift) =>
+        KeptTensors.Get("constant", BitConverter.DoubleToInt64Bits(shift), a.dtype, a.device,
+                        () => torch.tensor(shift, a.dtype, a.device))
+            .add(a, Kept(scale));
 
     /// <summary>
     /// 0, 1, …, n − 1, like <c>torch.arange(n)</c>, whose own overloads convert their bounds implicitly.
