@@ -69,10 +69,12 @@ public class SequenceFileTests
             Assert.Equal(gen.Generate(199).Frames, file.Get(199).Frames);
         }
         var frames = Safetensors.ReadHeader(path).Entries["frames"];
-        using (var stream = File.OpenWrite(path))
+        using (var stream = File.Open(path, FileMode.Open, FileAccess.ReadWrite))
         {
             stream.Position = frames.Offset + frames.Entry.Bytes - 1;
-            stream.WriteByte(0xAB);
+            int last = stream.ReadByte();
+            stream.Position--;
+            stream.WriteByte((byte)(last ^ 0xFF));
         }
         using var changed = SequenceFile.Open(path);
         Assert.Contains(changed.Verify()!,

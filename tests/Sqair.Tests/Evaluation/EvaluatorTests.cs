@@ -29,11 +29,12 @@ public class EvaluatorTests
             set_num_threads(1);
             var two = Evaluator.Run(model, source, 7, new InferenceOptions(2), 3, CPU).Flat();
             Assert.Equal(7, one["sequences"]);
-            // the same samples; only float32 sums in libtorch may add in another order in smaller shards, and
-            // a mean near 0 (log p(x|z) of an untrained model) is a difference of two terms of about 1 000 nats
-            // per row (1 024 pixels), whose float32 spacing is 6·10⁻⁵: last-bit differences average to ~10⁻⁵
+            // the same samples; only libtorch's float32 kernels may round differently for a row's place in a
+            // smaller shard, and a mean near 0 (log p(x|z) of an untrained model) is a difference of two terms of
+            // about 290 nats per row (1 024 pixels, σ = 0.3), whose float32 spacing is 3·10⁻⁵: hence an absolute
+            // allowance of 10⁻⁴ beside the relative 10⁻⁵
             foreach (var (key, value) in one)
-                Assert.True(value.Equals(two[key]) || Math.Abs(value - two[key]) <= 1e-4 * Math.Max(1, Math.Abs(value)),
+                Assert.True(value.Equals(two[key]) || Math.Abs(value - two[key]) <= 1e-4 + 1e-5 * Math.Abs(value),
                             $"{key}: {value} in two shards, {two[key]} after other sampling on one thread");
         }
         finally { set_num_threads(threads); }
