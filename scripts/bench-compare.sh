@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Speed of this checkout against another commit, side by side on the same machine:
-# builds both (Release), then alternates their `sqair bench train` runs so that both see the same
-# machine state, and prints iterations/s (median over rounds) and the ratio new/old.
+# builds both (Release), then alternates their `sqair bench train` runs (old-new, new-old, …) so that
+# both see the same machine state, and prints iterations/s (median over rounds) and the ratio new/old.
 #
 #   scripts/bench-compare.sh [REF] [ROUNDS] [SEQ_LENS]     defaults: d9e40bb 3 "3 10"
 #   EXTRA="--shards 1" scripts/bench-compare.sh            options for the new build only
@@ -30,12 +30,19 @@ len_flag() { if "$1" bench train --help | grep -q -- --timed-len; then echo --ti
 for t in $lens; do
   iters=$(( t <= 3 ? 20 : 8 ))
   : > "$work/old-$t"; : > "$work/new-$t"; : > "$work/old-mb-$t"; : > "$work/new-mb-$t"
-  for r in $(seq "$rounds"); do
+  run_old() {
     "$work/old-bin/sqair" bench train --preset paper --synthetic "$(len_flag "$work/old-bin/sqair")" "$t" --iterations "$iters" --json "$work/o.json" >/dev/null
     field "$work/o.json" IterationsPerSecond >> "$work/old-$t"; field "$work/o.json" PeakRssMb >> "$work/old-mb-$t"
+  }
+  run_new() {
     # shellcheck disable=SC2086
     "$work/new-bin/sqair" bench train --preset paper --synthetic "$(len_flag "$work/new-bin/sqair")" "$t" --iterations "$iters" --json "$work/n.json" ${EXTRA:-} >/dev/null
     field "$work/n.json" IterationsPerSecond >> "$work/new-$t"; field "$work/n.json" PeakRssMb >> "$work/new-mb-$t"
+  }
+  # Old first in odd rounds, new first in even ones: a machine whose speed drifts within a round then
+  # favours neither (one build's runs spread by ±12 % within minutes here; docs/performance.md).
+  for r in $(seq "$rounds"); do
+    if (( r % 2 )); then run_old; run_new; else run_new; run_old; fi
   done
   old=$(median < "$work/old-$t"); new=$(median < "$work/new-$t")
   # GFLOP per iteration: the essential arithmetic of the layers (forward + 2 × forward for backward) by
