@@ -27,18 +27,20 @@ printf '%-4s %-9s %-9s %-6s %-8s %-10s %-10s %-7s %-7s\n' T "old it/s" "new it/s
 # The option naming the timed length: --timed-len since it was renamed, --seq-len before.
 len_flag() { if "$1" bench train --help | grep -q -- --timed-len; then echo --timed-len; else echo --seq-len; fi; }
 
+# One timed run of each build at length $t for $iters iterations (set by the loop below).
+run_old() {
+  "$work/old-bin/sqair" bench train --preset paper --synthetic "$(len_flag "$work/old-bin/sqair")" "$t" --iterations "$iters" --json "$work/o.json" >/dev/null
+  field "$work/o.json" IterationsPerSecond >> "$work/old-$t"; field "$work/o.json" PeakRssMb >> "$work/old-mb-$t"
+}
+run_new() {
+  # shellcheck disable=SC2086
+  "$work/new-bin/sqair" bench train --preset paper --synthetic "$(len_flag "$work/new-bin/sqair")" "$t" --iterations "$iters" --json "$work/n.json" ${EXTRA:-} >/dev/null
+  field "$work/n.json" IterationsPerSecond >> "$work/new-$t"; field "$work/n.json" PeakRssMb >> "$work/new-mb-$t"
+}
+
 for t in $lens; do
   iters=$(( t <= 3 ? 20 : 8 ))
   : > "$work/old-$t"; : > "$work/new-$t"; : > "$work/old-mb-$t"; : > "$work/new-mb-$t"
-  run_old() {
-    "$work/old-bin/sqair" bench train --preset paper --synthetic "$(len_flag "$work/old-bin/sqair")" "$t" --iterations "$iters" --json "$work/o.json" >/dev/null
-    field "$work/o.json" IterationsPerSecond >> "$work/old-$t"; field "$work/o.json" PeakRssMb >> "$work/old-mb-$t"
-  }
-  run_new() {
-    # shellcheck disable=SC2086
-    "$work/new-bin/sqair" bench train --preset paper --synthetic "$(len_flag "$work/new-bin/sqair")" "$t" --iterations "$iters" --json "$work/n.json" ${EXTRA:-} >/dev/null
-    field "$work/n.json" IterationsPerSecond >> "$work/new-$t"; field "$work/n.json" PeakRssMb >> "$work/new-mb-$t"
-  }
   # Old first in odd rounds, new first in even ones: a machine whose speed drifts within a round then
   # favours neither (one build's runs spread by ±12 % within minutes here; docs/performance.md).
   for r in $(seq "$rounds"); do
