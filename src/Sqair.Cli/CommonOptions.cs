@@ -101,12 +101,35 @@ static class CommonOptions
         },
     };
 
+    public static readonly Option<int> EndEmpty = AtLeast(0, new Option<int>("--end-empty")
+    {
+        Description = "End an object once it has drawn nothing on the canvas for this many frames in a row; " +
+                      "0: never (docs/tracking.md)",
+        DefaultValueFactory = _ => 0,
+    });
+
+    public static readonly Option<double> SuppressIoU = new("--suppress-iou")
+    {
+        Description = "Of two objects whose drawn boxes overlap with IoU above this, end the younger, in [0, 1); " +
+                      "0: never (docs/tracking.md)",
+        DefaultValueFactory = _ => 0,
+        Validators =
+        {
+            result =>
+            {
+                if (Converted<double>(result, out var v) && v is not (>= 0 and < 1))
+                    result.AddError($"--suppress-iou {v}: must be in [0, 1)");
+            },
+        },
+    };
+
     /// <summary>
-    /// The inference options of a command that takes <see cref="K"/>, <see cref="Resample"/> and
-    /// <see cref="RejectIoU"/>.
+    /// The inference options of a command that takes <see cref="K"/>, <see cref="Resample"/>,
+    /// <see cref="RejectIoU"/>, <see cref="EndEmpty"/> and <see cref="SuppressIoU"/>.
     /// </summary>
     public static InferenceOptions Inference(ParseResult r) =>
-        new(r.GetValue(K), Enum.Parse<Resampling>(r.GetValue(Resample)!, ignoreCase: true), r.GetValue(RejectIoU));
+        new(r.GetValue(K), Enum.Parse<Resampling>(r.GetValue(Resample)!, ignoreCase: true), r.GetValue(RejectIoU),
+            new Pruning(r.GetValue(EndEmpty), r.GetValue(SuppressIoU)));
 
     /// <summary>
     /// Adds a validator: the value must name a member of <typeparamref name="T"/> in lower case (parse

@@ -36,7 +36,8 @@ static class EvalCommand
                                        "count accuracy, MOTA/MOTP/IDF1")
         {
             CommonOptions.Checkpoint, CommonOptions.Split, DataFile, Count,
-            CommonOptions.K, CommonOptions.Resample, CommonOptions.RejectIoU, batch, CommonOptions.Seed, json,
+            CommonOptions.K, CommonOptions.Resample, CommonOptions.RejectIoU,
+            CommonOptions.EndEmpty, CommonOptions.SuppressIoU, batch, CommonOptions.Seed, json,
             CommonOptions.Device, CommonOptions.Threads, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         eval.SetAction(r =>
@@ -82,6 +83,8 @@ static class EvalCommand
                 ["split"] = split, ["data"] = data.Path, ["ground_truth"] = report.HasTruth,
                 ["k"] = inference.K, ["resample"] = inference.Resampling.ToString().ToLowerInvariant(),
                 ["reject_iou"] = inference.RejectIoU ?? model.Config.RejectIoU,
+                ["end_empty"] = inference.Pruning?.EndEmptyAfter ?? 0,
+                ["suppress_iou"] = inference.Pruning?.SuppressIoU ?? 0,
                 ["seed"] = r.GetValue(CommonOptions.Seed),
                 // JSON has no NaN: an undefined measure (MOTP without a match) is null, not the string
                 // "NaN" (issue 20, 15).

@@ -104,7 +104,8 @@ static class FigureCommands
                                            "with id-coloured boxes")
         {
             CommonOptions.Checkpoint, CommonOptions.Split, DataFile, First, Sequences, length,
-            CommonOptions.K, CommonOptions.Resample, CommonOptions.RejectIoU, CommonOptions.Seed, Out, Delay,
+            CommonOptions.K, CommonOptions.Resample, CommonOptions.RejectIoU,
+            CommonOptions.EndEmpty, CommonOptions.SuppressIoU, CommonOptions.Seed, Out, Delay,
             CommonOptions.Device, CommonOptions.Threads, CommonOptions.Cache, CommonOptions.MnistDir,
         };
         render.SetAction(r =>

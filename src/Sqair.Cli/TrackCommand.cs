@@ -81,7 +81,8 @@ static class TrackCommand
                                          "and presence probability")
         {
             CommonOptions.Checkpoint, input, count, format, gif,
-            CommonOptions.K, CommonOptions.Resample, CommonOptions.RejectIoU, CommonOptions.Seed, output, batch, lag,
+            CommonOptions.K, CommonOptions.Resample, CommonOptions.RejectIoU,
+            CommonOptions.EndEmpty, CommonOptions.SuppressIoU, CommonOptions.Seed, output, batch, lag,
             CommonOptions.Device, CommonOptions.Threads,
         };
         track.SetAction(r =>

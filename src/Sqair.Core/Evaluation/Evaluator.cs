@@ -12,12 +12,16 @@ namespace Sqair.Evaluation;
 /// "…_glimpse"), which are usually larger than the digit they hold; the windows of objects with
 /// presence probability above 0.5 (<see cref="TrackingWindowP50"/>, "…_window_p50", as SILOT scores
 /// SQAIR); and the tight boxes with digits mostly off the canvas as don't-care
-/// (<see cref="TrackingDontCare"/>, "…_dontcare", <see cref="DontCare"/>). Without ground truth
+/// (<see cref="TrackingDontCare"/>, "…_dontcare", <see cref="DontCare"/>). Where the errors are: the
+/// same tight boxes scored on the digits wholly on the canvas (<see cref="TrackingInside"/>, "…_inside")
+/// and on the digits the canvas's edge cuts (<see cref="TrackingEdge"/>, "…_edge"), each with the other
+/// digits as don't-care; a false positive matched to no digit counts in both. Without ground truth
 /// (<see cref="HasTruth"/> false: imported frames) the count accuracies and tracking measures are
 /// absent, not zero.
 /// </summary>
 public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, MotSummary TrackingGlimpse,
-                                      MotSummary TrackingWindowP50, MotSummary TrackingDontCare, bool HasTruth = true)
+                                      MotSummary TrackingWindowP50, MotSummary TrackingDontCare,
+                                      MotSummary TrackingInside, MotSummary TrackingEdge, bool HasTruth = true)
 {
     /// <summary>Presence probability above which an object counts in <see cref="TrackingWindowP50"/>.</summary>
     public const float WindowP50Probability = 0.5f;
@@ -31,6 +35,7 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
         "mota_glimpse", "motp_iou_glimpse", "idf1_glimpse",
         "mota_window_p50", "idf1_window_p50",
         "mota_dontcare", "idf1_dontcare", "misses_dontcare", "false_positives_dontcare",
+        "mota_inside", "misses_inside", "gt_inside", "mota_edge", "misses_edge", "gt_edge",
     };
 
     /// <summary>
@@ -61,6 +66,12 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
             ["idf1_dontcare"] = TrackingDontCare.Idf1,
             ["misses_dontcare"] = TrackingDontCare.Misses,
             ["false_positives_dontcare"] = TrackingDontCare.FalsePositives,
+            ["mota_inside"] = TrackingInside.Mota,
+            ["misses_inside"] = TrackingInside.Misses,
+            ["gt_inside"] = TrackingInside.GroundTruth,
+            ["mota_edge"] = TrackingEdge.Mota,
+            ["misses_edge"] = TrackingEdge.Misses,
+            ["gt_edge"] = TrackingEdge.GroundTruth,
             ["sequences"] = Totals.Sequences,
         };
         if (!HasTruth)
@@ -106,6 +117,8 @@ public static class Evaluator
         var motGlimpse = new MotAccumulator();
         var motWindowP50 = new MotAccumulator();
         var motDontCare = new MotAccumulator();
+        var motInside = new MotAccumulator();
+        var motEdge = new MotAccumulator();
         long done = 0;
         bool wasTraining = model.training;
         int threads = get_num_threads();
@@ -136,8 +149,9 @@ public static class Evaluator
                             motWindowP50.AddSequence(p.Truth[b], [.. p.Windows[b].Select(f =>
                                 (IReadOnlyList<TrackBox>)[.. f.Where(x => x.Probability >
                                                                           EvaluationReport.WindowP50Probability)])]);
-                            var (truthCounted, contentCounted) = DontCare.Remove(p.Truth[b], p.Content[b]);
-                            motDontCare.AddSequence(truthCounted, contentCounted);
+                            AddCounted(motDontCare, p.Truth[b], p.Content[b], DontCare.MostlyOn);
+                            AddCounted(motInside, p.Truth[b], p.Content[b], DontCare.WhollyOn);
+                            AddCounted(motEdge, p.Truth[b], p.Content[b], DontCare.CutByEdge);
                         }
                     }
                     done += batch.B;
@@ -150,7 +164,17 @@ public static class Evaluator
             if (wasTraining) model.train();
         }
         return new EvaluationReport(total, mot.Summary(), motGlimpse.Summary(), motWindowP50.Summary(),
-                                    motDontCare.Summary(), source.HasTruth);
+                                    motDontCare.Summary(), motInside.Summary(), motEdge.Summary(), source.HasTruth);
+    }
+
+    /// <summary>
+    /// Adds a sequence to <paramref name="mot"/> with the digits <paramref name="counted"/> leaves out as don't-care.
+    /// </summary>
+    static void AddCounted(MotAccumulator mot, IReadOnlyList<IReadOnlyList<TrackBox>> truth,
+                           IReadOnlyList<IReadOnlyList<TrackBox>> content, Func<TrackBox, bool> counted)
+    {
+        var (truthCounted, contentCounted) = DontCare.Remove(truth, content, counted: counted);
+        mot.AddSequence(truthCounted, contentCounted);
     }
 
     /// <summary>One batch (or shard) measured: its sums and, per sequence, the true and inferred tracks.</summary>

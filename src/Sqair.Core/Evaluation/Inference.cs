@@ -6,11 +6,13 @@ namespace Sqair.Evaluation;
 
 /// <summary>
 /// How tracks are inferred: K particles per sequence, whether they are resampled frame by frame
-/// (<see cref="Model.Resampling"/>), and the IoU above which discovery rejects a proposal that
-/// duplicates a followed object (null: the model's <c>reject_iou</c>; 0: never). The options of
+/// (<see cref="Model.Resampling"/>), the IoU above which discovery rejects a proposal that
+/// duplicates a followed object (null: the model's <c>reject_iou</c>; 0: never), and which objects are
+/// ended after each frame (<see cref="Model.Pruning"/>; null: none). The options of
 /// <c>eval</c>, <c>track</c>, <c>render</c>, the benchmarks and the scripts alike.
 /// </summary>
-public sealed record InferenceOptions(int K = 5, Resampling Resampling = Resampling.None, double? RejectIoU = null)
+public sealed record InferenceOptions(int K = 5, Resampling Resampling = Resampling.None, double? RejectIoU = null,
+                                      Pruning? Pruning = null)
 {
     /// <summary>One particle, no resampling: the cheapest tracking (no bound).</summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Naming", "CA1720",
@@ -55,7 +57,7 @@ public static class Inference
         using var _ = no_grad();
         using var noise = new SequenceNoise(model.Config, seed, first, frames.shape[1]);
         var (output, _) = model.Infer(frames, options.K, keepFrames: true, noise, options.Resampling,
-                                      options.RejectIoU);
+                                      options.RejectIoU, options.Pruning);
         var rows = ParticleFilter.Pick(output.LogWeights, noise).cpu().data<long>().ToArray();
         return new InferredBatch(output, rows, model.Config.ImgSize);
     }

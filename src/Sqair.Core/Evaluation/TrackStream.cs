@@ -57,7 +57,8 @@ public sealed class TrackStream : IDisposable
         side = model.Config.ImgSize;
         Lag = lag;
         settings = new SqairModel.ParticleSettings(options.K, options.Resampling,
-                                                   options.RejectIoU ?? model.Config.RejectIoU, noise);
+                                                   options.RejectIoU ?? model.Config.RejectIoU, noise,
+                                                   options.Pruning);
         using var _ = no_grad();
         state = model.InitialState(sequences * options.K, device ?? CPU);
         sums = ParticleSums.Zeros(sequences * options.K, device ?? CPU);

@@ -199,25 +199,42 @@ internal sealed class MotAccumulator
 /// or not) is matched to the hypotheses by the Hungarian method on IoU ≥ the threshold, and a
 /// hypothesis matched to a don't-care box is removed with it: such a digit is no miss, and a
 /// hypothesis on it is neither a match nor a false positive. The strict measure stays the headline;
-/// this one is reported beside it (docs/design.md §5).
+/// this one is reported beside it (docs/design.md §5). The same rule with other digits as don't-care
+/// splits the measures into digits wholly on the canvas and digits cut by its edge (<see cref="WhollyOn"/>,
+/// <see cref="CutByEdge"/>).
 /// </summary>
 static class DontCare
 {
     /// <summary>Fraction of a digit's box that must be on the canvas for the digit to count.</summary>
     public const float MinOnCanvas = 0.5f;
 
-    /// <summary>One sequence's frames without don't-care ground truth and the hypotheses matched to it.</summary>
+    /// <summary>
+    /// The digits the field's don't-care scoring counts: at least <see cref="MinOnCanvas"/> on the canvas.
+    /// </summary>
+    public static bool MostlyOn(TrackBox digit) => digit.OnCanvas >= MinOnCanvas;
+
+    /// <summary>A digit whose whole box is on the canvas.</summary>
+    public static bool WhollyOn(TrackBox digit) => digit.OnCanvas >= 1;
+
+    /// <summary>A digit whose box the canvas's edge cuts (part of it, or all, off the canvas).</summary>
+    public static bool CutByEdge(TrackBox digit) => digit.OnCanvas < 1;
+
+    /// <summary>
+    /// One sequence's frames with only the ground truth <paramref name="counted"/> keeps (default
+    /// <see cref="MostlyOn"/>), and the hypotheses without those matched to a digit it leaves out.
+    /// </summary>
     public static (List<IReadOnlyList<TrackBox>> Truth, List<IReadOnlyList<TrackBox>> Hypotheses) Remove(
         IReadOnlyList<IReadOnlyList<TrackBox>> truth, IReadOnlyList<IReadOnlyList<TrackBox>> hypotheses,
-        double threshold = 0.5)
+        double threshold = 0.5, Func<TrackBox, bool>? counted = null)
     {
+        counted ??= MostlyOn;
         var keptTruth = new List<IReadOnlyList<TrackBox>>();
         var keptHypotheses = new List<IReadOnlyList<TrackBox>>();
         for (int f = 0; f < truth.Count; f++)
         {
             var g = truth[f];
             var h = hypotheses[f];
-            if (g.All(x => x.OnCanvas >= MinOnCanvas)) { keptTruth.Add(g); keptHypotheses.Add(h); continue; }
+            if (g.All(counted)) { keptTruth.Add(g); keptHypotheses.Add(h); continue; }
             var cost = new double[g.Count, h.Count];
             for (int i = 0; i < g.Count; i++)
                 for (int j = 0; j < h.Count; j++)
@@ -228,8 +245,8 @@ static class DontCare
             var assignment = Hungarian.Solve(cost);
             var dropped = new HashSet<int>();
             for (int i = 0; i < g.Count; i++)
-                if (g[i].OnCanvas < MinOnCanvas && assignment[i] >= 0) dropped.Add(assignment[i]);
-            keptTruth.Add([.. g.Where(x => x.OnCanvas >= MinOnCanvas)]);
+                if (!counted(g[i]) && assignment[i] >= 0) dropped.Add(assignment[i]);
+            keptTruth.Add([.. g.Where(counted)]);
             keptHypotheses.Add([.. h.Where((_, j) => !dropped.Contains(j))]);
         }
         return (keptTruth, keptHypotheses);

@@ -108,25 +108,30 @@ public sealed class SqairModel : Module
 
     internal Decoder Decoder => decoder;
 
-    /// <summary>The N slots of every row and the last object id used in the row, carried from frame to frame.</summary>
-    internal sealed record SequenceState(ObjectSlots Slots, Tensor LastId)
+    /// <summary>
+    /// The N slots of every row, the last object id used in the row, and per slot the frames in a row its
+    /// object has drawn nothing [R, N] (kept up to date only while <see cref="Model.Pruning"/> is on, zeros
+    /// otherwise), carried from frame to frame.
+    /// </summary>
+    internal sealed record SequenceState(ObjectSlots Slots, Tensor LastId, Tensor EmptyRun)
     {
         /// <summary>The state of the rows <paramref name="rows"/> [R'].</summary>
-        public SequenceState Select(Tensor rows) => new(Slots.Select(rows), LastId[rows]);
+        public SequenceState Select(Tensor rows) => new(Slots.Select(rows), LastId[rows], EmptyRun[rows]);
 
         /// <summary>
         /// Every tensor of the state (for streaming, which frees each frame's state when the next one replaces it).
         /// </summary>
         public IEnumerable<Tensor> Tensors() =>
             [Slots.What, Slots.Where, Slots.Presence, Slots.PresenceProb, Slots.Ids,
-             Slots.Temporal, Slots.Prior, LastId];
+             Slots.Temporal, Slots.Prior, LastId, EmptyRun];
     }
 
     /// <summary>
     /// What holds for a whole run of frames: K particles, the filter's resampling, discovery's rejection IoU, where
-    /// the noise comes from.
+    /// the noise comes from, and the pruning of objects after each frame (inference only).
     /// </summary>
-    internal sealed record ParticleSettings(int K, Resampling Resampling, double RejectIoU, Noise Noise);
+    internal sealed record ParticleSettings(int K, Resampling Resampling, double RejectIoU, Noise Noise,
+                                            Pruning? Pruning = null);
 
     /// <summary>
     /// The particles after one frame: their state and sums, the resampling that preceded the frame
@@ -148,7 +153,7 @@ public sealed class SqairModel : Module
         var slots = new ObjectSlots(zeros(rows, n, Config.NWhat, device: device), zeros(rows, n, 4, device: device),
                                     zeros(rows, n, device: device), zeros(rows, n, device: device),
                                     full(rows, n, Kept(-1L), device: device), temporal0, prior0);
-        return new SequenceState(slots, full(rows, Kept(-1L), device: device));
+        return new SequenceState(slots, full(rows, Kept(-1L), device: device), zeros(rows, n, device: device));
     }
 
     /// <summary>
@@ -161,10 +166,13 @@ public sealed class SqairModel : Module
         return state with { Presence = zeros_like(state.Presence), Ids = full_like(state.Ids, Kept(-1L)) };
     }
 
-    /// <summary>Merges propagated and discovered slots into the next state.</summary>
-    SequenceState Merge(ObjectSlots propagated, ObjectSlots discovered, Tensor lastId) =>
+    /// <summary>
+    /// Merges propagated and discovered slots into the next state (the empty runs carried as they were: pruning,
+    /// the only reader, maps them to the new slots by id).
+    /// </summary>
+    SequenceState Merge(SequenceState state, ObjectSlots propagated, ObjectSlots discovered) =>
         new(ObjectSlots.Merge(propagated, discovered, Config.MaxObjects),
-            lastId.Plus(discovered.Presence.sum(1).to(ScalarType.Int64)));
+            state.LastId.Plus(discovered.Presence.sum(1).to(ScalarType.Int64)), state.EmptyRun);
 
     /// <summary>
     /// One frame of the model (docs/design.md §2; the paper's Algorithm 1): propagate the objects of
@@ -184,7 +192,7 @@ public sealed class SqairModel : Module
         if (step == 0 || air) propagated = NonePropagated(state.Slots, out priorPresenceLogit);
         else (propagated, priorPresenceLogit) = propagate(state.Slots);
         var discovered = discover(propagated, priorPresenceLogit, step > 0 && !air, state.LastId);
-        var next = Merge(propagated, discovered, state.LastId);
+        var next = Merge(state, propagated, discovered);
         var (canvas, glimpses) = decoder.Forward(next.Slots.What, next.Slots.Where, next.Slots.Presence);
         return (next, propagated, discovered, canvas, glimpses);
     }
@@ -206,10 +214,10 @@ public sealed class SqairModel : Module
     /// </summary>
     internal (SequenceOutput Output, SequenceState Final) Infer(
         Tensor frames, int k, bool keepFrames, Noise noise,
-        Resampling resampling = Resampling.None, double? rejectIoU = null)
+        Resampling resampling = Resampling.None, double? rejectIoU = null, Pruning? pruning = null)
     {
         long t = frames.shape[0], b = frames.shape[1], r = b * k;
-        var settings = new ParticleSettings(k, resampling, rejectIoU ?? Config.RejectIoU, noise);
+        var settings = new ParticleSettings(k, resampling, rejectIoU ?? Config.RejectIoU, noise, pruning);
         var state = InitialState(r, frames.device);
         var sums = ParticleSums.Zeros(r, frames.device);
         var counts = new List<Tensor>();
@@ -286,6 +294,7 @@ public sealed class SqairModel : Module
         var x = frame.repeat_interleave(k, 0);
         var features = discovery.EncodeFrames(frame, k);
         StepTerms? propTerms = null, discTerms = null;
+        var before = state;
         (state, var propagated, var discovered, var canvas, var glimpses) = Step(state, step,
             slots =>
             {
@@ -300,8 +309,14 @@ public sealed class SqairModel : Module
                                                            lastId, settings.RejectIoU, noise);
                 return found;
             });
-        var slots = state.Slots;
         var ll = decoder.LogLikelihood(x, canvas);
+        if (settings.Pruning is { Any: true } pruning)
+        {
+            var (pruned, emptyRun) = ObjectPruning.Apply(state.Slots, glimpses, before.Slots.Ids, before.EmptyRun,
+                                                         pruning, c.ShiftRange);
+            state = state with { Slots = pruned, EmptyRun = emptyRun };
+        }
+        var slots = state.Slots;
         var logq = propTerms is null ? discTerms!.LogQ : discTerms!.LogQ.Plus(propTerms.LogQ);
         var logp = propTerms is null ? discTerms.LogP : discTerms.LogP.Plus(propTerms.LogP);
         var logQDiscrete = propTerms is null

@@ -74,6 +74,31 @@ public class TrackingTests
     }
 
     [Fact]
+    public void Digits_wholly_on_the_canvas_and_digits_cut_by_its_edge_are_scored_apart()
+    {
+        // digit 0 wholly on and found; digit 1 wholly on and missed; digit 2 cut by the edge and found;
+        // digit 3 cut (only a sliver on) and missed; hypothesis 9 matches nothing.
+        var truth = Frames([B(0, 0, 0), B(1, 20, 0), B(2, 30, 30) with { OnCanvas = 0.8f },
+                            B(3, 0, 40) with { OnCanvas = 0.05f }]);
+        var hyp = Frames([B(5, 0, 0), B(6, 30, 30), B(9, 40, 10)]);
+        var (inside, insideHyp) = DontCare.Remove(truth, hyp, counted: DontCare.WhollyOn);
+        var (edge, edgeHyp) = DontCare.Remove(truth, hyp, counted: DontCare.CutByEdge);
+        Assert.Equal([0L, 1L], inside[0].Select(b => b.Id));
+        Assert.Equal([5L, 9L], insideHyp[0].Select(b => b.Id));
+        Assert.Equal([2L, 3L], edge[0].Select(b => b.Id));
+        Assert.Equal([6L, 9L], edgeHyp[0].Select(b => b.Id));
+        foreach (var (t, h) in new[] { (inside, insideHyp), (edge, edgeHyp) })
+        {
+            var acc = new MotAccumulator();
+            acc.AddSequence(t, h);
+            var s = acc.Summary();
+            // one match, one miss, and the stray hypothesis counts as a false positive in both
+            Assert.Equal((1L, 1L, 1L), (s.Matches, s.Misses, s.FalsePositives));
+            Assert.Equal(0.0, s.Mota, 12);
+        }
+    }
+
+    [Fact]
     public void A_hypothesis_that_fits_a_counted_digit_better_is_not_taken_by_a_dont_care_neighbour()
     {
         // both digits overlap hypothesis 5 enough; the Hungarian match over all ground truth gives it to
