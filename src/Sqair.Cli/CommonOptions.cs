@@ -110,7 +110,7 @@ static class CommonOptions
 
     public static readonly Option<double> SuppressIoU = new("--suppress-iou")
     {
-        Description = "Of two objects whose drawn boxes overlap with IoU above this, end the younger, in [0, 1); " +
+        Description = "Of two objects whose drawn pixels overlap with IoU above this, end the younger, in [0, 1); " +
                       "0: never (docs/tracking.md)",
         DefaultValueFactory = _ => 0,
         Validators =

@@ -313,7 +313,7 @@ public sealed class SqairModel : Module
         if (settings.Pruning is { Any: true } pruning)
         {
             var (pruned, emptyRun) = ObjectPruning.Apply(state.Slots, glimpses, before.Slots.Ids, before.EmptyRun,
-                                                         pruning, c.ShiftRange);
+                                                         pruning, c.ShiftRange, c.ImgSize);
             state = state with { Slots = pruned, EmptyRun = emptyRun };
         }
         var slots = state.Slots;

@@ -9,6 +9,7 @@ public class ObjectPruningTests
 {
     const int G = 5;
     const double ShiftRange = 1.6;
+    const int Side = 50;
 
     /// <summary>where logits of a window of half-extent <paramref name="s"/> centred at (tx, ty).</summary>
     static float[] Where(double s, double tx, double ty = 0)
@@ -42,7 +43,7 @@ public class ObjectPruningTests
         var slots = Slots([Where(0.3, -0.5), Where(0.3, 0.2), Where(0.3, 1.5), Where(0.3, 0)], [1, 1, 1, 0],
                           [4, 7, 9, -1]);
         var (pruned, run) = ObjectPruning.Apply(slots, Glimpses(true, false, true, true), full(1, 4, -1L),
-                                                zeros(1, 4), new Pruning(EndEmptyAfter: 1), ShiftRange);
+                                                zeros(1, 4), new Pruning(EndEmptyAfter: 1), ShiftRange, Side);
         Assert.Equal([1f, 0, 0, 0], Presence(pruned));
         Assert.Equal([4L, -1, -1, -1], Ids(pruned));
         Assert.Equal([0f, 0, 0, 0], run.data<float>().ToArray());
@@ -55,17 +56,17 @@ public class ObjectPruningTests
         // frame 1: id 5 in slot 1 draws nothing: its first empty frame, kept
         var first = Slots([Where(0.3, -0.5), Where(0.3, 0.3)], [1, 1], [2, 5]);
         var (kept, run) = ObjectPruning.Apply(first, Glimpses(true, false), full(1, 2, -1L), zeros(1, 2), rule,
-                                              ShiftRange);
+                                              ShiftRange, Side);
         Assert.Equal([1f, 1], Presence(kept));
         Assert.Equal([0f, 1], run.data<float>().ToArray());
         // frame 2: id 2 is gone, id 5 moved to slot 0 and still draws nothing: its second empty frame ends it
         var second = Slots([Where(0.3, 0.3), Where(0.3, 0)], [1, 0], [5, -1]);
-        var (ended, run2) = ObjectPruning.Apply(second, Glimpses(false, true), kept.Ids, run, rule, ShiftRange);
+        var (ended, run2) = ObjectPruning.Apply(second, Glimpses(false, true), kept.Ids, run, rule, ShiftRange, Side);
         Assert.Equal([0f, 0], Presence(ended));
         Assert.Equal([-1L, -1], Ids(ended));
         Assert.Equal([0f, 0], run2.data<float>().ToArray());
         // an object that draws again starts its count afresh
-        var (drawing, run3) = ObjectPruning.Apply(first, Glimpses(true, true), first.Ids, run, rule, ShiftRange);
+        var (drawing, run3) = ObjectPruning.Apply(first, Glimpses(true, true), first.Ids, run, rule, ShiftRange, Side);
         Assert.Equal([1f, 1], Presence(drawing));
         Assert.Equal([0f, 0], run3.data<float>().ToArray());
     }
@@ -73,20 +74,34 @@ public class ObjectPruningTests
     [Fact]
     public void Of_two_overlapping_objects_the_younger_is_ended_and_one_ended_suppresses_nothing()
     {
-        // boxes along x: A [-0.575, 0.175], B [-0.375, 0.375], C [-0.175, 0.575] (half-extent 0.3 plus half
-        // a glimpse pixel): IoU(A, B) = IoU(B, C) = 0.58, IoU(A, C) = 0.30
+        // drawn squares, along x: A [-0.5, 0.1], B [-0.3, 0.3], C [-0.1, 0.5]: pixel IoU(A, B) = IoU(B, C) ≈ 0.5,
+        // IoU(A, C) ≈ 0.2
         var slots = Slots([Where(0.3, -0.2), Where(0.3, 0), Where(0.3, 0.2)], [1, 1, 1], [0, 1, 2]);
         var glimpses = Glimpses(true, true, true);
         var (pruned, _) = ObjectPruning.Apply(slots, glimpses, full(1, 3, -1L), zeros(1, 3),
-                                              new Pruning(SuppressIoU: 0.45), ShiftRange);
+                                              new Pruning(SuppressIoU: 0.4), ShiftRange, Side);
         Assert.Equal([1f, 0, 1], Presence(pruned));
         Assert.Equal([0L, -1, 2], Ids(pruned));
         var (loose, _) = ObjectPruning.Apply(slots, glimpses, full(1, 3, -1L), zeros(1, 3),
-                                             new Pruning(SuppressIoU: 0.6), ShiftRange);
+                                             new Pruning(SuppressIoU: 0.65), ShiftRange, Side);
         Assert.Equal([1f, 1, 1], Presence(loose));
         var (strict, _) = ObjectPruning.Apply(slots, glimpses, full(1, 3, -1L), zeros(1, 3),
-                                              new Pruning(SuppressIoU: 0.25), ShiftRange);
+                                              new Pruning(SuppressIoU: 0.12), ShiftRange, Side);
         Assert.Equal([1f, 0, 0], Presence(strict));
+    }
+
+    [Fact]
+    public void Two_digits_that_cross_in_one_box_are_both_kept_and_a_copy_of_one_is_ended()
+    {
+        // a horizontal and a vertical bar in the same window (box IoU 1, pixel IoU about 1/9), then a second
+        // object drawing the horizontal bar again
+        var horizontal = zeros(G, G).index_put_(tensor(0.9f), TensorIndex.Single(G / 2));
+        var vertical = zeros(G, G).index_put_(tensor(0.9f), TensorIndex.Colon, TensorIndex.Single(G / 2));
+        var glimpses = stack([horizontal, vertical, horizontal]).view(1, 3, 1, G, G);
+        var slots = Slots([Where(0.3, 0), Where(0.3, 0), Where(0.3, 0)], [1, 1, 1], [0, 1, 2]);
+        var (pruned, _) = ObjectPruning.Apply(slots, glimpses, full(1, 3, -1L), zeros(1, 3),
+                                              new Pruning(SuppressIoU: 0.5), ShiftRange, Side);
+        Assert.Equal([1f, 1, 0], Presence(pruned));
     }
 
     [Fact]
