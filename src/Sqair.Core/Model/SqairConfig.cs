@@ -381,6 +381,10 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
             throw new ArgumentException(
                 $"--config {path}: is a folder; give a JSON file of config keys (e.g. a run's config.json)");
         if (!File.Exists(path)) throw new FileNotFoundException($"--config {path}: no such file", path);
+        // Reading a FIFO waits for a writer, forever if there is none.
+        if (SpecialFile.Is(path))
+            throw new ArgumentException(
+                $"--config {path}: is not a regular file (a FIFO, socket or device); give a JSON file of config keys");
         var text = File.ReadAllText(path);
         try
         {
