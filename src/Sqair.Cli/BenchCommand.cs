@@ -45,6 +45,7 @@ static class BenchCommand
         train.SetAction(r =>
         {
             var config = ConfigOptions.From(r);
+            CheckJson(r, json);
             var device = CommonOptions.DeviceFrom(r);
             var source = Source(r, config, synthetic);
             int len = r.GetValue(seqLen) ?? config.SeqLen;
@@ -53,7 +54,7 @@ static class BenchCommand
             AnsiConsole.MarkupLine($"[grey]timing {r.GetValue(iterations)} iterations at T = {len}, " +
                                    $"batch {config.BatchSize}, K = {config.KParticles}…[/]");
             var result = Bench.Train(config, source, len, r.GetValue(warmup), r.GetValue(iterations), device,
-                                     r.GetValue(CommonOptions.Shards));
+                                     r.GetValue(CommonOptions.Shards), Cli.Stopping);
 
             var table = new Table().AddColumns("measure", "value");
             table.AddRow("model", $"{config.Model.ToString().ToLowerInvariant()}, T = {len}, " +
@@ -93,11 +94,12 @@ static class BenchCommand
         inference.SetAction(r =>
         {
             var config = ConfigOptions.From(r);
+            CheckJson(r, json);
             var device = CommonOptions.DeviceFrom(r);
             var source = Source(r, config, synthetic);
             long n = r.GetValue(count);
             AnsiConsole.MarkupLine($"[grey]evaluating and tracking {n} sequences of {config.SeqLen} frames…[/]");
-            var result = Bench.Inference(config, source, n, r.GetValue(CommonOptions.K), device);
+            var result = Bench.Inference(config, source, n, r.GetValue(CommonOptions.K), device, Cli.Stopping);
             var table = new Table().AddColumns("measure", "value");
             table.AddRow("model", $"{config.Model.ToString().ToLowerInvariant()}, T = {result.SeqLen}, {n} sequences");
             table.AddRow("threads / device", $"{result.Threads} / {device}");
@@ -112,6 +114,13 @@ static class BenchCommand
         });
         bench.Subcommands.Add(inference);
         return bench;
+    }
+
+    /// <summary>Refuses a --json that is a folder or the --config file, before the timing starts.</summary>
+    static void CheckJson(ParseResult r, Option<string?> json)
+    {
+        if (r.GetValue(json) is { } path)
+            Outputs.CheckFile("--json", path, ("the --config file", r.GetValue(ConfigOptions.ConfigFile)));
     }
 
     /// <summary>

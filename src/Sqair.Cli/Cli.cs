@@ -54,7 +54,13 @@ static class Cli
     /// Parses and runs a command line. Usage errors and the failures users cause print one line on
     /// stderr and return an <see cref="ExitCodes"/> code; only bugs keep their stack trace.
     /// </summary>
-    public static int Run(string[] args)
+    public static int Run(string[] args) => Run(args, CancellationToken.None);
+
+    /// <summary>
+    /// <see cref="Run(string[])"/>, also stopped by <paramref name="stop"/> as by SIGINT or SIGTERM (tests stop a
+    /// command this way).
+    /// </summary>
+    public static int Run(string[] args, CancellationToken stop)
     {
         var parse = BuildRoot().Parse(args);
         if (parse.Errors.Count > 0)
@@ -66,7 +72,7 @@ static class Cli
         // Redirected to a file or a pipe, Spectre wraps every line at 80 columns (mid-path, mid-number): a log
         // line stays one line instead.
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = RedirectedWidth;
-        stopping = new CancellationTokenSource();
+        stopping = CancellationTokenSource.CreateLinkedTokenSource(stop);
         // The first signal asks for a clean stop; a second one is not intercepted and ends the process.
         void OnSignal(PosixSignalContext ctx)
         {

@@ -144,6 +144,7 @@ static class DataCommands
             if (output is not null && pools.Length != 1) throw new UserError("--out takes exactly one --split");
             if (r.GetValue(synthetic) && output is null)
                 throw new UserError("--synthetic needs --out (the cache holds MNIST datasets only)");
+            if (output is not null) Outputs.CheckFile("--out", output);
             foreach (var pool in pools)
             {
                 long n = r.GetValue(Count) ?? Datasets.DefaultCount(pool);
@@ -250,6 +251,7 @@ static class DataCommands
             var visible = new long[c.MaxDigits + 1];
             for (long i = 0; i < source.Count; i++)
             {
+                Cli.Stopping.ThrowIfCancellationRequested();
                 var s = source.Get(i);
                 digits[s.Ids.Count(id => id >= 0)]++;
                 for (int t = 0; t < c.SeqLen; t++)
@@ -285,6 +287,7 @@ static class DataCommands
             foreach (var path in r.GetValue(verifyFile)!)
             {
                 if (!File.Exists(path)) throw new UserError($"{path}: no such file");
+                Cli.Stopping.ThrowIfCancellationRequested();
                 var sw = Stopwatch.StartNew();
                 try
                 {
@@ -346,6 +349,7 @@ static class DataCommands
         import.SetAction(r =>
         {
             var outPath = r.GetValue(output)!;
+            Outputs.CheckFile("--out", outPath);
             var options = new ImportOptions(r.GetValue(size), r.GetValue(channels), r.GetValue(seqLen),
                                             r.GetValue(filter));
             StaleTemporaries.RemoveStale(Path.GetDirectoryName(Path.GetFullPath(outPath))!, Cli.Log);

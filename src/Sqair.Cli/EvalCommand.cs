@@ -46,11 +46,18 @@ static class EvalCommand
             var checkpoint = CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!);
             var (model, iteration) = Checkpoint.LoadModel(checkpoint, device);
             var path = checkpoint.Path;
-            using var data = Cli.ModelData(r, DataFile, model.Config, r.GetValue(CommonOptions.Split)!,
-                                           r.GetValue(Count));
             var split = r.GetValue(DataFile) is { } dataPath
                 ? Path.GetFileNameWithoutExtension(dataPath)
                 : r.GetValue(CommonOptions.Split)!;
+            var output = r.GetValue(json)
+                ?? Path.Combine(Path.GetDirectoryName(path)!, $"eval-{split}-{iteration:D9}.json");
+            // Checked before the data is opened (a split's may be generated first), and again against the
+            // cached file a split names.
+            Outputs.CheckFile("--json", output, ("the checkpoint being evaluated", path),
+                              ("the data being evaluated", r.GetValue(DataFile)));
+            using var data = Cli.ModelData(r, DataFile, model.Config, r.GetValue(CommonOptions.Split)!,
+                                           r.GetValue(Count));
+            Outputs.CheckFile("--json", output, ("the data being evaluated", data.Path));
             long n = Math.Min(r.GetValue(Count) ?? data.Count!.Value, data.Count!.Value);
             var inference = CommonOptions.Inference(r);
             MemoryEstimate.Check(model.Config, Math.Min(r.GetValue(batch), n), inference.K, data.Config.SeqLen,
@@ -75,8 +82,6 @@ static class EvalCommand
             foreach (var (key, value) in flat) table.AddRow(key, value.ToString("G6", CultureInfo.InvariantCulture));
             if (!report.HasTruth) table.AddRow("count accuracy, tracking", "absent: the data has no ground truth");
             AnsiConsole.Write(table);
-            var output = r.GetValue(json)
-                ?? Path.Combine(Path.GetDirectoryName(path)!, $"eval-{split}-{iteration:D9}.json");
             var doc = new Dictionary<string, object>
             {
                 ["checkpoint"] = Path.GetFullPath(path), ["iteration"] = iteration,

@@ -37,8 +37,7 @@ static class ExportCommand
         {
             var contents = CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!);
             var path = r.GetValue(output)!;
-            if (Path.GetFullPath(path) == Path.GetFullPath(contents.Path))
-                throw new UserError($"--out {path} is the checkpoint being exported; choose another file");
+            Outputs.CheckFile("--out", path, ("the checkpoint being exported", contents.Path));
             if (File.Exists(path) && !r.GetValue(force))
                 throw new UserError($"--out {path} exists; pass --force to replace it");
             var model = new SqairModel(contents.Config);

@@ -74,9 +74,15 @@ static class FigureCommands
     static (SqairModel Model, long Iteration) Load(ParseResult r, Device device) =>
         Checkpoint.LoadModel(CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!), device);
 
+    /// <summary>
+    /// The sequence figure, the GIF and the still figure of <paramref name="tracks"/>; a stop request (SIGINT,
+    /// SIGTERM) between them removes those already written, so a stopped command leaves no part of its output.
+    /// </summary>
     static void Write(IReadOnlyList<ModelFigures.Track> tracks, string dir, string name, string title, int delay,
                       bool showInputs = true)
     {
+        Cli.Stopping.ThrowIfCancellationRequested();
+        bool created = !Directory.Exists(dir);
         Directory.CreateDirectory(dir);
         // A PNG row of more than 20 frames is unreadable; the GIF has them all.
         var shortTracks = tracks.Select(tr => tr with
@@ -86,10 +92,30 @@ static class FigureCommands
         }).ToList();
         var png = Path.Combine(dir, $"{name}.png");
         var gif = Path.Combine(dir, $"{name}.gif");
-        ModelFigures.SequenceFigure(shortTracks, png, title, showInputs);
-        ModelFigures.Animation(tracks, gif, title, delay, showInputs);
         var still = Path.Combine(dir, $"{name}-still.png");
-        ModelFigures.StillFigure(tracks, tracks[0].Inputs.Length - 1, still, $"{title}, last frame");
+        var figures = new (string Path, Action Draw)[]
+        {
+            (png, () => ModelFigures.SequenceFigure(shortTracks, png, title, showInputs)),
+            (gif, () => ModelFigures.Animation(tracks, gif, title, delay, showInputs)),
+            (still, () => ModelFigures.StillFigure(tracks, tracks[0].Inputs.Length - 1, still,
+                                                   $"{title}, last frame")),
+        };
+        var written = new List<string>();
+        try
+        {
+            foreach (var (path, draw) in figures)
+            {
+                Cli.Stopping.ThrowIfCancellationRequested();
+                draw();
+                written.Add(path);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            foreach (var path in written) File.Delete(path);
+            if (created && !Directory.EnumerateFileSystemEntries(dir).Any()) Directory.Delete(dir);
+            throw;
+        }
         foreach (var f in new[] { png, still, gif }) Console.WriteLine(Path.GetFullPath(f));
     }
 
@@ -110,10 +136,12 @@ static class FigureCommands
         };
         render.SetAction(r =>
         {
+            Outputs.CheckFolder("--out", r.GetValue(Out)!);
             var device = CommonOptions.DeviceFrom(r);
             var (model, iteration) = Load(r, device);
             int len = r.GetValue(length) ?? model.Config.SeqLen;
             var frames = Frames(r, model.Config, len, "--seq-len", device);
+            Cli.Stopping.ThrowIfCancellationRequested();
             var inferred = Inference.Run(model, frames, CommonOptions.Inference(r), r.GetValue(CommonOptions.Seed));
             var tracks = ModelFigures.Extract(frames, inferred.Output, inferred.Rows);
             var from = r.GetValue(DataFile) is { } dataPath
@@ -169,6 +197,7 @@ static class FigureCommands
         };
         generate.SetAction(r =>
         {
+            Outputs.CheckFolder("--out", r.GetValue(Out)!);
             var device = CommonOptions.DeviceFrom(r);
             var (model, iteration) = Load(r, device);
             manual_seed((long)r.GetValue(CommonOptions.Seed));
@@ -177,6 +206,7 @@ static class FigureCommands
             var c = model.Config;
             var observed = k > 0 ? Frames(r, c, k, "--observe", device) : null;
             using var _ = no_grad();
+            Cli.Stopping.ThrowIfCancellationRequested();
             var steps = model.Generate(len, count, observed, r.GetValue(CommonOptions.K), device);
             var inputs = observed ?? zeros([0, count, c.Channels, c.ImgSize, c.ImgSize], device: device);
             var tracks = Enumerable.Range(0, count).Select(b => ModelFigures.Extract(inputs, steps, b, b)).ToList();

@@ -237,11 +237,13 @@ public sealed class MovingMnist
         var drawn = new Template[n];
         var start = new (int Y, int X)[n];
         int redraws = 0;
-        while (!TryPlace(rng, n, chosen, drawn, start))
-            if (++redraws == MaxRedraws)
+        long placements = MaxPlacements;
+        while (!TryPlace(rng, n, chosen, drawn, start, ref placements))
+            if (++redraws == MaxRedraws || placements == 0)
                 throw new ArgumentException(
                     $"cannot place {n} digits (digit_scale {c.DigitScale}) without overlap on a {side}×{side} " +
-                    $"canvas: {MaxRedraws} draws of {c.PlacementTries} placements each failed; " +
+                    $"canvas: {redraws} draws of up to {c.PlacementTries} placements per digit " +
+                    $"({MaxPlacements - placements} placements) failed; " +
                     "lower max_digits or digit_scale, or raise canvas_size or placement_tries");
 
         var seq = new Sequence(T, side, slots, channels);
@@ -294,10 +296,18 @@ public sealed class MovingMnist
     public const int MaxRedraws = 20_000;
 
     /// <summary>
+    /// Placements tried for one sequence, over all its draws, before its parameters are declared impossible: a
+    /// huge placement_tries would otherwise retry for hours a digit that does not fit. Twice what the default
+    /// placement_tries (5) can use for 20 digits over <see cref="MaxRedraws"/> draws, so data that could be made
+    /// before the bound is made alike; seconds of work at most (measured: 0.3 s for 30 digits, 2 s for 8).
+    /// </summary>
+    public const long MaxPlacements = 4_000_000;
+
+    /// <summary>
     /// Draws n distinct templates (each at its drawn size) and non-overlapping in-canvas corners; false asks for
     /// a redraw.
     /// </summary>
-    bool TryPlace(Rng rng, int n, int[] chosen, Template[] drawn, (int Y, int X)[] start)
+    bool TryPlace(Rng rng, int n, int[] chosen, Template[] drawn, (int Y, int X)[] start, ref long placements)
     {
         var picked = new HashSet<int>();
         for (int k = 0; k < n; k++)
@@ -312,8 +322,9 @@ public sealed class MovingMnist
         {
             var t = drawn[k];
             bool placed = false;
-            for (int attempt = 0; attempt < Config.PlacementTries && !placed; attempt++)
+            for (int attempt = 0; attempt < Config.PlacementTries && !placed && placements > 0; attempt++)
             {
+                placements--;
                 int y = rng.NextInt(0, side - t.Height), x = rng.NextInt(0, side - t.Width);
                 placed = true;
                 for (int j = 0; j < k && placed; j++)

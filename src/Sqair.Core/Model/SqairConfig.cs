@@ -86,6 +86,7 @@ internal interface IScheduleSettings
     double LearningRate { get; }
     long MaxTrainIter { get; }
     double[] LrSchedule { get; }
+    long LrScheduleItr { get; }
     double LrDecay { get; }
 }
 
@@ -212,6 +213,12 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     /// Relative lengths of the learning-rate stages; the rate is divided by <c>lr_decay</c> at each boundary.
     /// </summary>
     [JsonPropertyName("lr_schedule")] public double[] LrSchedule { get; init; } = [4, 6, 10];
+    /// <summary>
+    /// Iterations that lr_schedule's stages span; 0: max_train_iter. A run records it when it starts (the trainer
+    /// replaces 0 by that run's max_train_iter), so a resume that changes max_train_iter changes how long the run
+    /// goes on, never the learning rate of an iteration.
+    /// </summary>
+    [JsonPropertyName("lr_schedule_itr")] public long LrScheduleItr { get; init; }
     /// <summary>Factor the learning rate is divided by at each lr_schedule boundary.</summary>
     [JsonPropertyName("lr_decay")] public double LrDecay { get; init; } = 3;
     /// <summary>
@@ -264,6 +271,25 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     {
         "max_train_iter", "time_limit_min", "log_itr", "eval_itr", "fig_itr", "ckpt_itr", "eval_size",
     };
+
+    /// <summary>
+    /// The config a run trains with, its learning-rate stages fixed in iterations: lr_schedule_itr 0 (not yet
+    /// recorded) becomes max_train_iter. A run from before the key has 0 in its checkpoints and had its stages over
+    /// the max_train_iter it last trained with, so resolving its checkpoint's config keeps its learning rates too.
+    /// </summary>
+    internal SqairConfig WithScheduleFixed() => LrScheduleItr > 0 ? this : this with { LrScheduleItr = MaxTrainIter };
+
+    /// <summary>
+    /// The keys a run resumed from a checkpoint of <paramref name="trained"/> would change but may not (all but
+    /// <see cref="ResumableKeys"/>). An unrecorded lr_schedule_itr (0, a run from before the key) is not compared:
+    /// the resume records the value that run trained with (<see cref="WithScheduleFixed"/>).
+    /// </summary>
+    internal IEnumerable<string> UnresumableChanges(SqairConfig trained)
+    {
+        bool unrecorded = LrScheduleItr == 0 || trained.LrScheduleItr == 0;
+        return DifferingKeys(trained)
+            .Where(k => !ResumableKeys.Contains(k) && !(k == "lr_schedule_itr" && unrecorded));
+    }
 
     /// <summary>The keys whose values differ between two configs.</summary>
     public IEnumerable<string> DifferingKeys(SqairConfig other)
@@ -355,6 +381,10 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
             throw new ArgumentException(
                 $"--config {path}: is a folder; give a JSON file of config keys (e.g. a run's config.json)");
         if (!File.Exists(path)) throw new FileNotFoundException($"--config {path}: no such file", path);
+        // Reading a FIFO waits for a writer, forever if there is none.
+        if (SpecialFile.Is(path))
+            throw new ArgumentException(
+                $"--config {path}: is not a regular file (a FIFO, socket or device); give a JSON file of config keys");
         var text = File.ReadAllText(path);
         try
         {
@@ -420,6 +450,7 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         Check(LrSchedule.Length >= 1 && LrSchedule.All(x => x > 0 && double.IsFinite(x)), "lr_schedule",
               $"[{string.Join(", ", LrSchedule)}]", "must be positive stage lengths");
         Check(LrDecay >= 1, "lr_decay", LrDecay, "must be at least 1");
+        Check(LrScheduleItr >= 0, "lr_schedule_itr", LrScheduleItr, "must be non-negative (0: max_train_iter)");
         Check(CurriculumStart >= 0 && CurriculumStart <= SeqLen, "curriculum_start", CurriculumStart,
               "must be in 0..seq_len");
         Check(StageItr >= 1, "stage_itr", StageItr, "must be at least 1");

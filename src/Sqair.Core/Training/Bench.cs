@@ -33,7 +33,7 @@ internal sealed record InferenceBenchResult(long Sequences, int SeqLen, int K, i
 internal static class Bench
 {
     public static BenchResult Train(SqairConfig c, ISequenceSource source, int seqLen, int warmup, int iterations,
-                                    Device device, int shards = 1)
+                                    Device device, int shards = 1, CancellationToken stop = default)
     {
         var (model, _, optimizer, loader, gradientStep) = TrainingSetup.Create(c, source, device, shards);
         double data = 0, forward = 0, gradient = 0, step = 0;
@@ -42,6 +42,7 @@ internal static class Bench
         warmup = Math.Max(1, warmup);
         for (int i = 0; i < warmup + iterations; i++)
         {
+            stop.ThrowIfCancellationRequested();
             bool timed = i >= warmup;
             using var scope = NewDisposeScope();
             // FLOPs and ops are counted once, in the first (untimed) iteration, so the hooks never slow a timed
@@ -80,14 +81,16 @@ internal static class Bench
     /// <c>sqair track</c> (K = 1, batches of 32, forward pass and tight boxes).
     /// </summary>
     public static InferenceBenchResult Inference(SqairConfig c, ISequenceSource source, long sequences, int k,
-                                                 Device device)
+                                                 Device device, CancellationToken stop = default)
     {
+        stop.ThrowIfCancellationRequested();
         manual_seed((long)c.Seed);
         var model = new SqairModel(c);
         model.to(device);
         model.eval();
         var clock = Stopwatch.StartNew();
-        Evaluator.Run(model, source, sequences, new InferenceOptions(k), EvalBatchSize, device);
+        Evaluator.Run(model, source, sequences, new InferenceOptions(k), EvalBatchSize, device,
+                      _ => stop.ThrowIfCancellationRequested());
         double evalSeconds = clock.Elapsed.TotalSeconds;
 
         long frames = 0, done = 0;
@@ -99,6 +102,7 @@ internal static class Bench
                 using var scope = NewDisposeScope();
                 using (batch)
                 {
+                    stop.ThrowIfCancellationRequested();
                     Evaluation.Inference.Run(model, batch.Frames, InferenceOptions.Single, first: done)
                         .Boxes(BoxKind.Content);
                     frames += (long)batch.T * batch.B;

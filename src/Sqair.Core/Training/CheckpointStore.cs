@@ -96,7 +96,7 @@ internal sealed class CheckpointStore
             if (TryRead(path, warn) is not { } c) continue;
             var why = Checkpoint.NotResumable(c);
             if (why is null &&
-                runConfig?.DifferingKeys(c.Config).Where(k => !SqairConfig.ResumableKeys.Contains(k)).ToList()
+                runConfig?.UnresumableChanges(c.Config).ToList()
                     is [_, ..] changed)
                 why = $"it was trained with another {string.Join(", ", changed)} than {RunFolder.ConfigFile}";
             if (why is null) return c;

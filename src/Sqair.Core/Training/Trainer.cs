@@ -94,7 +94,6 @@ public sealed class Trainer : IDisposable
         this.log = log ?? (_ => { });
         this.device = device;
         RunDir = Path.GetFullPath(runDir);
-        Config = config;
         CheckFits(config, trainSource, "training");
         if (validSource is not null) CheckFits(config, validSource, "validation");
 
@@ -103,7 +102,10 @@ public sealed class Trainer : IDisposable
         {
             from = CheckpointStore.NewestResumable(RunDir, this.log)
                    ?? throw new FileNotFoundException($"{RunDir} has no checkpoint to resume from");
-            var changed = config.DifferingKeys(from.Config).Where(k => !SqairConfig.ResumableKeys.Contains(k)).ToList();
+            // The learning-rate stages stay where the run put them, whatever max_train_iter the resume gives.
+            var trained = from.Config.WithScheduleFixed();
+            if (config.LrScheduleItr == 0) config = config with { LrScheduleItr = trained.LrScheduleItr };
+            var changed = config.UnresumableChanges(trained).ToList();
             if (changed.Count > 0)
                 throw new ArgumentException(
                     $"cannot resume {from.Path} with a different {string.Join(", ", changed)}; " +
@@ -113,6 +115,8 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException(
                 $"{RunDir} already holds a run ({existing}); resume it with --resume {RunDir}, " +
                 "choose another --run-dir, or pass --force to replace it");
+        else config = config.WithScheduleFixed();
+        Config = config;
 
         bool created = !Directory.Exists(RunDir);
         runLock = RunLock.Acquire(RunDir, this.log);

@@ -60,7 +60,10 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
 {
     static readonly object ConsoleLock = new();
 
-    public static CliResult Run(params string[] args)
+    public static CliResult Run(params string[] args) => Stopped(CancellationToken.None, args);
+
+    /// <summary>A command run with <paramref name="stop"/> standing for SIGINT and SIGTERM.</summary>
+    public static CliResult Stopped(CancellationToken stop, params string[] args)
     {
         lock (ConsoleLock)
         {
@@ -68,7 +71,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             var (stdout, stderr) = (new StringWriter(), new StringWriter());
             Console.SetOut(stdout);
             Console.SetError(stderr);
-            try { return new CliResult(CommandLine.Run(args), stdout.ToString(), stderr.ToString()); }
+            try { return new CliResult(CommandLine.Run(args, stop), stdout.ToString(), stderr.ToString()); }
             finally
             {
                 Console.SetOut(outWas);
@@ -173,6 +176,24 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "sweep NEW --iterations 2 --init DIR/none.safetensors", 2, "config key 'init' = " },
         { "sweep NEW --iterations 0", 2, "--iterations 0: must be at least 1" },
         { "sweep NEW --iterations 2 --minutes 3", 2, "needs one budget" },
+        // an output that is an input is refused, whatever path leads to it, before any work
+        { "eval CKPT --count 2 --json CKPT", 2, "--json CKPT is the checkpoint being evaluated" },
+        { "eval CKPT --data DATA --json DATA", 2, "--json DATA is the data being evaluated" },
+        { "eval CKPT --data DATA --json CKPTLINK", 2, "is the checkpoint being evaluated" },
+        { "eval CKPT --data DATA --json DIR/run/../tiny.safetensors", 2, "is the data being evaluated" },
+        { "export CKPT --out CKPTLINK --force", 2, "is the checkpoint being exported" },
+        { "bench train --synthetic --config CFG --json CFG", 2, "--json CFG is the --config file" },
+        { "bench eval --synthetic --config CFG --json CFG", 2, "--json CFG is the --config file" },
+        // an output of the wrong kind is refused before the work, not after it
+        { "eval CKPT --data DATA --json DIR", 2, "--json DIR: is a folder" },
+        { "bench eval --synthetic --config CFG --json DIR", 2, "--json DIR: is a folder" },
+        { "generate CKPT --count 1 --out CKPT", 2, "--out CKPT: is a file" },
+        { "render CKPT --data DATA --count 1 --out CKPT", 2, "--out CKPT: is a file" },
+        { "data generate --synthetic --split train --count 1 --out DIR", 2, "--out DIR: is a folder" },
+        // what would never end
+        { "train --config FIFO --data DATA --run-dir NEW", 2, "--config FIFO: is not a regular file" },
+        { "data generate --synthetic --split train --count 8 --max-digits 30 --placement-tries 2147483647 " +
+          "--out NEW/x.safetensors", 2, "cannot place" },
     };
 
     [Theory]
@@ -183,10 +204,16 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         var result = Run(Expand(args, newDir)).AssertCode(code);
         var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.StartsWith("error: ", lines[0]);
-        Assert.Contains(words, result.Stderr);
+        Assert.Contains(Words(words), result.Stderr);
         Assert.DoesNotContain("   at ", result.Stderr);
         Assert.False(Directory.Exists(newDir), $"{newDir} was created");
     }
+
+    /// <summary>The words an error must hold, with the fixture's paths for the placeholders that name files.</summary>
+    string Words(string words) => words
+        .Replace("CKPTLINK", Path.Combine(f.Dir, "model-link.safetensors")).Replace("CKPT", f.Model)
+        .Replace("DATA", f.Data).Replace("CFG", f.Config).Replace("FIFO", Path.Combine(f.Dir, "fifo.json"))
+        .Replace("DIR", f.Dir);
 
     /// <summary>
     /// Replaces the placeholders of <see cref="BadInputs"/> with the fixture's files, making the broken ones on
@@ -200,6 +227,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
                 Sqair.Training.Checkpoint.Save(p, new SqairModel(CliFixture.Tiny with { ImgSize = 64 }), null, 0)),
             "DATA" => f.Data,
             "CFG" => f.Config,
+            "CKPTLINK" => Make("model-link.safetensors", p => File.CreateSymbolicLink(p, f.Model)),
+            "FIFO" => Make("fifo.json", p => Assert.Equal(0, Mkfifo(p))),
             "RUN" => f.Run,
             "NEW" => newDir,
             "EMPTY" => "",
@@ -251,6 +280,13 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             _ => a.Replace("DIR/", f.Dir + "/"),
         }).ToArray();
 
+    static int Mkfifo(string path)
+    {
+        using var mkfifo = System.Diagnostics.Process.Start("mkfifo", [path]);
+        mkfifo.WaitForExit();
+        return mkfifo.ExitCode;
+    }
+
     /// <summary>A safetensors file of this header JSON alone (8-byte little-endian length, then the JSON).</summary>
     static void WriteHeader(string path, string json)
     {
@@ -272,6 +308,27 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         int i = text.IndexOf(from, StringComparison.Ordinal);
         Assert.True(i >= 0);
         return Encoding.Latin1.GetBytes(text[..i] + to + text[(i + from.Length)..]);
+    }
+
+    /// <summary>
+    /// A command asked to stop (SIGINT or SIGTERM; here a token already cancelled) exits 130 saying so, and leaves
+    /// none of its output behind.
+    /// </summary>
+    [Theory]
+    [InlineData("render CKPT --data DATA --count 2 --threads 1 --out NEW")]
+    [InlineData("generate CKPT --count 2 --threads 1 --out NEW")]
+    [InlineData("bench train --synthetic --config CFG --warmup 0 --iterations 1 --threads 1 --json NEW")]
+    [InlineData("bench eval --synthetic --config CFG --count 2 --threads 1 --json NEW")]
+    [InlineData("data generate --synthetic --split train --count 8 --canvas-size 32 --threads 1 --out NEW")]
+    public void A_stopped_command_exits_130_and_leaves_no_output(string args)
+    {
+        var newDir = NewDir();
+        using var stop = new CancellationTokenSource();
+        stop.Cancel();
+        var result = Stopped(stop.Token, Expand(args, newDir)).AssertCode(130);
+        Assert.Contains("error: interrupted", result.Stderr);
+        Assert.DoesNotContain("   at ", result.Stderr);
+        Assert.False(Path.Exists(newDir), $"{newDir} was written");
     }
 
     [Fact]

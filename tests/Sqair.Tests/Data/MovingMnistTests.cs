@@ -254,6 +254,20 @@ public class MovingMnistTests
     }
 
     [Fact]
+    public void Digits_that_cannot_be_placed_fail_quickly_however_many_placement_tries_are_allowed()
+    {
+        var generator = TestUtil.Generator(new MovingMnistConfig
+        {
+            MinDigits = 30, MaxDigits = 30, PlacementTries = int.MaxValue,
+        });
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var e = Assert.Throws<ArgumentException>(() => generator.Generate(0));
+        Assert.Contains("cannot place 30 digits", e.Message);
+        Assert.Contains("placement_tries", e.Message);
+        Assert.True(clock.Elapsed.TotalSeconds < 10, $"took {clock.Elapsed}");
+    }
+
+    [Fact]
     public void Cancelled_generation_leaves_no_file_behind()
     {
         var dir = TestUtil.TempDir();

@@ -97,6 +97,72 @@ public class TrainingTests
         Assert.Contains("output_std", e.Message);
     }
 
+    /// <summary>
+    /// A run of 4 iterations in two stages (the rate divided by 10 at iteration 2) stopped at iteration 1 and resumed
+    /// to 8: every iteration trains at the rate the 4-iteration run gave it, not at one of stages spread over 8. A
+    /// run from before lr_schedule_itr was recorded (0 in its checkpoint and no key in config.json) keeps the stages
+    /// of the max_train_iter its checkpoint was trained with.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_resume_with_a_larger_max_train_iter_keeps_every_iterations_learning_rate(bool unrecorded)
+    {
+        const double Decay = 10;
+        var c = TinyTraining() with
+        {
+            MaxTrainIter = 4,
+            LrSchedule = [1, 1],
+            LrDecay = Decay,
+            CkptItr = 1,
+            EvalItr = 100,
+            FigItr = 100,
+        };
+        var (train, valid) = Data(c);
+        var dir = TestUtil.TempDir();
+        var rates = new Dictionary<long, double>();
+        using var cts = new CancellationTokenSource();
+        Assert.Equal(TrainOutcome.Interrupted, new Trainer(c, dir, train, valid, CPU).Run(cts.Token, p =>
+        {
+            rates[p.Iteration - 1] = p.LearningRate;
+            if (p.Iteration == 1) cts.Cancel();
+        }));
+        if (unrecorded) Unrecord(dir);
+        var resumed = new Trainer(c with { MaxTrainIter = 8 }, dir, train, valid, CPU, start: StartMode.Resume);
+        Assert.Equal(TrainOutcome.Completed,
+                     resumed.Run(CancellationToken.None, p => rates[p.Iteration - 1] = p.LearningRate));
+        Assert.Equal(Enumerable.Range(0, 8).Select(i => (long)i), rates.Keys.Order());
+        foreach (var (iteration, rate) in rates)
+            Assert.Equal(iteration < 2 ? c.LearningRate : c.LearningRate / Decay, rate, 15);
+        Assert.Equal(4, Checkpoint.Read(Checkpoint.InRun(dir).First()).Config.LrScheduleItr);
+        // the recorded value is a key a resume cannot change
+        var e = Assert.Throws<ArgumentException>(() => new Trainer(c with { MaxTrainIter = 9, LrScheduleItr = 9 },
+                                                                   dir, train, valid, CPU, start: StartMode.Resume));
+        Assert.Contains("lr_schedule_itr", e.Message);
+    }
+
+    /// <summary>
+    /// Makes a run look as if it was written before lr_schedule_itr existed: 0 (what a missing key reads as) in its
+    /// checkpoints, no key in its config.json.
+    /// </summary>
+    static void Unrecord(string dir)
+    {
+        // the header's metadata holds the config as a JSON string, its quotes escaped as \u0022
+        const string Recorded = "lr_schedule_itr\\u0022: 4", Missing = "lr_schedule_itr\\u0022: 0";
+        foreach (var path in Checkpoint.InRun(dir))
+        {
+            var bytes = File.ReadAllBytes(path);
+            var text = System.Text.Encoding.Latin1.GetString(bytes);
+            Assert.Contains(Recorded, text);
+            File.WriteAllBytes(path, System.Text.Encoding.Latin1.GetBytes(text.Replace(Recorded, Missing)));
+            Assert.Equal(0, Checkpoint.ReadConfig(path).LrScheduleItr);
+        }
+        var config = Path.Combine(dir, RunFolder.ConfigFile);
+        var json = JsonNode.Parse(File.ReadAllText(config))!.AsObject();
+        Assert.True(json.Remove("lr_schedule_itr"));
+        File.WriteAllText(config, json.ToJsonString());
+    }
+
     [Fact]
     public void A_run_out_of_time_still_saves_measures_and_draws_its_final_model()
     {
