@@ -170,6 +170,15 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "sweep NEW --iterations 2 --init DIR/none.safetensors", 2, "config key 'init' = " },
         { "sweep NEW --iterations 0", 2, "--iterations 0: must be at least 1" },
         { "sweep NEW --iterations 2 --minutes 3", 2, "needs one budget" },
+        { "sweep NEW --arm sweep.md:output_std=0.2 --iterations 2", 2, "arm 'sweep.md': the sweep's own files are" },
+        { "sweep NEW --arm Sweep.JSON:output_std=0.2 --iterations 2", 2, "arm 'Sweep.JSON': the sweep's own files" },
+        { "sweep NEW --arm a\nb:output_std=0.2 --iterations 2", 2, "arm 'a\\nb': a name may hold only ASCII" },
+        { $"sweep NEW --arm {new string('a', 256)}:output_std=0.2 --iterations 2", 2,
+          "a name has at most 255 characters, this one 256" },
+        { "sweep NEW --arm X:output_std=0.2 --arm x:output_std=0.3 --iterations 2", 2, "arm 'X' is given twice" },
+        { "sweep NEW --arm x:output_std=0.2 --iterations 2 --collect", 2, "holds no sweep (sweep.json): nothing to" },
+        { "sweep NEW --iterations 2 --slurm --sbatch --comment='a", 2,
+          "--sbatch --comment='a: a ' quote is not closed" },
     };
 
     [Theory]
