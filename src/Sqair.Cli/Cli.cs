@@ -72,7 +72,9 @@ static class Cli
         // Redirected to a file or a pipe, Spectre wraps every line at 80 columns (mid-path, mid-number): a log
         // line stays one line instead.
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = RedirectedWidth;
-        stopping = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        // A command run inside another (a sweep's task runs its training so) keeps the outer one's stop:
+        // a stop asked for before the inner command began must still stop it.
+        if (depth == 0) stopping = CancellationTokenSource.CreateLinkedTokenSource(stop);
         // The first signal asks for a clean stop; a second one is not intercepted and ends the process.
         void OnSignal(PosixSignalContext ctx)
         {
@@ -82,6 +84,7 @@ static class Cli
         }
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        depth++;
         try
         {
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
@@ -92,7 +95,14 @@ static class Cli
             if (Environment.GetEnvironmentVariable("SQAIR_DEBUG") is { Length: > 0 }) Console.Error.WriteLine(e);
             return known.Code;
         }
+        finally { depth--; }
     }
+
+    /// <summary>How many <see cref="Run"/> calls are under way in this process (a sweep task nests two).</summary>
+    static int depth;
+
+    /// <summary>Asks the running command to stop, as SIGTERM does (a sweep task whose sweep has ended).</summary>
+    public static void RequestStop() => stopping.Cancel();
 
     static readonly System.Text.Json.JsonSerializerOptions IndentedJson = new() { WriteIndented = true };
 

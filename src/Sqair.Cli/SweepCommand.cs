@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using Sqair.Sweeps;
+using Sqair.Training;
 
 namespace Sqair.Cli;
 
@@ -77,7 +78,8 @@ static class SweepCommand
     };
     static readonly Option<string?> SbatchArgs = new("--sbatch")
     {
-        Description = "Options passed to sbatch with --slurm, e.g. \"--partition=gpu --time=2:00:00\"",
+        Description = "Options passed to sbatch with --slurm, split into words as a shell would " +
+                      "(quotes group, no expansion), e.g. \"--partition=gpu --comment='two words'\"",
     };
 
     /// <summary>A fraction of the budget between measurements when --eval-every is not given.</summary>
@@ -101,9 +103,16 @@ static class SweepCommand
     static int Run(ParseResult r)
     {
         var dir = Path.GetFullPath(r.GetValue(Dir)!);
-        var spec = SpecFrom(r, dir);
-        if (r.GetValue(Task) is { } index) return RunTask(r, spec, dir, index);
-        if (r.GetValue(Collect))
+        // Read before the folder is touched: a bad --sbatch must not leave a sweep behind.
+        var sbatchArgs = SweepSlurm.SplitWords(r.GetValue(SbatchArgs) ?? "", "--sbatch");
+        bool collect = r.GetValue(Collect);
+        int? taskIndex = r.GetValue(Task);
+        // A local run or a submission holds the sweep's lock to its end: a second process running the
+        // same folder would start the same tasks again. A task runs under its sweep's lock; --collect only reads.
+        var (spec, sweepLock) = SpecFrom(r, dir, collect, keepLock: taskIndex is null && !collect);
+        using var _ = sweepLock;
+        if (taskIndex is { } index) return RunTask(r, spec, dir, index);
+        if (collect)
         {
             Report(spec, dir);
             return ExitCodes.Success;
@@ -111,49 +120,79 @@ static class SweepCommand
         var command = TaskCommand(r, dir);
         if (r.GetValue(Slurm))
         {
-            Console.WriteLine(SweepSlurm.Submit(spec, dir, command,
-                (r.GetValue(SbatchArgs) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries)));
+            Console.WriteLine(SweepSlurm.Submit(spec, dir, command, sbatchArgs));
             Cli.Log($"job script {Path.Combine(dir, SweepSlurm.ScriptName)}; " +
                     $"when the array has finished: sqair sweep {dir} --collect");
             return ExitCodes.Success;
         }
         Cli.Log($"sweep {dir}: {spec.Arms.Count} arm(s) × {spec.Seeds.Count} seed(s); {spec.Fairness}");
-        var failed = SweepRunner.RunLocal(spec, dir, t => Local(command, t), Cli.Log, Cli.Stopping);
+        var outcome = SweepRunner.RunLocal(spec, dir, t => Local(command, t), Cli.Log, Cli.Stopping);
         Report(spec, dir);
         if (Cli.Stopping.IsCancellationRequested) return ExitCodes.Interrupted;
+        var failed = outcome.Failed;
+        var busy = outcome.Busy.Count == 0 ? "" :
+            $"{outcome.Busy.Count} task(s) still training in another process, first {outcome.Busy[0].Arm.Name} " +
+            $"seed {outcome.Busy[0].Seed}, were left to it: run the sweep again once it has ended";
         if (failed.Count > 0)
             throw new IOException($"{failed.Count} task(s) failed, first {failed[0].Task.Arm.Name} " +
                                   $"seed {failed[0].Task.Seed} (exit {failed[0].ExitCode}): " +
-                                  $"see {SweepRunner.LogOf(dir, failed[0].Task)}; run the sweep again to retry them");
+                                  $"see {SweepRunner.LogOf(dir, failed[0].Task)}; run the sweep again to retry them" +
+                                  (busy == "" ? "" : "; " + busy));
+        // As a run folder in use is: the work is not done, but nothing failed.
+        if (busy != "") throw new Sqair.Training.RunFolderInUseException(busy);
         return ExitCodes.Success;
     }
 
     /// <summary>
     /// The sweep described by the options, checked and saved; or, with no arms and no budget given,
-    /// the one saved in the folder. A folder that holds another sweep is refused.
+    /// the one saved in the folder (checked as strictly). A folder that holds another sweep is refused;
+    /// --collect never saves one. The spec is written under the sweep's lock, so that two sweeps started
+    /// at once in a new folder cannot both take it; with <paramref name="keepLock"/> the lock is returned held.
     /// </summary>
-    static SweepSpec SpecFrom(ParseResult r, string dir)
+    static (SweepSpec Spec, RunLock? Lock) SpecFrom(ParseResult r, string dir, bool collect, bool keepLock)
     {
-        var saved = SweepSpec.Read(dir);
         bool described = (r.GetValue(Arms)?.Length ?? 0) + (r.GetValue(Grids)?.Length ?? 0) > 0 ||
                          r.GetValue(Iterations) is not null || r.GetValue(Minutes) is not null;
-        if (!described)
-            return saved ?? throw new UserError($"{dir} holds no sweep ({SweepSpec.FileName}); give arms " +
-                                                "(--arm, --grid) and a budget (--iterations or --minutes)");
-        var spec = Described(r);
-        spec.Validate();
-        if (saved is not null)
+        var given = described ? Described(r) : null;
+        given?.Validate();
+        var saved = SweepSpec.Read(dir);
+        if (saved is null && collect)
+            throw new UserError($"{dir} holds no sweep ({SweepSpec.FileName}): nothing to collect");
+        if (saved is null && given is null)
+            throw new UserError($"{dir} holds no sweep ({SweepSpec.FileName}); give arms " +
+                                "(--arm, --grid) and a budget (--iterations or --minutes)");
+        RefuseAnother(r, dir, saved, given);
+        if (saved is not null && !keepLock) return (saved, null);
+        var held = RunLock.Acquire(dir, Cli.Log, SweepSpec.LockFile, holder: "sweep");
+        try
         {
-            if (!saved.SameAs(spec))
-                throw new UserError($"{dir} holds another sweep ({SweepSpec.FileName}); " +
-                                    $"run 'sqair sweep {r.GetValue(Dir)}' alone to resume it, " +
-                                    "or choose another folder");
-            return saved;
+            // Again under the lock: another process may have saved its sweep since.
+            saved = SweepSpec.Read(dir);
+            RefuseAnother(r, dir, saved, given);
+            if (saved is null)
+            {
+                if (Directory.EnumerateFileSystemEntries(dir).Any(e => Path.GetFileName(e) != SweepSpec.LockFile))
+                    throw new UserError($"{dir} is not empty and holds no sweep; choose a new folder");
+                AtomicFile.WriteAllText(Path.Combine(dir, SweepSpec.FileName), given!.ToJson());
+                saved = given;
+            }
+            if (keepLock) return (saved, held);
+            held.Dispose();
+            return (saved, null);
         }
-        if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any())
-            throw new UserError($"{dir} is not empty and holds no sweep; choose a new folder");
-        AtomicFile.WriteAllText(Path.Combine(dir, SweepSpec.FileName), spec.ToJson());
-        return spec;
+        catch
+        {
+            held.Dispose();
+            throw;
+        }
+    }
+
+    static void RefuseAnother(ParseResult r, string dir, SweepSpec? saved, SweepSpec? given)
+    {
+        if (saved is not null && given is not null && !saved.SameAs(given))
+            throw new UserError($"{dir} holds another sweep ({SweepSpec.FileName}); " +
+                                $"run 'sqair sweep {r.GetValue(Dir)}' alone to resume it, " +
+                                "or choose another folder");
     }
 
     static SweepSpec Described(ParseResult r)
@@ -199,6 +238,7 @@ static class SweepCommand
             throw new UserError($"--task {index}: the sweep has tasks 0..{spec.Tasks.Count - 1}");
         var task = spec.Tasks[index];
         var runDir = task.RunDir(dir);
+        SweepRunner.StopWhenSweepEnds(Cli.RequestStop);
         var state = SweepRunner.StateOf(runDir);
         if (state == TaskState.Done)
         {

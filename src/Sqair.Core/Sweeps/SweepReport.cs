@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
+using Sqair.Data;
 using Sqair.Training;
 using Sqair.Visualisation;
 
@@ -85,9 +86,11 @@ internal static class SweepReport
     {
         var sb = new StringBuilder($"# Sweep\n\nBase: preset {spec.Preset}" +
                                    $"{(spec.Base.Count > 0 ? " with " + Assignments(spec.Base) : "")}. ");
+        var every = spec.EvalEvery == 1
+            ? "at every iteration"
+            : $"every {SweepSpec.Count(spec.EvalEvery, "iteration")}";
         sb.Append(CultureInfo.InvariantCulture,
-                  $"Budget: {spec.Fairness}. Validation: the first {spec.EvalCount:N0} sequences every " +
-                  $"{spec.EvalEvery:N0} iterations and at the end.\n\n");
+                  $"Budget: {spec.Fairness}. Validation: {Measured(spec)} {every} and at the end.\n\n");
         var byTask = points.GroupBy(p => p.Task.Index)
                            .ToDictionary(g => g.Key, g => g.OrderBy(p => p.Iteration).ToList());
         var missing = spec.Tasks.Where(t => !byTask.ContainsKey(t.Index)).ToList();
@@ -114,6 +117,37 @@ internal static class SweepReport
         if (!iwaeComparable)
             sb.Append("\n† not comparable across arms: they differ in output_std, which scales the likelihood.\n");
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// What each measurement used, as the trainer counts it: the first eval_count validation sequences,
+    /// or all of them when the validation set is smaller (valid_size, or the sequences of the data file).
+    /// </summary>
+    static string Measured(SweepSpec spec)
+    {
+        var counts = spec.Tasks.Select(t => MeasuredCount(spec, t)).Distinct().Order().ToList();
+        return counts.Count == 1
+            ? $"the first {SweepSpec.Count(counts[0], "validation sequence")}"
+            : $"the first {string.Join(" or ", counts.Select(n => n.ToString("N0", CultureInfo.InvariantCulture)))} " +
+              $"validation sequences (as many of {spec.EvalCount:N0} as each arm's validation set holds)";
+    }
+
+    static long MeasuredCount(SweepSpec spec, SweepTask task)
+    {
+        var c = spec.ConfigOf(task);
+        var file = c.ValidData != "" ? c.ValidData : c.Data;
+        long? size = c.Data == "" ? c.ValidSize : null;
+        if (file != "")
+        {
+            // A file that cannot be read now (moved since) leaves the count requested.
+            try
+            {
+                using var sequences = SequenceFile.Open(file);
+                size = sequences.Count;
+            }
+            catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException) { }
+        }
+        return Math.Min(spec.EvalCount, size ?? spec.EvalCount);
     }
 
     /// <summary>

@@ -46,19 +46,30 @@ internal static class SweepRunner
     public static string LogOf(string sweepDir, SweepTask task) => task.RunDir(sweepDir) + ".log";
 
     /// <summary>
-    /// Runs every unfinished task through <paramref name="process"/> (the command that runs one task)
-    /// and returns the tasks that failed, with their exit codes. On <paramref name="stop"/> the running
-    /// tasks are asked to stop (SIGTERM: each saves a checkpoint) and no new one starts.
+    /// Set in a task's environment by <see cref="RunLocal"/>: the task's stdin is a pipe that only the
+    /// sweep holds open, so the task can tell when its sweep has ended (<see cref="StopWhenSweepEnds"/>).
     /// </summary>
-    public static IReadOnlyList<(SweepTask Task, int ExitCode)> RunLocal(SweepSpec spec, string sweepDir,
-                                                                          Func<SweepTask, ProcessStartInfo> process,
-                                                                          Action<string> log, CancellationToken stop)
+    public const string SweepPipeVariable = "SQAIR_SWEEP_STDIN_PIPE";
+
+    /// <summary>What <see cref="RunLocal"/> left undone: tasks that failed, and tasks another process trains.</summary>
+    public sealed record Outcome(IReadOnlyList<(SweepTask Task, int ExitCode)> Failed, IReadOnlyList<SweepTask> Busy);
+
+    /// <summary>
+    /// Runs every unfinished task through <paramref name="process"/> (the command that runs one task)
+    /// and returns the tasks that failed, with their exit codes, and those it left to another process
+    /// still training them (its run lock is held: a task of an earlier sweep process, or one run by hand).
+    /// On <paramref name="stop"/> the running tasks are asked to stop (SIGTERM: each saves a checkpoint)
+    /// and no new one starts.
+    /// </summary>
+    public static Outcome RunLocal(SweepSpec spec, string sweepDir, Func<SweepTask, ProcessStartInfo> process,
+                                   Action<string> log, CancellationToken stop)
     {
         var waiting = new Queue<SweepTask>(Unfinished(spec, sweepDir));
         int done = spec.Tasks.Count - waiting.Count;
         if (done > 0) log($"{done} of {spec.Tasks.Count} tasks already finished; {waiting.Count} to run");
         var running = new List<(SweepTask Task, Process Process, StreamWriter Log)>();
         var failed = new List<(SweepTask, int)>();
+        var busy = new List<SweepTask>();
         var lastStatus = Stopwatch.StartNew();
         string? lastLine = null;
         bool stopping = false;
@@ -67,6 +78,13 @@ internal static class SweepRunner
             while (!stopping && running.Count < spec.Parallel && waiting.TryDequeue(out var task))
             {
                 var state = StateOf(task.RunDir(sweepDir));
+                if (RunLock.IsHeld(task.RunDir(sweepDir)))
+                {
+                    busy.Add(task);
+                    log($"{task.Arm.Name} seed {task.Seed} is still training in another process " +
+                        $"(it holds {Path.Combine(task.RunDir(sweepDir), RunLock.FileName)}): not started again");
+                    continue;
+                }
                 running.Add(Start(task, process(task), LogOf(sweepDir, task)));
                 log($"started {task.Arm.Name} seed {task.Seed}" +
                     $"{(state == TaskState.Started ? " (resumed from its checkpoint)" : "")}: " +
@@ -85,6 +103,7 @@ internal static class SweepRunner
                 r.Log.Dispose();
                 running.Remove(r);
                 int code = r.Process.ExitCode;
+                r.Process.Dispose();   // closes the task's stdin pipe too
                 bool finished = StateOf(r.Task.RunDir(sweepDir)) == TaskState.Done;
                 if (finished) done++;
                 else if (!stopping) failed.Add((r.Task, code));
@@ -101,12 +120,16 @@ internal static class SweepRunner
                 lastLine = status;
             }
         }
-        return failed;
+        return new Outcome(failed, busy);
     }
 
     static (SweepTask, Process, StreamWriter) Start(SweepTask task, ProcessStartInfo info, string logPath)
     {
         info.RedirectStandardOutput = info.RedirectStandardError = true;
+        // Only this process holds the pipe's other end, so the kernel closes it however this process
+        // ends, SIGKILL included, and the task then stops instead of training on as an orphan.
+        info.RedirectStandardInput = true;
+        info.Environment[SweepPipeVariable] = "1";
         info.UseShellExecute = false;
         Directory.CreateDirectory(Path.GetDirectoryName(logPath)!);
         var writer = new StreamWriter(logPath, append: true) { AutoFlush = true };
@@ -122,6 +145,30 @@ internal static class SweepRunner
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return (task, process, writer);
+    }
+
+    /// <summary>
+    /// In a task that <see cref="RunLocal"/> started, calls <paramref name="stop"/> once the sweep has ended:
+    /// its end of the stdin pipe is then closed, and reading stdin gives end-of-file (at once when the sweep
+    /// ended before this task began to read). Elsewhere (a Slurm task, a task run by hand) it does nothing.
+    /// This rather than Linux's PR_SET_PDEATHSIG: that fires when the thread that started the task ends (a
+    /// .NET pool thread may), is Linux only, and misses a sweep that died before the task set it; and rather
+    /// than a process group, which nobody signals when the sweep alone is SIGKILLed.
+    /// </summary>
+    public static void StopWhenSweepEnds(Action stop)
+    {
+        if (Environment.GetEnvironmentVariable(SweepPipeVariable) != "1") return;
+        var watcher = new Thread(WaitForEnd) { IsBackground = true, Name = "sweep watcher" };
+        watcher.Start();
+
+        void WaitForEnd()
+        {
+            using var stdin = Console.OpenStandardInput();
+            var buffer = new byte[1];
+            try { while (stdin.Read(buffer) > 0) { } }
+            catch (IOException) { }   // a broken pipe says the same as end-of-file
+            stop();
+        }
     }
 
     /// <summary>The iteration of a run's newest metrics.jsonl record (0 before the first).</summary>

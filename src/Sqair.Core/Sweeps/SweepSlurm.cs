@@ -63,6 +63,49 @@ internal static class SweepSlurm
         return stdout.Result.Trim();
     }
 
+    /// <summary>
+    /// Splits <paramref name="text"/> into words as a POSIX shell does, without any expansion: words
+    /// end at unquoted whitespace; '…' holds text as it is; "…" too, except that \" and \\ stand for " and \;
+    /// outside quotes a backslash keeps the next character as it is. So one --sbatch can pass a value
+    /// with spaces (--comment='two words'), which a split on spaces could not. An open quote is an error
+    /// naming <paramref name="option"/>.
+    /// </summary>
+    public static List<string> SplitWords(string text, string option)
+    {
+        var words = new List<string>();
+        var word = new System.Text.StringBuilder();
+        bool inWord = false;
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (char.IsWhiteSpace(c))
+            {
+                if (inWord) words.Add(word.ToString());
+                word.Clear();
+                inWord = false;
+                continue;
+            }
+            inWord = true;
+            if (c is '\'' or '"')
+            {
+                int close = i + 1;
+                for (; close < text.Length && text[close] != c; close++)
+                {
+                    if (c == '"' && text[close] == '\\' && close + 1 < text.Length && text[close + 1] is '"' or '\\')
+                        close++;
+                    word.Append(text[close]);
+                }
+                if (close >= text.Length)
+                    throw new ArgumentException($"{option} {text}: a {c} quote is not closed");
+                i = close;
+            }
+            else if (c == '\\' && i + 1 < text.Length) word.Append(text[++i]);
+            else word.Append(c);
+        }
+        if (inWord) words.Add(word.ToString());
+        return words;
+    }
+
     /// <summary>A word for bash: single-quoted unless it is plainly safe.</summary>
     static string Quote(string word) =>
         word.Length > 0 &&

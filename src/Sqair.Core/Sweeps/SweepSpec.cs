@@ -68,17 +68,42 @@ internal sealed record SweepSpec
     /// <summary>The spec as sweep.json holds it.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 
-    /// <summary>The spec in a sweep folder, or null when the folder holds none.</summary>
+    /// <summary>The keys sweep.json holds: the spec's own, nothing derived from it.</summary>
+    static readonly IReadOnlySet<string> JsonKeys = new HashSet<string>
+    {
+        "preset", "base", "arms", "seeds", "iterations", "minutes", "eval_every", "eval_count", "threads", "parallel",
+    };
+
+    /// <summary>
+    /// Keys that earlier builds also wrote into sweep.json, derived from the spec: ignored when read, so that
+    /// their sweeps still resume.
+    /// </summary>
+    static readonly IReadOnlySet<string> DerivedKeys = new HashSet<string> { "ArmList", "Tasks", "Fairness" };
+
+    /// <summary>
+    /// The spec in a sweep folder, checked as a spec from the command line is (<see cref="Validate"/>),
+    /// or null when the folder holds none. A file that may have been edited by hand is no more trusted
+    /// than the command line: its arm names become folders that tasks train into with --force.
+    /// </summary>
     public static SweepSpec? Read(string sweepDir)
     {
         var path = Path.Combine(sweepDir, FileName);
         if (!File.Exists(path)) return null;
+        SweepSpec spec;
         try
         {
-            return JsonSerializer.Deserialize<SweepSpec>(File.ReadAllText(path))
-                ?? throw new InvalidDataException($"{path}: empty");
+            if (JsonNode.Parse(File.ReadAllText(path)) is not JsonObject o)
+                throw new InvalidDataException($"{path}: not a sweep spec (expected a JSON object)");
+            foreach (var (key, _) in o)
+                if (!JsonKeys.Contains(key) && !DerivedKeys.Contains(key))
+                    throw new ArgumentException(
+                        $"{path}: unknown key \"{key}\" (allowed are {string.Join(", ", JsonKeys)})");
+            foreach (var key in DerivedKeys) o.Remove(key);
+            spec = o.Deserialize<SweepSpec>() ?? throw new InvalidDataException($"{path}: empty");
         }
         catch (JsonException e) { throw new InvalidDataException($"{path}: not a sweep spec ({e.Message})"); }
+        spec.Validate(path);
+        return spec;
     }
 
     /// <summary>Whether two specs describe the same sweep (compared as sweep.json would hold them).</summary>
@@ -86,23 +111,32 @@ internal sealed record SweepSpec
         JsonNode.DeepEquals(JsonNode.Parse(ToJson()), JsonNode.Parse(other.ToJson()));
 
     /// <summary>The arms, in order.</summary>
+    [JsonIgnore]
     public IReadOnlyList<SweepArm> ArmList => [.. Arms.Select(a => new SweepArm(a.Name, a.Changes))];
 
     /// <summary>
     /// Every (arm, seed), arm-major: seeds of one arm run side by side when the machine holds several tasks.
     /// </summary>
+    [JsonIgnore]
     public IReadOnlyList<SweepTask> Tasks =>
         [.. ArmList.SelectMany(a => Seeds.Select(s => (a, s))).Select((x, i) => new SweepTask(i, x.a, x.s))];
 
     /// <summary>How the budget and machine are shared, for the report: every arm gets the same of both.</summary>
+    [JsonIgnore]
     public string Fairness =>
-        $"{(Iterations is { } n ? $"{n:N0} iterations" : $"{Minutes} minutes")} per arm and seed; " +
+        $"{(Iterations is { } n ? Count(n, "iteration") : Count(Minutes ?? 0, "minute"))} per arm and seed; " +
         $"{Parallel} task{(Parallel == 1 ? "" : "s")} at a time " +
         $"with {Threads} libtorch thread{(Threads == 1 ? "" : "s")} each" +
         (Minutes is not null && Parallel > 1
             ? " (a minutes budget is fair only while every slot is busy: " +
               "keep the task count a multiple of the parallel count)"
             : "");
+
+    /// <summary>
+    /// "1 iteration", "1,000 iterations", "0.5 minutes": a number and its noun, in the plural unless one.
+    /// </summary>
+    public static string Count(double n, string noun) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{n:#,0.######} {noun}{(n == 1 ? "" : "s")}");
 
     /// <summary>
     /// The full config of a task: the preset, the base, the arm's changes, then the sweep's own keys.
@@ -124,43 +158,98 @@ internal sealed record SweepSpec
         return preset.With(overrides, $"arm '{task.Arm.Name}'");
     }
 
+    /// <summary>The longest arm name: the file-name limit of common filesystems (255 bytes; names are ASCII).</summary>
+    public const int MaxNameLength = 255;
+
+    /// <summary>
+    /// Names in the sweep folder that are the sweep's own (with the run lock and Slurm's output files):
+    /// an arm of such a name would overwrite them or be overwritten. Compared ignoring case, as some
+    /// filesystems do.
+    /// </summary>
+    public static readonly IReadOnlyList<string> ReservedNames =
+        [FileName, SweepReport.CsvFile, SweepReport.MarkdownFile, SweepReport.PlotsDir, SweepSlurm.ScriptName,
+         LockFile];
+
+    /// <summary>The lock a sweep holds on its folder while it runs or writes its spec.</summary>
+    public const string LockFile = "sweep.lock";
+
+    /// <summary>
+    /// Why <paramref name="name"/> cannot name an arm, or null when it can. An arm's name is a folder
+    /// of the sweep, so it is a plain name: ASCII letters, digits and _ - . = , + [ ] (what names made
+    /// from changes use), starting with a letter or digit (not a hidden file, an option or a path),
+    /// not one of the sweep's own files, at most <see cref="MaxNameLength"/> characters.
+    /// </summary>
+    public static string? NameProblem(string name)
+    {
+        const string allowed = "ASCII letters, digits and _ - . = , + [ ], starting with a letter or digit";
+        if (name.Length == 0) return "a name must not be empty";
+        if (name.Length > MaxNameLength)
+            return $"a name has at most {MaxNameLength} characters, this one {name.Length}";
+        if (!char.IsAsciiLetterOrDigit(name[0]) ||
+            !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.' or '=' or ',' or '+' or '[' or ']'))
+            return $"a name may hold only {allowed}";
+        if (ReservedNames.Any(r => string.Equals(r, name, StringComparison.OrdinalIgnoreCase)) ||
+            name.StartsWith("slurm-", StringComparison.OrdinalIgnoreCase))
+            return $"the sweep's own files are named {string.Join(", ", ReservedNames)} and slurm-*";
+        return null;
+    }
+
     /// <summary>
     /// Checks the whole sweep before any task starts: budgets, names, keys the sweep owns, every
-    /// task's config, and the files the configs name. Each error is one line naming what is wrong.
+    /// task's config, and the files the configs name. Each error is one line naming what is wrong:
+    /// the command-line option, or, for a spec read from <paramref name="file"/>, the file and its key.
     /// </summary>
-    public void Validate()
+    public void Validate(string? file = null)
     {
+        string Name(string option, string key) => file is null ? option : $"\"{key}\"";
+        ArgumentException Bad(string message) => new(file is null ? message : $"{file}: {message}");
+
+        // A spec read from a file may lack what the command line always gives.
+        if (Preset is null) throw Bad("\"preset\" must be a preset's name");
+        if (Base is null) throw Bad("\"base\" must be an object of config keys");
+        if (Arms is null || Arms.Any(a => a is null || a.Name is null || a.Changes is null))
+            throw Bad("\"arms\" must be a list of {\"name\": …, \"changes\": {…}}");
+        if (Seeds is null) throw Bad("\"seeds\" must be a list of seeds");
         if (Iterations is null == Minutes is null)
-            throw new ArgumentException("a sweep needs one budget: --iterations or --minutes");
-        if (Iterations is <= 0) throw new ArgumentException($"--iterations {Iterations}: must be at least 1");
+            throw Bad($"a sweep needs one budget: {Name("--iterations", "iterations")} or " +
+                      Name("--minutes", "minutes"));
+        if (Iterations is <= 0)
+            throw Bad($"{Name("--iterations", "iterations")} {Iterations}: must be at least 1");
         if (Minutes is { } m && !(m > 0 && double.IsFinite(m)))
-            throw new ArgumentException($"--minutes {m}: must be a positive number");
-        if (EvalEvery < 1) throw new ArgumentException($"--eval-every {EvalEvery}: must be at least 1");
-        if (EvalCount < 1) throw new ArgumentException($"--eval-count {EvalCount}: must be at least 1");
+            throw Bad($"{Name("--minutes", "minutes")} {m}: must be a positive number");
+        if (EvalEvery < 1) throw Bad($"{Name("--eval-every", "eval_every")} {EvalEvery}: must be at least 1");
+        if (EvalCount < 1) throw Bad($"{Name("--eval-count", "eval_count")} {EvalCount}: must be at least 1");
+        if (Threads < 1) throw Bad($"{Name("--threads", "threads")} {Threads}: must be at least 1");
+        if (Parallel < 1) throw Bad($"{Name("--parallel", "parallel")} {Parallel}: must be at least 1");
         if (Seeds.Count == 0 || Seeds.Distinct().Count() != Seeds.Count)
-            throw new ArgumentException("--seeds: give one or more different seeds");
-        if (Arms.Count == 0) throw new ArgumentException("a sweep needs at least one arm");
-        foreach (var dup in Arms.GroupBy(a => a.Name).Where(g => g.Count() > 1))
-            throw new ArgumentException($"arm '{dup.Key}' is given twice");
-        foreach (var key in Base.Keys.Where(SweepKeys.Contains))
-            throw new ArgumentException(
-                $"--set {key}: set by the sweep for every arm ({string.Join(", ", SweepKeys)}); " +
-                "use --iterations, --minutes, --seeds, --eval-every, --eval-count");
+            throw Bad($"{Name("--seeds", "seeds")}: give one or more different seeds");
+        if (Arms.Count == 0) throw Bad("a sweep needs at least one arm");
         foreach (var arm in Arms)
-        {
-            if (arm.Name.Length == 0 || arm.Name.IndexOfAny([.. Path.GetInvalidFileNameChars(), ' ']) >= 0 ||
-                arm.Name is "." or "..")
-                throw new ArgumentException($"arm '{arm.Name}': a name must be a file name without spaces");
+            if (NameProblem(arm.Name) is { } problem)
+                throw Bad($"arm '{arm.Name.ReplaceLineEndings("\\n")}': {problem}");
+        // Ignoring case: on a filesystem that does, two such arms would share one folder.
+        foreach (var dup in Arms.GroupBy(a => a.Name, StringComparer.OrdinalIgnoreCase).Where(g => g.Count() > 1))
+            throw Bad($"arm '{dup.Key}' is given twice");
+        foreach (var key in Base.Keys.Where(SweepKeys.Contains))
+            throw Bad(file is null
+                ? $"--set {key}: set by the sweep for every arm ({string.Join(", ", SweepKeys)}); " +
+                  "use --iterations, --minutes, --seeds, --eval-every, --eval-count"
+                : $"\"base\": {key} is set by the sweep for every arm ({string.Join(", ", SweepKeys)})");
+        foreach (var arm in Arms)
             foreach (var key in arm.Changes.Keys.Where(SweepKeys.Contains))
-                throw new ArgumentException($"arm '{arm.Name}': {key} is set by the sweep for every arm");
-        }
-        foreach (var task in Tasks)
+                throw Bad($"arm '{arm.Name}': {key} is set by the sweep for every arm");
+        try
         {
-            var c = ConfigOf(task);
-            foreach (var (key, path) in FileKeys.Zip([c.Init, c.Data, c.ValidData]))
-                if (path != "" && !File.Exists(path) && !Directory.Exists(path))
-                    throw new ArgumentException($"arm '{task.Arm.Name}': config key '{key}' = {path}: no such file");
+            foreach (var task in Tasks)
+            {
+                var c = ConfigOf(task);
+                foreach (var (key, path) in FileKeys.Zip([c.Init, c.Data, c.ValidData]))
+                    if (path != "" && !File.Exists(path) && !Directory.Exists(path))
+                        throw new ArgumentException(
+                            $"arm '{task.Arm.Name}': config key '{key}' = {path}: no such file");
+            }
         }
+        catch (ArgumentException e) when (file is not null) { throw Bad(e.Message); }
     }
 
     /// <summary>

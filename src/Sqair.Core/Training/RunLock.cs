@@ -16,19 +16,21 @@ internal sealed class RunLock : IDisposable
 
     /// <summary>
     /// Takes the lock of <paramref name="runDir"/> (creating the folder), or fails naming the folder when a running
-    /// training holds it.
+    /// training holds it. A sweep locks its folder the same way, in its own <paramref name="fileName"/>, as
+    /// <paramref name="holder"/> "sweep" (the error then suggests another folder rather than another --run-dir).
     /// </summary>
-    public static RunLock Acquire(string runDir, Action<string>? log = null)
+    public static RunLock Acquire(string runDir, Action<string>? log = null, string fileName = FileName,
+                                  string holder = "training")
     {
         Directory.CreateDirectory(runDir);
-        var path = Path.Combine(runDir, FileName);
+        var path = Path.Combine(runDir, fileName);
         FileStream stream;
         try { stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
         catch (IOException)
         {
             throw new RunFolderInUseException(
-                $"{runDir} is in use by another training (it holds {path}); wait for it to end, or stop it, " +
-                "or choose another --run-dir");
+                $"{runDir} is in use by another {holder} (it holds {path}); wait for it to end, or stop it, " +
+                $"or choose another {(holder == "training" ? "--run-dir" : "folder")}");
         }
         if (stream.Length > 0)
         {
@@ -39,6 +41,23 @@ internal sealed class RunLock : IDisposable
         using (var w = new StreamWriter(stream, leaveOpen: true)) w.Write(Environment.ProcessId);
         stream.Flush(flushToDisk: true);
         return new RunLock(stream);
+    }
+
+    /// <summary>
+    /// Whether a running process holds the lock of <paramref name="runDir"/>, without taking it over: a
+    /// lock file that no process holds (its holder was killed) is left as it is.
+    /// </summary>
+    public static bool IsHeld(string runDir, string fileName = FileName)
+    {
+        try
+        {
+            using var probe = new FileStream(Path.Combine(runDir, fileName), FileMode.Open, FileAccess.Read,
+                                             FileShare.None);
+            return false;
+        }
+        catch (FileNotFoundException) { return false; }
+        catch (DirectoryNotFoundException) { return false; }
+        catch (IOException) { return true; }
     }
 
     /// <summary>Releases the lock and removes the file (a clean end leaves nothing behind).</summary>

@@ -194,6 +194,15 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "train --config FIFO --data DATA --run-dir NEW", 2, "--config FIFO: is not a regular file" },
         { "data generate --synthetic --split train --count 8 --max-digits 30 --placement-tries 2147483647 " +
           "--out NEW/x.safetensors", 2, "cannot place" },
+        { "sweep NEW --arm sweep.md:output_std=0.2 --iterations 2", 2, "arm 'sweep.md': the sweep's own files are" },
+        { "sweep NEW --arm Sweep.JSON:output_std=0.2 --iterations 2", 2, "arm 'Sweep.JSON': the sweep's own files" },
+        { "sweep NEW --arm a\nb:output_std=0.2 --iterations 2", 2, "arm 'a\\nb': a name may hold only ASCII" },
+        { $"sweep NEW --arm {new string('a', 256)}:output_std=0.2 --iterations 2", 2,
+          "a name has at most 255 characters, this one 256" },
+        { "sweep NEW --arm X:output_std=0.2 --arm x:output_std=0.3 --iterations 2", 2, "arm 'X' is given twice" },
+        { "sweep NEW --arm x:output_std=0.2 --iterations 2 --collect", 2, "holds no sweep (sweep.json): nothing to" },
+        { "sweep NEW --iterations 2 --slurm --sbatch --comment='a", 2,
+          "--sbatch --comment='a: a ' quote is not closed" },
     };
 
     [Theory]

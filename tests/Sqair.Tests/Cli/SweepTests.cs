@@ -46,6 +46,177 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
         Assert.Equal(table, File.ReadAllText(Path.Combine(resumed, "sweep.md")));
     }
 
+    /// <summary>The tiny sweep's spec as sweep.json holds it, to edit by hand.</summary>
+    JsonObject TinySpecJson() => JsonNode.Parse(new SweepSpec
+    {
+        Base = SweepSpec.SplitAssignments(TinySweep("")[^1], "test"),
+        Arms = [new("base", [])],
+        Seeds = [1],
+        Iterations = 2,
+        EvalEvery = 1,
+        EvalCount = 4,
+    }.ToJson())!.AsObject();
+
+    /// <summary>Hand edits of sweep.json, each with the words its error must hold.</summary>
+    public static TheoryData<string, string, string> EditedSpecs => new()
+    {
+        { "arms", """[{"name": "../victim", "changes": {}}]""", "arm '../victim': a name may hold only" },
+        { "arms", """[{"name": "VICTIM", "changes": {}}]""", "arm '/" },
+        { "arms", """[{"name": "sweep.md", "changes": {}}]""", "arm 'sweep.md': the sweep's own files" },
+        { "arms", """[{"name": "a\nb", "changes": {}}]""", "arm 'a\\nb': a name may hold only" },
+        { "arms", """[{"name": "a", "changes": {}}, {"name": "a", "changes": {}}]""", "arm 'a' is given twice" },
+        { "arms", "null", "\"arms\" must be a list" },
+        { "arms", "[null]", "\"arms\" must be a list" },
+        { "parallel", "0", "\"parallel\" 0: must be at least 1" },
+        { "iterations", "null", "a sweep needs one budget: \"iterations\" or \"minutes\"" },
+        { "seeds", "null", "\"seeds\" must be a list" },
+        { "paralel", "2", "unknown key \"paralel\"" },
+    };
+
+    /// <summary>
+    /// A sweep.json edited by hand is checked as the command line is, before any task runs: an arm named
+    /// as a path outside the folder must not train there with --force (deleting a run's config.json and
+    /// figures), and a bad value must not hang the sweep or end it with a stack trace. --collect reads the
+    /// same way.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(EditedSpecs))]
+    public async Task An_edited_sweep_json_is_refused_with_one_line_and_nothing_outside_is_touched(
+        string key, string json, string words)
+    {
+        var root = TestUtil.TempDir();
+        var victim = Path.Combine(root, "victim");
+        Directory.CreateDirectory(Path.Combine(victim, "figures"));
+        File.WriteAllText(Path.Combine(victim, "config.json"), "{}");
+        var dir = Path.Combine(root, "sweep");
+        Directory.CreateDirectory(dir);
+        var spec = TinySpecJson();
+        spec[key] = JsonNode.Parse(json.Replace("VICTIM", victim));
+        var file = Path.Combine(dir, SweepSpec.FileName);
+        File.WriteAllText(file, spec.ToJsonString());
+        foreach (var args in new[] { new[] { "sweep", dir }, ["sweep", dir, "--collect"] })
+        {
+            // Old builds looped forever on some of these: a hang fails here instead of stalling the suite.
+            var result = (await Task.Run(() => CommandLineTests.Run(args), TestContext.Current.CancellationToken)
+                .WaitAsync(TimeSpan.FromMinutes(2), TestContext.Current.CancellationToken)).AssertCode(2);
+            var lines = result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.StartsWith($"error: {file}: ", lines[0]);
+            Assert.Contains(words.Replace("'/", $"'{victim}"), lines[0]);
+            Assert.DoesNotContain("   at ", result.Stderr);
+        }
+        Assert.True(File.Exists(Path.Combine(victim, "config.json")));
+        Assert.True(Directory.Exists(Path.Combine(victim, "figures")));
+        Assert.Equal([file], Directory.GetFileSystemEntries(dir));
+    }
+
+    [Fact]
+    public void Sweep_json_holds_the_spec_alone_and_one_with_the_derived_keys_of_earlier_builds_still_reads()
+    {
+        var spec = TinySpecJson();
+        Assert.Equal(["preset", "base", "arms", "seeds", "iterations", "minutes", "eval_every", "eval_count",
+                      "threads", "parallel"], spec.Select(kv => kv.Key));
+        var dir = TestUtil.TempDir();
+        spec["Fairness"] = "2 iterations per arm and seed";
+        spec["ArmList"] = new JsonArray();
+        spec["Tasks"] = new JsonArray();
+        File.WriteAllText(Path.Combine(dir, SweepSpec.FileName), spec.ToJsonString());
+        Assert.Equal(2, SweepSpec.Read(dir)!.Iterations);
+    }
+
+    /// <summary>
+    /// A task still training in another process (here: its run lock held, as by the task of a killed
+    /// sweep) is left to it and said so, not started a second time and reported as failed.
+    /// </summary>
+    [Fact]
+    public void A_rerun_leaves_a_task_that_is_still_training_elsewhere_and_says_so()
+    {
+        var dir = Path.Combine(TestUtil.TempDir(), "sweep");
+        CommandLineTests.Run([.. TinySweep(dir), "--task", "1"]).AssertCode(0);
+        using (Sqair.Training.RunLock.Acquire(Path.Combine(dir, "base", "seed-1")))
+        {
+            var rerun = CommandLineTests.Run("sweep", dir).AssertCode(2);
+            Assert.Contains("1 task(s) still training in another process, first base seed 1", rerun.Stderr);
+            Assert.DoesNotContain("failed", rerun.Stderr);
+        }
+        Assert.False(File.Exists(Path.Combine(dir, "base", "seed-1.log"))); // never started
+    }
+
+    /// <summary>
+    /// A folder whose sweep lock is held (by a sweep running there, or starting there at the same moment)
+    /// is refused before its sweep.json is written: two sweeps cannot both take one new folder.
+    /// </summary>
+    [Fact]
+    public void A_sweep_folder_in_use_by_another_sweep_is_refused_and_left_as_it_was()
+    {
+        var dir = Path.Combine(TestUtil.TempDir(), "sweep");
+        using (Sqair.Training.RunLock.Acquire(dir, fileName: SweepSpec.LockFile, holder: "sweep"))
+        {
+            var second = CommandLineTests.Run(TinySweep(dir)).AssertCode(2);
+            Assert.Contains($"{dir} is in use by another sweep", second.Stderr);
+            Assert.Equal([SweepSpec.LockFile], Directory.GetFileSystemEntries(dir).Select(Path.GetFileName));
+        }
+    }
+
+    /// <summary>
+    /// SIGKILL of a sweep ends its tasks too: each sees its stdin pipe close, saves a checkpoint and stops,
+    /// instead of training on as an orphan that a rerun would take for a failed task.
+    /// </summary>
+    [Fact]
+    public async Task A_killed_sweep_takes_its_running_task_with_it()
+    {
+        var dir = Path.Combine(TestUtil.TempDir(), "sweep");
+        string[] args =
+        [
+            "sweep", dir, "--no-base", "--arm", "long:output_std=0.3", "--seeds", "1",
+            "--iterations", "1000000", "--eval-every", "1000000", "--eval-count", "4", "--parallel", "1",
+            "--set", TinySweep("")[^1],
+        ];
+        var info = new System.Diagnostics.ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "sqair"), args)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        var runDir = Path.Combine(dir, "long", "seed-1");
+        var token = TestContext.Current.CancellationToken;
+        using var sweep = System.Diagnostics.Process.Start(info)!;
+        var output = Task.WhenAll(sweep.StandardOutput.ReadToEndAsync(token),
+                                  sweep.StandardError.ReadToEndAsync(token));
+        try
+        {
+            // Training has begun (and holds its run lock) once it has logged an iteration.
+            var metrics = Path.Combine(runDir, "metrics.jsonl");
+            for (var waited = System.Diagnostics.Stopwatch.StartNew();
+                 !File.Exists(metrics) || new FileInfo(metrics).Length == 0; await Task.Delay(200, token))
+                Assert.True(waited.Elapsed < TimeSpan.FromMinutes(2) && !sweep.HasExited,
+                            "the task did not start training: " +
+                            string.Join("\n", sweep.HasExited ? await output : []));
+            Assert.True(Sqair.Training.RunLock.IsHeld(runDir));
+            sweep.Kill(); // SIGKILL: the sweep gets no chance to stop its task itself
+            for (var waited = System.Diagnostics.Stopwatch.StartNew(); Sqair.Training.RunLock.IsHeld(runDir);
+                 await Task.Delay(200, token))
+                Assert.True(waited.Elapsed < TimeSpan.FromMinutes(1), "the task trains on after its sweep was killed");
+            // stopped as by SIGTERM: with a checkpoint to resume from, not killed
+            Assert.Equal(TaskState.Started, SweepRunner.StateOf(runDir));
+        }
+        finally
+        {
+            // Where the task outlived its sweep (the failure this test catches), end it: only processes
+            // whose command line names this test's own folder.
+            foreach (var p in System.Diagnostics.Process.GetProcesses())
+                using (p)
+                {
+                    try
+                    {
+                        if (File.ReadAllText($"/proc/{p.Id}/cmdline").Contains(dir, StringComparison.Ordinal))
+                            p.Kill();
+                    }
+                    // gone meanwhile, or not ours
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException
+                                                  or InvalidOperationException)
+                    { }
+                }
+        }
+    }
+
     /// <summary>
     /// Issue 22, 4: the same two arms as a Slurm job array on a real single-node Slurm that the test
     /// starts (slurm-local.sh; skipped where Slurm cannot be installed or run), then --collect.
@@ -111,9 +282,41 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
             return new System.Diagnostics.ProcessStartInfo("sleep", "60");
         }, _ => { }, stop.Token));
         // a TimeoutException when the sweep does not return after its task stopped
-        var failed = await run.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+        var outcome = await run.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
         Assert.Equal(["base"], started);
-        Assert.Empty(failed); // stopped, not failed
+        Assert.Empty(outcome.Failed); // stopped, not failed
+    }
+
+    [Fact]
+    public void Sbatch_options_split_into_words_as_a_shell_would()
+    {
+        Assert.Equal(["--partition=gpu", "--comment=two words", "--job-name=a \"b\"", "c d", "-x"],
+                     SweepSlurm.SplitWords("""  --partition=gpu --comment='two words' "--job-name=a \"b\"" c\ d -x """,
+                                           "--sbatch"));
+        Assert.Empty(SweepSlurm.SplitWords("  ", "--sbatch"));
+        var e = Assert.Throws<ArgumentException>(() => SweepSlurm.SplitWords("--comment='open", "--sbatch"));
+        Assert.Equal("--sbatch --comment='open: a ' quote is not closed", e.Message);
+    }
+
+    /// <summary>
+    /// sweep.md says what was measured: no more validation sequences than the set holds, and in words
+    /// that fit the numbers ("at every iteration", "1 iteration").
+    /// </summary>
+    [Fact]
+    public void The_report_says_how_many_sequences_were_measured_and_how_often()
+    {
+        var spec = new SweepSpec
+        {
+            Base = new() { ["valid_size"] = 16 },
+            Arms = [new("base", [])], Seeds = [1], Iterations = 1, EvalEvery = 1, EvalCount = 100_000,
+        };
+        spec.Validate();
+        var markdown = SweepReport.Write(spec, TestUtil.TempDir());
+        Assert.Contains("Budget: 1 iteration per arm and seed; 1 task at a time with 1 libtorch thread each. " +
+                        "Validation: the first 16 validation sequences at every iteration and at the end.", markdown);
+        var every3 = SweepReport.Write(spec with { Iterations = 6, EvalEvery = 3, EvalCount = 4 }, TestUtil.TempDir());
+        Assert.Contains("6 iterations per arm", every3);
+        Assert.Contains("the first 4 validation sequences every 3 iterations and", every3);
     }
 
     [Fact]
