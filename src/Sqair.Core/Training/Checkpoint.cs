@@ -68,8 +68,13 @@ public static class Checkpoint
             !long.TryParse(meta.GetValueOrDefault("optimizer_steps"), out var steps))
             throw new InvalidDataException($"{path}: no iteration number in the metadata");
         foreach (var (key, t) in tensors)
+        {
+            // The scope roots isfinite's temporaries, which another thread's collection could otherwise finalize
+            // while libtorch reads them (commands read checkpoints outside any scope).
+            using var scope = NewDisposeScope();
             if (t.is_floating_point() && !t.isfinite().all().item<bool>())
                 throw new InvalidDataException($"{path}: tensor '{key}' holds NaN or infinite values");
+        }
         return new Contents(config, iteration, steps, tensors, path, meta);
     }
 
