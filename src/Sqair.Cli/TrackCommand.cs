@@ -176,11 +176,15 @@ static class TrackCommand
                 advanced(size);
             }
         Collect(stream.Finish());
+        // Held in a variable (and freed here) rather than passed as a temporary, which no dispose scope roots
+        // and another thread's collection could finalize while libtorch reads it.
+        using var drawnFrames = draw ? stack(inputs) : null;
         for (int b = 0; b < size; b++)
         {
             sequences.Add(new TrackedSequence(how.Names(sequences.Count), length, objects[b],
                                               how.Scale.X, how.Scale.Y));
-            if (draw && drawn.Count < GifSequences) drawn.Add(ModelFigures.Extract(stack(inputs), chosen, b, b));
+            if (drawnFrames is not null && drawn.Count < GifSequences)
+                drawn.Add(ModelFigures.Extract(drawnFrames, chosen, b, b));
         }
     }
 

@@ -181,9 +181,8 @@ public sealed class SequenceFile : ISequenceSource, IDisposable
             {
                 ["format"] = Format,
                 ["config"] = JsonSerializer.Serialize(c),
-                ["checksums"] = JsonSerializer.Serialize(
-                    specs.Select((e, i) => (e.Name, Hash: ChecksumText(hashes[i])))
-                        .ToDictionary(x => x.Name, x => x.Hash)),
+                [Checksums.MetadataKey] = Checksums.Encode(
+                    specs.Select((e, i) => KeyValuePair.Create(e.Name, Checksums.Text(hashes[i])))),
             };
             var headerBytes = Safetensors.EncodeHeader(specs, header);
             stop.ThrowIfCancellationRequested();
@@ -203,8 +202,6 @@ public sealed class SequenceFile : ISequenceSource, IDisposable
         }
     }
 
-    static string ChecksumText(XxHash3 hash) => $"xxh3:{hash.GetCurrentHashAsUInt64():x16}";
-
     static ReadOnlySpan<byte> MemoryMarshalBytes<T>(T[] a) where T : unmanaged =>
         System.Runtime.InteropServices.MemoryMarshal.AsBytes(a.AsSpan());
 
@@ -221,9 +218,7 @@ public sealed class SequenceFile : ISequenceSource, IDisposable
             Config = JsonSerializer.Deserialize<MovingMnistConfig>(meta["config"])
                 ?? throw new InvalidDataException("null config");
             if (Config.Channels is not (1 or 3)) throw new FormatException($"channels = {Config.Channels}, not 1 or 3");
-            _checksums = meta.TryGetValue("checksums", out var sums)
-                ? JsonSerializer.Deserialize<Dictionary<string, string>>(sums)
-                : null;
+            _checksums = Checksums.Decode(meta);
         }
         catch (Exception e) when (e is JsonException or FormatException or ArgumentException or KeyNotFoundException)
         {
@@ -348,11 +343,7 @@ public sealed class SequenceFile : ISequenceSource, IDisposable
         {
             var hash = new XxHash3();
             ForEachChunk(name, (chunk, _) => hash.Append(chunk));
-            if (!_checksums.TryGetValue(name, out var expected))
-                problems.Add($"tensor '{name}' has no stored checksum");
-            else if (ChecksumText(hash) != expected)
-                problems.Add($"tensor '{name}' does not match its checksum ({ChecksumText(hash)}, " +
-                             $"stored {expected}): the file was changed or damaged after it was written");
+            if (Checksums.Problem(name, Checksums.Text(hash), _checksums) is { } problem) problems.Add(problem);
         }
         return problems;
     }

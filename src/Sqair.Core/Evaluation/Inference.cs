@@ -55,10 +55,14 @@ public static class Inference
                                     long first = 0)
     {
         using var _ = no_grad();
+        // Roots the particle choice's temporaries, which a collection started by another thread could otherwise
+        // finalize while libtorch reads them (see SqairModel.Infer); the output moves to the caller's scope.
+        using var scope = NewDisposeScope();
         using var noise = new SequenceNoise(model.Config, seed, first, frames.shape[1]);
         var (output, _) = model.Infer(frames, options.K, keepFrames: true, noise, options.Resampling,
                                       options.RejectIoU, options.Pruning);
         var rows = ParticleFilter.Pick(output.LogWeights, noise).cpu().data<long>().ToArray();
+        scope.MoveToOuter([.. output.Tensors(), .. output.Frames!.SelectMany(f => f.Tensors())]);
         return new InferredBatch(output, rows, model.Config.ImgSize);
     }
 }

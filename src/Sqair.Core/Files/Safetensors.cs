@@ -159,28 +159,55 @@ internal static class Safetensors
         return new Header(entries, metadata);
     }
 
-    /// <summary>Writes tensors (copied to the CPU) and metadata atomically.</summary>
+    /// <summary>
+    /// Writes tensors (copied to the CPU) and metadata atomically, with each tensor's checksum in the metadata
+    /// (<see cref="Checksums"/>), which <see cref="Load"/> verifies.
+    /// </summary>
     public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors,
                             IReadOnlyDictionary<string, string> metadata)
     {
         var ordered = tensors.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
         var entries = ordered.Select(kv => new Entry(kv.Key, DtypeOf(kv.Value.dtype), kv.Value.shape)).ToList();
-        var header = EncodeHeader(entries, metadata);
+        // The header comes first in the file, so the checksums are computed in a pass of their own (a CPU
+        // tensor's copy to the CPU is the tensor itself: no second copy of the data is made).
+        var withSums = new Dictionary<string, string>(metadata)
+        {
+            [Checksums.MetadataKey] = Checksums.Encode(
+                ordered.Select(kv => KeyValuePair.Create(kv.Key, WithBytes(kv.Value, Checksums.Of)))),
+        };
+        var header = EncodeHeader(entries, withSums);
         AtomicFile.Write(path, s =>
         {
             s.Write(header);
-            foreach (var (_, t) in ordered)
-            {
-                using var cpu = t.detach().cpu().contiguous();
-                s.Write(cpu.bytes);
-            }
+            foreach (var (_, t) in ordered) WithBytes(t, bytes => { s.Write(bytes); return 0; });
         });
     }
 
-    /// <summary>Loads every tensor onto the CPU, with the metadata.</summary>
+    /// <summary><paramref name="use"/> applied to the bytes of <paramref name="t"/> as laid out in the file.</summary>
+    static T WithBytes<T>(Tensor t, Func<ReadOnlySpan<byte>, T> use)
+    {
+        // The scope roots detach's and cpu's temporaries, which another thread's collection could otherwise
+        // finalize while libtorch reads them (checkpoints are saved outside any scope).
+        using var scope = NewDisposeScope();
+        var bytes = t.detach().cpu().contiguous().bytes;
+        return use(bytes);
+    }
+
+    /// <summary>
+    /// Loads every tensor onto the CPU, with the metadata. A file with checksums (<see cref="Save"/>) has each
+    /// tensor's bytes verified: a mismatch is an <see cref="InvalidDataException"/> naming the file and the
+    /// tensor. One written before checksums existed loads unverified.
+    /// </summary>
     public static (Dictionary<string, Tensor> Tensors, IReadOnlyDictionary<string, string> Metadata) Load(string path)
     {
         var header = ReadHeader(path);
+        Dictionary<string, string>? sums;
+        try { sums = Checksums.Decode(header.Metadata); }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path}: unreadable {Checksums.MetadataKey} in the metadata ({e.Message})",
+                                           e);
+        }
         var result = new Dictionary<string, Tensor>();
         using var fs = File.OpenRead(path);
         foreach (var (name, (entry, offset)) in header.Entries)
@@ -188,9 +215,14 @@ internal static class Safetensors
             var bytes = new byte[entry.Bytes];
             fs.Position = offset;
             fs.ReadExactly(bytes);
-            var t = empty(entry.Shape, ScalarTypeOf(entry.Dtype));
-            if (bytes.Length > 0) t.bytes = bytes;
-            result[name] = t;
+            if (sums is not null && Checksums.Problem(name, Checksums.Of(bytes), sums) is { } problem)
+            {
+                foreach (var t in result.Values) t.Dispose();
+                throw new InvalidDataException($"{path}: {problem}");
+            }
+            var tensor = empty(entry.Shape, ScalarTypeOf(entry.Dtype));
+            if (bytes.Length > 0) tensor.bytes = bytes;
+            result[name] = tensor;
         }
         return (result, header.Metadata);
     }

@@ -63,13 +63,21 @@ public sealed record SequenceOutput(Tensor LogWeights, Tensor LogQDiscrete, Tens
     /// Importance resampling: one particle per sequence drawn with probability ∝ w_k, as row
     /// indices [B] into the B·K rows.
     /// </summary>
-    public Tensor ResampleRows(Generator? generator = null) =>
-        ParticleFilter.Pick(LogWeights.detach(), new SharedNoise(generator));
+    public Tensor ResampleRows(Generator? generator = null)
+    {
+        // Roots the temporaries against another thread's collection (see SqairModel.Infer).
+        using var scope = NewDisposeScope();
+        return scope.MoveToOuter(ParticleFilter.Pick(LogWeights.detach(), new SharedNoise(generator)));
+    }
 
     /// <summary>
     /// <see cref="ResampleRows"/> as an array: the row of each sequence's chosen particle, for drawing and tracking.
     /// </summary>
-    public long[] PickParticles(Generator? generator = null) => ResampleRows(generator).cpu().data<long>().ToArray();
+    public long[] PickParticles(Generator? generator = null)
+    {
+        using var scope = NewDisposeScope();
+        return ResampleRows(generator).cpu().data<long>().ToArray();
+    }
 }
 
 /// <summary>
@@ -216,6 +224,11 @@ public sealed class SqairModel : Module
         Tensor frames, int k, bool keepFrames, Noise noise,
         Resampling resampling = Resampling.None, double? rejectIoU = null, Pruning? pruning = null)
     {
+        // TorchSharp reads a tensor's handle and calls libtorch without keeping the tensor alive: outside a dispose
+        // scope nothing roots a temporary (frames[step], the traced counts), and a collection started by another
+        // thread could finalize it, freeing its native tensor, while libtorch still reads it. This scope roots
+        // them whether or not the caller has one; the results move to the caller's.
+        using var scope = NewDisposeScope();
         long t = frames.shape[0], b = frames.shape[1], r = b * k;
         var settings = new ParticleSettings(k, resampling, rejectIoU ?? Config.RejectIoU, noise, pruning);
         var state = InitialState(r, frames.device);
@@ -242,6 +255,9 @@ public sealed class SqairModel : Module
                                         sums.LogLikelihood.view(b, k), sums.Kl.view(b, k),
                                         Traced(counts), Traced(propagatedCounts), Traced(discoveredCounts),
                                         kept?.Select((f, i) => lineage[i] is { } rows ? f.Select(rows) : f).ToList());
+        scope.MoveToOuter([.. output.Tensors(), .. output.Frames?.SelectMany(f => f.Tensors()) ?? [],
+                           .. state.Tensors()]);
+        GC.KeepAlive(frames);   // not in the scope; the last frames[step] must not outlive it
         return (output, state);
     }
 
@@ -345,6 +361,9 @@ public sealed class SqairModel : Module
                                                Device? device = null)
     {
         using var _ = no_grad();
+        // Dispose scopes root the temporaries, which a collection started by another thread could otherwise
+        // finalize while libtorch reads them (see Infer); a scope per step frees each step's on its way.
+        using var scope = NewDisposeScope();
         var steps = new List<FrameOutput>();
         SequenceState state;
         int start = 0;
@@ -360,6 +379,7 @@ public sealed class SqairModel : Module
 
         for (int step = start; step < length; step++)
         {
+            using var stepScope = NewDisposeScope();
             long r = state.LastId.shape[0];
             (state, var propagated, var discovered, var canvas, var glimpses) = Step(state, step,
                 propagation.SamplePrior,
@@ -368,10 +388,14 @@ public sealed class SqairModel : Module
                                           propagation.InitialStates(r, Config.MaxObjects), lastId));
             var slots = state.Slots;
             var zero = zeros(r, device: canvas.device);
-            steps.Add(new FrameOutput(canvas, glimpses, slots.Where, Boxes.Coords(slots.Where, Config.ShiftRange),
-                                      slots.Presence, slots.PresenceProb, slots.Ids, zero, zero, zero,
-                                      propagated.Presence.sum(1), discovered.Presence.sum(1)));
+            var frame = new FrameOutput(canvas, glimpses, slots.Where, Boxes.Coords(slots.Where, Config.ShiftRange),
+                                        slots.Presence, slots.PresenceProb, slots.Ids, zero, zero, zero,
+                                        propagated.Presence.sum(1), discovered.Presence.sum(1));
+            steps.Add(frame);
+            stepScope.MoveToOuter([.. state.Tensors(), .. frame.Tensors()]);
         }
+        scope.MoveToOuter(steps.SelectMany(f => f.Tensors()));
+        GC.KeepAlive(observed);
         return steps;
     }
 }

@@ -8,9 +8,12 @@ namespace Sqair.Training;
 /// <summary>
 /// A checkpoint is one safetensors file: every model parameter under "model/&lt;name&gt;", the
 /// optimiser state under "optimizer/…", the torch RNG state under "rng/torch", and in the
-/// metadata the format, the full config (JSON), the iteration and the optimiser's step count. A
-/// model file (<see cref="SaveModel"/>) is a checkpoint with the parameters only, plus a
-/// <c>provenance</c> entry: what eval, track, render, generate and <c>init</c> need, a third of the size.
+/// metadata the format, the full config (JSON), the iteration, the optimiser's step count and each
+/// tensor's checksum (<see cref="Checksums"/>). A model file (<see cref="SaveModel"/>) is a checkpoint with the
+/// parameters only, plus a <c>provenance</c> entry: what eval, track, render, generate and <c>init</c> need, a
+/// third of the size. Reading verifies the checksums; a file written before checksums existed (such as
+/// models/mnist-mlp.safetensors) has none and loads with its names, shapes, dtypes and finite values checked, but
+/// its bytes unverified.
 /// </summary>
 public static class Checkpoint
 {
@@ -68,8 +71,13 @@ public static class Checkpoint
             !long.TryParse(meta.GetValueOrDefault("optimizer_steps"), out var steps))
             throw new InvalidDataException($"{path}: no iteration number in the metadata");
         foreach (var (key, t) in tensors)
+        {
+            // The scope roots isfinite's temporaries, which another thread's collection could otherwise finalize
+            // while libtorch reads them (commands read checkpoints outside any scope).
+            using var scope = NewDisposeScope();
             if (t.is_floating_point() && !t.isfinite().all().item<bool>())
                 throw new InvalidDataException($"{path}: tensor '{key}' holds NaN or infinite values");
+        }
         return new Contents(config, iteration, steps, tensors, path, meta);
     }
 

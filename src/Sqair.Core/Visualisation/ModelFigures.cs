@@ -23,6 +23,12 @@ public static class ModelFigures
     /// </summary>
     public static Track Extract(Tensor frames, IReadOnlyList<FrameOutput> steps, int b, long row)
     {
+        // Every tensor below is a temporary (an index, a clamp, a copy to the CPU). TorchSharp reads a tensor's
+        // handle and calls libtorch without keeping the tensor alive, so outside a dispose scope (generate and
+        // render call this from none) a collection started by another thread could finalize a temporary, freeing
+        // its native tensor, while libtorch still reads it (a segfault in CoordsToPixelBoxes' mul). The scope
+        // holds each one until the arrays are copied out.
+        using var scope = NewDisposeScope();
         int t = steps.Count, ch = (int)frames.shape[2], side = (int)frames.shape[3];
         long observed = frames.shape[0];
         int g = (int)steps[0].Glimpses.shape[^1];
@@ -43,6 +49,9 @@ public static class ModelFigures
             glimpses[i] = Enumerable.Range(0, (int)gl.shape[0])
                 .Select(k => gl[k].flatten().data<float>().ToArray()).ToArray();
         }
+        // The caller's tensors are not in the scope: they must outlive the last op that reads them here too.
+        GC.KeepAlive(frames);
+        GC.KeepAlive(steps);
         return new Track(inputs, recons, [.. boxes.Select(bx =>
                              Enumerable.Range(0, bx.Length / 4).Select(k => bx[(4 * k)..(4 * k + 4)]).ToArray())],
                          pres, probs, ids, glimpses, ch, side, g);

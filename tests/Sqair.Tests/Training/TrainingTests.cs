@@ -211,6 +211,23 @@ public class TrainingTests
     }
 
     [Fact]
+    public void A_newest_checkpoint_that_fails_its_checksum_is_passed_over_for_the_one_before()
+    {
+        var c = TinyTraining() with { MaxTrainIter = 2, CkptItr = 1, EvalItr = 100, FigItr = 100 };
+        var (train, valid) = Data(c);
+        var dir = TestUtil.TempDir();
+        new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
+        var newest = Checkpoint.InRun(dir).First();
+        CheckpointChecksumTests.FlipNearTheEnd(newest);
+
+        var messages = new List<string>();
+        using (var resumed = new Trainer(c, dir, train, valid, CPU, messages.Add, StartMode.Resume))
+            Assert.Equal(1, resumed.Iteration);
+        Assert.Contains(messages, m => m.Contains($"skipping unreadable checkpoint {newest}") &&
+                                       m.Contains("tensor 'rng/torch' does not match its checksum"));
+    }
+
+    [Fact]
     public void A_folder_holding_a_run_is_refused_unchanged_unless_replaced()
     {
         var c = TinyTraining() with { MaxTrainIter = 2, CkptItr = 1, EvalItr = 100, FigItr = 100 };
