@@ -5,8 +5,8 @@
 // thresholds, compares the tight box of what each object draws with the digit it covers best.
 // A calibrated threshold gives boxes neither larger nor smaller than the digits they stand for
 // (median size ratio ≈ 1 for digits wholly on the canvas); the hit rate (digits with a box at
-// IoU ≥ 0.5) is shown beside it, not used to choose. Meant for training sequences (issue 13:
-// the measure is fixed on training data, not on the splits it judges).
+// IoU ≥ 0.5) is shown beside it, not used to choose. Meant for training sequences
+// (the measure is fixed on training data, not on the splits it judges).
 //   dotnet run scripts/content-threshold.cs -- CHECKPOINT DATASET [SEQUENCES]
 using Sqair.Data;
 using Sqair.Evaluation;

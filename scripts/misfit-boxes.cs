@@ -1,6 +1,6 @@
 #:project ../src/Sqair.Core/Sqair.Core.csproj
 #:property PublishAot=false
-// Where tracking misses come from (issue 13, item 1): runs a model over a dataset as `sqair eval`
+// Where tracking misses come from: runs a model over a dataset as `sqair eval`
 // does (K particles, one resampled), matches visible ground-truth boxes to the model's tight boxes
 // per frame (IoU ≥ 0.5, largest first), and buckets the ground truth it misses by digit width,
 // label, overlap with another digit and contact with the canvas edge, as Markdown tables.

@@ -29,7 +29,7 @@ static class Cli
 
     /// <summary>
     /// Every text option and argument of every command refuses an empty value, naming itself: ""
-    /// names no file, folder, preset or split, and .NET's own error for it names no option (issue 20, 14).
+    /// names no file, folder, preset or split, and .NET's own error for it names no option.
     /// </summary>
     static void RefuseEmptyText(Command command, HashSet<Symbol> seen)
     {

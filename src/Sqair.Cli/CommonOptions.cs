@@ -41,7 +41,7 @@ static class CommonOptions
 
     /// <summary>
     /// More threads than this per core only adds switching (libtorch's matmuls and our data
-    /// generation are CPU-bound), and tens of thousands exhaust the machine before any output (issue 20, 3).
+    /// generation are CPU-bound), and tens of thousands exhaust the machine before any output.
     /// </summary>
     const int MaxThreadsPerCore = 4;
 
@@ -193,7 +193,7 @@ static class CommonOptions
     /// <summary>
     /// The option's value, or false when its token does not convert to <typeparamref name="T"/>
     /// ("abc", "1.5" or 2^31 for an int): the parser reports that itself in one line naming the
-    /// option, and asking for the value again would throw past it as a stack trace (issue 20, 1c).
+    /// option, and asking for the value again would throw past it as a stack trace.
     /// </summary>
     static bool Converted<T>(OptionResult result, out T value)
     {

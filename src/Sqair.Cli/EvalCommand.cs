@@ -92,7 +92,7 @@ static class EvalCommand
                 ["suppress_iou"] = inference.Pruning?.SuppressIoU ?? 0,
                 ["seed"] = r.GetValue(CommonOptions.Seed),
                 // JSON has no NaN: an undefined measure (MOTP without a match) is null, not the string
-                // "NaN" (issue 20, 15).
+                // "NaN", which JSON readers refuse.
                 ["metrics"] = flat.ToDictionary(kv => kv.Key,
                                                 kv => double.IsFinite(kv.Value) ? (object?)kv.Value : null),
             };

@@ -52,7 +52,7 @@ static class ExportCommand
                 machine = $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, " +
                           $"{RuntimeInformation.ProcessArchitecture}",
                 note = r.GetValue(note) ?? "",
-                // re-exporting a model file keeps where it came from (issue 20, 17)
+                // re-exporting a model file keeps where it came from: the earlier provenance, not only this export's
                 source_provenance = contents.Metadata.TryGetValue("provenance", out var earlier)
                     ? JsonDocument.Parse(earlier).RootElement
                     : (JsonElement?)null,

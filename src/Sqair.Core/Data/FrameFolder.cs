@@ -41,7 +41,7 @@ public static class FrameFolder
         if (files.Count == 0)
             throw new FileNotFoundException(
                 $"{folder} holds no .png or .jpg frames (nor does {Path.Combine(folder, "img1")})");
-        // Reading a FIFO blocks until something writes to it (issue 20, 12).
+        // Reading a FIFO blocks until something writes to it: refuse special files before opening any.
         return files.FirstOrDefault(SpecialFile.Is) is { } special
             ? throw new InvalidDataException(
                 $"{special}: not a regular file (a FIFO, device or socket); frames must be image files")

@@ -55,7 +55,7 @@ public static class FrameImport
             if (f.Length < 6)
                 throw new InvalidDataException($"{where}: expected frame,id,bb_left,bb_top,bb_width,bb_height" +
                                                $"[,conf,class,visibility], found {f.Length} fields");
-            // Boxes are stored as floats: a value beyond float's range would become infinite (issue 20, 11).
+            // Boxes are stored as floats: a value beyond float's range would become infinite.
             double Field(int i) =>
                 double.TryParse(f[i], NumberStyles.Float, CultureInfo.InvariantCulture, out var v) &&
                 Math.Abs(v) <= float.MaxValue
@@ -165,8 +165,8 @@ public static class FrameImport
 
     /// <summary>
     /// Ground truth's frame N is the image numbered N (MOT17's <c>000001.jpg</c>, …), not the Nth file:
-    /// a missing image or numbers starting elsewhere would put every later box on the wrong frame
-    /// (issue 20, 1b), so the files of a folder with ground truth must be numbered 1..n without gaps.
+    /// a missing image or numbers starting elsewhere would put every later box on the wrong frame,
+    /// so the files of a folder with ground truth must be numbered 1..n without gaps.
     /// </summary>
     static void CheckNumbered(IReadOnlyList<string> files)
     {

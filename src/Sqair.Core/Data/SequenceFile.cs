@@ -135,7 +135,7 @@ public sealed class SequenceFile : ISequenceSource, IDisposable
             .Select(_ => System.IO.Path.Combine(tmpDir, $".part-{Environment.ProcessId}-{Guid.NewGuid():N}"))
             .ToArray();
         // Opened inside the try: when one cannot be created (a full disk), those already open are closed,
-        // and so deleted (issue 20, 13).
+        // and so deleted.
         var streams = new List<FileStream>(parts.Length);
         var hashes = specs.Select(_ => new XxHash3()).ToArray();
         void Put(int tensor, ReadOnlySpan<byte> bytes)

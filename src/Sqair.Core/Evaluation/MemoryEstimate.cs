@@ -4,7 +4,7 @@ namespace Sqair.Evaluation;
 
 /// <summary>
 /// An up-front estimate of what inference (<c>sqair eval</c>, <c>sqair track</c>) will hold in memory,
-/// so that a batch that cannot fit is refused in one line before it fills the machine (issue 20, 7).
+/// so that a batch that cannot fit is refused in one line before it fills the machine.
 /// Inference frees each frame's intermediates (<see cref="SqairModel"/>), so memory grows with the
 /// particle rows R = batch · K: per row, one frame's working tensors and every kept frame's canvas and
 /// glimpses. The constants were fitted to peak RSS of <c>sqair eval</c> on the paper config (50×50

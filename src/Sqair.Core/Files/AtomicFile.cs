@@ -43,8 +43,8 @@ internal static class AtomicFile
 
     /// <summary>
     /// Writes a folder whole: <paramref name="write"/> fills a temporary folder beside it, which then
-    /// replaces it, so a kill or a full disk never leaves a mix of old and new files under its name
-    /// (issue 20, 5). If the replacing fails, the previous folder is put back.
+    /// replaces it, so a kill or a full disk never leaves a mix of old and new files under its name.
+    /// If the replacing fails, the previous folder is put back.
     /// </summary>
     public static void WriteFolder(string dir, Action<string> write)
     {

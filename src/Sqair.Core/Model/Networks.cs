@@ -63,7 +63,8 @@ internal sealed class VanillaRnn : Module<Tensor, Tensor, Tensor>
 
     /// <summary>
     /// W[:, :F]·input + b for input [n, F], the first F input columns: the share of the pre-activation of an input
-    /// part that every step of a loop shares, computed once (docs/performance.md, "Fewer, larger ops").
+    /// part that every step of a loop shares, computed once (docs/notes/performance-history.md, "Discovery's shared
+    /// RNN input projected once per frame").
     /// </summary>
     public Tensor Project(Tensor input) =>
         nn.functional.linear(input, linear.weight!.narrow(1, 0, input.shape[^1]), linear.bias);

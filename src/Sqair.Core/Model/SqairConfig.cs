@@ -407,7 +407,7 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         (baseConfig ?? new SqairConfig()).With(ReadOverrides(path), path);
 
     /// <summary>
-    /// Upper bounds that stop an absurd value before it allocates gigabytes (issue 20, 7): objects are
+    /// Upper bounds that stop an absurd value before it allocates gigabytes: objects are
     /// inferred one slot after another, and the paper's scenes hold 3–5; particles multiply every
     /// tensor of a step, and the paper trains with 5.
     /// </summary>

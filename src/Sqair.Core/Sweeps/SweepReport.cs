@@ -203,32 +203,64 @@ internal static class SweepReport
     {
         Directory.CreateDirectory(outDir);
         foreach (var (key, label, _) in Measures)
-        {
-            var plot = new ScottPlot.Plot();
-            bool any = false;
-            foreach (var arm in spec.ArmList)
-            {
-                var mine = points.Where(p => p.Task.Arm.Name == arm.Name && p.Values.ContainsKey(key)).ToList();
-                if (mine.Count == 0) continue;
-                int seeds = mine.Select(p => p.Task.Seed).Distinct().Count();
-                var means = mine.GroupBy(p => p.Iteration).Where(g => g.Count() == seeds).OrderBy(g => g.Key)
-                                .Select(g => (X: (double)g.Key, Y: g.Average(p => p.Values[key]))).ToArray();
-                var line = plot.Add.Scatter(means.Select(m => m.X).ToArray(), means.Select(m => m.Y).ToArray());
-                line.LegendText = arm.Name;
-                var dots = plot.Add.ScatterPoints(mine.Select(p => (double)p.Iteration).ToArray(),
-                                                  mine.Select(p => p.Values[key]).ToArray());
-                dots.Color = line.Color.WithAlpha(0.5);
-                dots.MarkerSize = 4;
-                any = true;
-            }
-            if (!any) continue;
-            var caveat = key == "iwae" && !IwaeComparable(spec)
-                ? " (not comparable: the arms differ in output_std)"
-                : "";
-            plot.Title($"{label}: mean over seeds (line), each seed (points){caveat}");
-            plot.XLabel("iteration");
-            plot.ShowLegend();
-            Curves.Save(plot, Path.Combine(outDir, $"{key}.png"));
-        }
+            if (PlotOf(spec, points, key, label) is { } plot)
+                Curves.Save(plot, Path.Combine(outDir, $"{key}.png"));
     }
+
+    /// <summary>The plot of one measure, null when no arm has a value of it.</summary>
+    internal static ScottPlot.Plot? PlotOf(SweepSpec spec, IReadOnlyList<Point> points, string key, string label)
+    {
+        var plot = new ScottPlot.Plot();
+        bool any = false;
+        var arms = spec.ArmList;
+        for (int a = 0; a < arms.Count; a++)
+        {
+            var mine = points.Where(p => p.Task.Arm.Name == arms[a].Name && p.Values.ContainsKey(key)).ToList();
+            if (mine.Count == 0) continue;
+            int seeds = mine.Select(p => p.Task.Seed).Distinct().Count();
+            var means = mine.GroupBy(p => p.Iteration).Where(g => g.Count() == seeds).OrderBy(g => g.Key)
+                            .Select(g => (X: (double)g.Key, Y: g.Average(p => p.Values[key]))).ToArray();
+            var (colour, marker) = ArmStyle(a);
+            var line = plot.Add.Scatter(means.Select(m => m.X).ToArray(), means.Select(m => m.Y).ToArray());
+            line.LegendText = arms[a].Name;
+            line.Color = colour;
+            line.MarkerShape = marker;
+            var dots = plot.Add.ScatterPoints(mine.Select(p => (double)p.Iteration).ToArray(),
+                                              mine.Select(p => p.Values[key]).ToArray());
+            dots.Color = colour.WithAlpha(0.5);
+            dots.MarkerShape = marker;
+            dots.MarkerSize = 4;
+            any = true;
+        }
+        if (!any) return null;
+        var caveat = key == "iwae" && !IwaeComparable(spec)
+            ? " (not comparable: the arms differ in output_std)"
+            : "";
+        plot.Title($"{label}: mean over seeds (line), each seed (points){caveat}");
+        plot.XLabel("iteration");
+        plot.ShowLegend();
+        return plot;
+    }
+
+    static readonly ScottPlot.Color[] ArmColours = new ScottPlot.Palettes.Category20().Colors;
+
+    /// <summary>
+    /// Filled and outlined shapes that stay apart at the legend's size. Seven, prime to the twenty colours, so that
+    /// neighbouring arms differ in both.
+    /// </summary>
+    static readonly ScottPlot.MarkerShape[] ArmMarkers =
+    [
+        ScottPlot.MarkerShape.FilledCircle, ScottPlot.MarkerShape.FilledSquare,
+        ScottPlot.MarkerShape.FilledTriangleUp, ScottPlot.MarkerShape.FilledDiamond,
+        ScottPlot.MarkerShape.OpenCircle, ScottPlot.MarkerShape.OpenSquare, ScottPlot.MarkerShape.FilledTriangleDown,
+    ];
+
+    /// <summary>
+    /// The colour and marker of the arm at <paramref name="index"/> in the sweep's arm list, the same in every plot
+    /// even when an arm has no value of a measure. ScottPlot's own cycle has ten colours and one marker, so an
+    /// eleventh arm was drawn as the first (the base). Colour and marker cycle at coprime lengths (20 and 7): the
+    /// first 140 arms all differ in the pair, and any 7 consecutive arms in both.
+    /// </summary>
+    internal static (ScottPlot.Color Colour, ScottPlot.MarkerShape Marker) ArmStyle(int index) =>
+        (ArmColours[index % ArmColours.Length], ArmMarkers[index % ArmMarkers.Length]);
 }

@@ -48,7 +48,7 @@ internal sealed class CheckpointStore
     /// The checkpoints the retention rule deletes, from all of a run's checkpoints (newest first):
     /// older than the <see cref="KeepNewest"/> newest <paramref name="readable"/> ones, not on the
     /// cadence, not kept from before. Unreadable files never count among the newest (two damaged
-    /// newer files must not cost the run its good checkpoint, issue 20, 6) and are never deleted
+    /// newer files must not cost the run its good checkpoint) and are never deleted
     /// unless older than those.
     /// </summary>
     public static IEnumerable<string> Retired(IReadOnlyList<(string Path, long Step)> newestFirst, long cadence,
@@ -86,7 +86,7 @@ internal sealed class CheckpointStore
     /// random generator's state (a model file copied in does not), and was trained with the run's
     /// config.json on every key a resume cannot change (a colour model's checkpoint copied into a grey
     /// run was not). Each newer file passed over is reported through <paramref name="warn"/> with its
-    /// reason (issue 20, 6b). Null when there is none.
+    /// reason, so that resuming from an older one is never silent. Null when there is none.
     /// </summary>
     public static Checkpoint.Contents? NewestResumable(string runDir, Action<string>? warn = null)
     {

@@ -18,7 +18,7 @@ public static class Presets
             Optimizer = OptimizerKind.Adam,
             LearningRate = 3e-4,
             // An hour on two cores is about 6 400 iterations; the rate is divided by lr_decay (3)
-            // halfway, at 3 250 (issue 13: docs/learning-in-an-hour.md). Faster machines stop at 6 500.
+            // halfway, at 3 250 (measured in docs/learning-in-an-hour.md). Faster machines stop at 6 500.
             MaxTrainIter = 6_500,
             LrSchedule = [1, 1],
             BatchSize = 32,

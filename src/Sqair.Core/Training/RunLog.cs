@@ -21,7 +21,7 @@ internal sealed class RunLog
     }
 
     /// <summary>
-    /// The events file, created at the first write: a resume that writes nothing adds none (issue 20, 8).
+    /// The events file, created at the first write: a resume that writes nothing adds none.
     /// </summary>
     SummaryWriter Tensorboard => tensorboard ??= TorchSharp.torch.utils.tensorboard.SummaryWriter(runDir);
 

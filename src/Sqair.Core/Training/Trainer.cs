@@ -336,7 +336,7 @@ public sealed class Trainer : IDisposable
     /// <summary>
     /// The end of a run that was not interrupted (done, or out of time): <see cref="Finish"/>, unless
     /// the last steps left the parameters infinite with too few failed steps after them to stop the
-    /// run (issue 20, 9): that is divergence, not a finished run without its checkpoint.
+    /// run: that is divergence, not a finished run without its checkpoint.
     /// </summary>
     TrainOutcome End(TrainOutcome outcome, string message)
     {
@@ -366,7 +366,7 @@ public sealed class Trainer : IDisposable
     /// <summary>
     /// The end of a run that was not interrupted (done, or out of time): the final model is saved,
     /// measured and drawn unless that already happened at this iteration (just now, or before a
-    /// resume of a finished run: issue 20, 8).
+    /// resume of a finished run, which must add no second checkpoint, figure or metrics record).
     /// </summary>
     void Finish()
     {

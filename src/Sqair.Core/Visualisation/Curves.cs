@@ -21,7 +21,7 @@ public static class Curves
 
     /// <summary>
     /// Writes <paramref name="plot"/> as a PNG, atomically: a full disk never leaves an empty
-    /// picture under its name (issue 20, 13).
+    /// picture under its name.
     /// </summary>
     internal static void Save(ScottPlot.Plot plot, string path) =>
         AtomicFile.WriteAllBytes(path, plot.GetImageBytes(Width, Height, ScottPlot.ImageFormat.Png));

@@ -246,7 +246,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             "NEGSHAPE" => Make("negative-shape.safetensors", p => File.WriteAllBytes(p, Safetensors.EncodeHeader(
                 [new Safetensors.Entry("model/x", "F32", [-1, 4])],
                 new Dictionary<string, string> { ["format"] = Sqair.Training.Checkpoint.Format }))),
-            // shapes whose byte counts overflow 64 bits with empty data (issue 20, 4): 2^62 × 4 floats, 2^61 sequences
+            // shapes whose byte counts overflow 64 bits with empty data: 2^62 × 4 floats, 2^61 sequences
             "HUGESHAPE" => Make("huge-shape.safetensors", p => WriteHeader(p,
                 $$$"""{"__metadata__":{"format":"{{{Sqair.Training.Checkpoint.Format}}}"},"model/x":""" +
                 """{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}""")),
@@ -378,7 +378,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             JsonNode.Parse(File.ReadAllText(Path.Combine(dir, name)))!["metrics"]!.AsObject()
                 .Where(kv => kv.Value?.GetValueKind() == System.Text.Json.JsonValueKind.Number)
                 .ToDictionary(kv => kv.Key, kv => (double)kv.Value!);
-        // every measure a number, or null where it is undefined (never the string "NaN": issue 20, 15)
+        // every measure a number, or null where it is undefined (never the string "NaN", which JSON refuses)
         Assert.All(JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "a.json")))!["metrics"]!.AsObject(), kv =>
             Assert.True(kv.Value is null || kv.Value.GetValueKind() == System.Text.Json.JsonValueKind.Number,
                         $"{kv.Key}: {kv.Value}"));
@@ -473,7 +473,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             Assert.InRange(int.Parse(fields[0], CultureInfo.InvariantCulture), 1, 3);
             Assert.True(int.Parse(fields[1], CultureInfo.InvariantCulture) >= 1);
         }
-        // the folder is replaced whole, not mixed with the first run's files (issue 20, 5), and never holding what
+        // the folder is replaced whole, not mixed with the first run's files, and never holding what
         // track did not write
         Run("track", run, data, "--format", "mot", "--count", "2", "--threads", "1", "--out", prefix).AssertCode(0);
         Assert.Equal(mot[..2], Directory.GetFiles(prefix + "-mot").Order());
@@ -568,7 +568,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         Assert.True(new FileInfo(path).Length < new FileInfo(source.Path).Length / 2);
         Run("eval", path, "--data", f.Data, "--count", "4", "--threads", "1", "--json", path + ".json").AssertCode(0);
 
-        // an existing file is replaced only with --force, the exported file itself never (issue 20, 6b)
+        // an existing file is replaced only with --force, the exported file itself never
         Assert.Contains("exists; pass --force", Run("export", f.Run, "--out", path).AssertCode(2).Stderr);
         Assert.Contains("is the checkpoint being exported",
             Run("export", path, "--out", path, "--force").AssertCode(2).Stderr);

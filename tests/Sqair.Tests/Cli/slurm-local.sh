@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A real single-node Slurm on this machine for SweepTests (issue 22, 4): installs Debian's slurm-wlm
-# and munge when they are missing (needs root and apt-get), then starts munged, slurmctld and slurmd
-# on localhost with their state under DIR, and waits until the node takes jobs.
+# A real single-node Slurm on this machine for SweepTests, so that `sqair sweep --slurm` meets a real
+# sbatch rather than a stand-in: installs Debian's slurm-wlm and munge when they are missing (needs root
+# and apt-get), then starts munged, slurmctld and slurmd on localhost with their state under DIR, and
+# waits until the node takes jobs.
 #
 #   slurm-local.sh up DIR      prints the SLURM_CONF path to export on its last line
 #   slurm-local.sh down DIR    stops the daemons it started

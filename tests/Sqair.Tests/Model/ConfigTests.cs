@@ -23,7 +23,7 @@ public class ConfigTests
         Assert.Contains("output_std", e.Message);
         e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["model=cnn"]));
         Assert.Contains("model", e.Message);
-        // absurd sizes stop before they allocate (issue 20, 7); the bounds themselves are allowed
+        // absurd sizes stop before they allocate; the bounds themselves are allowed
         e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["max_objects=1000000"]));
         Assert.Contains("max_objects", e.Message);
         e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["k_particles=100000"]));

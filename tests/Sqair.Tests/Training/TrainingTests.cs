@@ -272,7 +272,7 @@ public class TrainingTests
                      CheckpointStore.Retired(steps, 2, new HashSet<string>(), _ => true));
         Assert.Equal(["step-7"],
                      CheckpointStore.Retired(steps, 2, new HashSet<string> { "step-5", "step-3" }, _ => true));
-        // Two unreadable newest files count for nothing and are kept: 7 and 6 are the two newest (issue 20, 6).
+        // Two unreadable newest files count for nothing and are kept: 7 and 6 are the two newest.
         Assert.Equal(["step-5", "step-3"],
                      CheckpointStore.Retired(steps, 2, new HashSet<string>(), p => p is not ("step-9" or "step-8")));
         Assert.Empty(CheckpointStore.Retired(steps, 2, new HashSet<string>(), p => p == "step-9"));
@@ -338,7 +338,7 @@ public class TrainingTests
             Assert.Equal(TrainOutcome.Completed,
                          new Trainer(c, dir, train, valid, CPU, start: StartMode.Resume).Run(CancellationToken.None));
         Assert.Equal(lines, File.ReadAllLines(Path.Combine(dir, RunFolder.MetricsFile)));
-        Assert.Equal(files, Files()); // no second events file, figure or checkpoint (issue 20, 8)
+        Assert.Equal(files, Files()); // no second events file, figure or checkpoint
     }
 
     [Fact]
@@ -419,7 +419,7 @@ public class TrainingTests
         var (train, valid) = Data(c);
         var trainer = new Trainer(c, TestUtil.TempDir(), train, valid, CPU);
         var poisoned = trainer.Model.named_parameters().First(p => p.name.Contains("output_scale")).parameter;
-        // at the last iteration: no step follows to fail, so only the end of the run can notice (issue 20, 9)
+        // at the last iteration: no step follows to fail, so only the end of the run can notice
         var outcome = trainer.Run(CancellationToken.None, p =>
         {
             if (p.Iteration == 3)
