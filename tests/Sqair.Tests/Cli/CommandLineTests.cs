@@ -176,6 +176,17 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "sweep NEW --iterations 2 --init DIR/none.safetensors", 2, "config key 'init' = " },
         { "sweep NEW --iterations 0", 2, "--iterations 0: must be at least 1" },
         { "sweep NEW --iterations 2 --minutes 3", 2, "needs one budget" },
+        // what cannot fit in memory is refused before any work, naming what to lower
+        { "track CKPT DATA --lag 2147483647", 2, "--lag 2147483647 needs about" },
+        { "track CKPT DATA --lag 2147483646", 2, "lower --lag to" },
+        { "bench eval --synthetic --config CFG --k 100000000", 2, "--count 50 with --k 100000000 needs about" },
+        { "bench train --synthetic --config CFG --batch_size 100000 --train_size 100000", 2,
+          "batch_size 100000 with k_particles 2, --timed-len 3 needs about" },
+        { "bench train --synthetic --config CFG --timed-len 100000", 2,
+          "--timed-len 100000: must be at most the config's seq_len (3)" },
+        { "train --config CFG --k_particles 1000 --batch_size 100000 --train_size 100000 --run-dir NEW", 2,
+          "batch_size 100000 with k_particles 1000, seq_len 3 needs about" },
+        { "train --img_size 100000 --run-dir NEW", 2, "not even one frame with k_particles 1 fits at img_size 100000" },
         // an output that is an input is refused, whatever path leads to it, before any work
         { "eval CKPT --count 2 --json CKPT", 2, "--json CKPT is the checkpoint being evaluated" },
         { "eval CKPT --data DATA --json DATA", 2, "--json DATA is the data being evaluated" },
