@@ -148,6 +148,10 @@ static class DataCommands
             foreach (var pool in pools)
             {
                 long n = r.GetValue(Count) ?? Datasets.DefaultCount(pool);
+                var target = output ?? Datasets.CachePath(r.GetValue(CommonOptions.Cache)!, config, pool, n,
+                                                          r.GetValue(CommonOptions.DataSeed));
+                try { SequenceFile.CheckDiskSpace(target, config, n); }
+                catch (ArgumentException e) { throw new UserError($"--count {n}: {e.Message}"); }
                 var sw = Stopwatch.StartNew();
                 if (output is null)
                 {

@@ -187,6 +187,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "train --config CFG --k_particles 1000 --batch_size 100000 --train_size 100000 --run-dir NEW", 2,
           "batch_size 100000 with k_particles 1000, seq_len 3 needs about" },
         { "train --img_size 100000 --run-dir NEW", 2, "not even one frame with k_particles 1 fits at img_size 100000" },
+        { "data generate --synthetic --split train --count 99999999999999 --out NEW/x.safetensors", 2,
+          "--count 99999999999999: 99,999,999,999,999 sequences need about" },
         // an output that is an input is refused, whatever path leads to it, before any work
         { "eval CKPT --count 2 --json CKPT", 2, "--json CKPT is the checkpoint being evaluated" },
         { "eval CKPT --data DATA --json DATA", 2, "--json DATA is the data being evaluated" },
