@@ -21,7 +21,7 @@ static class TrainCommand
     };
     static readonly Option<bool> Force = new("--force")
     {
-        Description = "Replace the run in --run-dir (its checkpoints, logs and figures are deleted)",
+        Description = "Replace the run in --run-dir (the files it wrote are deleted and named; nothing else)",
     };
     public static Command Build()
     {

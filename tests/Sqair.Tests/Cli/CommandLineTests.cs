@@ -594,6 +594,40 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
     }
 
     [Fact]
+    public void Force_removes_only_what_a_run_wrote_and_says_what()
+    {
+        // a folder that is not a run: its config.json is someone else's, its figures folder holds notes
+        var dir = NewDir();
+        Directory.CreateDirectory(Path.Combine(dir, "figures"));
+        File.WriteAllText(Path.Combine(dir, "config.json"), """{ "name": "not a run" }""");
+        File.WriteAllText(Path.Combine(dir, "figures", "notes.txt"), "mine");
+        var e = Run("train", "--config", f.Config, "--data", f.Data, "--run-dir", dir, "--force", "--threads", "1")
+            .AssertCode(2);
+        Assert.Contains("config.json is not a run's config", e.Stderr);
+        Assert.True(File.Exists(Path.Combine(dir, "config.json")));
+        Assert.True(File.Exists(Path.Combine(dir, "figures", "notes.txt")));
+
+        // a run: its files go, named; what the user put beside them stays
+        var run = NewDir();
+        CopyDir(f.Run, run);
+        File.WriteAllText(Path.Combine(run, "notes.md"), "mine");
+        Directory.CreateDirectory(Path.Combine(run, "figures"));
+        File.WriteAllText(Path.Combine(run, "figures", "notes.txt"), "mine");
+        File.WriteAllText(Path.Combine(run, "figures", "still-000000099.png"), "old figure");
+        var said = new List<string>();
+        Sqair.Training.RunFolder.Clear(run, said.Add);
+        var line = Assert.Single(said);
+        Assert.Contains("--force: removing the previous run's files", line);
+        Assert.Contains("config.json, metrics.jsonl", line);
+        Assert.Contains(Path.Combine("figures", "still-000000099.png"), line);
+        Run("train", "--config", f.Config, "--data", f.Data, "--run-dir", run, "--force",
+            "--max_train_iter", "1", "--threads", "1").AssertCode(0);
+        Assert.True(File.Exists(Path.Combine(run, "notes.md")));
+        Assert.True(File.Exists(Path.Combine(run, "figures", "notes.txt")));
+        Assert.False(File.Exists(Path.Combine(run, "figures", "still-000000099.png")));
+    }
+
+    [Fact]
     public void Verify_accepts_an_intact_dataset()
     {
         var result = Run("data", "verify", f.Data).AssertCode(0);
