@@ -290,6 +290,8 @@ static class DataCommands
             int bad = 0;
             foreach (var path in r.GetValue(verifyFile)!)
             {
+                if (Directory.Exists(path))
+                    throw new UserError($"{path}: is a folder; data verify takes dataset files (.safetensors)");
                 if (!File.Exists(path)) throw new UserError($"{path}: no such file");
                 Cli.Stopping.ThrowIfCancellationRequested();
                 var sw = Stopwatch.StartNew();

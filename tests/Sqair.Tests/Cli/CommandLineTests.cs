@@ -186,9 +186,26 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
           "--timed-len 100000: must be at most the config's seq_len (3)" },
         { "train --config CFG --k_particles 1000 --batch_size 100000 --train_size 100000 --run-dir NEW", 2,
           "batch_size 100000 with k_particles 1000, seq_len 3 needs about" },
-        { "train --img_size 100000 --run-dir NEW", 2, "not even one frame with k_particles 1 fits at img_size 100000" },
+        { "train --img_size 100000 --run-dir NEW", 2, "config key 'img_size' = 100000" },
         { "data generate --synthetic --split train --count 99999999999999 --out NEW/x.safetensors", 2,
           "--count 99999999999999: 99,999,999,999,999 sequences need about" },
+        // a value the data or config cannot use is refused by name, in words that say what is allowed
+        { "data generate --synthetic --split train --count 2 --max-speed NaN --out NEW/x.safetensors", 2,
+          "'max_speed' = NaN: must be a finite number at least 0" },
+        { "data generate --synthetic --split train --count 2 --max-speed Infinity --out NEW/x.safetensors", 2,
+          "'max_speed' = Infinity: must be a finite number at least 0" },
+        { "data generate --synthetic --split train --count 2 --acc-noise-std NaN --out NEW/x.safetensors", 2,
+          "'acc_noise_std' = NaN: must be a finite number at least 0" },
+        { "data generate --synthetic --split train --count 2 --canvas-size 100000 --out NEW/x.safetensors", 2,
+          "'canvas_size' = 100000: a sequence's frames" },
+        { "data generate --synthetic --split train --count 2 --digit-scale 1e-300 --out NEW/x.safetensors", 2,
+          "'digit_scale' = 1E-300: must be in [1/28, 4]" },
+        { "train --seed -1 --run-dir NEW", 2, "'seed': -1 (expected a whole number in 0..18446744073709551615)" },
+        { "train --lr_schedule [1,\"a\"] --run-dir NEW", 2, "config key 'lr_schedule': [1,\"a\"] (expected a list" },
+        { "train --data_checksum abc --run-dir NEW", 2, "config key 'data_checksum' needs 'data'" },
+        { "data verify DIR", 2, "DIR: is a folder; data verify takes dataset files" },
+        { "track CKPT TEXTPNG", 1, "0000.png: is not a PNG or JPEG image" },
+        { "data import DUPGT --size 32 --out NEW/x.safetensors", 1, "is given twice (first on line 1)" },
         // an output that is an input is refused, whatever path leads to it, before any work
         { "eval CKPT --count 2 --json CKPT", 2, "--json CKPT is the checkpoint being evaluated" },
         { "eval CKPT --data DATA --json DATA", 2, "--json DATA is the data being evaluated" },
@@ -297,6 +314,18 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
                 File.WriteAllBytes(Path.Combine(p, "0000.png"), data.ToArray());
                 File.WriteAllBytes(Path.Combine(p, "0001.png"), data.ToArray()[..(int)(data.Size / 2)]);
             }),
+            "TEXTPNG" => Make("text-png", p =>
+            {
+                Directory.CreateDirectory(p);
+                File.WriteAllText(Path.Combine(p, "0000.png"), "not an image");
+            }),
+            "DUPGT" => Make("dup-gt", p =>
+            {
+                var folder = Data.FrameImportTests.AsMotFolders(
+                    new MovingMnist(CliFixture.Tiny.DataConfig(), TestUtil.Templates(50), 9), 1, p)[0];
+                var gt = Path.Combine(folder, "gt", "gt.txt");
+                File.AppendAllLines(gt, [File.ReadLines(gt).First()]);
+            }) is var root ? Path.Combine(root, "seq00") : "",
             "DIR" => f.Dir,
             "DIR/empty-folder" => Make("empty-folder", p => Directory.CreateDirectory(p)),
             _ => a.Replace("DIR/", f.Dir + "/"),
