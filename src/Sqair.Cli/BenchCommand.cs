@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Spectre.Console;
 using Sqair.Data;
+using Sqair.Evaluation;
 using Sqair.Training;
 
 namespace Sqair.Cli;
@@ -49,6 +50,10 @@ static class BenchCommand
             var device = CommonOptions.DeviceFrom(r);
             var source = Source(r, config, synthetic);
             int len = r.GetValue(seqLen) ?? config.SeqLen;
+            if (len > config.SeqLen)
+                throw new UserError($"--timed-len {len}: must be at most the config's seq_len ({config.SeqLen})");
+            MemoryEstimate.CheckTraining(config, config.BatchSize, config.KParticles, len,
+                                         MemoryEstimate.AvailableBytes(), TrainingKeys with { Frames = "--timed-len" });
             // No spinner: an animation thread allocating while libtorch runs is exactly what
             // TorchSharp's scalar finalizer race needs.
             AnsiConsole.MarkupLine($"[grey]timing {r.GetValue(iterations)} iterations at T = {len}, " +
@@ -95,9 +100,12 @@ static class BenchCommand
         {
             var config = ConfigOptions.From(r);
             CheckJson(r, json);
+            long n = r.GetValue(count);
+            // eval runs in batches of EvalBatchSize, so only a --count below it makes a batch smaller
+            MemoryEstimate.Check(config, Math.Min(n, Bench.EvalBatchSize), r.GetValue(CommonOptions.K), config.SeqLen,
+                                 MemoryEstimate.AvailableBytes(), new MemoryEstimate.Options("--count", "--k"));
             var device = CommonOptions.DeviceFrom(r);
             var source = Source(r, config, synthetic);
-            long n = r.GetValue(count);
             AnsiConsole.MarkupLine($"[grey]evaluating and tracking {n} sequences of {config.SeqLen} frames…[/]");
             var result = Bench.Inference(config, source, n, r.GetValue(CommonOptions.K), device, Cli.Stopping);
             var table = new Table().AddColumns("measure", "value");
@@ -115,6 +123,9 @@ static class BenchCommand
         bench.Subcommands.Add(inference);
         return bench;
     }
+
+    /// <summary>The config keys that set a training step's memory, as its refusal names them.</summary>
+    public static readonly MemoryEstimate.Options TrainingKeys = new("batch_size", "k_particles", "seq_len");
 
     /// <summary>Refuses a --json that is a folder or the --config file, before the timing starts.</summary>
     static void CheckJson(ParseResult r, Option<string?> json)

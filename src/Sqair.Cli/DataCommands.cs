@@ -148,6 +148,10 @@ static class DataCommands
             foreach (var pool in pools)
             {
                 long n = r.GetValue(Count) ?? Datasets.DefaultCount(pool);
+                var target = output ?? Datasets.CachePath(r.GetValue(CommonOptions.Cache)!, config, pool, n,
+                                                          r.GetValue(CommonOptions.DataSeed));
+                try { SequenceFile.CheckDiskSpace(target, config, n); }
+                catch (ArgumentException e) { throw new UserError($"--count {n}: {e.Message}"); }
                 var sw = Stopwatch.StartNew();
                 if (output is null)
                 {
@@ -286,6 +290,8 @@ static class DataCommands
             int bad = 0;
             foreach (var path in r.GetValue(verifyFile)!)
             {
+                if (Directory.Exists(path))
+                    throw new UserError($"{path}: is a folder; data verify takes dataset files (.safetensors)");
                 if (!File.Exists(path)) throw new UserError($"{path}: no such file");
                 Cli.Stopping.ThrowIfCancellationRequested();
                 var sw = Stopwatch.StartNew();

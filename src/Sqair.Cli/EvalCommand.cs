@@ -61,7 +61,7 @@ static class EvalCommand
             long n = Math.Min(r.GetValue(Count) ?? data.Count!.Value, data.Count!.Value);
             var inference = CommonOptions.Inference(r);
             MemoryEstimate.Check(model.Config, Math.Min(r.GetValue(batch), n), inference.K, data.Config.SeqLen,
-                                 MemoryEstimate.AvailableBytes(), "--batch-size");
+                                 MemoryEstimate.AvailableBytes(), MemoryEstimate.Inference);
             EvaluationReport report = null!;
             Cli.ModelProgress().Start(ctx =>
             {

@@ -100,7 +100,8 @@ static class TrackCommand
             var inference = CommonOptions.Inference(r);
             // a folder is one sequence; the stream holds --lag frames and the one being inferred
             MemoryEstimate.Check(model.Config, Directory.Exists(path) ? 1 : r.GetValue(batch), inference.K,
-                                 r.GetValue(lag) + 1, MemoryEstimate.AvailableBytes(), "--batch-size");
+                                 r.GetValue(lag) + 1L, MemoryEstimate.AvailableBytes(),
+                                 MemoryEstimate.Inference with { Frames = "--lag" }, shownFrames: r.GetValue(lag));
             var prefix = r.GetValue(output)!;
             bool mot = Enum.Parse<TrackFormat>(r.GetValue(format)!, ignoreCase: true) == TrackFormat.Mot;
             if (mot) CheckMotFolder(prefix + MotSuffix);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Spectre.Console;
+using Sqair.Evaluation;
 using Sqair.Model;
 using Sqair.Training;
 
@@ -20,7 +21,7 @@ static class TrainCommand
     };
     static readonly Option<bool> Force = new("--force")
     {
-        Description = "Replace the run in --run-dir (its checkpoints, logs and figures are deleted)",
+        Description = "Replace the run in --run-dir (the files it wrote are deleted and named; nothing else)",
     };
     public static Command Build()
     {
@@ -40,6 +41,9 @@ static class TrainCommand
     {
         var device = CommonOptions.DeviceFrom(r);
         var (config, mode, runDir) = r.GetValue(Resume) is { } resume ? Resumed(r, resume) : Started(r);
+        // before the data is generated or the run folder is touched
+        MemoryEstimate.CheckTraining(config, config.BatchSize, config.KParticles, config.SeqLen,
+                                     MemoryEstimate.AvailableBytes(), BenchCommand.TrainingKeys);
 
         using var data = TrainingData.Open(config, mode,
             (dataConfig, pool, count, seed) => Cli.Dataset(r, dataConfig, pool, count, seed),

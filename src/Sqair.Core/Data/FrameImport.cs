@@ -44,6 +44,8 @@ public static class FrameImport
     public static List<MotBox> ReadMotTruth(string path, int frames)
     {
         var boxes = new List<MotBox>();
+        // an object is in one place per frame: a second line for it would be a second digit with its id
+        var firstLine = new Dictionary<(int Frame, int Id), int>();
         int lineNumber = 0;
         foreach (var raw in File.ReadLines(path))
         {
@@ -73,6 +75,9 @@ public static class FrameImport
             int frame = Whole(0, "frame", 1), id = Whole(1, "id", 0);
             if (frame > frames)
                 throw new InvalidDataException($"{where}: frame {frame} is outside the folder's frames 1..{frames}");
+            if (!firstLine.TryAdd((frame, id), lineNumber))
+                throw new InvalidDataException(
+                    $"{where}: frame {frame}, id {id} is given twice (first on line {firstLine[(frame, id)]})");
             double w = Field(4), h = Field(5);
             if (w <= 0 || h <= 0) throw new InvalidDataException($"{where}: box size {w}×{h} is not positive");
             boxes.Add(new MotBox(frame - 1, id, (float)(Field(2) - 1), (float)(Field(3) - 1), (float)w, (float)h));

@@ -56,6 +56,13 @@ public sealed record MovingMnistConfig
     [JsonInclude, JsonPropertyName("channels"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     private int? ChannelsInJson { get; init; }
 
+    /// <summary>
+    /// The smallest digit scale that still draws a digit: an MNIST digit is 28 pixels wide at scale 1, and one
+    /// shrunk below a pixel is invisible, a sequence of empty frames labelled as holding digits.
+    /// </summary>
+    public const double MinDigitScale = 1.0 / 28;
+    const string MinDigitScaleText = "1/28";
+
     /// <summary>Checks every parameter; an error names the first bad one.</summary>
     public void Validate()
     {
@@ -72,12 +79,17 @@ public sealed record MovingMnistConfig
         : SeqLen < 1 ? ("seq_len", SeqLen, "must be at least 1")
         : MinDigits < 0 ? ("min_digits", MinDigits, "must be at least 0")
         : MaxDigits < MinDigits ? ("max_digits", MaxDigits, "must be at least min_digits")
-        : DigitScale is not (> 0 and <= 4) ? ("digit_scale", DigitScale, "must be in (0, 4]")
-        : DigitScaleMin is { } min && !(min > 0 && min <= DigitScale)
-            ? ("digit_scale_min", min, $"must be in (0, digit_scale = {DigitScale}]")
-        : AccNoiseStd < 0 ? ("acc_noise_std", AccNoiseStd, "must be non-negative")
-        : MaxSpeed < 0 ? ("max_speed", MaxSpeed, "must be non-negative")
-        : MaxAcc < 0 ? ("max_acc", MaxAcc, "must be non-negative")
+        : (double)SeqLen * Channels * CanvasSize * CanvasSize > Array.MaxLength
+            ? ("canvas_size", CanvasSize,
+               $"a sequence's frames (seq_len × channels × canvas_size²) are one array of at most {Array.MaxLength}")
+        : DigitScale is not (>= MinDigitScale and <= 4)
+            ? ("digit_scale", DigitScale, $"must be in [{MinDigitScaleText}, 4]")
+        : DigitScaleMin is { } min && !(min >= MinDigitScale && min <= DigitScale)
+            ? ("digit_scale_min", min, $"must be in [{MinDigitScaleText}, digit_scale = {DigitScale}]")
+        : !(AccNoiseStd >= 0 && double.IsFinite(AccNoiseStd))
+            ? ("acc_noise_std", AccNoiseStd, "must be a finite number at least 0")
+        : !(MaxSpeed >= 0 && double.IsFinite(MaxSpeed)) ? ("max_speed", MaxSpeed, "must be a finite number at least 0")
+        : !(MaxAcc >= 0 && double.IsFinite(MaxAcc)) ? ("max_acc", MaxAcc, "must be a finite number at least 0")
         : PlacementTries < 1 ? ("placement_tries", PlacementTries, "must be at least 1")
         : Channels is not (1 or 3) ? ("channels", Channels, "must be 1 (grey) or 3 (colour)")
         : null;

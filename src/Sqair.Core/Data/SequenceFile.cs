@@ -96,6 +96,26 @@ public sealed class SequenceFile : ISequenceSource, IDisposable
     }
 
     /// <summary>
+    /// Refuses (<see cref="ArgumentException"/>) to write <paramref name="count"/> sequences to
+    /// <paramref name="path"/> when the disk there has not the room: a write holds every tensor twice at its
+    /// end (the parts, then the file they are copied into), so twice the data must be free.
+    /// </summary>
+    public static void CheckDiskSpace(string path, MovingMnistConfig config, long count)
+    {
+        var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        // the nearest folder that exists: the write creates the rest on the same disk
+        while (!Directory.Exists(dir) && System.IO.Path.GetDirectoryName(dir) is { } parent) dir = parent;
+        double need = 2 * Specs(1, config).Sum(e => (double)e.Bytes) * count;
+        long free = new DriveInfo(dir).AvailableFreeSpace;
+        if (need > free)
+            throw new ArgumentException(
+                $"{count:N0} sequences need about {Gb(need)} of disk while written (the data twice: its parts, " +
+                $"then the file) and {Gb(free)} are free in {dir}");
+    }
+
+    static string Gb(double bytes) => $"{bytes / (1L << 30):F1} GB";
+
+    /// <summary>
     /// Generates <paramref name="count"/> sequences in parallel and writes them atomically to
     /// <paramref name="path"/>. <paramref name="progress"/> receives the number done so far.
     /// </summary>
@@ -124,6 +144,7 @@ public sealed class SequenceFile : ISequenceSource, IDisposable
     {
         if (count < 1) throw new ArgumentException($"a dataset needs at least 1 sequence, not {count}");
         var c = config;
+        CheckDiskSpace(path, c, count);
         var specs = Specs(count, c);
 
         // Sequences are generated in chunks in parallel, then each tensor is streamed out in order:

@@ -330,13 +330,16 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         try { result = JsonSerializer.Deserialize<SqairConfig>(node.ToJsonString())!; }
         catch (JsonException e)
         {
-            var key = e.Path?.TrimStart('$', '.') ?? "?";
+            // a list's element comes as 'lr_schedule[1]': name the key and show its whole value
+            var key = (e.Path?.TrimStart('$', '.') ?? "?").Split('[')[0];
             var type = Keys.TryGetValue(key, out var prop) ? prop.PropertyType : typeof(object);
             var expected = type == typeof(bool) ? "true or false" : type == typeof(string) ? "text" :
                            type.IsArray ? "a list of numbers" :
                            type.IsEnum ? string.Join(", ", Enum.GetNames(type)
                                .Select(JsonNamingPolicy.SnakeCaseLower.ConvertName)) :
-                           type == typeof(int) || type == typeof(long) || type == typeof(ulong) ? "a whole number" :
+                           type == typeof(int) ? $"a whole number in {int.MinValue}..{int.MaxValue}" :
+                           type == typeof(long) ? $"a whole number in {long.MinValue}..{long.MaxValue}" :
+                           type == typeof(ulong) ? $"a whole number in 0..{ulong.MaxValue}" :
                            "a number";
             throw new ArgumentException(
                 $"{source}: bad value for config key '{key}': " +

@@ -115,7 +115,7 @@ internal static class Bench
     }
 
     /// <summary>Batch sizes of <c>sqair eval</c> and <c>sqair track</c> (their defaults).</summary>
-    const int EvalBatchSize = 50, TrackBatchSize = 32;
+    public const int EvalBatchSize = 50, TrackBatchSize = 32;
 
     /// <summary>Peak resident memory of this process (VmHWM), in MB; 0 where /proc is not available.</summary>
     public static double PeakRssMb() => (ProcFiles.Kilobytes("/proc/self/status", "VmHWM") ?? 0) / 1024.0;

@@ -1,3 +1,5 @@
+using Sqair.Model;
+
 namespace Sqair.Training;
 
 /// <summary>
@@ -15,11 +17,37 @@ internal static class RunFolder
     /// <summary>The folder of sequence and still figures.</summary>
     public const string FiguresDir = "figures";
 
-    /// <summary>The files of a run, relative to its folder: what <see cref="Clear"/> removes.</summary>
-    static IEnumerable<string> RunFiles(string dir) =>
-        new[] { Path.Combine(dir, ConfigFile), Path.Combine(dir, MetricsFile) }.Where(File.Exists)
-            .Concat(Directory.Exists(dir) ? Directory.GetFiles(dir, "events.out.tfevents.*") : [])
-            .Concat(Checkpoint.InRun(dir));
+    /// <summary>
+    /// The files a run wrote, what <see cref="Clear"/> removes: its config only when it reads as a run config
+    /// (a folder that is not a run may hold a config.json of something else), its log, event files, checkpoints
+    /// and figures; nothing else the folder holds.
+    /// </summary>
+    static IEnumerable<string> RunFiles(string dir)
+    {
+        if (!Directory.Exists(dir)) return [];
+        var config = Path.Combine(dir, ConfigFile);
+        var figures = Path.Combine(dir, FiguresDir);
+        return new[] { config }.Where(f => File.Exists(f) && IsRunConfig(f))
+            .Concat(new[] { Path.Combine(dir, MetricsFile) }.Where(File.Exists))
+            .Concat(Directory.GetFiles(dir, "events.out.tfevents.*"))
+            .Concat(Checkpoint.InRun(dir))
+            .Concat(Directory.Exists(figures)
+                ? FigurePatterns.SelectMany(p => Directory.GetFiles(figures, p)).Order(StringComparer.Ordinal)
+                : []);
+    }
+
+    /// <summary>The names of the figures a run draws (<see cref="Trainer"/>: sequence and still per iteration).</summary>
+    static readonly string[] FigurePatterns = ["sequence-*.png", "still-*.png"];
+
+    static bool IsRunConfig(string path)
+    {
+        try
+        {
+            SqairConfig.FromJsonFile(path);
+            return true;
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException) { return false; }
+    }
 
     /// <summary>
     /// A short description of the run a folder holds ("config.json, metrics.jsonl, 3 checkpoints"), or null if it
@@ -35,16 +63,24 @@ internal static class RunFolder
     }
 
     /// <summary>
-    /// Removes a run's files (config, logs, events, checkpoints, figures) so a new run can start in its folder.
+    /// Removes the files a run wrote (<see cref="RunFiles"/>), saying which, so a new run can start in its folder;
+    /// the figures folder goes only when that leaves it empty.
     /// </summary>
     public static void Clear(string dir, Action<string>? log = null)
     {
+        var config = Path.Combine(dir, ConfigFile);
+        // the new run writes its config there: one that is not a run's would be lost
+        if (File.Exists(config) && !IsRunConfig(config))
+            throw new ArgumentException($"--force: {config} is not a run's config (it does not read as one); " +
+                                        "move it away or choose another --run-dir");
         var files = RunFiles(dir).ToList();
+        if (files.Count == 0) return;
+        log?.Invoke($"--force: removing the previous run's files in {dir}: " +
+                    string.Join(", ", files.Select(f => Path.GetRelativePath(dir, f))));
         foreach (var f in files) File.Delete(f);
         var figures = Path.Combine(dir, FiguresDir);
-        if (Directory.Exists(figures)) Directory.Delete(figures, recursive: true);
-        if (files.Count > 0)
-            log?.Invoke($"--force: removed the previous run in {dir} ({files.Count} files and its figures)");
+        if (Directory.Exists(figures) && !Directory.EnumerateFileSystemEntries(figures).Any())
+            Directory.Delete(figures);
     }
 
     /// <summary>

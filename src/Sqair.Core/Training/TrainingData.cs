@@ -52,6 +52,12 @@ public sealed class TrainingData : IDisposable
                 throw;
             }
         }
+        // a checksum checks a data file: without one it would be silently ignored
+        foreach (var (key, value) in new[] { ("data_checksum", config.DataChecksum),
+                                             ("valid_data_checksum", config.ValidDataChecksum) })
+            if (value != "")
+                throw new ArgumentException($"config key '{key}' needs 'data' (it is the checksum of that file's " +
+                                            "frames; the generated datasets are checked by their own)");
         if (config.ValidData != "")
             throw new ArgumentException("config key 'valid_data' needs 'data' " +
                                         "(the generated training set comes with its own validation set)");

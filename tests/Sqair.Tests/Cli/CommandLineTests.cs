@@ -176,6 +176,36 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "sweep NEW --iterations 2 --init DIR/none.safetensors", 2, "config key 'init' = " },
         { "sweep NEW --iterations 0", 2, "--iterations 0: must be at least 1" },
         { "sweep NEW --iterations 2 --minutes 3", 2, "needs one budget" },
+        // what cannot fit in memory is refused before any work, naming what to lower
+        { "track CKPT DATA --lag 2147483647", 2, "--lag 2147483647 needs about" },
+        { "track CKPT DATA --lag 2147483646", 2, "lower --lag to" },
+        { "bench eval --synthetic --config CFG --k 100000000", 2, "--count 50 with --k 100000000 needs about" },
+        { "bench train --synthetic --config CFG --batch_size 100000 --train_size 100000", 2,
+          "batch_size 100000 with k_particles 2, --timed-len 3 needs about" },
+        { "bench train --synthetic --config CFG --timed-len 100000", 2,
+          "--timed-len 100000: must be at most the config's seq_len (3)" },
+        { "train --config CFG --k_particles 1000 --batch_size 100000 --train_size 100000 --run-dir NEW", 2,
+          "batch_size 100000 with k_particles 1000, seq_len 3 needs about" },
+        { "train --img_size 100000 --run-dir NEW", 2, "config key 'img_size' = 100000" },
+        { "data generate --synthetic --split train --count 99999999999999 --out NEW/x.safetensors", 2,
+          "--count 99999999999999: 99,999,999,999,999 sequences need about" },
+        // a value the data or config cannot use is refused by name, in words that say what is allowed
+        { "data generate --synthetic --split train --count 2 --max-speed NaN --out NEW/x.safetensors", 2,
+          "'max_speed' = NaN: must be a finite number at least 0" },
+        { "data generate --synthetic --split train --count 2 --max-speed Infinity --out NEW/x.safetensors", 2,
+          "'max_speed' = Infinity: must be a finite number at least 0" },
+        { "data generate --synthetic --split train --count 2 --acc-noise-std NaN --out NEW/x.safetensors", 2,
+          "'acc_noise_std' = NaN: must be a finite number at least 0" },
+        { "data generate --synthetic --split train --count 2 --canvas-size 100000 --out NEW/x.safetensors", 2,
+          "'canvas_size' = 100000: a sequence's frames" },
+        { "data generate --synthetic --split train --count 2 --digit-scale 1e-300 --out NEW/x.safetensors", 2,
+          "'digit_scale' = 1E-300: must be in [1/28, 4]" },
+        { "train --seed -1 --run-dir NEW", 2, "'seed': -1 (expected a whole number in 0..18446744073709551615)" },
+        { "train --lr_schedule [1,\"a\"] --run-dir NEW", 2, "config key 'lr_schedule': [1,\"a\"] (expected a list" },
+        { "train --data_checksum abc --run-dir NEW", 2, "config key 'data_checksum' needs 'data'" },
+        { "data verify DIR", 2, "DIR: is a folder; data verify takes dataset files" },
+        { "track CKPT TEXTPNG", 1, "0000.png: is not a PNG or JPEG image" },
+        { "data import DUPGT --size 32 --out NEW/x.safetensors", 1, "is given twice (first on line 1)" },
         // an output that is an input is refused, whatever path leads to it, before any work
         { "eval CKPT --count 2 --json CKPT", 2, "--json CKPT is the checkpoint being evaluated" },
         { "eval CKPT --data DATA --json DATA", 2, "--json DATA is the data being evaluated" },
@@ -284,6 +314,18 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
                 File.WriteAllBytes(Path.Combine(p, "0000.png"), data.ToArray());
                 File.WriteAllBytes(Path.Combine(p, "0001.png"), data.ToArray()[..(int)(data.Size / 2)]);
             }),
+            "TEXTPNG" => Make("text-png", p =>
+            {
+                Directory.CreateDirectory(p);
+                File.WriteAllText(Path.Combine(p, "0000.png"), "not an image");
+            }),
+            "DUPGT" => Make("dup-gt", p =>
+            {
+                var folder = Data.FrameImportTests.AsMotFolders(
+                    new MovingMnist(CliFixture.Tiny.DataConfig(), TestUtil.Templates(50), 9), 1, p)[0];
+                var gt = Path.Combine(folder, "gt", "gt.txt");
+                File.AppendAllLines(gt, [File.ReadLines(gt).First()]);
+            }) is var root ? Path.Combine(root, "seq00") : "",
             "DIR" => f.Dir,
             "DIR/empty-folder" => Make("empty-folder", p => Directory.CreateDirectory(p)),
             _ => a.Replace("DIR/", f.Dir + "/"),
@@ -578,6 +620,40 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         var chain = JsonNode.Parse(Sqair.Training.Checkpoint.Read(again).Metadata["provenance"])!;
         Assert.Equal("two iterations of a tiny model", (string)chain["source_provenance"]!["note"]!);
         Run("export", f.Run, "--out", path, "--force").AssertCode(0);
+    }
+
+    [Fact]
+    public void Force_removes_only_what_a_run_wrote_and_says_what()
+    {
+        // a folder that is not a run: its config.json is someone else's, its figures folder holds notes
+        var dir = NewDir();
+        Directory.CreateDirectory(Path.Combine(dir, "figures"));
+        File.WriteAllText(Path.Combine(dir, "config.json"), """{ "name": "not a run" }""");
+        File.WriteAllText(Path.Combine(dir, "figures", "notes.txt"), "mine");
+        var e = Run("train", "--config", f.Config, "--data", f.Data, "--run-dir", dir, "--force", "--threads", "1")
+            .AssertCode(2);
+        Assert.Contains("config.json is not a run's config", e.Stderr);
+        Assert.True(File.Exists(Path.Combine(dir, "config.json")));
+        Assert.True(File.Exists(Path.Combine(dir, "figures", "notes.txt")));
+
+        // a run: its files go, named; what the user put beside them stays
+        var run = NewDir();
+        CopyDir(f.Run, run);
+        File.WriteAllText(Path.Combine(run, "notes.md"), "mine");
+        Directory.CreateDirectory(Path.Combine(run, "figures"));
+        File.WriteAllText(Path.Combine(run, "figures", "notes.txt"), "mine");
+        File.WriteAllText(Path.Combine(run, "figures", "still-000000099.png"), "old figure");
+        var said = new List<string>();
+        Sqair.Training.RunFolder.Clear(run, said.Add);
+        var line = Assert.Single(said);
+        Assert.Contains("--force: removing the previous run's files", line);
+        Assert.Contains("config.json, metrics.jsonl", line);
+        Assert.Contains(Path.Combine("figures", "still-000000099.png"), line);
+        Run("train", "--config", f.Config, "--data", f.Data, "--run-dir", run, "--force",
+            "--max_train_iter", "1", "--threads", "1").AssertCode(0);
+        Assert.True(File.Exists(Path.Combine(run, "notes.md")));
+        Assert.True(File.Exists(Path.Combine(run, "figures", "notes.txt")));
+        Assert.False(File.Exists(Path.Combine(run, "figures", "still-000000099.png")));
     }
 
     [Fact]

@@ -36,11 +36,11 @@ public class ConfigTests
     {
         // the run config reports the data config's rule under its own key names
         var e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["digit_scale=5"]));
-        Assert.Contains("config key 'digit_scale' = 5: must be in (0, 4]", e.Message);
+        Assert.Contains("config key 'digit_scale' = 5: must be in [1/28, 4]", e.Message);
         e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["min_digits=3", "max_digits=2"]));
         Assert.Contains("'max_digits'", e.Message);
         e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["digit_scale_min=1.2"]));
-        Assert.Contains("config key 'digit_scale_min' = 1.2: must be in (0, digit_scale = 1]", e.Message);
+        Assert.Contains("config key 'digit_scale_min' = 1.2: must be in [1/28, digit_scale = 1]", e.Message);
         Assert.Equal(0.7, new SqairConfig().With(["digit_scale_min=0.7"]).DataConfig().DigitScaleMin);
         e = Assert.Throws<ArgumentException>(() => new SqairConfig().With(["channels=2"]));
         Assert.Contains("'channels'", e.Message);
