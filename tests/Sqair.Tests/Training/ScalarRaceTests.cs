@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Runtime.InteropServices;
 using Sqair.Model;
 using Sqair.Objective;
 using Sqair.Tests.Model;
@@ -27,40 +25,18 @@ public class ScalarRaceTests
     [Fact]
     public void Training_steps_survive_a_thread_that_allocates_and_collects()
     {
-        var seconds = double.TryParse(Environment.GetEnvironmentVariable("SQAIR_STRESS_SECONDS"), out var s) ? s : 8;
         manual_seed(5);
         var c = SqairModelTests.Tiny(discBias: 0.5);
         var m = new SqairModel(c);
         var frames = SqairModelTests.Frames(3, 4);
-        using var stop = new CancellationTokenSource();
-        var noise = new Thread(() =>
+        var (steps, failure) = GcStress.Run(MinSteps, collectEvery: 2000, _ =>
         {
-            var keep = new object[64];
-            for (long i = 0; !stop.IsCancellationRequested; i++)
-            {
-                keep[i % keep.Length] = new byte[1024];
-                if (i % 2000 == 0) { GC.Collect(); GC.WaitForPendingFinalizers(); }
-            }
-        })
-        { IsBackground = true };
-        noise.Start();
-        var clock = Stopwatch.StartNew();
-        int steps = 0;
-        string? failure = null;
-        try
-        {
-            while ((clock.Elapsed.TotalSeconds < seconds || steps < MinSteps) && failure is null)
-            {
-                using var scope = NewDisposeScope();
-                var output = m.Forward(frames, c.KParticles);
-                var (loss, _) = Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, 3);
-                loss.backward();
-                m.zero_grad();
-                steps++;
-            }
-        }
-        catch (ExternalException e) { failure = e.Message.Split('\n')[0] + " at " + e.StackTrace; }
-        finally { stop.Cancel(); noise.Join(); }
+            using var scope = NewDisposeScope();
+            var output = m.Forward(frames, c.KParticles);
+            var (loss, _) = Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, 3);
+            loss.backward();
+            m.zero_grad();
+        });
         Assert.True(failure is null, $"libtorch failed after {steps} steps: {failure}");
     }
 }
