@@ -63,4 +63,31 @@ internal static class Distributions
     /// </summary>
     public static Tensor StepsLogProb(Tensor present, Tensor gatedLogits) =>
         BernoulliLogProb(present, gatedLogits).sum(-1);
+
+    /// <summary>
+    /// A binary Concrete (Maddison et al. 2017; Jang et al. 2017) sample of presence from
+    /// <paramref name="logits"/> at temperature <paramref name="tau"/>, reparameterised on the standard logistic
+    /// noise <paramref name="logistic"/>: in logit space x = (logit − L)/τ, relaxed sigmoid(x), hard [x &gt; 0]
+    /// (the Bernoulli sample of the same uniform, <see cref="Noise.Logistic"/>).
+    /// </summary>
+    public static (Tensor Hard, Tensor Relaxed, Tensor X) Relax(Tensor logits, Tensor logistic, double tau)
+    {
+        using var inverse = (1 / tau).ToScalar();
+        var x = logits.sub(logistic).mul(inverse);
+        return (x.gt(Kept(0.0)).to(logits.dtype), x.sigmoid(), x);
+    }
+
+    /// <summary>
+    /// Elementwise log-density of a binary Concrete sample in logit space, x = (l − L)/τ with L standard
+    /// logistic: log τ + log f(τx − l), f the logistic density, log f(s) = −softplus(s) − softplus(−s).
+    /// In logit space the sigmoid's Jacobian is the same for the posterior and the prior, so their ratio is
+    /// that of the relaxed presences themselves, and it is finite where a density of sigmoid(x) underflows.
+    /// </summary>
+    public static Tensor ConcreteLogProb(Tensor x, Tensor logits, double tau)
+    {
+        using var t = tau.ToScalar();
+        using var logTau = Math.Log(tau).ToScalar();
+        var s = x.mul(t).sub(logits);
+        return Activations.Softplus(s).Plus(Activations.Softplus(s.neg())).neg().Plus(logTau);
+    }
 }
