@@ -196,9 +196,7 @@ internal sealed class Discovery : Module
     static Tensor RelaxedStepsLogProb(Tensor logpSteps, Tensor x, Tensor present, Tensor open, double tau)
     {
         long r = logpSteps.shape[0], n = x.shape[1];
-        // log P(n ≥ j) for j = 0..N: a reversed cumulative log-sum-exp
-        var atLeast = logpSteps.flip(1).logcumsumexp(1).flip(1);
-        var pi = atLeast.narrow(1, 1, n).sub(logpSteps.narrow(1, 0, n));
+        var pi = StickBreakingLogits(logpSteps);
         // the hard chain before each step (1 before the first)
         var before = cat([ones(r, 1, dtype: present.dtype, device: present.device), present.narrow(1, 0, n - 1)], 1);
         var forced = before.sub(open);

@@ -65,6 +65,20 @@ internal static class Distributions
         BernoulliLogProb(present, gatedLogits).sum(-1);
 
     /// <summary>
+    /// The categorical distribution over 0..N of <paramref name="logProbs"/> [R, N + 1] as a chain of conditional
+    /// Bernoullis, "step j happens given steps 1..j − 1 did", with logits [R, N]
+    /// π_j = log P(n ≥ j) − log p(n = j − 1): along the chain of n present steps and an absent one (none after N),
+    /// their log-probabilities sum to log p(n).
+    /// </summary>
+    public static Tensor StickBreakingLogits(Tensor logProbs)
+    {
+        long n = logProbs.shape[1] - 1;
+        // log P(n ≥ j) for j = 0..N: a reversed cumulative log-sum-exp
+        var atLeast = logProbs.flip(1).logcumsumexp(1).flip(1);
+        return atLeast.narrow(1, 1, n).sub(logProbs.narrow(1, 0, n));
+    }
+
+    /// <summary>
     /// A binary Concrete (Maddison et al. 2017; Jang et al. 2017) sample of presence from
     /// <paramref name="logits"/> at temperature <paramref name="tau"/>, reparameterised on the standard logistic
     /// noise <paramref name="logistic"/>: in logit space x = (logit − L)/τ, relaxed sigmoid(x), hard [x &gt; 0]

@@ -74,6 +74,25 @@ public class ConcretePresenceTests
     }
 
     [Fact]
+    public void The_stick_breaking_chain_scores_the_count_prior_exactly()
+    {
+        const int n = 4;
+        var logProbs = nn.functional.log_softmax(
+            tensor(new[] { 0.3, -1.0, 2.0, 0.1, -0.4 }, dtype: ScalarType.Float64).unsqueeze(0), 1);
+        var pi = StickBreakingLogits(logProbs);
+        for (int count = 0; count <= n; count++)
+        {
+            // n present steps, then one absent step scored (the chain stops there)
+            var present = tensor(Enumerable.Range(0, n).Select(j => j < count ? 1.0 : 0.0).ToArray(),
+                                 dtype: ScalarType.Float64).unsqueeze(0);
+            var scored = tensor(Enumerable.Range(0, n).Select(j => j <= count ? 1.0 : 0.0).ToArray(),
+                                dtype: ScalarType.Float64).unsqueeze(0);
+            double chain = (BernoulliLogProb(present, pi) * scored).sum().item<double>();
+            Assert.Equal(logProbs[0, count].item<double>(), chain, 10);
+        }
+    }
+
+    [Fact]
     public void The_concrete_density_ratio_does_not_depend_on_the_temperature()
     {
         // log q(x) − log p(x) at x = (l_q − L)/τ is log f(−L) − log f(l_q − l_p − L), whatever τ: this is
