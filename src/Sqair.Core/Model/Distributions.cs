@@ -67,8 +67,8 @@ internal static class Distributions
     /// <summary>
     /// The categorical distribution over 0..N of <paramref name="logProbs"/> [R, N + 1] as a chain of conditional
     /// Bernoullis, "step j happens given steps 1..j − 1 did", with logits [R, N]
-    /// π_j = log P(n ≥ j) − log p(n = j − 1): along the chain of n present steps and an absent one (none after N),
-    /// their log-probabilities sum to log p(n).
+    /// π_j = log P(n ≥ j) − log p(n = j − 1): along the chain of n present steps and an absent one (none
+    /// after N), their log-probabilities sum to log p(n).
     /// </summary>
     public static Tensor StickBreakingLogits(Tensor logProbs)
     {
