@@ -19,7 +19,7 @@ public class PublicApiTests
         "Sqair.Evaluation.InferredBatch", "Sqair.Evaluation.MotSummary", "Sqair.Evaluation.StreamedFrame",
         "Sqair.Evaluation.TrackStream", "Sqair.Evaluation.TrackBox", "Sqair.Evaluation.TrackExtraction",
         "Sqair.Model.FrameOutput", "Sqair.Model.ModelKind", "Sqair.Model.OptimizerKind", "Sqair.Model.Pruning",
-        "Sqair.Model.VimcoSignal",
+        "Sqair.Model.PresenceEstimator", "Sqair.Model.VimcoSignal",
         "Sqair.Model.WindowStart", "Sqair.Model.Resampling", "Sqair.Model.SequenceOutput", "Sqair.Model.SqairConfig",
         "Sqair.Model.SqairModel",
         "Sqair.NativeLibraries",

@@ -85,12 +85,14 @@ internal sealed class Discovery : Module
     /// whose window overlaps a present propagated object's with IoU above <paramref name="rejectIoU"/>
     /// (0: never), and in training it is switched off for a row with probability <c>disc_dropout</c>.
     /// Both lower the cap A on the number of new objects, so q(n) stays the proposal that was sampled.
+    /// With a temperature <paramref name="tau"/> the presences are binary Concrete samples and the chain of steps a
+    /// running product of them (docs/design.md §4).
     /// </summary>
     public (ObjectSlots Slots, StepTerms Terms) Forward(Tensor x, Tensor features, ObjectSlots propagated,
                                                         Tensor priorPresenceLogit, bool later,
                                                         Module<Tensor, Tensor> glimpseEncoder,
                                                         (Tensor Temporal, Tensor Prior) initialStates, Tensor lastId,
-                                                        double rejectIoU, Noise noise)
+                                                        double rejectIoU, Noise noise, double? tau = null)
     {
         long r = x.shape[0];
         int n = c.MaxObjects, d = c.NWhat, g = c.GlimpseSize, h = c.NHidden;
@@ -106,13 +108,15 @@ internal sealed class Discovery : Module
         var restT = rnn.WeightT(2 * h, d + 5 + h);
         Tensor whatJ = zeros(r, d, device: x.device), whereJ = zeros(r, 4, device: x.device),
             presJ = ones(r, 1, device: x.device);
+        var weightJ = presJ;   // the relaxed chain (the 0/1 one when discrete)
+        var weights = new Tensor[n]; var xs = new Tensor[n]; var gates = new Tensor[n];
         // Per step: samples, noise, scales and logits; the log-densities follow on all N steps at once.
         var what = new Tensor[n]; var wheres = new Tensor[n]; var pres = new Tensor[n]; var gatedLogits = new Tensor[n];
         var whereNoise = new Tensor[n]; var whereScale = new Tensor[n];
         var whatNoise = new Tensor[n]; var whatScale = new Tensor[n];
         for (int j = 0; j < n; j++)
         {
-            s = VanillaRnn.Step(fixedPart, cat([whatJ, whereJ, presJ, s], -1), restT);
+            s = VanillaRnn.Step(fixedPart, cat([whatJ, whereJ, weightJ, s], -1), restT);
             var (loc, scaleLogit) = transform.call(s);
             (whereScale[j], whereNoise[j]) = (PositiveScale(scaleLogit), noise.Normal(loc, Site.DiscoveredWhere, j));
             var whereK = loc.addcmul(whereScale[j], whereNoise[j], Kept(1.0));
@@ -131,34 +135,73 @@ internal sealed class Discovery : Module
             // Steps past the cap are forced absent, so q(n) has no mass beyond A.
             var gate = presJ * allowed.gt(Kept((long)j)).unsqueeze(-1);   // float × bool is float
             var gated = GateLogits(logit, gate);
-            Tensor z;
-            using (no_grad()) z = noise.Bernoulli(gated.sigmoid(), Site.DiscoveredPresence, j);
-            presJ = z * gate;
+            if (tau is { } t)
+            {
+                var (hard, relaxed, xj) = Relax(gated, noise.Logistic(gated, Site.DiscoveredPresence, j), t);
+                // The cap is a hard stop for the relaxed chain too.
+                weightJ = relaxed * weightJ * allowed.gt(Kept((long)j)).unsqueeze(-1);
+                presJ = hard * gate;
+                (xs[j], gates[j]) = (xj, gate);
+            }
+            else
+            {
+                Tensor z;
+                using (no_grad()) z = noise.Bernoulli(gated.sigmoid(), Site.DiscoveredPresence, j);
+                weightJ = presJ = z * gate;
+            }
 
             what[j] = whatJ = whatK;
             wheres[j] = whereJ = whereK;
             pres[j] = presJ;
+            weights[j] = weightJ;
             gatedLogits[j] = gated;
         }
         var present = cat(pres, 1);                                         // [R, N]
+        var weight = tau is null ? present : cat(weights, 1);
         var presenceLogits = cat(gatedLogits, 1);
         var whatAll = stack(what, 1);
         var whereAll = stack(wheres, 1);
         var count = present.sum(1).to(ScalarType.Int64);
-        var logqN = StepsLogProb(present, presenceLogits);
+        var open = tau is null ? null : cat(gates, 1);
+        var logitX = tau is null ? null : cat(xs, 1);
+        var logqN = tau is null
+            ? StepsLogProb(present, presenceLogits)
+            : (ConcreteLogProb(logitX!, presenceLogits, tau.Value) * open!).sum(1);
         var logqCont = NoiseLogProb(stack(whereNoise, 1), stack(whereScale, 1)).sum(-1)
             .Plus(NoiseLogProb(stack(whatNoise, 1), stack(whatScale, 1)).sum(-1));
 
         // priors
         var (stepLogits, e) = StepsPrior(priorPresenceLogit, later);
-        var logpN = nn.functional.log_softmax(stepLogits, 1).gather(1, count.unsqueeze(1)).squeeze(1);
-        var (_, logpWhere) = WherePrior(cat([cond, e], -1), present, (j, _, _) => whereAll.select(1, j));
-        var logpWhat = (present * StandardNormalLogProb(whatAll).sum(-1)).sum(1);
+        var logpSteps = nn.functional.log_softmax(stepLogits, 1);
+        var logpN = tau is null
+            ? logpSteps.gather(1, count.unsqueeze(1)).squeeze(1)
+            : RelaxedStepsLogProb(logpSteps, logitX!, present, open!, tau.Value);
+        var (_, logpWhere) = WherePrior(cat([cond, e], -1), weight, (j, _, _) => whereAll.select(1, j));
+        var logpWhat = (weight * StandardNormalLogProb(whatAll).sum(-1)).sum(1);
 
         var slots = new ObjectSlots(whatAll, whereAll, present, presenceLogits.sigmoid(), NewIds(lastId, present),
-                                    initialStates.Temporal, initialStates.Prior);
-        var logq = (present * logqCont).sum(1).Plus(logqN);
+                                    initialStates.Temporal, initialStates.Prior, tau is null ? null : weight);
+        var logq = (weight * logqCont).sum(1).Plus(logqN);
         return (slots, new StepTerms(logq, logpWhat.Plus(logpWhere).Plus(logpN), logqN));
+    }
+
+    /// <summary>
+    /// The prior's log-density of the relaxed presences [R]. The categorical prior p(n) on the number of steps is
+    /// the chain of conditional Bernoullis "step j is present given steps before it were", with logits
+    /// π_j = log P(n ≥ j) − log p(n = j − 1) (stick breaking; their Bernoulli log-probabilities along a hard
+    /// chain sum to log p(n) exactly). An open step (its gate <paramref name="open"/> is 1) is scored by the binary
+    /// Concrete density of its sample <paramref name="x"/> under π_j; the step where the cap A forced the chain
+    /// to stop, the posterior's certain absence, by its discrete prior probability log(1 − sigmoid(π_j)).
+    /// </summary>
+    static Tensor RelaxedStepsLogProb(Tensor logpSteps, Tensor x, Tensor present, Tensor open, double tau)
+    {
+        long r = logpSteps.shape[0], n = x.shape[1];
+        var pi = StickBreakingLogits(logpSteps);
+        // the hard chain before each step (1 before the first)
+        var before = cat([ones(r, 1, dtype: present.dtype, device: present.device), present.narrow(1, 0, n - 1)], 1);
+        var forced = before.sub(open);
+        return (ConcreteLogProb(x, pi, tau) * open).sum(1)
+            .Plus((Softplus(pi).neg() * forced).sum(1));
     }
 
     /// <summary>
@@ -240,7 +283,7 @@ internal sealed class Discovery : Module
     (Tensor Summary, Tensor Allowed) Conditioning(ObjectSlots propagated)
     {
         var summary = (conditioning.call(cat([propagated.What, propagated.Where], -1))
-                       * propagated.Presence.unsqueeze(-1)).sum(1);
+                       * propagated.Weight.unsqueeze(-1)).sum(1);
         return (summary, propagated.Presence.sum(1).neg().Plus(Kept((long)c.MaxObjects)));
     }
 

@@ -63,4 +63,45 @@ internal static class Distributions
     /// </summary>
     public static Tensor StepsLogProb(Tensor present, Tensor gatedLogits) =>
         BernoulliLogProb(present, gatedLogits).sum(-1);
+
+    /// <summary>
+    /// The categorical distribution over 0..N of <paramref name="logProbs"/> [R, N + 1] as a chain of conditional
+    /// Bernoullis, "step j happens given steps 1..j − 1 did", with logits [R, N]
+    /// π_j = log P(n ≥ j) − log p(n = j − 1): along the chain of n present steps and an absent one (none
+    /// after N), their log-probabilities sum to log p(n).
+    /// </summary>
+    public static Tensor StickBreakingLogits(Tensor logProbs)
+    {
+        long n = logProbs.shape[1] - 1;
+        // log P(n ≥ j) for j = 0..N: a reversed cumulative log-sum-exp
+        var atLeast = logProbs.flip(1).logcumsumexp(1).flip(1);
+        return atLeast.narrow(1, 1, n).sub(logProbs.narrow(1, 0, n));
+    }
+
+    /// <summary>
+    /// A binary Concrete (Maddison et al. 2017; Jang et al. 2017) sample of presence from
+    /// <paramref name="logits"/> at temperature <paramref name="tau"/>, reparameterised on the standard logistic
+    /// noise <paramref name="logistic"/>: in logit space x = (logit − L)/τ, relaxed sigmoid(x), hard [x &gt; 0]
+    /// (the Bernoulli sample of the same uniform, <see cref="Noise.Logistic"/>).
+    /// </summary>
+    public static (Tensor Hard, Tensor Relaxed, Tensor X) Relax(Tensor logits, Tensor logistic, double tau)
+    {
+        using var inverse = (1 / tau).ToScalar();
+        var x = logits.sub(logistic).mul(inverse);
+        return (x.gt(Kept(0.0)).to(logits.dtype), x.sigmoid(), x);
+    }
+
+    /// <summary>
+    /// Elementwise log-density of a binary Concrete sample in logit space, x = (l − L)/τ with L standard
+    /// logistic: log τ + log f(τx − l), f the logistic density, log f(s) = −softplus(s) − softplus(−s).
+    /// In logit space the sigmoid's Jacobian is the same for the posterior and the prior, so their ratio is
+    /// that of the relaxed presences themselves, and it is finite where a density of sigmoid(x) underflows.
+    /// </summary>
+    public static Tensor ConcreteLogProb(Tensor x, Tensor logits, double tau)
+    {
+        using var t = tau.ToScalar();
+        using var logTau = Math.Log(tau).ToScalar();
+        var s = x.mul(t).sub(logits);
+        return Activations.Softplus(s).Plus(Activations.Softplus(s.neg())).neg().Plus(logTau);
+    }
 }

@@ -40,6 +40,24 @@ internal abstract class Noise
     /// <summary>0/1 samples (as <paramref name="probs"/>' type) of Bernoulli(<paramref name="probs"/>).</summary>
     public abstract Tensor Bernoulli(Tensor probs, Site site, int slot);
 
+    /// <summary>Uniforms in [0, 1) shaped like <paramref name="like"/>, for one slot of a site.</summary>
+    public abstract Tensor Uniform(Tensor like, Site site, int slot);
+
+    /// <summary>
+    /// Standard logistic noise log u − log(1 − u) shaped like <paramref name="like"/>, from the uniforms u that
+    /// <see cref="Bernoulli"/> compares with its probabilities at the same site: a logit l has l &gt; L exactly
+    /// when u &lt; sigmoid(l), so the binary Concrete sample built on L hardens to the Bernoulli sample (up to u
+    /// moved half a float32 step into (0, 1), which keeps both logarithms finite).
+    /// </summary>
+    public Tensor Logistic(Tensor like, Site site, int slot)
+    {
+        var u = Uniform(like, site, slot).Plus(Kept(HalfUniformStep));
+        return u.log().sub(u.neg().log1p());
+    }
+
+    /// <summary>Half the spacing of float32 uniforms in [0, 1) (multiples of 2⁻²⁴).</summary>
+    const double HalfUniformStep = 1.0 / (1 << 25);
+
     /// <summary>One uniform in [0, 1) per sequence [B, 1], for the particle filter.</summary>
     public abstract Tensor Uniform(long sequences, Device device);
 
@@ -59,6 +77,10 @@ internal sealed class SharedNoise(Generator? generator) : Noise
 
     /// <inheritdoc/>
     public override Tensor Bernoulli(Tensor probs, Site site, int slot) => bernoulli(probs, generator);
+
+    /// <inheritdoc/>
+    public override Tensor Uniform(Tensor like, Site site, int slot) =>
+        rand(like.shape, dtype: like.dtype, device: like.device, generator: generator);
 
     /// <inheritdoc/>
     public override Tensor Uniform(long sequences, Device device) =>
@@ -140,6 +162,10 @@ internal sealed class SequenceNoise : Noise, IDisposable
     /// <inheritdoc/>
     public override Tensor Bernoulli(Tensor probs, Site site, int slot) =>
         Columns(Frame(), site, slot).reshape(probs.shape).lt(probs).to(probs.dtype);
+
+    /// <inheritdoc/>
+    public override Tensor Uniform(Tensor like, Site site, int slot) =>
+        Columns(Frame(), site, slot).reshape(like.shape).to(like.dtype);
 
     /// <inheritdoc/>
     public override Tensor Uniform(long sequences, Device device) =>

@@ -92,16 +92,17 @@ internal sealed class Propagation : Module
     }
 
     /// <summary>
-    /// The posterior of every object present at t − 1, with noise from <paramref name="noise"/>.
+    /// The posterior of every object present at t − 1, with noise from <paramref name="noise"/>. With a
+    /// temperature <paramref name="tau"/> presence is a binary Concrete sample (docs/design.md §4), else Bernoulli.
     /// </summary>
     public (ObjectSlots Slots, StepTerms Terms, Tensor PriorPresenceLogit) Forward(Tensor x, ObjectSlots prev,
                                                                                  Module<Tensor, Tensor> glimpseEncoder,
-                                                                                 Noise noise)
+                                                                                 Noise noise, double? tau = null)
     {
         long r = x.shape[0];
         int n = c.MaxObjects, d = c.NWhat;
         var (masks, features) = FirstGlimpses(x, prev, glimpseEncoder);
-        var frame = new FrameInputs(x, prev, where_tril.tril(-1).t(), glimpseEncoder, noise);
+        var frame = new FrameInputs(x, prev, where_tril.tril(-1).t(), glimpseEncoder, noise, tau);
         var s = rnn.InitialState(r);
         var before = (What: zeros(r, d, device: x.device), Where: zeros(r, 4, device: x.device),
                       Presence: zeros(r, 1, device: x.device));
@@ -111,9 +112,9 @@ internal sealed class Propagation : Module
         for (int k = 0; k < n; k++)
         {
             (slots[k], s) = Slot(frame, k, features.select(1, k), masks?.select(1, k), before, s);
-            before = (slots[k].What, slots[k].Where, slots[k].Presence);
+            before = (slots[k].What, slots[k].Where, slots[k].Weight);
         }
-        return Densities(prev, slots);
+        return Densities(prev, slots, tau);
     }
 
     /// <summary>
@@ -136,17 +137,20 @@ internal sealed class Propagation : Module
 
     /// <summary>
     /// One slot's samples [R, ·]: what, where, presence (a column [R, 1]), its presence logit, new temporal
-    /// state, and the noise and scales the log-densities need.
+    /// state, and the noise and scales the log-densities need; when relaxed, the relaxed presence
+    /// <paramref name="Weight"/> and its logit-space sample <paramref name="X"/> (else Weight is Presence).
     /// </summary>
     sealed record SlotSample(Tensor What, Tensor Where, Tensor Presence, Tensor Logit, Tensor Temporal,
-                             Tensor WhereNoise, Tensor WhereScale, Tensor WhatNoise, Tensor WhatScale);
+                             Tensor WhereNoise, Tensor WhereScale, Tensor WhatNoise, Tensor WhatScale,
+                             Tensor Weight, Tensor? X);
 
     /// <summary>
     /// What every slot of a frame reads: the frame x [R, C, H, W], the slots of t − 1, the strictly
-    /// lower part of the where correlation (transposed), the glimpse encoder and the noise source.
+    /// lower part of the where correlation (transposed), the glimpse encoder, the noise source and the
+    /// presence temperature (null: discrete presence).
     /// </summary>
     sealed record FrameInputs(Tensor X, ObjectSlots Prev, Tensor Tril, Module<Tensor, Tensor> GlimpseEncoder,
-                              Noise Noise);
+                              Noise Noise, double? Tau);
 
     /// <summary>
     /// §2.3 steps 2–5 for slot <paramref name="k"/>, after the slot <paramref name="before"/> (zeros for the first):
@@ -155,14 +159,16 @@ internal sealed class Propagation : Module
     (SlotSample Slot, Tensor Rnn) Slot(FrameInputs frame, int k, Tensor feature, Tensor? mask,
                                        (Tensor What, Tensor Where, Tensor Presence) before, Tensor s)
     {
-        var (x, prev, tril, glimpseEncoder, noise) = frame;
+        var (x, prev, tril, glimpseEncoder, noise, tau) = frame;
         int d = c.NWhat;
         var hk = prev.Temporal.select(1, k);
         var whatP = prev.What.select(1, k);
         var whereP = prev.Where.select(1, k);
         var presP = prev.Presence.narrow(1, k, 1);
+        // The networks read the relaxed presences (the 0/1 ones when discrete), so gradients reach them.
+        var weightP = prev.Relaxed is null ? presP : prev.Relaxed.narrow(1, k, 1);
 
-        s = rnn.call(cat([feature, before.What, before.Where, before.Presence, whatP, whereP, presP, hk], -1), s);
+        s = rnn.call(cat([feature, before.What, before.Where, before.Presence, whatP, whereP, weightP, hk], -1), s);
 
         // where ~ N(where_{t−1} + loc, L Lᵀ), L = diag(scale) + scale ⊙ strict-lower(M)
         var (locDelta, scaleLogit) = transform.call(cat([s, whereP, hk], -1));
@@ -190,16 +196,26 @@ internal sealed class Propagation : Module
         var what = whatLoc.addcmul(whatScale, whatEps, Kept(1.0));
 
         var logit = GateLogits(presence.call(cat([s, hNew, what], -1)), presP);
+        if (tau is { } t)
+        {
+            var (hard, relaxed, xs) = Relax(logit, noise.Logistic(logit, Site.PropagatedPresence, k), t);
+            return (new SlotSample(what, where, hard * presP, logit, hNew, eps, scale, whatEps, whatScale,
+                                   relaxed * weightP, xs), s);
+        }
         Tensor z;
         using (no_grad()) z = noise.Bernoulli(logit.sigmoid(), Site.PropagatedPresence, k);
-        return (new SlotSample(what, where, z * presP, logit, hNew, eps, scale, whatEps, whatScale), s);
+        var present = z * presP;
+        return (new SlotSample(what, where, present, logit, hNew, eps, scale, whatEps, whatScale, present, null), s);
     }
 
     /// <summary>
     /// The slots of t, and log q, log p and log q of the presences summed over slots [R]: what and
-    /// where count for objects present at t, presence for objects present at t − 1.
+    /// where count for objects present at t, presence for objects present at t − 1. Relaxed (a temperature
+    /// <paramref name="tau"/>), what and where are weighted by the relaxed presences and presence is scored by
+    /// its binary Concrete densities (docs/design.md §4).
     /// </summary>
-    (ObjectSlots Slots, StepTerms Terms, Tensor PriorPresenceLogit) Densities(ObjectSlots prev, SlotSample[] slots)
+    (ObjectSlots Slots, StepTerms Terms, Tensor PriorPresenceLogit) Densities(ObjectSlots prev, SlotSample[] slots,
+                                                                             double? tau)
     {
         Tensor All(Func<SlotSample, Tensor> field) => stack(slots.Select(field).ToArray(), 1);
         var prior = Prior(prev);
@@ -207,18 +223,24 @@ internal sealed class Propagation : Module
         var presenceLogits = cat(slots.Select(v => v.Logit).ToArray(), 1);
         var whatAll = All(v => v.What);
         var whereAll = All(v => v.Where);
-        var logqPresence = BernoulliLogProb(present, presenceLogits) * prev.Presence;
+        var weight = tau is null ? present : cat(slots.Select(v => v.Weight).ToArray(), 1);
+        var xs = tau is null ? null : cat(slots.Select(v => v.X!).ToArray(), 1);
+        var logqPresence = (xs is null
+            ? BernoulliLogProb(present, presenceLogits)
+            : ConcreteLogProb(xs, presenceLogits, tau!.Value)) * prev.Presence;
         var logqCont = NoiseLogProb(All(v => v.WhereNoise), All(v => v.WhereScale)).sum(-1)
             .Plus(NoiseLogProb(All(v => v.WhatNoise), All(v => v.WhatScale)).sum(-1));
         var logpCont = NormalLogProb(whereAll, prior.WhereLoc, prior.WhereScale).sum(-1)
             .Plus(NormalLogProb(whatAll, prior.WhatLoc, prior.WhatScale).sum(-1));
-        var logpPresence = BernoulliLogProb(present, prior.PresenceLogit) * prev.Presence;
-        var logq = (present * logqCont).Plus(logqPresence).sum(1);
-        var logp = (present * logpCont).Plus(logpPresence).sum(1);
+        var logpPresence = (xs is null
+            ? BernoulliLogProb(present, prior.PresenceLogit)
+            : ConcreteLogProb(xs, prior.PresenceLogit, tau!.Value)) * prev.Presence;
+        var logq = (weight * logqCont).Plus(logqPresence).sum(1);
+        var logp = (weight * logpCont).Plus(logpPresence).sum(1);
 
         var ids = prev.Ids.masked_fill(present.lt(Kept(0.5)), Kept(-1L));
         var next = new ObjectSlots(whatAll, whereAll, present, presenceLogits.sigmoid(), ids, All(v => v.Temporal),
-                                   prior.State);
+                                   prior.State, tau is null ? null : weight);
         return (next, new StepTerms(logq, logp, logqPresence.sum(1)), prior.PresenceLogit);
     }
 

@@ -44,6 +44,17 @@ public enum VimcoSignal
 }
 
 /// <summary>
+/// How the presence variables are trained (config key <c>presence_estimator</c>, docs/design.md §4).
+/// </summary>
+public enum PresenceEstimator
+{
+    /// <summary>Discrete presences, VIMCO's score-function gradient (the paper).</summary>
+    Vimco,
+    /// <summary>Binary Concrete presences in training, reparameterised; hard at inference.</summary>
+    Concrete,
+}
+
+/// <summary>
 /// An enum written in JSON as its name in snake_case (<c>"mlp"</c>, <c>"rmsprop"</c>), as the original's flags are.
 /// </summary>
 internal sealed class SnakeCaseEnum<T>()
@@ -75,6 +86,7 @@ internal interface IModelSettings
     double DiscDropout { get; }
     bool MaskedGlimpse { get; }
     bool RecWherePrior { get; }
+    PresenceEstimator PresenceEstimator { get; }
 }
 
 /// <summary>The keys of the training schedules (docs/design.md §4): the curriculum and the learning rate.</summary>
@@ -233,6 +245,18 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     /// </summary>
     [JsonPropertyName("vimco_signal"), JsonConverter(typeof(SnakeCaseEnum<VimcoSignal>))]
     public VimcoSignal VimcoSignal { get; init; } = VimcoSignal.Paper;
+    /// <summary>
+    /// How presence is trained: vimco (discrete, VIMCO's score function; the paper) or concrete (a binary Concrete
+    /// relaxation in training, loss −IWAE only; hard presence at inference). docs/design.md §4.
+    /// </summary>
+    [JsonPropertyName("presence_estimator"), JsonConverter(typeof(SnakeCaseEnum<PresenceEstimator>))]
+    public PresenceEstimator PresenceEstimator { get; init; } = PresenceEstimator.Vimco;
+    /// <summary>With presence_estimator = concrete: the Concrete temperature at iteration 0.</summary>
+    [JsonPropertyName("presence_temperature")] public double PresenceTemperature { get; init; } = 1.0;
+    /// <summary>With presence_estimator = concrete: the floor the temperature is annealed to.</summary>
+    [JsonPropertyName("presence_temperature_min")] public double PresenceTemperatureMin { get; init; } = 0.5;
+    /// <summary>With presence_estimator = concrete: iterations over which the temperature falls linearly.</summary>
+    [JsonPropertyName("presence_temperature_itr")] public long PresenceTemperatureItr { get; init; } = 10_000;
     /// <summary>Curriculum start length (0: always seq_len).</summary>
     [JsonPropertyName("curriculum_start")] public int CurriculumStart { get; init; } = 3;
     /// <summary>Iterations between curriculum increments (original: stage_itr).</summary>
@@ -454,6 +478,10 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
               $"[{string.Join(", ", LrSchedule)}]", "must be positive stage lengths");
         Check(LrDecay >= 1, "lr_decay", LrDecay, "must be at least 1");
         Check(LrScheduleItr >= 0, "lr_schedule_itr", LrScheduleItr, "must be non-negative (0: max_train_iter)");
+        Check(PresenceTemperature > 0, "presence_temperature", PresenceTemperature, "must be positive");
+        Check(PresenceTemperatureMin > 0 && PresenceTemperatureMin <= PresenceTemperature, "presence_temperature_min",
+              PresenceTemperatureMin, $"must be in (0, presence_temperature ({PresenceTemperature})]");
+        Check(PresenceTemperatureItr >= 1, "presence_temperature_itr", PresenceTemperatureItr, "must be at least 1");
         Check(CurriculumStart >= 0 && CurriculumStart <= SeqLen, "curriculum_start", CurriculumStart,
               "must be in 0..seq_len");
         Check(StageItr >= 1, "stage_itr", StageItr, "must be at least 1");

@@ -104,6 +104,7 @@ public sealed class SqairModel : Module
     {
         config.Validate();
         Config = config;
+        PresenceTemperature = config.PresenceTemperature;
         glimpse_encoder = Networks.Glimpse(config);
         propagation = new Propagation(config);
         discovery = new Discovery(config);
@@ -115,6 +116,19 @@ public sealed class SqairModel : Module
     }
 
     internal Decoder Decoder => decoder;
+
+    /// <summary>
+    /// The binary Concrete temperature of presence while training with presence_estimator = concrete (the trainer
+    /// anneals it, <see cref="Training.Schedules.PresenceTemperatureAt"/>); starts at presence_temperature.
+    /// </summary>
+    internal double PresenceTemperature { get; set; }
+
+    /// <summary>
+    /// The temperature when presence is relaxed (training with presence_estimator = concrete), else null: at
+    /// inference presence is always hard, so evaluation is the discrete model's.
+    /// </summary>
+    double? RelaxedTemperature =>
+        training && Config.PresenceEstimator == PresenceEstimator.Concrete ? PresenceTemperature : null;
 
     /// <summary>
     /// The N slots of every row, the last object id used in the row, and per slot the frames in a row its
@@ -131,7 +145,8 @@ public sealed class SqairModel : Module
         /// </summary>
         public IEnumerable<Tensor> Tensors() =>
             [Slots.What, Slots.Where, Slots.Presence, Slots.PresenceProb, Slots.Ids,
-             Slots.Temporal, Slots.Prior, LastId, EmptyRun];
+             Slots.Temporal, Slots.Prior, LastId, EmptyRun,
+             .. Slots.Relaxed is { } relaxed ? [relaxed] : Array.Empty<Tensor>()];
     }
 
     /// <summary>
@@ -171,7 +186,12 @@ public sealed class SqairModel : Module
     {
         long r = state.Presence.shape[0];
         priorPresenceLogit = full(r, Config.MaxObjects, Kept(Distributions.AbsentLogit), device: state.Presence.device);
-        return state with { Presence = zeros_like(state.Presence), Ids = full_like(state.Ids, Kept(-1L)) };
+        return state with
+        {
+            Presence = zeros_like(state.Presence),
+            Ids = full_like(state.Ids, Kept(-1L)),
+            Relaxed = null,
+        };
     }
 
     /// <summary>
@@ -201,7 +221,7 @@ public sealed class SqairModel : Module
         else (propagated, priorPresenceLogit) = propagate(state.Slots);
         var discovered = discover(propagated, priorPresenceLogit, step > 0 && !air, state.LastId);
         var next = Merge(state, propagated, discovered);
-        var (canvas, glimpses) = decoder.Forward(next.Slots.What, next.Slots.Where, next.Slots.Presence);
+        var (canvas, glimpses) = decoder.Forward(next.Slots.What, next.Slots.Where, next.Slots.Weight);
         return (next, propagated, discovered, canvas, glimpses);
     }
 
@@ -309,12 +329,13 @@ public sealed class SqairModel : Module
         }
         var x = frame.repeat_interleave(k, 0);
         var features = discovery.EncodeFrames(frame, k);
+        var tau = RelaxedTemperature;
         StepTerms? propTerms = null, discTerms = null;
         var before = state;
         (state, var propagated, var discovered, var canvas, var glimpses) = Step(state, step,
             slots =>
             {
-                var (objects, terms, priorPresenceLogit) = propagation.Forward(x, slots, glimpse_encoder, noise);
+                var (objects, terms, priorPresenceLogit) = propagation.Forward(x, slots, glimpse_encoder, noise, tau);
                 propTerms = terms;
                 return (objects, priorPresenceLogit);
             },
@@ -322,7 +343,7 @@ public sealed class SqairModel : Module
             {
                 (var found, discTerms) = discovery.Forward(x, features, objects, priorPresenceLogit, later,
                                                            glimpse_encoder, propagation.InitialStates(r, c.MaxObjects),
-                                                           lastId, settings.RejectIoU, noise);
+                                                           lastId, settings.RejectIoU, noise, tau);
                 return found;
             });
         var ll = decoder.LogLikelihood(x, canvas);

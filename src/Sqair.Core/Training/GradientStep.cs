@@ -15,7 +15,8 @@ namespace Sqair.Training;
 /// run, which uses libtorch's global generator. Measured on two cores (docs/performance.md), two
 /// shards were not clearly faster than one whole batch on two libtorch threads, and held more
 /// memory (each thread's heap keeps its own peak), so one shard is the default. The loss is VIMCO's
-/// surrogate (<see cref="Vimco.Surrogate"/>), with the original release's signal when <c>originalVimco</c>.
+/// surrogate (<see cref="Vimco.Surrogate"/>), with the original release's signal when <c>originalVimco</c>;
+/// with presence_estimator = concrete, whose presences are reparameterised, it is −IWAE alone (docs/design.md §4).
 /// </summary>
 internal sealed class GradientStep(SqairModel model, int shards = 1, bool originalVimco = false)
 {
@@ -37,7 +38,7 @@ internal sealed class GradientStep(SqairModel model, int shards = 1, bool origin
         if (n == 1)
         {
             var output = model.Forward(frames, k);
-            var (loss, _) = Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen, originalVimco);
+            var loss = Loss(output, seqLen);
             double value = loss.ToDouble();
             afterForward?.Invoke();
             if (double.IsFinite(value)) loss.backward();
@@ -62,7 +63,7 @@ internal sealed class GradientStep(SqairModel model, int shards = 1, bool origin
         using var scope = NewDisposeScope();
         using var generator = new Generator(seed);
         var output = model.Forward(frames, k, generator: generator);
-        var (loss, _) = Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen, originalVimco);
+        var loss = Loss(output, seqLen);
         double value = loss.ToDouble();
         if (double.IsFinite(value))
             using (var share = weight.ToScalar())
@@ -71,6 +72,15 @@ internal sealed class GradientStep(SqairModel model, int shards = 1, bool origin
         scope.Detach(kept.Tensors());
         return (value * weight, kept);
     }
+
+    /// <summary>
+    /// The loss of one output divided by T: VIMCO's surrogate, or −IWAE when presence is relaxed (no score-function
+    /// term: every latent is reparameterised).
+    /// </summary>
+    Tensor Loss(SequenceOutput output, int seqLen) =>
+        model.Config.PresenceEstimator == PresenceEstimator.Concrete
+            ? Iwae.LogMeanExp(output.LogWeights).mean().neg().div(KeptScalars.Kept((long)seqLen))
+            : Vimco.Surrogate(output.LogWeights, output.LogQDiscrete, seqLen, originalVimco).Loss;
 
     /// <summary>A generator seed for one shard of one iteration (SplitMix64 of the three).</summary>
     public static ulong ShardSeed(ulong seed, long iteration, int shard)

@@ -30,4 +30,14 @@ internal static class Schedules
         }
         return c.LearningRate / Math.Pow(c.LrDecay, stage);
     }
+
+    /// <summary>
+    /// The binary Concrete temperature of presence at an iteration (presence_estimator = concrete): linear from
+    /// presence_temperature to presence_temperature_min over presence_temperature_itr iterations, then the floor.
+    /// </summary>
+    public static double PresenceTemperatureAt(this SqairConfig c, long iteration)
+    {
+        double progress = Math.Min(1.0, (double)iteration / c.PresenceTemperatureItr);
+        return c.PresenceTemperature + (c.PresenceTemperatureMin - c.PresenceTemperature) * progress;
+    }
 }

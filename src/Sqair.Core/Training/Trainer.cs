@@ -281,6 +281,7 @@ public sealed class Trainer : IDisposable
         {
             using var scope = NewDisposeScope();
             using var batch = train.Get(Iteration, seqLen);
+            Model.PresenceTemperature = c.PresenceTemperatureAt(Iteration);
             var (lossValue, output) = step.Run(batch.Frames, c.KParticles, c.Seed, Iteration);
             double gradNorm = double.IsFinite(lossValue) ? GradNorm() : double.NaN;
             if (!double.IsFinite(lossValue) || !double.IsFinite(gradNorm))
