@@ -52,6 +52,7 @@ internal static class ObjectPruning
         var pruned = slots with
         {
             Presence = slots.Presence * kept,
+            Relaxed = slots.Relaxed is { } relaxed ? relaxed * kept : null,
             Ids = slots.Ids.masked_fill(ended, Kept(-1L)),
         };
         return (pruned, emptyRun * kept);
