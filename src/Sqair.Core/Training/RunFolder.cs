@@ -36,7 +36,9 @@ internal static class RunFolder
                 : []);
     }
 
-    /// <summary>The names of the figures a run draws (<see cref="Trainer"/>: sequence and still per iteration).</summary>
+    /// <summary>
+    /// The names of the figures a run draws (<see cref="Trainer"/>: sequence and still per iteration).
+    /// </summary>
     static readonly string[] FigurePatterns = ["sequence-*.png", "still-*.png"];
 
     static bool IsRunConfig(string path)
@@ -46,7 +48,10 @@ internal static class RunFolder
             SqairConfig.FromJsonFile(path);
             return true;
         }
-        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException) { return false; }
+        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
     }
 
     /// <summary>

@@ -19,7 +19,9 @@ public class ObjectPruningTests
         return [scale, scale, Shift(tx), Shift(ty)];
     }
 
-    /// <summary>One row of slots: windows, presence and ids per slot (the fields pruning does not read are zeros).</summary>
+    /// <summary>
+    /// One row of slots: windows, presence and ids per slot (the fields pruning does not read are zeros).
+    /// </summary>
     static ObjectSlots Slots(float[][] where, float[] presence, long[] ids)
     {
         int n = where.Length;
@@ -28,7 +30,9 @@ public class ObjectPruningTests
                                zeros(1, n, 3), zeros(1, n, 3));
     }
 
-    /// <summary>Decoded glimpses [1, N, 1, G, G]: a slot that draws is 0.9 everywhere, one that does not is 0.</summary>
+    /// <summary>
+    /// Decoded glimpses [1, N, 1, G, G]: a slot that draws is 0.9 everywhere, one that does not is 0.
+    /// </summary>
     static Tensor Glimpses(params bool[] draws) =>
         stack(draws.Select(d => full(1, G, G, d ? 0.9f : 0f)).ToArray()).unsqueeze(0);
 
