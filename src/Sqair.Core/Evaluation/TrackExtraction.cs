@@ -20,11 +20,9 @@ public enum BoxKind
 public static class TrackExtraction
 {
     /// <summary>
-    /// Decoded glimpse value above which a pixel belongs to the object (images are in [0, 1]).
-    /// Ground-truth boxes hold every non-zero pixel of the digit, faint anti-aliased edges
-    /// included, so the threshold is low; 0.1 stays above the decoder's background haze.
+    /// Decoded glimpse value above which a pixel belongs to the object (<see cref="Pruning.DrawnThreshold"/>).
     /// </summary>
-    public const float ContentThreshold = 0.1f;
+    public const float ContentThreshold = Pruning.DrawnThreshold;
 
     /// <summary>Visible ground-truth boxes (clipped to the canvas) with their object ids, [B][T][boxes].</summary>
     public static List<IReadOnlyList<TrackBox>>[] Truth(SequenceBatch batch)

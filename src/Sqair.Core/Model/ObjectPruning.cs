@@ -15,8 +15,16 @@ namespace Sqair.Model;
 /// is absent from that frame's outputs on, and no longer propagated. 0 turns either rule off; with both off
 /// inference is the model's own.
 /// </summary>
-public sealed record Pruning(int EndEmptyAfter = 0, double SuppressIoU = 0, float ContentThreshold = 0.1f)
+public sealed record Pruning(int EndEmptyAfter = 0, double SuppressIoU = 0,
+                             float ContentThreshold = Pruning.DrawnThreshold)
 {
+    /// <summary>
+    /// Decoded glimpse value above which a pixel belongs to the object (images are in [0, 1]): low, because
+    /// ground-truth boxes hold every non-zero pixel of a digit, faint anti-aliased edges included; 0.1 stays above
+    /// the decoder's background haze. The tracking measures' content boxes read the same threshold.
+    /// </summary>
+    public const float DrawnThreshold = 0.1f;
+
     /// <summary>No pruning: the model's own inference.</summary>
     public static Pruning Off { get; } = new();
 
