@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Issue 24's inference A/B: one checkpoint, one dataset, K particles with and without particle
+# Inference A/B (docs/tracking.md): one checkpoint, one dataset, K particles with and without particle
 # filtering (sqair eval --k K --resample none|ess|always) and with discovery's rejection of
-# duplicates (--reject-iou), one row per arm. No training: it runs on any trained model. Choose on
+# duplicates (--reject-iou), one row per arm, each without the ending of objects (--end-empty 0
+# --suppress-iou 0: scripts/prune-grid.sh measures that), as the tables it made were measured. No training: it runs on any trained model. Choose on
 # validation data; the test sets are for final numbers.
 #
 #   scripts/inference-ab.sh CHECKPOINT DATA OUT_DIR [COUNT] [BATCH] [SQAIR]
@@ -25,7 +26,7 @@ for arm in "${arms[@]}"; do
   read -r k resample reject <<<"$arm"
   json=$(arm_json "$k" "$resample" "$reject")
   [ -f "$json" ] || "$sqair" eval "$checkpoint" "${source[@]}" "${limit[@]}" --k "$k" --resample "$resample" --reject-iou "$reject" \
-                      --batch-size "$batch" --json "$json" >/dev/null
+                      --end-empty 0 --suppress-iou 0 --batch-size "$batch" --json "$json" >/dev/null
 done
 printf '%3s %-7s %6s %9s %7s %7s %13s %15s %9s %10s %10s\n' K resample reject count_vis mota idf1 mota_dontcare mota_window_p50 iwae mota_1st mota_last
 for arm in "${arms[@]}"; do

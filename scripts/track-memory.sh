@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 24, item 3: does `sqair track` hold memory flat as videos grow? Peak resident memory
+# Does `sqair track` hold memory flat as videos grow? Peak resident memory
 # (/usr/bin/time -v) of tracking (a) a folder of N synthetic PNG frames (two blobs drifting and
 # bouncing on a 50×50 canvas, written by python3 with zlib, no packages) and (b) a dataset file of
 # 100-frame sequences, at the default K and batch size; with a second sqair binary (e.g. an older

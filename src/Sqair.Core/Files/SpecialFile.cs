@@ -6,7 +6,7 @@ namespace Sqair;
 /// Paths that are not regular files: character and block devices (<c>/dev/null</c>, <c>/dev/full</c>),
 /// FIFOs and sockets. Such a target is written in place, never replaced by a renamed temporary file
 /// (a rename would turn <c>/dev/null</c> into a regular file), and a FIFO among a folder's frames is
-/// refused instead of read (reading one blocks until something writes to it). Issue 20, 1 and 12.
+/// refused instead of read (reading one blocks until something writes to it).
 /// </summary>
 internal static partial class SpecialFile
 {

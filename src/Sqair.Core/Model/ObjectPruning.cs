@@ -9,11 +9,10 @@ namespace Sqair.Model;
 /// a departure: the paper has none). After a frame is inferred, an object that has drawn nothing on the
 /// canvas for <see cref="EndEmptyAfter"/> frames in a row is ended, and of two present objects whose drawn
 /// pixels overlap with IoU above <see cref="SuppressIoU"/> the younger is ended, as a detector's non-maximum
-/// suppression keeps one of two proposals. "Drawn" is the threshold the content box of the tracking measures
-/// reads: the canvas pixels where the object's decoded glimpse, written alone, exceeds
-/// <see cref="ContentThreshold"/>. An ended object
-/// is absent from that frame's outputs on, and no longer propagated. 0 turns either rule off; with both off
-/// inference is the model's own.
+/// suppression keeps one of two proposals. "Drawn" uses the threshold of the tracking measures' content boxes:
+/// the canvas pixels where the object's decoded glimpse, written alone, exceeds <see cref="ContentThreshold"/>.
+/// An ended object is absent from that frame's outputs on, and no longer propagated. 0 turns either rule off;
+/// with both off inference is the model's own.
 /// </summary>
 public sealed record Pruning(int EndEmptyAfter = 0, double SuppressIoU = 0,
                              float ContentThreshold = Pruning.DrawnThreshold)
@@ -24,9 +23,6 @@ public sealed record Pruning(int EndEmptyAfter = 0, double SuppressIoU = 0,
     /// the decoder's background haze. The tracking measures' content boxes read the same threshold.
     /// </summary>
     public const float DrawnThreshold = 0.1f;
-
-    /// <summary>No pruning: the model's own inference.</summary>
-    public static Pruning Off { get; } = new();
 
     /// <summary>Whether either rule is on.</summary>
     public bool Any => EndEmptyAfter > 0 || SuppressIoU > 0;

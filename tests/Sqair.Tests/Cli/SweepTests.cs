@@ -218,7 +218,7 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
     }
 
     /// <summary>
-    /// Issue 22, 4: the same two arms as a Slurm job array on a real single-node Slurm that the test
+    /// The same two arms as a Slurm job array on a real single-node Slurm that the test
     /// starts (slurm-local.sh; skipped where Slurm cannot be installed or run), then --collect.
     /// </summary>
     [Fact]
