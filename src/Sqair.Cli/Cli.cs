@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using Spectre.Console;
 using Sqair.Data;
 using Sqair.Model;
+using Sqair.Files;
 
 namespace Sqair.Cli;
 

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Spectre.Console;
 using Sqair.Data;
 using Sqair.Visualisation;
+using Sqair.Files;
 
 namespace Sqair.Cli;
 

@@ -1,3 +1,4 @@
+using Sqair.Files;
 namespace Sqair.Cli;
 
 /// <summary>

@@ -1,3 +1,3 @@
-Sqair.NativeAllocator.Configure();
-Sqair.Denormals.FlushToZero();
+Sqair.Native.NativeAllocator.Configure();
+Sqair.Native.Denormals.FlushToZero();
 return Sqair.Cli.Cli.Run(args);

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Sqair.Sweeps;
 using Sqair.Training;
+using Sqair.Files;
 
 namespace Sqair.Cli;
 

@@ -8,6 +8,7 @@ using Sqair.Training;
 using Sqair.Visualisation;
 using TorchSharp;
 using static TorchSharp.torch;
+using Sqair.Files;
 
 namespace Sqair.Cli;
 

@@ -22,7 +22,7 @@ public class PublicApiTests
         "Sqair.Model.PresenceEstimator", "Sqair.Model.VimcoSignal",
         "Sqair.Model.WindowStart", "Sqair.Model.Resampling", "Sqair.Model.SequenceOutput", "Sqair.Model.SqairConfig",
         "Sqair.Model.SqairModel",
-        "Sqair.NativeLibraries",
+        "Sqair.Native.NativeLibraries",
         "Sqair.Training.Checkpoint", "Sqair.Training.Checkpoint+Contents", "Sqair.Training.Presets",
         "Sqair.Training.StartMode", "Sqair.Training.RunFolderInUseException", "Sqair.Training.TrainOutcome",
         "Sqair.Training.TrainProgress", "Sqair.Training.Trainer", "Sqair.Training.TrainingData",

@@ -1,5 +1,6 @@
 using SkiaSharp;
 using static TorchSharp.torch;
+using Sqair.Files;
 
 namespace Sqair.Data;
 

@@ -1,6 +1,7 @@
 using System.IO.Hashing;
 using System.Text.Json;
 using Microsoft.Win32.SafeHandles;
+using Sqair.Files;
 
 namespace Sqair.Data;
 

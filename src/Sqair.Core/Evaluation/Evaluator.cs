@@ -2,6 +2,7 @@ using Sqair.Data;
 using Sqair.Model;
 using TorchSharp;
 using static TorchSharp.torch;
+using Sqair.Native;
 
 namespace Sqair.Evaluation;
 

@@ -1,4 +1,5 @@
 using Sqair.Model;
+using Sqair.Native;
 
 namespace Sqair.Evaluation;
 

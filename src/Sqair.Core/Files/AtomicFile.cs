@@ -1,4 +1,4 @@
-namespace Sqair;
+namespace Sqair.Files;
 
 /// <summary>
 /// Writes files so that a crash or a full disk never leaves a half-written file under the final

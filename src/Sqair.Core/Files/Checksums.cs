@@ -1,7 +1,7 @@
 using System.IO.Hashing;
 using System.Text.Json;
 
-namespace Sqair;
+namespace Sqair.Files;
 
 /// <summary>
 /// Per-tensor checksums of our safetensors files, datasets and checkpoints alike: the XXH3-64 of each tensor's

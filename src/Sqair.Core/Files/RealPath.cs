@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Sqair;
+namespace Sqair.Files;
 
 /// <summary>
 /// Where a path really leads: the file the kernel opens for it, with the symbolic links of the file and of its

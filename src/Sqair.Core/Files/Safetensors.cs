@@ -5,7 +5,7 @@ using System.Text.Json.Nodes;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Sqair;
+namespace Sqair.Files;
 
 /// <summary>
 /// The safetensors format (8-byte little-endian header length, a JSON header, raw little-endian

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Sqair;
+namespace Sqair.Files;
 
 /// <summary>
 /// Paths that are not regular files: character and block devices (<c>/dev/null</c>, <c>/dev/full</c>),

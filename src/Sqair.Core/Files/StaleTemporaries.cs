@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 
-namespace Sqair;
+namespace Sqair.Files;
 
 /// <summary>
 /// Temporary files a killed process leaves behind: <c>NAME.tmp-PID-GUID</c> from

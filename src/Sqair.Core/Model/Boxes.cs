@@ -1,5 +1,5 @@
 using TorchSharp;
-using static Sqair.KeptScalars;
+using static Sqair.Native.KeptScalars;
 using static TorchSharp.torch;
 
 namespace Sqair.Model;

@@ -1,6 +1,6 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using static Sqair.KeptScalars;
+using static Sqair.Native.KeptScalars;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 

@@ -1,4 +1,4 @@
-using static Sqair.KeptScalars;
+using static Sqair.Native.KeptScalars;
 using static TorchSharp.torch;
 
 namespace Sqair.Model;

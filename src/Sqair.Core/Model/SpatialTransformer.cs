@@ -1,6 +1,7 @@
 using TorchSharp;
-using static Sqair.KeptScalars;
+using static Sqair.Native.KeptScalars;
 using static TorchSharp.torch;
+using Sqair.Native;
 
 namespace Sqair.Model;
 

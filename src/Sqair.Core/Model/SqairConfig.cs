@@ -2,6 +2,8 @@ using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Sqair.Files;
+using Sqair.Text;
 
 namespace Sqair.Model;
 

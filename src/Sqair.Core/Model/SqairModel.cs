@@ -1,7 +1,8 @@
 using TorchSharp;
-using static Sqair.KeptScalars;
+using static Sqair.Native.KeptScalars;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using Sqair.Native;
 
 namespace Sqair.Model;
 

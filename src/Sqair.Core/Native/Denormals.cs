@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Sqair;
+namespace Sqair.Native;
 
 /// <summary>
 /// Flushes denormal floats to zero (x86 FTZ and DAZ), as <c>torch.set_flush_denormal(True)</c> does. Gradients

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using TorchSharp;
 
-namespace Sqair;
+namespace Sqair.Native;
 
 /// <summary>
 /// Constant scalars that live as long as the process. TorchSharp 0.107 turns every implicit

@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Sqair;
+namespace Sqair.Native;
 
 /// <summary>
 /// Constant tensors that live as long as the process, as <see cref="KeptScalars"/> are for scalars:

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Sqair;
+namespace Sqair.Native;
 
 /// <summary>
 /// Tunes glibc's malloc, which libtorch allocates every tensor with. By default glibc serves

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Sqair;
+namespace Sqair.Native;
 
 /// <summary>
 /// Makes libtorch and Skia loadable in hosts without a deps.json that names them: .NET Interactive

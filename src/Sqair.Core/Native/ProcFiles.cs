@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Sqair;
+namespace Sqair.Native;
 
 /// <summary>Linux's /proc memory figures, which are "Key:   value kB" lines.</summary>
 internal static class ProcFiles

@@ -1,7 +1,7 @@
 using System.Runtime.ExceptionServices;
 using static TorchSharp.torch;
 
-namespace Sqair;
+namespace Sqair.Native;
 
 /// <summary>
 /// A batch cut into shards of sequences that run at once, each on its own thread with its own libtorch

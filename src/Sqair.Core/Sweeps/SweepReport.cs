@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Sqair.Data;
 using Sqair.Training;
 using Sqair.Visualisation;
+using Sqair.Files;
 
 namespace Sqair.Sweeps;
 

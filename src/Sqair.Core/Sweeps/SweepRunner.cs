@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Sqair.Training;
+using Sqair.Files;
 
 namespace Sqair.Sweeps;
 

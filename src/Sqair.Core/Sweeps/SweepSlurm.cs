@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Sqair.Files;
 
 namespace Sqair.Sweeps;
 

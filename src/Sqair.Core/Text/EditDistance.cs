@@ -1,4 +1,4 @@
-namespace Sqair;
+namespace Sqair.Text;
 
 /// <summary>Levenshtein distance, for "did you mean" suggestions on mistyped keys.</summary>
 internal static class EditDistance

@@ -5,6 +5,7 @@ using Sqair.Model;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using Sqair.Native;
 
 namespace Sqair.Training;
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using Sqair.Model;
 using TorchSharp;
 using static TorchSharp.torch;
+using Sqair.Files;
 
 namespace Sqair.Training;
 

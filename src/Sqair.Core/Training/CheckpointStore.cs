@@ -1,4 +1,5 @@
 using Sqair.Model;
+using Sqair.Files;
 
 namespace Sqair.Training;
 

@@ -1,6 +1,6 @@
 using Sqair.Model;
 using TorchSharp;
-using static Sqair.KeptScalars;
+using static Sqair.Native.KeptScalars;
 using static TorchSharp.torch;
 
 namespace Sqair.Training;

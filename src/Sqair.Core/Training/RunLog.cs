@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using TorchSharp.Modules;
+using Sqair.Files;
 
 namespace Sqair.Training;
 

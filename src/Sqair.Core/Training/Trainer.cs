@@ -9,6 +9,8 @@ using Sqair.Visualisation;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using Sqair.Files;
+using Sqair.Native;
 
 namespace Sqair.Training;
 

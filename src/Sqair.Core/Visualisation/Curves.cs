@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Sqair.Files;
 
 namespace Sqair.Visualisation;
 

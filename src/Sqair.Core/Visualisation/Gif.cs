@@ -1,4 +1,5 @@
 using SkiaSharp;
+using Sqair.Files;
 
 namespace Sqair.Visualisation;
 

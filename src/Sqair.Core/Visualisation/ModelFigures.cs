@@ -1,7 +1,7 @@
 using SkiaSharp;
 using Sqair.Model;
 using TorchSharp;
-using static Sqair.KeptScalars;
+using static Sqair.Native.KeptScalars;
 using static TorchSharp.torch;
 
 namespace Sqair.Visualisation;

@@ -6,6 +6,7 @@ using Sqair.Model;
 using Sqair.Training;
 using static TorchSharp.torch;
 using CommandLine = Sqair.Cli.Cli;
+using Sqair.Files;
 
 namespace Sqair.Tests.Cli;
 

@@ -1,4 +1,5 @@
 using Sqair.Data;
+using Sqair.Files;
 
 namespace Sqair.Tests.Data;
 

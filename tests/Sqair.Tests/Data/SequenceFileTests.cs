@@ -1,5 +1,6 @@
 using Sqair.Data;
 using TorchSharp;
+using Sqair.Files;
 
 namespace Sqair.Tests.Data;
 

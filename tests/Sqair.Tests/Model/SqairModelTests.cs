@@ -2,6 +2,7 @@ using Sqair.Model;
 using Sqair.Objective;
 using TorchSharp;
 using static TorchSharp.torch;
+using Sqair.Native;
 
 namespace Sqair.Tests.Model;
 

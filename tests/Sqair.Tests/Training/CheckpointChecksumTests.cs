@@ -3,6 +3,7 @@ using Sqair.Model;
 using Sqair.Tests.Model;
 using Sqair.Training;
 using static TorchSharp.torch;
+using Sqair.Files;
 
 namespace Sqair.Tests.Training;
 

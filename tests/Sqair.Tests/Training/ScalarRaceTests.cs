@@ -2,6 +2,7 @@ using Sqair.Model;
 using Sqair.Objective;
 using Sqair.Tests.Model;
 using static TorchSharp.torch;
+using Sqair.Native;
 
 namespace Sqair.Tests.Training;
 
