@@ -10,6 +10,7 @@
 //   dotnet run scripts/content-threshold.cs -- CHECKPOINT DATASET [SEQUENCES]
 using Sqair.Data;
 using Sqair.Evaluation;
+using Sqair.Inference;
 using Sqair.Training;
 using static TorchSharp.torch;
 
@@ -36,7 +37,7 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
     using (batch)
     {
         using var scope = NewDisposeScope();
-        var inferred = Inference.Run(model, batch.Frames, new InferenceOptions(K: 5), first: done);
+        var inferred = Infer.Run(model, batch.Frames, new InferenceOptions(K: 5), first: done);
         var truth = TrackExtraction.Truth(batch);
         truthBoxes += truth.Sum(s => s.Sum(f => f.Count));
         foreach (var threshold in thresholds)

@@ -7,6 +7,7 @@
 //   dotnet run scripts/misfit-boxes.cs -- CHECKPOINT DATASET [SEQUENCES]
 using Sqair.Data;
 using Sqair.Evaluation;
+using Sqair.Inference;
 using Sqair.Training;
 using static TorchSharp.torch;
 
@@ -36,7 +37,7 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
     using (batch)
     {
         using var scope = NewDisposeScope();
-        var hyp = Inference.Run(model, batch.Frames, new InferenceOptions(K: 5), first: done).Boxes(BoxKind.Content);
+        var hyp = Infer.Run(model, batch.Frames, new InferenceOptions(K: 5), first: done).Boxes(BoxKind.Content);
         var truth = TrackExtraction.Truth(batch);
         var raw = batch.Boxes.data<float>().ToArray();
         var labels = batch.Labels.data<long>().ToArray();

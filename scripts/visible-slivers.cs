@@ -7,6 +7,7 @@
 //   dotnet run scripts/visible-slivers.cs -- DATASET [SEQUENCES]
 using Sqair.Data;
 using Sqair.Evaluation;
+using Sqair.Inference;
 
 if (args.Length is < 1 or > 2)
 {

@@ -2,6 +2,7 @@
 //   dotnet run --project examples/TrackFolder -- models/mnist-mlp.safetensors notebooks/data/frames
 using Sqair.Data;
 using Sqair.Evaluation;
+using Sqair.Inference;
 using Sqair.Training;
 using static TorchSharp.torch;
 
@@ -14,7 +15,7 @@ var (model, _) = Checkpoint.LoadModel(args[0]);
 var c = model.Config;
 var frames = FrameFolder.Load(args[1], c.ImgSize, c.Channels);             // [T, 1, C, H, W]
 // one particle: tracking, not a bound
-var inferred = Inference.Run(model, frames, InferenceOptions.Single);
+var inferred = Infer.Run(model, frames, InferenceOptions.Single);
 var tracks = inferred.Boxes(BoxKind.Content)[0];
 for (int t = 0; t < tracks.Count; t++)
     Console.WriteLine($"frame {t,3}: " +

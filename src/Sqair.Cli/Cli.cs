@@ -5,6 +5,7 @@ using Spectre.Console;
 using Sqair.Data;
 using Sqair.Model;
 using Sqair.Files;
+using Sqair.Inference;
 
 namespace Sqair.Cli;
 

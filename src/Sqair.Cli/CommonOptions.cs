@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using Sqair.Data;
 using Sqair.Evaluation;
+using Sqair.Inference;
 using Sqair.Model;
 using Sqair.Training;
 using TorchSharp;
@@ -184,7 +185,7 @@ static class CommonOptions
     public static Option<int> BatchSize(int defaultValue) =>
         AtLeast(1, new Option<int>("--batch-size")
         {
-            // Each sequence draws from its own generator (Inference.Run), so the batch size changes
+            // Each sequence draws from its own generator (Infer.Run), so the batch size changes
             // memory and speed, not the samples.
             Description = "Sequences per batch (lower it if memory runs out; results do not depend on it)",
             DefaultValueFactory = _ => defaultValue,

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Sqair.Data;
 using Sqair.Evaluation;
+using Sqair.Inference;
 using Sqair.Model;
 using Sqair.Training;
 using Sqair.Visualisation;
@@ -142,7 +143,7 @@ static class FigureCommands
             int len = r.GetValue(length) ?? model.Config.SeqLen;
             var frames = Frames(r, model.Config, len, "--seq-len", device);
             Cli.Stopping.ThrowIfCancellationRequested();
-            var inferred = Inference.Run(model, frames, CommonOptions.Inference(r), r.GetValue(CommonOptions.Seed));
+            var inferred = Infer.Run(model, frames, CommonOptions.Inference(r), r.GetValue(CommonOptions.Seed));
             var tracks = ModelFigures.Extract(frames, inferred.Output, inferred.Rows);
             var from = r.GetValue(DataFile) is { } dataPath
                 ? Path.GetFileNameWithoutExtension(dataPath)

@@ -9,6 +9,7 @@ using Sqair.Visualisation;
 using TorchSharp;
 using static TorchSharp.torch;
 using Sqair.Files;
+using Sqair.Inference;
 
 namespace Sqair.Cli;
 

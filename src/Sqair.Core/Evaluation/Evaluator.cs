@@ -1,4 +1,5 @@
 using Sqair.Data;
+using Sqair.Inference;
 using Sqair.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -93,7 +94,7 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
 /// <summary>
 /// Runs a model over (part of) a dataset in inference mode and adds up the docs/design.md §5 measurements.
 /// Every sequence samples from its own generator, seeded by <c>seed</c> and its index
-/// (<see cref="Inference.Run"/>, docs/design.md §2.8), so a report depends only on the model, the
+/// (<see cref="Infer.Run"/>, docs/design.md §2.8), so a report depends only on the model, the
 /// data, K and the seed (and, in the last digits, on the thread count and the batch size through
 /// libtorch's reductions), not on what ran before nor on how the sequences are batched.
 /// </summary>
@@ -121,10 +122,11 @@ public static class Evaluator
         var motInside = new MotAccumulator();
         var motEdge = new MotAccumulator();
         long done = 0;
-        bool wasTraining = model.training;
         int threads = get_num_threads();
         int shards = device.type == DeviceType.CPU ? threads : 1;
-        model.eval();
+        // Set once here, not by each shard's Infer.Run: restoring a training mode from one shard thread while
+        // another still infers would switch on training's noise mid-batch.
+        using var mode = EvalMode.Of(model);
         try
         {
             foreach (var batch in loader.Ordered(sequences))
@@ -162,7 +164,6 @@ public static class Evaluator
         finally
         {
             set_num_threads(threads);
-            if (wasTraining) model.train();
         }
         return new EvaluationReport(total, mot.Summary(), motGlimpse.Summary(), motWindowP50.Summary(),
                                     motDontCare.Summary(), motInside.Summary(), motEdge.Summary(), source.HasTruth);
@@ -190,7 +191,7 @@ public static class Evaluator
                             long first)
     {
         using var scope = NewDisposeScope();
-        var inferred = Inference.Run(model, batch.Frames, inference, seed, first);
+        var inferred = Infer.Run(model, batch.Frames, inference, seed, first);
         return new(BatchMetrics.Of(inferred.Output, batch), TrackExtraction.Truth(batch),
                    inferred.Boxes(BoxKind.Content), inferred.Boxes(BoxKind.Glimpse));
     }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Sqair.Data;
 using Sqair.Evaluation;
+using Sqair.Inference;
 using Sqair.Model;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -88,7 +89,6 @@ internal static class Bench
         manual_seed((long)c.Seed);
         var model = new SqairModel(c);
         model.to(device);
-        model.eval();
         var clock = Stopwatch.StartNew();
         Evaluator.Run(model, source, sequences, new InferenceOptions(k), EvalBatchSize, device,
                       _ => stop.ThrowIfCancellationRequested());
@@ -104,7 +104,7 @@ internal static class Bench
                 using (batch)
                 {
                     stop.ThrowIfCancellationRequested();
-                    Evaluation.Inference.Run(model, batch.Frames, InferenceOptions.Single, first: done)
+                    Infer.Run(model, batch.Frames, InferenceOptions.Single, first: done)
                         .Boxes(BoxKind.Content);
                     frames += (long)batch.T * batch.B;
                     done += batch.B;

@@ -10,6 +10,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using Sqair.Files;
+using Sqair.Inference;
 using Sqair.Native;
 
 namespace Sqair.Training;
@@ -462,10 +463,7 @@ public sealed class Trainer : IDisposable
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         // Its own generators (seed 0): drawing figures must not move the training's random stream.
-        InferredBatch inferred;
-        Model.eval();
-        try { inferred = Inference.Run(Model, batch.Frames, new InferenceOptions(Config.KParticles)); }
-        finally { Model.train(); }
+        var inferred = Infer.Run(Model, batch.Frames, new InferenceOptions(Config.KParticles));
         var tracks = ModelFigures.Extract(batch.Frames, inferred.Output, inferred.Rows);
         var seq = SequenceFigurePath;
         var still = Path.Combine(dir, $"still-{Iteration:D9}.png");

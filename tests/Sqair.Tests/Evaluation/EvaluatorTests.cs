@@ -1,5 +1,6 @@
 using Sqair.Data;
 using Sqair.Evaluation;
+using Sqair.Inference;
 using Sqair.Model;
 using Sqair.Tests.Model;
 using static TorchSharp.torch;

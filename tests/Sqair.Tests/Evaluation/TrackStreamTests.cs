@@ -1,4 +1,5 @@
 using Sqair.Evaluation;
+using Sqair.Inference;
 using Sqair.Model;
 using Sqair.Tests.Model;
 using TorchSharp;
@@ -25,7 +26,7 @@ public class TrackStreamTests
 
     static void AssertSameTracks(SqairModel model, Tensor frames, InferenceOptions options, int lag)
     {
-        var batch = Inference.Run(model, frames, options, seed: 11);
+        var batch = Infer.Run(model, frames, options, seed: 11);
         var (content, windows) = Streamed(model, frames, options, 11, lag);
         var (batchContent, batchWindows) = (batch.Boxes(BoxKind.Content), batch.Boxes(BoxKind.Glimpse));
         Assert.True(batchContent.Sum(s => s.Sum(f => f.Count)) > frames.shape[0], "enough objects to compare");

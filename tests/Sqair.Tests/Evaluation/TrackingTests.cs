@@ -1,6 +1,7 @@
 using CsCheck;
 using Sqair.Data;
 using Sqair.Evaluation;
+using Sqair.Inference;
 using TorchSharp;
 
 namespace Sqair.Tests.Evaluation;

@@ -1,4 +1,5 @@
 using Sqair.Evaluation;
+using Sqair.Inference;
 using Sqair.Model;
 using static TorchSharp.torch;
 
@@ -51,9 +52,9 @@ public class NoiseTests
         var model = new SqairModel(SqairModelTests.Tiny(discBias: 0.5));
         var frames = SqairModelTests.Frames(5, 4);
         var options = new InferenceOptions(3, Resampling.Always);
-        var whole = Inference.Run(model, frames, options, seed: 2);
+        var whole = Infer.Run(model, frames, options, seed: 2);
         var parts = new[] { (0, 1), (1, 3) }.Select(p =>
-            Inference.Run(model, frames.narrow(1, p.Item1, p.Item2), options, seed: 2, first: p.Item1)).ToArray();
+            Infer.Run(model, frames.narrow(1, p.Item1, p.Item2), options, seed: 2, first: p.Item1)).ToArray();
         var wholeBoxes = whole.Boxes(BoxKind.Content);
         var partBoxes = parts.SelectMany(p => p.Boxes(BoxKind.Content)).ToArray();
         Assert.True(wholeBoxes.Sum(s => s.Sum(f => f.Count)) > 5, "enough objects to compare");
@@ -69,7 +70,7 @@ public class NoiseTests
         var partWeights = cat(parts.Select(p => p.Output.LogWeights).ToArray());
         Assert.True(allclose(whole.Output.LogWeights, partWeights, rtol: 1e-5, atol: 1e-3));
         // the same frames as other sequence numbers: other noise
-        var moved = Inference.Run(model, frames, options, seed: 2, first: 1);
+        var moved = Infer.Run(model, frames, options, seed: 2, first: 1);
         Assert.False(allclose(whole.Output.LogWeights, moved.Output.LogWeights, rtol: 1e-5, atol: 1e-3));
     }
 }

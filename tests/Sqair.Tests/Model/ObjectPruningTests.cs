@@ -1,4 +1,5 @@
 using Sqair.Evaluation;
+using Sqair.Inference;
 using Sqair.Model;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -114,7 +115,7 @@ public class ObjectPruningTests
         manual_seed(3);
         var model = new SqairModel(SqairModelTests.Tiny(discBias: 3.0));
         var frames = SqairModelTests.Frames(6, 4);
-        InferredBatch Run(Pruning? pruning) => Inference.Run(model, frames, new InferenceOptions(2, Pruning: pruning));
+        InferredBatch Run(Pruning? pruning) => Infer.Run(model, frames, new InferenceOptions(2, Pruning: pruning));
         var plain = Run(null);
         var never = Run(new Pruning(EndEmptyAfter: 1000));
         Assert.Equal(plain.Output.LogWeights.data<float>().ToArray(), never.Output.LogWeights.data<float>().ToArray());

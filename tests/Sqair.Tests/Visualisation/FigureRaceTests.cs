@@ -1,4 +1,5 @@
 using Sqair.Evaluation;
+using Sqair.Inference;
 using Sqair.Model;
 using Sqair.Tests.Model;
 using Sqair.Visualisation;
@@ -33,7 +34,7 @@ public class FigureRaceTests
             // No dispose scope here on purpose: the commands have none around these calls.
             var steps = m.Generate(12, 3, round % 2 == 0 ? null : frames, k: 2);
             for (int b = 0; b < 3; b++) boxes += ModelFigures.Extract(frames, steps, b, b).Boxes.Length;
-            var inferred = Inference.Run(m, frames, new InferenceOptions(2), (ulong)round);
+            var inferred = Infer.Run(m, frames, new InferenceOptions(2), (ulong)round);
             boxes += ModelFigures.Extract(frames, inferred.Output, inferred.Rows).Sum(t => t.Boxes.Length);
         });
         Assert.True(failure is null, $"libtorch failed after {rounds} rounds: {failure}");

@@ -2,7 +2,7 @@ using Sqair.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Sqair.Evaluation;
+namespace Sqair.Inference;
 
 /// <summary>
 /// One frame of a stream, fixed: per sequence its boxes, and the chosen particle's outputs ([B] rows, for drawing).
@@ -14,7 +14,7 @@ public sealed record StreamedFrame(int Frame, List<TrackBox>[] Content, List<Tra
 /// boxes come out once fixed, so memory does not grow with the length of the video: only the
 /// particles' state and the last <see cref="Lag"/> frames' outputs are held, and everything else a
 /// frame computes is freed with it. A sequence of at most <see cref="Lag"/> frames gets exactly
-/// <see cref="Inference.Run"/>'s tracks for the same generator (the particle is chosen at the end
+/// <see cref="Infer.Run"/>'s tracks for the same generator (the particle is chosen at the end
 /// by the same draw). In a longer one, frame t is fixed when frame t + Lag arrives, on the particle
 /// of largest weight then, traced back through its ancestors (with K = 1 there is no choice, and
 /// the tracks are the batch path's at any length).
@@ -32,6 +32,7 @@ public sealed class TrackStream : IDisposable
     readonly SqairModel model;
     readonly SqairModel.ParticleSettings settings;
     readonly SequenceNoise noise;
+    readonly EvalMode mode;
     readonly long sequences;
     readonly int side;
     // Ancestors: the resampling before that frame
@@ -45,13 +46,14 @@ public sealed class TrackStream : IDisposable
 
     /// <summary>
     /// A stream of <paramref name="sequences"/> sequences, numbered <paramref name="first"/>, … for
-    /// their noise as in <see cref="Inference.Run"/>, inferred as <paramref name="options"/> says.
+    /// their noise as in <see cref="Infer.Run"/>, inferred as <paramref name="options"/> says.
     /// </summary>
     public TrackStream(SqairModel model, long sequences, InferenceOptions options, ulong seed = 0, long first = 0,
                        Device? device = null, int lag = DefaultLag)
     {
         if (lag < 1) throw new ArgumentOutOfRangeException(nameof(lag), lag, "the stream must hold at least one frame");
         this.model = model;
+        mode = EvalMode.Of(model);
         noise = new SequenceNoise(model.Config, seed, first, sequences);
         this.sequences = sequences;
         side = model.Config.ImgSize;
@@ -83,7 +85,7 @@ public sealed class TrackStream : IDisposable
     }
 
     /// <summary>
-    /// Fixes every held frame on the particle drawn ∝ its final weight, as <see cref="Inference.Run"/> chooses.
+    /// Fixes every held frame on the particle drawn ∝ its final weight, as <see cref="Infer.Run"/> chooses.
     /// </summary>
     public IReadOnlyList<StreamedFrame> Finish()
     {
@@ -119,6 +121,7 @@ public sealed class TrackStream : IDisposable
     public void Dispose()
     {
         noise.Dispose();
+        mode.Dispose();
         foreach (var t in state.Tensors().Concat(sums.Tensors())) t.Dispose();
         while (held.Count > 0)
         {

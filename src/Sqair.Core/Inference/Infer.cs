@@ -2,7 +2,7 @@ using Sqair.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Sqair.Evaluation;
+namespace Sqair.Inference;
 
 /// <summary>
 /// How tracks are inferred: K particles per sequence, whether they are resampled frame by frame
@@ -42,7 +42,7 @@ public sealed record InferredBatch(SequenceOutput Output, long[] Rows, int Side)
 /// the chosen particle of each sequence → its boxes. Evaluation, tracking, figures, benchmarks,
 /// scripts and examples all run it, so an inference change lands in one place.
 /// </summary>
-public static class Inference
+public static class Infer
 {
     /// <summary>
     /// Infers <paramref name="frames"/> [T, B, C, H, W] without gradients. The B sequences are
@@ -55,6 +55,7 @@ public static class Inference
                                     long first = 0)
     {
         using var _ = no_grad();
+        using var mode = EvalMode.Of(model);
         // Roots the particle choice's temporaries, which a collection started by another thread could otherwise
         // finalize while libtorch reads them (see SqairModel.Infer); the output moves to the caller's scope.
         using var scope = NewDisposeScope();
@@ -65,4 +66,26 @@ public static class Inference
         scope.MoveToOuter([.. output.Tensors(), .. output.Frames!.SelectMany(f => f.Tensors())]);
         return new InferredBatch(output, rows, model.Config.ImgSize);
     }
+}
+
+/// <summary>
+/// The model in eval mode for a scope (no training-only noise: discovery dropout, relaxed presences), then back in
+/// the mode it had. Inference owns the switch so that no caller has to remember it.
+/// </summary>
+internal readonly struct EvalMode : IDisposable
+{
+    readonly nn.Module? restore;
+
+    EvalMode(nn.Module? restore) => this.restore = restore;
+
+    /// <summary>Switches <paramref name="model"/> to eval mode until the result is disposed.</summary>
+    public static EvalMode Of(nn.Module model)
+    {
+        bool wasTraining = model.training;
+        model.eval();
+        return new EvalMode(wasTraining ? model : null);
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => restore?.train();
 }

@@ -3,7 +3,7 @@ using Sqair.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Sqair.Evaluation;
+namespace Sqair.Inference;
 
 /// <summary>Which box stands for an inferred object: its attention window, or the tight box of what it draws.</summary>
 public enum BoxKind
