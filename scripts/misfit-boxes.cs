@@ -8,6 +8,7 @@
 using Sqair.Data;
 using Sqair.Evaluation;
 using Sqair.Inference;
+using Sqair.Runs;
 using Sqair.Training;
 using static TorchSharp.torch;
 

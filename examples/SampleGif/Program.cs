@@ -1,5 +1,6 @@
 // Samples 16 sequences from a trained SQAIR's prior into an animated GIF.
 //   dotnet run --project examples/SampleGif -- models/mnist-mlp.safetensors samples.gif
+using Sqair.Runs;
 using Sqair.Training;
 using Sqair.Visualisation;
 using static TorchSharp.torch;

@@ -4,6 +4,7 @@ using Sqair.Data;
 using Sqair.Evaluation;
 using Sqair.Inference;
 using Sqair.Model;
+using Sqair.Runs;
 using Sqair.Training;
 using TorchSharp;
 
@@ -294,9 +295,9 @@ static class CommonOptions
     /// The checkpoint a command loads, read once: the file itself, or the newest readable checkpoint
     /// of a run folder (a corrupt newest one is skipped with a warning naming it).
     /// </summary>
-    public static Training.Checkpoint.Contents ReadCheckpoint(string path)
+    public static Runs.Checkpoint.Contents ReadCheckpoint(string path)
     {
-        if (File.Exists(path)) return Training.Checkpoint.Read(path);
+        if (File.Exists(path)) return Runs.Checkpoint.Read(path);
         if (!Directory.Exists(path)) throw new UserError($"checkpoint {path} does not exist");
         return CheckpointStore.NewestReadable(path, Cli.Warn)
             ?? throw new UserError($"{path} has no readable checkpoint");

@@ -5,6 +5,7 @@ using Spectre.Console;
 using Sqair.Data;
 using Sqair.Evaluation;
 using Sqair.Model;
+using Sqair.Runs;
 using Sqair.Training;
 using TorchSharp;
 

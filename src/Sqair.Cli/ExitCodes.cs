@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Sqair.Runs;
 using Sqair.Training;
 
 namespace Sqair.Cli;

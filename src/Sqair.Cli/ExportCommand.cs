@@ -3,6 +3,7 @@ using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Sqair.Model;
+using Sqair.Runs;
 using Sqair.Training;
 
 namespace Sqair.Cli;

@@ -4,6 +4,7 @@ using System.Globalization;
 using Sqair.Sweeps;
 using Sqair.Training;
 using Sqair.Files;
+using Sqair.Runs;
 
 namespace Sqair.Cli;
 
@@ -140,7 +141,7 @@ static class SweepCommand
                                   $"see {SweepRunner.LogOf(dir, failed[0].Task)}; run the sweep again to retry them" +
                                   (busy == "" ? "" : "; " + busy));
         // As a run folder in use is: the work is not done, but nothing failed.
-        if (busy != "") throw new Sqair.Training.RunFolderInUseException(busy);
+        if (busy != "") throw new Sqair.Runs.RunFolderInUseException(busy);
         return ExitCodes.Success;
     }
 

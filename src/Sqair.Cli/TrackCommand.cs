@@ -10,6 +10,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 using Sqair.Files;
 using Sqair.Inference;
+using Sqair.Runs;
 
 namespace Sqair.Cli;
 

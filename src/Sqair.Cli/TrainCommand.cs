@@ -2,6 +2,7 @@ using System.CommandLine;
 using Spectre.Console;
 using Sqair.Evaluation;
 using Sqair.Model;
+using Sqair.Runs;
 using Sqair.Training;
 
 namespace Sqair.Cli;

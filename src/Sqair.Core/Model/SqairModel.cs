@@ -99,7 +99,7 @@ public sealed class SqairModel : Module
 
     /// <summary>
     /// A freshly initialised model of <paramref name="config"/> (load trained parameters with
-    /// <see cref="Training.Checkpoint.LoadModel(string, Device?)"/>).
+    /// Sqair.Runs.Checkpoint.LoadModel).
     /// </summary>
     public SqairModel(SqairConfig config) : base("sqair")
     {

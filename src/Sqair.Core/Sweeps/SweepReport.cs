@@ -5,6 +5,7 @@ using Sqair.Data;
 using Sqair.Training;
 using Sqair.Visualisation;
 using Sqair.Files;
+using Sqair.Runs;
 
 namespace Sqair.Sweeps;
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Sqair.Training;
 using Sqair.Files;
+using Sqair.Runs;
 
 namespace Sqair.Sweeps;
 

@@ -1,4 +1,5 @@
 using Sqair.Model;
+using Sqair.Runs;
 using TorchSharp;
 using static Sqair.Native.KeptScalars;
 using static TorchSharp.torch;
@@ -9,7 +10,7 @@ namespace Sqair.Training;
 /// The optimisers, written out so that their whole state is a set of named tensors that go into
 /// the safetensors checkpoint next to the parameters (and can be inspected from Python).
 /// </summary>
-internal abstract class ParameterOptimizer(IReadOnlyList<(string Name, Tensor Param)> parameters)
+internal abstract class ParameterOptimizer(IReadOnlyList<(string Name, Tensor Param)> parameters) : IOptimizerState
 {
     protected IReadOnlyList<(string Name, Tensor Param)> Parameters { get; } = parameters;
     public long Steps { get; protected set; }

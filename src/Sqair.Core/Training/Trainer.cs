@@ -12,6 +12,7 @@ using static TorchSharp.torch;
 using Sqair.Files;
 using Sqair.Inference;
 using Sqair.Native;
+using Sqair.Runs;
 
 namespace Sqair.Training;
 

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Sqair.Files;
+using Sqair.Runs;
 
 namespace Sqair.Visualisation;
 
@@ -67,7 +68,7 @@ public static class Curves
 
     static List<JsonNode> Read(string runDir, Action<string>? warn)
     {
-        var path = Path.Combine(runDir, Training.RunFolder.MetricsFile);
+        var path = Path.Combine(runDir, RunFolder.MetricsFile);
         if (!File.Exists(path)) throw new FileNotFoundException($"{path} does not exist: not a run folder?", path);
         var records = new List<JsonNode>();
         int lineNumber = 0;
@@ -77,7 +78,7 @@ public static class Curves
             if (line.Length == 0) continue;
             // A line cut short (the disk filled up, the process was killed mid-write) loses one point, not
             // the plot.
-            if (Training.RunLog.IterationOf(line) is null)
+            if (RunLog.IterationOf(line) is null)
                 warn?.Invoke($"{path}:{lineNumber}: not a whole record, skipped");
             else
                 records.Add(JsonNode.Parse(line)!);

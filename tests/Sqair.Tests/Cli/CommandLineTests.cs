@@ -7,6 +7,7 @@ using Sqair.Training;
 using static TorchSharp.torch;
 using CommandLine = Sqair.Cli.Cli;
 using Sqair.Files;
+using Sqair.Runs;
 
 namespace Sqair.Tests.Cli;
 
@@ -36,7 +37,7 @@ public sealed class CliFixture
         SequenceFile.Write(Data, generator, 16, Pool.Train);
         File.WriteAllText(Config, Tiny.ToJson());
         manual_seed(0);
-        Sqair.Training.Checkpoint.Save(Model, new SqairModel(Tiny), null, 0);
+        Sqair.Runs.Checkpoint.Save(Model, new SqairModel(Tiny), null, 0);
         CommandLineTests.Run("train", "--config", Config, "--data", Data, "--run-dir", Run, "--threads", "1")
             .AssertCode(0);
     }
@@ -264,7 +265,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         {
             "CKPT" => f.Model,
             "CKPT64" => Make("model64.safetensors", p =>
-                Sqair.Training.Checkpoint.Save(p, new SqairModel(CliFixture.Tiny with { ImgSize = 64 }), null, 0)),
+                Sqair.Runs.Checkpoint.Save(p, new SqairModel(CliFixture.Tiny with { ImgSize = 64 }), null, 0)),
             "DATA" => f.Data,
             "CFG" => f.Config,
             "CKPTLINK" => Make("model-link.safetensors", p => File.CreateSymbolicLink(p, f.Model)),
@@ -276,10 +277,10 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             "INF" => Make("inf.json", p => File.WriteAllText(p, """{ "learning_rate": 1e999 }""")),
             "NEGSHAPE" => Make("negative-shape.safetensors", p => File.WriteAllBytes(p, Safetensors.EncodeHeader(
                 [new Safetensors.Entry("model/x", "F32", [-1, 4])],
-                new Dictionary<string, string> { ["format"] = Sqair.Training.Checkpoint.Format }))),
+                new Dictionary<string, string> { ["format"] = Sqair.Runs.Checkpoint.Format }))),
             // shapes whose byte counts overflow 64 bits with empty data: 2^62 × 4 floats, 2^61 sequences
             "HUGESHAPE" => Make("huge-shape.safetensors", p => WriteHeader(p,
-                $$$"""{"__metadata__":{"format":"{{{Sqair.Training.Checkpoint.Format}}}"},"model/x":""" +
+                $$$"""{"__metadata__":{"format":"{{{Sqair.Runs.Checkpoint.Format}}}"},"model/x":""" +
                 """{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,0]}}""")),
             "HUGEDATA" => Make("huge-data.safetensors", p => WriteHeader(p,
                 """{"frames":{"dtype":"F32","shape":[2305843009213693952,10,1,50,50],"data_offsets":[0,0]}}""")),
@@ -618,8 +619,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
     {
         var path = Path.Combine(TestUtil.TempDir(), "model.safetensors");
         Run("export", f.Run, "--out", path, "--note", "two iterations of a tiny model").AssertCode(0);
-        var exported = Sqair.Training.Checkpoint.Read(path);
-        var source = Sqair.Training.Checkpoint.Read(Checkpoint.InRun(f.Run).First());
+        var exported = Sqair.Runs.Checkpoint.Read(path);
+        var source = Sqair.Runs.Checkpoint.Read(Checkpoint.InRun(f.Run).First());
         Assert.Equal(source.Iteration, exported.Iteration);
         Assert.DoesNotContain(exported.Tensors.Keys, k => !k.StartsWith("model/", StringComparison.Ordinal));
         foreach (var (key, tensor) in exported.Tensors)
@@ -637,7 +638,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         // a re-export keeps the first export's provenance
         var again = path + ".again.safetensors";
         Run("export", path, "--out", again, "--note", "second").AssertCode(0);
-        var chain = JsonNode.Parse(Sqair.Training.Checkpoint.Read(again).Metadata["provenance"])!;
+        var chain = JsonNode.Parse(Sqair.Runs.Checkpoint.Read(again).Metadata["provenance"])!;
         Assert.Equal("two iterations of a tiny model", (string)chain["source_provenance"]!["note"]!);
         Run("export", f.Run, "--out", path, "--force").AssertCode(0);
     }
@@ -664,7 +665,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         File.WriteAllText(Path.Combine(run, "figures", "notes.txt"), "mine");
         File.WriteAllText(Path.Combine(run, "figures", "still-000000099.png"), "old figure");
         var said = new List<string>();
-        Sqair.Training.RunFolder.Clear(run, said.Add);
+        Sqair.Runs.RunFolder.Clear(run, said.Add);
         var line = Assert.Single(said);
         Assert.Contains("--force: removing the previous run's files", line);
         Assert.Contains("config.json, metrics.jsonl", line);

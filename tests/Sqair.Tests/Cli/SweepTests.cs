@@ -132,7 +132,7 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
     {
         var dir = Path.Combine(TestUtil.TempDir(), "sweep");
         CommandLineTests.Run([.. TinySweep(dir), "--task", "1"]).AssertCode(0);
-        using (Sqair.Training.RunLock.Acquire(Path.Combine(dir, "base", "seed-1")))
+        using (Sqair.Runs.RunLock.Acquire(Path.Combine(dir, "base", "seed-1")))
         {
             var rerun = CommandLineTests.Run("sweep", dir).AssertCode(2);
             Assert.Contains("1 task(s) still training in another process, first base seed 1", rerun.Stderr);
@@ -149,7 +149,7 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
     public void A_sweep_folder_in_use_by_another_sweep_is_refused_and_left_as_it_was()
     {
         var dir = Path.Combine(TestUtil.TempDir(), "sweep");
-        using (Sqair.Training.RunLock.Acquire(dir, fileName: SweepSpec.LockFile, holder: "sweep"))
+        using (Sqair.Runs.RunLock.Acquire(dir, fileName: SweepSpec.LockFile, holder: "sweep"))
         {
             var second = CommandLineTests.Run(TinySweep(dir)).AssertCode(2);
             Assert.Contains($"{dir} is in use by another sweep", second.Stderr);
@@ -189,9 +189,9 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
                 Assert.True(waited.Elapsed < TimeSpan.FromMinutes(2) && !sweep.HasExited,
                             "the task did not start training: " +
                             string.Join("\n", sweep.HasExited ? await output : []));
-            Assert.True(Sqair.Training.RunLock.IsHeld(runDir));
+            Assert.True(Sqair.Runs.RunLock.IsHeld(runDir));
             sweep.Kill(); // SIGKILL: the sweep gets no chance to stop its task itself
-            for (var waited = System.Diagnostics.Stopwatch.StartNew(); Sqair.Training.RunLock.IsHeld(runDir);
+            for (var waited = System.Diagnostics.Stopwatch.StartNew(); Sqair.Runs.RunLock.IsHeld(runDir);
                  await Task.Delay(200, token))
                 Assert.True(waited.Elapsed < TimeSpan.FromMinutes(1), "the task trains on after its sweep was killed");
             // stopped as by SIGTERM: with a checkpoint to resume from, not killed

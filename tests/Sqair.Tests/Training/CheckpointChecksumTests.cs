@@ -4,6 +4,7 @@ using Sqair.Tests.Model;
 using Sqair.Training;
 using static TorchSharp.torch;
 using Sqair.Files;
+using Sqair.Runs;
 
 namespace Sqair.Tests.Training;
 

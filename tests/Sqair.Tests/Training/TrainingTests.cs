@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Sqair.Data;
 using Sqair.Model;
+using Sqair.Runs;
 using Sqair.Training;
 using TorchSharp;
 using static TorchSharp.torch;

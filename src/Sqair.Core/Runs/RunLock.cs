@@ -1,4 +1,4 @@
-namespace Sqair.Training;
+namespace Sqair.Runs;
 
 /// <summary>
 /// The lock a training holds on its run folder (<c>run.lock</c>), so that two trainings cannot

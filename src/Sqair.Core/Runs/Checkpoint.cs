@@ -4,7 +4,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 using Sqair.Files;
 
-namespace Sqair.Training;
+namespace Sqair.Runs;
 
 /// <summary>
 /// A checkpoint is one safetensors file: every model parameter under "model/&lt;name&gt;", the
@@ -32,7 +32,7 @@ public static class Checkpoint
                                   Dictionary<string, Tensor> Tensors, string Path,
                                   IReadOnlyDictionary<string, string> Metadata);
 
-    internal static void Save(string path, SqairModel model, ParameterOptimizer? optimizer, long iteration)
+    internal static void Save(string path, SqairModel model, IOptimizerState? optimizer, long iteration)
     {
         var tensors = Parameters(model);
         if (optimizer is not null)
@@ -136,7 +136,7 @@ public static class Checkpoint
               "random generator's state";
 
     /// <summary>Copies the checkpoint's parameters into <paramref name="model"/> (same architecture).</summary>
-    internal static void LoadInto(Contents c, SqairModel model, ParameterOptimizer? optimizer = null,
+    internal static void LoadInto(Contents c, SqairModel model, IOptimizerState? optimizer = null,
                                   bool restoreRng = false)
     {
         if (Misfit(c, model) is { } misfit) throw new InvalidDataException(misfit);

@@ -1,6 +1,6 @@
 using Sqair.Model;
 
-namespace Sqair.Training;
+namespace Sqair.Runs;
 
 /// <summary>
 /// The layout of a run folder, named here once (README, "Training runs"): what makes a folder a run
@@ -37,7 +37,7 @@ internal static class RunFolder
     }
 
     /// <summary>
-    /// The names of the figures a run draws (<see cref="Trainer"/>: sequence and still per iteration).
+    /// The names of the figures a run draws (the trainer's sequence and still per figure iteration).
     /// </summary>
     static readonly string[] FigurePatterns = ["sequence-*.png", "still-*.png"];
 

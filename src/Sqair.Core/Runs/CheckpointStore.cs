@@ -1,7 +1,7 @@
 using Sqair.Model;
 using Sqair.Files;
 
-namespace Sqair.Training;
+namespace Sqair.Runs;
 
 /// <summary>
 /// The checkpoints/ folder of a run: atomic saves, the retention rule, and finding the newest
@@ -35,7 +35,7 @@ internal sealed class CheckpointStore
     /// <summary>
     /// Saves the model and optimiser at <paramref name="iteration"/>, then applies the retention rule.
     /// </summary>
-    public string Save(Model.SqairModel model, ParameterOptimizer optimizer, long iteration)
+    public string Save(SqairModel model, IOptimizerState optimizer, long iteration)
     {
         var path = Checkpoint.PathFor(runDir, iteration);
         Checkpoint.Save(path, model, optimizer, iteration);

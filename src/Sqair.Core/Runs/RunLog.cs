@@ -3,7 +3,7 @@ using System.Text.Json.Nodes;
 using TorchSharp.Modules;
 using Sqair.Files;
 
-namespace Sqair.Training;
+namespace Sqair.Runs;
 
 /// <summary>
 /// What a run records as it goes: one JSON line per logged window or evaluation in metrics.jsonl
