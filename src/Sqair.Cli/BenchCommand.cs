@@ -3,6 +3,7 @@ using System.Text.Json;
 using Spectre.Console;
 using Sqair.Data;
 using Sqair.Evaluation;
+using Sqair.Jobs;
 using Sqair.Training;
 
 namespace Sqair.Cli;
@@ -53,7 +54,7 @@ static class BenchCommand
             if (len > config.SeqLen)
                 throw new UserError($"--timed-len {len}: must be at most the config's seq_len ({config.SeqLen})");
             MemoryEstimate.CheckTraining(config, config.BatchSize, config.KParticles, len,
-                                         MemoryEstimate.AvailableBytes(), TrainingKeys with { Frames = "--timed-len" });
+                                         MemoryEstimate.AvailableBytes(), TrainingRun.MemoryKeys with { Frames = "--timed-len" });
             // No spinner: an animation thread allocating while libtorch runs is exactly what
             // TorchSharp's scalar finalizer race needs.
             AnsiConsole.MarkupLine($"[grey]timing {r.GetValue(iterations)} iterations at T = {len}, " +
@@ -123,9 +124,6 @@ static class BenchCommand
         bench.Subcommands.Add(inference);
         return bench;
     }
-
-    /// <summary>The config keys that set a training step's memory, as its refusal names them.</summary>
-    public static readonly MemoryEstimate.Options TrainingKeys = new("batch_size", "k_particles", "seq_len");
 
     /// <summary>Refuses a --json that is a folder or the --config file, before the timing starts.</summary>
     static void CheckJson(ParseResult r, Option<string?> json)

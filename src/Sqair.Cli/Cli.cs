@@ -3,9 +3,9 @@ using System.CommandLine.Parsing;
 using System.Runtime.InteropServices;
 using Spectre.Console;
 using Sqair.Data;
-using Sqair.Model;
 using Sqair.Files;
 using Sqair.Inference;
+using Sqair.Model;
 
 namespace Sqair.Cli;
 

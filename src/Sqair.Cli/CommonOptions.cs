@@ -292,14 +292,8 @@ static class CommonOptions
     }
 
     /// <summary>
-    /// The checkpoint a command loads, read once: the file itself, or the newest readable checkpoint
-    /// of a run folder (a corrupt newest one is skipped with a warning naming it).
+    /// The checkpoint a command loads (<see cref="Runs.Checkpoint.ReadFileOrRun"/>), a corrupt newest one of a run
+    /// folder skipped with a warning.
     /// </summary>
-    public static Runs.Checkpoint.Contents ReadCheckpoint(string path)
-    {
-        if (File.Exists(path)) return Runs.Checkpoint.Read(path);
-        if (!Directory.Exists(path)) throw new UserError($"checkpoint {path} does not exist");
-        return CheckpointStore.NewestReadable(path, Cli.Warn)
-            ?? throw new UserError($"{path} has no readable checkpoint");
-    }
+    public static Runs.Checkpoint.Contents ReadCheckpoint(string path) => Runs.Checkpoint.ReadFileOrRun(path, Cli.Warn);
 }

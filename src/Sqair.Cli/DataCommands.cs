@@ -2,8 +2,8 @@ using System.CommandLine;
 using System.Diagnostics;
 using Spectre.Console;
 using Sqair.Data;
-using Sqair.Visualisation;
 using Sqair.Files;
+using Sqair.Visualisation;
 
 namespace Sqair.Cli;
 

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Spectre.Console;
 using Sqair.Data;
 using Sqair.Evaluation;
+using Sqair.Jobs;
 using Sqair.Model;
 using Sqair.Runs;
 using Sqair.Training;

@@ -1,10 +1,10 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using Sqair.Sweeps;
-using Sqair.Training;
 using Sqair.Files;
 using Sqair.Runs;
+using Sqair.Sweeps;
+using Sqair.Training;
 
 namespace Sqair.Cli;
 

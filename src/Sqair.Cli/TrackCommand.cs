@@ -4,13 +4,14 @@ using System.Text;
 using System.Text.Json;
 using Sqair.Data;
 using Sqair.Evaluation;
+using Sqair.Files;
+using Sqair.Inference;
+using Sqair.Jobs;
+using Sqair.Runs;
 using Sqair.Training;
 using Sqair.Visualisation;
 using TorchSharp;
 using static TorchSharp.torch;
-using Sqair.Files;
-using Sqair.Inference;
-using Sqair.Runs;
 
 namespace Sqair.Cli;
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using Sqair.Evaluation;
+using Sqair.Jobs;
 using Sqair.Model;
 using Sqair.Runs;
 using Sqair.Training;
@@ -42,22 +43,14 @@ static class TrainCommand
     {
         var device = CommonOptions.DeviceFrom(r);
         var (config, mode, runDir) = r.GetValue(Resume) is { } resume ? Resumed(r, resume) : Started(r);
-        // before the data is generated or the run folder is touched
-        MemoryEstimate.CheckTraining(config, config.BatchSize, config.KParticles, config.SeqLen,
-                                     MemoryEstimate.AvailableBytes(), BenchCommand.TrainingKeys);
+        TrainingRun.CheckMemory(config);   // before the data is generated or the run folder is touched
 
         using var data = TrainingData.Open(config, mode,
             (dataConfig, pool, count, seed) => Cli.Dataset(r, dataConfig, pool, count, seed),
             () => Cli.EnsureMnist(r), Cli.Log, Cli.Warn);
-        config = data.Config;
-        Checkpoint.Contents? init = null;
-        if (mode != StartMode.Resume && config.Init != "")
-        {
-            init = CommonOptions.ReadCheckpoint(config.Init);
-            config = config with { Init = Path.GetFullPath(init.Path) };
-        }
-        using var trainer = new Trainer(config, runDir, data.Train, data.Valid, device, Cli.Log, mode,
-                                        r.GetValue(CommonOptions.Shards), init);
+        using var trainer = TrainingRun.Start(data, runDir, device, Cli.Log, mode, r.GetValue(CommonOptions.Shards),
+                                              Cli.Warn);
+        config = trainer.Config;
         AnsiConsole.MarkupLine($"run folder [green]{Markup.Escape(trainer.RunDir)}[/]  " +
                                $"(tensorboard --logdir {Markup.Escape(trainer.RunDir)})");
         AnsiConsole.MarkupLine($"[grey]model {config.Model.ToString().ToLowerInvariant()}, " +

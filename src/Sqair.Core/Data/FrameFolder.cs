@@ -1,6 +1,6 @@
 using SkiaSharp;
-using static TorchSharp.torch;
 using Sqair.Files;
+using static TorchSharp.torch;
 
 namespace Sqair.Data;
 

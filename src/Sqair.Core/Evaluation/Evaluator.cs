@@ -1,9 +1,10 @@
 using Sqair.Data;
 using Sqair.Inference;
 using Sqair.Model;
+using Sqair.Native;
+using Sqair.Objective;
 using TorchSharp;
 using static TorchSharp.torch;
-using Sqair.Native;
 
 namespace Sqair.Evaluation;
 

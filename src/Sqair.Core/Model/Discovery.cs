@@ -1,8 +1,8 @@
 using TorchSharp;
 using TorchSharp.Modules;
-using static Sqair.Native.KeptScalars;
 using static Sqair.Model.Activations;
 using static Sqair.Model.Distributions;
+using static Sqair.Native.KeptScalars;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 

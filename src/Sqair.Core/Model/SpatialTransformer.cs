@@ -1,7 +1,7 @@
+using Sqair.Native;
 using TorchSharp;
 using static Sqair.Native.KeptScalars;
 using static TorchSharp.torch;
-using Sqair.Native;
 
 namespace Sqair.Model;
 

@@ -1,8 +1,8 @@
+using Sqair.Native;
 using TorchSharp;
 using static Sqair.Native.KeptScalars;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
-using Sqair.Native;
 
 namespace Sqair.Model;
 

@@ -1,8 +1,8 @@
 using System.Globalization;
+using Sqair.Files;
 using Sqair.Model;
 using TorchSharp;
 using static TorchSharp.torch;
-using Sqair.Files;
 
 namespace Sqair.Runs;
 
@@ -62,6 +62,18 @@ public static class Checkpoint
         ["iteration"] = iteration.ToString(CultureInfo.InvariantCulture),
         ["optimizer_steps"] = optimizerSteps.ToString(CultureInfo.InvariantCulture),
     };
+
+    /// <summary>
+    /// The checkpoint a command or a run loads, read once: the file itself, or the newest readable checkpoint of a
+    /// run folder (a corrupt newer one is skipped, named to <paramref name="warn"/>).
+    /// </summary>
+    public static Contents ReadFileOrRun(string path, Action<string>? warn = null)
+    {
+        if (File.Exists(path)) return Read(path);
+        if (!Directory.Exists(path)) throw new FileNotFoundException($"checkpoint {path} does not exist", path);
+        return CheckpointStore.NewestReadable(path, warn)
+               ?? throw new FileNotFoundException($"{path} has no readable checkpoint", path);
+    }
 
     /// <summary>Reads and checks a checkpoint file; every problem names the file and the key.</summary>
     public static Contents Read(string path)

@@ -1,5 +1,5 @@
-using Sqair.Model;
 using Sqair.Files;
+using Sqair.Model;
 
 namespace Sqair.Runs;
 

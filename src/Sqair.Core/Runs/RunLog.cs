@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using TorchSharp.Modules;
 using Sqair.Files;
+using TorchSharp.Modules;
 
 namespace Sqair.Runs;
 

@@ -2,10 +2,10 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using Sqair.Data;
-using Sqair.Training;
-using Sqair.Visualisation;
 using Sqair.Files;
 using Sqair.Runs;
+using Sqair.Training;
+using Sqair.Visualisation;
 
 namespace Sqair.Sweeps;
 

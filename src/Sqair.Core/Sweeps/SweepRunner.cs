@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using Sqair.Training;
 using Sqair.Files;
 using Sqair.Runs;
+using Sqair.Training;
 
 namespace Sqair.Sweeps;
 

@@ -2,17 +2,14 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Sqair.Data;
-using Sqair.Evaluation;
+using Sqair.Files;
 using Sqair.Model;
+using Sqair.Native;
 using Sqair.Objective;
-using Sqair.Visualisation;
+using Sqair.Runs;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
-using Sqair.Files;
-using Sqair.Inference;
-using Sqair.Native;
-using Sqair.Runs;
 
 namespace Sqair.Training;
 
@@ -74,6 +71,7 @@ public sealed class Trainer : IDisposable
     readonly ParameterOptimizer optimizer;
     readonly BatchLoader train;
     readonly ISequenceSource? valid;
+    readonly ITrainingMarks? marks;
     readonly Action<string> log;
     readonly RunLog runLog;
     readonly CheckpointStore checkpoints;
@@ -90,12 +88,15 @@ public sealed class Trainer : IDisposable
     /// </summary>
     /// <remarks>
     /// A new run starts from <paramref name="init"/>'s parameters when given (same architecture; a fresh optimiser).
+    /// With <paramref name="validSource"/> and <paramref name="marks"/> it measures and draws at its marks
+    /// (eval_itr, fig_itr); <c>Sqair.Jobs.TrainingRun</c> supplies the evaluator and the figures.
     /// </remarks>
     public Trainer(SqairConfig config, string runDir, ISequenceSource trainSource, ISequenceSource? validSource,
                    Device device, Action<string>? log = null, StartMode start = StartMode.New, int shards = 1,
-                   Checkpoint.Contents? init = null)
+                   Checkpoint.Contents? init = null, ITrainingMarks? marks = null)
     {
         this.log = log ?? (_ => { });
+        this.marks = marks;
         this.device = device;
         RunDir = Path.GetFullPath(runDir);
         CheckFits(config, trainSource, "training");
@@ -260,8 +261,9 @@ public sealed class Trainer : IDisposable
                 window = new TrainWindow();
             }
             // Due work is done even after a skipped step: the parameters are those of the last good one.
-            if (Iteration % c.EvalItr == 0 && valid is not null) Safely("evaluation", () => Evaluate());
-            if (Iteration % c.FigItr == 0 && valid is not null) Safely("figures", Figures);
+            if (Iteration % c.EvalItr == 0 && valid is not null && marks is not null)
+                Safely("evaluation", () => Evaluate());
+            if (Iteration % c.FigItr == 0 && valid is not null && marks is not null) Safely("figures", Figures);
             if (Iteration % c.CkptItr == 0) SaveCheckpoint();
 
             // The progress line shows the running window, or the last logged one just after a log.
@@ -425,17 +427,17 @@ public sealed class Trainer : IDisposable
         return TrainOutcome.Diverged;
     }
 
-    /// <summary>Sequences per evaluation batch: as large as memory comfortably allows at K = 5 and T = 10.</summary>
-    const int EvalBatchSize = 50;
-
-    /// <summary>Evaluates on the first eval_size validation sequences and records "valid/…" scalars.</summary>
+    /// <summary>
+    /// Measures on the first eval_size validation sequences with the marks' measure and records "valid/…" scalars.
+    /// </summary>
     public IReadOnlyDictionary<string, double> Evaluate()
     {
+        if (valid is null || marks is null)
+            throw new InvalidOperationException("this trainer has no validation data or no measure to run on it");
         var n = Config.EvalSize == 0
-            ? valid!.Count ?? 1000
-            : Math.Min(Config.EvalSize, valid!.Count ?? Config.EvalSize);
-        var metrics = Evaluator.Run(Model, valid, n, new InferenceOptions(Config.KParticles), EvalBatchSize, device)
-            .Flat();
+            ? valid.Count ?? 1000
+            : Math.Min(Config.EvalSize, valid.Count ?? Config.EvalSize);
+        var metrics = marks.Measure(Model, valid, n, device);
         Record("valid", metrics);
         return metrics;
     }
@@ -458,20 +460,14 @@ public sealed class Trainer : IDisposable
     /// <summary>Sequence and still figures of the first validation sequences that hold a digit.</summary>
     public void Figures()
     {
+        if (valid is null || marks is null)
+            throw new InvalidOperationException("this trainer has no validation data or no figures to draw of it");
         var dir = Path.Combine(RunDir, RunFolder.FiguresDir);
         Directory.CreateDirectory(dir);
-        using var batch = SequenceBatch.Of(valid!, SequenceBatch.Showing(valid!, FigureSequences), device: device);
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        // Its own generators (seed 0): drawing figures must not move the training's random stream.
-        var inferred = Infer.Run(Model, batch.Frames, new InferenceOptions(Config.KParticles));
-        var tracks = ModelFigures.Extract(batch.Frames, inferred.Output, inferred.Rows);
+        using var batch = SequenceBatch.Of(valid, SequenceBatch.Showing(valid, FigureSequences), device: device);
         var seq = SequenceFigurePath;
         var still = Path.Combine(dir, $"still-{Iteration:D9}.png");
-        ModelFigures.SequenceFigure(tracks, seq,
-                                    $"iteration {Iteration}: inputs and reconstructions (caption: count: ids)");
-        ModelFigures.StillFigure(tracks, batch.T - 1, still,
-                                 $"iteration {Iteration}, frame {batch.T - 1}: input, reconstruction, glimpses");
+        marks.DrawFigures(Model, batch, Iteration, seq, still);
         runLog.Image("figures/sequence", seq, Iteration);
         runLog.Image("figures/still", still, Iteration);
     }

@@ -1,6 +1,6 @@
 using Sqair.Data;
-using TorchSharp;
 using Sqair.Files;
+using TorchSharp;
 
 namespace Sqair.Tests.Data;
 

@@ -1,4 +1,5 @@
 using Sqair.Evaluation;
+using Sqair.Jobs;
 using Sqair.Model;
 using Sqair.Training;
 

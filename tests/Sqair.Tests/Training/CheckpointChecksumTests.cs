@@ -1,10 +1,10 @@
 using System.Buffers.Binary;
+using Sqair.Files;
 using Sqair.Model;
+using Sqair.Runs;
 using Sqair.Tests.Model;
 using Sqair.Training;
 using static TorchSharp.torch;
-using Sqair.Files;
-using Sqair.Runs;
 
 namespace Sqair.Tests.Training;
 

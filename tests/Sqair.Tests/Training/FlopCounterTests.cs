@@ -1,3 +1,4 @@
+using Sqair.Jobs;
 using Sqair.Model;
 using Sqair.Training;
 using TorchSharp;

@@ -1,8 +1,8 @@
 using Sqair.Model;
+using Sqair.Native;
 using Sqair.Objective;
 using Sqair.Tests.Model;
 using static TorchSharp.torch;
-using Sqair.Native;
 
 namespace Sqair.Tests.Training;
 

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Sqair.Data;
+using Sqair.Jobs;
 using Sqair.Model;
 using Sqair.Runs;
 using Sqair.Training;
@@ -10,6 +11,9 @@ namespace Sqair.Tests.Training;
 
 public class TrainingTests
 {
+    /// <summary>The marks <c>sqair train</c> gives its trainer: the evaluator and the figures.</summary>
+    static readonly ValidationMarks Marks = new();
+
     static SqairConfig TinyTraining(OptimizerKind optimizer = OptimizerKind.Adam) => new()
     {
         ImgSize = 32, GlimpseSize = 8, NWhat = 8, NUnits = 2, MaxObjects = 2, KParticles = 3, BatchSize = 8,
@@ -35,7 +39,7 @@ public class TrainingTests
         var c = TinyTraining();
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
-        var trainer = new Trainer(c, dir, train, valid, CPU);
+        var trainer = new Trainer(c, dir, train, valid, CPU, marks: Marks);
         Assert.Equal(TrainOutcome.Completed, trainer.Run(CancellationToken.None));
         var losses = LoggedLosses(dir);
         Assert.Equal(8, losses.Length);
@@ -44,6 +48,21 @@ public class TrainingTests
         Assert.Equal(2, Checkpoint.InRun(dir).Count());
         Assert.NotEmpty(Directory.GetFiles(Path.Combine(dir, "figures"), "sequence-*.png"));
         Assert.NotEmpty(Directory.GetFiles(dir, "events.out.tfevents.*"));
+    }
+
+    [Fact]
+    public void A_trainer_without_marks_trains_but_neither_measures_nor_draws()
+    {
+        var c = TinyTraining() with { MaxTrainIter = 4, LogItr = 2, EvalItr = 2, FigItr = 2, CkptItr = 4 };
+        var (train, valid) = Data(c);
+        var dir = TestUtil.TempDir();
+        using var trainer = new Trainer(c, dir, train, valid, CPU);
+        Assert.Equal(TrainOutcome.Completed, trainer.Run(CancellationToken.None));
+        var splits = File.ReadAllLines(Path.Combine(dir, RunFolder.MetricsFile))
+            .Select(l => (string)JsonNode.Parse(l)!["split"]!).ToHashSet();
+        Assert.Equal(["train"], splits);
+        Assert.False(Directory.Exists(Path.Combine(dir, RunFolder.FiguresDir)));
+        Assert.Throws<InvalidOperationException>(() => trainer.Evaluate());
     }
 
     [Theory]
@@ -62,17 +81,17 @@ public class TrainingTests
         int threads = get_num_threads();
 
         var straightDir = TestUtil.TempDir();
-        var straight = new Trainer(c, straightDir, train, valid, CPU, shards: shards);
+        var straight = new Trainer(c, straightDir, train, valid, CPU, shards: shards, marks: Marks);
         straight.Run(CancellationToken.None);
 
         var resumedDir = TestUtil.TempDir();
         using var cts = new CancellationTokenSource();
-        var first = new Trainer(c, resumedDir, train, valid, CPU, shards: shards);
+        var first = new Trainer(c, resumedDir, train, valid, CPU, shards: shards, marks: Marks);
         Assert.Equal(TrainOutcome.Interrupted, first.Run(cts.Token, p => { if (p.Iteration == 3) cts.Cancel(); }));
         Assert.Equal(3, first.Iteration);
         manual_seed(12345); // whatever happens in between must not matter
         set_num_threads(threads);
-        var second = new Trainer(c, resumedDir, train, valid, CPU, start: StartMode.Resume, shards: shards);
+        var second = new Trainer(c, resumedDir, train, valid, CPU, start: StartMode.Resume, shards: shards, marks: Marks);
         Assert.Equal(3, second.Iteration);
         Assert.Equal(TrainOutcome.Completed, second.Run(CancellationToken.None));
 
@@ -88,13 +107,13 @@ public class TrainingTests
         var c = TinyTraining() with { MaxTrainIter = 2, CkptItr = 100, EvalItr = 100, FigItr = 100 };
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
-        new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
+        new Trainer(c, dir, train, valid, CPU, marks: Marks).Run(CancellationToken.None);
         var longer = new Trainer(c with { MaxTrainIter = 4, TimeLimitMin = 5 }, dir, train, valid, CPU,
-                                 start: StartMode.Resume);
+                                 start: StartMode.Resume, marks: Marks);
         Assert.Equal(TrainOutcome.Completed, longer.Run(CancellationToken.None));
         Assert.Equal(4, longer.Iteration);
         var e = Assert.Throws<ArgumentException>(() =>
-            new Trainer(c with { MaxTrainIter = 6, OutputStd = 0.2 }, dir, train, valid, CPU, start: StartMode.Resume));
+            new Trainer(c with { MaxTrainIter = 6, OutputStd = 0.2 }, dir, train, valid, CPU, start: StartMode.Resume, marks: Marks));
         Assert.Contains("output_std", e.Message);
     }
 
@@ -123,13 +142,13 @@ public class TrainingTests
         var dir = TestUtil.TempDir();
         var rates = new Dictionary<long, double>();
         using var cts = new CancellationTokenSource();
-        Assert.Equal(TrainOutcome.Interrupted, new Trainer(c, dir, train, valid, CPU).Run(cts.Token, p =>
+        Assert.Equal(TrainOutcome.Interrupted, new Trainer(c, dir, train, valid, CPU, marks: Marks).Run(cts.Token, p =>
         {
             rates[p.Iteration - 1] = p.LearningRate;
             if (p.Iteration == 1) cts.Cancel();
         }));
         if (unrecorded) Unrecord(dir);
-        var resumed = new Trainer(c with { MaxTrainIter = 8 }, dir, train, valid, CPU, start: StartMode.Resume);
+        var resumed = new Trainer(c with { MaxTrainIter = 8 }, dir, train, valid, CPU, start: StartMode.Resume, marks: Marks);
         Assert.Equal(TrainOutcome.Completed,
                      resumed.Run(CancellationToken.None, p => rates[p.Iteration - 1] = p.LearningRate));
         Assert.Equal(Enumerable.Range(0, 8).Select(i => (long)i), rates.Keys.Order());
@@ -138,7 +157,7 @@ public class TrainingTests
         Assert.Equal(4, Checkpoint.Read(Checkpoint.InRun(dir).First()).Config.LrScheduleItr);
         // the recorded value is a key a resume cannot change
         var e = Assert.Throws<ArgumentException>(() => new Trainer(c with { MaxTrainIter = 9, LrScheduleItr = 9 },
-                                                                   dir, train, valid, CPU, start: StartMode.Resume));
+                                                                   dir, train, valid, CPU, start: StartMode.Resume, marks: Marks));
         Assert.Contains("lr_schedule_itr", e.Message);
     }
 
@@ -177,7 +196,7 @@ public class TrainingTests
         };
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
-        var trainer = new Trainer(c, dir, train, valid, CPU);
+        var trainer = new Trainer(c, dir, train, valid, CPU, marks: Marks);
         // sleeping past the 30 ms limit after the first step makes the run stop at iteration 1
         Assert.Equal(TrainOutcome.TimeLimit, trainer.Run(CancellationToken.None, _ => Thread.Sleep(50)));
         Assert.Equal(1, trainer.Iteration);
@@ -194,20 +213,20 @@ public class TrainingTests
         var c = TinyTraining() with { MaxTrainIter = 2, CkptItr = 1, EvalItr = 100, FigItr = 100 };
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
-        new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
+        new Trainer(c, dir, train, valid, CPU, marks: Marks).Run(CancellationToken.None);
         var newest = Checkpoint.InRun(dir).First();
         var bytes = File.ReadAllBytes(newest);
         File.WriteAllBytes(newest, bytes[..(bytes.Length / 2)]);
 
         var messages = new List<string>();
-        using (var resumed = new Trainer(c, dir, train, valid, CPU, messages.Add, StartMode.Resume))
+        using (var resumed = new Trainer(c, dir, train, valid, CPU, messages.Add, StartMode.Resume, marks: Marks))
             Assert.Equal(1, resumed.Iteration);
         Assert.Contains(messages, m => m.Contains(newest) && m.Contains("truncated"));
         Assert.Equal(bytes.Length / 2, new FileInfo(newest).Length);
 
         foreach (var f in Checkpoint.InRun(dir)) File.WriteAllBytes(f, new byte[100]);
         var e = Assert.Throws<FileNotFoundException>(() =>
-            new Trainer(c, dir, train, valid, CPU, start: StartMode.Resume));
+            new Trainer(c, dir, train, valid, CPU, start: StartMode.Resume, marks: Marks));
         Assert.Contains("no checkpoint to resume from", e.Message);
     }
 
@@ -217,12 +236,12 @@ public class TrainingTests
         var c = TinyTraining() with { MaxTrainIter = 2, CkptItr = 1, EvalItr = 100, FigItr = 100 };
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
-        new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
+        new Trainer(c, dir, train, valid, CPU, marks: Marks).Run(CancellationToken.None);
         var newest = Checkpoint.InRun(dir).First();
         CheckpointChecksumTests.FlipNearTheEnd(newest);
 
         var messages = new List<string>();
-        using (var resumed = new Trainer(c, dir, train, valid, CPU, messages.Add, StartMode.Resume))
+        using (var resumed = new Trainer(c, dir, train, valid, CPU, messages.Add, StartMode.Resume, marks: Marks))
             Assert.Equal(1, resumed.Iteration);
         Assert.Contains(messages, m => m.Contains($"skipping unreadable checkpoint {newest}") &&
                                        m.Contains("tensor 'rng/torch' does not match its checksum"));
@@ -234,17 +253,17 @@ public class TrainingTests
         var c = TinyTraining() with { MaxTrainIter = 2, CkptItr = 1, EvalItr = 100, FigItr = 100 };
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
-        new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
+        new Trainer(c, dir, train, valid, CPU, marks: Marks).Run(CancellationToken.None);
         var before = Directory.GetFiles(dir, "*", SearchOption.AllDirectories).ToDictionary(f => f, File.ReadAllBytes);
 
-        var e = Assert.Throws<ArgumentException>(() => new Trainer(c, dir, train, valid, CPU));
+        var e = Assert.Throws<ArgumentException>(() => new Trainer(c, dir, train, valid, CPU, marks: Marks));
         Assert.Contains("already holds a run", e.Message);
         Assert.Contains("--force", e.Message);
         var after = Directory.GetFiles(dir, "*", SearchOption.AllDirectories);
         Assert.Equal(before.Keys.Order(), after.Order());
         foreach (var f in after) Assert.Equal(before[f], File.ReadAllBytes(f));
 
-        using var replaced = new Trainer(c with { MaxTrainIter = 1 }, dir, train, valid, CPU, start: StartMode.Replace);
+        using var replaced = new Trainer(c with { MaxTrainIter = 1 }, dir, train, valid, CPU, start: StartMode.Replace, marks: Marks);
         Assert.Equal(0, replaced.Iteration);
         Assert.Empty(Checkpoint.InRun(dir));
         Assert.False(File.Exists(Path.Combine(dir, RunFolder.MetricsFile)));
@@ -256,13 +275,13 @@ public class TrainingTests
         var c = TinyTraining() with { MaxTrainIter = 1, EvalItr = 100, FigItr = 100 };
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
-        var first = new Trainer(c, dir, train, valid, CPU);
+        var first = new Trainer(c, dir, train, valid, CPU, marks: Marks);
         var e = Assert.Throws<RunFolderInUseException>(() =>
-            new Trainer(c, dir, train, valid, CPU, start: StartMode.Replace));
+            new Trainer(c, dir, train, valid, CPU, start: StartMode.Replace, marks: Marks));
         Assert.Contains("in use by another training", e.Message);
         first.Run(CancellationToken.None);
         Assert.False(File.Exists(Path.Combine(dir, RunLock.FileName)));
-        new Trainer(c with { MaxTrainIter = 2 }, dir, train, valid, CPU, start: StartMode.Resume).Dispose();
+        new Trainer(c with { MaxTrainIter = 2 }, dir, train, valid, CPU, start: StartMode.Resume, marks: Marks).Dispose();
     }
 
     [Fact]
@@ -282,8 +301,8 @@ public class TrainingTests
         var c = TinyTraining() with { MaxTrainIter = 8, CkptItr = 2, EvalItr = 100, FigItr = 100 };
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
-        new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
-        new Trainer(c with { MaxTrainIter = 14, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume)
+        new Trainer(c, dir, train, valid, CPU, marks: Marks).Run(CancellationToken.None);
+        new Trainer(c with { MaxTrainIter = 14, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume, marks: Marks)
             .Run(CancellationToken.None, _ => { });
         var kept = Checkpoint.InRun(dir).Select(Checkpoint.StepOf).Order().ToArray();
         Assert.Equal([2, 4, 6, 8, 10, 14], kept);
@@ -295,15 +314,15 @@ public class TrainingTests
         var c = TinyTraining() with { MaxTrainIter = 2, CkptItr = 1, EvalItr = 100, FigItr = 100 };
         var (train, valid) = Data(c);
         var (dir, otherDir) = (TestUtil.TempDir(), TestUtil.TempDir());
-        new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
-        new Trainer(c with { LearningRate = 0.5 }, otherDir, train, valid, CPU).Run(CancellationToken.None);
+        new Trainer(c, dir, train, valid, CPU, marks: Marks).Run(CancellationToken.None);
+        new Trainer(c with { LearningRate = 0.5 }, otherDir, train, valid, CPU, marks: Marks).Run(CancellationToken.None);
         // newer than the run's own: another run's checkpoint (another learning_rate) as step 6, a model file as step 5
         File.Copy(Checkpoint.InRun(otherDir).First(), Checkpoint.PathFor(dir, 6));
         Checkpoint.SaveModel(Checkpoint.PathFor(dir, 5), Checkpoint.LoadModel(Checkpoint.InRun(dir).First()).Model,
                              5, 5, "{}");
 
         var messages = new List<string>();
-        using (var resumed = new Trainer(c, dir, train, valid, CPU, messages.Add, StartMode.Resume))
+        using (var resumed = new Trainer(c, dir, train, valid, CPU, messages.Add, StartMode.Resume, marks: Marks))
             Assert.Equal(2, resumed.Iteration);
         Assert.Contains(messages, m => m.Contains(Checkpoint.PathFor(dir, 6)) &&
                                        m.Contains("another learning_rate than config.json"));
@@ -316,9 +335,9 @@ public class TrainingTests
         var c = TinyTraining() with { MaxTrainIter = 4, CkptItr = 2, EvalItr = 100, FigItr = 100 };
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
-        new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
+        new Trainer(c, dir, train, valid, CPU, marks: Marks).Run(CancellationToken.None);
         foreach (var step in new[] { 100, 101 }) File.WriteAllBytes(Checkpoint.PathFor(dir, step), []);
-        new Trainer(c with { MaxTrainIter = 7, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume)
+        new Trainer(c with { MaxTrainIter = 7, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume, marks: Marks)
             .Run(CancellationToken.None, _ => { });
         Assert.Equal([2, 4, 5, 7, 100, 101], Checkpoint.InRun(dir).Select(Checkpoint.StepOf).Order().ToArray());
         Assert.Equal(7, Checkpoint.Read(Checkpoint.PathFor(dir, 7)).Iteration);
@@ -330,14 +349,14 @@ public class TrainingTests
         var c = TinyTraining() with { MaxTrainIter = 3, CkptItr = 2, EvalItr = 2, FigItr = 100, LogItr = 1 };
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
-        new Trainer(c, dir, train, valid, CPU).Run(CancellationToken.None);
+        new Trainer(c, dir, train, valid, CPU, marks: Marks).Run(CancellationToken.None);
         string[] Files() => [.. Directory.GetFiles(dir, "*", SearchOption.AllDirectories).Order()];
         var (lines, files) = (File.ReadAllLines(Path.Combine(dir, RunFolder.MetricsFile)), Files());
         // the end of the run was measured (3 is off the cadence)
         Assert.Contains(lines, l => l.Contains("\"valid\"") && RunLog.IterationOf(l) == 3);
         for (int i = 0; i < 2; i++)
             Assert.Equal(TrainOutcome.Completed,
-                         new Trainer(c, dir, train, valid, CPU, start: StartMode.Resume).Run(CancellationToken.None));
+                         new Trainer(c, dir, train, valid, CPU, start: StartMode.Resume, marks: Marks).Run(CancellationToken.None));
         Assert.Equal(lines, File.ReadAllLines(Path.Combine(dir, RunFolder.MetricsFile)));
         Assert.Equal(files, Files()); // no second events file, figure or checkpoint
     }
@@ -348,11 +367,11 @@ public class TrainingTests
         var c = TinyTraining() with { MaxTrainIter = 8, CkptItr = 4, LogItr = 2, EvalItr = 100, FigItr = 100 };
         var (train, _) = Data(c);
         var dir = TestUtil.TempDir();
-        new Trainer(c, dir, train, null, CPU).Run(CancellationToken.None);
+        new Trainer(c, dir, train, null, CPU, marks: Marks).Run(CancellationToken.None);
         // as if killed after logging iteration 8 but before its checkpoint was written
         File.Delete(Checkpoint.PathFor(dir, 8));
         var messages = new List<string>();
-        new Trainer(c, dir, train, null, CPU, messages.Add, StartMode.Resume).Run(CancellationToken.None);
+        new Trainer(c, dir, train, null, CPU, messages.Add, StartMode.Resume, marks: Marks).Run(CancellationToken.None);
         Assert.Contains(messages, m => m.Contains("dropped 2 line(s)"));
         var iterations = File.ReadAllLines(Path.Combine(dir, RunFolder.MetricsFile))
             .Select(l => RunLog.IterationOf(l)!.Value).ToArray();
@@ -366,7 +385,7 @@ public class TrainingTests
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
         var messages = new List<string>();
-        var trainer = new Trainer(c, dir, train, valid, CPU, messages.Add);
+        var trainer = new Trainer(c, dir, train, valid, CPU, messages.Add, marks: Marks);
         var poisoned = trainer.Model.named_parameters().First(p => p.name.Contains("output_scale")).parameter;
         trainer.Run(CancellationToken.None, p =>
         {
@@ -397,7 +416,7 @@ public class TrainingTests
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
         var messages = new List<string>();
-        var trainer = new Trainer(c, dir, train, valid, CPU, messages.Add);
+        var trainer = new Trainer(c, dir, train, valid, CPU, messages.Add, marks: Marks);
         var poisoned = trainer.Model.named_parameters().First(p => p.name.Contains("output_scale")).parameter;
         var outcome = trainer.Run(CancellationToken.None, p =>
         {
@@ -418,7 +437,7 @@ public class TrainingTests
     {
         var c = TinyTraining() with { MaxTrainIter = 4, CkptItr = 2, EvalItr = 100, FigItr = 100 };
         var (train, valid) = Data(c);
-        var trainer = new Trainer(c, TestUtil.TempDir(), train, valid, CPU);
+        var trainer = new Trainer(c, TestUtil.TempDir(), train, valid, CPU, marks: Marks);
         var poisoned = trainer.Model.named_parameters().First(p => p.name.Contains("output_scale")).parameter;
         // at the last iteration: no step follows to fail, so only the end of the run can notice
         var outcome = trainer.Run(CancellationToken.None, p =>

@@ -3,7 +3,7 @@ using Sqair.Model;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Sqair.Evaluation;
+namespace Sqair.Objective;
 
 /// <summary>
 /// docs/design.md §5 measurements of one batch, as sums over its sequences so that batches add up:

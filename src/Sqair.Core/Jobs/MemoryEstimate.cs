@@ -1,7 +1,7 @@
 using Sqair.Model;
 using Sqair.Native;
 
-namespace Sqair.Evaluation;
+namespace Sqair.Jobs;
 
 /// <summary>
 /// An up-front estimate of what inference (<c>sqair eval</c>, <c>sqair track</c>) will hold in memory,

@@ -3,12 +3,13 @@ using Sqair.Data;
 using Sqair.Evaluation;
 using Sqair.Inference;
 using Sqair.Model;
+using Sqair.Native;
+using Sqair.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
-using Sqair.Native;
 
-namespace Sqair.Training;
+namespace Sqair.Jobs;
 
 /// <summary>
 /// Timing of training iterations, split by phase, with the arithmetic done. Forward and backward
