@@ -113,6 +113,22 @@ public static class Evaluator
                                        InferenceOptions inference, int batchSize, Device device,
                                        Action<long>? progress = null, ulong seed = 0)
     {
+        // Set once here, not by each shard's Infer.Run: restoring a training mode from one shard thread while
+        // another still infers would switch on training's noise mid-batch.
+        using var mode = EvalMode.Of(model);
+        return Run((batch, first) => Infer.Run(model, batch.Frames, inference, seed, first), source, sequences,
+                   batchSize, device, progress);
+    }
+
+    /// <summary>
+    /// The measuring behind <see cref="Run(SqairModel, ISequenceSource, long, InferenceOptions, int, Device,
+    /// Action{long}?, ulong)"/> with the inference given: <paramref name="infer"/> gets each shard of a batch and
+    /// the number of its first sequence. Tests pass hand-built outputs (oracle tracks, known weights) here, so the
+    /// measures are checked against values known without any model.
+    /// </summary>
+    internal static EvaluationReport Run(Func<SequenceBatch, long, InferredBatch> infer, ISequenceSource source,
+                                         long sequences, int batchSize, Device device, Action<long>? progress = null)
+    {
         if (sequences < 1) throw new ArgumentException($"evaluation needs at least 1 sequence, not {sequences}");
         var loader = new BatchLoader(source, batchSize, shuffle: false, seed: 0, device);
         var total = new BatchMetrics();
@@ -125,9 +141,6 @@ public static class Evaluator
         long done = 0;
         int threads = get_num_threads();
         int shards = device.type == DeviceType.CPU ? threads : 1;
-        // Set once here, not by each shard's Infer.Run: restoring a training mode from one shard thread while
-        // another still infers would switch on training's noise mid-batch.
-        using var mode = EvalMode.Of(model);
         try
         {
             foreach (var batch in loader.Ordered(sequences))
@@ -141,7 +154,7 @@ public static class Evaluator
                     var parts = ThreadShards.Run(n, Math.Max(1, threads / n), i =>
                     {
                         using var part = batch.Slice(starts[i], sizes[i]);
-                        return Measure(model, part, inference, seed, done + starts[i]);
+                        return Measure(infer, part, done + starts[i]);
                     });
                     foreach (var p in parts)
                     {
@@ -188,11 +201,10 @@ public static class Evaluator
     /// Infers <paramref name="batch"/>, its sequences numbered from <paramref name="first"/>, and measures it;
     /// every tensor it makes is freed before it returns.
     /// </summary>
-    static Measured Measure(SqairModel model, SequenceBatch batch, InferenceOptions inference, ulong seed,
-                            long first)
+    static Measured Measure(Func<SequenceBatch, long, InferredBatch> infer, SequenceBatch batch, long first)
     {
         using var scope = NewDisposeScope();
-        var inferred = Infer.Run(model, batch.Frames, inference, seed, first);
+        var inferred = infer(batch, first);
         return new(BatchMetrics.Of(inferred.Output, batch), TrackExtraction.Truth(batch),
                    inferred.Boxes(BoxKind.Content), inferred.Boxes(BoxKind.Glimpse));
     }
