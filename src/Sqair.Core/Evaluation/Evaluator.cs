@@ -29,6 +29,18 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
     /// <summary>Presence probability above which an object counts in <see cref="TrackingWindowP50"/>.</summary>
     public const float WindowP50Probability = 0.5f;
 
+    /// <summary>
+    /// The headline measures, with a short label and a format: the first columns of a sweep's table
+    /// (<c>sqair sweep</c>) and the columns of README's table of what the shipped model measures.
+    /// </summary>
+    internal static readonly (string Key, string Label, string Format)[] Headline =
+    [
+        ("iwae", "IWAE", "F1"),
+        ("count_acc_visible", "count acc. (visible)", "F3"),
+        ("mota", "MOTA", "F3"),
+        ("idf1", "IDF1", "F3"),
+    ];
+
     /// <summary>The measures that compare with ground truth, left out when there is none.</summary>
     public static readonly IReadOnlySet<string> TruthMeasures = new HashSet<string>
     {

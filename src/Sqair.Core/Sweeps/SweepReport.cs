@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
 using Sqair.Data;
+using Sqair.Evaluation;
 using Sqair.Files;
 using Sqair.Runs;
 using Sqair.Training;
@@ -19,10 +20,7 @@ internal static class SweepReport
     /// <summary>The measures of the table and plots, with their labels and formats.</summary>
     public static readonly (string Key, string Label, string Format)[] Measures =
     [
-        ("iwae", "IWAE", "F1"),
-        ("count_acc_visible", "count acc. (visible)", "F3"),
-        ("mota", "MOTA", "F3"),
-        ("idf1", "IDF1", "F3"),
+        .. EvaluationReport.Headline,
         ("mota_glimpse", "MOTA (windows)", "F3"),
         ("mse", "MSE", "F4"),
     ];
