@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Sqair.Cli;
 using Sqair.Evaluation;
+using Sqair.Files;
 
 namespace Sqair.Tests;
 

@@ -2,6 +2,7 @@ using Sqair.Data;
 using Sqair.Evaluation;
 using Sqair.Inference;
 using Sqair.Model;
+using Sqair.Objective;
 using static TorchSharp.torch;
 
 namespace Sqair.Tests.Evaluation;
