@@ -74,9 +74,7 @@ static class Cli
         // Redirected to a file or a pipe, Spectre wraps every line at 80 columns (mid-path, mid-number): a log
         // line stays one line instead.
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = RedirectedWidth;
-        // A command run inside another (a sweep's task runs its training so) keeps the outer one's stop:
-        // a stop asked for before the inner command began must still stop it.
-        if (depth == 0) stopping = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        stopping = CancellationTokenSource.CreateLinkedTokenSource(stop);
         // The first signal asks for a clean stop; a second one is not intercepted and ends the process.
         void OnSignal(PosixSignalContext ctx)
         {
@@ -86,7 +84,6 @@ static class Cli
         }
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
-        depth++;
         try
         {
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
@@ -97,11 +94,7 @@ static class Cli
             if (Environment.GetEnvironmentVariable("SQAIR_DEBUG") is { Length: > 0 }) Console.Error.WriteLine(e);
             return known.Code;
         }
-        finally { depth--; }
     }
-
-    /// <summary>How many <see cref="Run"/> calls are under way in this process (a sweep task nests two).</summary>
-    static int depth;
 
     /// <summary>Asks the running command to stop, as SIGTERM does (a sweep task whose sweep has ended).</summary>
     public static void RequestStop() => stopping.Cancel();
@@ -119,27 +112,32 @@ static class Cli
     static string OneLine(string message) =>
         string.Join(" ", message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
 
-    public static string EnsureMnist(ParseResult r) =>
-        Mnist.Ensure(r.GetValue(CommonOptions.Cache)!, r.GetValue(CommonOptions.MnistDir), Log);
+    public static string EnsureMnist(ParseResult r) => DataCache(r).Mnist();
 
     /// <summary>Opens (generating once if needed) a cached standard dataset, with a progress bar.</summary>
-    public static SequenceFile Dataset(ParseResult r, MovingMnistConfig config, Pool pool, long count, ulong seed)
+    public static SequenceFile Dataset(ParseResult r, MovingMnistConfig config, Pool pool, long count, ulong seed) =>
+        DataCache(r).Dataset(config, pool, count, seed);
+
+    /// <summary>
+    /// The cache of --cache and --mnist-dir, its generations shown with a progress bar, on
+    /// <paramref name="threads"/> threads (default: the command's --threads).
+    /// </summary>
+    public static DataCache DataCache(ParseResult r, int? threads = null) =>
+        new(r.GetValue(CommonOptions.Cache)!, r.GetValue(CommonOptions.MnistDir), Log)
+        {
+            ShowGeneration = ShowGeneration, Threads = threads ?? r.GetValue(CommonOptions.Threads), Stop = Stopping,
+        };
+
+    static SequenceFile ShowGeneration(string what, long count, Func<Action<long>, SequenceFile> generate)
     {
-        var cache = r.GetValue(CommonOptions.Cache)!;
-        var path = Datasets.CachePath(cache, config, pool, count, seed);
-        StaleTemporaries.RemoveStale(Path.GetDirectoryName(path)!, Log);
-        if (File.Exists(path))
-            return Datasets.Ensure(cache, () => EnsureMnist(r), config, pool, count, seed, Log);
-        var mnist = EnsureMnist(r);
         SequenceFile? file = null;
         AnsiConsole.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(),
                      new ElapsedTimeColumn(), new RemainingTimeColumn())
             .Start(ctx =>
             {
-                var task = ctx.AddTask($"{pool.ToString().ToLowerInvariant()} ({count:N0} sequences)", maxValue: count);
-                file = Datasets.Ensure(cache, () => mnist, config, pool, count, seed, Log,
-                                       (done, _) => task.Value = done, r.GetValue(CommonOptions.Threads), Stopping);
+                var task = ctx.AddTask(what, maxValue: count);
+                file = generate(done => task.Value = done);
             });
         return file!;
     }

@@ -281,9 +281,9 @@ static class CommonOptions
         TryParsePool(s, out var pool) ? pool : throw new UserError($"unknown split '{s}' (train, validation or test)");
 
     /// <summary>Sets the thread count and returns the device, which must exist on this machine.</summary>
-    public static torch.Device DeviceFrom(ParseResult r)
+    public static torch.Device DeviceFrom(ParseResult r, int? threads = null)
     {
-        torch.set_num_threads(r.GetValue(Threads));
+        torch.set_num_threads(threads ?? r.GetValue(Threads));
         var name = r.GetValue(Device)!;
         if (name.StartsWith("cuda", StringComparison.Ordinal) && !torch.cuda.is_available())
             throw new UserError($"--device {name}: no CUDA device is available to this build " +

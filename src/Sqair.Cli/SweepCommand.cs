@@ -247,16 +247,14 @@ static class SweepCommand
             Cli.Log($"task {index} ({task.Arm.Name} seed {task.Seed}) has finished already");
             return ExitCodes.Success;
         }
-        var args = new List<string> { "train", "--threads", spec.Threads.ToString(CultureInfo.InvariantCulture) };
-        args.AddRange(PassedOn(r));
-        if (state == TaskState.Started && spec.Iterations is not null) args.AddRange(["--resume", runDir]);
-        else
-        {
-            var configPath = runDir + ".config.json";
-            AtomicFile.WriteAllText(configPath, spec.ConfigOf(task).ToJson());
-            args.AddRange(["--config", configPath, "--run-dir", runDir, "--force"]);
-        }
-        int code = Cli.Run([.. args]);
+        bool resume = state == TaskState.Started && spec.Iterations is not null;
+        var config = resume
+            ? CheckpointStore.NewestResumable(runDir)?.Config
+              ?? throw new UserError($"{runDir}: the task's run has no checkpoint to resume from")
+            : spec.ConfigOf(task);
+        var device = CommonOptions.DeviceFrom(r, spec.Threads);
+        int code = TrainCommand.Train(config, resume ? StartMode.Resume : StartMode.Replace, runDir, device,
+                                      Cli.DataCache(r, spec.Threads), shards: 1);
         if (code == ExitCodes.Success) SweepRunner.MarkDone(runDir);
         return code;
     }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Spectre.Console;
+using Sqair.Data;
 using Sqair.Evaluation;
 using Sqair.Jobs;
 using Sqair.Model;
@@ -41,15 +42,20 @@ static class TrainCommand
 
     static int Run(ParseResult r)
     {
-        var device = CommonOptions.DeviceFrom(r);
         var (config, mode, runDir) = r.GetValue(Resume) is { } resume ? Resumed(r, resume) : Started(r);
-        TrainingRun.CheckMemory(config);   // before the data is generated or the run folder is touched
+        var device = CommonOptions.DeviceFrom(r);
+        return Train(config, mode, runDir, device, Cli.DataCache(r), r.GetValue(CommonOptions.Shards));
+    }
 
-        using var data = TrainingData.Open(config, mode,
-            (dataConfig, pool, count, seed) => Cli.Dataset(r, dataConfig, pool, count, seed),
-            () => Cli.EnsureMnist(r), Cli.Log, Cli.Warn);
-        using var trainer = TrainingRun.Start(data, runDir, device, Cli.Log, mode, r.GetValue(CommonOptions.Shards),
-                                              Cli.Warn);
+    /// <summary>
+    /// Opens the run (<see cref="TrainingRun.Open"/>), says what it is, trains it to the end with its progress shown,
+    /// and returns the exit code of its outcome. A sweep's task runs here too.
+    /// </summary>
+    public static int Train(SqairConfig config, StartMode mode, string runDir, TorchSharp.torch.Device device,
+                            DataCache cache, int shards)
+    {
+        using var run = TrainingRun.Open(config, runDir, mode, cache, device, Cli.Log, Cli.Warn, shards);
+        var trainer = run.Trainer;
         config = trainer.Config;
         AnsiConsole.MarkupLine($"run folder [green]{Markup.Escape(trainer.RunDir)}[/]  " +
                                $"(tensorboard --logdir {Markup.Escape(trainer.RunDir)})");
@@ -58,7 +64,7 @@ static class TrainCommand
                                $"optimizer {config.Optimizer.ToString().ToLowerInvariant()} " +
                                $"lr {config.LearningRate}, batch {config.BatchSize}, K {config.KParticles}, " +
                                $"{TorchSharp.torch.get_num_threads()} threads " +
-                               $"in {r.GetValue(CommonOptions.Shards)} shard(s) on {device}[/]");
+                               $"in {shards} shard(s) on {device}[/]");
 
         var outcome = RunShowingProgress(trainer, config);
         var message = trainer.StopMessage ?? outcome.ToString();

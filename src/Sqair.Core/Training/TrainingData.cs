@@ -27,15 +27,13 @@ public sealed class TrainingData : IDisposable
         (Train, Valid, Config) = (train, valid, config);
 
     /// <summary>
-    /// Opens the data of <paramref name="config"/>. <paramref name="cachedDataset"/> opens (generating
-    /// it once) a standard dataset of a data config, pool, count and seed, e.g. with
-    /// <see cref="Datasets.Ensure"/>; <paramref name="mnist"/> gives the MNIST folder for the
-    /// on-the-fly generator. A missing file is a <see cref="FileNotFoundException"/>, a contradiction
-    /// in the config an <see cref="ArgumentException"/>, damaged bytes an <see cref="InvalidDataException"/>.
+    /// Opens the data of <paramref name="config"/>: its files, else the standard datasets of
+    /// <paramref name="cache"/> (generated once), else MNIST from it for the on-the-fly generator. A missing file is
+    /// a <see cref="FileNotFoundException"/>, a contradiction in the config an <see cref="ArgumentException"/>,
+    /// damaged bytes an <see cref="InvalidDataException"/>.
     /// </summary>
-    public static TrainingData Open(SqairConfig config, StartMode mode,
-                                    Func<MovingMnistConfig, Pool, long, ulong, SequenceFile> cachedDataset,
-                                    Func<string> mnist, Action<string>? log = null, Action<string>? warn = null)
+    public static TrainingData Open(SqairConfig config, StartMode mode, DataCache cache, Action<string>? log = null,
+                                    Action<string>? warn = null)
     {
         var dataConfig = config.DataConfig();
         if (config.Data != "")
@@ -62,11 +60,11 @@ public sealed class TrainingData : IDisposable
             throw new ArgumentException("config key 'valid_data' needs 'data' " +
                                         "(the generated training set comes with its own validation set)");
         ISequenceSource trainSource = config.OnTheFly
-            ? new GeneratedSource(Datasets.Generator(mnist(), dataConfig, Pool.Train, config.DataSeed))
-            : cachedDataset(dataConfig, Pool.Train, config.TrainSize, config.DataSeed).Checked(log, warn);
+            ? new GeneratedSource(Datasets.Generator(cache.Mnist(), dataConfig, Pool.Train, config.DataSeed))
+            : cache.Dataset(dataConfig, Pool.Train, config.TrainSize, config.DataSeed).Checked(log, warn);
         return new TrainingData(
             trainSource,
-            cachedDataset(dataConfig, Pool.Validation, config.ValidSize, config.DataSeed).Checked(log, warn),
+            cache.Dataset(dataConfig, Pool.Validation, config.ValidSize, config.DataSeed).Checked(log, warn),
             config);
     }
 
