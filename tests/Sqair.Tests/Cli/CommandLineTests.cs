@@ -494,14 +494,14 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         // the animation holds its frames in memory until written, so it stops at GifFrames; the tracks do not
         var dir = TestUtil.TempDir();
         var data = Path.Combine(dir, "long.safetensors");
-        int length = Sqair.Cli.TrackCommand.GifFrames + 5;
+        int length = Sqair.Jobs.TrackRun.GifFrames + 5;
         Run("data", "generate", "--synthetic", "--split", "train", "--count", "1", "--canvas-size", "32",
             "--seq-len", $"{length}", "--out", data).AssertCode(0);
         var prefix = Path.Combine(dir, "tracks");
         var r = Run("track", f.Model, data, "--gif", "--threads", "1", "--out", prefix).AssertCode(0);
-        Assert.Contains($"--gif draws the first {Sqair.Cli.TrackCommand.GifFrames} frames", r.Stderr);
+        Assert.Contains($"--gif draws the first {Sqair.Jobs.TrackRun.GifFrames} frames", r.Stderr);
         using var codec = SkiaSharp.SKCodec.Create(prefix + ".gif");
-        Assert.Equal(Sqair.Cli.TrackCommand.GifFrames, codec.FrameCount);
+        Assert.Equal(Sqair.Jobs.TrackRun.GifFrames, codec.FrameCount);
         var frames = File.ReadLines(prefix + ".csv").Skip(1).Select(l => int.Parse(l.Split(',')[1],
             CultureInfo.InvariantCulture));
         Assert.Equal(length - 1, frames.DefaultIfEmpty(length - 1).Max());
