@@ -1,9 +1,11 @@
 using System.CommandLine;
+using System.Globalization;
 using Spectre.Console;
 using Sqair.Data;
 using Sqair.Evaluation;
 using Sqair.Jobs;
 using Sqair.Model;
+using Sqair.Objective;
 using Sqair.Runs;
 using Sqair.Training;
 
@@ -142,6 +144,13 @@ static class TrainCommand
     /// The progress line; time left to whichever of max_train_iter and the time limit comes first, as h:mm:ss.
     /// </summary>
     static string Line(TrainProgress p) =>
-        $"it {p.Iteration}/{p.MaxIterations} len {p.SeqLen} loss {p.Loss:F1} iwae {p.Iwae:F1} " +
-        $"acc {p.CountAccuracy:F3} {p.IterationsPerSecond:F2} it/s left {(int)p.Eta.TotalHours}:{p.Eta:mm\\:ss}";
+        $"it {p.Iteration}/{p.MaxIterations} len {p.SeqLen} loss {In(Metrics.Loss, p.Loss)} " +
+        $"iwae {In(Metrics.Iwae, p.Iwae)} acc {In(Metrics.CountAccVisible, p.CountAccuracy)} " +
+        $"{In(Metrics.IterationsPerSecond, p.IterationsPerSecond)} it/s " +
+        $"left {(int)p.Eta.TotalHours}:{p.Eta:mm\\:ss}";
+
+    /// <summary>
+    /// <paramref name="value"/> in its measure's format, in the console's culture as the rest of the line is.
+    /// </summary>
+    static string In(Metric measure, double value) => value.ToString(measure.Format, CultureInfo.CurrentCulture);
 }

@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using Sqair.Cli;
 using Sqair.Evaluation;
 using Sqair.Files;
+using Sqair.Objective;
 
 namespace Sqair.Tests;
 
@@ -108,10 +109,9 @@ static class MeasuredTable
                     : "another ending of objects";
             table.Append(CultureInfo.InvariantCulture,
                          $"| {(report.OfFile ? report.Split : report.Split + " split")} | " +
-                         $"{(double)report.Metrics["sequences"]!} | {inference} | ");
-            foreach (var (key, _, format) in EvaluationReport.Headline)
-                table.Append(((double)report.Metrics[key]!).ToString(format, CultureInfo.InvariantCulture))
-                     .Append(" | ");
+                         $"{(double)report.Metrics[Metrics.Sequences.Key]!} | {inference} | ");
+            foreach (var measure in EvaluationReport.Headline)
+                table.Append(measure.Text((double)report.Metrics[measure.Key]!)).Append(" | ");
             table.Append(CultureInfo.InvariantCulture, $"`{Command(report)}` |\n");
         }
         return table.ToString();

@@ -30,28 +30,18 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
     public const float WindowP50Probability = 0.5f;
 
     /// <summary>
-    /// The headline measures, with a short label and a format: the first columns of a sweep's table
-    /// (<c>sqair sweep</c>) and the columns of README's table of what the shipped model measures.
+    /// The headline measures: the first columns of a sweep's table (<c>sqair sweep</c>) and the columns of README's
+    /// table of what the shipped model measures.
     /// </summary>
-    internal static readonly (string Key, string Label, string Format)[] Headline =
-    [
-        ("iwae", "IWAE", "F1"),
-        ("count_acc_visible", "count acc. (visible)", "F3"),
-        ("mota", "MOTA", "F3"),
-        ("idf1", "IDF1", "F3"),
-    ];
+    internal static readonly IReadOnlyList<Metric> Headline =
+        [Metrics.Iwae, Metrics.CountAccVisible, Metrics.Mota, Metrics.Idf1];
 
-    /// <summary>The measures that compare with ground truth, left out when there is none.</summary>
-    public static readonly IReadOnlySet<string> TruthMeasures = new HashSet<string>
-    {
-        "count_acc_present", "count_acc_visible",
-        "mota", "motp_iou", "idf1", "idp", "idr", "id_switches", "false_positives", "misses",
-        "misses_box_off", "false_positives_box_off", "gt_boxes",
-        "mota_glimpse", "motp_iou_glimpse", "idf1_glimpse",
-        "mota_window_p50", "idf1_window_p50",
-        "mota_dontcare", "idf1_dontcare", "misses_dontcare", "false_positives_dontcare",
-        "mota_inside", "misses_inside", "gt_inside", "mota_edge", "misses_edge", "gt_edge",
-    };
+    /// <summary>
+    /// The keys of the measures that compare with ground truth, left out when there is none (besides the per-tenth
+    /// drift, which is measured only with ground truth).
+    /// </summary>
+    public static readonly IReadOnlySet<string> TruthMeasures =
+        Metrics.All.Where(m => m.NeedsTruth && !m.PerTenth).Select(m => m.Key).ToHashSet();
 
     /// <summary>
     /// Every measure by its name in the JSON report and metrics.jsonl (count accuracies and
@@ -61,33 +51,33 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
     {
         var d = new Dictionary<string, double>(Totals.Means())
         {
-            ["mota"] = Tracking.Mota,
-            ["motp_iou"] = Tracking.Motp,
-            ["idf1"] = Tracking.Idf1,
-            ["idp"] = Tracking.Idp,
-            ["idr"] = Tracking.Idr,
-            ["id_switches"] = Tracking.IdSwitches,
-            ["false_positives"] = Tracking.FalsePositives,
-            ["misses"] = Tracking.Misses,
-            ["misses_box_off"] = Tracking.MissesBoxOff,
-            ["false_positives_box_off"] = Tracking.FalsePositivesBoxOff,
-            ["gt_boxes"] = Tracking.GroundTruth,
-            ["mota_glimpse"] = TrackingGlimpse.Mota,
-            ["motp_iou_glimpse"] = TrackingGlimpse.Motp,
-            ["idf1_glimpse"] = TrackingGlimpse.Idf1,
-            ["mota_window_p50"] = TrackingWindowP50.Mota,
-            ["idf1_window_p50"] = TrackingWindowP50.Idf1,
-            ["mota_dontcare"] = TrackingDontCare.Mota,
-            ["idf1_dontcare"] = TrackingDontCare.Idf1,
-            ["misses_dontcare"] = TrackingDontCare.Misses,
-            ["false_positives_dontcare"] = TrackingDontCare.FalsePositives,
-            ["mota_inside"] = TrackingInside.Mota,
-            ["misses_inside"] = TrackingInside.Misses,
-            ["gt_inside"] = TrackingInside.GroundTruth,
-            ["mota_edge"] = TrackingEdge.Mota,
-            ["misses_edge"] = TrackingEdge.Misses,
-            ["gt_edge"] = TrackingEdge.GroundTruth,
-            ["sequences"] = Totals.Sequences,
+            [Metrics.Mota.Key] = Tracking.Mota,
+            [Metrics.MotpIou.Key] = Tracking.Motp,
+            [Metrics.Idf1.Key] = Tracking.Idf1,
+            [Metrics.Idp.Key] = Tracking.Idp,
+            [Metrics.Idr.Key] = Tracking.Idr,
+            [Metrics.IdSwitches.Key] = Tracking.IdSwitches,
+            [Metrics.FalsePositives.Key] = Tracking.FalsePositives,
+            [Metrics.Misses.Key] = Tracking.Misses,
+            [Metrics.MissesBoxOff.Key] = Tracking.MissesBoxOff,
+            [Metrics.FalsePositivesBoxOff.Key] = Tracking.FalsePositivesBoxOff,
+            [Metrics.GroundTruthBoxes.Key] = Tracking.GroundTruth,
+            [Metrics.MotaGlimpse.Key] = TrackingGlimpse.Mota,
+            [Metrics.MotpIouGlimpse.Key] = TrackingGlimpse.Motp,
+            [Metrics.Idf1Glimpse.Key] = TrackingGlimpse.Idf1,
+            [Metrics.MotaWindowP50.Key] = TrackingWindowP50.Mota,
+            [Metrics.Idf1WindowP50.Key] = TrackingWindowP50.Idf1,
+            [Metrics.MotaDontCare.Key] = TrackingDontCare.Mota,
+            [Metrics.Idf1DontCare.Key] = TrackingDontCare.Idf1,
+            [Metrics.MissesDontCare.Key] = TrackingDontCare.Misses,
+            [Metrics.FalsePositivesDontCare.Key] = TrackingDontCare.FalsePositives,
+            [Metrics.MotaInside.Key] = TrackingInside.Mota,
+            [Metrics.MissesInside.Key] = TrackingInside.Misses,
+            [Metrics.GroundTruthInside.Key] = TrackingInside.GroundTruth,
+            [Metrics.MotaEdge.Key] = TrackingEdge.Mota,
+            [Metrics.MissesEdge.Key] = TrackingEdge.Misses,
+            [Metrics.GroundTruthEdge.Key] = TrackingEdge.GroundTruth,
+            [Metrics.Sequences.Key] = Totals.Sequences,
         };
         if (!HasTruth)
         {
@@ -97,8 +87,8 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
         // on sequences longer than 10 frames: drift as a curve over the tenths of the sequence
         for (int i = 0; i < Tracking.MotaByTenth.Count; i++)
         {
-            d[$"mota_tenth_{i + 1:D2}"] = Tracking.MotaByTenth[i];
-            d[$"hyp_per_digit_tenth_{i + 1:D2}"] = Tracking.HypothesesPerDigitByTenth[i];
+            d[Metrics.MotaByTenth.KeyOfTenth(i + 1)] = Tracking.MotaByTenth[i];
+            d[Metrics.HypothesesPerDigitByTenth.KeyOfTenth(i + 1)] = Tracking.HypothesesPerDigitByTenth[i];
         }
         return d;
     }

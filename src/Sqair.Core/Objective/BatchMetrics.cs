@@ -104,17 +104,17 @@ public sealed record BatchMetrics
     /// <summary>Means: per sequence for bounds and divergences, per frame for counts, MSE and object numbers.</summary>
     public IReadOnlyDictionary<string, double> Means() => new Dictionary<string, double>
     {
-        ["iwae"] = Iwae / Sequences,
-        ["elbo"] = Elbo / Sequences,
-        ["log_p_x_given_z"] = LogLikelihood / Sequences,
-        ["kl"] = Kl / Sequences,
-        ["log_p_x_given_z_per_frame"] = LogLikelihood / Frames,
-        ["kl_per_frame"] = Kl / Frames,
-        ["ess"] = Ess / Sequences,
-        ["mse"] = Mse / Frames,
-        ["count_acc_present"] = CountCorrectPresent / Frames,
-        ["count_acc_visible"] = CountCorrectVisible / Frames,
-        ["objects_propagated"] = Propagated / Frames,
-        ["objects_discovered"] = Discovered / Frames,
+        [Metrics.Iwae.Key] = Iwae / Sequences,
+        [Metrics.Elbo.Key] = Elbo / Sequences,
+        [Metrics.LogLikelihood.Key] = LogLikelihood / Sequences,
+        [Metrics.Kl.Key] = Kl / Sequences,
+        [Metrics.LogLikelihoodPerFrame.Key] = LogLikelihood / Frames,
+        [Metrics.KlPerFrame.Key] = Kl / Frames,
+        [Metrics.Ess.Key] = Ess / Sequences,
+        [Metrics.Mse.Key] = Mse / Frames,
+        [Metrics.CountAccPresent.Key] = CountCorrectPresent / Frames,
+        [Metrics.CountAccVisible.Key] = CountCorrectVisible / Frames,
+        [Metrics.ObjectsPropagated.Key] = Propagated / Frames,
+        [Metrics.ObjectsDiscovered.Key] = Discovered / Frames,
     };
 }

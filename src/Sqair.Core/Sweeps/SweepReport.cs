@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Sqair.Data;
 using Sqair.Evaluation;
 using Sqair.Files;
+using Sqair.Objective;
 using Sqair.Runs;
 using Sqair.Training;
 using Sqair.Visualisation;
@@ -17,13 +18,9 @@ namespace Sqair.Sweeps;
 /// </summary>
 internal static class SweepReport
 {
-    /// <summary>The measures of the table and plots, with their labels and formats.</summary>
-    public static readonly (string Key, string Label, string Format)[] Measures =
-    [
-        .. EvaluationReport.Headline,
-        ("mota_glimpse", "MOTA (windows)", "F3"),
-        ("mse", "MSE", "F4"),
-    ];
+    /// <summary>The measures of the table and plots.</summary>
+    public static readonly IReadOnlyList<Metric> Measures =
+        [.. EvaluationReport.Headline, Metrics.MotaGlimpse, Metrics.Mse];
 
     /// <summary>The report's files in the sweep folder.</summary>
     public const string CsvFile = "sweep.csv", MarkdownFile = "sweep.md", PlotsDir = "plots";
@@ -160,7 +157,7 @@ internal static class SweepReport
     static void Table(StringBuilder sb, SweepSpec spec, Dictionary<int, List<Point>> byTask,
                       Func<List<Point>, Point?> pick, bool iwaeComparable, bool showIteration = false)
     {
-        var labels = Measures.Select(m => m.Key == "iwae" && !iwaeComparable ? m.Label + " †" : m.Label);
+        var labels = Measures.Select(m => m == Metrics.Iwae && !iwaeComparable ? m.Label + " †" : m.Label);
         sb.Append(CultureInfo.InvariantCulture,
                   $"| arm | seeds |{(showIteration ? " iterations |" : "")} {string.Join(" | ", labels)} |\n");
         sb.Append(CultureInfo.InvariantCulture,
@@ -175,24 +172,15 @@ internal static class SweepReport
             if (showIteration)
                 sb.Append(CultureInfo.InvariantCulture, $" {string.Join(" / ", chosen.Select(p =>
                     p.Iteration.ToString("N0", CultureInfo.InvariantCulture)))} |");
-            foreach (var (key, _, format) in Measures)
+            foreach (var measure in Measures)
             {
-                var values = chosen.Select(p => p.Values.TryGetValue(key, out var v) ? v : double.NaN).ToList();
-                var each = string.Join(" / ", values.Select(v => Format(v, format)));
-                sb.Append(values.Count > 1 ? $" {each} (**{Format(values.Average(), format)}**) |" : $" {each} |");
+                var values = chosen.Select(p => p.Values.TryGetValue(measure.Key, out var v) ? v : double.NaN)
+                                   .ToList();
+                var each = string.Join(" / ", values.Select(measure.Text));
+                sb.Append(values.Count > 1 ? $" {each} (**{measure.Text(values.Average())}**) |" : $" {each} |");
             }
             sb.Append('\n');
         }
-    }
-
-    /// <summary>
-    /// The value in <paramref name="format"/> ("F3"), "–" when missing; what rounds to zero prints without a sign.
-    /// </summary>
-    static string Format(double v, string format)
-    {
-        if (double.IsNaN(v)) return "–";
-        if (Math.Abs(v) < 0.5 * Math.Pow(10, -int.Parse(format[1..], CultureInfo.InvariantCulture))) v = 0;
-        return v.ToString(format, CultureInfo.InvariantCulture);
     }
 
     static string Assignments(IReadOnlyDictionary<string, JsonNode?> keys) =>
@@ -202,9 +190,9 @@ internal static class SweepReport
     static void Plot(SweepSpec spec, IReadOnlyList<Point> points, string outDir)
     {
         Directory.CreateDirectory(outDir);
-        foreach (var (key, label, _) in Measures)
-            if (PlotOf(spec, points, key, label) is { } plot)
-                Curves.Save(plot, Path.Combine(outDir, $"{key}.png"));
+        foreach (var measure in Measures)
+            if (PlotOf(spec, points, measure.Key, measure.Label) is { } plot)
+                Curves.Save(plot, Path.Combine(outDir, $"{measure.Key}.png"));
     }
 
     /// <summary>The plot of one measure, null when no arm has a value of it.</summary>
@@ -233,7 +221,7 @@ internal static class SweepReport
             any = true;
         }
         if (!any) return null;
-        var caveat = key == "iwae" && !IwaeComparable(spec)
+        var caveat = key == Metrics.Iwae.Key && !IwaeComparable(spec)
             ? " (not comparable: the arms differ in output_std)"
             : "";
         plot.Title($"{label}: mean over seeds (line), each seed (points){caveat}");

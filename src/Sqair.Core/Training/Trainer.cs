@@ -268,8 +268,9 @@ public sealed class Trainer : IDisposable
 
             // The progress line shows the running window, or the last logged one just after a log.
             var shown = window.Steps > 0 ? window.Means(lr, seqLen, rate) : logged;
-            onIteration?.Invoke(new TrainProgress(Iteration, c.MaxTrainIter, seqLen, shown?["loss"] ?? double.NaN,
-                shown?["iwae"] ?? double.NaN, shown?["count_acc_visible"] ?? double.NaN, rate,
+            double Shown(Metric m) => shown?[m.Key] ?? double.NaN;
+            onIteration?.Invoke(new TrainProgress(Iteration, c.MaxTrainIter, seqLen, Shown(Metrics.Loss),
+                Shown(Metrics.Iwae), Shown(Metrics.CountAccVisible), rate,
                 TimeLeft(c.MaxTrainIter - Iteration, rate, c.TimeLimitMin, clock.Elapsed), lr));
         }
         return End(TrainOutcome.Completed, $"finished {Iteration} iterations");
@@ -312,7 +313,7 @@ public sealed class Trainer : IDisposable
     /// <summary>
     /// The training measures summed since the last log line, and their means for the log and the progress line.
     /// </summary>
-    sealed class TrainWindow
+    internal sealed class TrainWindow
     {
         BatchMetrics metrics = new();
         double loss, gradNorm;
@@ -332,11 +333,11 @@ public sealed class Trainer : IDisposable
         public Dictionary<string, double> Means(double lr, int seqLen, double iterationsPerSecond) =>
             new(metrics.Means())
             {
-                ["loss"] = loss / Steps,
-                ["grad_norm"] = gradNorm / Steps,
-                ["lr"] = lr,
-                ["seq_len"] = seqLen,
-                ["iterations_per_second"] = iterationsPerSecond,
+                [Metrics.Loss.Key] = loss / Steps,
+                [Metrics.GradNorm.Key] = gradNorm / Steps,
+                [Metrics.LearningRate.Key] = lr,
+                [Metrics.SeqLen.Key] = seqLen,
+                [Metrics.IterationsPerSecond.Key] = iterationsPerSecond,
             };
     }
 
@@ -442,13 +443,19 @@ public sealed class Trainer : IDisposable
         return metrics;
     }
 
+    /// <summary>The measures the log's lines show of a record, in the record's order; the file has them all.</summary>
+    static readonly IReadOnlySet<string> Logged = new[]
+    {
+        Metrics.Loss, Metrics.Iwae, Metrics.Kl, Metrics.LogLikelihood, Metrics.CountAccPresent,
+        Metrics.CountAccVisible, Metrics.Ess, Metrics.Mota, Metrics.Idf1,
+    }.Select(m => m.Key).ToHashSet();
+
     void Record(string split, IReadOnlyDictionary<string, double> values)
     {
         runLog.Record(split, Iteration, values);
         if (split == "valid" || Iteration % (Config.LogItr * 10) == 0 || Iteration == Config.LogItr)
             log($"{split} @ {Iteration}: " + string.Join("  ", values
-                .Where(kv => kv.Key is "loss" or "iwae" or "kl" or "log_p_x_given_z" or "count_acc_present" or
-                                       "count_acc_visible" or "ess" or "mota" or "idf1")
+                .Where(kv => Logged.Contains(kv.Key))
                 .Select(kv => $"{kv.Key} {kv.Value:G5}")));
     }
 

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Sqair.Files;
+using Sqair.Objective;
 using Sqair.Runs;
 
 namespace Sqair.Visualisation;
@@ -7,15 +8,14 @@ namespace Sqair.Visualisation;
 /// <summary>Learning curves from the metrics.jsonl of one or more runs, one PNG per measure.</summary>
 public static class Curves
 {
-    /// <summary>The measures drawn, with their labels; train and validation series share a plot.</summary>
+    /// <summary>The measures drawn, with their titles; train and validation series share a plot.</summary>
     public static readonly (string Key, string Label)[] Measures =
     [
-        ("iwae", "IWAE bound (per sequence)"),
-        ("count_acc_visible", "count accuracy (visible digits)"),
-        ("mota", "MOTA"),
-        ("kl_per_frame", "KL per frame"),
-        ("log_p_x_given_z_per_frame", "log p(x|z) per frame"),
-        ("loss", "training loss"),
+        .. new[]
+        {
+            Metrics.Iwae, Metrics.CountAccVisible, Metrics.Mota, Metrics.KlPerFrame, Metrics.LogLikelihoodPerFrame,
+            Metrics.Loss,
+        }.Select(m => (m.Key, m.Title)),
     ];
 
     /// <summary>Size of every curve plot: wide enough for a legend beside the lines on a laptop screen.</summary>

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using ScottPlot.Plottables;
+using Sqair.Objective;
 using Sqair.Sweeps;
 
 namespace Sqair.Tests.Sweeps;
@@ -37,10 +38,10 @@ public class SweepPlotTests
         // Arm 3 has no MOTA: the arms after it keep the styles of their place in the sweep.
         var points = spec.Tasks.Where(t => t.Arm.Name != "arm3")
             .SelectMany(t => new[] { 2L, 4L }.Select(it => new SweepReport.Point(t, it,
-                new Dictionary<string, double> { ["mota"] = 0.01 * t.Index + 0.001 * it })))
+                new Dictionary<string, double> { [Metrics.Mota.Key] = 0.01 * t.Index + 0.001 * it })))
             .ToList();
 
-        var plot = SweepReport.PlotOf(spec, points, "mota", "MOTA");
+        var plot = SweepReport.PlotOf(spec, points, Metrics.Mota.Key, Metrics.Mota.Label);
 
         Assert.NotNull(plot);
         var scatters = plot.GetPlottables().OfType<Scatter>().ToList();
