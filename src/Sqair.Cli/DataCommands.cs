@@ -136,50 +136,63 @@ static class DataCommands
         generate.Options.Add(outPath);
         generate.Options.Add(synthetic);
         AddGeneratorOptions(generate);
-        generate.SetAction(r =>
-        {
-            var config = ConfigFrom(r);
-            config.Validate();
-            var pools = r.GetValue(split)!.Select(CommonOptions.ParsePool).ToArray();
-            var output = r.GetValue(outPath);
-            if (output is not null && pools.Length != 1) throw new UserError("--out takes exactly one --split");
-            if (r.GetValue(synthetic) && output is null)
-                throw new UserError("--synthetic needs --out (the cache holds MNIST datasets only)");
-            if (output is not null) Outputs.CheckFile("--out", output);
-            foreach (var pool in pools)
-            {
-                long n = r.GetValue(Count) ?? Datasets.DefaultCount(pool);
-                var target = output ?? Datasets.CachePath(r.GetValue(CommonOptions.Cache)!, config, pool, n,
-                                                          r.GetValue(CommonOptions.DataSeed));
-                try { SequenceFile.CheckDiskSpace(target, config, n); }
-                catch (ArgumentException e) { throw new UserError($"--count {n}: {e.Message}"); }
-                var sw = Stopwatch.StartNew();
-                if (output is null)
-                {
-                    using var file = Cli.Dataset(r, config, pool, n, r.GetValue(CommonOptions.DataSeed));
-                    Report(file.Path, sw);
-                }
-                else
-                {
-                    StaleTemporaries.RemoveStale(Path.GetDirectoryName(Path.GetFullPath(output))!, Cli.Log);
-                    var seed = r.GetValue(CommonOptions.DataSeed);
-                    var gen = r.GetValue(synthetic)
-                        ? new MovingMnist(config, MovingMnist.SyntheticTemplates(MovingMnist.SyntheticPoolSize,
-                                                                                 seed + (ulong)pool, config.DigitScale),
-                                          seed)
-                        : Datasets.Generator(Cli.EnsureMnist(r), config, pool, seed);
-                    AnsiConsole.Progress().Start(ctx =>
-                    {
-                        var task = ctx.AddTask(pool.ToString().ToLowerInvariant(), maxValue: n);
-                        SequenceFile.Write(output, gen, n, pool, done => task.Value = done,
-                                           r.GetValue(CommonOptions.Threads), Cli.Stopping);
-                    });
-                    Report(output, sw);
-                }
-            }
-            return ExitCodes.Success;
-        });
+        generate.SetAction(r => RunGenerate(r, r.GetValue(split)!, r.GetValue(outPath), r.GetValue(synthetic)));
         return generate;
+    }
+
+    /// <summary>
+    /// Generates <paramref name="splits"/> into the cache, or the one split into <paramref name="output"/> (from
+    /// synthetic blobs with <paramref name="synthetic"/>), and prints each file's path.
+    /// </summary>
+    static int RunGenerate(ParseResult r, string[] splits, string? output, bool synthetic)
+    {
+        var config = ConfigFrom(r);
+        config.Validate();
+        var pools = splits.Select(CommonOptions.ParsePool).ToArray();
+        if (output is not null && pools.Length != 1) throw new UserError("--out takes exactly one --split");
+        if (synthetic && output is null)
+            throw new UserError("--synthetic needs --out (the cache holds MNIST datasets only)");
+        if (output is not null) Outputs.CheckFile("--out", output);
+        foreach (var pool in pools)
+        {
+            long n = r.GetValue(Count) ?? Datasets.DefaultCount(pool);
+            var target = output ?? Datasets.CachePath(r.GetValue(CommonOptions.Cache)!, config, pool, n,
+                                                      r.GetValue(CommonOptions.DataSeed));
+            try { SequenceFile.CheckDiskSpace(target, config, n); }
+            catch (ArgumentException e) { throw new UserError($"--count {n}: {e.Message}"); }
+            var sw = Stopwatch.StartNew();
+            if (output is null)
+            {
+                using var file = Cli.Dataset(r, config, pool, n, r.GetValue(CommonOptions.DataSeed));
+                Report(file.Path, sw);
+            }
+            else
+            {
+                GenerateFile(r, config, pool, n, output, synthetic);
+                Report(output, sw);
+            }
+        }
+        return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="n"/> sequences of one pool into a file the user names, with a progress bar.
+    /// </summary>
+    static void GenerateFile(ParseResult r, MovingMnistConfig config, Pool pool, long n, string output, bool synthetic)
+    {
+        StaleTemporaries.RemoveStale(Path.GetDirectoryName(Path.GetFullPath(output))!, Cli.Log);
+        var seed = r.GetValue(CommonOptions.DataSeed);
+        var gen = synthetic
+            ? new MovingMnist(config, MovingMnist.SyntheticTemplates(MovingMnist.SyntheticPoolSize,
+                                                                     seed + (ulong)pool, config.DigitScale),
+                              seed)
+            : Datasets.Generator(Cli.EnsureMnist(r), config, pool, seed);
+        AnsiConsole.Progress().Start(ctx =>
+        {
+            var task = ctx.AddTask(pool.ToString().ToLowerInvariant(), maxValue: n);
+            SequenceFile.Write(output, gen, n, pool, done => task.Value = done,
+                               r.GetValue(CommonOptions.Threads), Cli.Stopping);
+        });
     }
 
     static Command BuildShow()
@@ -353,34 +366,38 @@ static class DataCommands
         {
             folders, output, size, channels, seqLen, filter, CommonOptions.Threads,
         };
-        import.SetAction(r =>
-        {
-            var outPath = r.GetValue(output)!;
-            Outputs.CheckFile("--out", outPath);
-            var options = new ImportOptions(r.GetValue(size), r.GetValue(channels), r.GetValue(seqLen),
-                                            r.GetValue(filter));
-            StaleTemporaries.RemoveStale(Path.GetDirectoryName(Path.GetFullPath(outPath))!, Cli.Log);
-            var sw = Stopwatch.StartNew();
-            ImportSummary summary = null!;
-            AnsiConsole.Progress().Start(ctx =>
-            {
-                var task = ctx.AddTask("importing", maxValue: 1);
-                summary = FrameImport.Import(r.GetValue(folders)!, outPath, options,
-                    done => { task.MaxValue = Math.Max(task.MaxValue, done); task.Value = done; },
-                    r.GetValue(CommonOptions.Threads), Cli.Stopping);
-            });
-            Cli.Log($"{summary.Folders} folder(s) → {summary.Sequences} sequences of " +
-                    $"{summary.Frames / summary.Sequences} frames, " +
-                    (summary.HasTruth
-                        ? $"ground truth with up to {summary.Slots} objects per sequence"
-                        : "no ground truth") +
-                    (summary.DroppedFrames > 0
-                        ? $"; {summary.DroppedFrames} frames past the last whole window dropped"
-                        : ""));
-            Report(outPath, sw);
-            return ExitCodes.Success;
-        });
+        import.SetAction(r => RunImport(r, r.GetValue(folders)!, r.GetValue(output)!,
+                                        new ImportOptions(r.GetValue(size), r.GetValue(channels), r.GetValue(seqLen),
+                                                          r.GetValue(filter))));
         return import;
+    }
+
+    /// <summary>
+    /// Imports <paramref name="folders"/> into the dataset file <paramref name="outPath"/> and says what it holds.
+    /// </summary>
+    static int RunImport(ParseResult r, string[] folders, string outPath, ImportOptions options)
+    {
+        Outputs.CheckFile("--out", outPath);
+        StaleTemporaries.RemoveStale(Path.GetDirectoryName(Path.GetFullPath(outPath))!, Cli.Log);
+        var sw = Stopwatch.StartNew();
+        ImportSummary summary = null!;
+        AnsiConsole.Progress().Start(ctx =>
+        {
+            var task = ctx.AddTask("importing", maxValue: 1);
+            summary = FrameImport.Import(folders, outPath, options,
+                done => { task.MaxValue = Math.Max(task.MaxValue, done); task.Value = done; },
+                r.GetValue(CommonOptions.Threads), Cli.Stopping);
+        });
+        Cli.Log($"{summary.Folders} folder(s) → {summary.Sequences} sequences of " +
+                $"{summary.Frames / summary.Sequences} frames, " +
+                (summary.HasTruth
+                    ? $"ground truth with up to {summary.Slots} objects per sequence"
+                    : "no ground truth") +
+                (summary.DroppedFrames > 0
+                    ? $"; {summary.DroppedFrames} frames past the last whole window dropped"
+                    : ""));
+        Report(outPath, sw);
+        return ExitCodes.Success;
     }
 
     /// <summary>

