@@ -100,37 +100,9 @@ public static class FrameImport
             throw new ArgumentException($"--channels {options.Channels}: allowed are 1 (grey) and 3 (colour)");
         if (options.CanvasSize < 8) throw new ArgumentException($"--size {options.CanvasSize}: must be at least 8");
         var files = folders.Select(FrameFolder.Files).ToList();
-        var withTruth = folders.Where(d => File.Exists(Path.Combine(d, TruthFile))).ToList();
-        if (withTruth.Count > 0 && withTruth.Count < folders.Count)
-            throw new ArgumentException(
-                $"{folders.First(d => !withTruth.Contains(d))} has no {TruthFile} but {withTruth[0]} has: " +
-                "import folders with ground truth and without it separately");
-        bool hasTruth = withTruth.Count > 0;
-
-        int seqLen = options.SeqLen ?? files[0].Count;
-        if (options.SeqLen is null && files.Any(f => f.Count != seqLen))
-            throw new ArgumentException(
-                "the folders hold different numbers of frames " +
-                $"({string.Join(", ", folders.Zip(files, (d, f) => $"{Path.GetFileName(d)}: {f.Count}").Take(4))}); " +
-                "give --seq-len to cut them into windows of equal length");
-        if (seqLen < 1) throw new ArgumentException($"--seq-len {seqLen}: must be at least 1");
-
-        var windows = new List<Window>();
-        int dropped = 0;
-        for (int i = 0; i < folders.Count; i++)
-        {
-            if (hasTruth) CheckNumbered(files[i]);
-            var truth = hasTruth ? ReadMotTruth(Path.Combine(folders[i], TruthFile), files[i].Count) : null;
-            int count = files[i].Count / seqLen;
-            if (count == 0)
-                throw new ArgumentException(
-                    $"{folders[i]} holds {files[i].Count} frames, fewer than --seq-len {seqLen}");
-            dropped += files[i].Count - count * seqLen;
-            for (int w = 0; w < count; w++)
-                windows.Add(new Window(folders[i], files[i], w * seqLen,
-                    truth?.Where(b => b.Frame >= w * seqLen && b.Frame < (w + 1) * seqLen)
-                        .Select(b => b with { Frame = b.Frame - w * seqLen }).ToList()));
-        }
+        bool hasTruth = HasTruth(folders);
+        int seqLen = SequenceLength(folders, files, options.SeqLen);
+        var (windows, dropped) = Windows(folders, files, seqLen, hasTruth);
         int slots = hasTruth ? windows.Max(w => w.Truth!.Select(b => b.Id).Distinct().Count()) : 0;
         var config = new MovingMnistConfig
         {
@@ -152,20 +124,83 @@ public static class FrameImport
             return seq;
         }
 
+        var metadata = SourceMetadata(folders, windows, seqLen, options.Filter, hasTruth);
+        SequenceFile.Write(outPath, config, windows.Count, Build, metadata, progress, threads, stop);
+        return new ImportSummary(folders.Count, windows.Count, windows.Count * seqLen, hasTruth, slots, dropped);
+    }
+
+    /// <summary>Whether the folders have ground truth: all of them, or none; some only is refused.</summary>
+    static bool HasTruth(IReadOnlyList<string> folders)
+    {
+        var withTruth = folders.Where(d => File.Exists(Path.Combine(d, TruthFile))).ToList();
+        if (withTruth.Count > 0 && withTruth.Count < folders.Count)
+            throw new ArgumentException(
+                $"{folders.First(d => !withTruth.Contains(d))} has no {TruthFile} but {withTruth[0]} has: " +
+                "import folders with ground truth and without it separately");
+        return withTruth.Count > 0;
+    }
+
+    /// <summary>
+    /// The frames of a sequence: <paramref name="seqLen"/> if given, else the folders' one number of frames.
+    /// </summary>
+    static int SequenceLength(IReadOnlyList<string> folders, List<IReadOnlyList<string>> files, int? seqLen)
+    {
+        int length = seqLen ?? files[0].Count;
+        if (seqLen is null && files.Any(f => f.Count != length))
+            throw new ArgumentException(
+                "the folders hold different numbers of frames " +
+                $"({string.Join(", ", folders.Zip(files, (d, f) => $"{Path.GetFileName(d)}: {f.Count}").Take(4))}); " +
+                "give --seq-len to cut them into windows of equal length");
+        if (length < 1) throw new ArgumentException($"--seq-len {length}: must be at least 1");
+        return length;
+    }
+
+    /// <summary>
+    /// Each folder cut into windows of <paramref name="seqLen"/> frames, with their ground truth, and how many
+    /// frames were left over at the folders' ends.
+    /// </summary>
+    static (List<Window> Windows, int Dropped) Windows(IReadOnlyList<string> folders,
+                                                       List<IReadOnlyList<string>> files, int seqLen, bool hasTruth)
+    {
+        var windows = new List<Window>();
+        int dropped = 0;
+        for (int i = 0; i < folders.Count; i++)
+        {
+            if (hasTruth) CheckNumbered(files[i]);
+            var truth = hasTruth ? ReadMotTruth(Path.Combine(folders[i], TruthFile), files[i].Count) : null;
+            int count = files[i].Count / seqLen;
+            if (count == 0)
+                throw new ArgumentException(
+                    $"{folders[i]} holds {files[i].Count} frames, fewer than --seq-len {seqLen}");
+            dropped += files[i].Count - count * seqLen;
+            for (int w = 0; w < count; w++)
+                windows.Add(new Window(folders[i], files[i], w * seqLen,
+                    truth?.Where(b => b.Frame >= w * seqLen && b.Frame < (w + 1) * seqLen)
+                        .Select(b => b with { Frame = b.Frame - w * seqLen }).ToList()));
+        }
+        return (windows, dropped);
+    }
+
+    /// <summary>
+    /// The dataset's metadata: its <c>source</c> (folders, windows, filter) and, without ground truth,
+    /// <c>ground_truth</c> = <see cref="SequenceFile.NoTruth"/>.
+    /// </summary>
+    static Dictionary<string, string> SourceMetadata(IReadOnlyList<string> folders, List<Window> windows, int seqLen,
+                                                     ResizeFilter filter, bool hasTruth)
+    {
         var metadata = new Dictionary<string, string>
         {
             ["source"] = JsonSerializer.Serialize(new
             {
                 folders = folders.Select(Path.GetFullPath),
                 seq_len = seqLen,
-                filter = options.Filter.ToString().ToLowerInvariant(),
+                filter = filter.ToString().ToLowerInvariant(),
                 windows = windows.Select(w =>
                     new { folder = Path.GetFileName(Path.GetFullPath(w.Folder)), first_frame = w.First + 1 }),
             }),
         };
         if (!hasTruth) metadata["ground_truth"] = SequenceFile.NoTruth;
-        SequenceFile.Write(outPath, config, windows.Count, Build, metadata, progress, threads, stop);
-        return new ImportSummary(folders.Count, windows.Count, windows.Count * seqLen, hasTruth, slots, dropped);
+        return metadata;
     }
 
     /// <summary>

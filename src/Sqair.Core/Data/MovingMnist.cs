@@ -242,9 +242,31 @@ public sealed class MovingMnist
     {
         var c = Config;
         var rng = new Rng(Seed, (ulong)index);
-        int side = c.CanvasSize, slots = c.MaxDigits, T = c.SeqLen, channels = c.Channels, plane = side * side;
         int n = rng.NextInt(c.MinDigits, c.MaxDigits);
+        var (chosen, drawn, start) = Place(rng, n);
+        var seq = new Sequence(c.SeqLen, c.CanvasSize, c.MaxDigits, c.Channels);
+        var (pos, vel, acc) = StartMotion(rng, seq, chosen, drawn, start);
+        // Colours are drawn after everything grey data draws, so grey datasets are unchanged.
+        var tints = Enumerable.Range(0, n).Select(_ => c.Channels == 3 ? RandomColour(rng) : Grey).ToArray();
 
+        for (int t = 0; t < c.SeqLen; t++)
+        {
+            if (t > 0)
+                for (int k = 0; k < n; k++)
+                    for (int d = 0; d < 2; d++)
+                        Step(ref pos[k, d], ref vel[k, d], ref acc[k, d], rng.Normal(0, c.AccNoiseStd), c);
+            Render(seq, t, drawn, pos, tints);
+        }
+        return seq;
+    }
+
+    /// <summary>
+    /// Draws <paramref name="n"/> distinct templates and their non-overlapping corners, redrawing until they fit
+    /// (<see cref="ArgumentException"/> past <see cref="MaxRedraws"/> or <see cref="MaxPlacements"/>).
+    /// </summary>
+    (int[] Chosen, Template[] Drawn, (int Y, int X)[] Start) Place(Rng rng, int n)
+    {
+        var c = Config;
         var chosen = new int[n];
         var drawn = new Template[n];
         var start = new (int Y, int X)[n];
@@ -253,12 +275,22 @@ public sealed class MovingMnist
         while (!TryPlace(rng, n, chosen, drawn, start, ref placements))
             if (++redraws == MaxRedraws || placements == 0)
                 throw new ArgumentException(
-                    $"cannot place {n} digits (digit_scale {c.DigitScale}) without overlap on a {side}×{side} " +
-                    $"canvas: {redraws} draws of up to {c.PlacementTries} placements per digit " +
-                    $"({MaxPlacements - placements} placements) failed; " +
+                    $"cannot place {n} digits (digit_scale {c.DigitScale}) without overlap on a " +
+                    $"{c.CanvasSize}×{c.CanvasSize} canvas: {redraws} draws of up to {c.PlacementTries} placements " +
+                    $"per digit ({MaxPlacements - placements} placements) failed; " +
                     "lower max_digits or digit_scale, or raise canvas_size or placement_tries");
+        return (chosen, drawn, start);
+    }
 
-        var seq = new Sequence(T, side, slots, channels);
+    /// <summary>
+    /// Writes each digit's label, id and template into <paramref name="seq"/> and draws its starting velocity and
+    /// acceleration; returns positions, velocities and accelerations [digit, (y, x)].
+    /// </summary>
+    (double[,] Pos, double[,] Vel, double[,] Acc) StartMotion(Rng rng, Sequence seq, int[] chosen, Template[] drawn,
+                                                               (int Y, int X)[] start)
+    {
+        var c = Config;
+        int n = chosen.Length;
         var pos = new double[n, 2];
         var vel = new double[n, 2];
         var acc = new double[n, 2];
@@ -274,30 +306,26 @@ public sealed class MovingMnist
                 acc[k, d] = rng.Uniform(-c.MaxAcc, c.MaxAcc);
             }
         }
-        // Colours are drawn after everything grey data draws, so grey datasets are unchanged.
-        var tints = Enumerable.Range(0, n).Select(_ => channels == 3 ? RandomColour(rng) : Grey).ToArray();
+        return (pos, vel, acc);
+    }
 
-        for (int t = 0; t < T; t++)
+    /// <summary>Pastes the digits at their positions into frame <paramref name="t"/>, with their boxes.</summary>
+    void Render(Sequence seq, int t, Template[] drawn, double[,] pos, byte[][] tints)
+    {
+        int side = Config.CanvasSize, slots = Config.MaxDigits, channels = Config.Channels, plane = side * side;
+        var frame = seq.Frames.AsSpan(t * channels * plane, channels * plane);
+        for (int k = 0; k < drawn.Length; k++)
         {
-            if (t > 0)
-                for (int k = 0; k < n; k++)
-                    for (int d = 0; d < 2; d++)
-                        Step(ref pos[k, d], ref vel[k, d], ref acc[k, d], rng.Normal(0, c.AccNoiseStd), c);
-            var frame = seq.Frames.AsSpan(t * channels * plane, channels * plane);
-            for (int k = 0; k < n; k++)
-            {
-                // Banker's rounding, as numpy's round in the original renderer.
-                int y = (int)Math.Round(pos[k, 0], MidpointRounding.ToEven);
-                int x = (int)Math.Round(pos[k, 1], MidpointRounding.ToEven);
-                var template = drawn[k];
-                int b = (t * slots + k) * 4;
-                seq.Boxes[b] = y; seq.Boxes[b + 1] = x;
-                seq.Boxes[b + 2] = template.Height; seq.Boxes[b + 3] = template.Width;
-                seq.Present[t * slots + k] = 1;
-                seq.Visible[t * slots + k] = (byte)(Paste(frame, side, template, y, x, tints[k]) ? 1 : 0);
-            }
+            // Banker's rounding, as numpy's round in the original renderer.
+            int y = (int)Math.Round(pos[k, 0], MidpointRounding.ToEven);
+            int x = (int)Math.Round(pos[k, 1], MidpointRounding.ToEven);
+            var template = drawn[k];
+            int b = (t * slots + k) * 4;
+            seq.Boxes[b] = y; seq.Boxes[b + 1] = x;
+            seq.Boxes[b + 2] = template.Height; seq.Boxes[b + 3] = template.Width;
+            seq.Present[t * slots + k] = 1;
+            seq.Visible[t * slots + k] = (byte)(Paste(frame, side, template, y, x, tints[k]) ? 1 : 0);
         }
-        return seq;
     }
 
     /// <summary>

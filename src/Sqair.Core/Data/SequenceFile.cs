@@ -144,83 +144,124 @@ public sealed class SequenceFile : ISequenceSource, IDisposable
                              int? threads = null, CancellationToken stop = default)
     {
         if (count < 1) throw new ArgumentException($"a dataset needs at least 1 sequence, not {count}");
-        var c = config;
-        CheckDiskSpace(path, c, count);
-        var specs = Specs(count, c);
+        CheckDiskSpace(path, config, count);
+        var specs = Specs(count, config);
+        var tmpDir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        Directory.CreateDirectory(tmpDir);
+        using var parts = new PartFiles(tmpDir, specs.Length);
+        PutSequences(parts, count, get, progress, threads, stop);
+        var header = new Dictionary<string, string>(metadata)
+        {
+            ["format"] = Format,
+            ["config"] = JsonSerializer.Serialize(config),
+            [Checksums.MetadataKey] = Checksums.Encode(
+                specs.Select((e, i) => KeyValuePair.Create(e.Name, parts.Checksum(i)))),
+        };
+        var headerBytes = Safetensors.EncodeHeader(specs, header);
+        stop.ThrowIfCancellationRequested();
+        AtomicFile.Write(path, output =>
+        {
+            output.Write(headerBytes);
+            parts.CopyTo(output);
+        });
+    }
 
+    /// <summary>
+    /// Puts sequences 0..count−1 of <paramref name="get"/> into <paramref name="parts"/> in order, generating them
+    /// in chunks in parallel.
+    /// </summary>
+    static void PutSequences(PartFiles parts, long count, Func<long, Sequence> get, Action<long>? progress,
+                             int? threads, CancellationToken stop)
+    {
         // Sequences are generated in chunks in parallel, then each tensor is streamed out in order:
         // per-sequence random streams make the bytes independent of the chunking and thread count.
         const int chunk = 4096;
-        var tmpDir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
-        Directory.CreateDirectory(tmpDir);
-        var parts = specs
-            .Select(_ => System.IO.Path.Combine(tmpDir, $".part-{Environment.ProcessId}-{Guid.NewGuid():N}"))
-            .ToArray();
-        // Opened inside the try: when one cannot be created (a full disk), those already open are closed,
-        // and so deleted.
-        var streams = new List<FileStream>(parts.Length);
-        var hashes = specs.Select(_ => new XxHash3()).ToArray();
+        var options = new ParallelOptions
+        {
+            MaxDegreeOfParallelism = threads ?? Environment.ProcessorCount,
+            CancellationToken = stop,
+        };
+        for (long start = 0; start < count; start += chunk)
+        {
+            stop.ThrowIfCancellationRequested();
+            int len = (int)Math.Min(chunk, count - start);
+            var seqs = new Sequence[len];
+            long s0 = start;
+            try { Parallel.For(0, len, options, i => seqs[i] = get(s0 + i)); }
+            catch (AggregateException e)
+            {
+                // Every worker fails alike on a bad config or file: report the first, as the sequential
+                // code would.
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.Flatten().InnerExceptions[0]);
+            }
+            foreach (var q in seqs) parts.Put(q);
+            progress?.Invoke(start + len);
+        }
+    }
+
+    /// <summary>
+    /// One temporary file per tensor of <see cref="Specs"/>, deleted when closed, and the XXH3-64 of what was put
+    /// in it: sequences are appended tensor by tensor, and the files are copied in order after the header.
+    /// </summary>
+    sealed class PartFiles : IDisposable
+    {
+        readonly List<FileStream> _streams;
+        readonly XxHash3[] _hashes;
+
+        public PartFiles(string folder, int tensors)
+        {
+            var paths = Enumerable.Range(0, tensors)
+                .Select(_ => System.IO.Path.Combine(folder, $".part-{Environment.ProcessId}-{Guid.NewGuid():N}"))
+                .ToArray();
+            _streams = new List<FileStream>(tensors);
+            _hashes = [.. paths.Select(_ => new XxHash3())];
+            // When one cannot be created (a full disk), those already open are closed, and so deleted.
+            try
+            {
+                foreach (var part in paths)
+                    _streams.Add(new FileStream(part, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None,
+                                                1 << 20, FileOptions.DeleteOnClose));
+            }
+            catch
+            {
+                Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>Appends the tensors of sequence <paramref name="q"/>, in <see cref="Specs"/>'s order.</summary>
+        public void Put(Sequence q)
+        {
+            Put(0, q.Frames);
+            Put(1, MemoryMarshalBytes(q.Boxes));
+            Put(2, q.Present);
+            Put(3, q.Visible);
+            Put(4, MemoryMarshalBytes(q.Labels));
+            Put(5, MemoryMarshalBytes(q.Ids));
+        }
+
         void Put(int tensor, ReadOnlySpan<byte> bytes)
         {
-            streams[tensor].Write(bytes);
-            hashes[tensor].Append(bytes);
+            _streams[tensor].Write(bytes);
+            _hashes[tensor].Append(bytes);
         }
-        try
+
+        /// <summary>The checksum of what was put in tensor <paramref name="tensor"/>'s file, as stored.</summary>
+        public string Checksum(int tensor) => Checksums.Text(_hashes[tensor]);
+
+        /// <summary>Copies every file, in order, to <paramref name="output"/>.</summary>
+        public void CopyTo(Stream output)
         {
-            foreach (var part in parts)
-                streams.Add(new FileStream(part, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20,
-                                           FileOptions.DeleteOnClose));
-            var options = new ParallelOptions
+            foreach (var s in _streams)
             {
-                MaxDegreeOfParallelism = threads ?? Environment.ProcessorCount,
-                CancellationToken = stop,
-            };
-            for (long start = 0; start < count; start += chunk)
-            {
-                stop.ThrowIfCancellationRequested();
-                int len = (int)Math.Min(chunk, count - start);
-                var seqs = new Sequence[len];
-                long s0 = start;
-                try { Parallel.For(0, len, options, i => seqs[i] = get(s0 + i)); }
-                catch (AggregateException e)
-                {
-                    // Every worker fails alike on a bad config or file: report the first, as the sequential
-                    // code would.
-                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.Flatten().InnerExceptions[0]);
-                }
-                foreach (var q in seqs)
-                {
-                    Put(0, q.Frames);
-                    Put(1, MemoryMarshalBytes(q.Boxes));
-                    Put(2, q.Present);
-                    Put(3, q.Visible);
-                    Put(4, MemoryMarshalBytes(q.Labels));
-                    Put(5, MemoryMarshalBytes(q.Ids));
-                }
-                progress?.Invoke(start + len);
+                s.Position = 0;
+                s.CopyTo(output, 1 << 20);
             }
-            var header = new Dictionary<string, string>(metadata)
-            {
-                ["format"] = Format,
-                ["config"] = JsonSerializer.Serialize(c),
-                [Checksums.MetadataKey] = Checksums.Encode(
-                    specs.Select((e, i) => KeyValuePair.Create(e.Name, Checksums.Text(hashes[i])))),
-            };
-            var headerBytes = Safetensors.EncodeHeader(specs, header);
-            stop.ThrowIfCancellationRequested();
-            AtomicFile.Write(path, output =>
-            {
-                output.Write(headerBytes);
-                foreach (var s in streams)
-                {
-                    s.Position = 0;
-                    s.CopyTo(output, 1 << 20);
-                }
-            });
         }
-        finally
+
+        public void Dispose()
         {
-            foreach (var s in streams) s.Dispose();
+            foreach (var s in _streams) s.Dispose();
         }
     }
 

@@ -57,38 +57,8 @@ internal sealed class MotAccumulator
             var h = hypotheses[f];
             gt += g.Count;
             hyp += h.Count;
-            var matched = new Dictionary<int, int>();
-            var usedH = new HashSet<int>();
-            // continuity: keep last frame's pairs that still overlap
-            for (int i = 0; i < g.Count; i++)
-            {
-                if (!current.TryGetValue(g[i].Id, out var hid)) continue;
-                int j = IndexOf(h, hid);
-                if (j >= 0 && !usedH.Contains(j) && g[i].IoU(h[j]) >= Threshold) { matched[i] = j; usedH.Add(j); }
-            }
-            var freeG = Enumerable.Range(0, g.Count).Where(i => !matched.ContainsKey(i)).ToList();
-            var freeH = Enumerable.Range(0, h.Count).Where(j => !usedH.Contains(j)).ToList();
-            var cost = new double[freeG.Count, freeH.Count];
-            for (int a = 0; a < freeG.Count; a++)
-                for (int b = 0; b < freeH.Count; b++)
-                {
-                    double iou = g[freeG[a]].IoU(h[freeH[b]]);
-                    cost[a, b] = iou >= Threshold ? 1 - iou : double.PositiveInfinity;
-                }
-            var assignment = Hungarian.Solve(cost);
-            for (int a = 0; a < freeG.Count; a++)
-                if (assignment[a] >= 0) matched[freeG[a]] = freeH[assignment[a]];
-
-            current.Clear();
-            long frameSwitches = 0;
-            foreach (var (i, j) in matched)
-            {
-                long gid = g[i].Id, hid = h[j].Id;
-                if (last.TryGetValue(gid, out var prev) && prev != hid) frameSwitches++;
-                last[gid] = hid;
-                current[gid] = hid;
-                iouSum += g[i].IoU(h[j]);
-            }
+            var matched = Match(g, h, current);
+            long frameSwitches = Follow(g, h, matched, current, last);
             switches += frameSwitches;
             matches += matched.Count;
             misses += g.Count - matched.Count;
@@ -99,13 +69,69 @@ internal sealed class MotAccumulator
                 var (fg, fh, fe) = perFrame[f];
                 perFrame[f] = (fg + g.Count, fh + h.Count, fe + g.Count + h.Count - 2 * matched.Count + frameSwitches);
             }
-            var matchedH = matched.Values.ToHashSet();
-            for (int i = 0; i < g.Count; i++)
-                if (!matched.ContainsKey(i) && h.Any(x => g[i].IoU(x) >= Overlap)) missesBoxOff++;
-            for (int j = 0; j < h.Count; j++)
-                if (!matchedH.Contains(j) && g.Any(x => h[j].IoU(x) >= Overlap)) fpBoxOff++;
+            CountBoxOff(g, h, matched);
         }
         idtp += IdentityTruePositives(truth, hypotheses);
+    }
+
+    /// <summary>
+    /// One frame's pairs, ground-truth index → hypothesis index: those of <paramref name="current"/> that still
+    /// overlap by <see cref="Threshold"/>, then the Hungarian method on 1 − IoU for the rest.
+    /// </summary>
+    Dictionary<int, int> Match(IReadOnlyList<TrackBox> g, IReadOnlyList<TrackBox> h, Dictionary<long, long> current)
+    {
+        var matched = new Dictionary<int, int>();
+        var usedH = new HashSet<int>();
+        // continuity: keep last frame's pairs that still overlap
+        for (int i = 0; i < g.Count; i++)
+        {
+            if (!current.TryGetValue(g[i].Id, out var hid)) continue;
+            int j = IndexOf(h, hid);
+            if (j >= 0 && !usedH.Contains(j) && g[i].IoU(h[j]) >= Threshold) { matched[i] = j; usedH.Add(j); }
+        }
+        var freeG = Enumerable.Range(0, g.Count).Where(i => !matched.ContainsKey(i)).ToList();
+        var freeH = Enumerable.Range(0, h.Count).Where(j => !usedH.Contains(j)).ToList();
+        var cost = new double[freeG.Count, freeH.Count];
+        for (int a = 0; a < freeG.Count; a++)
+            for (int b = 0; b < freeH.Count; b++)
+            {
+                double iou = g[freeG[a]].IoU(h[freeH[b]]);
+                cost[a, b] = iou >= Threshold ? 1 - iou : double.PositiveInfinity;
+            }
+        var assignment = Hungarian.Solve(cost);
+        for (int a = 0; a < freeG.Count; a++)
+            if (assignment[a] >= 0) matched[freeG[a]] = freeH[assignment[a]];
+        return matched;
+    }
+
+    /// <summary>
+    /// Makes the frame's pairs the <paramref name="current"/> ones and each object's <paramref name="last"/>, adds
+    /// their IoUs, and returns the identity switches among them.
+    /// </summary>
+    long Follow(IReadOnlyList<TrackBox> g, IReadOnlyList<TrackBox> h, Dictionary<int, int> matched,
+                Dictionary<long, long> current, Dictionary<long, long> last)
+    {
+        current.Clear();
+        long frameSwitches = 0;
+        foreach (var (i, j) in matched)
+        {
+            long gid = g[i].Id, hid = h[j].Id;
+            if (last.TryGetValue(gid, out var prev) && prev != hid) frameSwitches++;
+            last[gid] = hid;
+            current[gid] = hid;
+            iouSum += g[i].IoU(h[j]);
+        }
+        return frameSwitches;
+    }
+
+    /// <summary>Counts the unmatched boxes that overlap one of the other side by <see cref="Overlap"/>.</summary>
+    void CountBoxOff(IReadOnlyList<TrackBox> g, IReadOnlyList<TrackBox> h, Dictionary<int, int> matched)
+    {
+        var matchedH = matched.Values.ToHashSet();
+        for (int i = 0; i < g.Count; i++)
+            if (!matched.ContainsKey(i) && h.Any(x => g[i].IoU(x) >= Overlap)) missesBoxOff++;
+        for (int j = 0; j < h.Count; j++)
+            if (!matchedH.Contains(j) && g.Any(x => h[j].IoU(x) >= Overlap)) fpBoxOff++;
     }
 
     static int IndexOf(IReadOnlyList<TrackBox> boxes, long id)

@@ -89,31 +89,8 @@ internal static class Safetensors
     public static Header ReadHeader(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path} does not exist", path);
-        long length = new FileInfo(path).Length;
-        if (length < 8) throw new InvalidDataException($"{path}: {length} bytes is too short for a safetensors file");
-        byte[] json;
-        using (var fs = File.OpenRead(path))
-        {
-            var lenBytes = new byte[8];
-            fs.ReadExactly(lenBytes);
-            ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
-            if (headerLength > (ulong)(length - 8) || headerLength > 100_000_000)
-                throw new InvalidDataException(
-                    $"{path}: header length {headerLength} exceeds the file ({length} bytes): " +
-                    "truncated or not a safetensors file");
-            json = new byte[headerLength];
-            fs.ReadExactly(json);
-        }
-        JsonObject header;
-        try
-        {
-            header = JsonNode.Parse(json)?.AsObject()
-                ?? throw new InvalidDataException($"{path}: empty safetensors header");
-        }
-        catch (Exception e) when (e is JsonException or InvalidOperationException)
-        {
-            throw new InvalidDataException($"{path}: unreadable safetensors header ({e.Message})", e);
-        }
+        var (json, length) = ReadHeaderBytes(path);
+        var header = ParseHeader(path, json);
         long dataStart = 8 + json.Length;
         var entries = new Dictionary<string, (Entry, long)>();
         var metadata = new Dictionary<string, string>();
@@ -127,22 +104,9 @@ internal static class Safetensors
                     foreach (var (k, v) in node!.AsObject()) metadata[k] = (string)v!;
                     continue;
                 }
-                var dtype = (string)node!["dtype"]!;
-                var shape = node["shape"]!.AsArray().Select(x => (long)x!).ToArray();
-                var range = node["data_offsets"]!.AsArray().Select(x => (long)x!).ToArray();
-                if (shape.Any(d => d < 0))
-                    throw new InvalidDataException(
-                        $"{path}: tensor '{name}' has a negative dimension in its shape [{string.Join(", ", shape)}]");
-                var entry = new Entry(name, dtype, shape);
-                if (range.Length != 2 || range[0] < 0 || range[1] - range[0] != entry.Bytes)
-                    throw new InvalidDataException(
-                        $"{path}: tensor '{name}' has data offsets [{string.Join(", ", range)}] " +
-                        $"for {entry.Bytes} bytes of {dtype} [{string.Join(", ", shape)}]");
-                if (dataStart + range[1] > length)
-                    throw new InvalidDataException($"{path}: truncated: tensor '{name}' ends at byte " +
-                                                   $"{dataStart + range[1]}, the file has {length}");
-                entries[name] = (entry, dataStart + range[0]);
-                dataEnd = Math.Max(dataEnd, dataStart + range[1]);
+                var (entry, start, end) = ReadEntry(path, name, node!, dataStart, length);
+                entries[name] = (entry, start);
+                dataEnd = Math.Max(dataEnd, end);
             }
             catch (Exception e) when (e is InvalidOperationException or NullReferenceException or FormatException or
                                       ArgumentException or OverflowException)
@@ -157,6 +121,63 @@ internal static class Safetensors
             throw new InvalidDataException($"{path}: {length - dataEnd} bytes after the last tensor " +
                                            $"(which ends at byte {dataEnd}): appended to or damaged");
         return new Header(entries, metadata);
+    }
+
+    /// <summary>The header's JSON bytes (as many as its length prefix says) and the file's length.</summary>
+    static (byte[] Json, long FileLength) ReadHeaderBytes(string path)
+    {
+        long length = new FileInfo(path).Length;
+        if (length < 8) throw new InvalidDataException($"{path}: {length} bytes is too short for a safetensors file");
+        using var fs = File.OpenRead(path);
+        var lenBytes = new byte[8];
+        fs.ReadExactly(lenBytes);
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
+        if (headerLength > (ulong)(length - 8) || headerLength > 100_000_000)
+            throw new InvalidDataException(
+                $"{path}: header length {headerLength} exceeds the file ({length} bytes): " +
+                "truncated or not a safetensors file");
+        var json = new byte[headerLength];
+        fs.ReadExactly(json);
+        return (json, length);
+    }
+
+    /// <summary>The header's JSON object; <see cref="InvalidDataException"/> when it is not one.</summary>
+    static JsonObject ParseHeader(string path, byte[] json)
+    {
+        try
+        {
+            return JsonNode.Parse(json)?.AsObject()
+                ?? throw new InvalidDataException($"{path}: empty safetensors header");
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            throw new InvalidDataException($"{path}: unreadable safetensors header ({e.Message})", e);
+        }
+    }
+
+    /// <summary>
+    /// Tensor <paramref name="name"/>'s entry, with the absolute offsets where its data starts and ends, checked
+    /// against its dtype and shape and the file's <paramref name="length"/>; the JSON's own faults (a missing key,
+    /// a wrong type) are left to the caller to name.
+    /// </summary>
+    static (Entry Entry, long Start, long End) ReadEntry(string path, string name, JsonNode node, long dataStart,
+                                                         long length)
+    {
+        var dtype = (string)node["dtype"]!;
+        var shape = node["shape"]!.AsArray().Select(x => (long)x!).ToArray();
+        var range = node["data_offsets"]!.AsArray().Select(x => (long)x!).ToArray();
+        if (shape.Any(d => d < 0))
+            throw new InvalidDataException(
+                $"{path}: tensor '{name}' has a negative dimension in its shape [{string.Join(", ", shape)}]");
+        var entry = new Entry(name, dtype, shape);
+        if (range.Length != 2 || range[0] < 0 || range[1] - range[0] != entry.Bytes)
+            throw new InvalidDataException(
+                $"{path}: tensor '{name}' has data offsets [{string.Join(", ", range)}] " +
+                $"for {entry.Bytes} bytes of {dtype} [{string.Join(", ", shape)}]");
+        if (dataStart + range[1] > length)
+            throw new InvalidDataException($"{path}: truncated: tensor '{name}' ends at byte " +
+                                           $"{dataStart + range[1]}, the file has {length}");
+        return (entry, dataStart + range[0], dataStart + range[1]);
     }
 
     /// <summary>

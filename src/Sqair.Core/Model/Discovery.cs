@@ -94,14 +94,37 @@ internal sealed class Discovery : Module
                                                         (Tensor Temporal, Tensor Prior) initialStates, Tensor lastId,
                                                         double rejectIoU, Noise noise, double? tau = null)
     {
-        long r = x.shape[0];
-        int n = c.MaxObjects, d = c.NWhat, g = c.GlimpseSize, h = c.NHidden;
         var (cond, allowed) = Conditioning(propagated);
         if (later && training && c.DiscDropout > 0)
             allowed = allowed * noise.Bernoulli(full_like(allowed, Kept(1 - c.DiscDropout)), Site.DiscoveryDropout, 0);
         // [R, N, 4] windows of the propagated objects, to reject proposals that duplicate one
         var followed = later && rejectIoU > 0 ? Boxes.Coords(propagated.Where, c.ShiftRange) : null;
+        var steps = Recur(x, features, cond, allowed, glimpseEncoder, (followed, propagated.Presence, rejectIoU),
+                          noise, tau);
+        return Score(steps, cond, priorPresenceLogit, later, initialStates, lastId, tau);
+    }
 
+    /// <summary>One discovery step: its samples, the noise and scales they were drawn with, and its presence.</summary>
+    readonly record struct Step(Tensor What, Tensor Where, Tensor WhatNoise, Tensor WhatScale, Tensor WhereNoise,
+                                Tensor WhereScale, PresenceStep Presence);
+
+    /// <summary>
+    /// A step's presence: the 0/1 chain <paramref name="Present"/>, the chain <paramref name="Weight"/> that weighs
+    /// the step (the relaxed one with a temperature, else the same), its gated logit and, with a temperature, its
+    /// Concrete sample's logit <paramref name="X"/> and its gate.
+    /// </summary>
+    readonly record struct PresenceStep(Tensor Present, Tensor Weight, Tensor GatedLogit, Tensor? X, Tensor? Gate);
+
+    /// <summary>
+    /// The N steps of discovery's recurrence on x [R, C, H, W], each proposing where, then what, then whether an
+    /// object is present. <paramref name="allowed"/> [R] is the cap A; a proposal that duplicates a present
+    /// propagated object (<paramref name="rejection"/>'s windows, none when null) lowers it to the step's index.
+    /// </summary>
+    Step[] Recur(Tensor x, Tensor features, Tensor cond, Tensor allowed, Module<Tensor, Tensor> glimpseEncoder,
+                 (Tensor? Followed, Tensor Presence, double IoU) rejection, Noise noise, double? tau)
+    {
+        long r = x.shape[0];
+        int d = c.NWhat, h = c.NHidden;
         var s = rnn.InitialState(r);
         // The RNN's input columns [features, cond] are the same at every step: their share is computed once.
         var fixedPart = features.addmm(cond, rnn.WeightT(h, h));
@@ -109,66 +132,85 @@ internal sealed class Discovery : Module
         Tensor whatJ = zeros(r, d, device: x.device), whereJ = zeros(r, 4, device: x.device),
             presJ = ones(r, 1, device: x.device);
         var weightJ = presJ;   // the relaxed chain (the 0/1 one when discrete)
-        var weights = new Tensor[n]; var xs = new Tensor[n]; var gates = new Tensor[n];
-        // Per step: samples, noise, scales and logits; the log-densities follow on all N steps at once.
-        var what = new Tensor[n]; var wheres = new Tensor[n]; var pres = new Tensor[n]; var gatedLogits = new Tensor[n];
-        var whereNoise = new Tensor[n]; var whereScale = new Tensor[n];
-        var whatNoise = new Tensor[n]; var whatScale = new Tensor[n];
-        for (int j = 0; j < n; j++)
+        var steps = new Step[c.MaxObjects];
+        for (int j = 0; j < steps.Length; j++)
         {
             s = VanillaRnn.Step(fixedPart, cat([whatJ, whereJ, weightJ, s], -1), restT);
             var (loc, scaleLogit) = transform.call(s);
-            (whereScale[j], whereNoise[j]) = (PositiveScale(scaleLogit), noise.Normal(loc, Site.DiscoveredWhere, j));
-            var whereK = loc.addcmul(whereScale[j], whereNoise[j], Kept(1.0));
+            var (whereScale, whereNoise) = (PositiveScale(scaleLogit), noise.Normal(loc, Site.DiscoveredWhere, j));
+            var whereK = loc.addcmul(whereScale, whereNoise, Kept(1.0));
             var window = Boxes.Windows(whereK, c.ShiftRange);
-            if (followed is not null)
-            {
-                var duplicate = Boxes.WindowIoU(window.Coords().unsqueeze(1), followed).mul(propagated.Presence)
-                    .gt(Kept(rejectIoU)).any(1);
-                allowed = allowed.masked_fill(duplicate.logical_and(allowed.gt(Kept((long)j))), Kept((long)j));
-            }
-            var enc = glimpseEncoder.call(SpatialTransformer.Extract(x, window, g)).split([d, d], -1);
-            (whatScale[j], whatNoise[j]) = (PositiveScale(enc[1]), noise.Normal(enc[0], Site.DiscoveredWhat, j));
-            var whatK = enc[0].addcmul(whatScale[j], whatNoise[j], Kept(1.0));
-
-            var logit = presence.call(cat([s, whatK], -1));
-            // Steps past the cap are forced absent, so q(n) has no mass beyond A.
-            var gate = presJ * allowed.gt(Kept((long)j)).unsqueeze(-1);   // float × bool is float
-            var gated = GateLogits(logit, gate);
-            if (tau is { } t)
-            {
-                var (hard, relaxed, xj) = Relax(gated, noise.Logistic(gated, Site.DiscoveredPresence, j), t);
-                // The cap is a hard stop for the relaxed chain too.
-                weightJ = relaxed * weightJ * allowed.gt(Kept((long)j)).unsqueeze(-1);
-                presJ = hard * gate;
-                (xs[j], gates[j]) = (xj, gate);
-            }
-            else
-            {
-                Tensor z;
-                using (no_grad()) z = noise.Bernoulli(gated.sigmoid(), Site.DiscoveredPresence, j);
-                weightJ = presJ = z * gate;
-            }
-
-            what[j] = whatJ = whatK;
-            wheres[j] = whereJ = whereK;
-            pres[j] = presJ;
-            weights[j] = weightJ;
-            gatedLogits[j] = gated;
+            if (rejection.Followed is { } followed)
+                allowed = RejectDuplicates(window, followed, rejection.Presence, allowed, rejection.IoU, j);
+            var enc = glimpseEncoder.call(SpatialTransformer.Extract(x, window, c.GlimpseSize)).split([d, d], -1);
+            var (whatScale, whatNoise) = (PositiveScale(enc[1]), noise.Normal(enc[0], Site.DiscoveredWhat, j));
+            var whatK = enc[0].addcmul(whatScale, whatNoise, Kept(1.0));
+            var step = Presence(s, whatK, presJ, weightJ, allowed, j, noise, tau);
+            steps[j] = new(whatK, whereK, whatNoise, whatScale, whereNoise, whereScale, step);
+            (whatJ, whereJ, presJ, weightJ) = (whatK, whereK, step.Present, step.Weight);
         }
-        var present = cat(pres, 1);                                         // [R, N]
-        var weight = tau is null ? present : cat(weights, 1);
-        var presenceLogits = cat(gatedLogits, 1);
-        var whatAll = stack(what, 1);
-        var whereAll = stack(wheres, 1);
+        return steps;
+    }
+
+    /// <summary>
+    /// The cap A [R] lowered to step <paramref name="j"/> in the rows whose proposal's window overlaps a present
+    /// propagated object's (<paramref name="followed"/> [R, N, 4]) with IoU above <paramref name="rejectIoU"/>.
+    /// </summary>
+    static Tensor RejectDuplicates(Boxes.Window window, Tensor followed, Tensor presence, Tensor allowed,
+                                   double rejectIoU, int j)
+    {
+        var duplicate = Boxes.WindowIoU(window.Coords().unsqueeze(1), followed).mul(presence)
+            .gt(Kept(rejectIoU)).any(1);
+        return allowed.masked_fill(duplicate.logical_and(allowed.gt(Kept((long)j))), Kept((long)j));
+    }
+
+    /// <summary>
+    /// Step <paramref name="j"/>'s presence given the RNN state <paramref name="s"/> and its what: a Bernoulli
+    /// sample, or with a temperature <paramref name="tau"/> a binary Concrete one, gated by the 0/1 chain
+    /// <paramref name="present"/> and the cap <paramref name="allowed"/>; <paramref name="weight"/> is the relaxed
+    /// chain so far.
+    /// </summary>
+    PresenceStep Presence(Tensor s, Tensor what, Tensor present, Tensor weight, Tensor allowed, int j, Noise noise,
+                          double? tau)
+    {
+        var logit = presence.call(cat([s, what], -1));
+        // Steps past the cap are forced absent, so q(n) has no mass beyond A.
+        var gate = present * allowed.gt(Kept((long)j)).unsqueeze(-1);   // float × bool is float
+        var gated = GateLogits(logit, gate);
+        if (tau is { } t)
+        {
+            var (hard, relaxed, xj) = Relax(gated, noise.Logistic(gated, Site.DiscoveredPresence, j), t);
+            // The cap is a hard stop for the relaxed chain too.
+            var relaxedWeight = relaxed * weight * allowed.gt(Kept((long)j)).unsqueeze(-1);
+            return new(hard * gate, relaxedWeight, gated, xj, gate);
+        }
+        Tensor z;
+        using (no_grad()) z = noise.Bernoulli(gated.sigmoid(), Site.DiscoveredPresence, j);
+        var presentJ = z * gate;
+        return new(presentJ, presentJ, gated, null, null);
+    }
+
+    /// <summary>
+    /// The discovered objects of <paramref name="steps"/> and their terms: log q of the samples (the number of
+    /// steps, where and what), log p under the priors, and log q of the number alone.
+    /// </summary>
+    (ObjectSlots Slots, StepTerms Terms) Score(Step[] steps, Tensor cond, Tensor priorPresenceLogit, bool later,
+                                               (Tensor Temporal, Tensor Prior) initialStates, Tensor lastId,
+                                               double? tau)
+    {
+        var present = cat(Each(steps, s => s.Presence.Present), 1);                 // [R, N]
+        var weight = tau is null ? present : cat(Each(steps, s => s.Presence.Weight), 1);
+        var presenceLogits = cat(Each(steps, s => s.Presence.GatedLogit), 1);
+        var whatAll = Stacked(steps, s => s.What);
+        var whereAll = Stacked(steps, s => s.Where);
         var count = present.sum(1).to(ScalarType.Int64);
-        var open = tau is null ? null : cat(gates, 1);
-        var logitX = tau is null ? null : cat(xs, 1);
+        var open = tau is null ? null : cat(Each(steps, s => s.Presence.Gate!), 1);
+        var logitX = tau is null ? null : cat(Each(steps, s => s.Presence.X!), 1);
         var logqN = tau is null
             ? StepsLogProb(present, presenceLogits)
             : (ConcreteLogProb(logitX!, presenceLogits, tau.Value) * open!).sum(1);
-        var logqCont = NoiseLogProb(stack(whereNoise, 1), stack(whereScale, 1)).sum(-1)
-            .Plus(NoiseLogProb(stack(whatNoise, 1), stack(whatScale, 1)).sum(-1));
+        var logqCont = NoiseLogProb(Stacked(steps, s => s.WhereNoise), Stacked(steps, s => s.WhereScale)).sum(-1)
+            .Plus(NoiseLogProb(Stacked(steps, s => s.WhatNoise), Stacked(steps, s => s.WhatScale)).sum(-1));
 
         // priors
         var (stepLogits, e) = StepsPrior(priorPresenceLogit, later);
@@ -184,6 +226,12 @@ internal sealed class Discovery : Module
         var logq = (weight * logqCont).sum(1).Plus(logqN);
         return (slots, new StepTerms(logq, logpWhat.Plus(logpWhere).Plus(logpN), logqN));
     }
+
+    /// <summary>One tensor of each step, in step order.</summary>
+    static Tensor[] Each(Step[] steps, Func<Step, Tensor> pick) => Array.ConvertAll(steps, s => pick(s));
+
+    /// <summary>One tensor of each step, stacked on a new axis 1 (the steps).</summary>
+    static Tensor Stacked(Step[] steps, Func<Step, Tensor> pick) => stack(Each(steps, pick), 1);
 
     /// <summary>
     /// The prior's log-density of the relaxed presences [R]. The categorical prior p(n) on the number of steps is

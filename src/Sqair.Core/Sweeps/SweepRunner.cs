@@ -79,18 +79,8 @@ internal static class SweepRunner
         {
             while (!stopping && running.Count < spec.Parallel && waiting.TryDequeue(out var task))
             {
-                var state = StateOf(task.RunDir(sweepDir));
-                if (RunLock.IsHeld(task.RunDir(sweepDir)))
-                {
-                    busy.Add(task);
-                    log($"{task.Arm.Name} seed {task.Seed} is still training in another process " +
-                        $"(it holds {Path.Combine(task.RunDir(sweepDir), RunLock.FileName)}): not started again");
-                    continue;
-                }
-                running.Add(Start(task, process(task), LogOf(sweepDir, task)));
-                log($"started {task.Arm.Name} seed {task.Seed}" +
-                    $"{(state == TaskState.Started ? " (resumed from its checkpoint)" : "")}: " +
-                    $"log {LogOf(sweepDir, task)}");
+                if (StartUnlessBusy(task, sweepDir, process, log) is { } started) running.Add(started);
+                else busy.Add(task);
             }
             if (stop.IsCancellationRequested && !stopping)
             {
@@ -99,20 +89,7 @@ internal static class SweepRunner
                 log($"stopping: {running.Count} running task(s) save their checkpoints; run the sweep again to resume");
             }
             Thread.Sleep(200);
-            foreach (var r in running.Where(r => r.Process.HasExited).ToList())
-            {
-                r.Process.WaitForExit();
-                r.Log.Dispose();
-                running.Remove(r);
-                int code = r.Process.ExitCode;
-                r.Process.Dispose();   // closes the task's stdin pipe too
-                bool finished = StateOf(r.Task.RunDir(sweepDir)) == TaskState.Done;
-                if (finished) done++;
-                else if (!stopping) failed.Add((r.Task, code));
-                log(finished ? $"finished {r.Task.Arm.Name} seed {r.Task.Seed} ({done} of {spec.Tasks.Count})"
-                             : $"{r.Task.Arm.Name} seed {r.Task.Seed} stopped with exit code {code}: " +
-                               $"see {LogOf(sweepDir, r.Task)}");
-            }
+            done = Reap(running, sweepDir, done, spec.Tasks.Count, stopping ? null : failed, log);
             if (running.Count > 0 && lastStatus.Elapsed >= StatusEvery)
             {
                 lastStatus.Restart();
@@ -123,6 +100,51 @@ internal static class SweepRunner
             }
         }
         return new Outcome(failed, busy);
+    }
+
+    /// <summary>
+    /// Starts <paramref name="task"/>, or (null) leaves it to the other process that holds its run lock.
+    /// </summary>
+    static (SweepTask Task, Process Process, StreamWriter Log)? StartUnlessBusy(
+        SweepTask task, string sweepDir, Func<SweepTask, ProcessStartInfo> process, Action<string> log)
+    {
+        var state = StateOf(task.RunDir(sweepDir));
+        if (RunLock.IsHeld(task.RunDir(sweepDir)))
+        {
+            log($"{task.Arm.Name} seed {task.Seed} is still training in another process " +
+                $"(it holds {Path.Combine(task.RunDir(sweepDir), RunLock.FileName)}): not started again");
+            return null;
+        }
+        var started = Start(task, process(task), LogOf(sweepDir, task));
+        log($"started {task.Arm.Name} seed {task.Seed}" +
+            $"{(state == TaskState.Started ? " (resumed from its checkpoint)" : "")}: " +
+            $"log {LogOf(sweepDir, task)}");
+        return started;
+    }
+
+    /// <summary>
+    /// Takes the tasks that have exited out of <paramref name="running"/>, adding to <paramref name="failed"/>
+    /// (null while stopping) those that did not finish; returns how many of the <paramref name="total"/> tasks
+    /// are done (<paramref name="done"/> before).
+    /// </summary>
+    static int Reap(List<(SweepTask Task, Process Process, StreamWriter Log)> running, string sweepDir, int done,
+                    int total, List<(SweepTask, int)>? failed, Action<string> log)
+    {
+        foreach (var r in running.Where(r => r.Process.HasExited).ToList())
+        {
+            r.Process.WaitForExit();
+            r.Log.Dispose();
+            running.Remove(r);
+            int code = r.Process.ExitCode;
+            r.Process.Dispose();   // closes the task's stdin pipe too
+            bool finished = StateOf(r.Task.RunDir(sweepDir)) == TaskState.Done;
+            if (finished) done++;
+            else failed?.Add((r.Task, code));
+            log(finished ? $"finished {r.Task.Arm.Name} seed {r.Task.Seed} ({done} of {total})"
+                         : $"{r.Task.Arm.Name} seed {r.Task.Seed} stopped with exit code {code}: " +
+                           $"see {LogOf(sweepDir, r.Task)}");
+        }
+        return done;
     }
 
     static (SweepTask, Process, StreamWriter) Start(SweepTask task, ProcessStartInfo info, string logPath)

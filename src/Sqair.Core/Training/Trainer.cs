@@ -102,25 +102,7 @@ public sealed class Trainer : IDisposable
         CheckFits(config, trainSource, "training");
         if (validSource is not null) CheckFits(config, validSource, "validation");
 
-        Checkpoint.Contents? from = null;
-        if (start == StartMode.Resume)
-        {
-            from = CheckpointStore.NewestResumable(RunDir, this.log)
-                   ?? throw new FileNotFoundException($"{RunDir} has no checkpoint to resume from");
-            // The learning-rate stages stay where the run put them, whatever max_train_iter the resume gives.
-            var trained = from.Config.WithScheduleFixed();
-            if (config.LrScheduleItr == 0) config = config with { LrScheduleItr = trained.LrScheduleItr };
-            var changed = config.UnresumableChanges(trained).ToList();
-            if (changed.Count > 0)
-                throw new ArgumentException(
-                    $"cannot resume {from.Path} with a different {string.Join(", ", changed)}; " +
-                    $"a resumed run may only change {string.Join(", ", SqairConfig.ResumableKeys)}");
-        }
-        else if (RunFolder.Describe(RunDir) is { } existing && start == StartMode.New)
-            throw new ArgumentException(
-                $"{RunDir} already holds a run ({existing}); resume it with --resume {RunDir}, " +
-                "choose another --run-dir, or pass --force to replace it");
-        else config = config.WithScheduleFixed();
+        (config, var from) = Starting(config, RunDir, start, this.log);
         Config = config;
 
         bool created = !Directory.Exists(RunDir);
@@ -132,28 +114,8 @@ public sealed class Trainer : IDisposable
             valid = validSource;
             runLog = new RunLog(RunDir);
             checkpoints = new CheckpointStore(RunDir, config.CkptItr, this.log);
-            if (from is not null)
-            {
-                this.log($"resuming {from.Path} at iteration {from.Iteration}");
-                Checkpoint.LoadInto(from, Model, optimizer, restoreRng: true);
-                Iteration = from.Iteration;
-                if (runLog.TruncateAfter(Iteration) is > 0 and var dropped)
-                    this.log($"dropped {dropped} line(s) of metrics.jsonl past iteration {Iteration}, " +
-                             "written after that checkpoint");
-            }
-            else
-            {
-                Model.Decoder.SetMeanImage(MeanFrame(trainSource, device));
-                if (init is not null)
-                {
-                    if (Checkpoint.Misfit(init, Model) is { } misfit)
-                        throw new ArgumentException(
-                            $"{misfit}: a run starts only from a model of its own architecture");
-                    Checkpoint.LoadInto(init, Model);
-                    this.log($"starting from the parameters of {init.Path} (iteration {init.Iteration})");
-                }
-                AtomicFile.WriteAllText(Path.Combine(RunDir, RunFolder.ConfigFile), config.ToJson());
-            }
+            if (from is not null) ResumeFrom(from);
+            else StartNew(trainSource, init);
         }
         catch
         {
@@ -161,6 +123,65 @@ public sealed class Trainer : IDisposable
             if (created) RunFolder.RemoveIfEmptyRun(RunDir);
             throw;
         }
+    }
+
+    /// <summary>
+    /// The config the run goes on with and, to resume, the checkpoint to resume from; refuses a resume whose
+    /// config changes more than <see cref="SqairConfig.ResumableKeys"/>, and a new run in a folder that holds one.
+    /// </summary>
+    static (SqairConfig Config, Checkpoint.Contents? From) Starting(SqairConfig config, string runDir,
+                                                                    StartMode start, Action<string> log)
+    {
+        if (start == StartMode.Resume)
+        {
+            var from = CheckpointStore.NewestResumable(runDir, log)
+                       ?? throw new FileNotFoundException($"{runDir} has no checkpoint to resume from");
+            // The learning-rate stages stay where the run put them, whatever max_train_iter the resume gives.
+            var trained = from.Config.WithScheduleFixed();
+            if (config.LrScheduleItr == 0) config = config with { LrScheduleItr = trained.LrScheduleItr };
+            var changed = config.UnresumableChanges(trained).ToList();
+            if (changed.Count > 0)
+                throw new ArgumentException(
+                    $"cannot resume {from.Path} with a different {string.Join(", ", changed)}; " +
+                    $"a resumed run may only change {string.Join(", ", SqairConfig.ResumableKeys)}");
+            return (config, from);
+        }
+        if (RunFolder.Describe(runDir) is { } existing && start == StartMode.New)
+            throw new ArgumentException(
+                $"{runDir} already holds a run ({existing}); resume it with --resume {runDir}, " +
+                "choose another --run-dir, or pass --force to replace it");
+        return (config.WithScheduleFixed(), null);
+    }
+
+    /// <summary>
+    /// Loads the model, optimiser and random state of <paramref name="from"/> and drops the metrics logged after it.
+    /// </summary>
+    void ResumeFrom(Checkpoint.Contents from)
+    {
+        log($"resuming {from.Path} at iteration {from.Iteration}");
+        Checkpoint.LoadInto(from, Model, optimizer, restoreRng: true);
+        Iteration = from.Iteration;
+        if (runLog.TruncateAfter(Iteration) is > 0 and var dropped)
+            log($"dropped {dropped} line(s) of metrics.jsonl past iteration {Iteration}, " +
+                "written after that checkpoint");
+    }
+
+    /// <summary>
+    /// Starts a new run: the mean image from the training data, <paramref name="init"/>'s parameters when given,
+    /// and the run's config.json.
+    /// </summary>
+    void StartNew(ISequenceSource trainSource, Checkpoint.Contents? init)
+    {
+        Model.Decoder.SetMeanImage(MeanFrame(trainSource, device));
+        if (init is not null)
+        {
+            if (Checkpoint.Misfit(init, Model) is { } misfit)
+                throw new ArgumentException(
+                    $"{misfit}: a run starts only from a model of its own architecture");
+            Checkpoint.LoadInto(init, Model);
+            log($"starting from the parameters of {init.Path} (iteration {init.Iteration})");
+        }
+        AtomicFile.WriteAllText(Path.Combine(RunDir, RunFolder.ConfigFile), Config.ToJson());
     }
 
     static void CheckFits(SqairConfig c, ISequenceSource source, string what)
@@ -261,19 +282,34 @@ public sealed class Trainer : IDisposable
                 window = new TrainWindow();
             }
             // Due work is done even after a skipped step: the parameters are those of the last good one.
-            if (Iteration % c.EvalItr == 0 && valid is not null && marks is not null)
-                Safely("evaluation", () => Evaluate());
-            if (Iteration % c.FigItr == 0 && valid is not null && marks is not null) Safely("figures", Figures);
-            if (Iteration % c.CkptItr == 0) SaveCheckpoint();
+            DueWork();
 
             // The progress line shows the running window, or the last logged one just after a log.
             var shown = window.Steps > 0 ? window.Means(lr, seqLen, rate) : logged;
-            double Shown(Metric m) => shown?[m.Key] ?? double.NaN;
-            onIteration?.Invoke(new TrainProgress(Iteration, c.MaxTrainIter, seqLen, Shown(Metrics.Loss),
-                Shown(Metrics.Iwae), Shown(Metrics.CountAccVisible), rate,
-                TimeLeft(c.MaxTrainIter - Iteration, rate, c.TimeLimitMin, clock.Elapsed), lr));
+            onIteration?.Invoke(Progress(shown, seqLen, rate, lr, clock));
         }
         return End(TrainOutcome.Completed, $"finished {Iteration} iterations");
+    }
+
+    /// <summary>The evaluation, figures and checkpoint due at this iteration.</summary>
+    void DueWork()
+    {
+        var c = Config;
+        if (Iteration % c.EvalItr == 0 && valid is not null && marks is not null)
+            Safely("evaluation", () => Evaluate());
+        if (Iteration % c.FigItr == 0 && valid is not null && marks is not null) Safely("figures", Figures);
+        if (Iteration % c.CkptItr == 0) SaveCheckpoint();
+    }
+
+    /// <summary>The progress line's values, with the measures of <paramref name="shown"/> (NaN when none).</summary>
+    TrainProgress Progress(IReadOnlyDictionary<string, double>? shown, int seqLen, double rate, double lr,
+                           Stopwatch clock)
+    {
+        var c = Config;
+        double Shown(Metric m) => shown?[m.Key] ?? double.NaN;
+        return new TrainProgress(Iteration, c.MaxTrainIter, seqLen, Shown(Metrics.Loss),
+            Shown(Metrics.Iwae), Shown(Metrics.CountAccVisible), rate,
+            TimeLeft(c.MaxTrainIter - Iteration, rate, c.TimeLimitMin, clock.Elapsed), lr);
     }
 
     /// <summary>
