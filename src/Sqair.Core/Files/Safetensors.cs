@@ -89,7 +89,8 @@ internal static class Safetensors
     public static Header ReadHeader(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path} does not exist", path);
-        long length = new FileInfo(path).Length;
+        // The size of what a symbolic link leads to: FileInfo of the link itself gives the link's own size.
+        long length = new FileInfo(RealPath.Of(path) ?? path).Length;
         if (length < 8) throw new InvalidDataException($"{path}: {length} bytes is too short for a safetensors file");
         byte[] json;
         using (var fs = File.OpenRead(path))
