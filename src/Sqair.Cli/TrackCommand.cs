@@ -99,8 +99,8 @@ static class TrackCommand
         track.SetAction(r =>
         {
             var device = CommonOptions.DeviceFrom(r);
-            var (model, _) = Checkpoint.LoadModel(CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!),
-                                                  device);
+            var checkpoint = CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!);
+            var (model, _) = Checkpoint.LoadModel(checkpoint, device);
             var path = r.GetValue(input)!;
             if (!Directory.Exists(path) && !File.Exists(path))
                 throw new UserError($"input {path}: no such file or folder");
@@ -115,7 +115,11 @@ static class TrackCommand
                                  MemoryEstimate.Inference with { Frames = "--lag" }, shownFrames: r.GetValue(lag));
             var prefix = r.GetValue(output)!;
             bool mot = Enum.Parse<TrackFormat>(r.GetValue(format)!, ignoreCase: true) == TrackFormat.Mot;
-            if (mot) CheckMotFolder(prefix + MotSuffix);
+            (string, string?)[] inputs = [("the checkpoint being used", checkpoint.Path), ("the input", path)];
+            if (mot) CheckMotFolder(prefix + MotSuffix, inputs);
+            IEnumerable<string> files = mot ? [] : [prefix + ".csv", prefix + ".json"];
+            foreach (var file in r.GetValue(gif) ? files.Append(prefix + ".gif") : files)
+                Outputs.CheckFile("--out", file, inputs);
 
             var sequences = new List<TrackedSequence>();
             var drawn = new List<ModelFigures.Track>();
@@ -266,11 +270,16 @@ static class TrackCommand
 
     /// <summary>
     /// The MOT output folder is replaced whole on every run (<see cref="AtomicFile.WriteFolder"/>), so
-    /// it must hold nothing but an earlier run's .txt files: anything else is refused before tracking starts.
+    /// it must hold nothing but an earlier run's .txt files, and none of <paramref name="inputs"/>: anything else is
+    /// refused before tracking starts.
     /// </summary>
-    static void CheckMotFolder(string dir)
+    static void CheckMotFolder(string dir, (string What, string? Path)[] inputs)
     {
         if (File.Exists(dir)) throw new UserError($"--out: {dir} is a file; the MOT output is a folder");
+        if (RealPath.Of(dir) is { } real &&
+            inputs.FirstOrDefault(i => RealPath.Of(i.Path!) is { } p && (p + "/").StartsWith(real + "/",
+                StringComparison.Ordinal)) is { What: { } what })
+            throw new UserError($"--out: {dir} holds {what}, and track replaces the folder; choose another --out");
         if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir)
                 .FirstOrDefault(e => !(File.Exists(e) && e.EndsWith(".txt", StringComparison.Ordinal))) is { } foreign)
             throw new UserError($"--out: {dir} holds {Path.GetFileName(foreign)}, which track did not write; " +

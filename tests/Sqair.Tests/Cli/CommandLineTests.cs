@@ -216,6 +216,11 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "export CKPT --out CKPTLINK --force", 2, "is the checkpoint being exported" },
         { "bench train --synthetic --config CFG --json CFG", 2, "--json CFG is the --config file" },
         { "bench eval --synthetic --config CFG --json CFG", 2, "--json CFG is the --config file" },
+        { "track CKPT DATAJSON --out DIR/data-copy", 2, "--out DIR/data-copy.json is the input" },
+        { "track CKPT DATAJSON --out DIR/run/../data-copy", 2, "--out DIR/run/../data-copy.json is the input" },
+        { "track CKPTGIF DATA --gif --out DIR/model-link", 2,
+          "--out DIR/model-link.gif is the checkpoint being used" },
+        { "track CKPT MOTDATA --format mot --out DIR/held", 2, "--out: DIR/held-mot holds the input" },
         // an output of the wrong kind is refused before the work, not after it
         { "eval CKPT --data DATA --json DIR", 2, "--json DIR: is a folder" },
         { "bench eval --synthetic --config CFG --json DIR", 2, "--json DIR: is a folder" },
@@ -269,6 +274,13 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             "DATA" => f.Data,
             "CFG" => f.Config,
             "CKPTLINK" => Make("model-link.safetensors", p => File.CreateSymbolicLink(p, f.Model)),
+            "CKPTGIF" => Make("model-link.gif", p => File.CreateSymbolicLink(p, f.Model)),
+            "DATAJSON" => Make("data-copy.json", p => File.Copy(f.Data, p)),
+            "MOTDATA" => Make("held-mot", p =>
+            {
+                Directory.CreateDirectory(p);
+                File.Copy(f.Data, Path.Combine(p, "data.txt"));
+            }) is var held ? Path.Combine(held, "data.txt") : "",
             "FIFO" => Make("fifo.json", p => Assert.Equal(0, Mkfifo(p))),
             "RUN" => f.Run,
             "NEW" => newDir,
@@ -457,7 +469,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         File.WriteAllBytes(newest, new byte[64]);
         var json = Path.Combine(run, "report.json");
         var result = Run("eval", run, "--data", f.Data, "--count", "4", "--threads", "1", "--json", json).AssertCode(0);
-        Assert.Contains($"warning: skipping unreadable checkpoint {newest}", result.Stderr);
+        Assert.Contains($"warning: skipping unreadable checkpoint {newest}: ", result.Stderr);
+        Assert.Equal(2, result.Stderr.Split(newest).Length);   // the file named once
         Assert.EndsWith("step-000000001.safetensors", (string)JsonNode.Parse(File.ReadAllText(json))!["checkpoint"]!);
     }
 
