@@ -152,7 +152,12 @@ public sealed class SequenceFile : ISequenceSource, IDisposable
         // per-sequence random streams make the bytes independent of the chunking and thread count.
         const int chunk = 4096;
         var tmpDir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        // The outermost folder this write creates: removed again when the write fails or is stopped.
+        string? made = null;
+        for (var dir = tmpDir; dir is not null && !Directory.Exists(dir); dir = System.IO.Path.GetDirectoryName(dir))
+            made = dir;
         Directory.CreateDirectory(tmpDir);
+        bool finished = false;
         var parts = specs
             .Select(_ => System.IO.Path.Combine(tmpDir, $".part-{Environment.ProcessId}-{Guid.NewGuid():N}"))
             .ToArray();
@@ -217,10 +222,14 @@ public sealed class SequenceFile : ISequenceSource, IDisposable
                     s.CopyTo(output, 1 << 20);
                 }
             });
+            finished = true;
         }
         finally
         {
             foreach (var s in streams) s.Dispose();
+            if (!finished && made is not null &&
+                !Directory.EnumerateFiles(made, "*", SearchOption.AllDirectories).Any())
+                Directory.Delete(made, recursive: true);
         }
     }
 

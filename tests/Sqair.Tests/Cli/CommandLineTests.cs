@@ -342,6 +342,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             }) is var root ? Path.Combine(root, "seq00") : "",
             "DIR" => f.Dir,
             "DIR/empty-folder" => Make("empty-folder", p => Directory.CreateDirectory(p)),
+            _ when a.StartsWith("NEW/", StringComparison.Ordinal) => newDir + a[3..],
             _ => a.Replace("DIR/", f.Dir + "/"),
         }).ToArray();
 
@@ -385,6 +386,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
     [InlineData("bench train --synthetic --config CFG --warmup 0 --iterations 1 --threads 1 --json NEW")]
     [InlineData("bench eval --synthetic --config CFG --count 2 --threads 1 --json NEW")]
     [InlineData("data generate --synthetic --split train --count 8 --canvas-size 32 --threads 1 --out NEW")]
+    [InlineData("data generate --synthetic --split train --count 8 --canvas-size 32 --threads 1 " +
+                "--out NEW/deeper/x.safetensors")]
     public void A_stopped_command_exits_130_and_leaves_no_output(string args)
     {
         var newDir = NewDir();
