@@ -39,6 +39,6 @@ public static class TrainingRun
             config = config with { Init = Path.GetFullPath(init.Path) };
         }
         return new Trainer(config, runDir, data.Train, data.Valid, device, log, mode, shards, init,
-                           new ValidationMarks());
+                           new ValidationMarks(), warn);
     }
 }

@@ -89,11 +89,12 @@ public sealed class Trainer : IDisposable
     /// <remarks>
     /// A new run starts from <paramref name="init"/>'s parameters when given (same architecture; a fresh optimiser).
     /// With <paramref name="validSource"/> and <paramref name="marks"/> it measures and draws at its marks
-    /// (eval_itr, fig_itr); <c>Sqair.Jobs.TrainingRun</c> supplies the evaluator and the figures.
+    /// (eval_itr, fig_itr); <c>Sqair.Jobs.TrainingRun</c> supplies the evaluator and the figures. A newer checkpoint
+    /// a resume passes over is reported through <paramref name="warn"/> (null: <paramref name="log"/>).
     /// </remarks>
     public Trainer(SqairConfig config, string runDir, ISequenceSource trainSource, ISequenceSource? validSource,
                    Device device, Action<string>? log = null, StartMode start = StartMode.New, int shards = 1,
-                   Checkpoint.Contents? init = null, ITrainingMarks? marks = null)
+                   Checkpoint.Contents? init = null, ITrainingMarks? marks = null, Action<string>? warn = null)
     {
         this.log = log ?? (_ => { });
         this.marks = marks;
@@ -105,7 +106,7 @@ public sealed class Trainer : IDisposable
         Checkpoint.Contents? from = null;
         if (start == StartMode.Resume)
         {
-            from = CheckpointStore.NewestResumable(RunDir, this.log)
+            from = CheckpointStore.NewestResumable(RunDir, warn ?? this.log)
                    ?? throw new FileNotFoundException($"{RunDir} has no checkpoint to resume from");
             // The learning-rate stages stay where the run put them, whatever max_train_iter the resume gives.
             var trained = from.Config.WithScheduleFixed();

@@ -478,6 +478,18 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
     }
 
     [Fact]
+    public void A_resume_past_a_corrupt_newest_checkpoint_warns_on_stderr_naming_it()
+    {
+        var run = Path.Combine(TestUtil.TempDir(), "run");
+        CopyDir(f.Run, run);
+        var newest = Checkpoint.InRun(run).First();
+        File.WriteAllBytes(newest, new byte[64]);
+        var result = Run("train", "--resume", run, "--max_train_iter", "3", "--data", f.Data, "--threads", "1")
+            .AssertCode(0);
+        Assert.Contains($"warning: skipping unreadable checkpoint {newest}: ", result.Stderr);
+    }
+
+    [Fact]
     public void Plot_skips_a_partial_last_line_with_a_warning()
     {
         var run = Path.Combine(TestUtil.TempDir(), "run");
