@@ -238,6 +238,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
           "a name has at most 255 characters, this one 256" },
         { "sweep NEW --arm X:output_std=0.2 --arm x:output_std=0.3 --iterations 2", 2, "arm 'X' is given twice" },
         { "sweep NEW --arm x:output_std=0.2 --iterations 2 --collect", 2, "holds no sweep (sweep.json): nothing to" },
+        { "sweep FIFOSWEEP", 2, "fifo-sweep/sweep.json: is not a regular file" },
         { "sweep NEW --iterations 2 --slurm --sbatch --comment='a", 2,
           "--sbatch --comment='a: a ' quote is not closed" },
     };
@@ -282,6 +283,11 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
                 File.Copy(f.Data, Path.Combine(p, "data.txt"));
             }) is var held ? Path.Combine(held, "data.txt") : "",
             "FIFO" => Make("fifo.json", p => Assert.Equal(0, Mkfifo(p))),
+            "FIFOSWEEP" => Make("fifo-sweep", p =>
+            {
+                Directory.CreateDirectory(p);
+                Assert.Equal(0, Mkfifo(Path.Combine(p, "sweep.json")));
+            }),
             "RUN" => f.Run,
             "NEW" => newDir,
             "EMPTY" => "",
