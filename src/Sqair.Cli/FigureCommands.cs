@@ -144,7 +144,8 @@ static class FigureCommands
             int len = r.GetValue(length) ?? model.Config.SeqLen;
             var frames = Frames(r, model.Config, len, "--seq-len", device);
             Cli.Stopping.ThrowIfCancellationRequested();
-            var inferred = Infer.Run(model, frames, CommonOptions.Inference(r), r.GetValue(CommonOptions.Seed));
+            var inferred = Infer.Run(model, frames, CommonOptions.Inference(r), r.GetValue(CommonOptions.Seed),
+                                     stop: Cli.Stopping);
             var tracks = ModelFigures.Extract(frames, inferred.Output, inferred.Rows);
             var from = r.GetValue(DataFile) is { } dataPath
                 ? Path.GetFileNameWithoutExtension(dataPath)
@@ -209,7 +210,7 @@ static class FigureCommands
             var observed = k > 0 ? Frames(r, c, k, "--observe", device) : null;
             using var _ = no_grad();
             Cli.Stopping.ThrowIfCancellationRequested();
-            var steps = model.Generate(len, count, observed, r.GetValue(CommonOptions.K), device);
+            var steps = model.Generate(len, count, observed, r.GetValue(CommonOptions.K), device, Cli.Stopping);
             var inputs = observed ?? zeros([0, count, c.Channels, c.ImgSize, c.ImgSize], device: device);
             var tracks = Enumerable.Range(0, count).Select(b => ModelFigures.Extract(inputs, steps, b, b)).ToList();
             var what = k > 0 ? $"{k} observed frames, then the prior" : "samples from the prior";

@@ -84,8 +84,8 @@ static class TrackCommand
     static int Run(ParseResult r)
     {
         var device = CommonOptions.DeviceFrom(r);
-        var (model, _) = Checkpoint.LoadModel(CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!),
-                                              device);
+        var checkpoint = CommonOptions.ReadCheckpoint(r.GetValue(CommonOptions.Checkpoint)!);
+        var (model, _) = Checkpoint.LoadModel(checkpoint, device);
         var path = r.GetValue(Input)!;
         if (!Directory.Exists(path) && !File.Exists(path))
             throw new UserError($"input {path}: no such file or folder");
@@ -99,7 +99,11 @@ static class TrackCommand
                              MemoryEstimate.Inference with { Frames = "--lag" }, shownFrames: r.GetValue(Lag));
         var prefix = r.GetValue(Output)!;
         bool mot = Enum.Parse<TrackFormat>(r.GetValue(Format)!, ignoreCase: true) == TrackFormat.Mot;
-        if (mot) TrackRun.CheckMotFolder(prefix + MotSuffix, "--out");
+        (string, string?)[] inputs = [("the checkpoint being used", checkpoint.Path), ("the input", path)];
+        if (mot) TrackRun.CheckMotFolder(prefix + MotSuffix, "--out", inputs);
+        IEnumerable<string> files = mot ? [] : [prefix + ".csv", prefix + ".json"];
+        foreach (var file in r.GetValue(Gif) ? files.Append(prefix + ".gif") : files)
+            Outputs.CheckFile("--out", file, inputs);
 
         var how = new TrackRun.Settings(inference, r.GetValue(CommonOptions.Seed), r.GetValue(Lag), device,
                                         r.GetValue(Gif));

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Sqair.Files;
 
 namespace Sqair.Data;
 
@@ -50,7 +51,7 @@ public static class Datasets
         if (File.Exists(path))
         {
             try { return SequenceFile.Open(path); }
-            catch (InvalidDataException e) { log?.Invoke($"regenerating {path}: {e.Message}"); }
+            catch (InvalidDataException e) { log?.Invoke($"regenerating {FileProblem.Of(path, e.Message)}"); }
         }
         log?.Invoke($"generating {count} {pool.ToString().ToLowerInvariant()} sequences into {path}");
         SequenceFile.Write(path, Generator(mnistDir(), config, pool, seed), count, pool,

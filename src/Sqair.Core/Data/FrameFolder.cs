@@ -161,10 +161,12 @@ public static class FrameFolder
     public static SKBitmap Decode(string file)
     {
         using var codec = SKCodec.Create(file, out var created)
-            ?? throw new InvalidDataException(created == SKCodecResult.Unimplemented
-                // Skia answers Unimplemented for bytes it recognises as no image format at all
-                ? $"{file}: is not a PNG or JPEG image (its bytes are no image format)"
-                : $"{file}: not a readable image ({created})");
+            // Skia answers InternalError for a file that is not there (a frame deleted while the folder is read)
+            ?? throw (!File.Exists(file) ? new IOException($"{file}: does not exist (any more)")
+                : new InvalidDataException(created == SKCodecResult.Unimplemented
+                    // Skia answers Unimplemented for bytes it recognises as no image format at all
+                    ? $"{file}: is not a PNG or JPEG image (its bytes are no image format)"
+                    : $"{file}: not a readable image ({created})"));
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Premul);
         var bitmap = new SKBitmap(info);
         var result = codec.GetPixels(info, bitmap.GetPixels());

@@ -147,23 +147,37 @@ public sealed class SequenceFile : ISequenceSource, IDisposable
         CheckDiskSpace(path, config, count);
         var specs = Specs(count, config);
         var tmpDir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        // The outermost folder this write creates: removed again when the write fails or is stopped.
+        string? made = null;
+        for (var dir = tmpDir; dir is not null && !Directory.Exists(dir); dir = System.IO.Path.GetDirectoryName(dir))
+            made = dir;
         Directory.CreateDirectory(tmpDir);
-        using var parts = new PartFiles(tmpDir, specs.Length);
-        PutSequences(parts, count, get, progress, threads, stop);
-        var header = new Dictionary<string, string>(metadata)
+        try
         {
-            ["format"] = Format,
-            ["config"] = JsonSerializer.Serialize(config),
-            [Checksums.MetadataKey] = Checksums.Encode(
-                specs.Select((e, i) => KeyValuePair.Create(e.Name, parts.Checksum(i)))),
-        };
-        var headerBytes = Safetensors.EncodeHeader(specs, header);
-        stop.ThrowIfCancellationRequested();
-        AtomicFile.Write(path, output =>
+            using var parts = new PartFiles(tmpDir, specs.Length);
+            PutSequences(parts, count, get, progress, threads, stop);
+            var header = new Dictionary<string, string>(metadata)
+            {
+                ["format"] = Format,
+                ["config"] = JsonSerializer.Serialize(config),
+                [Checksums.MetadataKey] = Checksums.Encode(
+                    specs.Select((e, i) => KeyValuePair.Create(e.Name, parts.Checksum(i)))),
+            };
+            var headerBytes = Safetensors.EncodeHeader(specs, header);
+            stop.ThrowIfCancellationRequested();
+            AtomicFile.Write(path, output =>
+            {
+                output.Write(headerBytes);
+                parts.CopyTo(output);
+            });
+        }
+        catch
         {
-            output.Write(headerBytes);
-            parts.CopyTo(output);
-        });
+            // the part files are closed (and so deleted) by now
+            if (made is not null && !Directory.EnumerateFiles(made, "*", SearchOption.AllDirectories).Any())
+                Directory.Delete(made, recursive: true);
+            throw;
+        }
     }
 
     /// <summary>

@@ -126,7 +126,8 @@ internal static class Safetensors
     /// <summary>The header's JSON bytes (as many as its length prefix says) and the file's length.</summary>
     static (byte[] Json, long FileLength) ReadHeaderBytes(string path)
     {
-        long length = new FileInfo(path).Length;
+        // The size of what a symbolic link leads to: FileInfo of the link itself gives the link's own size.
+        long length = new FileInfo(RealPath.Of(path) ?? path).Length;
         if (length < 8) throw new InvalidDataException($"{path}: {length} bytes is too short for a safetensors file");
         using var fs = File.OpenRead(path);
         var lenBytes = new byte[8];

@@ -49,10 +49,10 @@ public static class Infer
     /// numbered <paramref name="first"/>, <paramref name="first"/> + 1, … and each draws every sample
     /// (and its particle choice) from its own generator, seeded by <paramref name="seed"/> and its
     /// number (docs/design.md §2.8): the same sequence, options and seed give the same tracks in any
-    /// batch.
+    /// batch. <paramref name="stop"/> is heard before every frame (a long sequence stops within a frame).
     /// </summary>
     public static InferredBatch Run(SqairModel model, Tensor frames, InferenceOptions options, ulong seed = 0,
-                                    long first = 0)
+                                    long first = 0, CancellationToken stop = default)
     {
         using var _ = no_grad();
         using var mode = EvalMode.Of(model);
@@ -61,7 +61,7 @@ public static class Infer
         using var scope = NewDisposeScope();
         using var noise = new SequenceNoise(model.Config, seed, first, frames.shape[1]);
         var (output, _) = model.Infer(frames, options.K, keepFrames: true, noise, options.Resampling,
-                                      options.RejectIoU, options.Pruning);
+                                      options.RejectIoU, options.Pruning, stop);
         var rows = ParticleFilter.Pick(output.LogWeights, noise).cpu().data<long>().ToArray();
         scope.MoveToOuter([.. output.Tensors(), .. output.Frames!.SelectMany(f => f.Tensors())]);
         return new InferredBatch(output, rows, model.Config.ImgSize);

@@ -105,7 +105,7 @@ internal static class Bench
                 using (batch)
                 {
                     stop.ThrowIfCancellationRequested();
-                    Infer.Run(model, batch.Frames, InferenceOptions.Single, first: done)
+                    Infer.Run(model, batch.Frames, InferenceOptions.Single, first: done, stop: stop)
                         .Boxes(BoxKind.Content);
                     frames += (long)batch.T * batch.B;
                     done += batch.B;

@@ -240,13 +240,18 @@ public static class TrackRun
 
     /// <summary>
     /// Refuses (<see cref="ArgumentException"/>, naming <paramref name="option"/>) a MOT output folder that holds
-    /// anything but an earlier run's .txt files: it is replaced whole on every run, so this is checked before
-    /// tracking starts.
+    /// anything but an earlier run's .txt files, or any of <paramref name="inputs"/>: it is replaced whole on every
+    /// run, so this is checked before tracking starts.
     /// </summary>
-    public static void CheckMotFolder(string dir, string option)
+    public static void CheckMotFolder(string dir, string option, (string What, string? Path)[] inputs)
     {
         if (System.IO.File.Exists(dir))
             throw new ArgumentException($"{option}: {dir} is a file; the MOT output is a folder");
+        bool Inside(string? path, string folder) =>
+            path is not null && RealPath.Of(path) is { } p && (p + "/").StartsWith(folder + "/", StringComparison.Ordinal);
+        if (RealPath.Of(dir) is { } real && inputs.FirstOrDefault(i => Inside(i.Path, real)) is { What: { } what })
+            throw new ArgumentException($"{option}: {dir} holds {what}, and track replaces the folder; " +
+                                        $"choose another {option}");
         if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir)
                 .FirstOrDefault(e => !(System.IO.File.Exists(e) && e.EndsWith(".txt", StringComparison.Ordinal)))
             is { } foreign)

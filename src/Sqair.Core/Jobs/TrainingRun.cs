@@ -53,7 +53,7 @@ public sealed class TrainingRun : IDisposable
                 config = config with { Init = Path.GetFullPath(init.Path) };
             }
             return new TrainingRun(data, new Trainer(config, runDir, data.Train, data.Valid, device, log, mode, shards,
-                                                     init, new ValidationMarks()));
+                                                     init, new ValidationMarks(), warn));
         }
         catch
         {

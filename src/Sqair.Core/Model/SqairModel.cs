@@ -239,11 +239,13 @@ public sealed class SqairModel : Module
         Infer(frames, k, keepFrames, new SharedNoise(generator), resampling, rejectIoU).Output;
 
     /// <summary>
-    /// <see cref="Forward"/> drawing from <paramref name="noise"/>, with the state after the last frame.
+    /// <see cref="Forward"/> drawing from <paramref name="noise"/>, with the state after the last frame;
+    /// <paramref name="stop"/> is heard before every frame.
     /// </summary>
     internal (SequenceOutput Output, SequenceState Final) Infer(
         Tensor frames, int k, bool keepFrames, Noise noise,
-        Resampling resampling = Resampling.None, double? rejectIoU = null, Pruning? pruning = null)
+        Resampling resampling = Resampling.None, double? rejectIoU = null, Pruning? pruning = null,
+        CancellationToken stop = default)
     {
         // TorchSharp reads a tensor's handle and calls libtorch without keeping the tensor alive: outside a dispose
         // scope nothing roots a temporary (frames[step], the traced counts), and a collection started by another
@@ -261,6 +263,7 @@ public sealed class SqairModel : Module
         var ancestors = new List<Resample?>();   // per step after the first: the row each row continues (null: itself)
         for (int step = 0; step < t; step++)
         {
+            stop.ThrowIfCancellationRequested();
             var next = AdvanceFreeing(state, sums, step, frames[step], settings, keepFrames, disown: false);
             (state, sums) = (next.State, next.Sums);
             if (step > 0) ancestors.Add(next.Ancestors);
@@ -377,10 +380,11 @@ public sealed class SqairModel : Module
     /// the first T_obs steps are inferred from them (one particle, chosen by importance resampling
     /// among <paramref name="k"/>) and the rest continue from the prior; without, all
     /// <paramref name="length"/> steps are sampled from the prior for <paramref name="sequences"/>
-    /// sequences. Returns every step's outputs (canvas = the mean of p(x | z)).
+    /// sequences. Returns every step's outputs (canvas = the mean of p(x | z)). <paramref name="stop"/> is heard
+    /// before every frame.
     /// </summary>
     public IReadOnlyList<FrameOutput> Generate(int length, int sequences = 1, Tensor? observed = null, int k = 5,
-                                               Device? device = null)
+                                               Device? device = null, CancellationToken stop = default)
     {
         using var _ = no_grad();
         // Dispose scopes root the temporaries, which a collection started by another thread could otherwise
@@ -391,7 +395,7 @@ public sealed class SqairModel : Module
         int start = 0;
         if (observed is not null)
         {
-            var (output, final) = Infer(observed, k, keepFrames: true, new SharedNoise(null));
+            var (output, final) = Infer(observed, k, keepFrames: true, new SharedNoise(null), stop: stop);
             var rows = output.ResampleRows();
             steps.AddRange(output.Frames!.Select(f => f.Select(rows)));
             state = final.Select(rows);
@@ -401,6 +405,7 @@ public sealed class SqairModel : Module
 
         for (int step = start; step < length; step++)
         {
+            stop.ThrowIfCancellationRequested();
             using var stepScope = NewDisposeScope();
             long r = state.LastId.shape[0];
             (state, var propagated, var discovered, var canvas, var glimpses) = Step(state, step,

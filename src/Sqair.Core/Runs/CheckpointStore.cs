@@ -77,7 +77,7 @@ internal sealed class CheckpointStore
         try { return Checkpoint.Read(path); }
         catch (Exception e) when (e is InvalidDataException or IOException)
         {
-            warn?.Invoke($"skipping unreadable checkpoint {path}: {e.Message}");
+            warn?.Invoke($"skipping unreadable checkpoint {FileProblem.Of(path, e.Message)}");
             return null;
         }
     }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using Sqair.Files;
 using Sqair.Model;
 using Sqair.Training;
 
@@ -89,6 +90,9 @@ internal sealed record SweepSpec
     {
         var path = Path.Combine(sweepDir, FileName);
         if (!File.Exists(path)) return null;
+        // Reading a FIFO waits for a writer, forever if there is none.
+        if (SpecialFile.Is(path))
+            throw new ArgumentException($"{path}: is not a regular file (a FIFO, socket or device); a sweep's spec is");
         SweepSpec spec;
         try
         {

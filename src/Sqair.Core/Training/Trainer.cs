@@ -89,11 +89,12 @@ public sealed class Trainer : IDisposable
     /// <remarks>
     /// A new run starts from <paramref name="init"/>'s parameters when given (same architecture; a fresh optimiser).
     /// With <paramref name="validSource"/> and <paramref name="marks"/> it measures and draws at its marks
-    /// (eval_itr, fig_itr); <c>Sqair.Jobs.TrainingRun</c> supplies the evaluator and the figures.
+    /// (eval_itr, fig_itr); <c>Sqair.Jobs.TrainingRun</c> supplies the evaluator and the figures. A newer checkpoint
+    /// a resume passes over is reported through <paramref name="warn"/> (null: <paramref name="log"/>).
     /// </remarks>
     public Trainer(SqairConfig config, string runDir, ISequenceSource trainSource, ISequenceSource? validSource,
                    Device device, Action<string>? log = null, StartMode start = StartMode.New, int shards = 1,
-                   Checkpoint.Contents? init = null, ITrainingMarks? marks = null)
+                   Checkpoint.Contents? init = null, ITrainingMarks? marks = null, Action<string>? warn = null)
     {
         this.log = log ?? (_ => { });
         this.marks = marks;
@@ -102,7 +103,7 @@ public sealed class Trainer : IDisposable
         CheckFits(config, trainSource, "training");
         if (validSource is not null) CheckFits(config, validSource, "validation");
 
-        (config, var from) = Starting(config, RunDir, start, this.log);
+        (config, var from) = Starting(config, RunDir, start, warn ?? this.log);
         Config = config;
 
         bool created = !Directory.Exists(RunDir);

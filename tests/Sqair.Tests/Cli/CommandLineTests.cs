@@ -216,6 +216,11 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "export CKPT --out CKPTLINK --force", 2, "is the checkpoint being exported" },
         { "bench train --synthetic --config CFG --json CFG", 2, "--json CFG is the --config file" },
         { "bench eval --synthetic --config CFG --json CFG", 2, "--json CFG is the --config file" },
+        { "track CKPT DATAJSON --out DIR/data-copy", 2, "--out DIR/data-copy.json is the input" },
+        { "track CKPT DATAJSON --out DIR/run/../data-copy", 2, "--out DIR/run/../data-copy.json is the input" },
+        { "track CKPTGIF DATA --gif --out DIR/model-link", 2,
+          "--out DIR/model-link.gif is the checkpoint being used" },
+        { "track CKPT MOTDATA --format mot --out DIR/held", 2, "--out: DIR/held-mot holds the input" },
         // an output of the wrong kind is refused before the work, not after it
         { "eval CKPT --data DATA --json DIR", 2, "--json DIR: is a folder" },
         { "bench eval --synthetic --config CFG --json DIR", 2, "--json DIR: is a folder" },
@@ -233,6 +238,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
           "a name has at most 255 characters, this one 256" },
         { "sweep NEW --arm X:output_std=0.2 --arm x:output_std=0.3 --iterations 2", 2, "arm 'X' is given twice" },
         { "sweep NEW --arm x:output_std=0.2 --iterations 2 --collect", 2, "holds no sweep (sweep.json): nothing to" },
+        { "sweep FIFOSWEEP", 2, "fifo-sweep/sweep.json: is not a regular file" },
         { "sweep NEW --iterations 2 --slurm --sbatch --comment='a", 2,
           "--sbatch --comment='a: a ' quote is not closed" },
     };
@@ -269,7 +275,19 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             "DATA" => f.Data,
             "CFG" => f.Config,
             "CKPTLINK" => Make("model-link.safetensors", p => File.CreateSymbolicLink(p, f.Model)),
+            "CKPTGIF" => Make("model-link.gif", p => File.CreateSymbolicLink(p, f.Model)),
+            "DATAJSON" => Make("data-copy.json", p => File.Copy(f.Data, p)),
+            "MOTDATA" => Make("held-mot", p =>
+            {
+                Directory.CreateDirectory(p);
+                File.Copy(f.Data, Path.Combine(p, "data.txt"));
+            }) is var held ? Path.Combine(held, "data.txt") : "",
             "FIFO" => Make("fifo.json", p => Assert.Equal(0, Mkfifo(p))),
+            "FIFOSWEEP" => Make("fifo-sweep", p =>
+            {
+                Directory.CreateDirectory(p);
+                Assert.Equal(0, Mkfifo(Path.Combine(p, "sweep.json")));
+            }),
             "RUN" => f.Run,
             "NEW" => newDir,
             "EMPTY" => "",
@@ -330,6 +348,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
             }) is var root ? Path.Combine(root, "seq00") : "",
             "DIR" => f.Dir,
             "DIR/empty-folder" => Make("empty-folder", p => Directory.CreateDirectory(p)),
+            _ when a.StartsWith("NEW/", StringComparison.Ordinal) => newDir + a[3..],
             _ => a.Replace("DIR/", f.Dir + "/"),
         }).ToArray();
 
@@ -373,6 +392,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
     [InlineData("bench train --synthetic --config CFG --warmup 0 --iterations 1 --threads 1 --json NEW")]
     [InlineData("bench eval --synthetic --config CFG --count 2 --threads 1 --json NEW")]
     [InlineData("data generate --synthetic --split train --count 8 --canvas-size 32 --threads 1 --out NEW")]
+    [InlineData("data generate --synthetic --split train --count 8 --canvas-size 32 --threads 1 " +
+                "--out NEW/deeper/x.safetensors")]
     public void A_stopped_command_exits_130_and_leaves_no_output(string args)
     {
         var newDir = NewDir();
@@ -457,8 +478,21 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         File.WriteAllBytes(newest, new byte[64]);
         var json = Path.Combine(run, "report.json");
         var result = Run("eval", run, "--data", f.Data, "--count", "4", "--threads", "1", "--json", json).AssertCode(0);
-        Assert.Contains($"warning: skipping unreadable checkpoint {newest}", result.Stderr);
+        Assert.Contains($"warning: skipping unreadable checkpoint {newest}: ", result.Stderr);
+        Assert.Equal(2, result.Stderr.Split(newest).Length);   // the file named once
         Assert.EndsWith("step-000000001.safetensors", (string)JsonNode.Parse(File.ReadAllText(json))!["checkpoint"]!);
+    }
+
+    [Fact]
+    public void A_resume_past_a_corrupt_newest_checkpoint_warns_on_stderr_naming_it()
+    {
+        var run = Path.Combine(TestUtil.TempDir(), "run");
+        CopyDir(f.Run, run);
+        var newest = Checkpoint.InRun(run).First();
+        File.WriteAllBytes(newest, new byte[64]);
+        var result = Run("train", "--resume", run, "--max_train_iter", "3", "--data", f.Data, "--threads", "1")
+            .AssertCode(0);
+        Assert.Contains($"warning: skipping unreadable checkpoint {newest}: ", result.Stderr);
     }
 
     [Fact]

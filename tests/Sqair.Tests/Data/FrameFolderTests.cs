@@ -7,6 +7,14 @@ namespace Sqair.Tests.Data;
 public class FrameFolderTests
 {
     [Fact]
+    public void A_frame_that_is_gone_is_an_error_saying_so_not_a_decoder_code()
+    {
+        var missing = Path.Combine(TestUtil.TempDir(), "0300.png");
+        var e = Assert.Throws<IOException>(() => FrameFolder.Decode(missing));
+        Assert.Equal($"{missing}: does not exist (any more)", e.Message);
+    }
+
+    [Fact]
     public void Frames_load_in_name_order_as_grey_or_colour()
     {
         var dir = TestUtil.TempDir();

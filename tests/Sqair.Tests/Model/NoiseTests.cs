@@ -52,7 +52,7 @@ public class NoiseTests
         var model = new SqairModel(SqairModelTests.Tiny(discBias: 0.5));
         var frames = SqairModelTests.Frames(5, 4);
         var options = new InferenceOptions(3, Resampling.Always);
-        var whole = Infer.Run(model, frames, options, seed: 2);
+        var whole = Infer.Run(model, frames, options, seed: 2, stop: TestContext.Current.CancellationToken);
         var parts = new[] { (0, 1), (1, 3) }.Select(p =>
             Infer.Run(model, frames.narrow(1, p.Item1, p.Item2), options, seed: 2, first: p.Item1)).ToArray();
         var wholeBoxes = whole.Boxes(BoxKind.Content);
@@ -70,7 +70,7 @@ public class NoiseTests
         var partWeights = cat(parts.Select(p => p.Output.LogWeights).ToArray());
         Assert.True(allclose(whole.Output.LogWeights, partWeights, rtol: 1e-5, atol: 1e-3));
         // the same frames as other sequence numbers: other noise
-        var moved = Infer.Run(model, frames, options, seed: 2, first: 1);
+        var moved = Infer.Run(model, frames, options, seed: 2, first: 1, stop: TestContext.Current.CancellationToken);
         Assert.False(allclose(whole.Output.LogWeights, moved.Output.LogWeights, rtol: 1e-5, atol: 1e-3));
     }
 }

@@ -201,7 +201,7 @@ public class GenerationTests
         manual_seed(7);
         var c = SqairModelTests.Tiny(model, discBias: 1.0);
         var m = new SqairModel(c);
-        var steps = m.Generate(length: 12, sequences: 16);
+        var steps = m.Generate(length: 12, sequences: 16, stop: TestContext.Current.CancellationToken);
         Assert.Equal(12, steps.Count);
         Assert.Equal(new long[] { 16, 1, 24, 24 }, steps[0].Canvas.shape);
         foreach (var s in steps)
@@ -229,11 +229,63 @@ public class GenerationTests
         manual_seed(8);
         var m = new SqairModel(SqairModelTests.Tiny());
         var observed = SqairModelTests.Frames(3, 2);
-        var steps = m.Generate(length: 6, observed: observed, k: 3);
+        var steps = m.Generate(length: 6, observed: observed, k: 3, stop: TestContext.Current.CancellationToken);
         Assert.Equal(6, steps.Count);
         Assert.All(steps, s => Assert.Equal(new long[] { 2, 1, 24, 24 }, s.Canvas.shape));
         // the observed part carries the inference's log-likelihood, the continuation none
         Assert.True(steps[0].LogLikelihood.abs().sum().item<float>() > 0);
         Assert.Equal(0f, steps[5].LogLikelihood.abs().sum().item<float>());
+    }
+}
+
+/// <summary>
+/// A stop request (SIGINT, SIGTERM) ends inference and generation within a frame, not after the whole sequence:
+/// render and generate infer one long batch, which took minutes to notice a Ctrl-C.
+/// </summary>
+public class StopTests
+{
+    /// <summary>Shared noise that cancels <see cref="Stop"/> when frame <c>cancelAt</c> begins.</summary>
+    sealed class CancellingNoise(int cancelAt) : Noise
+    {
+        readonly SharedNoise inner = new(null);
+        public CancellationTokenSource Stop { get; } = new();
+        public int FramesBegun { get; private set; }
+
+        public override void BeginFrame(long sequences, int k, Device device)
+        {
+            if (++FramesBegun == cancelAt) Stop.Cancel();
+        }
+
+        public override Tensor Normal(Tensor like, Site site, int slot) => inner.Normal(like, site, slot);
+        public override Tensor Bernoulli(Tensor probs, Site site, int slot) => inner.Bernoulli(probs, site, slot);
+        public override Tensor Uniform(Tensor like, Site site, int slot) => inner.Uniform(like, site, slot);
+        public override Tensor Uniform(long sequences, Device device) => inner.Uniform(sequences, device);
+        public override Tensor Choose(Tensor weights) => inner.Choose(weights);
+    }
+
+    [Fact]
+    public void Inference_stops_before_the_frame_after_the_request()
+    {
+        manual_seed(3);
+        var m = new SqairModel(SqairModelTests.Tiny());
+        var noise = new CancellingNoise(cancelAt: 2);
+        using var _ = no_grad();
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            m.Infer(SqairModelTests.Frames(10, 2), 2, keepFrames: true, noise, stop: noise.Stop.Token));
+        Assert.Equal(2, noise.FramesBegun);
+    }
+
+    [Fact]
+    public void Infer_run_and_generation_hear_a_stop_request()
+    {
+        manual_seed(4);
+        var m = new SqairModel(SqairModelTests.Tiny());
+        using var stop = new CancellationTokenSource();
+        stop.Cancel();
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            Sqair.Inference.Infer.Run(m, SqairModelTests.Frames(4, 2), new(2), stop: stop.Token));
+        Assert.ThrowsAny<OperationCanceledException>(() => m.Generate(length: 50, sequences: 2, stop: stop.Token));
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            m.Generate(length: 50, observed: SqairModelTests.Frames(3, 2), k: 2, stop: stop.Token));
     }
 }

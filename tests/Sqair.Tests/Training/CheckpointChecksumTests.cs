@@ -46,6 +46,16 @@ public class CheckpointChecksumTests
     }
 
     [Fact]
+    public void A_checkpoint_reads_through_a_symbolic_link_as_the_file_itself()
+    {
+        var path = Saved(out _);
+        var link = Path.Combine(TestUtil.TempDir(), "link.safetensors");
+        File.CreateSymbolicLink(link, path);
+        Assert.Equal(Checkpoint.Read(path).Iteration, Checkpoint.Read(link).Iteration);
+        Assert.Equal(Safetensors.ReadHeader(path).Entries.Keys, Safetensors.ReadHeader(link).Entries.Keys);
+    }
+
+    [Fact]
     public void An_unmodified_checkpoint_loads_with_its_checksums_verified()
     {
         var path = Saved(out var model);
