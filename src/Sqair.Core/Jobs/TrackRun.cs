@@ -247,8 +247,8 @@ public static class TrackRun
     {
         if (System.IO.File.Exists(dir))
             throw new ArgumentException($"{option}: {dir} is a file; the MOT output is a folder");
-        bool Inside(string? path, string folder) =>
-            path is not null && RealPath.Of(path) is { } p && (p + "/").StartsWith(folder + "/", StringComparison.Ordinal);
+        bool Inside(string? path, string folder) => path is not null && RealPath.Of(path) is { } p &&
+                                                   (p + "/").StartsWith(folder + "/", StringComparison.Ordinal);
         if (RealPath.Of(dir) is { } real && inputs.FirstOrDefault(i => Inside(i.Path, real)) is { What: { } what })
             throw new ArgumentException($"{option}: {dir} holds {what}, and track replaces the folder; " +
                                         $"choose another {option}");
