@@ -10,7 +10,7 @@ namespace Sqair.Tests.Training;
 /// TorchSharp frees the native scalar behind an implicit double → Scalar conversion in a
 /// finalizer, which a garbage collection started by another thread can run while libtorch still
 /// reads the scalar ("Expected false to be true", "Unknown scalar type", or a wrong value). The
-/// model's hot path creates no such temporaries (src/Sqair.Core/KeptScalars.cs), so training steps must
+/// model's hot path creates no such temporaries (src/Sqair.Core/Native/KeptScalars.cs), so training steps must
 /// survive a thread that allocates and collects the whole time. Before the fix this failed within
 /// seconds.
 /// </summary>
