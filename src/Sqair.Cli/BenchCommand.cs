@@ -69,9 +69,9 @@ static class BenchCommand
     static int RunTrain(ParseResult r)
     {
         var config = ConfigOptions.From(r);
-        CheckJson(r, Json);
+        CheckJson(r);
         var device = CommonOptions.DeviceFrom(r);
-        var source = Source(r, config, Synthetic);
+        var source = Source(r, config);
         int len = r.GetValue(SeqLen) ?? config.SeqLen;
         if (len > config.SeqLen)
             throw new UserError($"--timed-len {len}: must be at most the config's seq_len ({config.SeqLen})");
@@ -107,13 +107,13 @@ static class BenchCommand
     static int RunEval(ParseResult r)
     {
         var config = ConfigOptions.From(r);
-        CheckJson(r, Json);
+        CheckJson(r);
         long n = r.GetValue(Count);
         // eval runs in batches of EvalBatchSize, so only a --count below it makes a batch smaller
         MemoryEstimate.Check(config, Math.Min(n, Bench.EvalBatchSize), r.GetValue(CommonOptions.K), config.SeqLen,
                              MemoryEstimate.AvailableBytes(), new MemoryEstimate.Options("--count", "--k"));
         var device = CommonOptions.DeviceFrom(r);
-        var source = Source(r, config, Synthetic);
+        var source = Source(r, config);
         AnsiConsole.MarkupLine($"[grey]evaluating and tracking {n} sequences of {config.SeqLen} frames…[/]");
         var result = Bench.Inference(config, source, n, r.GetValue(CommonOptions.K), device, Cli.Stopping);
         var table = new Table().AddColumns("measure", "value");
@@ -129,19 +129,19 @@ static class BenchCommand
     }
 
     /// <summary>Refuses a --json that is a folder or the --config file, before the timing starts.</summary>
-    static void CheckJson(ParseResult r, Option<string?> json)
+    static void CheckJson(ParseResult r)
     {
-        if (r.GetValue(json) is { } path)
+        if (r.GetValue(Json) is { } path)
             Outputs.CheckFile("--json", path, ("the --config file", r.GetValue(ConfigOptions.ConfigFile)));
     }
 
     /// <summary>
     /// The sequences a bench runs on: digit-sized blobs (no download) or MNIST digits, generated on the fly.
     /// </summary>
-    static GeneratedSource Source(ParseResult r, Model.SqairConfig config, Option<bool> synthetic)
+    static GeneratedSource Source(ParseResult r, Model.SqairConfig config)
     {
         var dataConfig = config.DataConfig();
-        var templates = r.GetValue(synthetic)
+        var templates = r.GetValue(Synthetic)
             ? MovingMnist.SyntheticTemplates(MovingMnist.SyntheticPoolSize, 0)
             : MovingMnist.BuildPool(Mnist.LoadSplit(Cli.EnsureMnist(r), train: true), Pool.Train,
                                     dataConfig.DigitScale);
