@@ -14,7 +14,7 @@ static class ConfigOptions
     public static readonly Option<string> Preset = CommonOptions.OneOf(new Option<string>("--preset")
     {
         Description = $"Starting config: {string.Join(", ", Presets.All.Keys)}",
-        DefaultValueFactory = _ => "cpu",
+        DefaultValueFactory = _ => Presets.Default,
     }, [.. Presets.All.Keys]);
     public static readonly Option<string?> ConfigFile = new("--config")
     {

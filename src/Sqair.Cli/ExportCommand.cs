@@ -1,8 +1,4 @@
 using System.CommandLine;
-using System.Reflection;
-using System.Runtime.InteropServices;
-using System.Text.Json;
-using Sqair.Model;
 using Sqair.Runs;
 using Sqair.Training;
 
@@ -41,34 +37,10 @@ static class ExportCommand
             Outputs.CheckFile("--out", path, ("the checkpoint being exported", contents.Path));
             if (File.Exists(path) && !r.GetValue(force))
                 throw new UserError($"--out {path} exists; pass --force to replace it");
-            var model = new SqairModel(contents.Config);
-            Checkpoint.LoadInto(contents, model);
-            var provenance = JsonSerializer.Serialize(new
-            {
-                source = Path.GetFullPath(contents.Path),
-                iteration = contents.Iteration,
-                optimizer_steps = contents.OptimizerSteps,
-                exported_by = $"sqair {Version()}",
-                exported_at = DateTime.UtcNow.ToString("o"),
-                machine = $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, " +
-                          $"{RuntimeInformation.ProcessArchitecture}",
-                note = r.GetValue(note) ?? "",
-                // re-exporting a model file keeps where it came from: the earlier provenance, not only this export's
-                source_provenance = contents.Metadata.TryGetValue("provenance", out var earlier)
-                    ? JsonDocument.Parse(earlier).RootElement
-                    : (JsonElement?)null,
-            });
-            Checkpoint.SaveModel(path, model, contents.Iteration, contents.OptimizerSteps, provenance);
+            Checkpoint.Export(contents, path, r.GetValue(note) ?? "");
             Console.WriteLine($"{Path.GetFullPath(path)}\t{new FileInfo(path).Length / 1e6:N1} MB");
             return ExitCodes.Success;
         });
         return export;
     }
-
-    /// <summary>
-    /// The build's version with the commit it was built from (the SDK appends "+commit" in a git clone).
-    /// </summary>
-    public static string Version() =>
-        typeof(ExportCommand).Assembly
-            .GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
 }

@@ -1,3 +1,2 @@
-Sqair.Native.NativeAllocator.Configure();
-Sqair.Native.Denormals.FlushToZero();
+Sqair.Native.ProcessTuning.Apply();
 return Sqair.Cli.Cli.Run(args);

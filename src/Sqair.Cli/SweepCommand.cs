@@ -1,8 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using Sqair.Files;
-using Sqair.Runs;
 using Sqair.Sweeps;
 using Sqair.Training;
 
@@ -84,11 +82,6 @@ static class SweepCommand
                       "(quotes group, no expansion), e.g. \"--partition=gpu --comment='two words'\"",
     };
 
-    /// <summary>A fraction of the budget between measurements when --eval-every is not given.</summary>
-    const int DefaultMeasurements = 4;
-    /// <summary>Iterations between measurements of a minutes budget when --eval-every is not given.</summary>
-    const long DefaultEvalEveryForMinutes = 500;
-
     public static Command Build()
     {
         var sweep = new Command("sweep", "Compare arms of a config fairly: each arm and seed trained on the same " +
@@ -104,158 +97,62 @@ static class SweepCommand
 
     static int Run(ParseResult r)
     {
-        var dir = Path.GetFullPath(r.GetValue(Dir)!);
         // Read before the folder is touched: a bad --sbatch must not leave a sweep behind.
-        var sbatchArgs = SweepSlurm.SplitWords(r.GetValue(SbatchArgs) ?? "", "--sbatch");
-        bool collect = r.GetValue(Collect);
+        var sbatchArgs = Sweep.SplitWords(r.GetValue(SbatchArgs) ?? "", "--sbatch");
         int? taskIndex = r.GetValue(Task);
-        // A local run or a submission holds the sweep's lock to its end: a second process running the
-        // same folder would start the same tasks again. A task runs under its sweep's lock; --collect only reads.
-        var (spec, sweepLock) = SpecFrom(r, dir, collect, keepLock: taskIndex is null && !collect);
-        using var _ = sweepLock;
-        if (taskIndex is { } index) return RunTask(r, spec, dir, index);
-        if (collect)
+        var access = taskIndex is not null ? SweepAccess.Task
+            : r.GetValue(Collect) ? SweepAccess.Collect : SweepAccess.Run;
+        using var sweep = Sweep.Open(r.GetValue(Dir)!, Request(r), access, Cli.Log);
+        if (taskIndex is { } index) return RunTask(r, sweep, index);
+        if (access == SweepAccess.Collect)
         {
-            Report(spec, dir);
+            Report(sweep);
             return ExitCodes.Success;
         }
-        var command = TaskCommand(r, dir);
+        var command = TaskCommand(r, sweep.Dir);
         if (r.GetValue(Slurm))
         {
-            Console.WriteLine(SweepSlurm.Submit(spec, dir, command, sbatchArgs));
-            Cli.Log($"job script {Path.Combine(dir, SweepSlurm.ScriptName)}; " +
-                    $"when the array has finished: sqair sweep {dir} --collect");
+            Console.WriteLine(sweep.SubmitToSlurm(command, sbatchArgs));
+            Cli.Log($"job script {sweep.SlurmScript}; when the array has finished: sqair sweep {sweep.Dir} --collect");
             return ExitCodes.Success;
         }
-        Cli.Log($"sweep {dir}: {spec.Arms.Count} arm(s) × {spec.Seeds.Count} seed(s); {spec.Fairness}");
-        var outcome = SweepRunner.RunLocal(spec, dir, t => Local(command, t), Cli.Log, Cli.Stopping);
-        Report(spec, dir);
-        if (Cli.Stopping.IsCancellationRequested) return ExitCodes.Interrupted;
-        var failed = outcome.Failed;
-        var busy = outcome.Busy.Count == 0 ? "" :
-            $"{outcome.Busy.Count} task(s) still training in another process, first {outcome.Busy[0].Arm.Name} " +
-            $"seed {outcome.Busy[0].Seed}, were left to it: run the sweep again once it has ended";
-        if (failed.Count > 0)
-            throw new IOException($"{failed.Count} task(s) failed, first {failed[0].Task.Arm.Name} " +
-                                  $"seed {failed[0].Task.Seed} (exit {failed[0].ExitCode}): " +
-                                  $"see {SweepRunner.LogOf(dir, failed[0].Task)}; run the sweep again to retry them" +
-                                  (busy == "" ? "" : "; " + busy));
-        // As a run folder in use is: the work is not done, but nothing failed.
-        if (busy != "") throw new Sqair.Runs.RunFolderInUseException(busy);
-        return ExitCodes.Success;
+        Cli.Log($"sweep {sweep.Dir}: {sweep.Summary}");
+        try { sweep.RunLocal(i => Local(command, i), Cli.Log, Cli.Stopping); }
+        finally { Report(sweep); }
+        return Cli.Stopping.IsCancellationRequested ? ExitCodes.Interrupted : ExitCodes.Success;
     }
 
-    /// <summary>
-    /// The sweep described by the options, checked and saved; or, with no arms and no budget given,
-    /// the one saved in the folder (checked as strictly). A folder that holds another sweep is refused;
-    /// --collect never saves one. The spec is written under the sweep's lock, so that two sweeps started
-    /// at once in a new folder cannot both take it; with <paramref name="keepLock"/> the lock is returned held.
-    /// </summary>
-    static (SweepSpec Spec, RunLock? Lock) SpecFrom(ParseResult r, string dir, bool collect, bool keepLock)
+    /// <summary>The sweep the options describe (or none: arms and a budget absent name the folder's own).</summary>
+    static SweepRequest Request(ParseResult r) => new()
     {
-        bool described = (r.GetValue(Arms)?.Length ?? 0) + (r.GetValue(Grids)?.Length ?? 0) > 0 ||
-                         r.GetValue(Iterations) is not null || r.GetValue(Minutes) is not null;
-        var given = described ? Described(r) : null;
-        given?.Validate();
-        var saved = SweepSpec.Read(dir);
-        if (saved is null && collect)
-            throw new UserError($"{dir} holds no sweep ({SweepSpec.FileName}): nothing to collect");
-        if (saved is null && given is null)
-            throw new UserError($"{dir} holds no sweep ({SweepSpec.FileName}); give arms " +
-                                "(--arm, --grid) and a budget (--iterations or --minutes)");
-        RefuseAnother(r, dir, saved, given);
-        if (saved is not null && !keepLock) return (saved, null);
-        var held = RunLock.Acquire(dir, Cli.Log, SweepSpec.LockFile, holder: "sweep");
-        try
-        {
-            // Again under the lock: another process may have saved its sweep since.
-            saved = SweepSpec.Read(dir);
-            RefuseAnother(r, dir, saved, given);
-            if (saved is null)
-            {
-                if (Directory.EnumerateFileSystemEntries(dir).Any(e => Path.GetFileName(e) != SweepSpec.LockFile))
-                    throw new UserError($"{dir} is not empty and holds no sweep; choose a new folder");
-                AtomicFile.WriteAllText(Path.Combine(dir, SweepSpec.FileName), given!.ToJson());
-                saved = given;
-            }
-            if (keepLock) return (saved, held);
-            held.Dispose();
-            return (saved, null);
-        }
-        catch
-        {
-            held.Dispose();
-            throw;
-        }
-    }
+        Arms = r.GetValue(Arms) ?? [],
+        Grids = r.GetValue(Grids) ?? [],
+        Sets = r.GetValue(Sets) ?? [],
+        WithBase = !r.GetValue(NoBase),
+        Seeds = r.GetValue(Seeds) ?? [],
+        Iterations = r.GetValue(Iterations),
+        Minutes = r.GetValue(Minutes),
+        Init = r.GetValue(Init),
+        Preset = r.GetValue(ConfigOptions.Preset)!,
+        EvalEvery = r.GetValue(EvalEvery),
+        EvalCount = r.GetValue(EvalCount),
+        Threads = r.GetValue(TaskThreads),
+        Parallel = r.GetValue(Parallel),
+    };
 
-    static void RefuseAnother(ParseResult r, string dir, SweepSpec? saved, SweepSpec? given)
+    /// <summary>One task in this process, trained as <c>sqair train</c> trains, then marked done.</summary>
+    static int RunTask(ParseResult r, Sweep sweep, int index)
     {
-        if (saved is not null && given is not null && !saved.SameAs(given))
-            throw new UserError($"{dir} holds another sweep ({SweepSpec.FileName}); " +
-                                $"run 'sqair sweep {r.GetValue(Dir)}' alone to resume it, " +
-                                "or choose another folder");
-    }
-
-    static SweepSpec Described(ParseResult r)
-    {
-        var arms = new List<SweepSpec.ArmJson>();
-        if (!r.GetValue(NoBase)) arms.Add(new SweepSpec.ArmJson("base", []));
-        arms.AddRange((r.GetValue(Arms) ?? []).Select(SweepSpec.ParseArm));
-        arms.AddRange((r.GetValue(Grids) ?? []).SelectMany(SweepSpec.ParseGrid));
-        var baseKeys = new Dictionary<string, System.Text.Json.Nodes.JsonNode?>();
-        foreach (var set in r.GetValue(Sets) ?? [])
-            foreach (var (k, v) in SweepSpec.SplitAssignments(set, $"--set {set}")) baseKeys[k] = v;
-        if (r.GetValue(Init) is { } init) baseKeys["init"] = init;
-        // Files by full path: each task's process, a Slurm node or a later resume may start elsewhere.
-        foreach (var key in SweepSpec.FileKeys.Where(k => baseKeys.ContainsKey(k)))
-            if (baseKeys[key] is { } v && v.GetValueKind() == System.Text.Json.JsonValueKind.String)
-                baseKeys[key] = Path.GetFullPath(v.GetValue<string>());
-        long? iterations = r.GetValue(Iterations);
-        int threads = r.GetValue(TaskThreads);
-        return new SweepSpec
+        Sweep.StopWhenSweepEnds(Cli.RequestStop);
+        if (sweep.TaskRun(index) is not { } run)
         {
-            Preset = r.GetValue(ConfigOptions.Preset)!,
-            Base = baseKeys,
-            Arms = arms,
-            Seeds = r.GetValue(Seeds) is { Length: > 0 } seeds ? [.. seeds] : [1, 2],
-            Iterations = iterations,
-            Minutes = r.GetValue(Minutes),
-            EvalEvery = r.GetValue(EvalEvery) ?? (iterations is { } n
-                ? Math.Max(1, (n + DefaultMeasurements - 1) / DefaultMeasurements)
-                : DefaultEvalEveryForMinutes),
-            EvalCount = r.GetValue(EvalCount),
-            Threads = threads,
-            Parallel = r.GetValue(Parallel) ?? Math.Max(1, Environment.ProcessorCount / threads),
-        };
-    }
-
-    /// <summary>
-    /// One task in this process: its training started, resumed (an iterations budget) or started
-    /// again (a minutes budget: resuming would give it more time than the others), then marked done.
-    /// </summary>
-    static int RunTask(ParseResult r, SweepSpec spec, string dir, int index)
-    {
-        if (index >= spec.Tasks.Count)
-            throw new UserError($"--task {index}: the sweep has tasks 0..{spec.Tasks.Count - 1}");
-        var task = spec.Tasks[index];
-        var runDir = task.RunDir(dir);
-        SweepRunner.StopWhenSweepEnds(Cli.RequestStop);
-        var state = SweepRunner.StateOf(runDir);
-        if (state == TaskState.Done)
-        {
-            Cli.Log($"task {index} ({task.Arm.Name} seed {task.Seed}) has finished already");
+            Cli.Log($"task {index} has finished already");
             return ExitCodes.Success;
         }
-        bool resume = state == TaskState.Started && spec.Iterations is not null;
-        var config = resume
-            ? CheckpointStore.NewestResumable(runDir)?.Config
-              ?? throw new UserError($"{runDir}: the task's run has no checkpoint to resume from")
-            : spec.ConfigOf(task);
-        var device = CommonOptions.DeviceFrom(r, spec.Threads);
-        int code = TrainCommand.Train(config, resume ? StartMode.Resume : StartMode.Replace, runDir, device,
-                                      Cli.DataCache(r, spec.Threads), shards: 1);
-        if (code == ExitCodes.Success) SweepRunner.MarkDone(runDir);
+        var device = CommonOptions.DeviceFrom(r, sweep.Threads);
+        int code = TrainCommand.Train(run.Config, run.Mode, run.RunDir, device,
+                                      Cli.DataCache(r, sweep.Threads), shards: 1);
+        if (code == ExitCodes.Success) Sweep.MarkDone(run);
         return code;
     }
 
@@ -287,18 +184,17 @@ static class SweepCommand
         return words;
     }
 
-    static ProcessStartInfo Local(List<string> command, SweepTask task)
+    static ProcessStartInfo Local(List<string> command, int task)
     {
         var info = new ProcessStartInfo(command[0]);
-        foreach (var word in command.Skip(1).Concat(["--task", task.Index.ToString(CultureInfo.InvariantCulture)]))
+        foreach (var word in command.Skip(1).Concat(["--task", task.ToString(CultureInfo.InvariantCulture)]))
             info.ArgumentList.Add(word);
         return info;
     }
 
-    static void Report(SweepSpec spec, string dir)
+    static void Report(Sweep sweep)
     {
-        Console.WriteLine(SweepReport.Write(spec, dir));
-        Cli.Log($"wrote {Path.Combine(dir, SweepReport.MarkdownFile)}, {SweepReport.CsvFile} " +
-                $"and {SweepReport.PlotsDir}/");
+        Console.WriteLine(sweep.Report());
+        Cli.Log($"wrote {sweep.ReportFiles}");
     }
 }

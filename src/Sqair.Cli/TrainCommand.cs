@@ -97,7 +97,7 @@ static class TrainCommand
                     outcome = trainer.Run(Cli.Stopping, p =>
                     {
                         task.Value = p.Iteration;
-                        task.Description = Markup.Escape(Line(p));
+                        task.Description = Markup.Escape(p.Line);
                         ctx.Refresh();
                     });
                 });
@@ -105,7 +105,7 @@ static class TrainCommand
         }
         return trainer.Run(Cli.Stopping, p =>
         {
-            if (p.Iteration % config.LogItr == 0) Console.WriteLine(Line(p));
+            if (p.Iteration % config.LogItr == 0) Console.WriteLine(p.Line);
         });
     }
 
@@ -135,22 +135,8 @@ static class TrainCommand
                                 $"{string.Join(", ", ignored)} cannot be given with it");
         if (!Directory.Exists(resume)) throw new UserError($"--resume {resume}: no such run folder");
         // The config of the checkpoint the trainer will resume from (it reads that file again: a few MB).
-        var runConfig = CheckpointStore.NewestResumable(resume)?.Config
+        var runConfig = TrainingRun.ResumableConfig(resume)
                         ?? throw new UserError($"--resume {resume}: the folder has no checkpoint to resume from");
         return (runConfig.With(ConfigOptions.KeyAssignments(r)), StartMode.Resume, resume);
     }
-
-    /// <summary>
-    /// The progress line; time left to whichever of max_train_iter and the time limit comes first, as h:mm:ss.
-    /// </summary>
-    static string Line(TrainProgress p) =>
-        $"it {p.Iteration}/{p.MaxIterations} len {p.SeqLen} loss {In(Metrics.Loss, p.Loss)} " +
-        $"iwae {In(Metrics.Iwae, p.Iwae)} acc {In(Metrics.CountAccVisible, p.CountAccuracy)} " +
-        $"{In(Metrics.IterationsPerSecond, p.IterationsPerSecond)} it/s " +
-        $"left {(int)p.Eta.TotalHours}:{p.Eta:mm\\:ss}";
-
-    /// <summary>
-    /// <paramref name="value"/> in its measure's format, in the console's culture as the rest of the line is.
-    /// </summary>
-    static string In(Metric measure, double value) => value.ToString(measure.Format, CultureInfo.CurrentCulture);
 }

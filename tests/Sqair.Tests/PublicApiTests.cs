@@ -33,6 +33,13 @@ public class PublicApiTests
         "Sqair.Training.TrainProgress", "Sqair.Training.Trainer", "Sqair.Training.TrainingData",
         "Sqair.Visualisation.Curves", "Sqair.Visualisation.DataFigures", "Sqair.Visualisation.ModelFigures",
         "Sqair.Visualisation.ModelFigures+Track",
+        // What the command line uses beside the model: files written whole, benchmarks, memory checks, the
+        // process's native settings, sweeps.
+        "Sqair.Files.AtomicFile", "Sqair.Files.RealPath", "Sqair.Files.StaleTemporaries",
+        "Sqair.Jobs.Bench", "Sqair.Jobs.BenchResult", "Sqair.Jobs.InferenceBenchResult",
+        "Sqair.Jobs.MemoryEstimate", "Sqair.Jobs.MemoryEstimate+Options", "Sqair.Model.IModelSettings",
+        "Sqair.Native.ProcessTuning",
+        "Sqair.Sweeps.Sweep", "Sqair.Sweeps.SweepAccess", "Sqair.Sweeps.SweepRequest", "Sqair.Sweeps.SweepTaskRun",
     ];
 
     [Fact]

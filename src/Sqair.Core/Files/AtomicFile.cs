@@ -7,8 +7,13 @@ namespace Sqair.Files;
 /// in place: the rename would replace it with a regular file. Temporary files that killed writers
 /// left in the folder are removed first (<see cref="StaleTemporaries"/>), so they do not pile up.
 /// </summary>
-internal static class AtomicFile
+public static class AtomicFile
 {
+    /// <summary>
+    /// Writes <paramref name="path"/> through <paramref name="write"/> into a temporary file beside it, flushed to
+    /// disk and then moved over it: a reader sees the old file or the new one, never a part. A device or FIFO is
+    /// written in place.
+    /// </summary>
     public static void Write(string path, Action<Stream> write)
     {
         var full = Path.GetFullPath(path);
@@ -36,8 +41,10 @@ internal static class AtomicFile
         }
     }
 
+    /// <summary>As <see cref="Write"/>, with these bytes.</summary>
     public static void WriteAllBytes(string path, byte[] bytes) => Write(path, s => s.Write(bytes));
 
+    /// <summary>As <see cref="Write"/>, with this text in UTF-8.</summary>
     public static void WriteAllText(string path, string text) =>
         Write(path, s => { using var w = new StreamWriter(s, leaveOpen: true); w.Write(text); });
 

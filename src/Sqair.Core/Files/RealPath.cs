@@ -7,7 +7,7 @@ namespace Sqair.Files;
 /// folders, <c>.</c> and <c>..</c> resolved in that order (<c>a/link/..</c> is the link target's parent, not
 /// <c>a</c>). Two paths name the same file when their real paths are equal.
 /// </summary>
-internal static partial class RealPath
+public static partial class RealPath
 {
     /// <summary>The real absolute path of an existing file or folder; null when there is none.</summary>
     public static string? Of(string path)

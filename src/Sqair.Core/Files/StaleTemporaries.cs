@@ -10,7 +10,7 @@ namespace Sqair.Files;
 /// process id, so the next command that owns the folder removes those whose writer is gone and
 /// leaves a running writer's alone.
 /// </summary>
-internal static partial class StaleTemporaries
+public static partial class StaleTemporaries
 {
     [GeneratedRegex(@"(\.tmp-|^\.part-)(?<pid>\d+)-[0-9a-f]{32}$")]
     private static partial Regex TempName();
@@ -50,6 +50,7 @@ internal static partial class StaleTemporaries
         return removed;
     }
 
+    /// <summary>Whether a process with this id is running (a temporary's writer may still be writing it).</summary>
     public static bool IsRunning(int pid)
     {
         try

@@ -16,7 +16,7 @@ namespace Sqair.Jobs;
 /// are timed apart only for an unsharded step (<see cref="GradientStep"/>); sharded, they overlap
 /// on two threads and only their sum is measured.
 /// </summary>
-internal sealed record BenchResult(int Iterations, int SeqLen, int Threads, int Shards, string Device,
+public sealed record BenchResult(int Iterations, int SeqLen, int Threads, int Shards, string Device,
                                    double IterationsPerSecond, double DataMs, double? ForwardMs, double? BackwardMs,
                                    double GradientMs, double OptimizerMs,
                                    double PeakRssMb, double ForwardGflops, long ForwardOps,
@@ -26,15 +26,24 @@ internal sealed record BenchResult(int Iterations, int SeqLen, int Threads, int 
     /// Forward plus backward, counting the backward pass as twice the forward's matmul/conv FLOPs.
     /// </summary>
     public double GflopsPerIteration => 3 * ForwardGflops;
+    /// <summary>The arithmetic rate reached: <see cref="GflopsPerIteration"/> at the measured iterations per second.</summary>
     public double AchievedGflopsPerSecond => GflopsPerIteration * IterationsPerSecond;
 }
 
 /// <summary>Inference timing: evaluation (sequences per second) and tracking (frames per second).</summary>
-internal sealed record InferenceBenchResult(long Sequences, int SeqLen, int K, int Threads, double EvalSeconds,
+public sealed record InferenceBenchResult(long Sequences, int SeqLen, int K, int Threads, double EvalSeconds,
                                           double EvalSequencesPerSecond, double TrackFramesPerSecond, double PeakRssMb);
 
-internal static class Bench
+/// <summary>
+/// <c>sqair bench</c>'s measurements: training iterations timed by phase, and inference's evaluation and tracking
+/// rates, each on a synthetic or real source (docs/performance.md).
+/// </summary>
+public static class Bench
 {
+    /// <summary>
+    /// Times <paramref name="iterations"/> training steps at <paramref name="seqLen"/> frames after
+    /// <paramref name="warmup"/> untimed ones (at least one: the first step allocates), split by phase.
+    /// </summary>
     public static BenchResult Train(SqairConfig c, ISequenceSource source, int seqLen, int warmup, int iterations,
                                     Device device, int shards = 1, CancellationToken stop = default)
     {

@@ -12,7 +12,7 @@ namespace Sqair.Jobs;
 /// grey frames, 3 objects, 256 hidden units, 20×20 glimpses): about 0.6 GB for the process and 0.8 MB
 /// per row at 10 frames (docs/performance.md, "Memory"); other configs scale by their tensor sizes.
 /// </summary>
-internal static class MemoryEstimate
+public static class MemoryEstimate
 {
     /// <summary>The runtime, libtorch, the model and the pages of the dataset file read so far.</summary>
     const long ProcessBytes = 600L << 20;

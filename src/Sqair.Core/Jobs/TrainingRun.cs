@@ -16,7 +16,7 @@ namespace Sqair.Jobs;
 public sealed class TrainingRun : IDisposable
 {
     /// <summary>The config keys a refused memory check names as what to lower.</summary>
-    internal static readonly MemoryEstimate.Options MemoryKeys = new("batch_size", "k_particles", "seq_len");
+    public static readonly MemoryEstimate.Options MemoryKeys = new("batch_size", "k_particles", "seq_len");
 
     /// <summary>The run's trainer (its config, folder, model and iteration).</summary>
     public Trainer Trainer { get; }
@@ -32,6 +32,12 @@ public sealed class TrainingRun : IDisposable
     public static void CheckMemory(SqairConfig config) =>
         MemoryEstimate.CheckTraining(config, config.BatchSize, config.KParticles, config.SeqLen,
                                      MemoryEstimate.AvailableBytes(), MemoryKeys);
+
+    /// <summary>
+    /// The config a resume of the run in <paramref name="runDir"/> continues: that of its newest checkpoint a run can
+    /// resume from (read whole: a few MB), or null if it has none.
+    /// </summary>
+    public static SqairConfig? ResumableConfig(string runDir) => CheckpointStore.NewestResumable(runDir)?.Config;
 
     /// <summary>
     /// The run of <paramref name="config"/> in <paramref name="runDir"/>: a new run, one that replaces the folder's

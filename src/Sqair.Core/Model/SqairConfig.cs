@@ -67,27 +67,47 @@ internal sealed class SnakeCaseEnum<T>()
 /// The keys that shape the model (docs/design.md §2), all the model's parts take: a run's other keys
 /// (data, optimiser, cadence) are not theirs to read.
 /// </summary>
-internal interface IModelSettings
+public interface IModelSettings
 {
+    /// <inheritdoc cref="SqairConfig.Model"/>
     ModelKind Model { get; }
+    /// <inheritdoc cref="SqairConfig.MaxObjects"/>
     int MaxObjects { get; }
+    /// <inheritdoc cref="SqairConfig.ImgSize"/>
     int ImgSize { get; }
+    /// <inheritdoc cref="SqairConfig.Channels"/>
     int Channels { get; }
+    /// <inheritdoc cref="SqairConfig.GlimpseSize"/>
     int GlimpseSize { get; }
+    /// <inheritdoc cref="SqairConfig.NWhat"/>
     int NWhat { get; }
+    /// <inheritdoc cref="SqairConfig.NHidden"/>
     int NHidden { get; }
+    /// <inheritdoc cref="SqairConfig.OutputStd"/>
     double OutputStd { get; }
+    /// <inheritdoc cref="SqairConfig.OutputScale"/>
     double OutputScale { get; }
+    /// <inheritdoc cref="SqairConfig.DiscStepBias"/>
     double DiscStepBias { get; }
+    /// <inheritdoc cref="SqairConfig.PropStepBias"/>
     double PropStepBias { get; }
+    /// <inheritdoc cref="SqairConfig.TransformVarBias"/>
     double TransformVarBias { get; }
+    /// <inheritdoc cref="SqairConfig.ScalePrior"/>
     double ScalePrior { get; }
+    /// <inheritdoc cref="SqairConfig.PropPriorStepBias"/>
     double PropPriorStepBias { get; }
+    /// <inheritdoc cref="SqairConfig.ShiftRange"/>
     double ShiftRange { get; }
+    /// <inheritdoc cref="SqairConfig.RejectIoU"/>
     double RejectIoU { get; }
+    /// <inheritdoc cref="SqairConfig.DiscDropout"/>
     double DiscDropout { get; }
+    /// <inheritdoc cref="SqairConfig.MaskedGlimpse"/>
     bool MaskedGlimpse { get; }
+    /// <inheritdoc cref="SqairConfig.RecWherePrior"/>
     bool RecWherePrior { get; }
+    /// <inheritdoc cref="SqairConfig.PresenceEstimator"/>
     PresenceEstimator PresenceEstimator { get; }
 }
 

@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Reflection;
+using System.Runtime.InteropServices;
 using Sqair.Files;
 using Sqair.Model;
 using TorchSharp;
@@ -51,6 +53,39 @@ public static class Checkpoint
         metadata["provenance"] = provenance;
         Safetensors.Save(path, Parameters(model), metadata);
     }
+
+    /// <summary>
+    /// Writes a checkpoint's model parameters (no optimiser state) to <paramref name="path"/> with their provenance:
+    /// the source, its iteration, this build, the machine, <paramref name="note"/>, and the source's own provenance
+    /// when it was a model file already (a re-export keeps where the parameters came from).
+    /// </summary>
+    public static void Export(Contents contents, string path, string note)
+    {
+        var model = new SqairModel(contents.Config);
+        LoadInto(contents, model);
+        var provenance = System.Text.Json.JsonSerializer.Serialize(new
+        {
+            source = Path.GetFullPath(contents.Path),
+            iteration = contents.Iteration,
+            optimizer_steps = contents.OptimizerSteps,
+            exported_by = $"sqair {BuildVersion}",
+            exported_at = DateTime.UtcNow.ToString("o"),
+            machine = $"{Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, " +
+                      $"{RuntimeInformation.ProcessArchitecture}",
+            note,
+            source_provenance = contents.Metadata.TryGetValue("provenance", out var earlier)
+                ? System.Text.Json.JsonDocument.Parse(earlier).RootElement
+                : (System.Text.Json.JsonElement?)null,
+        });
+        SaveModel(path, model, contents.Iteration, contents.OptimizerSteps, provenance);
+    }
+
+    /// <summary>
+    /// This build's version with the commit it was built from (the SDK appends "+commit" in a git clone).
+    /// </summary>
+    public static string BuildVersion =>
+        typeof(Checkpoint).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+        ?? "unknown";
 
     static Dictionary<string, Tensor> Parameters(SqairModel model) =>
         model.named_parameters().ToDictionary(p => $"model/{p.name}", p => (Tensor)p.parameter);

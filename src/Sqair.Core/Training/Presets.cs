@@ -5,6 +5,9 @@ namespace Sqair.Training;
 /// <summary>Named starting points for a config; any key can still be overridden.</summary>
 public static class Presets
 {
+    /// <summary>The preset a run starts from when none is named: the one made for two CPU cores and an hour.</summary>
+    public const string Default = "cpu";
+
     /// <summary>
     /// paper: docs/design.md §4 exactly, the original's settings (RMSProp, lr 1e−5, 2·10⁶ iterations, batch 32,
     /// K = 5, curriculum from 3 frames growing every 100 000 iterations). cpu: our preset for two

@@ -16,7 +16,21 @@ namespace Sqair.Training;
 /// <summary>What the progress line shows after each iteration.</summary>
 public sealed record TrainProgress(long Iteration, long MaxIterations, int SeqLen,
                                    double Loss, double Iwae, double CountAccuracy,
-                                   double IterationsPerSecond, TimeSpan Eta, double LearningRate);
+                                   double IterationsPerSecond, TimeSpan Eta, double LearningRate)
+{
+    /// <summary>
+    /// The progress line, each measure in its registry format and the current culture (as a console shows
+    /// numbers); time left to whichever of max_train_iter and the time limit comes first, as h:mm:ss.
+    /// </summary>
+    public string Line =>
+        $"it {Iteration}/{MaxIterations} len {SeqLen} loss {In(Metrics.Loss, Loss)} " +
+        $"iwae {In(Metrics.Iwae, Iwae)} acc {In(Metrics.CountAccVisible, CountAccuracy)} " +
+        $"{In(Metrics.IterationsPerSecond, IterationsPerSecond)} it/s " +
+        $"left {(int)Eta.TotalHours}:{Eta:mm\\:ss}";
+
+    static string In(Metric measure, double value) =>
+        value.ToString(measure.Format, System.Globalization.CultureInfo.CurrentCulture);
+}
 
 /// <summary>How a training run ended.</summary>
 public enum TrainOutcome
