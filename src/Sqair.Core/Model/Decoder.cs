@@ -61,7 +61,7 @@ internal sealed class Decoder : Module
     {
         long pixels = x.shape[1] * x.shape[2] * x.shape[3];
         double std = c.OutputStd;
-        return (x - canvas).square().sum([1, 2, 3])
+        return (x - canvas).Squared().sum([1, 2, 3])
             .Affine(-0.5 / (std * std), -pixels * (Math.Log(std) + Distributions.HalfLog2Pi));
     }
 }

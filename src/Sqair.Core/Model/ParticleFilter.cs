@@ -69,7 +69,7 @@ internal static class ParticleFilter
         var weights = nn.functional.softmax(logWeights, 1);
         var resampled = resampling == Resampling.Always
             ? ones(b, dtype: ScalarType.Bool, device: logWeights.device)
-            : weights.square().sum(1).reciprocal().lt(Kept(EssFraction * k));
+            : weights.Squared().sum(1).reciprocal().lt(Kept(EssFraction * k));
         if (resampling == Resampling.Ess && !resampled.any().item<bool>()) return null;
         var own = Arange(k, ScalarType.Int64, logWeights.device).unsqueeze(0).expand(b, k);
         var chosen = where(resampled.unsqueeze(1), Systematic(weights, noise.Uniform(b, logWeights.device)), own);

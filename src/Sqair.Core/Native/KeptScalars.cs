@@ -32,6 +32,22 @@ internal static class KeptScalars
     /// <summary>a + s, with a kept alpha (see <see cref="Plus(torch.Tensor, torch.Tensor)"/>).</summary>
     public static torch.Tensor Plus(this torch.Tensor a, Scalar s) => a.add(s, Kept(1L));
 
+    /// <summary>
+    /// a², as libtorch's <c>pow(a, 2)</c>: TorchSharp's own <c>square()</c> is <c>pow(2)</c> with a temporary scalar
+    /// made inside TorchSharp, where the banned-API analyser cannot see it (it crashed a training step once).
+    /// </summary>
+    public static torch.Tensor Squared(this torch.Tensor a) => a.pow(Kept(2L));
+
+    /// <summary>
+    /// The value of a one-element tensor. TorchSharp's <c>ToDouble()</c> reads it through a temporary native
+    /// scalar that a collection on another thread can free during the read; this one is disposed after it.
+    /// </summary>
+    public static double ValueOf(torch.Tensor a)
+    {
+        using var s = a.ToScalar();
+        return s.ToDouble();
+    }
+
     /// <summary>1 − a, which TorchSharp's <c>1 - a</c> computes with two temporary scalars.</summary>
     public static torch.Tensor OneMinus(this torch.Tensor a) => a.Affine(-1, 1);
 

@@ -40,7 +40,7 @@ internal sealed class GradientStep(SqairModel model, int shards = 1, bool origin
         {
             var output = model.Forward(frames, k);
             var loss = Loss(output, seqLen);
-            double value = loss.ToDouble();
+            double value = KeptScalars.ValueOf(loss);
             afterForward?.Invoke();
             if (double.IsFinite(value)) loss.backward();
             return (value, output);
@@ -65,7 +65,7 @@ internal sealed class GradientStep(SqairModel model, int shards = 1, bool origin
         using var generator = new Generator(seed);
         var output = model.Forward(frames, k, generator: generator);
         var loss = Loss(output, seqLen);
-        double value = loss.ToDouble();
+        double value = KeptScalars.ValueOf(loss);
         if (double.IsFinite(value))
             using (var share = weight.ToScalar())
                 loss.mul(share).backward();

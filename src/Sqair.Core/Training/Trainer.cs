@@ -452,7 +452,7 @@ public sealed class Trainer : IDisposable
         using var _ = no_grad();
         var squares = trainable.Where(p => p.Param.grad is not null)
             .Select(p => (p.Param.grad! * p.Param.grad!).sum()).ToArray();
-        return stack(squares).sum().sqrt().ToDouble();
+        return KeptScalars.ValueOf(stack(squares).sum().sqrt());
     }
 
     const string NotFinite = "its parameters are no longer finite";
