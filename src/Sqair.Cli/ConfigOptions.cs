@@ -25,7 +25,7 @@ static class ConfigOptions
     static readonly Dictionary<string, Option<string?>> KeyOptions =
         SqairConfig.Keys.Keys.ToDictionary(k => k, k => new Option<string?>($"--{k}")
         {
-            Description = $"config key {k}",
+            Description = SqairConfig.Describe(k),
             HelpName = "value",
         });
 

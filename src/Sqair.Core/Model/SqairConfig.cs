@@ -357,6 +357,13 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
             .ToDictionary(p => p.GetCustomAttribute<JsonPropertyNameAttribute>()!.Name, p => p);
 
     /// <summary>
+    /// What a key means, for help text: the first sentence of its documentation comment, or "config key K" where the
+    /// documentation file was not shipped beside the library.
+    /// </summary>
+    public static string Describe(string key) =>
+        (Keys.TryGetValue(key, out var p) ? KeyDocs.FirstSentence(p) : null) ?? $"config key {key}";
+
+    /// <summary>
     /// Applies overrides given as a JSON object on top of this config. Unknown keys and values of
     /// the wrong type are errors that name the key (and the source, e.g. the file).
     /// </summary>

@@ -95,4 +95,14 @@ public class ConfigTests
         Assert.Equal(10, c.SeqLenAt(1_900_000));
         Assert.Equal((OptimizerKind.Rmsprop, 32, 5), (c.Optimizer, c.BatchSize, c.KParticles));
     }
+
+    [Fact]
+    public void Every_key_is_described_by_the_first_sentence_of_its_doc_comment()
+    {
+        Assert.All(SqairConfig.Keys.Keys, k => Assert.NotEqual($"config key {k}", SqairConfig.Describe(k)));
+        // <see cref="…"/> becomes its last name; "e.g." and "1.5" do not end the sentence.
+        Assert.Equal("Iterations that lr_schedule's stages span; 0: max_train_iter",
+                     SqairConfig.Describe("lr_schedule_itr"));
+        Assert.Equal("config key no_such_key", SqairConfig.Describe("no_such_key"));
+    }
 }
