@@ -10,59 +10,33 @@ namespace Sqair.Cli;
 /// <summary><c>sqair data generate</c> and <c>sqair data show</c>.</summary>
 static class DataCommands
 {
-    static readonly Option<int> SeqLen = CommonOptions.AtLeast(1, new Option<int>("--seq-len")
-    {
-        Description = "Frames per sequence",
-        DefaultValueFactory = _ => 10,
-    });
-    static readonly Option<int> MinDigits = new("--min-digits")
-    {
-        Description = "Fewest digits in a sequence",
-        DefaultValueFactory = _ => 0,
-    };
-    static readonly Option<int> MaxDigits = new("--max-digits")
-    {
-        Description = "Most digits in a sequence",
-        DefaultValueFactory = _ => 2,
-    };
+    static readonly Option<int> SeqLen = CommonOptions.AtLeast(1, Parameter("--seq-len", "seq_len", d => d.SeqLen));
+    static readonly Option<int> MinDigits = Parameter("--min-digits", "min_digits", d => d.MinDigits);
+    static readonly Option<int> MaxDigits = Parameter("--max-digits", "max_digits", d => d.MaxDigits);
     static readonly Option<long?> Count = CommonOptions.AtLeast(1L, new Option<long?>("--count")
     {
         Description = "Sequences per split (default: train 60000, validation and test 10000)",
     });
-    static readonly Option<double> DigitScale = new("--digit-scale")
+    static readonly Option<double> DigitScale = Parameter("--digit-scale", "digit_scale", d => d.DigitScale);
+    static readonly Option<double?> DigitScaleMin =
+        Parameter("--digit-scale-min", "digit_scale_min", d => d.DigitScaleMin, hasDefault: false);
+    static readonly Option<int> CanvasSize = Parameter("--canvas-size", "canvas_size", d => d.CanvasSize);
+    static readonly Option<double> AccNoise = Parameter("--acc-noise-std", "acc_noise_std", d => d.AccNoiseStd);
+    static readonly Option<double> MaxSpeed = Parameter("--max-speed", "max_speed", d => d.MaxSpeed);
+    static readonly Option<double> MaxAcc = Parameter("--max-acc", "max_acc", d => d.MaxAcc);
+    static readonly Option<int> PlacementTries =
+        Parameter("--placement-tries", "placement_tries", d => d.PlacementTries);
+
+    /// <summary>
+    /// The option of a moving-MNIST parameter: its help and default are the parameter's own
+    /// (<see cref="MovingMnistConfig"/>), declared there once.
+    /// </summary>
+    static Option<T> Parameter<T>(string name, string key, Func<MovingMnistConfig, T> value, bool hasDefault = true)
     {
-        Description = "Rescale digit templates by this factor",
-        DefaultValueFactory = _ => 1.0,
-    };
-    static readonly Option<double?> DigitScaleMin = new("--digit-scale-min")
-    {
-        Description = "Draw each digit at its own scale, uniform between this and --digit-scale (digits of many sizes)",
-    };
-    static readonly Option<int> CanvasSize = new("--canvas-size")
-    {
-        Description = "Side of the square canvas",
-        DefaultValueFactory = _ => 50,
-    };
-    static readonly Option<double> AccNoise = new("--acc-noise-std")
-    {
-        Description = "Standard deviation of the per-step acceleration noise",
-        DefaultValueFactory = _ => 0.01,
-    };
-    static readonly Option<double> MaxSpeed = new("--max-speed")
-    {
-        Description = "Speed bound per axis (pixels per frame)",
-        DefaultValueFactory = _ => 10.0,
-    };
-    static readonly Option<double> MaxAcc = new("--max-acc")
-    {
-        Description = "Acceleration bound per axis",
-        DefaultValueFactory = _ => 3.0,
-    };
-    static readonly Option<int> PlacementTries = new("--placement-tries")
-    {
-        Description = "Placements tried per digit before the sequence is redrawn",
-        DefaultValueFactory = _ => 5,
-    };
+        var option = new Option<T>(name) { Description = MovingMnistConfig.Describe(key) };
+        if (hasDefault) option.DefaultValueFactory = _ => value(MovingMnistConfig.Default);
+        return option;
+    }
     static readonly Option<bool> Colour = new("--colour")
     {
         Description = "Draw each digit in its own random colour (3-channel frames)",

@@ -1,4 +1,6 @@
+using System.Reflection;
 using System.Text.Json.Serialization;
+using Sqair.Text;
 
 namespace Sqair.Data;
 
@@ -33,9 +35,9 @@ public sealed record MovingMnistConfig
     /// <summary>Factor the MNIST digits are rescaled by.</summary>
     [JsonPropertyName("digit_scale")] public double DigitScale { get; init; } = 1.0;
     /// <summary>
-    /// When set, each digit is drawn at its own scale, uniform in [digit_scale_min, digit_scale], so one dataset
-    /// holds digits of many sizes; unset (and left out of the JSON, so cache names stay), every digit is at
-    /// digit_scale and the sequences are those of data without this key.
+    /// Each digit drawn at its own scale, uniform in [digit_scale_min, digit_scale]: one dataset of many digit sizes.
+    /// Unset (and left out of the JSON, so cache names stay), every digit is at digit_scale and the sequences are
+    /// those of data without this key.
     /// </summary>
     [JsonPropertyName("digit_scale_min"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public double? DigitScaleMin { get; init; }
@@ -55,6 +57,19 @@ public sealed record MovingMnistConfig
 
     [JsonInclude, JsonPropertyName("channels"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     private int? ChannelsInJson { get; init; }
+
+    /// <summary>The original release's parameters: the defaults every data option and config key starts from.</summary>
+    public static MovingMnistConfig Default { get; } = new();
+
+    /// <summary>
+    /// What a parameter means, for help text: the first sentence of its documentation comment, or "moving-MNIST
+    /// parameter K" where the documentation file was not shipped beside the library.
+    /// </summary>
+    public static string Describe(string key) =>
+        (typeof(MovingMnistConfig).GetProperties()
+             .FirstOrDefault(p => p.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name == key) is { } property
+            ? KeyDocs.FirstSentence(property)
+            : null) ?? $"moving-MNIST parameter {key}";
 
     /// <summary>
     /// The smallest digit scale that still draws a digit: an MNIST digit is 28 pixels wide at scale 1, and one

@@ -191,13 +191,13 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
 
     // ---- data ----
     /// <summary>Frames per training sequence.</summary>
-    [JsonPropertyName("seq_len")] public int SeqLen { get; init; } = 10;
+    [JsonPropertyName("seq_len")] public int SeqLen { get; init; } = Sqair.Data.MovingMnistConfig.Default.SeqLen;
     /// <summary>Fewest digits per generated sequence.</summary>
-    [JsonPropertyName("min_digits")] public int MinDigits { get; init; } = 0;
+    [JsonPropertyName("min_digits")] public int MinDigits { get; init; } = Sqair.Data.MovingMnistConfig.Default.MinDigits;
     /// <summary>Most digits per generated sequence.</summary>
-    [JsonPropertyName("max_digits")] public int MaxDigits { get; init; } = 2;
+    [JsonPropertyName("max_digits")] public int MaxDigits { get; init; } = Sqair.Data.MovingMnistConfig.Default.MaxDigits;
     /// <summary>Factor the generated digits are rescaled by.</summary>
-    [JsonPropertyName("digit_scale")] public double DigitScale { get; init; } = 1.0;
+    [JsonPropertyName("digit_scale")] public double DigitScale { get; init; } = Sqair.Data.MovingMnistConfig.Default.DigitScale;
     /// <summary>
     /// When set, each generated digit is drawn at a scale uniform in [digit_scale_min, digit_scale]: one dataset of
     /// many digit sizes (docs/tuning.md, small digits). Unset: left out of the JSON, every digit at digit_scale.

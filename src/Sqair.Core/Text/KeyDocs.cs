@@ -2,7 +2,7 @@ using System.Reflection;
 using System.Text.RegularExpressions;
 using System.Xml.Linq;
 
-namespace Sqair.Model;
+namespace Sqair.Text;
 
 /// <summary>
 /// The documentation comments of a type's properties, read from the XML documentation file the build writes
