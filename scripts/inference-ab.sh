@@ -7,7 +7,7 @@
 #
 #   scripts/inference-ab.sh CHECKPOINT DATA OUT_DIR [COUNT] [BATCH] [SQAIR]
 #     DATA: "validation" (the cached split) or a dataset file (e.g. 100-frame sequences from
-#           sqair data generate --split validation --count 200 --seq-len 100 --out FILE)
+#           sqair data generate --split validation --count 200 --seq_len 100 --out FILE)
 #     COUNT: sequences (default: all); BATCH: sequences per batch (default 50; 25 for 100 frames at K = 20 stays
 #     under ~2 GB); SQAIR: the sqair binary (default: this checkout's Release build)
 # Prints K, resampling, count accuracy (visible), MOTA, IDF1, MOTA don't-care, MOTA window p > 0.5,

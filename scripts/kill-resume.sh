@@ -19,7 +19,7 @@ if [ -z "${SQAIR:-}" ]; then
 fi
 read -r -a sqair <<<"$SQAIR"
 
-"${sqair[@]}" data generate --synthetic --split train --count 64 --canvas-size 32 --seq-len 3 --out "$work/data.safetensors" >/dev/null
+"${sqair[@]}" data generate --synthetic --split train --count 64 --canvas_size 32 --seq_len 3 --out "$work/data.safetensors" >/dev/null
 cat >"$work/tiny.json" <<JSON
 { "img_size": 32, "glimpse_size": 8, "n_what": 8, "n_units": 2, "max_objects": 2, "k_particles": 2,
   "batch_size": 4, "seq_len": 3, "curriculum_start": 2, "stage_itr": 10, "optimizer": "adam",

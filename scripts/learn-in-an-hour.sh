@@ -23,8 +23,8 @@ own=(--end-empty 0 --suppress-iou 0)
 sqair=src/Sqair.Cli/bin/Release/net10.0/sqair
 mkdir -p runs/test-sets
 hard_sets=(runs/test-sets/test-100frames.safetensors runs/test-sets/test-3digits.safetensors)
-[ -f "${hard_sets[0]}" ] || "$sqair" data generate --split test --count 200 --seq-len 100 --out "${hard_sets[0]}"
-[ -f "${hard_sets[1]}" ] || "$sqair" data generate --split test --count 1000 --min-digits 3 --max-digits 3 --out "${hard_sets[1]}"
+[ -f "${hard_sets[0]}" ] || "$sqair" data generate --split test --count 200 --seq_len 100 --out "${hard_sets[0]}"
+[ -f "${hard_sets[1]}" ] || "$sqair" data generate --split test --count 1000 --min_digits 3 --max_digits 3 --out "${hard_sets[1]}"
 
 train() {   # train RUN [options...]: one hour from scratch unless RUN already holds a run
   local run=$1; shift
@@ -46,7 +46,7 @@ for seed in "${seeds[@]}"; do
     reports+=("$run/eval-$name.json")
   done
   "$sqair" render "$run" --split test --out "$run/renders" --count 4
-  "$sqair" render "$run" --split test --out "$run/renders" --count 3 --seq-len 100
+  "$sqair" render "$run" --split test --out "$run/renders" --count 3 --seq_len 100
 done
 if [ "$robustness" = 1 ]; then
   run=runs/hour-small-digits-seed1

@@ -14,7 +14,7 @@ namespace Sqair.Cli;
 /// </summary>
 static class BenchCommand
 {
-    // Not --seq-len: beside the config key --seq_len that would be two spellings of two meanings.
+    // Not --seq_len, the config key: the timed frames are a prefix of the config's sequences, as the curriculum's are.
     static readonly Option<int?> SeqLen = CommonOptions.AtLeast(1, new Option<int?>("--timed-len")
     {
         Description = "Frames per timed sequence (default: the config's seq_len)",

@@ -6,6 +6,7 @@ using Sqair.Data;
 using Sqair.Files;
 using Sqair.Inference;
 using Sqair.Model;
+using Sqair.Text;
 
 namespace Sqair.Cli;
 
@@ -65,9 +66,14 @@ static class Cli
     public static int Run(string[] args, CancellationToken stop)
     {
         var parse = BuildRoot().Parse(args);
-        if (parse.Errors.Count > 0)
+        // A command whose argument takes many values (data import's folders) takes an unknown option as one more.
+        var strays = parse.CommandResult.Children.OfType<ArgumentResult>().SelectMany(a => a.Tokens)
+            .Where(t => t.Value.StartsWith("--", StringComparison.Ordinal))
+            .Select(t => $"Unrecognized command or argument '{t.Value}'.").ToList();
+        if (parse.Errors.Count > 0 || strays.Count > 0)
         {
-            foreach (var error in parse.Errors) Error(error.Message);
+            foreach (var error in strays.Concat(parse.Errors.Select(e => e.Message)))
+                Error(WithSuggestion(error, parse.CommandResult.Command));
             Console.Error.WriteLine("(see --help)");
             return ExitCodes.Usage;
         }
@@ -94,6 +100,22 @@ static class Cli
             if (Environment.GetEnvironmentVariable("SQAIR_DEBUG") is { Length: > 0 }) Console.Error.WriteLine(e);
             return known.Code;
         }
+    }
+
+    /// <summary>
+    /// A parse error, with the command's nearest option named when it is an unknown one: "--seq-len" was renamed
+    /// "--seq_len", and "--learning-rate" is "--learning_rate".
+    /// </summary>
+    internal static string WithSuggestion(string message, Command command)
+    {
+        var unknown = System.Text.RegularExpressions.Regex.Match(message, "^Unrecognized command or argument '(--[^']+)'");
+        if (!unknown.Success) return message;
+        var given = unknown.Groups[1].Value;
+        var nearest = command.Options.SelectMany(o => o.Aliases.Prepend(o.Name)).Where(n => n.StartsWith("--", StringComparison.Ordinal))
+            .MinBy(n => EditDistance.Between(n, given));
+        return nearest is not null && EditDistance.Between(nearest, given) <= Math.Max(2, given.Length / 4)
+            ? $"{message} (did you mean {nearest}?)"
+            : message;
     }
 
     /// <summary>Asks the running command to stop, as SIGTERM does (a sweep task whose sweep has ended).</summary>

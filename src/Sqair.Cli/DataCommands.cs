@@ -10,30 +10,30 @@ namespace Sqair.Cli;
 /// <summary><c>sqair data generate</c> and <c>sqair data show</c>.</summary>
 static class DataCommands
 {
-    static readonly Option<int> SeqLen = CommonOptions.AtLeast(1, Parameter("--seq-len", "seq_len", d => d.SeqLen));
-    static readonly Option<int> MinDigits = Parameter("--min-digits", "min_digits", d => d.MinDigits);
-    static readonly Option<int> MaxDigits = Parameter("--max-digits", "max_digits", d => d.MaxDigits);
+    static readonly Option<int> SeqLen = CommonOptions.AtLeast(1, Parameter("seq_len", d => d.SeqLen));
+    static readonly Option<int> MinDigits = Parameter("min_digits", d => d.MinDigits);
+    static readonly Option<int> MaxDigits = Parameter("max_digits", d => d.MaxDigits);
     static readonly Option<long?> Count = CommonOptions.AtLeast(1L, new Option<long?>("--count")
     {
         Description = "Sequences per split (default: train 60000, validation and test 10000)",
     });
-    static readonly Option<double> DigitScale = Parameter("--digit-scale", "digit_scale", d => d.DigitScale);
+    static readonly Option<double> DigitScale = Parameter("digit_scale", d => d.DigitScale);
     static readonly Option<double?> DigitScaleMin =
-        Parameter("--digit-scale-min", "digit_scale_min", d => d.DigitScaleMin, hasDefault: false);
-    static readonly Option<int> CanvasSize = Parameter("--canvas-size", "canvas_size", d => d.CanvasSize);
-    static readonly Option<double> AccNoise = Parameter("--acc-noise-std", "acc_noise_std", d => d.AccNoiseStd);
-    static readonly Option<double> MaxSpeed = Parameter("--max-speed", "max_speed", d => d.MaxSpeed);
-    static readonly Option<double> MaxAcc = Parameter("--max-acc", "max_acc", d => d.MaxAcc);
+        Parameter("digit_scale_min", d => d.DigitScaleMin, hasDefault: false);
+    static readonly Option<int> CanvasSize = Parameter("canvas_size", d => d.CanvasSize);
+    static readonly Option<double> AccNoise = Parameter("acc_noise_std", d => d.AccNoiseStd);
+    static readonly Option<double> MaxSpeed = Parameter("max_speed", d => d.MaxSpeed);
+    static readonly Option<double> MaxAcc = Parameter("max_acc", d => d.MaxAcc);
     static readonly Option<int> PlacementTries =
-        Parameter("--placement-tries", "placement_tries", d => d.PlacementTries);
+        Parameter("placement_tries", d => d.PlacementTries);
 
     /// <summary>
-    /// The option of a moving-MNIST parameter: its help and default are the parameter's own
-    /// (<see cref="MovingMnistConfig"/>), declared there once.
+    /// The option of a moving-MNIST parameter, spelled as its key (as <c>sqair train</c>'s options and config files
+    /// spell it): its help and default are the parameter's own (<see cref="MovingMnistConfig"/>), declared there once.
     /// </summary>
-    static Option<T> Parameter<T>(string name, string key, Func<MovingMnistConfig, T> value, bool hasDefault = true)
+    static Option<T> Parameter<T>(string key, Func<MovingMnistConfig, T> value, bool hasDefault = true)
     {
-        var option = new Option<T>(name) { Description = MovingMnistConfig.Describe(key) };
+        var option = new Option<T>($"--{key}") { Description = MovingMnistConfig.Describe(key) };
         if (hasDefault) option.DefaultValueFactory = _ => value(MovingMnistConfig.Default);
         return option;
     }
@@ -326,7 +326,7 @@ static class DataCommands
             Description = "1: grey (mean of R, G, B); 3: colour",
             DefaultValueFactory = _ => 1,
         }, [1, 3]);
-        var seqLen = CommonOptions.AtLeast(1, new Option<int?>("--seq-len")
+        var seqLen = CommonOptions.AtLeast(1, new Option<int?>("--seq_len")
         {
             Description = "Cut each folder into windows of this many frames (default: one sequence per folder)",
         });

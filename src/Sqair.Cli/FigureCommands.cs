@@ -123,7 +123,7 @@ static class FigureCommands
 
     public static Command BuildRender()
     {
-        var length = CommonOptions.AtLeast(1, new Option<int?>("--seq-len")
+        var length = CommonOptions.AtLeast(1, new Option<int?>("--seq_len")
         {
             Description = "Frames per sequence (default: the model's training length; " +
                           "longer ones, e.g. 100, are generated)",
@@ -142,7 +142,7 @@ static class FigureCommands
             var device = CommonOptions.DeviceFrom(r);
             var (model, iteration) = Load(r, device);
             int len = r.GetValue(length) ?? model.Config.SeqLen;
-            var frames = Frames(r, model.Config, len, "--seq-len", device);
+            var frames = Frames(r, model.Config, len, "--seq_len", device);
             Cli.Stopping.ThrowIfCancellationRequested();
             var inferred = Infer.Run(model, frames, CommonOptions.Inference(r), r.GetValue(CommonOptions.Seed),
                                      stop: Cli.Stopping);

@@ -150,8 +150,8 @@ public static class FrameImport
             throw new ArgumentException(
                 "the folders hold different numbers of frames " +
                 $"({string.Join(", ", folders.Zip(files, (d, f) => $"{Path.GetFileName(d)}: {f.Count}").Take(4))}); " +
-                "give --seq-len to cut them into windows of equal length");
-        if (length < 1) throw new ArgumentException($"--seq-len {length}: must be at least 1");
+                "give --seq_len to cut them into windows of equal length");
+        if (length < 1) throw new ArgumentException($"--seq_len {length}: must be at least 1");
         return length;
     }
 
@@ -171,7 +171,7 @@ public static class FrameImport
             int count = files[i].Count / seqLen;
             if (count == 0)
                 throw new ArgumentException(
-                    $"{folders[i]} holds {files[i].Count} frames, fewer than --seq-len {seqLen}");
+                    $"{folders[i]} holds {files[i].Count} frames, fewer than --seq_len {seqLen}");
             dropped += files[i].Count - count * seqLen;
             for (int w = 0; w < count; w++)
                 windows.Add(new Window(folders[i], files[i], w * seqLen,

@@ -1,7 +1,7 @@
 namespace Sqair.Text;
 
 /// <summary>Levenshtein distance, for "did you mean" suggestions on mistyped keys.</summary>
-internal static class EditDistance
+public static class EditDistance
 {
     /// <summary>
     /// The fewest single-character insertions, deletions and substitutions that turn

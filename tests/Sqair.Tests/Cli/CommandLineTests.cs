@@ -192,16 +192,22 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "data generate --synthetic --split train --count 99999999999999 --out NEW/x.safetensors", 2,
           "--count 99999999999999: 99,999,999,999,999 sequences need about" },
         // a value the data or config cannot use is refused by name, in words that say what is allowed
-        { "data generate --synthetic --split train --count 2 --max-speed NaN --out NEW/x.safetensors", 2,
+        { "data generate --synthetic --split train --count 2 --max_speed NaN --out NEW/x.safetensors", 2,
           "'max_speed' = NaN: must be a finite number at least 0" },
-        { "data generate --synthetic --split train --count 2 --max-speed Infinity --out NEW/x.safetensors", 2,
+        { "data generate --synthetic --split train --count 2 --max_speed Infinity --out NEW/x.safetensors", 2,
           "'max_speed' = Infinity: must be a finite number at least 0" },
-        { "data generate --synthetic --split train --count 2 --acc-noise-std NaN --out NEW/x.safetensors", 2,
+        { "data generate --synthetic --split train --count 2 --acc_noise_std NaN --out NEW/x.safetensors", 2,
           "'acc_noise_std' = NaN: must be a finite number at least 0" },
-        { "data generate --synthetic --split train --count 2 --canvas-size 100000 --out NEW/x.safetensors", 2,
+        { "data generate --synthetic --split train --count 2 --canvas_size 100000 --out NEW/x.safetensors", 2,
           "'canvas_size' = 100000: a sequence's frames" },
-        { "data generate --synthetic --split train --count 2 --digit-scale 1e-300 --out NEW/x.safetensors", 2,
+        { "data generate --synthetic --split train --count 2 --digit_scale 1e-300 --out NEW/x.safetensors", 2,
           "'digit_scale' = 1E-300: must be in [1/28, 4]" },
+        // an unknown option names the command's nearest one (options named after a key are spelled as the key)
+        { "data generate --seq-len 3 --split test --synthetic --out NEW/x.safetensors", 2,
+          "Unrecognized command or argument '--seq-len'. (did you mean --seq_len?)" },
+        { "train --learning-rate 1e-4 --run-dir NEW", 2, "'--learning-rate'. (did you mean --learning_rate?)" },
+        { "data import DIR --seq-len 3 --out NEW/x.safetensors", 2, "'--seq-len'. (did you mean --seq_len?)" },
+        { "train --frobnicate 1 --run-dir NEW", 2, "Unrecognized command or argument '--frobnicate'.\n" },
         { "train --seed -1 --run-dir NEW", 2, "'seed': -1 (expected a whole number in 0..18446744073709551615)" },
         { "train --lr_schedule [1,\"a\"] --run-dir NEW", 2, "config key 'lr_schedule': [1,\"a\"] (expected a list" },
         { "train --data_checksum abc --run-dir NEW", 2, "config key 'data_checksum' needs 'data'" },
@@ -229,7 +235,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "data generate --synthetic --split train --count 1 --out DIR", 2, "--out DIR: is a folder" },
         // what would never end
         { "train --config FIFO --data DATA --run-dir NEW", 2, "--config FIFO: is not a regular file" },
-        { "data generate --synthetic --split train --count 8 --max-digits 30 --placement-tries 2147483647 " +
+        { "data generate --synthetic --split train --count 8 --max_digits 30 --placement_tries 2147483647 " +
           "--out NEW/x.safetensors", 2, "cannot place" },
         { "sweep NEW --arm sweep.md:output_std=0.2 --iterations 2", 2, "arm 'sweep.md': the sweep's own files are" },
         { "sweep NEW --arm Sweep.JSON:output_std=0.2 --iterations 2", 2, "arm 'Sweep.JSON': the sweep's own files" },
@@ -391,8 +397,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
     [InlineData("generate CKPT --count 2 --threads 1 --out NEW")]
     [InlineData("bench train --synthetic --config CFG --warmup 0 --iterations 1 --threads 1 --json NEW")]
     [InlineData("bench eval --synthetic --config CFG --count 2 --threads 1 --json NEW")]
-    [InlineData("data generate --synthetic --split train --count 8 --canvas-size 32 --threads 1 --out NEW")]
-    [InlineData("data generate --synthetic --split train --count 8 --canvas-size 32 --threads 1 " +
+    [InlineData("data generate --synthetic --split train --count 8 --canvas_size 32 --threads 1 --out NEW")]
+    [InlineData("data generate --synthetic --split train --count 8 --canvas_size 32 --threads 1 " +
                 "--out NEW/deeper/x.safetensors")]
     public void A_stopped_command_exits_130_and_leaves_no_output(string args)
     {
@@ -529,8 +535,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         var dir = TestUtil.TempDir();
         var data = Path.Combine(dir, "long.safetensors");
         int length = Sqair.Jobs.TrackRun.GifFrames + 5;
-        Run("data", "generate", "--synthetic", "--split", "train", "--count", "1", "--canvas-size", "32",
-            "--seq-len", $"{length}", "--out", data).AssertCode(0);
+        Run("data", "generate", "--synthetic", "--split", "train", "--count", "1", "--canvas_size", "32",
+            "--seq_len", $"{length}", "--out", data).AssertCode(0);
         var prefix = Path.Combine(dir, "tracks");
         var r = Run("track", f.Model, data, "--gif", "--threads", "1", "--out", prefix).AssertCode(0);
         Assert.Contains($"--gif draws the first {Sqair.Jobs.TrackRun.GifFrames} frames", r.Stderr);
@@ -546,8 +552,8 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
     {
         var dir = TestUtil.TempDir();
         var data = Path.Combine(dir, "colour.safetensors");
-        Run("data", "generate", "--synthetic", "--colour", "--split", "train", "--count", "16", "--canvas-size", "32",
-            "--seq-len", "3", "--out", data).AssertCode(0);
+        Run("data", "generate", "--synthetic", "--colour", "--split", "train", "--count", "16", "--canvas_size", "32",
+            "--seq_len", "3", "--out", data).AssertCode(0);
         var run = Path.Combine(dir, "run");
         Run("train", "--config", f.Config, "--channels", "3", "--data", data, "--run-dir", run,
             "--threads", "1").AssertCode(0);
