@@ -53,7 +53,7 @@ public sealed class TrainingRun : IDisposable
         {
             config = data.Config;
             Checkpoint.Contents? init = null;
-            if (mode != StartMode.Resume && config.Init != "")
+            if (mode != StartMode.Resume && config.Init is not null)
             {
                 init = Checkpoint.ReadFileOrRun(config.Init, warn);
                 config = config with { Init = Path.GetFullPath(init.Path) };

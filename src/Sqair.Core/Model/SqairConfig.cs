@@ -64,6 +64,22 @@ internal sealed class SnakeCaseEnum<T>()
     where T : struct, Enum;
 
 /// <summary>
+/// A path or checksum that may be absent: null, written as null; read from "" too, which configs and checkpoints
+/// written before it was null hold.
+/// </summary>
+internal sealed class EmptyAsNull : JsonConverter<string?>
+{
+    public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        reader.GetString() is { Length: > 0 } text ? text : null;
+
+    public override void Write(Utf8JsonWriter writer, string? value, JsonSerializerOptions options)
+    {
+        if (value is null) writer.WriteNullValue();
+        else writer.WriteStringValue(value);
+    }
+}
+
+/// <summary>
 /// The keys that shape the model (docs/design.md §2), all the model's parts take: a run's other keys
 /// (data, optimiser, cadence) are not theirs to read.
 /// </summary>
@@ -212,28 +228,29 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     [JsonPropertyName("on_the_fly")] public bool OnTheFly { get; init; } = false;
     /// <summary>Seed of the generated datasets.</summary>
     [JsonPropertyName("data_seed")] public ulong DataSeed { get; init; } = 0;
-    /// <summary>A dataset file to train on instead of the generated moving-MNIST sets ("": those).</summary>
-    [JsonPropertyName("data")] public string Data { get; init; } = "";
+    /// <summary>A dataset file to train on instead of the generated moving-MNIST sets (null: those).</summary>
+    [JsonPropertyName("data"), JsonConverter(typeof(EmptyAsNull))] public string? Data { get; init; }
     /// <summary>
-    /// A dataset file to validate on ("": the generated validation set, or <see cref="Data"/> when that is given).
+    /// A dataset file to validate on (null: the generated validation set, or <see cref="Data"/> when that is given).
     /// </summary>
-    [JsonPropertyName("valid_data")] public string ValidData { get; init; } = "";
+    [JsonPropertyName("valid_data"), JsonConverter(typeof(EmptyAsNull))] public string? ValidData { get; init; }
     /// <summary>
     /// The checksum of <see cref="Data"/>'s frames when the run started, so a resume cannot silently continue on
     /// other data.
     /// </summary>
-    [JsonPropertyName("data_checksum")] public string DataChecksum { get; init; } = "";
+    [JsonPropertyName("data_checksum"), JsonConverter(typeof(EmptyAsNull))] public string? DataChecksum { get; init; }
     /// <summary>
     /// The checksum of <see cref="ValidData"/>'s frames when the run started: a resume on changed validation frames
     /// is warned about, since its measures no longer compare with the earlier ones.
     /// </summary>
-    [JsonPropertyName("valid_data_checksum")] public string ValidDataChecksum { get; init; } = "";
+    [JsonPropertyName("valid_data_checksum"), JsonConverter(typeof(EmptyAsNull))]
+    public string? ValidDataChecksum { get; init; }
 
     // ---- training ----
     /// <summary>Seed of the model's initialisation, batch order and sampling.</summary>
     [JsonPropertyName("seed")] public ulong Seed { get; init; } = 0;
-    /// <summary>A checkpoint whose parameters a new run starts from (fine-tuning; "": a fresh model).</summary>
-    [JsonPropertyName("init")] public string Init { get; init; } = "";
+    /// <summary>A checkpoint whose parameters a new run starts from (fine-tuning; null: a fresh model).</summary>
+    [JsonPropertyName("init"), JsonConverter(typeof(EmptyAsNull))] public string? Init { get; init; }
     /// <summary>Sequences per training batch.</summary>
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 32;
     /// <summary>rmsprop (momentum 0.9, the original) or adam.</summary>

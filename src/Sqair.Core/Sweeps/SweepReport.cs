@@ -132,9 +132,8 @@ internal static class SweepReport
     static long MeasuredCount(SweepSpec spec, SweepTask task)
     {
         var c = spec.ConfigOf(task);
-        var file = c.ValidData != "" ? c.ValidData : c.Data;
-        long? size = c.Data == "" ? c.ValidSize : null;
-        if (file != "")
+        long? size = c.Data is null ? c.ValidSize : null;
+        if ((c.ValidData ?? c.Data) is { } file)
         {
             // A file that cannot be read now (moved since) leaves the count requested.
             try

@@ -248,7 +248,7 @@ internal sealed record SweepSpec
             {
                 var c = ConfigOf(task);
                 foreach (var (key, path) in FileKeys.Zip([c.Init, c.Data, c.ValidData]))
-                    if (path != "" && !File.Exists(path) && !Directory.Exists(path))
+                    if (path is not null && !File.Exists(path) && !Directory.Exists(path))
                         throw new ArgumentException(
                             $"arm '{task.Arm.Name}': config key '{key}' = {path}: no such file");
             }

@@ -36,12 +36,12 @@ public sealed class TrainingData : IDisposable
                                     Action<string>? warn = null)
     {
         var dataConfig = config.DataConfig();
-        if (config.Data != "")
+        if (config.Data is { } data)
         {
-            var train = OpenChecked(config.Data, "data", log, warn);
+            var train = OpenChecked(data, "data", log, warn);
             try
             {
-                var valid = config.ValidData != "" ? OpenChecked(config.ValidData, "valid_data", log, warn) : train;
+                var valid = config.ValidData is { } v ? OpenChecked(v, "valid_data", log, warn) : train;
                 return new TrainingData(train, valid, WithProvenance(config, train, valid, mode, warn));
             }
             catch
@@ -53,10 +53,10 @@ public sealed class TrainingData : IDisposable
         // a checksum checks a data file: without one it would be silently ignored
         foreach (var (key, value) in new[] { ("data_checksum", config.DataChecksum),
                                              ("valid_data_checksum", config.ValidDataChecksum) })
-            if (value != "")
+            if (value is not null)
                 throw new ArgumentException($"config key '{key}' needs 'data' (it is the checksum of that file's " +
                                             "frames; the generated datasets are checked by their own)");
-        if (config.ValidData != "")
+        if (config.ValidData is not null)
             throw new ArgumentException("config key 'valid_data' needs 'data' " +
                                         "(the generated training set comes with its own validation set)");
         ISequenceSource trainSource = config.OnTheFly
@@ -87,15 +87,15 @@ public sealed class TrainingData : IDisposable
     static SqairConfig WithProvenance(SqairConfig config, SequenceFile train, SequenceFile valid, StartMode mode,
                                       Action<string>? warn)
     {
-        var checksum = train.Checksum("frames") ?? "";
-        var validChecksum = config.ValidData == "" ? "" : valid.Checksum("frames") ?? "";
+        var checksum = train.Checksum("frames");
+        var validChecksum = config.ValidData is null ? null : valid.Checksum("frames");
         if (mode == StartMode.Resume)
         {
-            if (config.DataChecksum != "" && checksum != config.DataChecksum)
+            if (config.DataChecksum is not null && checksum != config.DataChecksum)
                 throw new ArgumentException(
                     $"config key 'data' = {config.Data}: its frames changed since the run started " +
                     $"(checksum {checksum}, the run's {config.DataChecksum})");
-            if (config.ValidDataChecksum != "" && validChecksum != config.ValidDataChecksum)
+            if (config.ValidDataChecksum is not null && validChecksum != config.ValidDataChecksum)
                 warn?.Invoke($"config key 'valid_data' = {config.ValidData}: its frames changed since the run " +
                              $"started (checksum {validChecksum}, the run's {config.ValidDataChecksum}); " +
                              "validation measures from now on do not compare with the earlier ones");
@@ -103,8 +103,8 @@ public sealed class TrainingData : IDisposable
         }
         return config with
         {
-            Data = Path.GetFullPath(config.Data),
-            ValidData = config.ValidData == "" ? "" : Path.GetFullPath(config.ValidData),
+            Data = Path.GetFullPath(config.Data!),
+            ValidData = config.ValidData is null ? null : Path.GetFullPath(config.ValidData),
             DataChecksum = checksum,
             ValidDataChecksum = validChecksum,
         };

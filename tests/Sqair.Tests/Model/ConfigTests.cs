@@ -105,4 +105,20 @@ public class ConfigTests
                      SqairConfig.Describe("lr_schedule_itr"));
         Assert.Equal("config key no_such_key", SqairConfig.Describe("no_such_key"));
     }
+
+    [Fact]
+    public void An_absent_path_is_null_and_configs_written_with_empty_strings_still_read()
+    {
+        var fresh = Presets.Get("cpu");
+        Assert.Null(fresh.Data);
+        Assert.Contains("\"data\": null", fresh.ToJson());
+        // configs and checkpoints written before these keys were null hold ""
+        var old = fresh.With(new JsonObject
+        {
+            ["data"] = "", ["valid_data"] = "", ["data_checksum"] = "", ["valid_data_checksum"] = "", ["init"] = "",
+        }, "old config");
+        Assert.Equal((null, null, null, null, null),
+                     (old.Data, old.ValidData, old.DataChecksum, old.ValidDataChecksum, old.Init));
+        Assert.Empty(fresh.DifferingKeys(old));
+    }
 }
