@@ -5,7 +5,7 @@
 # sequences of 3 digits. With --robustness it also trains one hour on digits 0.7× as large
 # (--digit_scale 0.7) and measures that model on its own test split.
 #
-#   scripts/learn-in-an-hour.sh [--robustness] [SEED ...]      default: seeds 1, 2 and 3
+#   scripts/learn-in-an-hour.sh [--robustness] [SEED ...]      default: seeds 0, 1 and 2
 #
 # Each training needs an otherwise idle machine (the hour is wall time: anything else running
 # changes how many iterations it reaches). Existing run folders are evaluated, not retrained.
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 robustness=0
 if [ "${1:-}" = "--robustness" ]; then robustness=1; shift; fi
-if [ $# -gt 0 ]; then seeds=("$@"); else seeds=(1 2 3); fi
+if [ $# -gt 0 ]; then seeds=("$@"); else seeds=(0 1 2); fi
 
 dotnet build -c Release src/Sqair.Cli -v quiet -nologo
 own=(--end-empty 0 --suppress-iou 0)
