@@ -66,9 +66,12 @@ static class Cli
     public static int Run(string[] args, CancellationToken stop)
     {
         var parse = BuildRoot().Parse(args);
-        // A command whose argument takes many values (data import's folders) takes an unknown option as one more.
+        // A command whose argument takes many values (data import's folders) takes an unknown option as one more;
+        // after a "--" a word is an argument whatever it looks like.
+        int separator = Array.IndexOf(args, "--");
+        var beforeSeparator = separator < 0 ? args : args[..separator];
         var strays = parse.CommandResult.Children.OfType<ArgumentResult>().SelectMany(a => a.Tokens)
-            .Where(t => t.Value.StartsWith("--", StringComparison.Ordinal))
+            .Where(t => t.Value.StartsWith("--", StringComparison.Ordinal) && beforeSeparator.Contains(t.Value))
             .Select(t => $"Unrecognized command or argument '{t.Value}'.").ToList();
         if (parse.Errors.Count > 0 || strays.Count > 0)
         {

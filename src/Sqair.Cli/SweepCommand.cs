@@ -146,7 +146,7 @@ static class SweepCommand
         Sweep.StopWhenSweepEnds(Cli.RequestStop);
         if (sweep.TaskRun(index) is not { } run)
         {
-            Cli.Log($"task {index} has finished already");
+            Cli.Log($"task {index} ({sweep.TaskName(index)}) has finished already");
             return ExitCodes.Success;
         }
         var device = CommonOptions.DeviceFrom(r, sweep.Threads);

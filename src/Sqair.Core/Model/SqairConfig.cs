@@ -228,10 +228,10 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     [JsonPropertyName("on_the_fly")] public bool OnTheFly { get; init; } = false;
     /// <summary>Seed of the generated datasets.</summary>
     [JsonPropertyName("data_seed")] public ulong DataSeed { get; init; } = 0;
-    /// <summary>A dataset file to train on instead of the generated moving-MNIST sets (null: those).</summary>
+    /// <summary>A dataset file to train on instead of the generated moving-MNIST sets (unset: those).</summary>
     [JsonPropertyName("data"), JsonConverter(typeof(EmptyAsNull))] public string? Data { get; init; }
     /// <summary>
-    /// A dataset file to validate on (null: the generated validation set, or <see cref="Data"/> when that is given).
+    /// A dataset file to validate on (unset: the generated validation set, or <see cref="Data"/> when that is given).
     /// </summary>
     [JsonPropertyName("valid_data"), JsonConverter(typeof(EmptyAsNull))] public string? ValidData { get; init; }
     /// <summary>
@@ -249,7 +249,7 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     // ---- training ----
     /// <summary>Seed of the model's initialisation, batch order and sampling.</summary>
     [JsonPropertyName("seed")] public ulong Seed { get; init; } = 0;
-    /// <summary>A checkpoint whose parameters a new run starts from (fine-tuning; null: a fresh model).</summary>
+    /// <summary>A checkpoint whose parameters a new run starts from (fine-tuning; unset: a fresh model).</summary>
     [JsonPropertyName("init"), JsonConverter(typeof(EmptyAsNull))] public string? Init { get; init; }
     /// <summary>Sequences per training batch.</summary>
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; } = 32;

@@ -166,7 +166,8 @@ public sealed class Sweep : IDisposable
         if (request.Init is { } init) baseKeys["init"] = init;
         foreach (var key in SweepSpec.FileKeys.Where(baseKeys.ContainsKey))
             if (baseKeys[key] is { } v && v.GetValueKind() == JsonValueKind.String)
-                baseKeys[key] = Path.GetFullPath(v.GetValue<string>());
+                // "" is an absent file, as in a config
+                baseKeys[key] = v.GetValue<string>() is { Length: > 0 } path ? Path.GetFullPath(path) : null;
         return new SweepSpec
         {
             Preset = request.Preset,
@@ -180,7 +181,8 @@ public sealed class Sweep : IDisposable
                 : DefaultEvalEveryForMinutes),
             EvalCount = request.EvalCount,
             Threads = request.Threads,
-            Parallel = request.Parallel ?? Math.Max(1, Environment.ProcessorCount / request.Threads),
+            // Threads is checked by Validate; a bad one must reach it, not divide by zero here.
+            Parallel = request.Parallel ?? Math.Max(1, Environment.ProcessorCount / Math.Max(1, request.Threads)),
         };
     }
 
@@ -205,6 +207,11 @@ public sealed class Sweep : IDisposable
         return new SweepTaskRun(index, $"{task.Arm.Name} seed {task.Seed}", config,
                                 resume ? StartMode.Resume : StartMode.Replace, runDir);
     }
+
+    /// <summary>Task <paramref name="index"/> as people name it: "arm seed N".</summary>
+    public string TaskName(int index) =>
+        index >= 0 && index < Spec.Tasks.Count ? $"{Spec.Tasks[index].Arm.Name} seed {Spec.Tasks[index].Seed}"
+                                               : $"task {index}";
 
     /// <summary>Marks a task finished: call it after its training ended normally.</summary>
     public static void MarkDone(SweepTaskRun run) => SweepRunner.MarkDone(run.RunDir);

@@ -24,21 +24,44 @@ internal static partial class KeyDocs
     static IReadOnlyDictionary<string, string> Read()
     {
         var path = Path.ChangeExtension(typeof(KeyDocs).Assembly.Location, ".xml");
-        if (!File.Exists(path)) return new Dictionary<string, string>();
-        return XDocument.Load(path).Descendants("member")
-            .Where(m => m.Element("summary") is not null)
-            .ToDictionary(m => (string)m.Attribute("name")!, m => PlainText(m.Element("summary")!));
+        try
+        {
+            // Only properties are described; a damaged file costs the help its text, never a command.
+            return XDocument.Load(path).Descendants("member")
+                .Where(m => ((string?)m.Attribute("name"))?.StartsWith("P:", StringComparison.Ordinal) == true
+                            && m.Element("summary") is not null)
+                .ToDictionary(m => (string)m.Attribute("name")!, m => PlainText(m.Element("summary")!));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Xml.XmlException
+                                       or ArgumentException)
+        {
+            return new Dictionary<string, string>();
+        }
     }
 
-    /// <summary>The summary's text, with <c>&lt;see cref="X.Y"/&gt;</c> as Y and whitespace collapsed.</summary>
+    /// <summary>
+    /// The summary's text, whitespace collapsed: a <c>&lt;see cref/&gt;</c> to a key's property as the key
+    /// (<c>data</c>, not <c>Data</c>), to anything else as its last name; a <c>&lt;paramref/&gt;</c> as its name.
+    /// </summary>
     static string PlainText(XElement summary)
     {
-        foreach (var see in summary.Descendants("see").ToList())
-        {
-            var cref = (string?)see.Attribute("cref") ?? (string?)see.Attribute("langword") ?? "";
-            see.ReplaceWith(cref[(cref.LastIndexOf('.') + 1)..]);
-        }
+        foreach (var see in summary.Descendants().Where(e => e.Name == "see" || e.Name == "paramref"
+                                                              || e.Name == "typeparamref").ToList())
+            see.ReplaceWith(see.Value is { Length: > 0 } text ? text
+                            : (string?)see.Attribute("cref") is { } cref ? Named(cref)
+                            : (string?)see.Attribute("langword") ?? (string?)see.Attribute("name") ?? "");
         return Whitespace().Replace(summary.Value, " ").Trim();
+    }
+
+    /// <summary>What a cref names in help text: a property's JSON key when it has one, else its last name.</summary>
+    static string Named(string cref)
+    {
+        var member = cref.Split('(')[0];
+        var name = member[(member.LastIndexOf('.') + 1)..];
+        if (!cref.StartsWith("P:", StringComparison.Ordinal)) return name;
+        var type = typeof(KeyDocs).Assembly.GetType(member[2..member.LastIndexOf('.')]);
+        return type?.GetProperty(name)?.GetCustomAttribute<System.Text.Json.Serialization.JsonPropertyNameAttribute>()
+                   ?.Name ?? name;
     }
 
     /// <summary>Up to the first full stop followed by a space (or the end): "e.g. " and "1.5" do not end it.</summary>

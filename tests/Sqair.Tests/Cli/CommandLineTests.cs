@@ -208,6 +208,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "train --learning-rate 1e-4 --run-dir NEW", 2, "'--learning-rate'. (did you mean --learning_rate?)" },
         { "data import DIR --seq-len 3 --out NEW/x.safetensors", 2, "'--seq-len'. (did you mean --seq_len?)" },
         { "train --frobnicate 1 --run-dir NEW", 2, "Unrecognized command or argument '--frobnicate'.\n" },
+        { "data verify -- --no-such.safetensors", 2, "error: --no-such.safetensors: no such file" },
         { "train --seed -1 --run-dir NEW", 2, "'seed': -1 (expected a whole number in 0..18446744073709551615)" },
         { "train --lr_schedule [1,\"a\"] --run-dir NEW", 2, "config key 'lr_schedule': [1,\"a\"] (expected a list" },
         { "train --data_checksum abc --run-dir NEW", 2, "config key 'data_checksum' needs 'data'" },

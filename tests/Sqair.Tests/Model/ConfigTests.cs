@@ -104,6 +104,8 @@ public class ConfigTests
         Assert.Equal("Iterations that lr_schedule's stages span; 0: max_train_iter",
                      SqairConfig.Describe("lr_schedule_itr"));
         Assert.Equal("config key no_such_key", SqairConfig.Describe("no_such_key"));
+        // a reference to another key's property is that key, as the user types it
+        Assert.EndsWith("or data when that is given)", SqairConfig.Describe("valid_data"));
     }
 
     [Fact]

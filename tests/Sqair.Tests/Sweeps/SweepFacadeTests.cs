@@ -1,0 +1,36 @@
+using System.Text.Json.Nodes;
+using Sqair.Sweeps;
+
+namespace Sqair.Tests.Sweeps;
+
+/// <summary><see cref="Sweep"/>, the library's entry to sweeps, as a program other than the command line calls it.</summary>
+public class SweepFacadeTests
+{
+    static SweepRequest Described => new() { Arms = ["output_std=0.2"], Iterations = 2 };
+
+    [Fact]
+    public void A_request_with_no_threads_is_refused_by_name_before_the_folder_is_touched()
+    {
+        var dir = Path.Combine(TestUtil.TempDir(), "sweep");
+        var e = Assert.Throws<ArgumentException>(
+            () => Sweep.Open(dir, Described with { Threads = 0 }, SweepAccess.Run, _ => { }));
+        Assert.Contains("--threads 0: must be at least 1", e.Message);
+        Assert.False(Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any());
+    }
+
+    [Fact]
+    public void An_empty_file_key_is_an_absent_file_and_tasks_are_named_by_arm_and_seed()
+    {
+        var dir = Path.Combine(TestUtil.TempDir(), "sweep");
+        using (var sweep = Sweep.Open(dir, Described with { Sets = ["init="] }, SweepAccess.Run, _ => { }))
+        {
+            Assert.Equal(4, sweep.TaskCount);   // 2 arms (the base first) × seeds 1 and 2
+            Assert.Equal("base seed 1", sweep.TaskName(0));
+            Assert.Equal("output_std=0.2 seed 2", sweep.TaskName(3));
+            Assert.Null(sweep.TaskRun(0)!.Config.Init);
+        }
+        var saved = JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "sweep.json")))!;
+        Assert.True(saved["base"]!.AsObject().ContainsKey("init"));
+        Assert.Null(saved["base"]!["init"]);
+    }
+}
