@@ -111,10 +111,12 @@ static class Cli
     /// </summary>
     internal static string WithSuggestion(string message, Command command)
     {
-        var unknown = System.Text.RegularExpressions.Regex.Match(message, "^Unrecognized command or argument '(--[^']+)'");
+        var unknown = System.Text.RegularExpressions.Regex.Match(message,
+                                                                 "^Unrecognized command or argument '(--[^']+)'");
         if (!unknown.Success) return message;
         var given = unknown.Groups[1].Value;
-        var nearest = command.Options.SelectMany(o => o.Aliases.Prepend(o.Name)).Where(n => n.StartsWith("--", StringComparison.Ordinal))
+        var nearest = command.Options.SelectMany(o => o.Aliases.Prepend(o.Name))
+            .Where(n => n.StartsWith("--", StringComparison.Ordinal))
             .MinBy(n => EditDistance.Between(n, given));
         return nearest is not null && EditDistance.Between(nearest, given) <= Math.Max(2, given.Length / 4)
             ? $"{message} (did you mean {nearest}?)"

@@ -39,7 +39,8 @@ public class PublicApiTests
         "Sqair.Jobs.Bench", "Sqair.Jobs.BenchResult", "Sqair.Jobs.InferenceBenchResult",
         "Sqair.Jobs.MemoryEstimate", "Sqair.Jobs.MemoryEstimate+Options", "Sqair.Model.IModelSettings",
         "Sqair.Native.ProcessTuning",
-        "Sqair.Sweeps.Sweep", "Sqair.Sweeps.SweepAccess", "Sqair.Text.EditDistance", "Sqair.Sweeps.SweepRequest", "Sqair.Sweeps.SweepTaskRun",
+        "Sqair.Sweeps.Sweep", "Sqair.Sweeps.SweepAccess", "Sqair.Sweeps.SweepRequest", "Sqair.Sweeps.SweepTaskRun",
+        "Sqair.Text.EditDistance",
     ];
 
     [Fact]

@@ -26,7 +26,9 @@ public sealed record BenchResult(int Iterations, int SeqLen, int Threads, int Sh
     /// Forward plus backward, counting the backward pass as twice the forward's matmul/conv FLOPs.
     /// </summary>
     public double GflopsPerIteration => 3 * ForwardGflops;
-    /// <summary>The arithmetic rate reached: <see cref="GflopsPerIteration"/> at the measured iterations per second.</summary>
+    /// <summary>
+    /// The arithmetic rate reached: <see cref="GflopsPerIteration"/> at the measured iterations per second.
+    /// </summary>
     public double AchievedGflopsPerSecond => GflopsPerIteration * IterationsPerSecond;
 }
 

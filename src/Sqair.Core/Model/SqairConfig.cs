@@ -209,11 +209,14 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     /// <summary>Frames per training sequence.</summary>
     [JsonPropertyName("seq_len")] public int SeqLen { get; init; } = Sqair.Data.MovingMnistConfig.Default.SeqLen;
     /// <summary>Fewest digits per generated sequence.</summary>
-    [JsonPropertyName("min_digits")] public int MinDigits { get; init; } = Sqair.Data.MovingMnistConfig.Default.MinDigits;
+    [JsonPropertyName("min_digits")]
+    public int MinDigits { get; init; } = Sqair.Data.MovingMnistConfig.Default.MinDigits;
     /// <summary>Most digits per generated sequence.</summary>
-    [JsonPropertyName("max_digits")] public int MaxDigits { get; init; } = Sqair.Data.MovingMnistConfig.Default.MaxDigits;
+    [JsonPropertyName("max_digits")]
+    public int MaxDigits { get; init; } = Sqair.Data.MovingMnistConfig.Default.MaxDigits;
     /// <summary>Factor the generated digits are rescaled by.</summary>
-    [JsonPropertyName("digit_scale")] public double DigitScale { get; init; } = Sqair.Data.MovingMnistConfig.Default.DigitScale;
+    [JsonPropertyName("digit_scale")]
+    public double DigitScale { get; init; } = Sqair.Data.MovingMnistConfig.Default.DigitScale;
     /// <summary>
     /// When set, each generated digit is drawn at a scale uniform in [digit_scale_min, digit_scale]: one dataset of
     /// many digit sizes (docs/tuning.md, small digits). Unset: left out of the JSON, every digit at digit_scale.

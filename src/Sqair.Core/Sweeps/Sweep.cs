@@ -102,7 +102,9 @@ public sealed class Sweep : IDisposable
     /// sweeps started at once in a new folder cannot both take it; with <see cref="SweepAccess.Run"/> the
     /// lock stays held until disposal, since a second process running the folder would start the same tasks.
     /// </summary>
-    /// <exception cref="ArgumentException">A bad request, or a folder holding another sweep or something else.</exception>
+    /// <exception cref="ArgumentException">
+    /// A bad request, or a folder holding another sweep or something else.
+    /// </exception>
     public static Sweep Open(string dir, SweepRequest request, SweepAccess access, Action<string> log)
     {
         dir = Path.GetFullPath(dir);

@@ -3,7 +3,9 @@ using Sqair.Sweeps;
 
 namespace Sqair.Tests.Sweeps;
 
-/// <summary><see cref="Sweep"/>, the library's entry to sweeps, as a program other than the command line calls it.</summary>
+/// <summary>
+/// <see cref="Sweep"/>, the library's entry to sweeps, as a program other than the command line calls it.
+/// </summary>
 public class SweepFacadeTests
 {
     static SweepRequest Described => new() { Arms = ["output_std=0.2"], Iterations = 2 };
