@@ -1,4 +1,3 @@
-using System.Reflection;
 using System.Text.Json.Serialization;
 using Sqair.Text;
 
@@ -66,10 +65,7 @@ public sealed record MovingMnistConfig
     /// parameter K" where the documentation file was not shipped beside the library.
     /// </summary>
     public static string Describe(string key) =>
-        (typeof(MovingMnistConfig).GetProperties()
-             .FirstOrDefault(p => p.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name == key) is { } property
-            ? KeyDocs.FirstSentence(property)
-            : null) ?? $"moving-MNIST parameter {key}";
+        KeyDocs.OfKey(typeof(MovingMnistConfig), key) ?? $"moving-MNIST parameter {key}";
 
     /// <summary>
     /// The smallest digit scale that still draws a digit: an MNIST digit is 28 pixels wide at scale 1, and one

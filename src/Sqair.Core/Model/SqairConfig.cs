@@ -381,7 +381,7 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     /// documentation file was not shipped beside the library.
     /// </summary>
     public static string Describe(string key) =>
-        (Keys.TryGetValue(key, out var p) ? KeyDocs.FirstSentence(p) : null) ?? $"config key {key}";
+        KeyDocs.OfKey(typeof(SqairConfig), key) ?? $"config key {key}";
 
     /// <summary>
     /// Applies overrides given as a JSON object on top of this config. Unknown keys and values of

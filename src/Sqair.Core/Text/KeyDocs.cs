@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 using System.Xml.Linq;
 
@@ -13,11 +14,14 @@ internal static partial class KeyDocs
     static readonly Lazy<IReadOnlyDictionary<string, string>> Summaries = new(Read);
 
     /// <summary>
-    /// The first sentence of <paramref name="property"/>'s summary, as plain text; null when the documentation
-    /// file is absent (a host that did not copy it) or the property has none.
+    /// The first sentence of the summary of <paramref name="type"/>'s property whose JSON name is
+    /// <paramref name="key"/>, as plain text; null when there is no such property, the documentation file is
+    /// absent (a host that did not copy it) or the property has no summary.
     /// </summary>
-    public static string? FirstSentence(PropertyInfo property) =>
-        Summaries.Value.TryGetValue($"P:{property.DeclaringType!.FullName}.{property.Name}", out var text)
+    public static string? OfKey(Type type, string key) =>
+        type.GetProperties().FirstOrDefault(p => p.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name == key)
+            is { } property
+        && Summaries.Value.TryGetValue($"P:{type.FullName}.{property.Name}", out var text)
             ? Sentence().Match(text).Value.TrimEnd('.', ' ', ';', ':')
             : null;
 
@@ -60,8 +64,7 @@ internal static partial class KeyDocs
         var name = member[(member.LastIndexOf('.') + 1)..];
         if (!cref.StartsWith("P:", StringComparison.Ordinal)) return name;
         var type = typeof(KeyDocs).Assembly.GetType(member[2..member.LastIndexOf('.')]);
-        return type?.GetProperty(name)?.GetCustomAttribute<System.Text.Json.Serialization.JsonPropertyNameAttribute>()
-                   ?.Name ?? name;
+        return type?.GetProperty(name)?.GetCustomAttribute<JsonPropertyNameAttribute>()?.Name ?? name;
     }
 
     /// <summary>Up to the first full stop followed by a space (or the end): "e.g. " and "1.5" do not end it.</summary>
