@@ -50,10 +50,11 @@ static class BenchCommand
         var train = new Command("train", "Time training iterations of a config (forward, backward, optimiser step)")
         {
             SeqLen, Warmup, Iterations, Synthetic, Json,
-            CommonOptions.Device, CommonOptions.Threads, CommonOptions.Shards,
+            CommonOptions.Device, CommonOptions.Threads, CommonOptions.Shards, CommonOptions.ShardProcesses,
             CommonOptions.Cache, CommonOptions.MnistDir,
         };
         ConfigOptions.AddTo(train);
+        CommonOptions.CheckShardProcesses(train);
         train.SetAction(RunTrain);
         var inference = new Command("eval", "Time sqair eval (all measures, K particles) and sqair track (K = 1) " +
                                             "on a config's model")
@@ -82,7 +83,7 @@ static class BenchCommand
         AnsiConsole.MarkupLine($"[grey]timing {r.GetValue(Iterations)} iterations at T = {len}, " +
                                $"batch {config.BatchSize}, K = {config.KParticles}…[/]");
         var result = Bench.Train(config, source, len, r.GetValue(Warmup), r.GetValue(Iterations), device,
-                                 r.GetValue(CommonOptions.Shards), Cli.Stopping);
+                                 r.GetValue(CommonOptions.Shards), CommonOptions.ShardProcessFrom(r), Cli.Stopping);
         var table = new Table().AddColumns("measure", "value");
         table.AddRow("model", $"{config.Model.ToString().ToLowerInvariant()}, T = {len}, " +
                               $"batch {config.BatchSize}, K = {config.KParticles}");

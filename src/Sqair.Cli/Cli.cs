@@ -26,8 +26,20 @@ static class Cli
         root.Subcommands.Add(ExportCommand.Build());
         root.Subcommands.Add(BenchCommand.Build());
         root.Subcommands.Add(SweepCommand.Build());
+        root.Subcommands.Add(ShardWorkerCommand());
         RefuseEmptyText(root, []);
         return root;
+    }
+
+    /// <summary>
+    /// The hidden command a training shard's worker process runs (<c>--shard-processes</c>): it speaks
+    /// <see cref="Sqair.Training.ShardWorker"/>'s protocol on its standard input and output, not to people.
+    /// </summary>
+    static Command ShardWorkerCommand()
+    {
+        var worker = new Command(CommonOptions.ShardWorkerCommand, "A training shard's worker process") { Hidden = true };
+        worker.SetAction(_ => Sqair.Training.ShardWorker.Serve(Console.In, Console.Out));
+        return worker;
     }
 
     /// <summary>

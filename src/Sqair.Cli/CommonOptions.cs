@@ -75,6 +75,30 @@ static class CommonOptions
         DefaultValueFactory = _ => 1,
     });
 
+    public static readonly Option<bool> ShardProcesses = new("--shard-processes")
+    {
+        Description = "Run the shards after the first in worker processes of their own, one libtorch thread pool " +
+                      "each, instead of threads of this one (needs --shards 2 or more; docs/performance.md)",
+    };
+
+    /// <summary>
+    /// How to start a shard worker when --shard-processes is given (this program's hidden shard-worker command),
+    /// else null.
+    /// </summary>
+    public static Func<System.Diagnostics.ProcessStartInfo>? ShardProcessFrom(ParseResult r) =>
+        r.GetValue(ShardProcesses) ? () => Sqair.Training.ShardWorker.ThisProgram(ShardWorkerCommand) : null;
+
+    /// <summary>The hidden command a shard worker process runs.</summary>
+    public const string ShardWorkerCommand = "shard-worker";
+
+    /// <summary>Refuses --shard-processes with fewer than two shards.</summary>
+    public static void CheckShardProcesses(Command command) =>
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(ShardProcesses) && r.GetValue(Shards) < 2)
+                r.AddError("--shard-processes: needs --shards 2 or more (one shard stays in this process)");
+        });
+
     public static readonly Option<int> K = AtLeast(1, new Option<int>("--k")
     {
         Description = "Particles (importance samples)",

@@ -34,10 +34,11 @@ static class TrainCommand
                                          "(a run folder with checkpoints, figures, TensorBoard events)")
         {
             RunDir, Resume, Force,
-            CommonOptions.Device, CommonOptions.Threads, CommonOptions.Shards,
+            CommonOptions.Device, CommonOptions.Threads, CommonOptions.Shards, CommonOptions.ShardProcesses,
             CommonOptions.Cache, CommonOptions.MnistDir,
         };
         ConfigOptions.AddTo(train);
+        CommonOptions.CheckShardProcesses(train);
         train.SetAction(Run);
         return train;
     }
@@ -46,7 +47,8 @@ static class TrainCommand
     {
         var (config, mode, runDir) = r.GetValue(Resume) is { } resume ? Resumed(r, resume) : Started(r);
         var device = CommonOptions.DeviceFrom(r);
-        return Train(config, mode, runDir, device, Cli.DataCache(r), r.GetValue(CommonOptions.Shards));
+        return Train(config, mode, runDir, device, Cli.DataCache(r), r.GetValue(CommonOptions.Shards),
+                     CommonOptions.ShardProcessFrom(r));
     }
 
     /// <summary>
@@ -54,9 +56,10 @@ static class TrainCommand
     /// and returns the exit code of its outcome. A sweep's task runs here too.
     /// </summary>
     public static int Train(SqairConfig config, StartMode mode, string runDir, TorchSharp.torch.Device device,
-                            DataCache cache, int shards)
+                            DataCache cache, int shards,
+                            Func<System.Diagnostics.ProcessStartInfo>? shardProcess = null)
     {
-        using var run = TrainingRun.Open(config, runDir, mode, cache, device, Cli.Log, Cli.Warn, shards);
+        using var run = TrainingRun.Open(config, runDir, mode, cache, device, Cli.Log, Cli.Warn, shards, shardProcess);
         var trainer = run.Trainer;
         config = trainer.Config;
         AnsiConsole.MarkupLine($"run folder [green]{Markup.Escape(trainer.RunDir)}[/]  " +
@@ -66,7 +69,8 @@ static class TrainCommand
                                $"optimizer {config.Optimizer.ToString().ToLowerInvariant()} " +
                                $"lr {config.LearningRate}, batch {config.BatchSize}, K {config.KParticles}, " +
                                $"{TorchSharp.torch.get_num_threads()} threads " +
-                               $"in {shards} shard(s) on {device}[/]");
+                               $"in {shards} shard(s){(shardProcess is null ? "" : " (processes)")} " +
+                               $"on {device}[/]");
 
         var outcome = RunShowingProgress(trainer, config);
         var message = trainer.StopMessage ?? outcome.ToString();

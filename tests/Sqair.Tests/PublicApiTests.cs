@@ -31,6 +31,7 @@ public class PublicApiTests
         "Sqair.Training.ITrainingMarks", "Sqair.Training.StartMode",
         "Sqair.Runs.RunFolderInUseException", "Sqair.Training.TrainOutcome",
         "Sqair.Training.TrainProgress", "Sqair.Training.Trainer", "Sqair.Training.TrainingData",
+        "Sqair.Training.ShardWorker",
         "Sqair.Visualisation.Curves", "Sqair.Visualisation.DataFigures", "Sqair.Visualisation.ModelFigures",
         "Sqair.Visualisation.ModelFigures+Track",
         // What the command line uses beside the model: files written whole, benchmarks, memory checks, the

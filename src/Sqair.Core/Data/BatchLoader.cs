@@ -91,6 +91,24 @@ public sealed class SequenceBatch(Tensor frames, Tensor boxes, Tensor present, T
         return moved;
     }
 
+    /// <summary>
+    /// The batch cut along its sequences into consecutive parts of <paramref name="sizes"/> (views of its tensors;
+    /// dispose each).
+    /// </summary>
+    internal SequenceBatch[] Split(IReadOnlyList<int> sizes)
+    {
+        var parts = new SequenceBatch[sizes.Count];
+        long start = 0;
+        for (int i = 0; i < parts.Length; i++)
+        {
+            parts[i] = new SequenceBatch(Frames.narrow(1, start, sizes[i]), Boxes.narrow(1, start, sizes[i]),
+                                         Present.narrow(1, start, sizes[i]), Visible.narrow(1, start, sizes[i]),
+                                         Labels.narrow(0, start, sizes[i]), Ids.narrow(0, start, sizes[i]));
+            start += sizes[i];
+        }
+        return parts;
+    }
+
     /// <summary>The sequences at <paramref name="indices"/> of a source, as one batch.</summary>
     public static SequenceBatch Of(ISequenceSource source, IEnumerable<long> indices, int? seqLen = null,
                                    Device? device = null) =>

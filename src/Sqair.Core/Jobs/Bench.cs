@@ -47,9 +47,12 @@ public static class Bench
     /// <paramref name="warmup"/> untimed ones (at least one: the first step allocates), split by phase.
     /// </summary>
     public static BenchResult Train(SqairConfig c, ISequenceSource source, int seqLen, int warmup, int iterations,
-                                    Device device, int shards = 1, CancellationToken stop = default)
+                                    Device device, int shards = 1, Func<ProcessStartInfo>? shardProcess = null,
+                                    CancellationToken stop = default)
     {
-        var (model, _, optimizer, loader, gradientStep) = TrainingSetup.Create(c, source, device, shards);
+        var (model, _, optimizer, loader, gradientStep) = TrainingSetup.Create(c, source, device, shards,
+                                                                               shardProcess);
+        using var _ = gradientStep;
         double data = 0, forward = 0, gradient = 0, step = 0;
         double forwardGflops = 0;
         long ops = 0;
@@ -70,8 +73,10 @@ public static class Bench
             var sw = Stopwatch.StartNew();
             using var batch = loader.Get(i, seqLen);
             double t0 = sw.Elapsed.TotalMilliseconds, t1 = double.NaN;
-            gradientStep.Run(batch.Frames, c.KParticles, c.Seed, i,
-                             afterForward: () => t1 = sw.Elapsed.TotalMilliseconds);
+            if (gradientStep.InProcesses) gradientStep.Run(batch, c.KParticles, c.Seed, i, measure: false);
+            else
+                gradientStep.Run(batch.Frames, c.KParticles, c.Seed, i,
+                                 afterForward: () => t1 = sw.Elapsed.TotalMilliseconds);
             double t2 = sw.Elapsed.TotalMilliseconds;
             optimizer.Step(c.LearningRate);
             model.zero_grad();
@@ -80,10 +85,11 @@ public static class Bench
             data += t0; forward += t1 - t0; gradient += t2 - t0; step += t3 - t2;
         }
         double total = data + gradient + step;
-        bool split = gradientStep.Shards == 1;
+        bool split = gradientStep.Shards == 1 && !gradientStep.InProcesses;
+        int shardsRun = gradientStep.InProcesses ? shards : gradientStep.Shards;
         var perModule = model.named_children()
             .ToDictionary(m => m.name, m => m.module.parameters().Sum(p => p.numel()));
-        return new BenchResult(iterations, seqLen, get_num_threads(), gradientStep.Shards, device.ToString(),
+        return new BenchResult(iterations, seqLen, get_num_threads(), shardsRun, device.ToString(),
                                iterations / (total / 1000), data / iterations, split ? forward / iterations : null,
                                split ? (gradient - forward) / iterations : null, gradient / iterations,
                                step / iterations, PeakRssMb(), forwardGflops, ops, perModule);

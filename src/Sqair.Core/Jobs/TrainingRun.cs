@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Sqair.Data;
 using Sqair.Model;
 using Sqair.Runs;
@@ -42,10 +43,13 @@ public sealed class TrainingRun : IDisposable
     /// <summary>
     /// The run of <paramref name="config"/> in <paramref name="runDir"/>: a new run, one that replaces the folder's
     /// run, or the folder's run resumed (<paramref name="mode"/>; see <see cref="Training.Trainer"/>), its data from
-    /// <paramref name="cache"/>. Nothing is generated or written when the memory check fails.
+    /// <paramref name="cache"/>; each batch in <paramref name="shards"/>, the shards after the first in worker
+    /// processes started from <paramref name="shardProcess"/> when given (<see cref="ShardWorker"/>), else on
+    /// threads. Nothing is generated or written when the memory check fails.
     /// </summary>
     public static TrainingRun Open(SqairConfig config, string runDir, StartMode mode, DataCache cache, Device device,
-                                   Action<string>? log = null, Action<string>? warn = null, int shards = 1)
+                                   Action<string>? log = null, Action<string>? warn = null, int shards = 1,
+                                   Func<ProcessStartInfo>? shardProcess = null)
     {
         CheckMemory(config);
         var data = TrainingData.Open(config, mode, cache, log, warn);
@@ -59,7 +63,7 @@ public sealed class TrainingRun : IDisposable
                 config = config with { Init = Path.GetFullPath(init.Path) };
             }
             return new TrainingRun(data, new Trainer(config, runDir, data.Train, data.Valid, device, log, mode, shards,
-                                                     init, new ValidationMarks(), warn));
+                                                     init, new ValidationMarks(), warn, shardProcess));
         }
         catch
         {

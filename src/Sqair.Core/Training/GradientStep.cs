@@ -1,3 +1,4 @@
+using Sqair.Data;
 using Sqair.Model;
 using Sqair.Native;
 using Sqair.Objective;
@@ -19,10 +20,63 @@ namespace Sqair.Training;
 /// surrogate (<see cref="Vimco.Surrogate"/>), with the original release's signal when <c>originalVimco</c>;
 /// with presence_estimator = concrete, whose presences are reparameterised, it is −IWAE alone (docs/design.md §4).
 /// </summary>
-internal sealed class GradientStep(SqairModel model, int shards = 1, bool originalVimco = false)
+internal sealed class GradientStep(SqairModel model, int shards = 1, bool originalVimco = false,
+                                   ShardProcesses? processes = null) : IDisposable
 {
     public int Shards { get; } =
         shards >= 1 ? shards : throw new ArgumentOutOfRangeException(nameof(shards), "shards must be at least 1");
+
+    /// <summary>Whether shards after the first run in worker processes (<see cref="ShardWorker"/>), not threads.</summary>
+    public bool InProcesses => processes is not null;
+
+    /// <summary>
+    /// The loss and gradients of <paramref name="batch"/>, and, when <paramref name="measure"/>, its measures: as
+    /// <see cref="Run(Tensor, int, ulong, long, Action?)"/> on threads, or with the shards after the first in worker
+    /// processes.
+    /// </summary>
+    public (double Loss, BatchMetrics? Metrics) Run(SequenceBatch batch, int k, ulong seed, long iteration,
+                                                    bool measure = true)
+    {
+        if (processes is null)
+        {
+            var (loss, output) = Run(batch.Frames, k, seed, iteration);
+            return (loss, measure ? BatchMetrics.Of(output, batch) : null);
+        }
+        return RunInProcesses(batch, k, seed, iteration, measure);
+    }
+
+    (double Loss, BatchMetrics? Metrics) RunInProcesses(SequenceBatch batch, int k, ulong seed, long iteration,
+                                                       bool measure)
+    {
+        var sizes = ThreadShards.Sizes(batch.B, processes!.Count + 1);
+        var parts = batch.Split(sizes);
+        var weights = sizes.Select(s => (double)s / batch.B).ToArray();
+        var seeds = Enumerable.Range(0, sizes.Length).Select(i => ShardSeed(seed, iteration, i)).ToArray();
+        processes.Send(parts[1..], weights[1..], seeds[1..], k, model.PresenceTemperature);
+        double loss = double.NaN;
+        BatchMetrics? metrics = null;
+        int threads = get_num_threads();
+        try
+        {
+            // This process's shard gets its share of the threads, as each worker has; evaluation gets them all back.
+            set_num_threads(Math.Max(1, threads / sizes.Length));
+            using var scope = NewDisposeScope();
+            (loss, var output) = Shard(parts[0].Frames, k, parts[0].T, weights[0], seeds[0]);
+            if (measure) metrics = BatchMetrics.Of(output, parts[0]);
+        }
+        finally
+        {
+            // Always collected, so a failure here leaves the workers in step with this process.
+            foreach (var done in processes.Receive())
+            {
+                loss += done.Loss;
+                if (metrics is not null && done.Metrics is not null) metrics += done.Metrics;
+            }
+            foreach (var part in parts) part.Dispose();
+            set_num_threads(threads);
+        }
+        return (loss, metrics);
+    }
 
     /// <summary>
     /// Runs the model on <paramref name="frames"/> [T, B, C, H, W] with K particles and, where the
@@ -59,7 +113,11 @@ internal sealed class GradientStep(SqairModel model, int shards = 1, bool origin
         return (results.Sum(r => r.Loss), combined);
     }
 
-    (double Loss, SequenceOutput Output) Shard(Tensor frames, int k, int seqLen, double weight, ulong seed)
+    /// <summary>
+    /// One shard's forward and backward pass (its loss times <paramref name="weight"/> into the gradients, from
+    /// its own generator): its weighted loss and detached outputs. A worker process runs this too.
+    /// </summary>
+    internal (double Loss, SequenceOutput Output) Shard(Tensor frames, int k, int seqLen, double weight, ulong seed)
     {
         using var scope = NewDisposeScope();
         using var generator = new Generator(seed);
@@ -91,4 +149,7 @@ internal sealed class GradientStep(SqairModel model, int shards = 1, bool origin
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
         return z ^ (z >> 31);
     }
+
+    /// <summary>Stops the worker processes, if any.</summary>
+    public void Dispose() => processes?.Dispose();
 }

@@ -98,7 +98,8 @@ public sealed class Trainer : IDisposable
     /// folder already holds a run, unless <see cref="StartMode.Replace"/>), or the run resumed from
     /// its newest readable checkpoint, whose config may differ from <paramref name="config"/> only in
     /// <see cref="SqairConfig.ResumableKeys"/>. Each batch is split over <paramref name="shards"/>
-    /// threads (<see cref="GradientStep"/>). Nothing is created or changed when a check fails.
+    /// threads (<see cref="GradientStep"/>), or, with <paramref name="shardProcess"/>, the shards after the first
+    /// over worker processes it starts (<see cref="ShardWorker"/>). Nothing is created or changed when a check fails.
     /// </summary>
     /// <remarks>
     /// A new run starts from <paramref name="init"/>'s parameters when given (same architecture; a fresh optimiser).
@@ -108,7 +109,8 @@ public sealed class Trainer : IDisposable
     /// </remarks>
     public Trainer(SqairConfig config, string runDir, ISequenceSource trainSource, ISequenceSource? validSource,
                    Device device, Action<string>? log = null, StartMode start = StartMode.New, int shards = 1,
-                   Checkpoint.Contents? init = null, ITrainingMarks? marks = null, Action<string>? warn = null)
+                   Checkpoint.Contents? init = null, ITrainingMarks? marks = null, Action<string>? warn = null,
+                   Func<ProcessStartInfo>? shardProcess = null)
     {
         this.log = log ?? (_ => { });
         this.marks = marks;
@@ -125,7 +127,8 @@ public sealed class Trainer : IDisposable
         try
         {
             if (start == StartMode.Replace) RunFolder.Clear(RunDir, this.log);
-            (Model, trainable, optimizer, train, step) = TrainingSetup.Create(config, trainSource, device, shards);
+            (Model, trainable, optimizer, train, step) = TrainingSetup.Create(config, trainSource, device, shards,
+                                                                                shardProcess);
             valid = validSource;
             runLog = new RunLog(RunDir);
             checkpoints = new CheckpointStore(RunDir, config.CkptItr, this.log);
@@ -211,6 +214,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Releases the run folder's lock (also done when <see cref="Run"/> returns).</summary>
     public void Dispose()
     {
+        step?.Dispose();
         runLock?.Dispose();
         runLock = null;
     }
@@ -340,7 +344,7 @@ public sealed class Trainer : IDisposable
             using var scope = NewDisposeScope();
             using var batch = train.Get(Iteration, seqLen);
             Model.PresenceTemperature = c.PresenceTemperatureAt(Iteration);
-            var (lossValue, output) = step.Run(batch.Frames, c.KParticles, c.Seed, Iteration);
+            var (lossValue, metrics) = step.Run(batch, c.KParticles, c.Seed, Iteration);
             double gradNorm = double.IsFinite(lossValue) ? GradNorm() : double.NaN;
             if (!double.IsFinite(lossValue) || !double.IsFinite(gradNorm))
                 return $"non-finite {(double.IsFinite(lossValue) ? "gradient" : "loss")}";
@@ -349,7 +353,7 @@ public sealed class Trainer : IDisposable
                 using (var factor = (c.ClipGradNorm / gradNorm).ToScalar())
                     foreach (var (_, p) in trainable) p.grad?.mul_(factor);
             optimizer.Step(lr);
-            window.Add(BatchMetrics.Of(output, batch), lossValue, gradNorm);
+            window.Add(metrics!, lossValue, gradNorm);
             return null;
         }
         catch (ExternalException e)

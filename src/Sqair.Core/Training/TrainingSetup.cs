@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Sqair.Data;
 using Sqair.Model;
 using TorchSharp;
@@ -14,7 +15,12 @@ namespace Sqair.Training;
 internal sealed record TrainingSetup(SqairModel Model, IReadOnlyList<(string Name, Parameter Param)> Trainable,
                                      ParameterOptimizer Optimizer, BatchLoader Batches, GradientStep Step)
 {
-    public static TrainingSetup Create(SqairConfig config, ISequenceSource source, Device device, int shards)
+    /// <summary>
+    /// The setup of <paramref name="config"/>: batches split over <paramref name="shards"/>, the shards after the
+    /// first in worker processes started from <paramref name="shardProcess"/> when given, else on threads.
+    /// </summary>
+    public static TrainingSetup Create(SqairConfig config, ISequenceSource source, Device device, int shards,
+                                       Func<ProcessStartInfo>? shardProcess = null)
     {
         manual_seed((long)config.Seed);
         var model = new SqairModel(config);
@@ -27,8 +33,11 @@ internal sealed record TrainingSetup(SqairModel Model, IReadOnlyList<(string Nam
         {
             RandomWindows = config.WindowStart == WindowStart.Random
         };
+        var processes = shardProcess is not null && shards > 1
+            ? new ShardProcesses(model, shards - 1, Math.Max(1, get_num_threads() / shards), shardProcess)
+            : null;
         return new TrainingSetup(model, trainable, optimizer, batches,
-                                 new GradientStep(model, shards,
-                                                  originalVimco: config.VimcoSignal == VimcoSignal.Original));
+                                 new GradientStep(model, processes is null ? shards : 1,
+                                                  config.VimcoSignal == VimcoSignal.Original, processes));
     }
 }

@@ -93,6 +93,7 @@ public class CommandLineTests(CliFixture f) : IClassFixture<CliFixture>
         { "eval CKPT --threads 0", 2, "--threads 0: must be at least 1" },
         { "eval CKPT --threads -2", 2, "--threads -2" },
         { "eval CKPT --k 0 --data DATA", 2, "--k 0: must be at least 1" },
+        { "train --run-dir NEW --shard-processes", 2, "--shard-processes: needs --shards 2 or more" },
         { "track CKPT DATA --k 0", 2, "--k 0" },
         { "render CKPT --count 0 --data DATA", 2, "--count 0" },
         { "generate CKPT --count 0", 2, "--count 0" },

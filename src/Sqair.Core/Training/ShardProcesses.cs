@@ -1,0 +1,209 @@
+using System.Diagnostics;
+using Sqair.Data;
+using Sqair.Model;
+using Sqair.Native;
+using Sqair.Objective;
+using static TorchSharp.torch;
+
+namespace Sqair.Training;
+
+/// <summary>
+/// The main process's side of <see cref="ShardWorker"/>: one worker process per shard after the first, started
+/// with the run and stopped with it. Each step writes the parameters and a worker's part of the batch into its
+/// shared region and sends the step (<see cref="Send"/>); after the main process's own shard, <see cref="Receive"/>
+/// waits for every answer and adds the workers' gradients into the parameters' own.
+/// </summary>
+internal sealed class ShardProcesses : IDisposable
+{
+    /// <summary>How many lines of a worker's standard error an error message quotes at most.</summary>
+    const int ErrorLinesKept = 5;
+
+    readonly List<Worker> workers = [];
+    readonly IReadOnlyList<Tensor> parameters;
+    readonly long parameterBytes;
+    readonly int maxSeqLen;
+
+    /// <summary>
+    /// Starts <paramref name="count"/> workers for <paramref name="model"/>'s config and parameters, each with <paramref name="threadsEach"/> libtorch threads, from
+    /// <paramref name="launch"/>.
+    /// </summary>
+    public ShardProcesses(SqairModel model, int count, int threadsEach, Func<ProcessStartInfo> launch)
+    {
+        parameters = [.. model.parameters()];
+        parameterBytes = parameters.Sum(p => p.ElementSize * p.numel());
+        maxSeqLen = model.Config.SeqLen;
+        var hello = new ShardHello(model.Config.ToJson(), parameters[0].device.ToString(), threadsEach);
+        try
+        {
+            for (int i = 0; i < count; i++) workers.Add(Worker.Start(launch(), hello, parameters.Sum(p => p.numel())));
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Worker processes.</summary>
+    public int Count => workers.Count;
+
+    /// <summary>The workers' process ids.</summary>
+    public IReadOnlyList<int> ProcessIds => [.. workers.Select(w => w.Id)];
+
+    /// <summary>
+    /// Sends shard i + 1's step to worker i: <paramref name="parts"/>[i], its weight and seed, the model's
+    /// presence temperature <paramref name="temperature"/>, K = <paramref name="k"/>.
+    /// </summary>
+    public void Send(IReadOnlyList<SequenceBatch> parts, IReadOnlyList<double> weights, IReadOnlyList<ulong> seeds,
+                     int k, double temperature)
+    {
+        for (int i = 0; i < workers.Count; i++)
+        {
+            var w = workers[i];
+            long needed = 2 * parameterBytes + ShardLayout.Bytes(parts[i]);
+            ShardRegion? fresh = null;
+            if (w.Region is null || w.Region.Length < needed)
+            {
+                // Room for the longest window at once (frames grow with the curriculum), so this happens once.
+                long room = 2 * parameterBytes + ShardLayout.Bytes(parts[i]) * Math.Max(1, maxSeqLen / parts[i].T + 1);
+                w.Replace(SharedRegion.Create(room));
+                fresh = new ShardRegion(w.Region!.Path, w.Region.Length);
+            }
+            var region = w.Region!;
+            ShardLayout.WriteParameters(region, parameters, 0);
+            var batch = ShardLayout.WriteBatch(region, parts[i], 2 * parameterBytes);
+            w.Send(new ShardStep(k, weights[i], seeds[i], temperature, parameterBytes, batch, fresh));
+        }
+    }
+
+    /// <summary>
+    /// Every worker's answer to the step sent last, its gradients added into the parameters' (when its loss is
+    /// finite). A worker that ended or answered out of turn is an <see cref="IOException"/> naming what it printed.
+    /// </summary>
+    public IReadOnlyList<ShardDone> Receive()
+    {
+        var answers = workers.Select(w => w.Receive()).ToList();
+        for (int i = 0; i < workers.Count; i++)
+            if (double.IsFinite(answers[i].Loss))
+                ShardLayout.AddGradients(workers[i].Region!, parameters, parameterBytes);
+        return answers;
+    }
+
+    public void Dispose()
+    {
+        foreach (var w in workers) w.Dispose();
+        workers.Clear();
+    }
+
+    /// <summary>One worker process, its pipes and its shared region.</summary>
+    sealed class Worker : IDisposable
+    {
+        readonly Process process;
+        readonly Queue<string> errorTail = new();
+        bool unlinkPending;
+
+        public SharedRegion? Region { get; private set; }
+
+        public int Id => process.Id;
+
+        Worker(Process process) => this.process = process;
+
+        public static Worker Start(ProcessStartInfo info, ShardHello hello, long parameterElements)
+        {
+            info.RedirectStandardInput = info.RedirectStandardOutput = info.RedirectStandardError = true;
+            info.UseShellExecute = false;
+            var process = Process.Start(info)
+                          ?? throw new IOException($"could not start the shard worker {info.FileName}");
+            var w = new Worker(process);
+            process.ErrorDataReceived += (_, e) => w.KeepError(e.Data);
+            process.BeginErrorReadLine();
+            try
+            {
+                w.Send(hello);
+                var ready = w.ReadLine<ShardReady>();
+                if (ready.ParameterElements != parameterElements)
+                    throw new IOException($"the shard worker's model has {ready.ParameterElements} parameter " +
+                                          $"elements, this process's {parameterElements}");
+                return w;
+            }
+            catch
+            {
+                w.Dispose();
+                throw;
+            }
+        }
+
+        /// <summary>Uses <paramref name="region"/> from the next step on.</summary>
+        public void Replace(SharedRegion region)
+        {
+            Region?.Unlink();
+            Region?.Dispose();
+            Region = region;
+            unlinkPending = true;
+        }
+
+        public void Send<T>(T message)
+        {
+            try { ShardProtocol.Write(process.StandardInput, message); }
+            catch (IOException) { throw Ended(); }
+        }
+
+        public ShardDone Receive()
+        {
+            var done = ReadLine<ShardDone>();
+            // The worker has mapped the region by now: its name can go.
+            if (unlinkPending) Region?.Unlink();
+            unlinkPending = false;
+            return done;
+        }
+
+        /// <summary>The next protocol line as a <typeparamref name="T"/>, passing over anything else printed.</summary>
+        T ReadLine<T>() where T : class
+        {
+            while (process.StandardOutput.ReadLine() is { } line)
+            {
+                if (!line.StartsWith(ShardProtocol.Prefix, StringComparison.Ordinal))
+                {
+                    KeepError(line);
+                    continue;
+                }
+                return ShardProtocol.Read<T>(line)
+                       ?? throw new IOException($"the shard worker answered out of turn: {line}");
+            }
+            throw Ended();
+        }
+
+        void KeepError(string? line)
+        {
+            if (string.IsNullOrWhiteSpace(line)) return;
+            lock (errorTail)
+            {
+                errorTail.Enqueue(line);
+                if (errorTail.Count > ErrorLinesKept) errorTail.Dequeue();
+            }
+        }
+
+        IOException Ended()
+        {
+            process.WaitForExit(TimeSpan.FromSeconds(5));
+            string code = process.HasExited ? $"exit code {process.ExitCode}" : "still running";
+            string said;
+            lock (errorTail) said = errorTail.Count > 0 ? ": " + string.Join(" | ", errorTail) : "";
+            return new IOException($"the shard worker process {process.Id} stopped answering ({code}){said}");
+        }
+
+        public void Dispose()
+        {
+            try
+            {
+                process.StandardInput.Close();
+                if (!process.WaitForExit(TimeSpan.FromSeconds(10))) process.Kill(entireProcessTree: true);
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException) { }
+            process.Dispose();
+            Region?.Unlink();
+            Region?.Dispose();
+            Region = null;
+        }
+    }
+}

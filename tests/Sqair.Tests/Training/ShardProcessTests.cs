@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using Sqair.Data;
+using Sqair.Model;
+using Sqair.Tests.Model;
+using Sqair.Training;
+using static TorchSharp.torch;
+
+namespace Sqair.Tests.Training;
+
+/// <summary>
+/// Training shards in worker processes (<c>--shard-processes</c>) against the same shards on threads, and what a
+/// dead worker does to the main process. The workers are the test folder's <c>sqair</c> (the CLI is referenced).
+/// </summary>
+[Trait("Category", "Slow")]
+public class ShardProcessTests
+{
+    static ProcessStartInfo Sqair() =>
+        new(Path.Combine(AppContext.BaseDirectory, "sqair"), ["shard-worker"]);
+
+    /// <summary>A batch of <paramref name="frames"/> [T, B, C, H, W] without objects.</summary>
+    static SequenceBatch Batch(Tensor frames, int maxObjects = 2)
+    {
+        long t = frames.shape[0], b = frames.shape[1];
+        return new SequenceBatch(frames, zeros(t, b, maxObjects, 4), zeros(t, b, maxObjects), zeros(t, b, maxObjects),
+                                 full(b, maxObjects, -1L), full(b, maxObjects, -1L));
+    }
+
+    static Dictionary<string, Tensor> Gradients(SqairModel m) =>
+        m.named_parameters().Where(p => p.parameter.grad is not null)
+            .ToDictionary(p => p.name, p => p.parameter.grad!.clone());
+
+    /// <summary>
+    /// A step with the second shard in a worker process equals the step with both shards on threads: same loss,
+    /// same gradients to float32 rounding, the measures of the whole batch. The worker's model starts from other
+    /// parameters: the step sends it the main process's.
+    /// </summary>
+    [Fact]
+    public void A_worker_process_step_equals_a_two_thread_shard_step()
+    {
+        int threads = get_num_threads();
+        try
+        {
+            var c = SqairModelTests.Tiny(discBias: 0.5);
+            manual_seed(21);
+            var threaded = new SqairModel(c);
+            manual_seed(21);
+            var main = new SqairModel(c);
+            var frames = SqairModelTests.Frames(3, 5);
+
+            var (threadLoss, _) = new GradientStep(threaded, shards: 2).Run(frames, c.KParticles, seed: 9, iteration: 4);
+            var expected = Gradients(threaded);
+
+            using var step = new GradientStep(main, processes: new ShardProcesses(main, 1, 1, Sqair));
+            using var batch = Batch(frames);
+            var (loss, metrics) = step.Run(batch, c.KParticles, seed: 9, iteration: 4);
+
+            Assert.Equal(threadLoss, loss, 4);
+            Assert.Equal(5, metrics!.Sequences);
+            Assert.Equal(15, metrics.Frames);
+            var got = Gradients(main);
+            Assert.Equal(expected.Keys.Order(), got.Keys.Order());
+            foreach (var (name, g) in expected)
+                Assert.True(g.allclose(got[name], rtol: 1e-5, atol: 1e-6), $"{name}: process gradient differs");
+        }
+        finally { set_num_threads(threads); }
+    }
+
+    /// <summary>A worker that exits at once is an error naming its exit code and what it printed, not a hang.</summary>
+    [Fact]
+    public void A_worker_that_exits_is_an_error_with_its_exit_code_and_words()
+    {
+        var m = new SqairModel(SqairModelTests.Tiny());
+        var e = Assert.Throws<IOException>(() =>
+            new ShardProcesses(m, 1, 1, () => new ProcessStartInfo("sh", ["-c", "echo no model here >&2; exit 3"])));
+        Assert.Contains("exit code 3", e.Message);
+        Assert.Contains("no model here", e.Message);
+    }
+
+    /// <summary>A worker killed between steps makes the next step an error, not a hang.</summary>
+    [Fact]
+    public void A_worker_killed_between_steps_makes_the_next_step_an_error()
+    {
+        var c = SqairModelTests.Tiny();
+        var m = new SqairModel(c);
+        var processes = new ShardProcesses(m, 1, 1, Sqair);
+        using var step = new GradientStep(m, processes: processes);
+        using var batch = Batch(SqairModelTests.Frames(2, 4));
+        step.Run(batch, c.KParticles, seed: 1, iteration: 0);
+        using (var worker = Process.GetProcessById(processes.ProcessIds[0]))
+        {
+            worker.Kill();
+            worker.WaitForExit();
+        }
+        m.zero_grad();
+        var e = Assert.Throws<IOException>(() => step.Run(batch, c.KParticles, seed: 1, iteration: 1));
+        Assert.Contains("stopped answering", e.Message);
+    }
+}
