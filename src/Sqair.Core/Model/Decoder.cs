@@ -48,6 +48,27 @@ internal sealed class Decoder : Module
     }
 
     /// <summary>
+    /// The ink each object puts on the canvas [R, N], in canvas pixels: its decoded glimpse (strongest channel, the
+    /// positive part) summed over the glimpse pixels that land inside the canvas, each weighted by the canvas area it covers.
+    /// glimpses [R, N, C, G, G] from <see cref="Forward"/>, where [R, N, 4] logits.
+    /// </summary>
+    public Tensor Ink(Tensor glimpses, Tensor where)
+    {
+        int g = c.GlimpseSize, side = c.ImgSize;
+        var window = Boxes.Windows(where, c.ShiftRange);                           // (sx, sy), (tx, ty)
+        // glimpse pixel j sits at u_j = −1 + 2j/(G − 1), on the canvas at s·u_j + t (inside when |·| ≤ 1)
+        var u = Arange(g, ScalarType.Float32, where.device).Affine(2.0 / (g - 1), -1);
+        var inside = window.Scale.unsqueeze(-1).mul(u).addcmul(window.Shift.unsqueeze(-1), ones_like(u),
+                                                               Kept(1.0)).abs().le(Kept(1.0)).to(where.dtype);
+        var rows = inside.select(-2, 1).unsqueeze(-1);                              // y [R, N, G, 1]
+        var cols = inside.select(-2, 0).unsqueeze(-2);                              // x [R, N, 1, G]
+        // Decoded values are unbounded: only what adds to the canvas counts as ink.
+        var ink = (glimpses.amax(2).clamp_min(Kept(0.0)) * rows * cols).sum([-2, -1]);
+        // canvas pixels per glimpse pixel, on each axis s·(L − 1)/(G − 1)
+        return ink * window.Scale.prod(-1).mul(Kept(Math.Pow((side - 1.0) / (g - 1), 2)));
+    }
+
+    /// <summary>
     /// The write mask is sigmoid(20·coverage − 10) (the original's): about 0 where no object writes
     /// and 1 where one covers a pixel fully, so the mean image shows only under objects.
     /// </summary>

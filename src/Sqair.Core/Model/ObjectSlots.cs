@@ -8,10 +8,12 @@ namespace Sqair.Model;
 /// What [R, N, D]; Where [R, N, 4] logits; Presence [R, N] 0/1; PresenceProb [R, N];
 /// Ids [R, N] int64 (−1 absent); Temporal and Prior [R, N, hidden] RNN states. Relaxed [R, N]: in training with
 /// presence_estimator = concrete, the relaxed presences in (0, 1) that weight the objects (docs/design.md §4),
-/// while Presence, their hard values, orders the slots and counts them; null otherwise.
+/// while Presence, their hard values, orders the slots and counts them; null otherwise. Ink [R, N]: with
+/// prop_prior_drawn_pixels, what each object drew on the canvas once the frame was decoded (canvas pixels, the
+/// next frame's prior reads it); null otherwise and before decoding.
 /// </summary>
 internal sealed record ObjectSlots(Tensor What, Tensor Where, Tensor Presence, Tensor PresenceProb, Tensor Ids,
-                                   Tensor Temporal, Tensor Prior, Tensor? Relaxed = null)
+                                   Tensor Temporal, Tensor Prior, Tensor? Relaxed = null, Tensor? Ink = null)
 {
     /// <summary>What weights each object where the discrete model uses its 0/1 presence.</summary>
     public Tensor Weight => Relaxed ?? Presence;
@@ -21,12 +23,13 @@ internal sealed record ObjectSlots(Tensor What, Tensor Where, Tensor Presence, T
     /// </summary>
     public ObjectSlots Select(Tensor rows) =>
         new(What[rows], Where[rows], Presence[rows], PresenceProb[rows], Ids[rows], Temporal[rows], Prior[rows],
-            Relaxed?[rows]);
+            Relaxed?[rows], Ink?[rows]);
 
     /// <summary>
     /// Propagated slots <paramref name="a"/> and discovered slots <paramref name="b"/> side by side,
     /// present slots moved to the front keeping their order (a stable partition), the first
-    /// <paramref name="n"/> kept. Everything belonging to an object moves with it: the float fields
+    /// <paramref name="n"/> kept (without ink: the merged frame is not decoded yet). Everything belonging to an
+    /// object moves with it: the float fields
     /// travel packed in one [R, 2N, F] tensor, so the merge is one gather, not one per field.
     /// </summary>
     public static ObjectSlots Merge(ObjectSlots a, ObjectSlots b, int n)

@@ -72,8 +72,20 @@ internal sealed class Propagation : Module
         int h = c.NHidden, d = c.NWhat;
         var state = prior_rnn.call(cat([prev.What, prev.Where], -1).view(r * n, d + 4), prev.Prior.reshape(r * n, h));
         var stats = prior_stats.call(state).view(r, n, -1).split([1, 4, d, 4, d], -1);
-        var logit = GateLogits(stats[0].squeeze(-1).Plus(Kept(c.PropPriorStepBias)), prev.Presence);
+        var logit = GateLogits(WithStepBias(stats[0].squeeze(-1), prev), prev.Presence);
         return (logit, stats[1], PositiveScale(stats[3]), stats[2], PositiveScale(stats[4]), state.view(r, n, h));
+    }
+
+    /// <summary>
+    /// The prior's presence logits [R, N] plus its bias: prop_prior_step_bias, or with prop_prior_drawn_pixels that
+    /// bias times 2·min(1, ink / pixels) − 1 from what each object drew at t − 1 (+bias for a drawn object, −bias
+    /// for an empty one; docs/design.md §2.3).
+    /// </summary>
+    Tensor WithStepBias(Tensor logit, ObjectSlots prev)
+    {
+        double bias = c.PropPriorStepBias;
+        if (c.PropPriorDrawnPixels <= 0 || prev.Ink is null) return logit.Plus(Kept(bias));
+        return logit.Plus(prev.Ink.div(Kept(c.PropPriorDrawnPixels)).clamp_max(Kept(1.0)).Affine(2 * bias, -bias));
     }
 
     /// <summary>

@@ -113,6 +113,8 @@ public interface IModelSettings
     double ScalePrior { get; }
     /// <inheritdoc cref="SqairConfig.PropPriorStepBias"/>
     double PropPriorStepBias { get; }
+    /// <inheritdoc cref="SqairConfig.PropPriorDrawnPixels"/>
+    double PropPriorDrawnPixels { get; }
     /// <inheritdoc cref="SqairConfig.ShiftRange"/>
     double ShiftRange { get; }
     /// <inheritdoc cref="SqairConfig.RejectIoU"/>
@@ -181,6 +183,12 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     [JsonPropertyName("scale_prior")] public double ScalePrior { get; init; } = -2.0;
     /// <summary>Bias added to the propagation prior's presence logit.</summary>
     [JsonPropertyName("prop_prior_step_bias")] public double PropPriorStepBias { get; init; } = 10.0;
+    /// <summary>
+    /// Ties the propagation prior's presence to what the object drew a frame earlier, in canvas pixels of ink:
+    /// prop_prior_step_bias becomes prop_prior_step_bias·(2·min(1, ink / this) − 1), so an object that drew nothing
+    /// is expected to end (docs/design.md §2.3, a departure); 0 (the default) keeps the paper's prior.
+    /// </summary>
+    [JsonPropertyName("prop_prior_drawn_pixels")] public double PropPriorDrawnPixels { get; init; } = 0;
     /// <summary>
     /// c: a window centre lies within c·(the canvas half-width) of the canvas centre (shift = c·tanh(logit / c));
     /// 1 is the original's tanh, larger lets an object follow a digit past the bottom or right edge
@@ -490,6 +498,12 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
     public const int MaxMaxObjects = 64, MaxKParticles = 1000;
 
     /// <summary>
+    /// prop_prior_drawn_pixels at most: a digit of moving MNIST inks about 100–150 canvas pixels, so a reference
+    /// above this would call every object empty.
+    /// </summary>
+    public const double MaxDrawnPixels = 1000;
+
+    /// <summary>
     /// Checks every key; an error names the key, its value, what is allowed and <paramref name="source"/>.
     /// </summary>
     public void Validate(string source = "config")
@@ -516,6 +530,8 @@ public sealed record SqairConfig : IModelSettings, IScheduleSettings
         Check(OutputScale > 0, "output_scale", OutputScale, "must be positive (the initial scale of decoded glimpses)");
         Check(ShiftRange is >= 1 and <= MaxShiftRange, "shift_range", ShiftRange, $"must be in [1, {MaxShiftRange}]");
         Check(RejectIoU is >= 0 and < 1, "reject_iou", RejectIoU, "must be in [0, 1) (0: off)");
+        Check(PropPriorDrawnPixels is >= 0 and <= MaxDrawnPixels, "prop_prior_drawn_pixels", PropPriorDrawnPixels,
+              $"must be in [0, {MaxDrawnPixels}] canvas pixels (0: off)");
         Check(DiscDropout is >= 0 and < 1, "disc_dropout", DiscDropout, "must be in [0, 1) (0: off)");
         Check(KParticles is >= 1 and <= MaxKParticles, "k_particles", KParticles, $"must be in 1..{MaxKParticles}");
         Check(TrainSize >= BatchSize, "train_size", TrainSize, "must be at least batch_size");

@@ -147,7 +147,8 @@ public sealed class SqairModel : Module
         public IEnumerable<Tensor> Tensors() =>
             [Slots.What, Slots.Where, Slots.Presence, Slots.PresenceProb, Slots.Ids,
              Slots.Temporal, Slots.Prior, LastId, EmptyRun,
-             .. Slots.Relaxed is { } relaxed ? [relaxed] : Array.Empty<Tensor>()];
+             .. Slots.Relaxed is { } relaxed ? [relaxed] : Array.Empty<Tensor>(),
+             .. Slots.Ink is { } ink ? [ink] : Array.Empty<Tensor>()];
     }
 
     /// <summary>
@@ -223,6 +224,8 @@ public sealed class SqairModel : Module
         var discovered = discover(propagated, priorPresenceLogit, step > 0 && !air, state.LastId);
         var next = Merge(state, propagated, discovered);
         var (canvas, glimpses) = decoder.Forward(next.Slots.What, next.Slots.Where, next.Slots.Weight);
+        if (Config.PropPriorDrawnPixels > 0)
+            next = next with { Slots = next.Slots with { Ink = decoder.Ink(glimpses, next.Slots.Where) } };
         return (next, propagated, discovered, canvas, glimpses);
     }
 
