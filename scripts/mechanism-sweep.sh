@@ -7,7 +7,8 @@
 #   scripts/mechanism-sweep.sh [SWEEP_DIR]      default: ~/.cache/sqair/sweeps/mechanisms
 #
 # Arms: base (the long training's settings), rejection in training (reject_iou 0.5), discovery dropout
-# (disc_dropout 0.2), a wider window shift (shift_range 1.5) and 20-frame windows (seq_len 20). Every arm draws
+# (disc_dropout 0.2), a wider window shift (shift_range 1.5), 20-frame windows (seq_len 20) and a presence prior
+# tied to what each object drew (prop_prior_drawn_pixels 10: a tenth of a digit's ink). Every arm draws
 # its training sequences on the fly: 20-frame windows would otherwise need a 3 GB training set, and the others
 # then see the same kind of data. The sweep resumes where it stopped (run it again); 2 000 iterations at 10
 # frames take about 50 minutes per task on one core. Prints one row per arm and seed.
@@ -27,7 +28,7 @@ else
   "$sqair" sweep "$sweep" --init models/long-training.safetensors \
     --set curriculum_start=10 --set learning_rate=1e-4 --set 'lr_schedule=[1]' --set on_the_fly=true \
     --arm reject:reject_iou=0.5 --arm dropout:disc_dropout=0.2 --arm shift:shift_range=1.5 \
-    --arm frames20:seq_len=20,curriculum_start=20,valid_size=500 \
+    --arm frames20:seq_len=20,curriculum_start=20,valid_size=500 --arm drawn:prop_prior_drawn_pixels=10 \
     --iterations "$iterations" --eval-every 1000 --eval-count 200 --seeds 1 2
 fi
 
