@@ -43,6 +43,13 @@ public sealed record SweepRequest
 
     /// <summary>Whether this describes a sweep (arms and a budget) rather than naming the folder's own.</summary>
     public bool Describes => Arms.Count + Grids.Count > 0 || Iterations is not null || Minutes is not null;
+
+    /// <summary>
+    /// Whether this gives only an iterations budget: for a folder that holds a sweep, a raised budget (its runs
+    /// continue from their checkpoints to the new one).
+    /// </summary>
+    public bool OnlyIterations =>
+        Arms.Count + Grids.Count + Sets.Count == 0 && Init is null && Iterations is not null && Minutes is null;
 }
 
 /// <summary>What is done with a sweep folder once opened.</summary>
@@ -116,6 +123,8 @@ public sealed class Sweep : IDisposable
         if (saved is null && given is null)
             throw new ArgumentException($"{dir} holds no sweep ({SweepSpec.FileName}); give arms " +
                                         "(--arm, --grid) and a budget (--iterations or --minutes)");
+        if (saved is not null && given is not null && request.OnlyIterations && !saved.SameAs(given))
+            return Raised(dir, saved, request.Iterations!.Value, access, log);
         RefuseAnother(dir, saved, given);
         bool keepLock = access == SweepAccess.Run;
         if (saved is not null && !keepLock) return new Sweep(dir, saved, null);
@@ -124,6 +133,41 @@ public sealed class Sweep : IDisposable
         {
             var spec = SavedUnderLock(dir, given);
             if (keepLock) return new Sweep(dir, spec, lk);
+            lk.Dispose();
+            return new Sweep(dir, spec, null);
+        }
+        catch
+        {
+            lk.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The folder's iterations-budget sweep with its budget raised to <paramref name="iterations"/> (written under
+    /// its lock): finished tasks become unfinished, and each resumes from its checkpoint to the new budget, as if it
+    /// had never stopped (the schedules depend on max_train_iter only through lr_schedule_itr, which a sweep that
+    /// is to be extended should set). A lower budget is refused: runs past it cannot be undone.
+    /// </summary>
+    static Sweep Raised(string dir, SweepSpec saved, long iterations, SweepAccess access, Action<string> log)
+    {
+        if (saved.Iterations is not { } before)
+            throw new ArgumentException($"{dir}: a minutes budget cannot be raised to --iterations {iterations}");
+        if (iterations < before)
+            throw new ArgumentException($"--iterations {iterations}: {dir} already trained its runs for {before}; " +
+                                        "a budget can be raised, not lowered");
+        var lk = RunLock.Acquire(dir, log, SweepSpec.LockFile, holder: "sweep");
+        try
+        {
+            var spec = saved with { Iterations = iterations };
+            if (iterations > before)
+            {
+                AtomicFile.WriteAllText(Path.Combine(dir, SweepSpec.FileName), spec.ToJson());
+                foreach (var task in spec.Tasks) SweepRunner.MarkUnfinished(task.RunDir(dir));
+                log($"budget raised from {before:N0} to {iterations:N0} iterations: every run continues from its " +
+                    "checkpoint");
+            }
+            if (access == SweepAccess.Run) return new Sweep(dir, spec, lk);
             lk.Dispose();
             return new Sweep(dir, spec, null);
         }
@@ -203,8 +247,9 @@ public sealed class Sweep : IDisposable
         if (state == TaskState.Done) return null;
         bool resume = state == TaskState.Started && Spec.Iterations is not null;
         var config = resume
-            ? Jobs.TrainingRun.ResumableConfig(runDir)
-              ?? throw new ArgumentException($"{runDir}: the task's run has no checkpoint to resume from")
+            ? (Jobs.TrainingRun.ResumableConfig(runDir)
+               ?? throw new ArgumentException($"{runDir}: the task's run has no checkpoint to resume from"))
+              with { MaxTrainIter = Spec.Iterations!.Value }   // a raised budget
             : Spec.ConfigOf(task);
         return new SweepTaskRun(index, $"{task.Arm.Name} seed {task.Seed}", config,
                                 resume ? StartMode.Resume : StartMode.Replace, runDir);

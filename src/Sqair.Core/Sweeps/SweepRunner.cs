@@ -44,6 +44,13 @@ internal static class SweepRunner
     public static void MarkDone(string runDir) =>
         AtomicFile.WriteAllText(Path.Combine(runDir, DoneMarker), DateTime.UtcNow.ToString("o") + "\n");
 
+    /// <summary>Takes back a task's finished mark (its budget was raised).</summary>
+    public static void MarkUnfinished(string runDir)
+    {
+        var marker = Path.Combine(runDir, DoneMarker);
+        if (File.Exists(marker)) File.Delete(marker);
+    }
+
     /// <summary>The log of a task's process, beside its run folder.</summary>
     public static string LogOf(string sweepDir, SweepTask task) => task.RunDir(sweepDir) + ".log";
 

@@ -267,6 +267,29 @@ public class SweepTests(CliFixture f) : IClassFixture<CliFixture>
         Assert.Contains("Not measured yet: output_std=0.2 seed 1", collect.Stdout);
     }
 
+    /// <summary>
+    /// <c>sqair sweep DIR --iterations N</c> on a finished sweep raises its budget: every run resumes from its
+    /// checkpoint and trains on to N; a lower budget is refused by name.
+    /// </summary>
+    [Fact]
+    public void A_raised_budget_continues_every_run_from_its_checkpoint_and_a_lower_one_is_refused()
+    {
+        var dir = Path.Combine(TestUtil.TempDir(), "sweep");
+        CommandLineTests.Run([.. TinySweep(dir), "--task", "0"]).AssertCode(0);
+        var run = Path.Combine(dir, "base", "seed-1");
+        Assert.True(File.Exists(Path.Combine(run, "sweep-done")));
+
+        CommandLineTests.Run("sweep", dir, "--iterations", "3").AssertCode(0);
+        Assert.Equal(3, JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "sweep.json")))!["iterations"]!
+            .GetValue<long>());
+        Assert.EndsWith("step-000000003.safetensors", Sqair.Runs.Checkpoint.InRun(run).First());
+        Assert.True(File.Exists(Path.Combine(run, "sweep-done")));
+
+        var lower = CommandLineTests.Run("sweep", dir, "--iterations", "2").AssertCode(2);
+        Assert.Contains("--iterations 2", lower.Stderr);
+        Assert.Contains("raised, not lowered", lower.Stderr);
+    }
+
     [Fact]
     public async Task A_stopped_sweep_stops_its_running_task_starts_no_other_and_returns()
     {
