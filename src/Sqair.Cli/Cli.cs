@@ -37,7 +37,10 @@ static class Cli
     /// </summary>
     static Command ShardWorkerCommand()
     {
-        var worker = new Command(CommonOptions.ShardWorkerCommand, "A training shard's worker process") { Hidden = true };
+        var worker = new Command(CommonOptions.ShardWorkerCommand, "A training shard's worker process")
+        {
+            Hidden = true,
+        };
         worker.SetAction(_ => Sqair.Training.ShardWorker.Serve(Console.In, Console.Out));
         return worker;
     }

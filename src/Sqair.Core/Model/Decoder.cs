@@ -49,7 +49,8 @@ internal sealed class Decoder : Module
 
     /// <summary>
     /// The ink each object puts on the canvas [R, N], in canvas pixels: its decoded glimpse (strongest channel, the
-    /// positive part) summed over the glimpse pixels that land inside the canvas, each weighted by the canvas area it covers.
+    /// positive part) summed over the glimpse pixels that land inside the canvas, each weighted by the canvas area
+    /// it covers.
     /// glimpses [R, N, C, G, G] from <see cref="Forward"/>, where [R, N, 4] logits.
     /// </summary>
     public Tensor Ink(Tensor glimpses, Tensor where)

@@ -58,10 +58,13 @@ internal sealed unsafe class SharedRegion : IDisposable
         return new Span<byte>(start + offset, (int)length);
     }
 
-    /// <summary>Copies <paramref name="t"/>'s elements (CPU) to <paramref name="offset"/>; returns the bytes used.</summary>
+    /// <summary>
+    /// Copies <paramref name="t"/>'s elements (CPU) to <paramref name="offset"/>; returns the bytes used.
+    /// </summary>
     public long Write(Tensor t, long offset)
     {
-        using var c = t.detach().cpu().contiguous();
+        using var scope = NewDisposeScope();
+        var c = t.detach().cpu().contiguous();
         var bytes = c.bytes;
         bytes.CopyTo(Bytes(offset, bytes.Length));
         return bytes.Length;

@@ -49,7 +49,8 @@ public sealed record SweepRequest
     /// continue from their checkpoints to the new one).
     /// </summary>
     public bool OnlyIterations =>
-        Arms.Count + Grids.Count + Sets.Count == 0 && Init is null && Iterations is not null && Minutes is null;
+        Arms.Count + Grids.Count + Sets.Count + Seeds.Count == 0 && Init is null && Iterations is not null &&
+        Minutes is null && WithBase && EvalEvery is null && Parallel is null && Preset == Presets.Default;
 }
 
 /// <summary>What is done with a sweep folder once opened.</summary>
@@ -124,7 +125,12 @@ public sealed class Sweep : IDisposable
             throw new ArgumentException($"{dir} holds no sweep ({SweepSpec.FileName}); give arms " +
                                         "(--arm, --grid) and a budget (--iterations or --minutes)");
         if (saved is not null && given is not null && request.OnlyIterations && !saved.SameAs(given))
-            return Raised(dir, saved, request.Iterations!.Value, access, log);
+        {
+            if (access != SweepAccess.Run)
+                throw new ArgumentException($"--iterations {request.Iterations}: raise {dir}'s budget with " +
+                                            $"'sqair sweep {dir} --iterations N' alone");
+            return Raised(dir, request.Iterations!.Value, log);
+        }
         RefuseAnother(dir, saved, given);
         bool keepLock = access == SweepAccess.Run;
         if (saved is not null && !keepLock) return new Sweep(dir, saved, null);
@@ -149,17 +155,21 @@ public sealed class Sweep : IDisposable
     /// had never stopped (the schedules depend on max_train_iter only through lr_schedule_itr, which a sweep that
     /// is to be extended should set). A lower budget is refused: runs past it cannot be undone.
     /// </summary>
-    static Sweep Raised(string dir, SweepSpec saved, long iterations, SweepAccess access, Action<string> log)
+    static Sweep Raised(string dir, long iterations, Action<string> log)
     {
-        if (saved.Iterations is not { } before)
-            throw new ArgumentException($"{dir}: a minutes budget cannot be raised to --iterations {iterations}");
-        if (iterations < before)
-            throw new ArgumentException($"--iterations {iterations}: {dir} already trained its runs for {before}; " +
-                                        "a budget can be raised, not lowered");
         var lk = RunLock.Acquire(dir, log, SweepSpec.LockFile, holder: "sweep");
         try
         {
-            var spec = saved with { Iterations = iterations };
+            var saved = SweepSpec.Read(dir)!;
+            if (saved.Iterations is not { } before)
+                throw new ArgumentException($"{dir}: a minutes budget cannot be raised to --iterations {iterations}");
+            if (iterations < before)
+                throw new ArgumentException($"--iterations {iterations}: {dir} already trained its runs for " +
+                                            $"{before}; a budget can be raised, not lowered");
+            if (saved.Tasks.FirstOrDefault(t => RunLock.IsHeld(t.RunDir(dir))) is { } busy)
+                throw new ArgumentException($"{busy.RunDir(dir)} is still training (a Slurm task or another " +
+                                            "process): raise the budget once it has stopped");
+            var spec = iterations > before ? WithRaisedBudget(saved, before, iterations) : saved;
             if (iterations > before)
             {
                 AtomicFile.WriteAllText(Path.Combine(dir, SweepSpec.FileName), spec.ToJson());
@@ -167,15 +177,25 @@ public sealed class Sweep : IDisposable
                 log($"budget raised from {before:N0} to {iterations:N0} iterations: every run continues from its " +
                     "checkpoint");
             }
-            if (access == SweepAccess.Run) return new Sweep(dir, spec, lk);
-            lk.Dispose();
-            return new Sweep(dir, spec, null);
+            return new Sweep(dir, spec, lk);
         }
         catch
         {
             lk.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// <paramref name="saved"/> with <paramref name="iterations"/>: where its runs fixed their learning-rate stages
+    /// over the old budget (lr_schedule_itr 0), the old budget is written in, so tasks that start only now train on
+    /// the same stages as those that resume.
+    /// </summary>
+    static SweepSpec WithRaisedBudget(SweepSpec saved, long before, long iterations)
+    {
+        var baseKeys = new Dictionary<string, JsonNode?>(saved.Base);
+        if (saved.ConfigOf(saved.Tasks[0]).LrScheduleItr == 0) baseKeys["lr_schedule_itr"] = before;
+        return saved with { Iterations = iterations, Base = baseKeys };
     }
 
     /// <summary>The folder's sweep, read again under its lock (another process may have saved one since), or

@@ -26,7 +26,9 @@ internal sealed class GradientStep(SqairModel model, int shards = 1, bool origin
     public int Shards { get; } =
         shards >= 1 ? shards : throw new ArgumentOutOfRangeException(nameof(shards), "shards must be at least 1");
 
-    /// <summary>Whether shards after the first run in worker processes (<see cref="ShardWorker"/>), not threads.</summary>
+    /// <summary>
+    /// Whether shards after the first run in worker processes (<see cref="ShardWorker"/>), not threads.
+    /// </summary>
     public bool InProcesses => processes is not null;
 
     /// <summary>
@@ -52,12 +54,12 @@ internal sealed class GradientStep(SqairModel model, int shards = 1, bool origin
         var parts = batch.Split(sizes);
         var weights = sizes.Select(s => (double)s / batch.B).ToArray();
         var seeds = Enumerable.Range(0, sizes.Length).Select(i => ShardSeed(seed, iteration, i)).ToArray();
-        processes.Send(parts[1..], weights[1..], seeds[1..], k, model.PresenceTemperature);
         double loss = double.NaN;
         BatchMetrics? metrics = null;
         int threads = get_num_threads();
         try
         {
+            processes.Send(parts[1..], weights[1..], seeds[1..], k, model.PresenceTemperature);
             // This process's shard gets its share of the threads, as each worker has; evaluation gets them all back.
             set_num_threads(Math.Max(1, threads / sizes.Length));
             using var scope = NewDisposeScope();

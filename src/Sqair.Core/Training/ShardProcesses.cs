@@ -24,7 +24,8 @@ internal sealed class ShardProcesses : IDisposable
     readonly int maxSeqLen;
 
     /// <summary>
-    /// Starts <paramref name="count"/> workers for <paramref name="model"/>'s config and parameters, each with <paramref name="threadsEach"/> libtorch threads, from
+    /// Starts <paramref name="count"/> workers for <paramref name="model"/>'s config and parameters, each with
+    /// <paramref name="threadsEach"/> libtorch threads, from
     /// <paramref name="launch"/>.
     /// </summary>
     public ShardProcesses(SqairModel model, int count, int threadsEach, Func<ProcessStartInfo> launch)
@@ -73,6 +74,7 @@ internal sealed class ShardProcesses : IDisposable
             ShardLayout.WriteParameters(region, parameters, 0);
             var batch = ShardLayout.WriteBatch(region, parts[i], 2 * parameterBytes);
             w.Send(new ShardStep(k, weights[i], seeds[i], temperature, parameterBytes, batch, fresh));
+            w.Sent();
         }
     }
 
@@ -80,12 +82,21 @@ internal sealed class ShardProcesses : IDisposable
     /// Every worker's answer to the step sent last, its gradients added into the parameters' (when its loss is
     /// finite). A worker that ended or answered out of turn is an <see cref="IOException"/> naming what it printed.
     /// </summary>
+    /// <remarks>
+    /// Only the workers a step was sent to are read, so a <see cref="Send"/> that failed part-way leaves every
+    /// worker in step.
+    /// </remarks>
     public IReadOnlyList<ShardDone> Receive()
     {
-        var answers = workers.Select(w => w.Receive()).ToList();
-        for (int i = 0; i < workers.Count; i++)
-            if (double.IsFinite(answers[i].Loss))
-                ShardLayout.AddGradients(workers[i].Region!, parameters, parameterBytes);
+        var answers = new List<ShardDone>();
+        using var scope = NewDisposeScope();
+        foreach (var w in workers.Where(w => w.Pending))
+        {
+            var done = w.Receive();
+            if (double.IsFinite(done.Loss))
+                ShardLayout.AddGradients(w.Region!, parameters, parameterBytes, done.HasGradient);
+            answers.Add(done);
+        }
         return answers;
     }
 
@@ -103,6 +114,9 @@ internal sealed class ShardProcesses : IDisposable
         bool unlinkPending;
 
         public SharedRegion? Region { get; private set; }
+
+        /// <summary>Whether a step was sent and its answer not read yet.</summary>
+        public bool Pending { get; private set; }
 
         public int Id => process.Id;
 
@@ -148,8 +162,11 @@ internal sealed class ShardProcesses : IDisposable
             catch (IOException) { throw Ended(); }
         }
 
+        public void Sent() => Pending = true;
+
         public ShardDone Receive()
         {
+            Pending = false;
             var done = ReadLine<ShardDone>();
             // The worker has mapped the region by now: its name can go.
             if (unlinkPending) Region?.Unlink();
@@ -185,7 +202,8 @@ internal sealed class ShardProcesses : IDisposable
 
         IOException Ended()
         {
-            process.WaitForExit(TimeSpan.FromSeconds(5));
+            // Once it has exited, the argument-less wait also lets the last lines of standard error arrive.
+            if (process.WaitForExit(TimeSpan.FromSeconds(5))) process.WaitForExit();
             string code = process.HasExited ? $"exit code {process.ExitCode}" : "still running";
             string said;
             lock (errorTail) said = errorTail.Count > 0 ? ": " + string.Join(" | ", errorTail) : "";

@@ -95,7 +95,7 @@ public static class ShardWorker
             var (loss, output) = step.Shard(batch.Frames, m.K, batch.T, m.Weight, m.Seed);
             var metrics = BatchMetrics.Of(output, batch);
             ShardLayout.WriteGradients(region, parameters, offset: m.GradientOffset);
-            return new ShardDone(loss, metrics, null);
+            return new ShardDone(loss, metrics, null, [.. parameters.Select(p => p.grad is not null)]);
         }
         catch (ExternalException e)
         {
@@ -126,7 +126,9 @@ internal sealed record ShardStep(int K, double Weight, ulong Seed, double Temper
                                  ShardTensor[] Batch, ShardRegion? Region);
 
 /// <summary>A worker's answer to a step: its weighted loss, the measures of its part, or what failed.</summary>
-internal sealed record ShardDone(double Loss, BatchMetrics? Metrics, string? Failure);
+/// <see cref="HasGradient"/>: per parameter whether the shard's pass gave it a gradient (the optimiser leaves a
+/// parameter without one alone, so zeros would not do).
+internal sealed record ShardDone(double Loss, BatchMetrics? Metrics, string? Failure, bool[]? HasGradient = null);
 
 /// <summary>The lines of the worker protocol: JSON (NaN allowed) after a fixed prefix.</summary>
 internal static class ShardProtocol
@@ -161,7 +163,9 @@ internal static class ShardProtocol
 /// </summary>
 internal static class ShardLayout
 {
-    /// <summary>Writes every parameter's elements from <paramref name="offset"/>; returns the byte after them.</summary>
+    /// <summary>
+    /// Writes every parameter's elements from <paramref name="offset"/>; returns the byte after them.
+    /// </summary>
     public static long WriteParameters(SharedRegion region, IEnumerable<Tensor> parameters, long offset)
     {
         foreach (var p in parameters) offset += region.Write(p, offset);
@@ -192,16 +196,21 @@ internal static class ShardLayout
         }
     }
 
-    /// <summary>Adds the gradients at <paramref name="offset"/> into <paramref name="parameters"/>' own.</summary>
-    public static void AddGradients(SharedRegion region, IEnumerable<Tensor> parameters, long offset)
+    /// <summary>
+    /// Adds the gradients at <paramref name="offset"/> into <paramref name="parameters"/>' own, for the parameters
+    /// <paramref name="has"/> marks (all when null).
+    /// </summary>
+    public static void AddGradients(SharedRegion region, IReadOnlyList<Tensor> parameters, long offset, bool[]? has)
     {
         using var _ = no_grad();
-        foreach (var p in parameters)
+        for (int i = 0; i < parameters.Count; i++)
         {
-            using var g = region.Read(p.shape, p.dtype, offset);
+            var p = parameters[i];
+            var g = region.Read(p.shape, p.dtype, offset).to(p.device);
             offset += g.ElementSize * g.numel();
-            if (p.grad is { } own) own.add_(g.to(own.device), Kept(1L));
-            else if (p.requires_grad) p.grad = g.to(p.device);
+            if (has is not null && !has[i]) continue;
+            if (p.grad is { } own) own.add_(g, Kept(1L));
+            else if (p.requires_grad) p.grad = g.clone().DetachFromDisposeScope();
         }
     }
 

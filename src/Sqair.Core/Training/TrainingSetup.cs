@@ -33,6 +33,9 @@ internal sealed record TrainingSetup(SqairModel Model, IReadOnlyList<(string Nam
         {
             RandomWindows = config.WindowStart == WindowStart.Random
         };
+        if (shardProcess is not null && config.BatchSize < shards)
+            throw new ArgumentException($"config key 'batch_size' = {config.BatchSize}: fewer sequences than the " +
+                                        $"{shards} shards to run in processes");
         var processes = shardProcess is not null && shards > 1
             ? new ShardProcesses(model, shards - 1, Math.Max(1, get_num_threads() / shards), shardProcess)
             : null;

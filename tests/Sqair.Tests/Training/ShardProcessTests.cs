@@ -47,7 +47,8 @@ public class ShardProcessTests
             var main = new SqairModel(c);
             var frames = SqairModelTests.Frames(3, 5);
 
-            var (threadLoss, _) = new GradientStep(threaded, shards: 2).Run(frames, c.KParticles, seed: 9, iteration: 4);
+            var (threadLoss, _) =
+                new GradientStep(threaded, shards: 2).Run(frames, c.KParticles, seed: 9, iteration: 4);
             var expected = Gradients(threaded);
 
             using var step = new GradientStep(main, processes: new ShardProcesses(main, 1, 1, Sqair));
