@@ -25,11 +25,35 @@ internal sealed unsafe class SharedRegion : IDisposable
     {
         Path = path;
         Length = length;
-        file = MemoryMappedFile.CreateFromFile(path, mode, null, length, MemoryMappedFileAccess.ReadWrite);
+        var stream = new FileStream(path, mode, FileAccess.ReadWrite, FileShare.ReadWrite);
+        try
+        {
+            if (mode == FileMode.CreateNew) Reserve(stream, length);
+        }
+        catch
+        {
+            stream.Dispose();
+            File.Delete(path);
+            throw;
+        }
+        file = MemoryMappedFile.CreateFromFile(stream, null, length, MemoryMappedFileAccess.ReadWrite,
+                                               HandleInheritability.None, leaveOpen: false);
         view = file.CreateViewAccessor(0, length);
         byte* p = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
         start = p + view.PointerOffset;
+    }
+
+    /// <summary>
+    /// Writes the whole file once, so that a full /dev/shm is an <see cref="IOException"/> here: a mapped page that
+    /// a file system cannot back is a SIGBUS at its first write, which kills the process.
+    /// </summary>
+    static void Reserve(FileStream stream, long length)
+    {
+        var zeros = new byte[1 << 20];
+        for (long done = 0; done < length; done += zeros.Length)
+            stream.Write(zeros, 0, (int)Math.Min(zeros.Length, length - done));
+        stream.Flush();
     }
 
     /// <summary>A new region of <paramref name="length"/> bytes under a fresh name.</summary>

@@ -266,13 +266,20 @@ public sealed class Sweep : IDisposable
         var state = SweepRunner.StateOf(runDir);
         if (state == TaskState.Done) return null;
         bool resume = state == TaskState.Started && Spec.Iterations is not null;
-        var config = resume
-            ? (Jobs.TrainingRun.ResumableConfig(runDir)
-               ?? throw new ArgumentException($"{runDir}: the task's run has no checkpoint to resume from"))
-              with { MaxTrainIter = Spec.Iterations!.Value }   // a raised budget
-            : Spec.ConfigOf(task);
+        var config = resume ? Resumed(runDir) : Spec.ConfigOf(task);
         return new SweepTaskRun(index, $"{task.Arm.Name} seed {task.Seed}", config,
                                 resume ? StartMode.Resume : StartMode.Replace, runDir);
+    }
+
+    /// <summary>
+    /// The config of the run in <paramref name="runDir"/> as its newest checkpoint holds it, trained on to the
+    /// sweep's iterations (more than it had when the budget was raised).
+    /// </summary>
+    SqairConfig Resumed(string runDir)
+    {
+        var saved = Jobs.TrainingRun.ResumableConfig(runDir)
+                    ?? throw new ArgumentException($"{runDir}: the task's run has no checkpoint to resume from");
+        return saved with { MaxTrainIter = Spec.Iterations!.Value };
     }
 
     /// <summary>Task <paramref name="index"/> as people name it: "arm seed N".</summary>
