@@ -56,10 +56,11 @@ internal sealed class GradientStep(SqairModel model, int shards = 1, bool origin
         var seeds = Enumerable.Range(0, sizes.Length).Select(i => ShardSeed(seed, iteration, i)).ToArray();
         double loss = double.NaN;
         BatchMetrics? metrics = null;
+        var failures = new List<string>();
         int threads = get_num_threads();
         try
         {
-            processes.Send(parts[1..], weights[1..], seeds[1..], k, model.PresenceTemperature);
+            processes.Send(parts[1..], weights[1..], seeds[1..], k, model.PresenceTemperature, measure);
             // This process's shard gets its share of the threads, as each worker has; evaluation gets them all back.
             set_num_threads(Math.Max(1, threads / sizes.Length));
             using var scope = NewDisposeScope();
@@ -73,10 +74,14 @@ internal sealed class GradientStep(SqairModel model, int shards = 1, bool origin
             {
                 loss += done.Loss;
                 if (metrics is not null && done.Metrics is not null) metrics += done.Metrics;
+                if (done.Failure is { } failure) failures.Add(failure);
             }
             foreach (var part in parts) part.Dispose();
             set_num_threads(threads);
         }
+        // A worker's libtorch failure is this step's, as if its shard had run here: the trainer skips the step and
+        // logs why.
+        if (failures.Count > 0) throw new ShardWorkerException($"in a shard worker: {string.Join("; ", failures)}");
         return (loss, metrics);
     }
 

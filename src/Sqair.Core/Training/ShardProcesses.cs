@@ -18,6 +18,13 @@ internal sealed class ShardProcesses : IDisposable
     /// <summary>How many lines of a worker's standard error an error message quotes at most.</summary>
     const int ErrorLinesKept = 5;
 
+    /// <summary>
+    /// How long a worker may be silent before it counts as stuck: a step takes seconds even at 10 frames on one
+    /// thread, and starting a worker (the runtime, libtorch, the model) well under a minute, so ten minutes of
+    /// silence is a worker that will not answer, not a slow one. A stuck worker would otherwise hold the run forever.
+    /// </summary>
+    public static readonly TimeSpan AnswerTimeout = TimeSpan.FromMinutes(10);
+
     readonly List<Worker> workers = [];
     readonly IReadOnlyList<Tensor> parameters;
     readonly long parameterBytes;
@@ -25,18 +32,21 @@ internal sealed class ShardProcesses : IDisposable
 
     /// <summary>
     /// Starts <paramref name="count"/> workers for <paramref name="model"/>'s config and parameters, each with
-    /// <paramref name="threadsEach"/> libtorch threads, from
-    /// <paramref name="launch"/>.
+    /// <paramref name="threadsEach"/> libtorch threads, from <paramref name="launch"/>; a worker silent for
+    /// <paramref name="answerTimeout"/> (default <see cref="AnswerTimeout"/>) is stopped and is an error.
     /// </summary>
-    public ShardProcesses(SqairModel model, int count, int threadsEach, Func<ProcessStartInfo> launch)
+    public ShardProcesses(SqairModel model, int count, int threadsEach, Func<ProcessStartInfo> launch,
+                          TimeSpan? answerTimeout = null)
     {
         parameters = [.. model.parameters()];
         parameterBytes = parameters.Sum(p => p.ElementSize * p.numel());
         maxSeqLen = model.Config.SeqLen;
         var hello = new ShardHello(model.Config.ToJson(), parameters[0].device.ToString(), threadsEach);
+        var expected = ShardReady.Describe(model);
         try
         {
-            for (int i = 0; i < count; i++) workers.Add(Worker.Start(launch(), hello, parameters.Sum(p => p.numel())));
+            for (int i = 0; i < count; i++)
+                workers.Add(Worker.Start(launch(), hello, expected, answerTimeout ?? AnswerTimeout));
         }
         catch
         {
@@ -53,34 +63,36 @@ internal sealed class ShardProcesses : IDisposable
 
     /// <summary>
     /// Sends shard i + 1's step to worker i: <paramref name="parts"/>[i], its weight and seed, the model's
-    /// presence temperature <paramref name="temperature"/>, K = <paramref name="k"/>.
+    /// presence temperature <paramref name="temperature"/>, K = <paramref name="k"/>, and whether to
+    /// <paramref name="measure"/> its part.
     /// </summary>
     public void Send(IReadOnlyList<SequenceBatch> parts, IReadOnlyList<double> weights, IReadOnlyList<ulong> seeds,
-                     int k, double temperature)
+                     int k, double temperature, bool measure)
     {
         for (int i = 0; i < workers.Count; i++)
         {
             var w = workers[i];
-            long needed = 2 * parameterBytes + ShardLayout.Bytes(parts[i]);
+            long batchBytes = ShardLayout.Bytes(parts[i]);
             ShardRegion? fresh = null;
-            if (w.Region is null || w.Region.Length < needed)
+            if (w.Region is null || w.Region.Length < 2 * parameterBytes + batchBytes)
             {
                 // Room for the longest window at once (frames grow with the curriculum), so this happens once.
-                long room = 2 * parameterBytes + ShardLayout.Bytes(parts[i]) * Math.Max(1, maxSeqLen / parts[i].T + 1);
+                long room = 2 * parameterBytes + batchBytes * Math.Max(1, maxSeqLen / parts[i].T + 1);
                 w.Replace(SharedRegion.Create(room));
                 fresh = new ShardRegion(w.Region!.Path, w.Region.Length);
             }
             var region = w.Region!;
             ShardLayout.WriteParameters(region, parameters, 0);
             var batch = ShardLayout.WriteBatch(region, parts[i], 2 * parameterBytes);
-            w.Send(new ShardStep(k, weights[i], seeds[i], temperature, parameterBytes, batch, fresh));
+            w.Send(new ShardStep(k, weights[i], seeds[i], temperature, parameterBytes, batch, fresh, measure));
             w.Sent();
         }
     }
 
     /// <summary>
     /// Every worker's answer to the step sent last, its gradients added into the parameters' (when its loss is
-    /// finite). A worker that ended or answered out of turn is an <see cref="IOException"/> naming what it printed.
+    /// finite). A worker that ended, answered out of turn or stayed silent too long is an <see cref="IOException"/>
+    /// naming what it printed.
     /// </summary>
     /// <remarks>
     /// Only the workers a step was sent to are read, so a <see cref="Send"/> that failed part-way leaves every
@@ -110,6 +122,7 @@ internal sealed class ShardProcesses : IDisposable
     sealed class Worker : IDisposable
     {
         readonly Process process;
+        readonly TimeSpan answerTimeout;
         readonly Queue<string> errorTail = new();
         bool unlinkPending;
 
@@ -120,24 +133,31 @@ internal sealed class ShardProcesses : IDisposable
 
         public int Id => process.Id;
 
-        Worker(Process process) => this.process = process;
+        Worker(Process process, TimeSpan answerTimeout)
+        {
+            this.process = process;
+            this.answerTimeout = answerTimeout;
+        }
 
-        public static Worker Start(ProcessStartInfo info, ShardHello hello, long parameterElements)
+        /// <summary>
+        /// Starts a worker and checks that its model's parameters are <paramref name="expected"/> (names and shapes in
+        /// order: the bytes of each step land in the tensors they were read from).
+        /// </summary>
+        public static Worker Start(ProcessStartInfo info, ShardHello hello, string[] expected, TimeSpan answerTimeout)
         {
             info.RedirectStandardInput = info.RedirectStandardOutput = info.RedirectStandardError = true;
             info.UseShellExecute = false;
             var process = Process.Start(info)
                           ?? throw new IOException($"could not start the shard worker {info.FileName}");
-            var w = new Worker(process);
+            var w = new Worker(process, answerTimeout);
             process.ErrorDataReceived += (_, e) => w.KeepError(e.Data);
             process.BeginErrorReadLine();
             try
             {
                 w.Send(hello);
                 var ready = w.ReadLine<ShardReady>();
-                if (ready.ParameterElements != parameterElements)
-                    throw new IOException($"the shard worker's model has {ready.ParameterElements} parameter " +
-                                          $"elements, this process's {parameterElements}");
+                if (FirstDifference(ready.Parameters, expected) is { } difference)
+                    throw new IOException($"the shard worker's model differs from this process's: {difference}");
                 return w;
             }
             catch
@@ -174,10 +194,18 @@ internal sealed class ShardProcesses : IDisposable
             return done;
         }
 
+        /// <summary>Where the worker's parameters differ from this process's, or null when they agree.</summary>
+        static string? FirstDifference(string[] theirs, string[] ours)
+        {
+            for (int i = 0; i < Math.Min(theirs.Length, ours.Length); i++)
+                if (theirs[i] != ours[i]) return $"parameter {i} is {theirs[i]} there, {ours[i]} here";
+            return theirs.Length == ours.Length ? null : $"{theirs.Length} parameters there, {ours.Length} here";
+        }
+
         /// <summary>The next protocol line as a <typeparamref name="T"/>, passing over anything else printed.</summary>
         T ReadLine<T>() where T : class
         {
-            while (process.StandardOutput.ReadLine() is { } line)
+            while (NextLine() is { } line)
             {
                 if (!line.StartsWith(ShardProtocol.Prefix, StringComparison.Ordinal))
                 {
@@ -190,6 +218,14 @@ internal sealed class ShardProcesses : IDisposable
             throw Ended();
         }
 
+        /// <summary>The worker's next line of output (null at its end); a worker silent too long is stopped.</summary>
+        string? NextLine()
+        {
+            var read = process.StandardOutput.ReadLineAsync();
+            if (!((IAsyncResult)read).AsyncWaitHandle.WaitOne(answerTimeout)) throw Silent();
+            return read.GetAwaiter().GetResult();
+        }
+
         void KeepError(string? line)
         {
             if (string.IsNullOrWhiteSpace(line)) return;
@@ -200,14 +236,26 @@ internal sealed class ShardProcesses : IDisposable
             }
         }
 
+        IOException Silent()
+        {
+            try { process.Kill(entireProcessTree: true); }
+            catch (InvalidOperationException) { } // it ended meanwhile
+            return new IOException($"the shard worker process {process.Id} gave no answer in " +
+                                   $"{answerTimeout.TotalSeconds:0.#} s and was stopped{Said()}");
+        }
+
+        /// <summary>The last lines the worker wrote to standard error, as the end of a message.</summary>
+        string Said()
+        {
+            lock (errorTail) return errorTail.Count > 0 ? ": " + string.Join(" | ", errorTail) : "";
+        }
+
         IOException Ended()
         {
             // Once it has exited, the argument-less wait also lets the last lines of standard error arrive.
             if (process.WaitForExit(TimeSpan.FromSeconds(5))) process.WaitForExit();
             string code = process.HasExited ? $"exit code {process.ExitCode}" : "still running";
-            string said;
-            lock (errorTail) said = errorTail.Count > 0 ? ": " + string.Join(" | ", errorTail) : "";
-            return new IOException($"the shard worker process {process.Id} stopped answering ({code}){said}");
+            return new IOException($"the shard worker process {process.Id} stopped answering ({code}){Said()}");
         }
 
         public void Dispose()

@@ -57,7 +57,7 @@ public static class ShardWorker
         model.train();
         var step = new GradientStep(model, originalVimco: config.VimcoSignal == VimcoSignal.Original);
         var parameters = model.parameters().ToList();
-        ShardProtocol.Write(output, new ShardReady(parameters.Sum(p => p.numel())));
+        ShardProtocol.Write(output, new ShardReady(ShardReady.Describe(model)));
         SharedRegion? region = null;
         try
         {
@@ -93,23 +93,37 @@ public static class ShardWorker
         try
         {
             var (loss, output) = step.Shard(batch.Frames, m.K, batch.T, m.Weight, m.Seed);
-            var metrics = BatchMetrics.Of(output, batch);
+            var metrics = m.Measure ? BatchMetrics.Of(output, batch) : null;
             ShardLayout.WriteGradients(region, parameters, offset: m.GradientOffset);
             return new ShardDone(loss, metrics, null, [.. parameters.Select(p => p.grad is not null)]);
         }
         catch (ExternalException e)
         {
             // As in the trainer's own step: a libtorch failure loses the step, not the run.
-            return new ShardDone(double.NaN, null, $"libtorch error ({e.Message.Split('\n')[0].Trim()})");
+            return new ShardDone(double.NaN, null, e.Message.Split('\n')[0].Trim());
         }
     }
 }
 
+/// <summary>
+/// A libtorch failure in a shard worker process, raised in the main process as its own libtorch failure would be
+/// (the trainer skips the step and logs the worker's words).
+/// </summary>
+internal sealed class ShardWorkerException(string message) : ExternalException(message);
+
 /// <summary>The first line to a worker: the run's config, its device and libtorch threads.</summary>
 internal sealed record ShardHello(string Config, string Device, int Threads);
 
-/// <summary>A worker's answer to <see cref="ShardHello"/>: the number of parameter elements its model has.</summary>
-internal sealed record ShardReady(long ParameterElements);
+/// <summary>
+/// A worker's answer to <see cref="ShardHello"/>: its model's parameters, each as its name and shape, in order, so
+/// that the main process can check that the bytes it sends land in the same tensors.
+/// </summary>
+internal sealed record ShardReady(string[] Parameters)
+{
+    /// <summary>Each of <paramref name="model"/>'s parameters as "name [shape]", in the model's order.</summary>
+    public static string[] Describe(SqairModel model) =>
+        [.. model.named_parameters().Select(p => $"{p.name} [{string.Join(", ", p.parameter.shape)}]")];
+}
 
 /// <summary>A newly created shared region for a worker to map (the old one is dropped).</summary>
 internal sealed record ShardRegion(string Path, long Length);
@@ -120,14 +134,17 @@ internal sealed record ShardTensor(long[] Shape, ScalarType Type, long Offset);
 /// <summary>
 /// One step for a worker: K particles, the shard's weight in the batch loss (its share of the sequences), its
 /// generator seed, the presence temperature, where its gradients go, its part of the batch (frames, boxes,
-/// presence, visibility, labels, ids), and a new region when the batch outgrew the old one.
+/// presence, visibility, labels, ids), a new region when the batch outgrew the old one, and whether to measure
+/// its part (the bench does not).
 /// </summary>
 internal sealed record ShardStep(int K, double Weight, ulong Seed, double Temperature, long GradientOffset,
-                                 ShardTensor[] Batch, ShardRegion? Region);
+                                 ShardTensor[] Batch, ShardRegion? Region, bool Measure = true);
 
-/// <summary>A worker's answer to a step: its weighted loss, the measures of its part, or what failed.</summary>
-/// <see cref="HasGradient"/>: per parameter whether the shard's pass gave it a gradient (the optimiser leaves a
-/// parameter without one alone, so zeros would not do).
+/// <summary>
+/// A worker's answer to a step: its weighted loss, the measures of its part, or what failed (libtorch's first
+/// line); <see cref="HasGradient"/>: per parameter whether the shard's pass gave it a gradient (the optimiser leaves
+/// a parameter without one alone, so zeros would not do).
+/// </summary>
 internal sealed record ShardDone(double Loss, BatchMetrics? Metrics, string? Failure, bool[]? HasGradient = null);
 
 /// <summary>The lines of the worker protocol: JSON (NaN allowed) after a fixed prefix.</summary>

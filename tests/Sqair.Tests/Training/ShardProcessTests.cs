@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Sqair.Data;
 using Sqair.Model;
 using Sqair.Tests.Model;
@@ -95,5 +96,60 @@ public class ShardProcessTests
         m.zero_grad();
         var e = Assert.Throws<IOException>(() => step.Run(batch, c.KParticles, seed: 1, iteration: 1));
         Assert.Contains("stopped answering", e.Message);
+    }
+
+    /// <summary>
+    /// A stand-in worker: a shell script that answers the setup as a worker of <paramref name="model"/> would, then
+    /// runs <paramref name="afterStep"/> once it has read the first step (the script's $1 is the ready line).
+    /// </summary>
+    static Func<ProcessStartInfo> FakeWorker(SqairModel model, string afterStep, string[]? parameters = null)
+    {
+        var ready = new StringWriter();
+        ShardProtocol.Write(ready, new ShardReady(parameters ?? ShardReady.Describe(model)));
+        return () => new ProcessStartInfo("sh", ["-c", "read hello; printf '%s\\n' \"$1\"; read step; " + afterStep,
+                                                 "sh", ready.ToString().TrimEnd()]);
+    }
+
+    /// <summary>A worker whose model has other parameters is refused at its start, naming the first difference.
+    /// </summary>
+    [Fact]
+    public void A_worker_with_another_model_is_refused_naming_the_difference()
+    {
+        var m = new SqairModel(SqairModelTests.Tiny());
+        var first = ShardReady.Describe(m)[0];
+        string[] theirs = ["other [3]", .. ShardReady.Describe(m)[1..]];
+        var e = Assert.Throws<IOException>(() => new ShardProcesses(m, 1, 1, FakeWorker(m, "", theirs)));
+        Assert.Contains($"parameter 0 is other [3] there, {first} here", e.Message);
+    }
+
+    /// <summary>A worker silent after a step is stopped after the answer timeout: an error, not a hang.</summary>
+    [Fact]
+    public void A_silent_worker_is_stopped_and_is_an_error()
+    {
+        var c = SqairModelTests.Tiny();
+        var m = new SqairModel(c);
+        var processes = new ShardProcesses(m, 1, 1, FakeWorker(m, "sleep 60"), TimeSpan.FromSeconds(1));
+        using var worker = Process.GetProcessById(processes.ProcessIds[0]);
+        using var step = new GradientStep(m, processes: processes);
+        using var batch = Batch(SqairModelTests.Frames(2, 4));
+        var e = Assert.Throws<IOException>(() => step.Run(batch, c.KParticles, seed: 1, iteration: 0));
+        Assert.Contains("gave no answer in 1 s", e.Message);
+        Assert.True(worker.WaitForExit(TimeSpan.FromSeconds(5)), "the silent worker was left running");
+    }
+
+    /// <summary>
+    /// A libtorch failure in a worker is the step's failure, with the worker's words (the trainer skips the step
+    /// and logs them).
+    /// </summary>
+    [Fact]
+    public void A_failure_in_a_worker_is_the_steps_with_its_words()
+    {
+        var c = SqairModelTests.Tiny();
+        var m = new SqairModel(c);
+        const string done = """sqair-shard {"Loss":"NaN","Metrics":null,"Failure":"out of luck"}""";
+        using var step = new GradientStep(m, processes: new ShardProcesses(m, 1, 1, FakeWorker(m, $"echo '{done}'")));
+        using var batch = Batch(SqairModelTests.Frames(2, 4));
+        var e = Assert.ThrowsAny<ExternalException>(() => step.Run(batch, c.KParticles, seed: 1, iteration: 0));
+        Assert.Contains("in a shard worker: out of luck", e.Message);
     }
 }
