@@ -89,6 +89,11 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
         {
             d[Metrics.MotaByTenth.KeyOfTenth(i + 1)] = Tracking.MotaByTenth[i];
             d[Metrics.HypothesesPerDigitByTenth.KeyOfTenth(i + 1)] = Tracking.HypothesesPerDigitByTenth[i];
+            d[Metrics.MotaInsideByTenth.KeyOfTenth(i + 1)] = TrackingInside.MotaByTenth[i];
+            d[Metrics.MotaEdgeByTenth.KeyOfTenth(i + 1)] = TrackingEdge.MotaByTenth[i];
+            long all = Tracking.GroundTruthByTenth[i];
+            d[Metrics.EdgeShareByTenth.KeyOfTenth(i + 1)] =
+                all == 0 ? double.NaN : (double)TrackingEdge.GroundTruthByTenth[i] / all;
         }
         return d;
     }

@@ -7,13 +7,15 @@ namespace Sqair.Evaluation;
 /// positives that overlap a box of the other side by IoU ≥ <see cref="MotAccumulator.Overlap"/>:
 /// the object was found but its box does not fit; the rest are objects missed or invented outright.
 /// </remarks>
-/// <see cref="MotaByTenth"/> and <see cref="HypothesesPerDigitByTenth"/> split the frames into ten equal parts
-/// (empty unless every sequence has the same length, a multiple of 10 above 10), so drift shows as a curve.
+/// <see cref="MotaByTenth"/>, <see cref="HypothesesPerDigitByTenth"/> and <see cref="GroundTruthByTenth"/> split
+/// the frames into ten equal parts (empty unless every sequence has the same length, a multiple of 10 above 10), so
+/// drift shows as a curve.
 public sealed record MotSummary(long GroundTruth, long Hypotheses, long Matches, long FalsePositives,
                                 long Misses, long IdSwitches,
                                 double Mota, double Motp, double Idf1, double Idp, double Idr,
                                 long MissesBoxOff, long FalsePositivesBoxOff,
-                                IReadOnlyList<double> MotaByTenth, IReadOnlyList<double> HypothesesPerDigitByTenth);
+                                IReadOnlyList<double> MotaByTenth, IReadOnlyList<double> HypothesesPerDigitByTenth,
+                                IReadOnlyList<long> GroundTruthByTenth);
 
 /// <summary>
 /// Tracking measures as py-motmetrics computes them, with IoU ≥ <see cref="Threshold"/> as the
@@ -168,24 +170,25 @@ internal sealed class MotAccumulator
         double idf1 = gt + hyp == 0 ? double.NaN : 2.0 * idtp / (gt + hyp);
         double idp = hyp == 0 ? double.NaN : (double)idtp / hyp;
         double idr = gt == 0 ? double.NaN : (double)idtp / gt;
-        var (motaByTenth, hypByTenth) = ByTenth();
+        var (motaByTenth, hypByTenth, gtByTenth) = ByTenth();
         return new MotSummary(gt, hyp, matches, fp, misses, switches, mota, motp, idf1, idp, idr,
-                              missesBoxOff, fpBoxOff, motaByTenth, hypByTenth);
+                              missesBoxOff, fpBoxOff, motaByTenth, hypByTenth, gtByTenth);
     }
 
     /// <summary>
-    /// MOTA and hypotheses per ground-truth box in each tenth of the frames (empty unless the
+    /// MOTA, hypotheses per ground-truth box and ground-truth boxes in each tenth of the frames (empty unless the
     /// sequences share a length that is a multiple of 10 above 10).
     /// </summary>
-    (double[] Mota, double[] HypothesesPerDigit) ByTenth()
+    (double[] Mota, double[] HypothesesPerDigit, long[] GroundTruth) ByTenth()
     {
-        if (perFrame is null || length is not { } t || t <= 10 || t % 10 != 0) return ([], []);
+        if (perFrame is null || length is not { } t || t <= 10 || t % 10 != 0) return ([], [], []);
         int part = t / 10;
         var tenths = Enumerable.Range(0, 10).Select(i => perFrame.Skip(i * part).Take(part)
                 .Aggregate((Gt: 0L, Hyp: 0L, Errors: 0L), (a, f) => (a.Gt + f.Gt, a.Hyp + f.Hyp, a.Errors + f.Errors)))
             .ToArray();
         return ([.. tenths.Select(x => x.Gt == 0 ? double.NaN : 1 - (double)x.Errors / x.Gt)],
-                [.. tenths.Select(x => x.Gt == 0 ? double.NaN : (double)x.Hyp / x.Gt)]);
+                [.. tenths.Select(x => x.Gt == 0 ? double.NaN : (double)x.Hyp / x.Gt)],
+                [.. tenths.Select(x => x.Gt)]);
     }
 }
 

@@ -104,6 +104,16 @@ internal static class Metrics
     public static readonly Metric HypothesesPerDigitByTenth = new("hyp_per_digit_tenth", "hypotheses per digit",
                                                                   "F2", true, "hypotheses per digit by tenth",
                                                                   PerTenth: true);
+    // Whether a tenth scores lower because tracking drifts or because more of its digits are cut by the edge (at
+    // the first frames every digit starts wholly on the canvas, so the first tenth has fewest): MOTA by tenth on
+    // each kind of digit, and the share of the visible digits the edge cuts.
+    public static readonly Metric MotaInsideByTenth = new("mota_inside_tenth", "MOTA (inside) by tenth", "F3", true,
+                                                          PerTenth: true);
+    public static readonly Metric MotaEdgeByTenth = new("mota_edge_tenth", "MOTA (edge) by tenth", "F3", true,
+                                                        PerTenth: true);
+    public static readonly Metric EdgeShareByTenth = new("edge_share_tenth", "digits cut by the edge", "F3", true,
+                                                         "share of the visible digits cut by the edge, by tenth",
+                                                         PerTenth: true);
 
     /// <summary>Sequences measured.</summary>
     public static readonly Metric Sequences = new("sequences", "sequences", "F0");

@@ -109,7 +109,7 @@ public class GoldenMetricsTests
         FalsePositives: (long)offset + 4, Misses: (long)offset + 5, IdSwitches: (long)offset + 6,
         Mota: offset + 0.1, Motp: offset + 0.2, Idf1: offset + 0.3, Idp: offset + 0.4, Idr: offset + 0.5,
         MissesBoxOff: (long)offset + 7, FalsePositivesBoxOff: (long)offset + 8,
-        MotaByTenth: [], HypothesesPerDigitByTenth: []);
+        MotaByTenth: [], HypothesesPerDigitByTenth: [], GroundTruthByTenth: []);
 
     static readonly MotSummary NoTracks = Distinct(0);
 
@@ -145,6 +145,33 @@ public class GoldenMetricsTests
         var truthNames = expected.Keys.Append("count_acc_present").Append("count_acc_visible");
         Assert.Equal(truthNames.Order(StringComparer.Ordinal),
                      report.Keys.Except(truthless.Keys).Order(StringComparer.Ordinal));
+    }
+
+    /// <summary>
+    /// The per-tenth names: MOTA and hypotheses per digit from the tight-box summary, MOTA (inside, edge) from their
+    /// summaries, and the edge's share of the digits as the edge summary's ground truth over the tight one's.
+    /// </summary>
+    [Fact]
+    public void Each_tenth_name_reads_its_own_summary()
+    {
+        static MotSummary WithTenths(double offset, long[] truth) => Distinct(offset) with
+        {
+            MotaByTenth = [.. Enumerable.Range(1, 10).Select(i => offset + i)],
+            HypothesesPerDigitByTenth = [.. Enumerable.Range(1, 10).Select(i => offset + 0.5 + i)],
+            GroundTruthByTenth = truth,
+        };
+        long[] all = [.. Enumerable.Repeat(10L, 10)], edgeTruth = [.. Enumerable.Range(0, 10).Select(i => (long)i)];
+        var report = new EvaluationReport(new BatchMetrics { Sequences = 1, Frames = 1 }, WithTenths(100, all),
+                                          Distinct(200), Distinct(300), Distinct(400), WithTenths(500, all),
+                                          WithTenths(600, edgeTruth)).Flat();
+        for (int i = 1; i <= 10; i++)
+        {
+            Assert.Equal(100 + i, report[$"mota_tenth_{i:D2}"]);
+            Assert.Equal(100.5 + i, report[$"hyp_per_digit_tenth_{i:D2}"]);
+            Assert.Equal(500 + i, report[$"mota_inside_tenth_{i:D2}"]);
+            Assert.Equal(600 + i, report[$"mota_edge_tenth_{i:D2}"]);
+            Assert.Equal((i - 1) / 10.0, report[$"edge_share_tenth_{i:D2}"], 12);
+        }
     }
 
     // Odd, so that a glimpse of G = (Side + 1) / 2 pixels, all drawn, has the window itself as its drawn box:
@@ -246,6 +273,13 @@ public class GoldenMetricsTests
             {
                 Assert.Equal(1, report[$"mota_tenth_{i:D2}"]);
                 Assert.Equal(1, report[$"hyp_per_digit_tenth_{i:D2}"]);
+                // a tenth without digits of a kind has no MOTA for them
+                foreach (var kind in new[] { "inside", "edge" })
+                {
+                    double mota = report[$"mota_{kind}_tenth_{i:D2}"];
+                    Assert.True(mota == 1 || double.IsNaN(mota), $"mota_{kind}_tenth_{i:D2}: {mota}");
+                }
+                Assert.InRange(report[$"edge_share_tenth_{i:D2}"], 0, 1);
             }
             foreach (var key in new[] { "id_switches", "false_positives", "misses", "misses_box_off",
                                         "false_positives_box_off", "misses_dontcare", "false_positives_dontcare",

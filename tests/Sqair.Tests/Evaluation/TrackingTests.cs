@@ -123,6 +123,7 @@ public class TrackingTests
         var s = acc.Summary();
         Assert.Equal([1, 1, 1, 1, 1, -1, -1, -1, -1, -1], s.MotaByTenth);
         Assert.All(s.HypothesesPerDigitByTenth, x => Assert.Equal(1.0, x));
+        Assert.Equal(Enumerable.Repeat(2L, 10), s.GroundTruthByTenth);
         Assert.Equal(s.MotaByTenth.Average(), s.Mota, 12);   // equal ground truth per tenth
         var ten = new MotAccumulator();
         ten.AddSequence(truth[..10], hyp[..10]);

@@ -22,14 +22,16 @@ public class MetricsTests
         "false_positives_box_off", "gt_boxes", "mota_glimpse", "motp_iou_glimpse", "idf1_glimpse",
         "mota_window_p50", "idf1_window_p50", "mota_dontcare", "idf1_dontcare", "misses_dontcare",
         "false_positives_dontcare", "mota_inside", "misses_inside", "gt_inside", "mota_edge", "misses_edge",
-        "gt_edge", "mota_tenth", "hyp_per_digit_tenth", "sequences",
+        "gt_edge", "mota_tenth", "hyp_per_digit_tenth", "mota_inside_tenth", "mota_edge_tenth", "edge_share_tenth",
+        "sequences",
         "loss", "grad_norm", "lr", "seq_len", "iterations_per_second",
     ];
 
     /// <summary>Ten tenths: a tracking summary of sequences whose length is a multiple of 10 above 10.</summary>
     static readonly double[] Tenths = [.. Enumerable.Range(1, 10).Select(i => i / 10.0)];
 
-    static readonly MotSummary Tracking = new(1, 2, 3, 4, 5, 6, 0.1, 0.2, 0.3, 0.4, 0.5, 7, 8, Tenths, Tenths);
+    static readonly MotSummary Tracking = new(1, 2, 3, 4, 5, 6, 0.1, 0.2, 0.3, 0.4, 0.5, 7, 8, Tenths, Tenths,
+                                              [.. Enumerable.Range(1, 10).Select(i => (long)i)]);
 
     static EvaluationReport Report(bool hasTruth) =>
         new(new BatchMetrics { Sequences = 1, Frames = 1 }, Tracking, Tracking, Tracking, Tracking, Tracking, Tracking,
