@@ -6,10 +6,10 @@ namespace Sqair.Evaluation;
 /// <see cref="MissesBoxOff"/> and <see cref="FalsePositivesBoxOff"/> are the misses and false
 /// positives that overlap a box of the other side by IoU ≥ <see cref="MotAccumulator.Overlap"/>:
 /// the object was found but its box does not fit; the rest are objects missed or invented outright.
-/// </remarks>
 /// <see cref="MotaByTenth"/>, <see cref="HypothesesPerDigitByTenth"/> and <see cref="GroundTruthByTenth"/> split
 /// the frames into ten equal parts (empty unless every sequence has the same length, a multiple of 10 above 10), so
 /// drift shows as a curve.
+/// </remarks>
 public sealed record MotSummary(long GroundTruth, long Hypotheses, long Matches, long FalsePositives,
                                 long Misses, long IdSwitches,
                                 double Mota, double Motp, double Idf1, double Idp, double Idr,

@@ -111,7 +111,7 @@ internal static class Metrics
                                                           PerTenth: true);
     public static readonly Metric MotaEdgeByTenth = new("mota_edge_tenth", "MOTA (edge) by tenth", "F3", true,
                                                         PerTenth: true);
-    public static readonly Metric EdgeShareByTenth = new("edge_share_tenth", "digits cut by the edge", "F3", true,
+    public static readonly Metric EdgeShareByTenth = new("edge_share_tenth", "edge share", "F3", true,
                                                          "share of the visible digits cut by the edge, by tenth",
                                                          PerTenth: true);
 

@@ -58,6 +58,7 @@ internal sealed class GradientStep(SqairModel model, int shards = 1, bool origin
         BatchMetrics? metrics = null;
         var failures = new List<string>();
         int threads = get_num_threads();
+        Exception? own = null;
         try
         {
             processes.Send(parts[1..], weights[1..], seeds[1..], k, model.PresenceTemperature, measure);
@@ -67,17 +68,31 @@ internal sealed class GradientStep(SqairModel model, int shards = 1, bool origin
             (loss, var output) = Shard(parts[0].Frames, k, parts[0].T, weights[0], seeds[0]);
             if (measure) metrics = BatchMetrics.Of(output, parts[0]);
         }
+        catch (Exception e)
+        {
+            own = e;
+            throw;
+        }
         finally
         {
-            // Always collected, so a failure here leaves the workers in step with this process.
-            foreach (var done in processes.Receive())
+            try
             {
-                loss += done.Loss;
-                if (metrics is not null && done.Metrics is not null) metrics += done.Metrics;
-                if (done.Failure is { } failure) failures.Add(failure);
+                // Always collected, so a failure here leaves the workers in step with this process.
+                foreach (var done in processes.Receive())
+                {
+                    loss += done.Loss;
+                    if (metrics is not null && done.Metrics is not null) metrics += done.Metrics;
+                    if (done.Failure is { } failure) failures.Add(failure);
+                }
             }
-            foreach (var part in parts) part.Dispose();
-            set_num_threads(threads);
+            // This process's own failure (libtorch out of memory, say) is the one to report, not a worker's
+            // that followed from it.
+            catch (IOException) when (own is not null) { }
+            finally
+            {
+                foreach (var part in parts) part.Dispose();
+                set_num_threads(threads);
+            }
         }
         // A worker's libtorch failure is this step's, as if its shard had run here: the trainer skips the step and
         // logs why.

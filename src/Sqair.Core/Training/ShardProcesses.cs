@@ -27,6 +27,9 @@ internal sealed class ShardProcesses : IDisposable
 
     readonly List<Worker> workers = [];
     readonly IReadOnlyList<Tensor> parameters;
+    // Set at a worker's first failure: the workers are then out of step (answers unread, a read still pending),
+    // so every later step is refused rather than fed another step's answers.
+    IOException? failure;
     readonly long parameterBytes;
     readonly int maxSeqLen;
 
@@ -69,6 +72,18 @@ internal sealed class ShardProcesses : IDisposable
     public void Send(IReadOnlyList<SequenceBatch> parts, IReadOnlyList<double> weights, IReadOnlyList<ulong> seeds,
                      int k, double temperature, bool measure)
     {
+        ThrowIfFailed();
+        try { SendAll(parts, weights, seeds, k, temperature, measure); }
+        catch (IOException e)
+        {
+            failure = e;
+            throw;
+        }
+    }
+
+    void SendAll(IReadOnlyList<SequenceBatch> parts, IReadOnlyList<double> weights, IReadOnlyList<ulong> seeds,
+                 int k, double temperature, bool measure)
+    {
         for (int i = 0; i < workers.Count; i++)
         {
             var w = workers[i];
@@ -100,16 +115,31 @@ internal sealed class ShardProcesses : IDisposable
     /// </remarks>
     public IReadOnlyList<ShardDone> Receive()
     {
+        ThrowIfFailed();
         var answers = new List<ShardDone>();
         using var scope = NewDisposeScope();
-        foreach (var w in workers.Where(w => w.Pending))
+        try
         {
-            var done = w.Receive();
-            if (double.IsFinite(done.Loss))
-                ShardLayout.AddGradients(w.Region!, parameters, parameterBytes, done.HasGradient);
-            answers.Add(done);
+            foreach (var w in workers.Where(w => w.Pending))
+            {
+                var done = w.Receive();
+                if (double.IsFinite(done.Loss))
+                    ShardLayout.AddGradients(w.Region!, parameters, parameterBytes, done.HasGradient);
+                answers.Add(done);
+            }
+        }
+        catch (IOException e)
+        {
+            failure = e;
+            throw;
         }
         return answers;
+    }
+
+    void ThrowIfFailed()
+    {
+        if (failure is not null)
+            throw new IOException($"the shard workers stopped at an earlier error: {failure.Message}", failure);
     }
 
     public void Dispose()
@@ -156,7 +186,7 @@ internal sealed class ShardProcesses : IDisposable
             {
                 w.Send(hello);
                 var ready = w.ReadLine<ShardReady>();
-                if (FirstDifference(ready.Parameters, expected) is { } difference)
+                if (FirstDifference(ready.Parameters ?? [], expected) is { } difference)
                     throw new IOException($"the shard worker's model differs from this process's: {difference}");
                 return w;
             }
@@ -218,12 +248,22 @@ internal sealed class ShardProcesses : IDisposable
             throw Ended();
         }
 
-        /// <summary>The worker's next line of output (null at its end); a worker silent too long is stopped.</summary>
+        /// <summary>
+        /// The worker's next line of output (null at its end); a worker silent too long is stopped (its read stays
+        /// pending, which is why a failed <see cref="ShardProcesses"/> refuses every later step).
+        /// </summary>
         string? NextLine()
         {
             var read = process.StandardOutput.ReadLineAsync();
-            if (!((IAsyncResult)read).AsyncWaitHandle.WaitOne(answerTimeout)) throw Silent();
-            return read.GetAwaiter().GetResult();
+            try
+            {
+                if (!read.Wait(answerTimeout)) throw Silent();
+            }
+            catch (AggregateException)
+            {
+                throw Ended();   // the pipe failed: the worker is gone
+            }
+            return read.Result;
         }
 
         void KeepError(string? line)
@@ -238,8 +278,12 @@ internal sealed class ShardProcesses : IDisposable
 
         IOException Silent()
         {
+            // It may have ended meanwhile, or not be killable: the error below is what matters either way.
             try { process.Kill(entireProcessTree: true); }
-            catch (InvalidOperationException) { } // it ended meanwhile
+            catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception
+                                          or AggregateException)
+            {
+            }
             return new IOException($"the shard worker process {process.Id} gave no answer in " +
                                    $"{answerTimeout.TotalSeconds:0.#} s and was stopped{Said()}");
         }

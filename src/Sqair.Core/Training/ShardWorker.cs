@@ -115,14 +115,15 @@ internal sealed class ShardWorkerException(string message) : ExternalException(m
 internal sealed record ShardHello(string Config, string Device, int Threads);
 
 /// <summary>
-/// A worker's answer to <see cref="ShardHello"/>: its model's parameters, each as its name and shape, in order, so
-/// that the main process can check that the bytes it sends land in the same tensors.
+/// A worker's answer to <see cref="ShardHello"/>: its model's parameters, each as its name, shape and element type,
+/// in order, so that the main process can check that the bytes it sends land in the same tensors.
 /// </summary>
 internal sealed record ShardReady(string[] Parameters)
 {
-    /// <summary>Each of <paramref name="model"/>'s parameters as "name [shape]", in the model's order.</summary>
+    /// <summary>Each of <paramref name="model"/>'s parameters as "name [shape] type", in the model's order.</summary>
     public static string[] Describe(SqairModel model) =>
-        [.. model.named_parameters().Select(p => $"{p.name} [{string.Join(", ", p.parameter.shape)}]")];
+        [.. model.named_parameters()
+            .Select(p => $"{p.name} [{string.Join(", ", p.parameter.shape)}] {p.parameter.dtype}")];
 }
 
 /// <summary>A newly created shared region for a worker to map (the old one is dropped).</summary>

@@ -161,8 +161,9 @@ public class GoldenMetricsTests
             GroundTruthByTenth = truth,
         };
         long[] all = [.. Enumerable.Repeat(10L, 10)], edgeTruth = [.. Enumerable.Range(0, 10).Select(i => (long)i)];
+        long[] insideTruth = [.. edgeTruth.Select(e => 10 - e)];
         var report = new EvaluationReport(new BatchMetrics { Sequences = 1, Frames = 1 }, WithTenths(100, all),
-                                          Distinct(200), Distinct(300), Distinct(400), WithTenths(500, all),
+                                          Distinct(200), Distinct(300), Distinct(400), WithTenths(500, insideTruth),
                                           WithTenths(600, edgeTruth)).Flat();
         for (int i = 1; i <= 10; i++)
         {
@@ -281,6 +282,8 @@ public class GoldenMetricsTests
                 }
                 Assert.InRange(report[$"edge_share_tenth_{i:D2}"], 0, 1);
             }
+            foreach (var kind in new[] { "inside", "edge" })
+                Assert.Contains(Enumerable.Range(1, 10), i => report[$"mota_{kind}_tenth_{i:D2}"] == 1);
             foreach (var key in new[] { "id_switches", "false_positives", "misses", "misses_box_off",
                                         "false_positives_box_off", "misses_dontcare", "false_positives_dontcare",
                                         "misses_inside", "misses_edge" })

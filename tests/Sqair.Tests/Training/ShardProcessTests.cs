@@ -122,19 +122,25 @@ public class ShardProcessTests
         Assert.Contains($"parameter 0 is other [3] there, {first} here", e.Message);
     }
 
-    /// <summary>A worker silent after a step is stopped after the answer timeout: an error, not a hang.</summary>
+    /// <summary>
+    /// A worker silent after a step is stopped after the answer timeout: an error, not a hang, and every later step
+    /// is refused.
+    /// </summary>
     [Fact]
     public void A_silent_worker_is_stopped_and_is_an_error()
     {
         var c = SqairModelTests.Tiny();
         var m = new SqairModel(c);
-        var processes = new ShardProcesses(m, 1, 1, FakeWorker(m, "sleep 60"), TimeSpan.FromSeconds(1));
+        var processes = new ShardProcesses(m, 1, 1, FakeWorker(m, "sleep 60"), TimeSpan.FromSeconds(2));
         using var worker = Process.GetProcessById(processes.ProcessIds[0]);
         using var step = new GradientStep(m, processes: processes);
         using var batch = Batch(SqairModelTests.Frames(2, 4));
         var e = Assert.Throws<IOException>(() => step.Run(batch, c.KParticles, seed: 1, iteration: 0));
-        Assert.Contains("gave no answer in 1 s", e.Message);
+        Assert.Contains("gave no answer in 2 s", e.Message);
         Assert.True(worker.WaitForExit(TimeSpan.FromSeconds(5)), "the silent worker was left running");
+        // the worker's read is still pending: a later step is refused, not fed this one's answer
+        var again = Assert.Throws<IOException>(() => step.Run(batch, c.KParticles, seed: 1, iteration: 1));
+        Assert.Contains("stopped at an earlier error", again.Message);
     }
 
     /// <summary>
