@@ -6,9 +6,11 @@
 #
 #   scripts/mechanism-sweep.sh [SWEEP_DIR]      default: ~/.cache/sqair/sweeps/mechanisms
 #
-# Arms: base (the long training's settings), rejection in training (reject_iou 0.5), discovery dropout
-# (disc_dropout 0.2), a wider window shift (shift_range 1.5), 20-frame windows (seq_len 20) and a presence prior
-# tied to what each object drew (prop_prior_drawn_pixels 10: a tenth of a digit's ink). Every arm draws
+# Arms, in the order they run (tasks run arm by arm, so a sweep stopped early has the first arms whole): base (the
+# long training's settings), a wider window shift (shift_range 1.5: first, because the digits cut by the edge hold
+# most of the errors), 20-frame windows (seq_len 20), a presence prior tied to what each object drew
+# (prop_prior_drawn_pixels 10: a tenth of a digit's ink), rejection in training (reject_iou 0.5) and discovery
+# dropout (disc_dropout 0.2). Every arm draws
 # its training sequences on the fly: 20-frame windows would otherwise need a 3 GB training set, and the others
 # then see the same kind of data. The sweep resumes where it stopped (run it again); 2 000 iterations at 10
 # frames take about 50 minutes per task on one core. Prints one row per arm and seed.
@@ -27,12 +29,13 @@ if [ -f "$sweep/sweep.json" ]; then "$sqair" sweep "$sweep"
 else
   "$sqair" sweep "$sweep" --init models/long-training.safetensors \
     --set curriculum_start=10 --set learning_rate=1e-4 --set 'lr_schedule=[1]' --set on_the_fly=true \
-    --arm reject:reject_iou=0.5 --arm dropout:disc_dropout=0.2 --arm shift:shift_range=1.5 \
-    --arm frames20:seq_len=20,curriculum_start=20,valid_size=500 --arm drawn:prop_prior_drawn_pixels=10 \
+    --arm shift:shift_range=1.5 --arm frames20:seq_len=20,curriculum_start=20,valid_size=500 \
+    --arm drawn:prop_prior_drawn_pixels=10 --arm reject:reject_iou=0.5 --arm dropout:disc_dropout=0.2 \
     --iterations "$iterations" --eval-every 1000 --eval-count 200 --seeds 1 2
 fi
 
-printf '%-22s %8s %8s %8s %8s %8s %10s %10s\n' run mota10 idf1_10 count10 mota100 count100 hyp_first hyp_worst
+printf '%-22s %8s %8s %8s %8s %8s %8s %8s %10s %10s\n' \
+  run mota10 idf1_10 count10 edge10 mota100 count100 edge100 hyp_first hyp_worst
 for run in "$sweep"/*/seed-*; do
   [ -d "$run/checkpoints" ] || continue
   name=${run#"$sweep"/}
@@ -42,7 +45,8 @@ for run in "$sweep"/*/seed-*; do
   jq -r --arg name "$name" --slurpfile long "$run/eval-valid-100frames.json" '
     .metrics as $m | $long[0].metrics as $l
     | [range(1; 11) | $l["hyp_per_digit_tenth_" + (if . < 10 then "0" else "" end) + tostring]] as $hyp
-    | [$name, $m.mota, $m.idf1, $m.count_acc_visible, $l.mota, $l.count_acc_visible, $hyp[0], ($hyp | max)]
+    | [$name, $m.mota, $m.idf1, $m.count_acc_visible, $m.mota_edge, $l.mota, $l.count_acc_visible, $l.mota_edge,
+       $hyp[0], ($hyp | max)]
     | "\(.[0])\t\(.[1:] | map(. * 1000 | round / 1000) | join("\t"))"' "$run/eval-valid.json" |
-    awk -F'\t' '{ printf "%-22s %8s %8s %8s %8s %8s %10s %10s\n", $1, $2, $3, $4, $5, $6, $7, $8 }'
+    awk -F'\t' '{ printf "%-22s %8s %8s %8s %8s %8s %8s %8s %10s %10s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }'
 done
