@@ -235,7 +235,9 @@ internal sealed class ShardProcesses : IDisposable
         /// <summary>The next protocol line as a <typeparamref name="T"/>, passing over anything else printed.</summary>
         T ReadLine<T>() where T : class
         {
-            while (NextLine() is { } line)
+            // One deadline for the answer, not one per line: a worker that only prints warnings is not answering.
+            var waited = Stopwatch.StartNew();
+            while (NextLine(answerTimeout - waited.Elapsed) is { } line)
             {
                 if (!line.StartsWith(ShardProtocol.Prefix, StringComparison.Ordinal))
                 {
@@ -249,15 +251,16 @@ internal sealed class ShardProcesses : IDisposable
         }
 
         /// <summary>
-        /// The worker's next line of output (null at its end); a worker silent too long is stopped (its read stays
-        /// pending, which is why a failed <see cref="ShardProcesses"/> refuses every later step).
+        /// The worker's next line of output (null at its end); a worker that gives none within
+        /// <paramref name="wait"/> is stopped (its read stays pending, which is why a failed
+        /// <see cref="ShardProcesses"/> refuses every later step).
         /// </summary>
-        string? NextLine()
+        string? NextLine(TimeSpan wait)
         {
             var read = process.StandardOutput.ReadLineAsync();
             try
             {
-                if (!read.Wait(answerTimeout)) throw Silent();
+                if (!read.Wait(wait > TimeSpan.Zero ? wait : TimeSpan.Zero)) throw Silent();
             }
             catch (AggregateException)
             {

@@ -143,6 +143,20 @@ public class ShardProcessTests
         Assert.Contains("stopped at an earlier error", again.Message);
     }
 
+    /// <summary>A worker that prints only warnings after a step is as silent as one that prints nothing.</summary>
+    [Fact]
+    public void A_worker_that_only_prints_warnings_is_stopped()
+    {
+        var c = SqairModelTests.Tiny();
+        var m = new SqairModel(c);
+        var chatty = FakeWorker(m, "while true; do echo warning; sleep 0.2; done");
+        using var step = new GradientStep(m, processes: new ShardProcesses(m, 1, 1, chatty, TimeSpan.FromSeconds(2)));
+        using var batch = Batch(SqairModelTests.Frames(2, 4));
+        var e = Assert.Throws<IOException>(() => step.Run(batch, c.KParticles, seed: 1, iteration: 0));
+        Assert.Contains("gave no answer in 2 s", e.Message);
+        Assert.Contains("warning", e.Message);
+    }
+
     /// <summary>
     /// A libtorch failure in a worker is the step's failure, with the worker's words (the trainer skips the step
     /// and logs them).
