@@ -170,8 +170,8 @@ internal sealed class ShardProcesses : IDisposable
         }
 
         /// <summary>
-        /// Starts a worker and checks that its model's parameters are <paramref name="expected"/> (names and shapes in
-        /// order: the bytes of each step land in the tensors they were read from).
+        /// Starts a worker and checks that its model's parameters are <paramref name="expected"/> (names, shapes and
+        /// element types in order: the bytes of each step land in the tensors they were read from).
         /// </summary>
         public static Worker Start(ProcessStartInfo info, ShardHello hello, string[] expected, TimeSpan answerTimeout)
         {
