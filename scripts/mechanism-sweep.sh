@@ -13,11 +13,15 @@
 # dropout (disc_dropout 0.2). Every arm draws
 # its training sequences on the fly: 20-frame windows would otherwise need a 3 GB training set, and the others
 # then see the same kind of data. The sweep resumes where it stopped (run it again); 2 000 iterations at 10
-# frames take about 50 minutes per task on one core. Prints one row per arm and seed.
+# frames take about 50 minutes per task on one core. Prints one row per arm and seed. SEEDS (default "1 2") and
+# PARALLEL (tasks at once; default: one per core) are passed to the sweep when it is created: SEEDS=1 PARALLEL=1
+# gives a session with one free core base and shift on seed 1, a pair that compares on its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sweep=${1:-$HOME/.cache/sqair/sweeps/mechanisms}
 iterations=${ITERATIONS:-2000}
+read -r -a seeds <<<"${SEEDS:-1 2}"
+parallel=(); [ -z "${PARALLEL:-}" ] || parallel=(--parallel "$PARALLEL")
 
 dotnet build -c Release src/Sqair.Cli -v quiet -nologo
 sqair=src/Sqair.Cli/bin/Release/net10.0/sqair
@@ -25,13 +29,13 @@ long_frames=runs/sets/valid-100frames.safetensors
 mkdir -p runs/sets
 [ -f "$long_frames" ] || "$sqair" data generate --split validation --count 200 --seq_len 100 --out "$long_frames"
 
-if [ -f "$sweep/sweep.json" ]; then "$sqair" sweep "$sweep"
+if [ -f "$sweep/sweep.json" ]; then "$sqair" sweep "$sweep" "${parallel[@]}"
 else
   "$sqair" sweep "$sweep" --init models/long-training.safetensors \
     --set curriculum_start=10 --set learning_rate=1e-4 --set 'lr_schedule=[1]' --set on_the_fly=true \
     --arm shift:shift_range=1.5 --arm frames20:seq_len=20,curriculum_start=20,valid_size=500 \
     --arm drawn:prop_prior_drawn_pixels=10 --arm reject:reject_iou=0.5 --arm dropout:disc_dropout=0.2 \
-    --iterations "$iterations" --eval-every 1000 --eval-count 200 --seeds 1 2
+    --iterations "$iterations" --eval-every 1000 --eval-count 200 --seeds "${seeds[@]}" "${parallel[@]}"
 fi
 
 printf '%-22s %8s %8s %8s %8s %8s %8s %8s %10s %10s\n' \
@@ -39,9 +43,11 @@ printf '%-22s %8s %8s %8s %8s %8s %8s %8s %10s %10s\n' \
 for run in "$sweep"/*/seed-*; do
   [ -d "$run/checkpoints" ] || continue
   name=${run#"$sweep"/}
-  [ -f "$run/eval-valid.json" ] || "$sqair" eval "$run" --split validation --count 1000 --json "$run/eval-valid.json" >/dev/null
+  [ -f "$run/eval-valid.json" ] ||
+    "$sqair" eval "$run" --split validation --count 1000 --json "$run/eval-valid.json" >/dev/null
   [ -f "$run/eval-valid-100frames.json" ] ||
-    "$sqair" eval "$run" --data "$long_frames" --count 200 --batch-size 25 --json "$run/eval-valid-100frames.json" >/dev/null
+    "$sqair" eval "$run" --data "$long_frames" --count 200 --batch-size 25 \
+      --json "$run/eval-valid-100frames.json" >/dev/null
   jq -r --arg name "$name" --slurpfile long "$run/eval-valid-100frames.json" '
     .metrics as $m | $long[0].metrics as $l
     | [range(1; 11) | $l["hyp_per_digit_tenth_" + (if . < 10 then "0" else "" end) + tostring]] as $hyp
