@@ -71,15 +71,7 @@ internal sealed class ShardProcesses : IDisposable
     /// </summary>
     public void Send(IReadOnlyList<SequenceBatch> parts, IReadOnlyList<double> weights, IReadOnlyList<ulong> seeds,
                      int k, double temperature, bool measure)
-    {
-        ThrowIfFailed();
-        try { SendAll(parts, weights, seeds, k, temperature, measure); }
-        catch (IOException e)
-        {
-            failure = e;
-            throw;
-        }
-    }
+        => Guarded(() => SendAll(parts, weights, seeds, k, temperature, measure));
 
     void SendAll(IReadOnlyList<SequenceBatch> parts, IReadOnlyList<double> weights, IReadOnlyList<ulong> seeds,
                  int k, double temperature, bool measure)
@@ -115,11 +107,10 @@ internal sealed class ShardProcesses : IDisposable
     /// </remarks>
     public IReadOnlyList<ShardDone> Receive()
     {
-        ThrowIfFailed();
         var answers = new List<ShardDone>();
-        using var scope = NewDisposeScope();
-        try
+        Guarded(() =>
         {
+            using var scope = NewDisposeScope();
             foreach (var w in workers.Where(w => w.Pending))
             {
                 var done = w.Receive();
@@ -127,19 +118,24 @@ internal sealed class ShardProcesses : IDisposable
                     ShardLayout.AddGradients(w.Region!, parameters, parameterBytes, done.HasGradient);
                 answers.Add(done);
             }
-        }
+        });
+        return answers;
+    }
+
+    /// <summary>
+    /// Runs one exchange with the workers unless an earlier one failed: a failed exchange leaves them out of step,
+    /// so its error is kept and every later exchange refuses with it.
+    /// </summary>
+    void Guarded(Action exchange)
+    {
+        if (failure is not null)
+            throw new IOException($"the shard workers stopped at an earlier error: {failure.Message}", failure);
+        try { exchange(); }
         catch (IOException e)
         {
             failure = e;
             throw;
         }
-        return answers;
-    }
-
-    void ThrowIfFailed()
-    {
-        if (failure is not null)
-            throw new IOException($"the shard workers stopped at an earlier error: {failure.Message}", failure);
     }
 
     public void Dispose()
