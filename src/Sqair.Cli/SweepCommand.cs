@@ -61,7 +61,7 @@ static class SweepCommand
     static readonly Option<int> TaskThreads = CommonOptions.ThreadCount(1, "libtorch threads per task");
     static readonly Option<int?> Parallel = CommonOptions.AtLeast(1, new Option<int?>("--parallel")
     {
-        Description = "Tasks at once (default: cores / --threads)",
+        Description = "Tasks at once (default: cores / --threads); given alone on a sweep's folder, from now on",
     });
     static readonly Option<int?> Task = CommonOptions.AtLeast(0, new Option<int?>("--task")
     {

@@ -138,6 +138,7 @@ public sealed class Sweep : IDisposable
         try
         {
             var spec = SavedUnderLock(dir, given);
+            if (given is null && request.Parallel is { } parallel) spec = WithParallel(dir, spec, parallel, log);
             if (keepLock) return new Sweep(dir, spec, lk);
             lk.Dispose();
             return new Sweep(dir, spec, null);
@@ -196,6 +197,25 @@ public sealed class Sweep : IDisposable
         var baseKeys = new Dictionary<string, JsonNode?>(saved.Base);
         if (saved.ConfigOf(saved.Tasks[0]).LrScheduleItr == 0) baseKeys["lr_schedule_itr"] = before;
         return saved with { Iterations = iterations, Base = baseKeys };
+    }
+
+    /// <summary>
+    /// The folder's sweep run <paramref name="parallel"/> tasks at a time from now on (saved, so a later resume
+    /// keeps it). An iterations budget allows it: each task trains the same iterations at any share of the
+    /// machine. A minutes budget does not: its tasks were measured at the saved share.
+    /// </summary>
+    static SweepSpec WithParallel(string dir, SweepSpec saved, int parallel, Action<string> log)
+    {
+        if (parallel == saved.Parallel) return saved;
+        if (parallel < 1) throw new ArgumentException($"--parallel {parallel}: must be at least 1");
+        if (saved.Minutes is not null)
+            throw new ArgumentException($"--parallel {parallel}: {dir} has a minutes budget measured with " +
+                                        $"{saved.Parallel} task(s) at a time; another count would change each " +
+                                        "task's share of the machine");
+        var spec = saved with { Parallel = parallel };
+        AtomicFile.WriteAllText(Path.Combine(dir, SweepSpec.FileName), spec.ToJson());
+        log($"{dir}: {parallel} task(s) at a time from now on (was {saved.Parallel})");
+        return spec;
     }
 
     /// <summary>The folder's sweep, read again under its lock (another process may have saved one since), or

@@ -35,4 +35,25 @@ public class SweepFacadeTests
         Assert.True(saved["base"]!.AsObject().ContainsKey("init"));
         Assert.Null(saved["base"]!["init"]);
     }
+
+    [Fact]
+    public void A_parallel_count_given_alone_applies_to_an_iterations_budget_and_is_refused_for_a_minutes_one()
+    {
+        var dir = Path.Combine(TestUtil.TempDir(), "sweep");
+        Sweep.Open(dir, Described with { Parallel = 1 }, SweepAccess.Run, _ => { }).Dispose();
+        var said = new List<string>();
+        Sweep.Open(dir, new SweepRequest { Parallel = 3 }, SweepAccess.Run, said.Add).Dispose();
+        Assert.Equal(3, (int)JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "sweep.json")))!["parallel"]!);
+        Assert.Contains(said, line => line.Contains("3 task(s) at a time from now on (was 1)"));
+
+        var timed = Path.Combine(TestUtil.TempDir(), "timed");
+        var minutes = new SweepRequest { Arms = ["output_std=0.2"], Minutes = 1, Parallel = 1 };
+        Sweep.Open(timed, minutes, SweepAccess.Run, _ => { }).Dispose();
+        var before = File.ReadAllText(Path.Combine(timed, "sweep.json"));
+        var e = Assert.Throws<ArgumentException>(
+            () => Sweep.Open(timed, new SweepRequest { Parallel = 2 }, SweepAccess.Run, _ => { }));
+        Assert.Contains("--parallel 2", e.Message);
+        Assert.Contains("minutes budget", e.Message);
+        Assert.Equal(before, File.ReadAllText(Path.Combine(timed, "sweep.json")));
+    }
 }
