@@ -13,9 +13,9 @@
 # dropout (disc_dropout 0.2). Every arm draws
 # its training sequences on the fly: 20-frame windows would otherwise need a 3 GB training set, and the others
 # then see the same kind of data. The sweep resumes where it stopped (run it again); 2 000 iterations at 10
-# frames take about 50 minutes per task on one core. Prints one row per arm and seed. SEEDS (default "1 2") and
-# PARALLEL (tasks at once; default: one per core) are passed to the sweep when it is created: SEEDS=1 PARALLEL=1
-# gives a session with one free core base and shift on seed 1, a pair that compares on its own.
+# frames take about 50 minutes per task on one core. Prints one row per arm and seed. SEEDS (default "1 2") sets
+# the seeds when the sweep is created; PARALLEL (tasks at once; default one per core) applies when it is created
+# or resumed. SEEDS=1 runs base and shift on seed 1 first: a pair that compares on its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sweep=${1:-$HOME/.cache/sqair/sweeps/mechanisms}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The grid of docs/notes/tracking-history.md, "Ending objects": one `sqair eval` per (--end-empty, --suppress-iou) setting,
-# each on one libtorch thread, its JSON report in OUT/eE-sS.json; a setting whose report exists is skipped,
+# The grid of docs/notes/tracking-history.md, "Ending objects": one `sqair eval` per (--end-empty,
+# --suppress-iou) setting, each on one libtorch thread, its JSON report in OUT/eE-sS.json; a setting whose report exists is skipped,
 # so a stopped grid resumes.
 #   scripts/prune-grid.sh MODEL DATA COUNT OUT E:S [E:S ...]
 # DATA is `validation` (the split) or a dataset file. SQAIR names the CLI (default: the Release build).

@@ -207,12 +207,12 @@ public sealed class Sweep : IDisposable
     static SweepSpec WithParallel(string dir, SweepSpec saved, int parallel, Action<string> log)
     {
         if (parallel == saved.Parallel) return saved;
-        if (parallel < 1) throw new ArgumentException($"--parallel {parallel}: must be at least 1");
+        var spec = saved with { Parallel = parallel };
+        spec.Validate();
         if (saved.Minutes is not null)
             throw new ArgumentException($"--parallel {parallel}: {dir} has a minutes budget measured with " +
                                         $"{saved.Parallel} task(s) at a time; another count would change each " +
                                         "task's share of the machine");
-        var spec = saved with { Parallel = parallel };
         AtomicFile.WriteAllText(Path.Combine(dir, SweepSpec.FileName), spec.ToJson());
         log($"{dir}: {parallel} task(s) at a time from now on (was {saved.Parallel})");
         return spec;
