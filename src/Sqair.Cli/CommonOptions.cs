@@ -50,6 +50,9 @@ static class CommonOptions
     public static readonly Option<int> Threads =
         ThreadCount(Environment.ProcessorCount, "CPU threads for libtorch and data generation (default: all cores)");
 
+    /// <summary>Whether the command line gave <paramref name="option"/> (not only its default).</summary>
+    public static bool IsGiven(ParseResult r, Option option) => r.GetResult(option) is { Implicit: false };
+
     /// <summary>A --threads option with a command's own default and description, bounded the same everywhere.</summary>
     public static Option<int> ThreadCount(int defaultValue, string description) =>
         AtLeast(1, new Option<int>("--threads")

@@ -57,7 +57,10 @@ static class SweepCommand
                       "(default: a quarter of --iterations; 500 with --minutes)",
     });
     static readonly Option<int> EvalCount = CommonOptions.AtLeast(1, new Option<int>("--eval-count")
-    { Description = "Validation sequences per measurement", DefaultValueFactory = _ => 500 });
+    {
+        Description = "Validation sequences per measurement",
+        DefaultValueFactory = _ => SweepRequest.DefaultEvalCount,
+    });
     static readonly Option<int> TaskThreads = CommonOptions.ThreadCount(1, "libtorch threads per task");
     static readonly Option<int?> Parallel = CommonOptions.AtLeast(1, new Option<int?>("--parallel")
     {
@@ -133,10 +136,11 @@ static class SweepCommand
         Iterations = r.GetValue(Iterations),
         Minutes = r.GetValue(Minutes),
         Init = r.GetValue(Init),
-        Preset = r.GetValue(ConfigOptions.Preset)!,
+        // Options with a default shown in help are passed only when given: a saved sweep refuses them by name.
+        Preset = CommonOptions.IsGiven(r, ConfigOptions.Preset) ? r.GetValue(ConfigOptions.Preset) : null,
         EvalEvery = r.GetValue(EvalEvery),
-        EvalCount = r.GetValue(EvalCount),
-        Threads = r.GetValue(TaskThreads),
+        EvalCount = CommonOptions.IsGiven(r, EvalCount) ? r.GetValue(EvalCount) : null,
+        Threads = CommonOptions.IsGiven(r, TaskThreads) ? r.GetValue(TaskThreads) : null,
         Parallel = r.GetValue(Parallel),
     };
 

@@ -130,7 +130,7 @@ static class TrainCommand
         var ignored = new (Option Option, bool Given)[]
         {
             (RunDir, r.GetValue(RunDir) is not null),
-            (ConfigOptions.Preset, r.GetResult(ConfigOptions.Preset) is { Implicit: false }),
+            (ConfigOptions.Preset, CommonOptions.IsGiven(r, ConfigOptions.Preset)),
             (ConfigOptions.ConfigFile, r.GetValue(ConfigOptions.ConfigFile) is not null),
             (Force, r.GetValue(Force)),
         }.Where(x => x.Given).Select(x => x.Option.Name).ToList();

@@ -30,27 +30,46 @@ public sealed record SweepRequest
     public double? Minutes { get; init; }
     /// <summary>A checkpoint whose parameters every arm continues (config key init).</summary>
     public string? Init { get; init; }
-    /// <summary>The preset the base starts from.</summary>
-    public string Preset { get; init; } = Presets.Default;
+    /// <summary>The preset the base starts from; null for the default (cpu).</summary>
+    public string? Preset { get; init; }
     /// <summary>Iterations between measurements; null for a quarter of the iterations (500 with minutes).</summary>
     public long? EvalEvery { get; init; }
-    /// <summary>Validation sequences per measurement.</summary>
-    public int EvalCount { get; init; } = 500;
-    /// <summary>libtorch threads per task.</summary>
-    public int Threads { get; init; } = 1;
+    /// <summary>Validation sequences per measurement; null for <see cref="DefaultEvalCount"/>.</summary>
+    public int? EvalCount { get; init; }
+    /// <summary>libtorch threads per task; null for one.</summary>
+    public int? Threads { get; init; }
     /// <summary>Tasks at once; null for cores / threads.</summary>
     public int? Parallel { get; init; }
 
+    /// <summary>Validation sequences per measurement when none is given.</summary>
+    public const int DefaultEvalCount = 500;
+
     /// <summary>Whether this describes a sweep (arms and a budget) rather than naming the folder's own.</summary>
     public bool Describes => Arms.Count + Grids.Count > 0 || Iterations is not null || Minutes is not null;
+
+    /// <summary>
+    /// The options given that only a new sweep takes, as the command line names them: a saved sweep resumes with
+    /// its own (sweep.json), so these would be ignored when the request names the folder's sweep.
+    /// </summary>
+    public IReadOnlyList<string> NewSweepOptions =>
+    [
+        .. Sets.Count > 0 ? ["--set"] : Array.Empty<string>(),
+        .. WithBase ? [] : new[] { "--no-base" },
+        .. Seeds.Count > 0 ? ["--seeds"] : Array.Empty<string>(),
+        .. Init is null ? [] : new[] { "--init" },
+        .. Preset is null ? [] : new[] { "--preset" },
+        .. EvalEvery is null ? [] : new[] { "--eval-every" },
+        .. EvalCount is null ? [] : new[] { "--eval-count" },
+        .. Threads is null ? [] : new[] { "--threads" },
+    ];
 
     /// <summary>
     /// Whether this gives only an iterations budget: for a folder that holds a sweep, a raised budget (its runs
     /// continue from their checkpoints to the new one).
     /// </summary>
     public bool OnlyIterations =>
-        Arms.Count + Grids.Count + Sets.Count + Seeds.Count == 0 && Init is null && Iterations is not null &&
-        Minutes is null && WithBase && EvalEvery is null && Parallel is null && Preset == Presets.Default;
+        Arms.Count + Grids.Count == 0 && Iterations is not null && Minutes is null && NewSweepOptions.Count == 0 &&
+        Parallel is null;
 }
 
 /// <summary>What is done with a sweep folder once opened.</summary>
@@ -124,6 +143,10 @@ public sealed class Sweep : IDisposable
         if (saved is null && given is null)
             throw new ArgumentException($"{dir} holds no sweep ({SweepSpec.FileName}); give arms " +
                                         "(--arm, --grid) and a budget (--iterations or --minutes)");
+        if (given is null && request.NewSweepOptions is { Count: > 0 } ignored)
+            throw new ArgumentException($"{string.Join(", ", ignored)}: {dir}'s sweep resumes with its own " +
+                                        $"settings ({SweepSpec.FileName}); give only --parallel (tasks at once) " +
+                                        "or --iterations (a raised budget), or choose a new folder");
         if (saved is not null && given is not null && request.OnlyIterations && !saved.SameAs(given))
         {
             if (access != SweepAccess.Run)
@@ -250,13 +273,14 @@ public sealed class Sweep : IDisposable
         foreach (var set in request.Sets)
             foreach (var (k, v) in SweepSpec.SplitAssignments(set, $"--set {set}")) baseKeys[k] = v;
         if (request.Init is { } init) baseKeys["init"] = init;
+        int threads = request.Threads ?? 1;
         foreach (var key in SweepSpec.FileKeys.Where(baseKeys.ContainsKey))
             if (baseKeys[key] is { } v && v.GetValueKind() == JsonValueKind.String)
                 // "" is an absent file, as in a config
                 baseKeys[key] = v.GetValue<string>() is { Length: > 0 } path ? Path.GetFullPath(path) : null;
         return new SweepSpec
         {
-            Preset = request.Preset,
+            Preset = request.Preset ?? Presets.Default,
             Base = baseKeys,
             Arms = arms,
             Seeds = request.Seeds.Count > 0 ? [.. request.Seeds] : [1, 2],
@@ -265,10 +289,10 @@ public sealed class Sweep : IDisposable
             EvalEvery = request.EvalEvery ?? (request.Iterations is { } n
                 ? Math.Max(1, (n + DefaultMeasurements - 1) / DefaultMeasurements)
                 : DefaultEvalEveryForMinutes),
-            EvalCount = request.EvalCount,
-            Threads = request.Threads,
+            EvalCount = request.EvalCount ?? SweepRequest.DefaultEvalCount,
+            Threads = threads,
             // Threads is checked by Validate; a bad one must reach it, not divide by zero here.
-            Parallel = request.Parallel ?? Math.Max(1, Environment.ProcessorCount / Math.Max(1, request.Threads)),
+            Parallel = request.Parallel ?? Math.Max(1, Environment.ProcessorCount / Math.Max(1, threads)),
         };
     }
 

@@ -56,4 +56,20 @@ public class SweepFacadeTests
         Assert.Contains("minutes budget", e.Message);
         Assert.Equal(before, File.ReadAllText(Path.Combine(timed, "sweep.json")));
     }
+
+    [Fact]
+    public void Options_only_a_new_sweep_takes_are_refused_by_name_on_a_saved_one_and_leave_it_unchanged()
+    {
+        var dir = Path.Combine(TestUtil.TempDir(), "sweep");
+        Sweep.Open(dir, Described with { Parallel = 1 }, SweepAccess.Run, _ => { }).Dispose();
+        var before = File.ReadAllText(Path.Combine(dir, "sweep.json"));
+        var e = Assert.Throws<ArgumentException>(
+            () => Sweep.Open(dir, new SweepRequest { Threads = 2, EvalCount = 100 }, SweepAccess.Run, _ => { }));
+        Assert.StartsWith("--eval-count, --threads: ", e.Message);
+        Assert.Contains("resumes with its own settings", e.Message);
+        Assert.Equal(before, File.ReadAllText(Path.Combine(dir, "sweep.json")));
+        // The default values given explicitly are still refused: the saved sweep might hold others.
+        Assert.Throws<ArgumentException>(
+            () => Sweep.Open(dir, new SweepRequest { Preset = "cpu" }, SweepAccess.Collect, _ => { }));
+    }
 }
