@@ -2,8 +2,8 @@
 # Inference A/B (docs/notes/tracking-history.md): one checkpoint, one dataset, K particles with and without
 # particle filtering (sqair eval --k K --resample none|ess|always) and with discovery's rejection of
 # duplicates (--reject-iou), one row per arm, each without the ending of objects (--end-empty 0
-# --suppress-iou 0: scripts/prune-grid.sh measures that), as the tables it made were measured. No training: it runs on any trained model. Choose on
-# validation data; the test sets are for final numbers.
+# --suppress-iou 0: scripts/prune-grid.sh measures that), as the tables it made were measured. No
+# training: it runs on any trained model. Choose on validation data; the test sets are for final numbers.
 #
 #   scripts/inference-ab.sh CHECKPOINT DATA OUT_DIR [COUNT] [BATCH] [SQAIR]
 #     DATA: "validation" (the cached split) or a dataset file (e.g. 100-frame sequences from
