@@ -18,13 +18,16 @@ namespace Sqair.Evaluation;
 /// (<see cref="TrackingDontCare"/>, "…_dontcare", <see cref="DontCare"/>). Where the errors are: the
 /// same tight boxes scored on the digits wholly on the canvas (<see cref="TrackingInside"/>, "…_inside")
 /// and on the digits the canvas's edge cuts (<see cref="TrackingEdge"/>, "…_edge"), each with the other
-/// digits as don't-care; a false positive matched to no digit counts in both. Without ground truth
+/// digits as don't-care; a false positive matched to no digit counts in both; and the misses among the edge's
+/// slivers (<see cref="TrackingSliver"/>, "…_sliver": only misses and ground truth, since its MOTA would charge
+/// every unmatched false positive to a tenth of the digits). Without ground truth
 /// (<see cref="HasTruth"/> false: imported frames) the count accuracies and tracking measures are
 /// absent, not zero.
 /// </summary>
 public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, MotSummary TrackingGlimpse,
                                       MotSummary TrackingWindowP50, MotSummary TrackingDontCare,
-                                      MotSummary TrackingInside, MotSummary TrackingEdge, bool HasTruth = true)
+                                      MotSummary TrackingInside, MotSummary TrackingEdge,
+                                      MotSummary TrackingSliver, bool HasTruth = true)
 {
     /// <summary>Presence probability above which an object counts in <see cref="TrackingWindowP50"/>.</summary>
     public const float WindowP50Probability = 0.5f;
@@ -77,6 +80,8 @@ public sealed record EvaluationReport(BatchMetrics Totals, MotSummary Tracking, 
             [Metrics.MotaEdge.Key] = TrackingEdge.Mota,
             [Metrics.MissesEdge.Key] = TrackingEdge.Misses,
             [Metrics.GroundTruthEdge.Key] = TrackingEdge.GroundTruth,
+            [Metrics.MissesSliver.Key] = TrackingSliver.Misses,
+            [Metrics.GroundTruthSliver.Key] = TrackingSliver.GroundTruth,
             [Metrics.Sequences.Key] = Totals.Sequences,
         };
         if (!HasTruth)
@@ -145,6 +150,7 @@ public static class Evaluator
         var motDontCare = new MotAccumulator();
         var motInside = new MotAccumulator();
         var motEdge = new MotAccumulator();
+        var motSliver = new MotAccumulator();
         long done = 0;
         int threads = get_num_threads();
         int shards = device.type == DeviceType.CPU ? threads : 1;
@@ -176,6 +182,7 @@ public static class Evaluator
                             AddCounted(motDontCare, p.Truth[b], p.Content[b], DontCare.MostlyOn);
                             AddCounted(motInside, p.Truth[b], p.Content[b], DontCare.WhollyOn);
                             AddCounted(motEdge, p.Truth[b], p.Content[b], DontCare.CutByEdge);
+                            AddCounted(motSliver, p.Truth[b], p.Content[b], DontCare.Sliver);
                         }
                     }
                     done += batch.B;
@@ -187,7 +194,8 @@ public static class Evaluator
             set_num_threads(threads);
         }
         return new EvaluationReport(total, mot.Summary(), motGlimpse.Summary(), motWindowP50.Summary(),
-                                    motDontCare.Summary(), motInside.Summary(), motEdge.Summary(), source.HasTruth);
+                                    motDontCare.Summary(), motInside.Summary(), motEdge.Summary(),
+                                    motSliver.Summary(), source.HasTruth);
     }
 
     /// <summary>

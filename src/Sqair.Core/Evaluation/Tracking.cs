@@ -201,7 +201,7 @@ internal sealed class MotAccumulator
 /// hypothesis on it is neither a match nor a false positive. The strict measure stays the headline;
 /// this one is reported beside it (docs/design.md §5). The same rule with other digits as don't-care
 /// splits the measures into digits wholly on the canvas and digits cut by its edge (<see cref="WhollyOn"/>,
-/// <see cref="CutByEdge"/>).
+/// <see cref="CutByEdge"/>), and counts the misses among the slivers (<see cref="Sliver"/>).
 /// </summary>
 static class DontCare
 {
@@ -218,6 +218,16 @@ static class DontCare
 
     /// <summary>A digit whose box the canvas's edge cuts (part of it, or all, off the canvas).</summary>
     public static bool CutByEdge(TrackBox digit) => digit.OnCanvas < 1;
+
+    /// <summary>
+    /// Share of a digit's box on the canvas below which the digit is a sliver: its centre is then well outside the
+    /// canvas, where a window with shift_range 1 cannot go, and on the shipped model such digits (a tenth of the
+    /// visible ones) held most of the misses (docs/tracking.md).
+    /// </summary>
+    public const float SliverOnCanvas = 0.25f;
+
+    /// <summary>A digit with less than <see cref="SliverOnCanvas"/> of its box on the canvas.</summary>
+    public static bool Sliver(TrackBox digit) => digit.OnCanvas < SliverOnCanvas;
 
     /// <summary>
     /// One sequence's frames with only the ground truth <paramref name="counted"/> keeps (default

@@ -98,6 +98,8 @@ internal static class Metrics
     public static readonly Metric MotaEdge = new("mota_edge", "MOTA (edge)", "F3", true);
     public static readonly Metric MissesEdge = new("misses_edge", "misses (edge)", "F0", true);
     public static readonly Metric GroundTruthEdge = new("gt_edge", "digit boxes (edge)", "F0", true);
+    public static readonly Metric MissesSliver = new("misses_sliver", "misses (slivers)", "F0", true);
+    public static readonly Metric GroundTruthSliver = new("gt_sliver", "digit boxes (slivers)", "F0", true);
 
     // Drift over long sequences: one key per tenth of the frames.
     public static readonly Metric MotaByTenth = new("mota_tenth", "MOTA by tenth", "F3", true, PerTenth: true);

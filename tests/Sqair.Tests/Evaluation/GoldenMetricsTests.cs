@@ -82,7 +82,8 @@ public class GoldenMetricsTests
 
         var metrics = BatchMetrics.Of(output, batch);
         Assert.Equal((2.0, 4.0), (metrics.Sequences, metrics.Frames));
-        var report = new EvaluationReport(metrics, NoTracks, NoTracks, NoTracks, NoTracks, NoTracks, NoTracks).Flat();
+        var report = new EvaluationReport(metrics, NoTracks, NoTracks, NoTracks, NoTracks, NoTracks, NoTracks,
+                                          NoTracks).Flat();
         var expected = new Dictionary<string, double>
         {
             ["iwae"] = Math.Log(2) / 2,
@@ -114,7 +115,7 @@ public class GoldenMetricsTests
     static readonly MotSummary NoTracks = Distinct(0);
 
     /// <summary>
-    /// Which field of which of the six tracking summaries each report name reads: the headline names read the
+    /// Which field of which of the seven tracking summaries each report name reads: the headline names read the
     /// tight-box summary; the suffixes name the others (docs/design.md §5). Written out by hand, not derived from
     /// <see cref="EvaluationReport.Flat"/>.
     /// </summary>
@@ -122,10 +123,10 @@ public class GoldenMetricsTests
     public void Each_tracking_name_reads_its_own_summary_and_field()
     {
         // offsets 100 apart: a value tells its summary (hundreds) and its field (the rest)
-        var (tight, glimpse, p50, dontCare, inside, edge) =
-            (Distinct(100), Distinct(200), Distinct(300), Distinct(400), Distinct(500), Distinct(600));
+        var (tight, glimpse, p50, dontCare, inside, edge, sliver) =
+            (Distinct(100), Distinct(200), Distinct(300), Distinct(400), Distinct(500), Distinct(600), Distinct(700));
         var totals = new BatchMetrics { Sequences = 1, Frames = 1 };
-        var report = new EvaluationReport(totals, tight, glimpse, p50, dontCare, inside, edge).Flat();
+        var report = new EvaluationReport(totals, tight, glimpse, p50, dontCare, inside, edge, sliver).Flat();
         var expected = new Dictionary<string, double>
         {
             ["mota"] = 100.1, ["motp_iou"] = 100.2, ["idf1"] = 100.3, ["idp"] = 100.4, ["idr"] = 100.5,
@@ -137,11 +138,12 @@ public class GoldenMetricsTests
             ["false_positives_dontcare"] = 404,
             ["mota_inside"] = 500.1, ["misses_inside"] = 505, ["gt_inside"] = 501,
             ["mota_edge"] = 600.1, ["misses_edge"] = 605, ["gt_edge"] = 601,
+            ["misses_sliver"] = 705, ["gt_sliver"] = 701,
         };
         foreach (var (key, value) in expected) Assert.Equal(value, report[key]);
         // without ground truth exactly these names (and the count accuracies) go, and nothing else
-        var truthless = new EvaluationReport(totals, tight, glimpse, p50, dontCare, inside, edge, HasTruth: false)
-            .Flat();
+        var truthless =
+            new EvaluationReport(totals, tight, glimpse, p50, dontCare, inside, edge, sliver, HasTruth: false).Flat();
         var truthNames = expected.Keys.Append("count_acc_present").Append("count_acc_visible");
         Assert.Equal(truthNames.Order(StringComparer.Ordinal),
                      report.Keys.Except(truthless.Keys).Order(StringComparer.Ordinal));
@@ -164,7 +166,7 @@ public class GoldenMetricsTests
         long[] insideTruth = [.. edgeTruth.Select(e => 10 - e)];
         var report = new EvaluationReport(new BatchMetrics { Sequences = 1, Frames = 1 }, WithTenths(100, all),
                                           Distinct(200), Distinct(300), Distinct(400), WithTenths(500, insideTruth),
-                                          WithTenths(600, edgeTruth)).Flat();
+                                          WithTenths(600, edgeTruth), Distinct(700)).Flat();
         for (int i = 1; i <= 10; i++)
         {
             Assert.Equal(100 + i, report[$"mota_tenth_{i:D2}"]);
@@ -286,12 +288,13 @@ public class GoldenMetricsTests
                 Assert.Contains(Enumerable.Range(1, 10), i => report[$"mota_{kind}_tenth_{i:D2}"] == 1);
             foreach (var key in new[] { "id_switches", "false_positives", "misses", "misses_box_off",
                                         "false_positives_box_off", "misses_dontcare", "false_positives_dontcare",
-                                        "misses_inside", "misses_edge" })
+                                        "misses_inside", "misses_edge", "misses_sliver" })
                 Assert.True(report[key] == 0, $"{key}: {report[key]}");
             // the boxes are the ground truth's up to float32 rounding of the window coordinates
             Assert.Equal(1, report["motp_iou"], 1e-4);
             Assert.Equal(1, report["motp_iou_glimpse"], 1e-4);
             Assert.Equal(report["gt_boxes"], report["gt_inside"] + report["gt_edge"]);
+            Assert.InRange(report["gt_sliver"], 0, report["gt_edge"]);
 
             // ŵ = (1/4, 3/4): IWAE log 2, ELBO log(3)/2, ESS 1/(1/16 + 9/16)
             Assert.Equal(Math.Log(2), report["iwae"], 12);

@@ -22,8 +22,8 @@ public class MetricsTests
         "false_positives_box_off", "gt_boxes", "mota_glimpse", "motp_iou_glimpse", "idf1_glimpse",
         "mota_window_p50", "idf1_window_p50", "mota_dontcare", "idf1_dontcare", "misses_dontcare",
         "false_positives_dontcare", "mota_inside", "misses_inside", "gt_inside", "mota_edge", "misses_edge",
-        "gt_edge", "mota_tenth", "hyp_per_digit_tenth", "mota_inside_tenth", "mota_edge_tenth", "edge_share_tenth",
-        "sequences",
+        "gt_edge", "misses_sliver", "gt_sliver", "mota_tenth", "hyp_per_digit_tenth", "mota_inside_tenth",
+        "mota_edge_tenth", "edge_share_tenth", "sequences",
         "loss", "grad_norm", "lr", "seq_len", "iterations_per_second",
     ];
 
@@ -35,7 +35,7 @@ public class MetricsTests
 
     static EvaluationReport Report(bool hasTruth) =>
         new(new BatchMetrics { Sequences = 1, Frames = 1 }, Tracking, Tracking, Tracking, Tracking, Tracking, Tracking,
-            hasTruth);
+            Tracking, hasTruth);
 
     static IReadOnlyCollection<string> TrainRecordKeys()
     {
