@@ -69,7 +69,7 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
                     Add($"label {labels[b * m + k]}", missed, misfit);
                     Add(overlap ? "overlaps another digit" : "apart from other digits", missed, misfit);
                     Add(edge ? "cut by the canvas edge" : "whole on the canvas", missed, misfit);
-                    if (edge) Add($"cut by the edge, {VisiblePart(y, x, bh, bw)} of its box visible", missed, misfit);
+                    if (edge) Add($"cut by the edge, {VisiblePart(g[i].OnCanvas)} of its box visible", missed, misfit);
                 }
                 hypotheses += h.Count;
                 for (int j = 0; j < h.Count; j++)
@@ -82,14 +82,10 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
         done += batch.B;
     }
 
-// The share of a digit's box on the canvas, in quarters: slivers are what the edge's misses are made of or not.
-string VisiblePart(float y, float x, float h, float w)
-{
-    double seenH = Math.Max(0, Math.Min(side, y + h) - Math.Max(0, y));
-    double seenW = Math.Max(0, Math.Min(side, x + w) - Math.Max(0, x));
-    double part = seenH * seenW / (h * w);
-    return part < 0.25 ? "< 25 %" : part < 0.5 ? "25–50 %" : part < 0.75 ? "50–75 %" : "≥ 75 %";
-}
+// The share of a digit's box on the canvas (the clipped truth box's OnCanvas), in quarters: slivers are what the
+// edge's misses are made of or not.
+static string VisiblePart(float part) =>
+    part < 0.25 ? "< 25 %" : part < 0.5 ? "25–50 %" : part < 0.75 ? "50–75 %" : "≥ 75 %";
 
 Console.WriteLine($"{Path.GetFileName(args[0])} (iteration {iteration}) on {done} sequences of " +
                   $"{Path.GetFileName(args[1])}, IoU ≥ {Match}\n");

@@ -61,7 +61,8 @@ static class SweepCommand
         Description = "Validation sequences per measurement",
         DefaultValueFactory = _ => SweepRequest.DefaultEvalCount,
     });
-    static readonly Option<int> TaskThreads = CommonOptions.ThreadCount(1, "libtorch threads per task");
+    static readonly Option<int> TaskThreads = CommonOptions.ThreadCount(SweepRequest.DefaultThreads,
+                                                                            "libtorch threads per task");
     static readonly Option<int?> Parallel = CommonOptions.AtLeast(1, new Option<int?>("--parallel")
     {
         Description = "Tasks at once (default: cores / --threads); given alone on a sweep's folder, from now on",

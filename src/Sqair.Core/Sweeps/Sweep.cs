@@ -36,13 +36,15 @@ public sealed record SweepRequest
     public long? EvalEvery { get; init; }
     /// <summary>Validation sequences per measurement; null for <see cref="DefaultEvalCount"/>.</summary>
     public int? EvalCount { get; init; }
-    /// <summary>libtorch threads per task; null for one.</summary>
+    /// <summary>libtorch threads per task; null for <see cref="DefaultThreads"/>.</summary>
     public int? Threads { get; init; }
     /// <summary>Tasks at once; null for cores / threads.</summary>
     public int? Parallel { get; init; }
 
     /// <summary>Validation sequences per measurement when none is given.</summary>
     public const int DefaultEvalCount = 500;
+    /// <summary>libtorch threads per task when none is given: tasks share the machine, one core each.</summary>
+    public const int DefaultThreads = 1;
 
     /// <summary>Whether this describes a sweep (arms and a budget) rather than naming the folder's own.</summary>
     public bool Describes => Arms.Count + Grids.Count > 0 || Iterations is not null || Minutes is not null;
@@ -52,16 +54,12 @@ public sealed record SweepRequest
     /// its own (sweep.json), so these would be ignored when the request names the folder's sweep.
     /// </summary>
     public IReadOnlyList<string> NewSweepOptions =>
-    [
-        .. Sets.Count > 0 ? ["--set"] : Array.Empty<string>(),
-        .. WithBase ? [] : new[] { "--no-base" },
-        .. Seeds.Count > 0 ? ["--seeds"] : Array.Empty<string>(),
-        .. Init is null ? [] : new[] { "--init" },
-        .. Preset is null ? [] : new[] { "--preset" },
-        .. EvalEvery is null ? [] : new[] { "--eval-every" },
-        .. EvalCount is null ? [] : new[] { "--eval-count" },
-        .. Threads is null ? [] : new[] { "--threads" },
-    ];
+        new (bool Given, string Option)[]
+        {
+            (Sets.Count > 0, "--set"), (!WithBase, "--no-base"), (Seeds.Count > 0, "--seeds"),
+            (Init is not null, "--init"), (Preset is not null, "--preset"), (EvalEvery is not null, "--eval-every"),
+            (EvalCount is not null, "--eval-count"), (Threads is not null, "--threads"),
+        }.Where(o => o.Given).Select(o => o.Option).ToList();
 
     /// <summary>
     /// Whether this gives only an iterations budget: for a folder that holds a sweep, a raised budget (its runs
@@ -273,7 +271,7 @@ public sealed class Sweep : IDisposable
         foreach (var set in request.Sets)
             foreach (var (k, v) in SweepSpec.SplitAssignments(set, $"--set {set}")) baseKeys[k] = v;
         if (request.Init is { } init) baseKeys["init"] = init;
-        int threads = request.Threads ?? 1;
+        int threads = request.Threads ?? SweepRequest.DefaultThreads;
         foreach (var key in SweepSpec.FileKeys.Where(baseKeys.ContainsKey))
             if (baseKeys[key] is { } v && v.GetValueKind() == JsonValueKind.String)
                 // "" is an absent file, as in a config
