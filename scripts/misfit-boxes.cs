@@ -4,7 +4,12 @@
 // does (K particles, one resampled), matches visible ground-truth boxes to the model's tight boxes
 // per frame (IoU ≥ 0.5, largest first), and buckets the ground truth it misses by digit width,
 // label, overlap with another digit and contact with the canvas edge (and, for digits cut by the edge, the share
-// of their box on the canvas), as Markdown tables.
+// of their box on the canvas), as Markdown tables. For the missed slivers (under a quarter of the box on the canvas)
+// with a model box nearby it also says how that box misfits: its size against the sliver's, and whether its
+// attention window's centre sits at the canvas edge (as far out as `shift_range` 1 lets it go). And for digits apart
+// from others, whether even their visible ink could be matched: the tight box of the frame's pixels above the content
+// threshold inside the clipped truth box, against that box (a cut digit's visible columns may hold ink in a few rows),
+// and how many digits the model misses when its boxes are matched to those ink boxes instead.
 //   dotnet run scripts/misfit-boxes.cs -- CHECKPOINT DATASET [SEQUENCES]
 using Sqair.Data;
 using Sqair.Evaluation;
@@ -31,7 +36,10 @@ void Add(string bucket, bool missed, bool misfit)
     var (t, m, f) = buckets.GetValueOrDefault(bucket);
     buckets[bucket] = (t + 1, m + (missed ? 1 : 0), f + (missed && misfit ? 1 : 0));
 }
+var sliverMisfits = new Dictionary<string, long>();
+var inkBuckets = new Dictionary<string, (long Truth, long Unmatchable, long Missed, long UnmatchableAny)>();
 long hypotheses = 0, phantoms = 0, misfitHypotheses = 0;
+long missedAgainstInk = 0, slivers = 0, sliversMissedAgainstInk = 0;
 using var _ = no_grad();
 model.eval();
 long done = 0;
@@ -39,9 +47,11 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
     using (batch)
     {
         using var scope = NewDisposeScope();
-        var hyp = Infer.Run(model, batch.Frames, new InferenceOptions(K: 5), first: done).Boxes(BoxKind.Content);
+        var inferred = Infer.Run(model, batch.Frames, new InferenceOptions(K: 5), first: done);
+        var (hyp, windows) = (inferred.Boxes(BoxKind.Content), inferred.Boxes(BoxKind.Glimpse));
         var truth = TrackExtraction.Truth(batch);
         var raw = batch.Boxes.data<float>().ToArray();
+        var pixels = batch.Frames.data<float>().ToArray();
         var labels = batch.Labels.data<long>().ToArray();
         var ids = batch.Ids.data<long>().ToArray();
         int m = (int)batch.Ids.shape[1];
@@ -52,9 +62,17 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
                 var h = hyp[b][t];
                 var pairs = g.SelectMany((gb, i) => h.Select((hb, j) => (i, j, iou: gb.IoU(hb))))
                     .Where(p => p.iou >= Match).OrderByDescending(p => p.iou);
-                var (gUsed, hUsed) = (new HashSet<int>(), new HashSet<int>());
-                foreach (var (i, j, _) in pairs)
-                    if (!gUsed.Contains(i) && !hUsed.Contains(j)) { gUsed.Add(i); hUsed.Add(j); }
+                var (gUsed, hUsed) = Greedy(pairs);
+                var inkTruth = g.Select(gb => InkBox(pixels, t * batch.B + b, side, gb, 0) ?? gb).ToList();
+                var (inkUsed, _) = Greedy(inkTruth.SelectMany((gb, i) => h.Select((hb, j) => (i, j, iou: gb.IoU(hb))))
+                    .Where(p => p.iou >= Match).OrderByDescending(p => p.iou));
+                missedAgainstInk += g.Count - inkUsed.Count;
+                for (int i = 0; i < g.Count; i++)
+                    if (g[i].OnCanvas < 0.25f)
+                    {
+                        slivers++;
+                        if (!inkUsed.Contains(i)) sliversMissedAgainstInk++;
+                    }
                 for (int i = 0; i < g.Count; i++)
                 {
                     int k = Enumerable.Range(0, m).First(k => ids[b * m + k] == g[i].Id);
@@ -70,6 +88,24 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
                     Add(overlap ? "overlaps another digit" : "apart from other digits", missed, misfit);
                     Add(edge ? "cut by the canvas edge" : "whole on the canvas", missed, misfit);
                     if (edge) Add($"cut by the edge, {VisiblePart(g[i].OnCanvas)} of its box visible", missed, misfit);
+                    if (!overlap)
+                    {
+                        bool Unmatchable(float threshold) =>
+                            InkBox(pixels, t * batch.B + b, side, g[i], threshold) is not { } ink
+                            || ink.IoU(g[i]) < Match;
+                        bool unmatchable = Unmatchable(TrackExtraction.ContentThreshold), any = Unmatchable(0);
+                        string part = edge ? $"cut by the edge, {VisiblePart(g[i].OnCanvas)} visible" : "whole";
+                        var (nt, nu, nm, na) = inkBuckets.GetValueOrDefault(part);
+                        inkBuckets[part] = (nt + 1, nu + (unmatchable ? 1 : 0), nm + (unmatchable && missed ? 1 : 0),
+                                            na + (any ? 1 : 0));
+                    }
+                    if (missed && misfit && g[i].OnCanvas < 0.25f)
+                    {
+                        var nearest = h.MaxBy(hb => g[i].IoU(hb));
+                        var window = windows[b][t].First(w => w.Id == nearest.Id);
+                        foreach (var kind in SliverMisfit(g[i], nearest, window))
+                            sliverMisfits[kind] = sliverMisfits.GetValueOrDefault(kind) + 1;
+                    }
                 }
                 hypotheses += h.Count;
                 for (int j = 0; j < h.Count; j++)
@@ -87,6 +123,51 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
 static string VisiblePart(float part) =>
     part < 0.25 ? "< 25 %" : part < 0.5 ? "25–50 %" : part < 0.75 ? "50–75 %" : "≥ 75 %";
 
+// Pairs (truth, box) taken largest IoU first, each side once: the matched truth and boxes.
+static (HashSet<int> Truth, HashSet<int> Boxes) Greedy(IEnumerable<(int i, int j, double iou)> pairs)
+{
+    var (gUsed, hUsed) = (new HashSet<int>(), new HashSet<int>());
+    foreach (var (i, j, _) in pairs)
+        if (!gUsed.Contains(i) && !hUsed.Contains(j)) { gUsed.Add(i); hUsed.Add(j); }
+    return (gUsed, hUsed);
+}
+
+// The tight box of the frame's pixels above a threshold inside a clipped truth box; null if none is.
+static TrackBox? InkBox(float[] pixels, int frame, int side, TrackBox truth, float threshold)
+{
+    int y0 = (int)Math.Floor(truth.Y), x0 = (int)Math.Floor(truth.X);
+    int y1 = (int)Math.Ceiling(truth.Y + truth.H), x1 = (int)Math.Ceiling(truth.X + truth.W);
+    int top = int.MaxValue, left = int.MaxValue, bottom = -1, right = -1;
+    for (int y = Math.Max(y0, 0); y < Math.Min(y1, side); y++)
+        for (int x = Math.Max(x0, 0); x < Math.Min(x1, side); x++)
+            if (pixels[(long)frame * side * side + y * side + x] > threshold)
+                (top, left, bottom, right) =
+                    (Math.Min(top, y), Math.Min(left, x), Math.Max(bottom, y), Math.Max(right, x));
+    return bottom < 0 ? null : truth with { Y = top, X = left, H = bottom - top + 1, W = right - left + 1 };
+}
+
+// How the nearest model box misfits a missed sliver: its IoU; its area against the sliver's; along which axis it
+// overlaps less (the axis the edge cuts is the sliver's short side); the sliver's short side; and its window's share
+// of the canvas (a window centred on the edge has at most half of itself on the canvas, in a corner a quarter).
+static string[] SliverMisfit(TrackBox truth, TrackBox box, TrackBox window)
+{
+    static double Overlap1D(float a, float la, float b, float lb) =>
+        Math.Max(0, Math.Min(a + la, b + lb) - Math.Max(a, b))
+        / Math.Max(Math.Max(a + la, b + lb) - Math.Min(a, b), 1e-6);
+    double ratio = box.H * box.W / Math.Max(truth.H * truth.W, 1e-6), iou = truth.IoU(box);
+    double alongY = Overlap1D(truth.Y, truth.H, box.Y, box.H), alongX = Overlap1D(truth.X, truth.W, box.X, box.W);
+    bool cutAcrossX = truth.W < truth.H;
+    double cut = cutAcrossX ? alongX : alongY, other = cutAcrossX ? alongY : alongX;
+    float shortSide = Math.Min(truth.H, truth.W);
+    return [iou < 0.3 ? "IoU 0.1–0.3" : iou < 0.4 ? "IoU 0.3–0.4" : "IoU 0.4–0.5",
+            ratio < 0.5 ? "box under half the sliver's area" : ratio <= 2 ? "box 0.5–2× the sliver's area"
+                : "box over twice the sliver's area",
+            cut < other ? "overlaps less across the cut (short side)" : "overlaps less along the edge (long side)",
+            shortSide < 3 ? "sliver's short side < 3 px" : shortSide < 6 ? "sliver's short side 3–5 px"
+                : "sliver's short side ≥ 6 px",
+            window.OnCanvas <= 0.55f ? "window centred at the edge (≤ 55 % on the canvas)" : "window centred inside"];
+}
+
 Console.WriteLine($"{Path.GetFileName(args[0])} (iteration {iteration}) on {done} sequences of " +
                   $"{Path.GetFileName(args[1])}, IoU ≥ {Match}\n");
 Console.WriteLine("| ground truth | boxes | missed | miss rate | of the misses, a box overlaps it (IoU ≥ 0.1) |");
@@ -95,4 +176,15 @@ foreach (var (bucket, (t, mi, f)) in buckets.OrderBy(kv => kv.Key == "all" ? "" 
     Console.WriteLine($"| {bucket} | {t:N0} | {mi:N0} | {(double)mi / t:P1} | {(mi == 0 ? 0 : (double)f / mi):P0} |");
 Console.WriteLine($"\nunmatched model boxes: {misfitHypotheses + phantoms:N0} of {hypotheses:N0} " +
                   $"({misfitHypotheses:N0} overlapping a digit, IoU ≥ {Near}; {phantoms:N0} on nothing visible)");
+Console.WriteLine($"\nmatched against each digit's ink box (pixels > 0 inside its clipped box) instead: " +
+                  $"{missedAgainstInk:N0} missed ({buckets["all"].Missed:N0} against the clipped boxes); slivers " +
+                  $"{sliversMissedAgainstInk:N0} of {slivers:N0}");
+Console.WriteLine("\n| digits apart from others | boxes | visible ink's box (pixels > 0.1) IoU < 0.5 " +
+                  "| of those, missed | the same with pixels > 0 |");
+Console.WriteLine("| --- | ---: | ---: | ---: | ---: |");
+foreach (var (part, (t, u, mi, a)) in inkBuckets.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+    Console.WriteLine($"| {part} | {t:N0} | {u:N0} ({(double)u / t:P1}) | {mi:N0} | {a:N0} ({(double)a / t:P1}) |");
+Console.WriteLine("\n| missed slivers with a box nearby: the nearest box | slivers |\n| --- | ---: |");
+foreach (var (kind, count) in sliverMisfits.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+    Console.WriteLine($"| {kind} | {count:N0} |");
 return 0;
