@@ -10,7 +10,7 @@
 // from others, whether even their visible ink could be matched: the tight box of the frame's pixels above the content
 // threshold inside the clipped truth box, against that box (a cut digit's visible columns may hold ink in a few rows),
 // and how many digits the model misses when its boxes are matched to those ink boxes instead.
-//   dotnet run scripts/misfit-boxes.cs -- CHECKPOINT DATASET [SEQUENCES]
+//   dotnet run -c Release scripts/misfit-boxes.cs -- CHECKPOINT DATASET [SEQUENCES]
 using Sqair.Data;
 using Sqair.Evaluation;
 using Sqair.Inference;
