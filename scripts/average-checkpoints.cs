@@ -4,7 +4,7 @@
 // several checkpoints of the same run, written as a model file. A trajectory at a constant learning rate wanders
 // around a basin; the mean of its points often sits nearer the centre than any one of them. The files must share
 // their architecture; the last one's config and iteration are kept (give them oldest first).
-//   dotnet run scripts/average-checkpoints.cs -- OUT CHECKPOINT CHECKPOINT [CHECKPOINT ...]
+//   dotnet run -c Release scripts/average-checkpoints.cs -- OUT CHECKPOINT CHECKPOINT [CHECKPOINT ...]
 using System.Text.Json;
 using Sqair.Model;
 using Sqair.Runs;
