@@ -24,6 +24,8 @@ if (args.Length is < 2 or > 3)
     return 2;
 }
 const double Match = 0.5, Near = 0.1;
+// A sliver has less than a quarter of its box on the canvas, as for `sqair eval`'s misses_sliver.
+const float SliverOnCanvas = 0.25f;
 var (model, iteration) = Checkpoint.LoadModel(args[0]);
 using var data = SequenceFile.Open(args[1]);
 long n = args.Length == 3
@@ -68,7 +70,7 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
                     .Where(p => p.iou >= Match).OrderByDescending(p => p.iou));
                 missedAgainstInk += g.Count - inkUsed.Count;
                 for (int i = 0; i < g.Count; i++)
-                    if (g[i].OnCanvas < 0.25f)
+                    if (g[i].OnCanvas < SliverOnCanvas)
                     {
                         slivers++;
                         if (!inkUsed.Contains(i)) sliversMissedAgainstInk++;
@@ -99,7 +101,7 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
                         inkBuckets[part] = (nt + 1, nu + (unmatchable ? 1 : 0), nm + (unmatchable && missed ? 1 : 0),
                                             na + (any ? 1 : 0));
                     }
-                    if (missed && misfit && g[i].OnCanvas < 0.25f)
+                    if (missed && misfit && g[i].OnCanvas < SliverOnCanvas)
                     {
                         var nearest = h.MaxBy(hb => g[i].IoU(hb));
                         var window = windows[b][t].First(w => w.Id == nearest.Id);
@@ -121,7 +123,7 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
 // The share of a digit's box on the canvas (the clipped truth box's OnCanvas), in quarters: slivers are what the
 // edge's misses are made of or not.
 static string VisiblePart(float part) =>
-    part < 0.25 ? "< 25 %" : part < 0.5 ? "25–50 %" : part < 0.75 ? "50–75 %" : "≥ 75 %";
+    part < SliverOnCanvas ? "< 25 %" : part < 0.5 ? "25–50 %" : part < 0.75 ? "50–75 %" : "≥ 75 %";
 
 // Pairs (truth, box) taken largest IoU first, each side once: the matched truth and boxes.
 static (HashSet<int> Truth, HashSet<int> Boxes) Greedy(IEnumerable<(int i, int j, double iou)> pairs)
@@ -151,6 +153,8 @@ static TrackBox? InkBox(float[] pixels, int frame, int side, TrackBox truth, flo
 // of the canvas (a window centred on the edge has at most half of itself on the canvas, in a corner a quarter).
 static string[] SliverMisfit(TrackBox truth, TrackBox box, TrackBox window)
 {
+    // centred on the border, half a window is on the canvas; a little more allows for the clipping's rounding
+    const float AtTheEdge = 0.55f;
     static double Overlap1D(float a, float la, float b, float lb) =>
         Math.Max(0, Math.Min(a + la, b + lb) - Math.Max(a, b))
         / Math.Max(Math.Max(a + la, b + lb) - Math.Min(a, b), 1e-6);
@@ -165,7 +169,7 @@ static string[] SliverMisfit(TrackBox truth, TrackBox box, TrackBox window)
             cut < other ? "overlaps less across the cut (short side)" : "overlaps less along the edge (long side)",
             shortSide < 3 ? "sliver's short side < 3 px" : shortSide < 6 ? "sliver's short side 3–5 px"
                 : "sliver's short side ≥ 6 px",
-            window.OnCanvas <= 0.55f ? "window centred at the edge (≤ 55 % on the canvas)" : "window centred inside"];
+            window.OnCanvas <= AtTheEdge ? "window centred at the edge (≤ 55 % on the canvas)" : "window centred inside"];
 }
 
 Console.WriteLine($"{Path.GetFileName(args[0])} (iteration {iteration}) on {done} sequences of " +
