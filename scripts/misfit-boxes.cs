@@ -169,7 +169,8 @@ static string[] SliverMisfit(TrackBox truth, TrackBox box, TrackBox window)
             cut < other ? "overlaps less across the cut (short side)" : "overlaps less along the edge (long side)",
             shortSide < 3 ? "sliver's short side < 3 px" : shortSide < 6 ? "sliver's short side 3–5 px"
                 : "sliver's short side ≥ 6 px",
-            window.OnCanvas <= AtTheEdge ? "window centred at the edge (≤ 55 % on the canvas)" : "window centred inside"];
+            window.OnCanvas <= AtTheEdge ? "window centred at the edge (≤ 55 % on the canvas)"
+                : "window centred inside"];
 }
 
 Console.WriteLine($"{Path.GetFileName(args[0])} (iteration {iteration}) on {done} sequences of " +
