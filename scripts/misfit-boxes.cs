@@ -39,9 +39,10 @@ void Add(string bucket, bool missed, bool misfit)
     buckets[bucket] = (t + 1, m + (missed ? 1 : 0), f + (missed && misfit ? 1 : 0));
 }
 var sliverMisfits = new Dictionary<string, long>();
+string sliverBucket = EdgeBucket(0);
 var inkBuckets = new Dictionary<string, (long Truth, long Unmatchable, long Missed, long UnmatchableAny)>();
 long hypotheses = 0, phantoms = 0, misfitHypotheses = 0;
-long missedAgainstInk = 0, slivers = 0, sliversMissedAgainstInk = 0;
+long missedAgainstInk = 0, sliversMissedAgainstInk = 0;
 using var _ = no_grad();
 model.eval();
 long done = 0;
@@ -53,7 +54,7 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
         var (hyp, windows) = (inferred.Boxes(BoxKind.Content), inferred.Boxes(BoxKind.Glimpse));
         var truth = TrackExtraction.Truth(batch);
         var raw = batch.Boxes.data<float>().ToArray();
-        var pixels = batch.Frames.data<float>().ToArray();
+        var pixels = batch.Frames.amax([2]).data<float>().ToArray();   // [T, B, H, W], the brightest channel
         var labels = batch.Labels.data<long>().ToArray();
         var ids = batch.Ids.data<long>().ToArray();
         int m = (int)batch.Ids.shape[1];
@@ -62,19 +63,11 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
             {
                 var g = truth[b][t];
                 var h = hyp[b][t];
-                var pairs = g.SelectMany((gb, i) => h.Select((hb, j) => (i, j, iou: gb.IoU(hb))))
-                    .Where(p => p.iou >= Match).OrderByDescending(p => p.iou);
-                var (gUsed, hUsed) = Greedy(pairs);
-                var inkTruth = g.Select(gb => InkBox(pixels, t * batch.B + b, side, gb, 0) ?? gb).ToList();
-                var (inkUsed, _) = Greedy(inkTruth.SelectMany((gb, i) => h.Select((hb, j) => (i, j, iou: gb.IoU(hb))))
-                    .Where(p => p.iou >= Match).OrderByDescending(p => p.iou));
+                int frame = t * batch.B + b;
+                var (gUsed, hUsed) = Greedy(g, h);
+                var ink = g.Select(gb => InkBox(pixels, frame, side, gb, 0)).ToList();
+                var (inkUsed, _) = Greedy([.. ink.Select((box, i) => box ?? g[i])], h);
                 missedAgainstInk += g.Count - inkUsed.Count;
-                for (int i = 0; i < g.Count; i++)
-                    if (g[i].OnCanvas < SliverOnCanvas)
-                    {
-                        slivers++;
-                        if (!inkUsed.Contains(i)) sliversMissedAgainstInk++;
-                    }
                 for (int i = 0; i < g.Count; i++)
                 {
                     int k = Enumerable.Range(0, m).First(k => ids[b * m + k] == g[i].Id);
@@ -89,13 +82,14 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
                     Add($"label {labels[b * m + k]}", missed, misfit);
                     Add(overlap ? "overlaps another digit" : "apart from other digits", missed, misfit);
                     Add(edge ? "cut by the canvas edge" : "whole on the canvas", missed, misfit);
-                    if (edge) Add($"cut by the edge, {VisiblePart(g[i].OnCanvas)} of its box visible", missed, misfit);
+                    if (edge) Add(EdgeBucket(g[i].OnCanvas), missed, misfit);
+                    if (g[i].OnCanvas < SliverOnCanvas && !inkUsed.Contains(i)) sliversMissedAgainstInk++;
                     if (!overlap)
                     {
-                        bool Unmatchable(float threshold) =>
-                            InkBox(pixels, t * batch.B + b, side, g[i], threshold) is not { } ink
-                            || ink.IoU(g[i]) < Match;
-                        bool unmatchable = Unmatchable(TrackExtraction.ContentThreshold), any = Unmatchable(0);
+                        bool Unmatchable(TrackBox? inkBox) => inkBox is not { } box || box.IoU(g[i]) < Match;
+                        bool unmatchable =
+                            Unmatchable(InkBox(pixels, frame, side, g[i], TrackExtraction.ContentThreshold));
+                        bool any = Unmatchable(ink[i]);
                         string part = edge ? $"cut by the edge, {VisiblePart(g[i].OnCanvas)} visible" : "whole";
                         var (nt, nu, nm, na) = inkBuckets.GetValueOrDefault(part);
                         inkBuckets[part] = (nt + 1, nu + (unmatchable ? 1 : 0), nm + (unmatchable && missed ? 1 : 0),
@@ -120,21 +114,27 @@ foreach (var batch in new BatchLoader(data, 50, shuffle: false, seed: 0).Ordered
         done += batch.B;
     }
 
+// The bucket of a digit cut by the edge, by the share of its box on the canvas; the slivers' is the first.
+static string EdgeBucket(float part) => $"cut by the edge, {VisiblePart(part)} of its box visible";
+
 // The share of a digit's box on the canvas (the clipped truth box's OnCanvas), in quarters: slivers are what the
 // edge's misses are made of or not.
 static string VisiblePart(float part) =>
     part < SliverOnCanvas ? "< 25 %" : part < 0.5 ? "25–50 %" : part < 0.75 ? "50–75 %" : "≥ 75 %";
 
-// Pairs (truth, box) taken largest IoU first, each side once: the matched truth and boxes.
-static (HashSet<int> Truth, HashSet<int> Boxes) Greedy(IEnumerable<(int i, int j, double iou)> pairs)
+// Truth and model boxes paired at IoU ≥ Match, largest IoU first, each once: the indices of the matched ones.
+static (HashSet<int> Truth, HashSet<int> Boxes) Greedy(IReadOnlyList<TrackBox> truth, IReadOnlyList<TrackBox> boxes)
 {
     var (gUsed, hUsed) = (new HashSet<int>(), new HashSet<int>());
+    var pairs = truth.SelectMany((gb, i) => boxes.Select((hb, j) => (i, j, iou: gb.IoU(hb))))
+        .Where(p => p.iou >= Match).OrderByDescending(p => p.iou);
     foreach (var (i, j, _) in pairs)
         if (!gUsed.Contains(i) && !hUsed.Contains(j)) { gUsed.Add(i); hUsed.Add(j); }
     return (gUsed, hUsed);
 }
 
-// The tight box of the frame's pixels above a threshold inside a clipped truth box; null if none is.
+// The tight box of one frame's pixels (pixels [T·B, side, side]) above a threshold inside a clipped truth box; null
+// if none is.
 static TrackBox? InkBox(float[] pixels, int frame, int side, TrackBox truth, float threshold)
 {
     int y0 = (int)Math.Floor(truth.Y), x0 = (int)Math.Floor(truth.X);
@@ -183,7 +183,7 @@ Console.WriteLine($"\nunmatched model boxes: {misfitHypotheses + phantoms:N0} of
                   $"({misfitHypotheses:N0} overlapping a digit, IoU ≥ {Near}; {phantoms:N0} on nothing visible)");
 Console.WriteLine($"\nmatched against each digit's ink box (pixels > 0 inside its clipped box) instead: " +
                   $"{missedAgainstInk:N0} missed ({buckets["all"].Missed:N0} against the clipped boxes); slivers " +
-                  $"{sliversMissedAgainstInk:N0} of {slivers:N0}");
+                  $"{sliversMissedAgainstInk:N0} of {buckets.GetValueOrDefault(sliverBucket).Truth:N0}");
 Console.WriteLine("\n| digits apart from others | boxes | visible ink's box (pixels > 0.1) IoU < 0.5 " +
                   "| of those, missed | the same with pixels > 0 |");
 Console.WriteLine("| --- | ---: | ---: | ---: | ---: |");
